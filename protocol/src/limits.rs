@@ -1,0 +1,71 @@
+//! Limits shared by every peer. Decoding enforces the byte limits before allocating.
+
+/// Largest client message the server accepts, in bytes. The largest valid one (a `Hello`
+/// with the longest name and a resume token) is well under it.
+pub const MAX_CLIENT_MESSAGE_BYTES: usize = 256;
+
+/// Largest server message a client must accept, in bytes (a snapshot of
+/// [`MAX_ENTITIES`] entities, or a lobby list of [`MAX_LISTED_LOBBIES`] lobbies).
+pub const MAX_SERVER_MESSAGE_BYTES: usize = 16 * 1024;
+
+/// Longest player name, in bytes of UTF-8.
+pub const MAX_PLAYER_NAME_BYTES: usize = 24;
+
+/// Longest lobby name, in bytes of UTF-8.
+pub const MAX_LOBBY_NAME_BYTES: usize = 32;
+
+/// Longest private lobby code, in bytes.
+pub const MAX_CODE_BYTES: usize = 16;
+
+/// Longest error or notice text the server sends, in bytes.
+pub const MAX_TEXT_BYTES: usize = 256;
+
+/// Most lobbies one `LobbyList` carries (the fullest first).
+pub const MAX_LISTED_LOBBIES: usize = 100;
+
+/// Most entities one snapshot carries; entity ids are one byte.
+pub const MAX_ENTITIES: usize = 255;
+
+/// Most players one lobby can hold (entity ids 0..=254; the cap a server may set lower).
+pub const MAX_LOBBY_PLAYERS: u8 = 250;
+
+/// Why a name was refused by [`check_name`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameProblem {
+    /// Empty or only white space.
+    Empty,
+    /// Longer than the limit.
+    TooLong,
+    /// Contains a control character.
+    ControlCharacter,
+}
+
+/// Trims `name` and checks it against `max_bytes`: not empty, no control characters.
+/// Returns the trimmed name.
+pub fn check_name(name: &str, max_bytes: usize) -> Result<&str, NameProblem> {
+    let trimmed = name.trim();
+    if trimmed.is_empty() {
+        return Err(NameProblem::Empty);
+    }
+    if trimmed.len() > max_bytes {
+        return Err(NameProblem::TooLong);
+    }
+    if trimmed.chars().any(char::is_control) {
+        return Err(NameProblem::ControlCharacter);
+    }
+    Ok(trimmed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_trimmed_and_checked() {
+        assert_eq!(check_name("  ada ", 24), Ok("ada"));
+        assert_eq!(check_name("   ", 24), Err(NameProblem::Empty));
+        assert_eq!(check_name(&"x".repeat(25), 24), Err(NameProblem::TooLong));
+        assert_eq!(check_name("a\u{7}b", 24), Err(NameProblem::ControlCharacter));
+        assert_eq!(check_name("émile", 24), Ok("émile"));
+    }
+}

@@ -1,0 +1,366 @@
+//! The messages of both directions. Field order is wire order; `PROTOCOL.md` gives the
+//! bytes. Adding a variant at the end is compatible; reordering is not.
+
+use bincode::de::{BorrowDecoder, Decoder};
+use bincode::enc::Encoder;
+use bincode::enc::write::Writer;
+use bincode::error::{DecodeError, EncodeError};
+use bincode::{BorrowDecode, Decode, Encode};
+use serde::Serialize;
+
+/// A session token: 128 random bits that let a client resume its session.
+pub type SessionToken = [u8; 16];
+
+/// An entity id, unique within one lobby (one byte on the wire).
+pub type EntityId = u8;
+
+/// A message from a client to the server.
+#[derive(Debug, Clone, PartialEq, Encode, Decode, Serialize)]
+#[serde(tag = "type")]
+pub enum ClientMessage {
+    /// Tag 0. The first message of every connection.
+    Hello {
+        /// Must equal the server's [`crate::PROTOCOL_VERSION`].
+        protocol_version: u16,
+        /// Display name, 1 to 24 bytes of UTF-8, no control characters.
+        name: String,
+        /// A token from an earlier `Welcome`, to resume that session.
+        resume_token: Option<SessionToken>,
+    },
+    /// Tag 1. Ask for the public lobbies; answered by `LobbyList`.
+    ListLobbies,
+    /// Tag 2. Create a lobby and join it; answered by `Joined`.
+    CreateLobby {
+        /// Lobby name, 1 to 32 bytes of UTF-8.
+        name: String,
+        /// Player cap, 1 up to the server's `--max-players-per-lobby`.
+        max_players: u8,
+        /// A private lobby is not listed and is joined by its code.
+        private: bool,
+    },
+    /// Tag 3. Join an existing lobby; answered by `Joined` or `Error`.
+    JoinLobby {
+        /// Which lobby.
+        target: JoinTarget,
+    },
+    /// Tag 4. Join the fullest public lobby that has room, or create one.
+    QuickJoin,
+    /// Tag 5. Leave the current lobby; answered by `Left`.
+    LeaveLobby,
+    /// Tag 6. The player's controls, sent once per tick while in a lobby.
+    Input(Input),
+    /// Tag 7. Answered at once by `Pong` with the same `client_time`.
+    Ping {
+        /// Any value the client wants back (typically milliseconds of its own clock).
+        client_time: u32,
+    },
+}
+
+/// Which lobby a `JoinLobby` means.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, Serialize)]
+#[serde(tag = "type", content = "value")]
+pub enum JoinTarget {
+    /// Tag 0. A public lobby by id.
+    Id(u32),
+    /// Tag 1. A private (or public) lobby by its join code.
+    Code(String),
+}
+
+/// The player's controls for one tick.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Encode, Decode, Serialize)]
+pub struct Input {
+    /// Increases by one with every input the client sends; acknowledged in snapshots.
+    pub seq: u32,
+    /// Movement direction, x to the right. Length at most 1 (longer is scaled down).
+    pub dir_x: f32,
+    /// Movement direction, y downwards.
+    pub dir_y: f32,
+    /// Button bits, meaning defined by the game (the arena game uses none).
+    pub buttons: u8,
+}
+
+/// A message from the server to a client.
+#[derive(Debug, Clone, PartialEq, Encode, Decode, Serialize)]
+#[serde(tag = "type")]
+pub enum ServerMessage {
+    /// Tag 0. The answer to `Hello`.
+    Welcome {
+        /// This player's id, unique on the server.
+        player_id: u32,
+        /// Keep it secret: it resumes this session after a lost connection.
+        session_token: SessionToken,
+        /// Simulation ticks (and snapshots) per second.
+        tick_rate: u16,
+        /// The server's protocol version.
+        protocol_version: u16,
+    },
+    /// Tag 1. The public lobbies, fullest first.
+    LobbyList {
+        /// At most [`crate::limits::MAX_LISTED_LOBBIES`] entries.
+        lobbies: Vec<LobbyInfo>,
+    },
+    /// Tag 2. The player is now in a lobby.
+    Joined(Joined),
+    /// Tag 3. Another player joined this lobby.
+    PlayerJoined(PlayerInfo),
+    /// Tag 4. Another player left this lobby.
+    PlayerLeft {
+        /// Their entity, now gone from snapshots.
+        entity: EntityId,
+        /// Their player id.
+        player_id: u32,
+    },
+    /// Tag 5. The lobby's state at one tick.
+    Snapshot(Snapshot),
+    /// Tag 6. The answer to `Ping`.
+    Pong {
+        /// The `client_time` of the ping.
+        client_time: u32,
+        /// The lobby's current tick, or 0 outside a lobby.
+        server_tick: u32,
+    },
+    /// Tag 7. Something went wrong; `code` says what.
+    Error {
+        /// An [`ErrorCode`] value (unknown values must be tolerated).
+        code: u16,
+        /// A human-readable explanation.
+        message: String,
+    },
+    /// Tag 8. The player is no longer in a lobby.
+    Left {
+        /// A [`LeftReason`] value.
+        reason: u8,
+    },
+    /// Tag 9. The lobby's scores, sent on join and whenever they change.
+    Scoreboard {
+        /// One entry per player.
+        entries: Vec<ScoreEntry>,
+    },
+    /// Tag 10. A message from the operators, to be shown to the player.
+    Notice {
+        /// The text.
+        text: String,
+    },
+}
+
+/// One lobby in a `LobbyList`.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, Serialize)]
+pub struct LobbyInfo {
+    /// The lobby id, for `JoinLobby`.
+    pub id: u32,
+    /// Its name.
+    pub name: String,
+    /// Players in it now.
+    pub players: u8,
+    /// Its cap.
+    pub max_players: u8,
+}
+
+/// Everything a client needs when it enters a lobby.
+#[derive(Debug, Clone, PartialEq, Encode, Decode, Serialize)]
+pub struct Joined {
+    /// The lobby id.
+    pub lobby_id: u32,
+    /// The lobby name.
+    pub name: String,
+    /// The join code, for players to share (private lobbies only).
+    pub code: Option<String>,
+    /// The lobby's player cap.
+    pub max_players: u8,
+    /// This player's entity in snapshots.
+    pub your_entity: EntityId,
+    /// The lobby's tick when the player joined.
+    pub tick: u32,
+    /// World extent on x; positions are quantized over `0..=world_width`.
+    pub world_width: f32,
+    /// World extent on y.
+    pub world_height: f32,
+    /// Velocities are quantized over `-max_speed..=max_speed`.
+    pub max_speed: f32,
+    /// Everyone in the lobby, this player included.
+    pub players: Vec<PlayerInfo>,
+}
+
+/// A player in a lobby.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, Serialize)]
+pub struct PlayerInfo {
+    /// Their entity in snapshots.
+    pub entity: EntityId,
+    /// Their player id.
+    pub player_id: u32,
+    /// Their display name.
+    pub name: String,
+}
+
+/// One player's score.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode, Serialize)]
+pub struct ScoreEntry {
+    /// The player's entity.
+    pub entity: EntityId,
+    /// The score (meaning defined by the game).
+    pub score: i32,
+}
+
+/// The state of a lobby at one tick, as one player sees it.
+#[derive(Debug, Clone, PartialEq, Encode, Decode, Serialize)]
+pub struct Snapshot {
+    /// The last input sequence of this player that the server has applied (0: none yet).
+    /// First so that the rest of the message is the same for every player of the lobby.
+    pub ack_seq: u32,
+    /// The tick this state is the result of.
+    pub tick: u32,
+    /// 0 for a full snapshot. Reserved for delta snapshots: the tick this one is relative to.
+    pub baseline: u32,
+    /// Every entity of the lobby, in ascending id order.
+    pub entities: Vec<EntityState>,
+}
+
+/// One entity in a snapshot: 8 bytes on the wire, fixed width.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct EntityState {
+    /// The entity id.
+    pub id: EntityId,
+    /// Game-defined bits (the arena game: bit 0 = this player is "it").
+    pub flags: u8,
+    /// Position x, quantized: see [`crate::quantize::position`].
+    pub x: u16,
+    /// Position y, quantized.
+    pub y: u16,
+    /// Velocity x, quantized: see [`crate::quantize::velocity`].
+    pub vx: i8,
+    /// Velocity y, quantized.
+    pub vy: i8,
+}
+
+impl EntityState {
+    /// Bytes of one entity on the wire.
+    pub const WIRE_BYTES: usize = 8;
+
+    fn to_bytes(self) -> [u8; Self::WIRE_BYTES] {
+        let [x0, x1] = self.x.to_le_bytes();
+        let [y0, y1] = self.y.to_le_bytes();
+        [
+            self.id,
+            self.flags,
+            x0,
+            x1,
+            y0,
+            y1,
+            self.vx.to_le_bytes()[0],
+            self.vy.to_le_bytes()[0],
+        ]
+    }
+
+    fn from_bytes(b: [u8; Self::WIRE_BYTES]) -> Self {
+        Self {
+            id: b[0],
+            flags: b[1],
+            x: u16::from_le_bytes([b[2], b[3]]),
+            y: u16::from_le_bytes([b[4], b[5]]),
+            vx: i8::from_le_bytes([b[6]]),
+            vy: i8::from_le_bytes([b[7]]),
+        }
+    }
+}
+
+// Fixed width on purpose: quantized coordinates spread over the whole u16 range, where
+// bincode's varint would spend 3 bytes on most of them.
+impl Encode for EntityState {
+    fn encode<E: Encoder>(&self, encoder: &mut E) -> Result<(), EncodeError> {
+        encoder.writer().write(&self.to_bytes())
+    }
+}
+
+impl<C> Decode<C> for EntityState {
+    fn decode<D: Decoder<Context = C>>(decoder: &mut D) -> Result<Self, DecodeError> {
+        let bytes = <[u8; Self::WIRE_BYTES]>::decode(decoder)?;
+        Ok(Self::from_bytes(bytes))
+    }
+}
+
+impl<'de, C> BorrowDecode<'de, C> for EntityState {
+    fn borrow_decode<D: BorrowDecoder<'de, Context = C>>(
+        decoder: &mut D,
+    ) -> Result<Self, DecodeError> {
+        Self::decode(decoder)
+    }
+}
+
+/// Error codes carried by `ServerMessage::Error`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u16)]
+pub enum ErrorCode {
+    /// A message could not be decoded.
+    BadMessage = 1,
+    /// The client's protocol version is not the server's.
+    VersionMismatch = 2,
+    /// The message is not valid in the session's current state (e.g. Input before joining).
+    InvalidState = 3,
+    /// No lobby has that id or code.
+    LobbyNotFound = 4,
+    /// The lobby is at its player cap.
+    LobbyFull = 5,
+    /// A name was empty, too long or had control characters.
+    InvalidName = 6,
+    /// A field was out of range (e.g. max players).
+    InvalidArgument = 7,
+    /// The client sent too much, too fast.
+    RateLimited = 8,
+    /// The client sent a text frame.
+    TextFrame = 9,
+    /// A message was over the size limit.
+    MessageTooLarge = 10,
+    /// The server is at its connection or lobby cap.
+    ServerFull = 11,
+    /// The lobby closed (its game failed, or an operator closed it).
+    LobbyClosed = 12,
+    /// The server is shutting down.
+    ShuttingDown = 13,
+    /// The resume token is unknown or expired.
+    ResumeFailed = 14,
+    /// The client sent nothing in time.
+    Timeout = 15,
+    /// An operator removed the player.
+    Kicked = 16,
+    /// The server failed; not the client's fault.
+    Internal = 17,
+}
+
+impl ErrorCode {
+    /// The wire value.
+    pub fn as_u16(self) -> u16 {
+        self as u16
+    }
+}
+
+/// Why a player left a lobby (`ServerMessage::Left`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum LeftReason {
+    /// The player asked to leave.
+    Requested = 0,
+    /// The lobby closed.
+    LobbyClosed = 1,
+    /// The lobby's game failed; the lobby is gone.
+    LobbyCrashed = 2,
+    /// An operator removed the player from the lobby.
+    Kicked = 3,
+}
+
+impl ServerMessage {
+    /// An `Error` message with `code` and `message` (cut to the text limit).
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        let mut message = message.into();
+        if message.len() > crate::limits::MAX_TEXT_BYTES {
+            let mut end = crate::limits::MAX_TEXT_BYTES;
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
+        }
+        ServerMessage::Error {
+            code: code.as_u16(),
+            message,
+        }
+    }
+}

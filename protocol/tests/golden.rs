@@ -1,0 +1,297 @@
+//! Golden byte vectors: named messages and their exact bytes, shared with the JavaScript
+//! client's tests (`demo-client/test/`). The file is checked in; this test fails when the
+//! encoding changes without the file being regenerated (`UPDATE_GOLDEN=1 cargo test`).
+
+use std::path::PathBuf;
+
+use serde_json::json;
+use ticksync_protocol::codec::{encode_client, encode_server};
+use ticksync_protocol::{
+    ClientMessage, EntityState, Input, JoinTarget, Joined, LobbyInfo, PlayerInfo, ScoreEntry,
+    ServerMessage, Snapshot, decode_client, decode_server,
+};
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn client_vectors() -> Vec<(&'static str, ClientMessage)> {
+    vec![
+        (
+            "hello",
+            ClientMessage::Hello {
+                protocol_version: 1,
+                name: "ada".into(),
+                resume_token: None,
+            },
+        ),
+        (
+            "hello_resume",
+            ClientMessage::Hello {
+                protocol_version: 1,
+                name: "Émile".into(),
+                resume_token: Some([0xab; 16]),
+            },
+        ),
+        ("list_lobbies", ClientMessage::ListLobbies),
+        (
+            "create_lobby",
+            ClientMessage::CreateLobby {
+                name: "friday night".into(),
+                max_players: 8,
+                private: true,
+            },
+        ),
+        (
+            "join_by_id",
+            ClientMessage::JoinLobby {
+                target: JoinTarget::Id(300),
+            },
+        ),
+        (
+            "join_by_code",
+            ClientMessage::JoinLobby {
+                target: JoinTarget::Code("K7QX-M2PD".into()),
+            },
+        ),
+        ("quick_join", ClientMessage::QuickJoin),
+        ("leave_lobby", ClientMessage::LeaveLobby),
+        (
+            "input",
+            ClientMessage::Input(Input {
+                seq: 1234,
+                dir_x: 0.6,
+                dir_y: -0.8,
+                buttons: 1,
+            }),
+        ),
+        (
+            "input_large_seq",
+            ClientMessage::Input(Input {
+                seq: 70_000,
+                dir_x: -1.0,
+                dir_y: 0.0,
+                buttons: 0,
+            }),
+        ),
+        (
+            "ping",
+            ClientMessage::Ping {
+                client_time: 123_456,
+            },
+        ),
+    ]
+}
+
+fn server_vectors() -> Vec<(&'static str, ServerMessage)> {
+    vec![
+        (
+            "welcome",
+            ServerMessage::Welcome {
+                player_id: 7,
+                session_token: core::array::from_fn(|i| i as u8),
+                tick_rate: 30,
+                protocol_version: 1,
+            },
+        ),
+        (
+            "lobby_list",
+            ServerMessage::LobbyList {
+                lobbies: vec![
+                    LobbyInfo {
+                        id: 1,
+                        name: "arena 1".into(),
+                        players: 3,
+                        max_players: 10,
+                    },
+                    LobbyInfo {
+                        id: 1000,
+                        name: "big".into(),
+                        players: 0,
+                        max_players: 64,
+                    },
+                ],
+            },
+        ),
+        ("lobby_list_empty", ServerMessage::LobbyList { lobbies: vec![] }),
+        (
+            "joined",
+            ServerMessage::Joined(Joined {
+                lobby_id: 2,
+                name: "private room".into(),
+                code: Some("K7QX-M2PD".into()),
+                max_players: 4,
+                your_entity: 1,
+                tick: 99,
+                world_width: 1000.0,
+                world_height: 1000.0,
+                max_speed: 200.0,
+                players: vec![
+                    PlayerInfo {
+                        entity: 0,
+                        player_id: 5,
+                        name: "bo".into(),
+                    },
+                    PlayerInfo {
+                        entity: 1,
+                        player_id: 7,
+                        name: "ada".into(),
+                    },
+                ],
+            }),
+        ),
+        (
+            "player_joined",
+            ServerMessage::PlayerJoined(PlayerInfo {
+                entity: 3,
+                player_id: 260,
+                name: "cy".into(),
+            }),
+        ),
+        (
+            "player_left",
+            ServerMessage::PlayerLeft {
+                entity: 3,
+                player_id: 260,
+            },
+        ),
+        (
+            "snapshot",
+            ServerMessage::Snapshot(Snapshot {
+                ack_seq: 1234,
+                tick: 99,
+                baseline: 0,
+                entities: vec![
+                    EntityState {
+                        id: 0,
+                        flags: 1,
+                        x: 32768,
+                        y: 65535,
+                        vx: 127,
+                        vy: -127,
+                    },
+                    EntityState {
+                        id: 1,
+                        flags: 0,
+                        x: 0,
+                        y: 300,
+                        vx: 0,
+                        vy: 64,
+                    },
+                ],
+            }),
+        ),
+        (
+            "snapshot_empty",
+            ServerMessage::Snapshot(Snapshot {
+                ack_seq: 0,
+                tick: 100_000,
+                baseline: 0,
+                entities: vec![],
+            }),
+        ),
+        (
+            "pong",
+            ServerMessage::Pong {
+                client_time: 123_456,
+                server_tick: 99,
+            },
+        ),
+        (
+            "error",
+            ServerMessage::Error {
+                code: 5,
+                message: "lobby is full".into(),
+            },
+        ),
+        ("left", ServerMessage::Left { reason: 2 }),
+        (
+            "scoreboard",
+            ServerMessage::Scoreboard {
+                entries: vec![
+                    ScoreEntry {
+                        entity: 0,
+                        score: 3,
+                    },
+                    ScoreEntry {
+                        entity: 1,
+                        score: -2,
+                    },
+                ],
+            },
+        ),
+        (
+            "notice",
+            ServerMessage::Notice {
+                text: "restart in 5 minutes".into(),
+            },
+        ),
+    ]
+}
+
+fn golden_json() -> String {
+    let mut entries = Vec::new();
+    for (name, message) in client_vectors() {
+        let bytes = encode_client(&message);
+        assert_eq!(decode_client(&bytes).expect("decodes"), message, "{name}");
+        entries.push(json!({
+            "name": name, "direction": "client", "hex": hex(&bytes), "message": message,
+        }));
+    }
+    for (name, message) in server_vectors() {
+        let bytes = encode_server(&message);
+        assert_eq!(decode_server(&bytes).expect("decodes"), message, "{name}");
+        entries.push(json!({
+            "name": name, "direction": "server", "hex": hex(&bytes), "message": message,
+        }));
+    }
+    let doc = json!({
+        "about": "ticksync golden vectors: each message and its exact bytes. Generated by protocol/tests/golden.rs; regenerate with UPDATE_GOLDEN=1 cargo test -p ticksync-protocol --test golden.",
+        "protocol_version": ticksync_protocol::PROTOCOL_VERSION,
+        "vectors": entries,
+    });
+    serde_json::to_string_pretty(&doc).expect("json") + "\n"
+}
+
+#[test]
+fn golden_vectors_are_current() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("golden/vectors.json");
+    let fresh = golden_json();
+    if std::env::var_os("UPDATE_GOLDEN").is_some() || !path.exists() {
+        std::fs::write(&path, &fresh).expect("write golden file");
+        return;
+    }
+    let current = std::fs::read_to_string(&path).expect("read golden file");
+    assert!(
+        current == fresh,
+        "protocol/golden/vectors.json is stale: the encoding changed. If that is intended, \
+         bump PROTOCOL_VERSION if needed, run UPDATE_GOLDEN=1 cargo test -p ticksync-protocol \
+         --test golden, update PROTOCOL.md and the JavaScript codec."
+    );
+}
+
+#[test]
+fn documented_examples_hold() {
+    // PROTOCOL.md quotes these bytes.
+    let input = encode_client(&ClientMessage::Input(Input {
+        seq: 1234,
+        dir_x: 0.6,
+        dir_y: -0.8,
+        buttons: 1,
+    }));
+    assert_eq!(hex(&input), "06fbd2049a99193fcdcc4cbf01");
+    let snap = encode_server(&ServerMessage::Snapshot(Snapshot {
+        ack_seq: 5,
+        tick: 99,
+        baseline: 0,
+        entities: vec![EntityState {
+            id: 2,
+            flags: 1,
+            x: 32768,
+            y: 300,
+            vx: 127,
+            vy: -1,
+        }],
+    }));
+    assert_eq!(hex(&snap), "0505630001020100802c017fff");
+}
