@@ -65,7 +65,10 @@ mod tests {
         assert_eq!(check_name("  ada ", 24), Ok("ada"));
         assert_eq!(check_name("   ", 24), Err(NameProblem::Empty));
         assert_eq!(check_name(&"x".repeat(25), 24), Err(NameProblem::TooLong));
-        assert_eq!(check_name("a\u{7}b", 24), Err(NameProblem::ControlCharacter));
+        assert_eq!(
+            check_name("a\u{7}b", 24),
+            Err(NameProblem::ControlCharacter)
+        );
         assert_eq!(check_name("émile", 24), Ok("émile"));
     }
 }

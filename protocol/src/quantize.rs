@@ -12,7 +12,7 @@ pub const VELOCITY_STEPS: f32 = 127.0;
 
 /// Quantizes a coordinate in `0..=extent` (clamped) to a `u16`.
 pub fn position(value: f32, extent: f32) -> u16 {
-    if !(extent > 0.0) || !value.is_finite() {
+    if extent.is_nan() || extent <= 0.0 || !value.is_finite() {
         return 0;
     }
     let unit = (value / extent).clamp(0.0, 1.0);
@@ -27,7 +27,7 @@ pub fn position_value(q: u16, extent: f32) -> f32 {
 
 /// Quantizes a velocity component in `-max..=max` (clamped) to an `i8`.
 pub fn velocity(value: f32, max: f32) -> i8 {
-    if !(max > 0.0) || !value.is_finite() {
+    if max.is_nan() || max <= 0.0 || !value.is_finite() {
         return 0;
     }
     let unit = (value / max).clamp(-1.0, 1.0);

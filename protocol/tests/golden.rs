@@ -113,7 +113,10 @@ fn server_vectors() -> Vec<(&'static str, ServerMessage)> {
                 ],
             },
         ),
-        ("lobby_list_empty", ServerMessage::LobbyList { lobbies: vec![] }),
+        (
+            "lobby_list_empty",
+            ServerMessage::LobbyList { lobbies: vec![] },
+        ),
         (
             "joined",
             ServerMessage::Joined(Joined {

@@ -80,14 +80,14 @@ fn player() -> impl Strategy<Value = PlayerInfo> {
 
 fn server_message() -> impl Strategy<Value = ServerMessage> {
     prop_oneof![
-        (any::<u32>(), any::<[u8; 16]>(), any::<u16>(), any::<u16>()).prop_map(
-            |(p, t, r, v)| ServerMessage::Welcome {
+        (any::<u32>(), any::<[u8; 16]>(), any::<u16>(), any::<u16>()).prop_map(|(p, t, r, v)| {
+            ServerMessage::Welcome {
                 player_id: p,
                 session_token: t,
                 tick_rate: r,
-                protocol_version: v
+                protocol_version: v,
             }
-        ),
+        }),
         prop::collection::vec(
             (any::<u32>(), name(), any::<u8>(), any::<u8>()).prop_map(|(id, name, p, m)| {
                 LobbyInfo {

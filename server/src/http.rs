@@ -1,0 +1,169 @@
+//! HTTP on the same port as the game: the demo client's files, `/ws` (the WebSocket
+//! upgrade), `/api/lobbies` and `/healthz`.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::Role;
+use tracing::debug;
+
+use crate::{Shared, session};
+
+mod files {
+    include!(concat!(env!("OUT_DIR"), "/static_files.rs"));
+}
+
+type Body = Full<Bytes>;
+
+/// Serves one request. `permit` is the connection's slot, which an upgraded WebSocket
+/// session keeps for its whole life.
+pub(crate) async fn handle(
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    permit: Arc<OwnedSemaphorePermit>,
+) -> Result<Response<Body>, Infallible> {
+    let path = req.uri().path();
+    let response = match (req.method(), path) {
+        (&Method::GET, "/ws") => upgrade(req, peer, shared, permit),
+        (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
+        (&Method::GET, "/api/lobbies") => {
+            let body = serde_json::to_vec(&shared.registry.list_json()).unwrap_or_default();
+            with_type(Response::new(Full::from(body)), "application/json")
+        }
+        (&Method::GET | &Method::HEAD, path) => static_file(path),
+        _ => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
+    };
+    Ok(response)
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Body> {
+    let mut response = with_type(Response::new(Full::from(body)), "text/plain; charset=utf-8");
+    *response.status_mut() = status;
+    response
+}
+
+fn with_type(mut response: Response<Body>, content_type: &'static str) -> Response<Body> {
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+fn static_file(path: &str) -> Response<Body> {
+    let path = if path == "/" { "/index.html" } else { path };
+    let Some((_, contents)) = files::FILES.iter().find(|(url, _)| *url == path) else {
+        return text(StatusCode::NOT_FOUND, "not found\n");
+    };
+    let content_type = match path.rsplit('.').next() {
+        Some("html") => "text/html; charset=utf-8",
+        Some("js") => "text/javascript; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("svg") => "image/svg+xml",
+        Some("png") => "image/png",
+        Some("ico") => "image/x-icon",
+        Some("webmanifest") => "application/manifest+json",
+        _ => "application/octet-stream",
+    };
+    with_type(
+        Response::new(Full::from(Bytes::from_static(contents))),
+        content_type,
+    )
+}
+
+fn header_has(req: &Request<Incoming>, name: header::HeaderName, token: &str) -> bool {
+    req.headers().get_all(name).iter().any(|v| {
+        v.to_str()
+            .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+    })
+}
+
+/// Answers a WebSocket handshake with 101 and hands the connection to a session once
+/// hyper lets go of it.
+fn upgrade(
+    mut req: Request<Incoming>,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    permit: Arc<OwnedSemaphorePermit>,
+) -> Response<Body> {
+    let key = req.headers().get(header::SEC_WEBSOCKET_KEY).cloned();
+    let version_ok = req
+        .headers()
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .is_some_and(|v| v == "13");
+    let (Some(key), true, true, true) = (
+        key,
+        version_ok,
+        header_has(&req, header::CONNECTION, "upgrade"),
+        header_has(&req, header::UPGRADE, "websocket"),
+    ) else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "expected a WebSocket upgrade (version 13)\n",
+        );
+    };
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let ws_config = shared.ws_config;
+    let tracker = shared.tracker.clone();
+    tracker.spawn(async move {
+        let _permit = permit;
+        let upgraded = match on_upgrade.await {
+            Ok(upgraded) => upgraded,
+            Err(e) => {
+                debug!(%peer, error = %e, "upgrade failed");
+                return;
+            }
+        };
+        // We serve hyper a plain TcpStream, so take it back: the session then reads and
+        // writes the socket directly, without hyper's wrapper in between.
+        match upgraded.downcast::<TokioIo<TcpStream>>() {
+            Ok(parts) => {
+                let stream = parts.io.into_inner();
+                let ws = if parts.read_buf.is_empty() {
+                    WebSocketStream::from_raw_socket(stream, Role::Server, Some(ws_config)).await
+                } else {
+                    WebSocketStream::from_partially_read(
+                        stream,
+                        parts.read_buf.to_vec(),
+                        Role::Server,
+                        Some(ws_config),
+                    )
+                    .await
+                };
+                session::run(ws, peer, shared).await;
+            }
+            Err(upgraded) => {
+                let ws = WebSocketStream::from_raw_socket(
+                    TokioIo::new(upgraded),
+                    Role::Server,
+                    Some(ws_config),
+                )
+                .await;
+                session::run(ws, peer, shared).await;
+            }
+        }
+    });
+    let mut response = Response::new(Full::default());
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let headers = response.headers_mut();
+    headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    if let Ok(accept) = HeaderValue::from_str(&derive_accept_key(key.as_bytes())) {
+        headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    }
+    response
+}

@@ -1,0 +1,521 @@
+//! A lobby: its handle (what sessions and the registry see) and its tick task (which owns
+//! the game world).
+//!
+//! Sessions reach the task only through two bounded channels: `commands` (join, awaited
+//! with a deadline) and `inputs` (`try_send`; a full queue drops the input and counts it).
+//! The task never waits on either: it drains both at the start of each tick, so a flood of
+//! inputs costs no extra wake-ups. Every tick it steps the game, encodes the snapshot body
+//! once and publishes it on a `watch` channel (see `broadcast.rs`). Rare, must-arrive
+//! messages (players joining and leaving, scores) go to each player's bounded event queue;
+//! a player whose queue is full is too far behind and is dropped from the lobby.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use glam::Vec2;
+use ticksync_protocol::codec::{encode_server, encode_snapshot_body};
+use ticksync_protocol::{
+    EntityId, EntityState, ErrorCode, Input, Joined, LeftReason, PlayerInfo, ScoreEntry,
+    ServerMessage, quantize,
+};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::broadcast::TickFrame;
+use crate::game::{EntityView, Game, PlayerInput};
+use crate::registry::Registry;
+
+/// Capacity of a lobby's join queue.
+const COMMAND_QUEUE: usize = 64;
+/// Per-player room in a lobby's input queue: a player sending at twice the tick rate
+/// never fills its share between two ticks.
+const INPUTS_PER_PLAYER: usize = 4;
+/// Capacity of each player's event queue (joins, leaves, scores).
+pub(crate) const EVENT_QUEUE: usize = 64;
+
+/// What the registry and sessions know of a lobby.
+#[derive(Debug)]
+pub(crate) struct LobbyHandle {
+    /// Unique id.
+    pub(crate) id: u32,
+    /// Display name.
+    pub(crate) name: String,
+    /// Player cap.
+    pub(crate) max_players: u8,
+    /// Private lobbies are not listed.
+    pub(crate) private: bool,
+    /// Join code (private lobbies).
+    pub(crate) code: Option<String>,
+    /// Players in the lobby, updated by the tick task.
+    pub(crate) players: AtomicU8,
+    /// Set once the tick task stops accepting players.
+    pub(crate) closed: AtomicBool,
+    /// Joins, awaited by the session.
+    pub(crate) commands: mpsc::Sender<LobbyCommand>,
+    /// Inputs, `try_send` only.
+    pub(crate) inputs: mpsc::Sender<InputMsg>,
+    /// The newest tick frame.
+    pub(crate) frames: watch::Receiver<Arc<TickFrame>>,
+    /// Counters for operators.
+    pub(crate) stats: LobbyStats,
+}
+
+/// Counters of one lobby, written by its tick task and sessions, read by anyone.
+#[derive(Debug, Default)]
+pub(crate) struct LobbyStats {
+    /// Ticks run.
+    pub(crate) ticks: AtomicU64,
+    /// Inputs dropped because the lobby's input queue was full.
+    pub(crate) inputs_dropped_full: AtomicU64,
+    /// Inputs replaced by a newer one of the same player before a tick applied them.
+    pub(crate) inputs_superseded: AtomicU64,
+    /// Inputs older than one already applied.
+    pub(crate) inputs_stale: AtomicU64,
+    /// Longest time a tick started after its schedule, in microseconds.
+    pub(crate) max_tick_lateness_us: AtomicU32,
+}
+
+impl LobbyHandle {
+    /// Whether a new player could join now (the tick task has the final word).
+    pub(crate) fn has_room(&self) -> bool {
+        !self.closed.load(Ordering::Acquire)
+            && self.players.load(Ordering::Acquire) < self.max_players
+    }
+}
+
+/// A request to the tick task.
+#[derive(Debug)]
+pub(crate) enum LobbyCommand {
+    /// Add a player.
+    Join {
+        /// Server-wide player id.
+        player_id: u32,
+        /// Display name.
+        name: String,
+        /// The player's event queue; the lobby drops the player when it closes.
+        events: mpsc::Sender<Bytes>,
+        /// The answer.
+        reply: oneshot::Sender<Result<Seated, JoinRefused>>,
+    },
+}
+
+/// A successful join: the `Joined` message is already first in the player's event queue.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Seated {
+    /// The player's entity.
+    pub(crate) entity: EntityId,
+    /// The first tick whose snapshot includes the entity.
+    pub(crate) tick: u32,
+}
+
+/// Why a join failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum JoinRefused {
+    /// The lobby is at its cap.
+    Full,
+    /// The lobby is closing.
+    Closed,
+}
+
+/// One player's input on its way to the tick task.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct InputMsg {
+    /// The sender's entity.
+    pub(crate) entity: EntityId,
+    /// The sender's player id: an input still queued when its player left must not steer
+    /// the next player to get the same entity.
+    pub(crate) player_id: u32,
+    /// The input, validated by the session (finite, direction length at most 1).
+    pub(crate) input: Input,
+}
+
+/// Settings a lobby needs from the server.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LobbySettings {
+    pub(crate) tick_period: Duration,
+    pub(crate) empty_grace: Duration,
+}
+
+struct Seat {
+    player_id: u32,
+    name: String,
+    events: mpsc::Sender<Bytes>,
+    input: PlayerInput,
+    /// Sequence of the input in `input`.
+    applied_seq: u32,
+    /// Sequence of the newest input received (applied at the next tick).
+    newest_seq: u32,
+}
+
+/// The tick task's state. Owned by the task; nothing else can reach the game.
+pub(crate) struct Lobby {
+    handle: Arc<LobbyHandle>,
+    registry: Arc<Registry>,
+    game: Box<dyn Game>,
+    settings: LobbySettings,
+    commands: mpsc::Receiver<LobbyCommand>,
+    inputs: mpsc::Receiver<InputMsg>,
+    frames: watch::Sender<Arc<TickFrame>>,
+    /// Indexed by entity id.
+    seats: Vec<Option<Seat>>,
+    tick: u32,
+    empty_since: Option<Instant>,
+    // Scratch buffers reused every tick.
+    step_inputs: Vec<(EntityId, PlayerInput)>,
+    views: Vec<EntityView>,
+    states: Vec<EntityState>,
+    scores: Vec<ScoreEntry>,
+    last_scores: Vec<ScoreEntry>,
+}
+
+impl Lobby {
+    /// Creates a lobby and its handle. The caller spawns [`Lobby::run`].
+    pub(crate) fn new(
+        id: u32,
+        name: String,
+        max_players: u8,
+        code: Option<String>,
+        game: Box<dyn Game>,
+        settings: LobbySettings,
+        registry: Arc<Registry>,
+    ) -> Self {
+        let (commands_tx, commands) = mpsc::channel(COMMAND_QUEUE);
+        let (inputs_tx, inputs) =
+            mpsc::channel(usize::from(max_players).max(1) * INPUTS_PER_PLAYER);
+        let (frames, frames_rx) = watch::channel(Arc::new(TickFrame::default()));
+        let handle = Arc::new(LobbyHandle {
+            id,
+            name,
+            max_players,
+            private: code.is_some(),
+            code,
+            players: AtomicU8::new(0),
+            closed: AtomicBool::new(false),
+            commands: commands_tx,
+            inputs: inputs_tx,
+            frames: frames_rx,
+            stats: LobbyStats::default(),
+        });
+        Self {
+            handle,
+            registry,
+            game,
+            settings,
+            commands,
+            inputs,
+            frames,
+            seats: (0..max_players).map(|_| None).collect(),
+            tick: 0,
+            empty_since: Some(Instant::now()),
+            step_inputs: Vec::new(),
+            views: Vec::new(),
+            states: Vec::new(),
+            scores: Vec::new(),
+            last_scores: Vec::new(),
+        }
+    }
+
+    /// The handle to register.
+    pub(crate) fn handle(&self) -> Arc<LobbyHandle> {
+        Arc::clone(&self.handle)
+    }
+
+    /// Runs the fixed tick until the lobby empties for its grace period or `cancel` fires.
+    ///
+    /// `MissedTickBehavior::Skip`: when the process falls behind (a stall, an overloaded
+    /// core), missed ticks are dropped rather than run back to back. The schedule stays
+    /// on its grid, clients never get a burst of snapshots, and an overloaded server
+    /// degrades to a lower tick rate instead of a catch-up spiral. The tick number counts
+    /// simulation steps, so it stays contiguous.
+    pub(crate) async fn run(mut self, cancel: CancellationToken) {
+        let mut interval = tokio::time::interval(self.settings.tick_period);
+        interval.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        info!(lobby = self.handle.id, name = %self.handle.name, "lobby opened");
+        loop {
+            let scheduled = tokio::select! {
+                () = cancel.cancelled() => break,
+                at = interval.tick() => at,
+            };
+            let late = Instant::now().saturating_duration_since(scheduled);
+            let late_us = u32::try_from(late.as_micros()).unwrap_or(u32::MAX);
+            self.handle
+                .stats
+                .max_tick_lateness_us
+                .fetch_max(late_us, Ordering::Relaxed);
+            if !self.run_tick() {
+                break;
+            }
+        }
+        self.close();
+    }
+
+    /// One tick. Returns false when the lobby should close.
+    fn run_tick(&mut self) -> bool {
+        self.handle_commands();
+        self.drop_gone_players();
+        if self.player_count() == 0 {
+            let since = *self.empty_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= self.settings.empty_grace {
+                debug!(lobby = self.handle.id, "empty for its grace period");
+                return false;
+            }
+        } else {
+            self.empty_since = None;
+        }
+        self.take_inputs();
+        self.step();
+        self.publish();
+        self.tick = self.tick.wrapping_add(1);
+        self.handle.stats.ticks.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
+    fn player_count(&self) -> usize {
+        self.seats.iter().filter(|s| s.is_some()).count()
+    }
+
+    fn update_count(&self) {
+        let n = u8::try_from(self.player_count()).unwrap_or(u8::MAX);
+        self.handle.players.store(n, Ordering::Release);
+    }
+
+    fn handle_commands(&mut self) {
+        while let Ok(command) = self.commands.try_recv() {
+            match command {
+                LobbyCommand::Join {
+                    player_id,
+                    name,
+                    events,
+                    reply,
+                } => {
+                    let result = self.join(player_id, name, events);
+                    // The session may have given up waiting; then it never learns it
+                    // joined, drops its event queue, and leaves at the next tick.
+                    let _ = reply.send(result);
+                }
+            }
+        }
+    }
+
+    fn join(
+        &mut self,
+        player_id: u32,
+        name: String,
+        events: mpsc::Sender<Bytes>,
+    ) -> Result<Seated, JoinRefused> {
+        let Some(free) = self.seats.iter().position(Option::is_none) else {
+            return Err(JoinRefused::Full);
+        };
+        // Seats are at most 250 (the protocol's cap), so the index fits an entity id.
+        let entity = EntityId::try_from(free).map_err(|_| JoinRefused::Full)?;
+        self.game.spawn(entity);
+        let me = PlayerInfo {
+            entity,
+            player_id,
+            name: name.clone(),
+        };
+        self.broadcast_event(&ServerMessage::PlayerJoined(me));
+        self.seats[free] = Some(Seat {
+            player_id,
+            name,
+            events,
+            input: PlayerInput::default(),
+            applied_seq: 0,
+            newest_seq: 0,
+        });
+        let size = self.game.world_size();
+        let joined = ServerMessage::Joined(Joined {
+            lobby_id: self.handle.id,
+            name: self.handle.name.clone(),
+            code: self.handle.code.clone(),
+            max_players: self.handle.max_players,
+            your_entity: entity,
+            tick: self.tick,
+            world_width: size.x,
+            world_height: size.y,
+            max_speed: self.game.max_speed(),
+            players: self.player_list(),
+        });
+        self.send_event(entity, Bytes::from(encode_server(&joined)));
+        self.scores.clear();
+        self.game.scores(&mut self.scores);
+        let board = ServerMessage::Scoreboard {
+            entries: self.scores.clone(),
+        };
+        // Everyone else gets the new scoreboard when this tick publishes.
+        self.send_event(entity, Bytes::from(encode_server(&board)));
+        self.update_count();
+        debug!(lobby = self.handle.id, player_id, entity, "player joined");
+        Ok(Seated {
+            entity,
+            tick: self.tick,
+        })
+    }
+
+    fn player_list(&self) -> Vec<PlayerInfo> {
+        self.seats
+            .iter()
+            .enumerate()
+            .filter_map(|(i, seat)| {
+                let seat = seat.as_ref()?;
+                Some(PlayerInfo {
+                    entity: EntityId::try_from(i).ok()?,
+                    player_id: seat.player_id,
+                    name: seat.name.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// Removes players whose session ended (their event queue closed).
+    fn drop_gone_players(&mut self) {
+        for i in 0..self.seats.len() {
+            if self.seats[i].as_ref().is_some_and(|s| s.events.is_closed()) {
+                self.remove(i);
+            }
+        }
+    }
+
+    fn remove(&mut self, index: usize) {
+        let Some(seat) = self.seats[index].take() else {
+            return;
+        };
+        let Ok(entity) = EntityId::try_from(index) else {
+            return;
+        };
+        self.game.despawn(entity);
+        self.broadcast_event(&ServerMessage::PlayerLeft {
+            entity,
+            player_id: seat.player_id,
+        });
+        self.update_count();
+        debug!(
+            lobby = self.handle.id,
+            player_id = seat.player_id,
+            entity,
+            "player left"
+        );
+    }
+
+    fn send_event(&mut self, entity: EntityId, bytes: Bytes) {
+        let index = usize::from(entity);
+        let Some(seat) = self.seats.get(index).and_then(Option::as_ref) else {
+            return;
+        };
+        if seat.events.try_send(bytes).is_err() {
+            // Full: the client is too far behind to follow the lobby. Dropping the seat
+            // closes its queue, which ends the session with a clear reason.
+            warn!(
+                lobby = self.handle.id,
+                player_id = seat.player_id,
+                "event queue full; dropping player"
+            );
+            self.remove(index);
+        }
+    }
+
+    fn broadcast_event(&mut self, message: &ServerMessage) {
+        let bytes = Bytes::from(encode_server(message));
+        for i in 0..self.seats.len() {
+            if let Ok(entity) = EntityId::try_from(i) {
+                self.send_event(entity, bytes.clone());
+            }
+        }
+    }
+
+    fn take_inputs(&mut self) {
+        let stats = &self.handle.stats;
+        while let Ok(msg) = self.inputs.try_recv() {
+            let Some(seat) = self
+                .seats
+                .get_mut(usize::from(msg.entity))
+                .and_then(Option::as_mut)
+                .filter(|s| s.player_id == msg.player_id)
+            else {
+                continue;
+            };
+            if msg.input.seq <= seat.newest_seq {
+                stats.inputs_stale.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            if seat.newest_seq > seat.applied_seq {
+                stats.inputs_superseded.fetch_add(1, Ordering::Relaxed);
+            }
+            seat.newest_seq = msg.input.seq;
+            seat.input = PlayerInput {
+                dir: Vec2::new(msg.input.dir_x, msg.input.dir_y),
+                buttons: msg.input.buttons,
+            };
+        }
+    }
+
+    fn step(&mut self) {
+        self.step_inputs.clear();
+        for (i, seat) in self.seats.iter_mut().enumerate() {
+            if let (Some(seat), Ok(entity)) = (seat.as_mut(), EntityId::try_from(i)) {
+                seat.applied_seq = seat.newest_seq;
+                self.step_inputs.push((entity, seat.input));
+            }
+        }
+        let dt = self.settings.tick_period.as_secs_f32();
+        self.game.step(&self.step_inputs, self.tick, dt);
+    }
+
+    fn publish(&mut self) {
+        self.views.clear();
+        self.game.view(&mut self.views);
+        let size = self.game.world_size();
+        let max_speed = self.game.max_speed();
+        self.states.clear();
+        self.states.extend(self.views.iter().map(|v| EntityState {
+            id: v.id,
+            flags: v.flags,
+            x: quantize::position(v.pos.x, size.x),
+            y: quantize::position(v.pos.y, size.y),
+            vx: quantize::velocity(v.vel.x, max_speed),
+            vy: quantize::velocity(v.vel.y, max_speed),
+        }));
+        let mut body = Vec::with_capacity(8 + self.states.len() * EntityState::WIRE_BYTES);
+        encode_snapshot_body(self.tick, 0, &self.states, &mut body);
+        let acks = self
+            .seats
+            .iter()
+            .map(|s| s.as_ref().map_or(0, |s| s.applied_seq))
+            .collect();
+        self.frames.send_replace(Arc::new(TickFrame {
+            tick: self.tick,
+            body: Bytes::from(body),
+            acks,
+        }));
+
+        self.scores.clear();
+        self.game.scores(&mut self.scores);
+        if self.scores != self.last_scores {
+            let board = ServerMessage::Scoreboard {
+                entries: self.scores.clone(),
+            };
+            self.broadcast_event(&board);
+            std::mem::swap(&mut self.scores, &mut self.last_scores);
+        }
+    }
+
+    /// Stops taking players, leaves the registry and tells everyone still here.
+    fn close(mut self) {
+        self.handle.closed.store(true, Ordering::Release);
+        self.registry.remove(&self.handle);
+        self.commands.close();
+        while let Ok(LobbyCommand::Join { reply, .. }) = self.commands.try_recv() {
+            let _ = reply.send(Err(JoinRefused::Closed));
+        }
+        let error = ServerMessage::error(ErrorCode::LobbyClosed, "the lobby closed");
+        self.broadcast_event(&error);
+        self.broadcast_event(&ServerMessage::Left {
+            reason: LeftReason::LobbyClosed as u8,
+        });
+        info!(lobby = self.handle.id, ticks = self.tick, "lobby closed");
+    }
+}

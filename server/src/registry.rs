@@ -1,0 +1,165 @@
+//! The directory of open lobbies: lookup by id and by private code, listing, quick-join
+//! choice. Lobbies own themselves (each is a task); the registry only holds their handles.
+//! Guards are never held across an `.await`: every method copies out what it needs.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use dashmap::DashMap;
+use serde::Serialize;
+use ticksync_protocol::LobbyInfo;
+use ticksync_protocol::limits::MAX_LISTED_LOBBIES;
+
+use crate::lobby::LobbyHandle;
+
+/// Symbols of private codes: no 0/O or 1/I to misread. 32 symbols = 5 bits each.
+const CODE_ALPHABET: &[u8; 32] = b"23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
+/// Symbols per code: 50 random bits, shown as two groups of five.
+const CODE_LEN: usize = 10;
+
+/// All open lobbies.
+#[derive(Debug, Default)]
+pub(crate) struct Registry {
+    lobbies: DashMap<u32, Arc<LobbyHandle>>,
+    codes: DashMap<String, u32>,
+    next_id: AtomicU32,
+}
+
+/// A lobby as `/api/lobbies` shows it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub(crate) struct LobbyJson {
+    id: u32,
+    name: String,
+    players: u8,
+    max_players: u8,
+}
+
+impl Registry {
+    /// A fresh lobby id (never 0).
+    pub(crate) fn next_id(&self) -> u32 {
+        self.next_id.fetch_add(1, Ordering::Relaxed).wrapping_add(1)
+    }
+
+    /// Number of open lobbies.
+    pub(crate) fn len(&self) -> usize {
+        self.lobbies.len()
+    }
+
+    /// Adds a lobby.
+    pub(crate) fn insert(&self, handle: Arc<LobbyHandle>) {
+        if let Some(code) = &handle.code {
+            self.codes.insert(code.clone(), handle.id);
+        }
+        self.lobbies.insert(handle.id, handle);
+    }
+
+    /// Removes a lobby (its tick task does, when it closes).
+    pub(crate) fn remove(&self, handle: &LobbyHandle) {
+        if let Some(code) = &handle.code {
+            self.codes.remove(code);
+        }
+        self.lobbies.remove(&handle.id);
+    }
+
+    /// A lobby by id.
+    pub(crate) fn get(&self, id: u32) -> Option<Arc<LobbyHandle>> {
+        self.lobbies.get(&id).map(|r| Arc::clone(r.value()))
+    }
+
+    /// A lobby by join code, forgiving case, spaces and the dash.
+    pub(crate) fn by_code(&self, code: &str) -> Option<Arc<LobbyHandle>> {
+        let id = *self.codes.get(&normalize_code(code)?)?.value();
+        self.get(id)
+    }
+
+    /// Public lobbies, fullest first, then oldest first; at most the protocol's limit.
+    pub(crate) fn list_public(&self) -> Vec<LobbyInfo> {
+        let mut list: Vec<LobbyInfo> = self
+            .lobbies
+            .iter()
+            .filter(|r| !r.private && !r.closed.load(Ordering::Acquire))
+            .map(|r| LobbyInfo {
+                id: r.id,
+                name: r.name.clone(),
+                players: r.players.load(Ordering::Acquire),
+                max_players: r.max_players,
+            })
+            .collect();
+        list.sort_by(|a, b| b.players.cmp(&a.players).then(a.id.cmp(&b.id)));
+        list.truncate(MAX_LISTED_LOBBIES);
+        list
+    }
+
+    /// The JSON view of [`Registry::list_public`].
+    pub(crate) fn list_json(&self) -> Vec<LobbyJson> {
+        self.list_public()
+            .into_iter()
+            .map(|l| LobbyJson {
+                id: l.id,
+                name: l.name,
+                players: l.players,
+                max_players: l.max_players,
+            })
+            .collect()
+    }
+
+    /// The public lobby a quick-join should try: the fullest with room, oldest first.
+    pub(crate) fn quick_pick(&self, skip: &[u32]) -> Option<Arc<LobbyHandle>> {
+        self.lobbies
+            .iter()
+            .filter(|r| !r.private && r.has_room() && !skip.contains(&r.id))
+            .max_by(|a, b| {
+                let pa = a.players.load(Ordering::Acquire);
+                let pb = b.players.load(Ordering::Acquire);
+                pa.cmp(&pb).then(b.id.cmp(&a.id))
+            })
+            .map(|r| Arc::clone(r.value()))
+    }
+}
+
+/// A new private code, "ABCDE-FGHJK": 50 bits from the OS's random source.
+pub(crate) fn new_code() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; CODE_LEN];
+    getrandom::fill(&mut bytes)?;
+    let mut code = String::with_capacity(CODE_LEN + 1);
+    for (i, b) in bytes.iter().enumerate() {
+        if i == CODE_LEN / 2 {
+            code.push('-');
+        }
+        // 256 is a multiple of 32: taking the low five bits is unbiased.
+        code.push(char::from(CODE_ALPHABET[usize::from(b & 31)]));
+    }
+    Ok(code)
+}
+
+/// The canonical form of a typed code, or None if it cannot be one.
+fn normalize_code(code: &str) -> Option<String> {
+    let compact: String = code
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    if compact.len() != CODE_LEN || !compact.bytes().all(|b| CODE_ALPHABET.contains(&b)) {
+        return None;
+    }
+    let (a, b) = compact.split_at(CODE_LEN / 2);
+    Some(format!("{a}-{b}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_random_and_forgiving() {
+        let a = new_code().expect("random");
+        let b = new_code().expect("random");
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 11);
+        assert_eq!(normalize_code(&a), Some(a.clone()));
+        let sloppy = a.to_lowercase().replace('-', " ");
+        assert_eq!(normalize_code(&sloppy), Some(a));
+        assert_eq!(normalize_code("short"), None);
+        assert_eq!(normalize_code("OOOOO-OOOOO"), None);
+    }
+}

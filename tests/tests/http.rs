@@ -1,0 +1,72 @@
+//! Plain HTTP on the game's port: `/healthz`, `/api/lobbies`, the demo page.
+
+use std::net::SocketAddr;
+
+use ticksync_client::Client;
+use ticksync_protocol::ClientMessage;
+use ticksync_tests::{spawn_server, test_config};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+async fn get(addr: SocketAddr, path: &str) -> (u16, String, String) {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.expect("read");
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = response.split_once("\r\n\r\n").expect("a response");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    (status, head.to_ascii_lowercase(), body.to_owned())
+}
+
+#[tokio::test]
+async fn health_lobbies_and_the_demo_page() {
+    let server = spawn_server(test_config()).await;
+    let (status, _, body) = get(server.addr, "/healthz").await;
+    assert_eq!((status, body.as_str()), (200, "ok\n"));
+
+    let (status, head, body) = get(server.addr, "/").await;
+    assert_eq!(status, 200);
+    assert!(head.contains("content-type: text/html"));
+    assert!(body.contains("<canvas"), "the demo page has a canvas");
+
+    let (status, head, _) = get(server.addr, "/src/codec.js").await;
+    assert_eq!(status, 200);
+    assert!(head.contains("text/javascript"));
+
+    assert_eq!(get(server.addr, "/nope").await.0, 404);
+    assert_eq!(get(server.addr, "/ws").await.0, 400, "plain GET on /ws");
+
+    let (status, head, body) = get(server.addr, "/api/lobbies").await;
+    assert_eq!(status, 200);
+    assert!(head.contains("application/json"));
+    assert_eq!(body, "[]");
+
+    let mut host = Client::connect(&server.ws_url()).await.expect("connect");
+    host.hello("host").await.expect("hello");
+    for (name, private) in [("open", false), ("hidden", true)] {
+        host.join(&ClientMessage::CreateLobby {
+            name: name.into(),
+            max_players: 4,
+            private,
+        })
+        .await
+        .expect("create");
+        if !private {
+            host.send(&ClientMessage::LeaveLobby).await.expect("leave");
+        }
+    }
+    let (_, _, body) = get(server.addr, "/api/lobbies").await;
+    let lobbies: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let lobbies = lobbies.as_array().expect("array");
+    assert_eq!(lobbies.len(), 1, "private lobbies are hidden: {body}");
+    assert_eq!(lobbies[0]["name"], "open");
+    assert_eq!(lobbies[0]["max_players"], 4);
+    assert!(lobbies[0]["id"].as_u64().is_some());
+    server.stop().await;
+}

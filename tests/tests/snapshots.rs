@@ -1,0 +1,154 @@
+//! Snapshots from the real server: both players see a moving entity move the right way,
+//! by the simulation's rules within quantization error, at the tick rate, with each
+//! player's acknowledgement advancing.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use glam::Vec2;
+use ticksync_client::Client;
+use ticksync_protocol::{ClientMessage, Input, ServerMessage, Snapshot, quantize};
+use ticksync_server::arena::{self, Arena};
+use ticksync_tests::{spawn_server, test_config};
+
+fn pos(snapshot: &Snapshot, entity: u8) -> Option<Vec2> {
+    snapshot.entities.iter().find(|e| e.id == entity).map(|e| {
+        Vec2::new(
+            quantize::position_value(e.x, arena::ARENA_SIZE),
+            quantize::position_value(e.y, arena::ARENA_SIZE),
+        )
+    })
+}
+
+const STEP: f32 = arena::ARENA_SIZE / quantize::POSITION_STEPS;
+
+#[tokio::test]
+async fn both_players_see_a_held_direction_move_the_entity() {
+    let server = spawn_server(test_config()).await;
+    let url = server.ws_url();
+    let (mut mover, _, moving) = Client::quick_player(&url, "mover").await.expect("mover");
+    let (mut watcher, _, watching) = Client::quick_player(&url, "watcher")
+        .await
+        .expect("watcher");
+    assert_eq!(moving.lobby_id, watching.lobby_id);
+    let me = moving.your_entity;
+
+    // Hold "right" at the tick rate for a second, reading our own snapshots meanwhile.
+    let mut seen_by_mover: HashMap<u32, Vec2> = HashMap::new();
+    let mut acks = Vec::new();
+    let mut ticker = tokio::time::interval(Duration::from_millis(33));
+    let start = tokio::time::Instant::now();
+    let mut seq = 0;
+    while start.elapsed() < Duration::from_secs(1) {
+        tokio::select! {
+            _ = ticker.tick() => {
+                seq += 1;
+                mover.send(&ClientMessage::Input(Input { seq, dir_x: 1.0, dir_y: 0.0, buttons: 0 }))
+                    .await.expect("send input");
+            }
+            message = mover.recv() => {
+                if let ServerMessage::Snapshot(s) = message.expect("recv") {
+                    acks.push(s.ack_seq);
+                    if let Some(p) = pos(&s, me) { seen_by_mover.insert(s.tick, p); }
+                }
+            }
+        }
+    }
+
+    // The spawn point, before any input, is the simulation's.
+    let first_tick = *seen_by_mover.keys().min().expect("snapshots");
+    let spawn = Arena::spawn_point(me);
+    assert!(
+        seen_by_mover[&first_tick].distance(spawn) <= STEP,
+        "spawned at {spawn}"
+    );
+
+    // While the input is held, each tick moves exactly speed * dt to the right.
+    let dt = 1.0 / 30.0;
+    let per_tick = arena::SPEED * dt;
+    let mut ticks: Vec<_> = seen_by_mover.keys().copied().collect();
+    ticks.sort_unstable();
+    let mut checked = 0;
+    for pair in ticks.windows(2) {
+        let (a, b) = (seen_by_mover[&pair[0]], seen_by_mover[&pair[1]]);
+        if a.x <= spawn.x + 0.5 || b.x >= arena::ARENA_SIZE - arena::RADIUS - 1.0 {
+            continue;
+        }
+        let expected = per_tick * (pair[1] - pair[0]) as f32;
+        assert!(
+            (b.x - a.x - expected).abs() <= 2.0 * STEP,
+            "tick {pair:?}: {a} -> {b}"
+        );
+        assert!((b.y - a.y).abs() <= 2.0 * STEP);
+        checked += 1;
+    }
+    assert!(checked >= 10, "only {checked} moving intervals seen");
+
+    // Acks advance and never go backwards.
+    assert!(acks.windows(2).all(|w| w[0] <= w[1]), "{acks:?}");
+    assert!(*acks.last().expect("acks") >= seq.saturating_sub(5));
+
+    // The watcher sees the same entity at the same positions for the same ticks (its
+    // socket still holds the snapshots of the past second), moving right.
+    let mut watched = Vec::new();
+    let watch_until = tokio::time::Instant::now() + Duration::from_millis(500);
+    while tokio::time::Instant::now() < watch_until {
+        if let Ok(ServerMessage::Snapshot(s)) = watcher.recv_timeout(Duration::from_secs(2)).await {
+            if let (Some(p), Some(q)) = (pos(&s, me), seen_by_mover.get(&s.tick)) {
+                assert_eq!(p, *q, "tick {}", s.tick);
+                watched.push(p.x);
+            }
+        }
+    }
+    let matched = watched.len();
+    assert!(
+        watched.last().copied().unwrap_or(0.0) > watched.first().copied().unwrap_or(0.0) + 50.0,
+        "the watcher saw the mover move right: {watched:?}"
+    );
+    assert!(matched > 0, "the watcher saw none of the mover's ticks");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn snapshots_arrive_at_the_tick_rate_with_advancing_acks() {
+    let server = spawn_server(test_config()).await;
+    let url = server.ws_url();
+    let (mut a, welcome, _) = Client::quick_player(&url, "a").await.expect("a");
+    let (mut b, _, _) = Client::quick_player(&url, "b").await.expect("b");
+    assert_eq!(welcome.tick_rate, 30);
+
+    let window = Duration::from_secs(2);
+    let start = tokio::time::Instant::now();
+    let mut counts = [0u32; 2];
+    let mut last_ack = 0;
+    let mut last_tick = None;
+    let mut seq = 0;
+    let mut ticker = tokio::time::interval(Duration::from_millis(33));
+    while start.elapsed() < window {
+        tokio::select! {
+            _ = ticker.tick() => {
+                seq += 1;
+                a.send(&ClientMessage::Input(Input { seq, dir_x: 0.0, dir_y: -1.0, buttons: 0 }))
+                    .await.expect("send");
+            }
+            m = a.recv() => if let ServerMessage::Snapshot(s) = m.expect("recv") {
+                counts[0] += 1;
+                assert!(s.ack_seq >= last_ack);
+                last_ack = s.ack_seq;
+                if let Some(t) = last_tick { assert!(s.tick > t, "ticks increase"); }
+                last_tick = Some(s.tick);
+            },
+            m = b.recv() => if let ServerMessage::Snapshot(s) = m.expect("recv") {
+                counts[1] += 1;
+                assert_eq!(s.ack_seq, 0, "b sent no input");
+                assert_eq!(s.entities.len(), 2);
+            },
+        }
+    }
+    // 60 expected; generous bounds for a noisy machine.
+    for count in counts {
+        assert!((40..=70).contains(&count), "{count} snapshots in 2 s");
+    }
+    assert!(last_ack > 30, "ack only reached {last_ack} of {seq}");
+    server.stop().await;
+}
