@@ -324,6 +324,8 @@ pub enum ErrorCode {
     Kicked = 16,
     /// The server failed; not the client's fault.
     Internal = 17,
+    /// The server requires a valid join token (`/ws?token=...`).
+    Unauthorized = 18,
 }
 
 impl ErrorCode {

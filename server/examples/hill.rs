@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use glam::Vec2;
 use ticksync_protocol::{EntityId, ScoreEntry};
-use ticksync_server::game::{EntityView, Game, PlayerInput};
+use ticksync_server::game::{EntityView, Game, LobbySpec, PlayerInput};
 use ticksync_server::{Config, run_with_game};
 use tokio::net::TcpListener;
 
@@ -83,10 +83,14 @@ impl Game for Hill {
 
     fn scores(&self, out: &mut Vec<ScoreEntry>) {
         let per_second = self.tick_rate.max(1);
-        out.extend(self.players.iter().map(|&(entity, _, _, ticks)| ScoreEntry {
-            entity,
-            score: i32::try_from(ticks / per_second).unwrap_or(i32::MAX),
-        }));
+        out.extend(
+            self.players
+                .iter()
+                .map(|&(entity, _, _, ticks)| ScoreEntry {
+                    entity,
+                    score: i32::try_from(ticks / per_second).unwrap_or(i32::MAX),
+                }),
+        );
     }
 }
 
@@ -95,7 +99,7 @@ async fn main() -> std::io::Result<()> {
     let config = Config::default();
     let listener = TcpListener::bind(config.bind).await?;
     println!("king of the hill: open http://{}/", listener.local_addr()?);
-    let game = Arc::new(|_max_players: u8| Box::new(Hill::default()) as Box<dyn Game>);
+    let game = Arc::new(|_: &LobbySpec| Box::new(Hill::default()) as Box<dyn Game>);
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -51,6 +51,52 @@ pub struct Config {
     #[arg(long, env = "TICKSYNC_WRITE_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
     pub write_timeout: Duration,
 
+    /// Most simultaneous connections from one IP address.
+    #[arg(long, env = "TICKSYNC_MAX_CONNECTIONS_PER_IP", default_value_t = 1_024)]
+    pub max_connections_per_ip: usize,
+
+    /// How long a client may take to send its HTTP request (the WebSocket handshake).
+    #[arg(long, env = "TICKSYNC_HANDSHAKE_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub handshake_timeout: Duration,
+
+    /// A client that sends nothing at all (not even a pong) for this long is closed.
+    #[arg(long, env = "TICKSYNC_IDLE_TIMEOUT", default_value = "15s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// How often the server pings each client (for RTT and to notice dead links).
+    #[arg(long, env = "TICKSYNC_PING_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    pub ping_interval: Duration,
+
+    /// How long a player whose connection dropped keeps its place (entity, score, lobby)
+    /// for a resume with its session token.
+    #[arg(long, env = "TICKSYNC_RESUME_GRACE", default_value = "15s", value_parser = parse_duration)]
+    pub resume_grace: Duration,
+
+    /// Origins allowed to open the WebSocket (comma-separated, e.g.
+    /// "https://game.example"). Empty: any origin.
+    #[arg(long, env = "TICKSYNC_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
+    /// Secret for signed join tokens. When set, every player needs a token from the
+    /// game's backend (`/ws?token=...`, see PROTOCOL.md).
+    #[arg(long, env = "TICKSYNC_JOIN_SECRET", hide_env_values = true)]
+    pub join_secret: Option<String>,
+
+    /// Bearer token(s) for the admin API and the /monitor page (comma-separated). The
+    /// admin API is off unless one is set.
+    #[arg(
+        long,
+        env = "TICKSYNC_ADMIN_TOKEN",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub admin_token: Vec<String>,
+
+    /// Kernel send buffer per connection, in bytes (0: the kernel's default). Bounds
+    /// what a client that stops reading can make the server hold.
+    #[arg(long, env = "TICKSYNC_SOCKET_SEND_BUFFER", default_value_t = 64 * 1024)]
+    pub socket_send_buffer: usize,
+
     /// How long shutdown waits for sessions and lobbies to finish.
     #[arg(long, env = "TICKSYNC_SHUTDOWN_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
@@ -115,5 +161,7 @@ mod tests {
         assert_eq!(c.tick_rate, 30);
         assert_eq!(c.max_players_per_lobby, 64);
         assert_eq!(c.empty_lobby_grace, Duration::from_secs(30));
+        assert_eq!(c.resume_grace, Duration::from_secs(15));
+        assert!(c.allowed_origins.is_empty() && c.join_secret.is_none());
     }
 }

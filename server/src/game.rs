@@ -60,17 +60,28 @@ pub trait Game: Send + 'static {
     }
 }
 
-/// Makes the game of each new lobby.
+/// What a new lobby was created with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LobbySpec {
+    /// The lobby's name (a game may pick a mode or map from it).
+    pub name: String,
+    /// Its player cap.
+    pub max_players: u8,
+    /// Whether it is private.
+    pub private: bool,
+}
+
+/// Makes the game of each new lobby. Any `Fn(&LobbySpec) -> Box<dyn Game>` is one.
 pub trait GameFactory: Send + Sync + 'static {
-    /// A new game for a lobby of at most `max_players`.
-    fn create(&self, max_players: u8) -> Box<dyn Game>;
+    /// A new game for the lobby `spec` describes.
+    fn create(&self, spec: &LobbySpec) -> Box<dyn Game>;
 }
 
 impl<F> GameFactory for F
 where
-    F: Fn(u8) -> Box<dyn Game> + Send + Sync + 'static,
+    F: Fn(&LobbySpec) -> Box<dyn Game> + Send + Sync + 'static,
 {
-    fn create(&self, max_players: u8) -> Box<dyn Game> {
-        self(max_players)
+    fn create(&self, spec: &LobbySpec) -> Box<dyn Game> {
+        self(spec)
     }
 }

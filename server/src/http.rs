@@ -1,5 +1,5 @@
 //! HTTP on the same port as the game: the demo client's files, `/ws` (the WebSocket
-//! upgrade), `/api/lobbies` and `/healthz`.
+//! upgrade), `/api/lobbies`, `/healthz` (alive) and `/readyz` (accepting players).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -12,12 +12,13 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
-use tokio::sync::OwnedSemaphorePermit;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tracing::debug;
 
+use crate::auth::query_param;
+use crate::listener::ConnSlot;
 use crate::{Shared, session};
 
 mod files {
@@ -26,18 +27,32 @@ mod files {
 
 type Body = Full<Bytes>;
 
-/// Serves one request. `permit` is the connection's slot, which an upgraded WebSocket
-/// session keeps for its whole life.
+/// Serves one request. `slot` is the connection's place under the connection caps, which
+/// an upgraded WebSocket session keeps for its whole life.
 pub(crate) async fn handle(
     req: Request<Incoming>,
     peer: SocketAddr,
     shared: Arc<Shared>,
-    permit: Arc<OwnedSemaphorePermit>,
+    slot: Arc<ConnSlot>,
 ) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path();
     let response = match (req.method(), path) {
-        (&Method::GET, "/ws") => upgrade(req, peer, shared, permit),
+        (&Method::GET, "/ws") => upgrade(req, peer, shared, slot),
         (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
+        (&Method::GET, "/readyz") => {
+            if shared.is_draining() {
+                text(StatusCode::SERVICE_UNAVAILABLE, "draining\n")
+            } else if shared.conns.total() >= shared.config.max_connections {
+                text(StatusCode::SERVICE_UNAVAILABLE, "full\n")
+            } else {
+                text(StatusCode::OK, "ready\n")
+            }
+        }
+        (&Method::GET, "/metrics") => with_type(
+            Response::new(Full::from(crate::metrics::render(&shared))),
+            "text/plain; version=0.0.4; charset=utf-8",
+        ),
+        (_, p) if p.starts_with("/admin/api/") => crate::admin::handle(req, shared).await,
         (&Method::GET, "/api/lobbies") => {
             let body = serde_json::to_vec(&shared.registry.list_json()).unwrap_or_default();
             with_type(Response::new(Full::from(body)), "application/json")
@@ -93,12 +108,12 @@ fn header_has(req: &Request<Incoming>, name: header::HeaderName, token: &str) ->
 }
 
 /// Answers a WebSocket handshake with 101 and hands the connection to a session once
-/// hyper lets go of it.
+/// hyper lets go of it. A handshake from an origin not on the allowlist gets 403.
 fn upgrade(
     mut req: Request<Incoming>,
     peer: SocketAddr,
     shared: Arc<Shared>,
-    permit: Arc<OwnedSemaphorePermit>,
+    slot: Arc<ConnSlot>,
 ) -> Response<Body> {
     let key = req.headers().get(header::SEC_WEBSOCKET_KEY).cloned();
     let version_ok = req
@@ -116,11 +131,26 @@ fn upgrade(
             "expected a WebSocket upgrade (version 13)\n",
         );
     };
+    let allowed = &shared.config.allowed_origins;
+    if !allowed.is_empty() {
+        let origin = req
+            .headers()
+            .get(header::ORIGIN)
+            .and_then(|o| o.to_str().ok());
+        if !origin.is_some_and(|o| allowed.iter().any(|a| a == o)) {
+            shared.stats.refuse(crate::Refusal::Origin);
+            return text(StatusCode::FORBIDDEN, "origin not allowed\n");
+        }
+    }
+    let join_token = req
+        .uri()
+        .query()
+        .and_then(|q| query_param(q, "token"))
+        .map(str::to_owned);
     let on_upgrade = hyper::upgrade::on(&mut req);
     let ws_config = shared.ws_config;
     let tracker = shared.tracker.clone();
     tracker.spawn(async move {
-        let _permit = permit;
         let upgraded = match on_upgrade.await {
             Ok(upgraded) => upgraded,
             Err(e) => {
@@ -144,7 +174,7 @@ fn upgrade(
                     )
                     .await
                 };
-                session::run(ws, peer, shared).await;
+                session::run(ws, peer, shared, slot, join_token).await;
             }
             Err(upgraded) => {
                 let ws = WebSocketStream::from_raw_socket(
@@ -153,7 +183,7 @@ fn upgrade(
                     Some(ws_config),
                 )
                 .await;
-                session::run(ws, peer, shared).await;
+                session::run(ws, peer, shared, slot, join_token).await;
             }
         }
     });

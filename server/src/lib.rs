@@ -26,6 +26,9 @@
 //!   `/ws` to a WebSocket.
 //! - `session` is one task per player: it owns the socket, decodes client messages, and
 //!   sends the lobby's snapshots and events.
+//! - `input` sanitizes inputs and holds the per-connection rate limits; `auth` the Origin
+//!   allowlist and signed join tokens.
+//! - `players` is the directory of players by session token (resume, kick).
 //! - `registry` is the directory of lobbies (by id and by private code).
 //! - `lobby` is one task per lobby with a fixed tick; it owns the [`game::Game`].
 //! - `broadcast` is the tick frame: the snapshot body encoded once per tick and shared by
@@ -34,19 +37,25 @@
 //! Game rules live behind [`game::Game`]; [`arena::Arena`] is the demo game. Start a
 //! server with [`run`] (the arena) or [`run_with_game`] (your game).
 
+mod admin;
 pub mod arena;
+pub mod auth;
 mod broadcast;
 pub mod config;
 pub mod game;
 mod http;
+pub mod input;
 mod listener;
 mod lobby;
+mod metrics;
+mod players;
 mod registry;
 mod session;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
 use ticksync_protocol::limits::MAX_CLIENT_MESSAGE_BYTES;
 use tokio::net::TcpListener;
@@ -56,8 +65,10 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 pub use crate::config::Config;
-use crate::game::{Game, GameFactory};
-use crate::lobby::{Lobby, LobbyHandle, LobbySettings};
+use crate::game::{Game, GameFactory, LobbySpec};
+use crate::listener::ConnCounts;
+use crate::lobby::{Lobby, LobbyHandle};
+use crate::players::Players;
 use crate::registry::Registry;
 
 /// Errors that stop the server.
@@ -68,37 +79,141 @@ pub enum Error {
     Listener(#[source] std::io::Error),
 }
 
-/// Server-wide counters.
+/// Close codes counted separately (index in [`Stats::closes`]); 0 stands for "no close
+/// frame" (the connection dropped or the client closed it).
+pub(crate) const COUNTED_CLOSES: [u16; 15] = [
+    0, 1000, 1001, 1002, 1003, 1008, 1009, 1011, 1013, 4001, 4002, 4003, 4004, 4005, 4006,
+];
+
+/// Server-wide counters: atomics, so reading them never slows a tick.
 #[derive(Debug, Default)]
 pub(crate) struct Stats {
     pub(crate) sessions_open: AtomicU64,
+    pub(crate) sessions_total: AtomicU64,
     pub(crate) snapshots_sent: AtomicU64,
     pub(crate) snapshots_skipped: AtomicU64,
     pub(crate) bytes_out: AtomicU64,
+    pub(crate) bytes_in: AtomicU64,
+    pub(crate) messages_in: AtomicU64,
+    pub(crate) decode_errors: AtomicU64,
+    pub(crate) lobby_panics: AtomicU64,
+    pub(crate) kicks: AtomicU64,
+    pub(crate) resumes: AtomicU64,
+    pub(crate) write_timeouts: AtomicU64,
+    /// Sessions ended, by close code (see [`COUNTED_CLOSES`]; the last slot: others).
+    pub(crate) closes: [AtomicU64; COUNTED_CLOSES.len() + 1],
+    /// Client messages by tag (the last slot: undecodable).
+    pub(crate) messages_by_kind: [AtomicU64; CLIENT_KINDS.len() + 1],
+    /// TCP connections accepted.
+    pub(crate) connections_total: AtomicU64,
+    /// Connections refused, by reason (see [`REFUSALS`]).
+    pub(crate) refused: [AtomicU64; REFUSALS.len()],
+    pub(crate) ticks: AtomicU64,
+    /// Ticks that took longer than the tick period, or started a period late.
+    pub(crate) ticks_overrun: AtomicU64,
+    /// Simulation + encode time of one lobby tick.
+    pub(crate) tick_time: metrics::AtomicHistogram,
+    /// How late ticks start against their schedule.
+    pub(crate) tick_lateness: metrics::AtomicHistogram,
+    pub(crate) inputs_dropped_full: AtomicU64,
+    pub(crate) inputs_superseded: AtomicU64,
+    pub(crate) inputs_stale: AtomicU64,
+    pub(crate) inputs_rate_limited: AtomicU64,
+    pub(crate) admin_actions: AtomicU64,
+}
+
+/// Client message kinds by tag, as metric labels.
+pub(crate) const CLIENT_KINDS: [&str; 8] = [
+    "hello",
+    "list_lobbies",
+    "create_lobby",
+    "join_lobby",
+    "quick_join",
+    "leave_lobby",
+    "input",
+    "ping",
+];
+
+/// Why connections are refused, as metric labels.
+pub(crate) const REFUSALS: [&str; 5] = [
+    "server_full",
+    "address_full",
+    "origin",
+    "draining",
+    "over_margin",
+];
+
+/// Index in [`Stats::refused`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Refusal {
+    ServerFull = 0,
+    AddressFull = 1,
+    Origin = 2,
+    Draining = 3,
+    OverMargin = 4,
+}
+
+impl Stats {
+    pub(crate) fn count_close(&self, code: u16) {
+        let i = COUNTED_CLOSES
+            .iter()
+            .position(|&c| c == code)
+            .unwrap_or(COUNTED_CLOSES.len());
+        self.closes[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a received binary message; its first byte is its tag.
+    pub(crate) fn count_in(&self, bytes: &[u8]) {
+        self.bytes_in
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        self.messages_in.fetch_add(1, Ordering::Relaxed);
+        let kind = bytes.first().map_or(CLIENT_KINDS.len(), |&t| {
+            usize::from(t).min(CLIENT_KINDS.len())
+        });
+        self.messages_by_kind[kind].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn refuse(&self, why: Refusal) {
+        self.refused[why as usize].fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// What every task of the server shares.
 pub(crate) struct Shared {
     pub(crate) config: Config,
-    pub(crate) registry: Arc<Registry>,
+    pub(crate) registry: Registry,
+    pub(crate) players: Players,
+    pub(crate) conns: ConnCounts,
     pub(crate) game: Arc<dyn GameFactory>,
+    /// Fired when shutdown starts: sessions say goodbye, lobbies stop.
     pub(crate) cancel: CancellationToken,
+    /// Fired when draining is over: the listener and HTTP connections stop.
+    pub(crate) stop: CancellationToken,
+    /// Sessions and lobbies.
     pub(crate) tracker: TaskTracker,
+    /// HTTP connections.
+    pub(crate) conn_tracker: TaskTracker,
     pub(crate) ws_config: WebSocketConfig,
     pub(crate) stats: Stats,
-    next_player_id: AtomicU32,
+    draining: AtomicBool,
+    next_conn: AtomicU64,
+    /// When the server started.
+    pub(crate) started: tokio::time::Instant,
 }
 
 impl Shared {
-    pub(crate) fn next_player_id(&self) -> u32 {
-        self.next_player_id
-            .fetch_add(1, Ordering::Relaxed)
-            .wrapping_add(1)
+    pub(crate) fn next_conn_id(&self) -> u64 {
+        self.next_conn.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Whether shutdown has begun.
+    pub(crate) fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
     }
 
     /// Creates a lobby and starts its tick task.
     pub(crate) fn create_lobby(
-        &self,
+        self: &Arc<Self>,
         name: String,
         max_players: u8,
         private: bool,
@@ -111,20 +226,14 @@ impl Shared {
         } else {
             None
         };
-        let settings = LobbySettings {
-            tick_period: self.config.tick_period(),
-            empty_grace: self.config.empty_lobby_grace,
-        };
-        let id = self.registry.next_id();
-        let lobby = Lobby::new(
-            id,
+        let spec = LobbySpec {
             name,
             max_players,
-            code,
-            self.game.create(max_players),
-            settings,
-            Arc::clone(&self.registry),
-        );
+            private,
+        };
+        let game = self.game.create(&spec);
+        let id = self.registry.next_id();
+        let lobby = Lobby::new(id, spec, code, game, Arc::clone(self));
         let handle = lobby.handle();
         self.registry.insert(Arc::clone(&handle));
         self.tracker.spawn(lobby.run(self.cancel.child_token()));
@@ -150,7 +259,7 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
-    let arena = |_max_players: u8| Box::new(arena::Arena::new()) as Box<dyn Game>;
+    let arena = |_: &LobbySpec| Box::new(arena::Arena::new()) as Box<dyn Game>;
     run_with_game(listener, config, Arc::new(arena), shutdown).await
 }
 
@@ -165,21 +274,34 @@ pub async fn run_with_game(
 ) -> Result<(), Error> {
     let addr = listener.local_addr().map_err(Error::Listener)?;
     let shutdown_timeout = config.shutdown_timeout;
+    let resume_grace = config.resume_grace;
     let shared = Arc::new(Shared {
         config,
-        registry: Arc::new(Registry::default()),
+        registry: Registry::default(),
+        players: Players::default(),
+        conns: ConnCounts::default(),
         game,
         cancel: CancellationToken::new(),
+        stop: CancellationToken::new(),
         tracker: TaskTracker::new(),
+        conn_tracker: TaskTracker::new(),
         ws_config: ws_config(),
         stats: Stats::default(),
-        next_player_id: AtomicU32::new(0),
+        draining: AtomicBool::new(false),
+        next_conn: AtomicU64::new(1),
+        started: tokio::time::Instant::now(),
     });
     info!(%addr, url = %format!("http://{addr}/"), "ticksync listening");
-    tokio::select! {
-        () = listener::accept_loop(listener, Arc::clone(&shared)) => {}
-        () = shutdown => info!("shutting down"),
-    }
+    let accept = tokio::spawn(listener::accept_loop(listener, Arc::clone(&shared)));
+    shared
+        .tracker
+        .spawn(sweep_players(Arc::clone(&shared), resume_grace));
+
+    shutdown.await;
+    // Drain: /readyz says 503 and new players are turned away while everyone still
+    // connected is told and closed, and every lobby finishes its tick.
+    info!("shutting down");
+    shared.draining.store(true, Ordering::Release);
     shared.cancel.cancel();
     shared.tracker.close();
     if tokio::time::timeout(shutdown_timeout, shared.tracker.wait())
@@ -188,9 +310,29 @@ pub async fn run_with_game(
     {
         warn!(
             remaining = shared.tracker.len(),
-            "shutdown deadline passed with tasks still running"
+            "shutdown deadline passed with sessions or lobbies still running"
         );
     }
+    shared.stop.cancel();
+    let _ = accept.await;
+    shared.conn_tracker.close();
+    let _ = tokio::time::timeout(Duration::from_secs(2), shared.conn_tracker.wait()).await;
     info!("stopped");
     Ok(())
+}
+
+/// Forgets players whose resume grace ran out, so that tokens do not pile up.
+async fn sweep_players(shared: Arc<Shared>, grace: Duration) {
+    let mut every = tokio::time::interval(grace.max(Duration::from_secs(1)) / 2);
+    loop {
+        tokio::select! {
+            () = shared.cancel.cancelled() => return,
+            _ = every.tick() => {
+                let forgotten = shared.players.sweep(grace);
+                if forgotten > 0 {
+                    tracing::debug!(forgotten, "expired sessions forgotten");
+                }
+            }
+        }
+    }
 }

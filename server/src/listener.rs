@@ -1,30 +1,115 @@
-//! The accept loop: one task per connection, at most `--max-connections` at once.
+//! The accept loop and connection caps: one task per connection, at most
+//! `--max-connections` in all and `--max-connections-per-ip` from one address.
+//!
+//! A connection over a cap is still accepted, so that it can be told why: its WebSocket
+//! upgrade is answered, then closed with an Error and close code 1013 (server full) or
+//! 1008 (too many from this address). Past a small margin over the cap, connections are
+//! dropped at once to protect the process's file descriptors.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use dashmap::DashMap;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use socket2::SockRef;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tracing::{debug, warn};
 
 use crate::{Shared, http};
 
-/// Accepts connections until the server shuts down (the caller drops this future).
-/// Accept errors are routine (a client reset before we took it, or no file descriptors
-/// left): log, back off briefly if it is a resource problem, go on.
+/// Connections beyond the cap that are still accepted (to be told they are refused).
+const OVER_CAP_MARGIN: usize = 64;
+
+/// Whether a connection is within the caps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Admission {
+    /// Within every cap.
+    Ok,
+    /// The server is at `--max-connections`.
+    ServerFull,
+    /// Its address is at `--max-connections-per-ip`.
+    AddressFull,
+}
+
+/// Connection counts.
+#[derive(Debug, Default)]
+pub(crate) struct ConnCounts {
+    total: AtomicUsize,
+    per_ip: DashMap<IpAddr, usize>,
+}
+
+impl ConnCounts {
+    /// Connections open now.
+    pub(crate) fn total(&self) -> usize {
+        self.total.load(Ordering::Relaxed)
+    }
+}
+
+/// One counted connection; uncounts itself when dropped.
+pub(crate) struct ConnSlot {
+    shared: Arc<Shared>,
+    ip: IpAddr,
+    /// Whether the connection is within the caps.
+    pub(crate) admission: Admission,
+}
+
+impl Drop for ConnSlot {
+    fn drop(&mut self) {
+        let counts = &self.shared.conns;
+        counts.total.fetch_sub(1, Ordering::Relaxed);
+        if let dashmap::Entry::Occupied(mut entry) = counts.per_ip.entry(self.ip) {
+            *entry.get_mut() -= 1;
+            if *entry.get() == 0 {
+                entry.remove();
+            }
+        }
+    }
+}
+
+/// Counts a new connection from `ip`; None if it is past the hard margin.
+fn admit(shared: &Arc<Shared>, ip: IpAddr) -> Option<ConnSlot> {
+    let config = &shared.config;
+    let counts = &shared.conns;
+    let total = counts.total.fetch_add(1, Ordering::Relaxed) + 1;
+    let from_ip = {
+        let mut entry = counts.per_ip.entry(ip).or_insert(0);
+        *entry += 1;
+        *entry
+    };
+    let slot = ConnSlot {
+        shared: Arc::clone(shared),
+        ip,
+        admission: if total > config.max_connections {
+            Admission::ServerFull
+        } else if from_ip > config.max_connections_per_ip {
+            Admission::AddressFull
+        } else {
+            Admission::Ok
+        },
+    };
+    let hard = config.max_connections.saturating_add(OVER_CAP_MARGIN);
+    let hard_ip = config
+        .max_connections_per_ip
+        .saturating_add(OVER_CAP_MARGIN);
+    (total <= hard && from_ip <= hard_ip).then_some(slot)
+}
+
+/// Accepts connections until `shared.stop` fires. Accept errors are routine (a client
+/// reset before we took it, or no file descriptors left): log, back off briefly if it is
+/// a resource problem, go on.
 pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
-    let slots = Arc::new(Semaphore::new(shared.config.max_connections));
+    let stop = shared.stop.clone();
     loop {
-        // Holding off `accept` at the cap leaves new connections in the kernel's queue.
-        let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
-            return;
+        let accepted = tokio::select! {
+            () = stop.cancelled() => return,
+            accepted = listener.accept() => accepted,
         };
-        let (stream, peer) = match listener.accept().await {
+        let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(e) if is_per_connection(&e) => {
                 debug!(error = %e, "accept failed for one connection");
@@ -36,14 +121,32 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                 continue;
             }
         };
-        // Snapshots are small and latency-bound: never let Nagle hold them back.
-        if let Err(e) = stream.set_nodelay(true) {
-            debug!(%peer, error = %e, "set_nodelay failed");
-        }
-        let conn_shared = Arc::clone(&shared);
+        let Some(slot) = admit(&shared, peer.ip()) else {
+            shared.stats.refuse(crate::Refusal::OverMargin);
+            debug!(%peer, "over the connection cap's margin; dropped");
+            continue;
+        };
         shared
-            .tracker
-            .spawn(serve(stream, peer, conn_shared, Arc::new(permit)));
+            .stats
+            .connections_total
+            .fetch_add(1, Ordering::Relaxed);
+        tune(&stream, &shared, peer);
+        shared
+            .conn_tracker
+            .spawn(serve(stream, peer, Arc::clone(&shared), Arc::new(slot)));
+    }
+}
+
+fn tune(stream: &TcpStream, shared: &Shared, peer: SocketAddr) {
+    // Snapshots are small and latency-bound: never let Nagle hold them back.
+    if let Err(e) = stream.set_nodelay(true) {
+        debug!(%peer, error = %e, "set_nodelay failed");
+    }
+    let send_buffer = shared.config.socket_send_buffer;
+    if send_buffer > 0 {
+        if let Err(e) = SockRef::from(stream).set_send_buffer_size(send_buffer) {
+            debug!(%peer, error = %e, "setting the send buffer failed");
+        }
     }
 }
 
@@ -56,18 +159,17 @@ fn is_per_connection(e: &io::Error) -> bool {
     )
 }
 
-async fn serve(
-    stream: TcpStream,
-    peer: SocketAddr,
-    shared: Arc<Shared>,
-    permit: Arc<tokio::sync::OwnedSemaphorePermit>,
-) {
-    let cancel = shared.cancel.clone();
+async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, slot: Arc<ConnSlot>) {
+    let stop = shared.stop.clone();
     let service_shared = Arc::clone(&shared);
     let service = service_fn(move |req| {
-        http::handle(req, peer, Arc::clone(&service_shared), Arc::clone(&permit))
+        http::handle(req, peer, Arc::clone(&service_shared), Arc::clone(&slot))
     });
+    // The header timeout is the handshake deadline: a client that connects and never
+    // finishes its request is cut off. It also bounds idle keep-alive connections.
     let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(shared.config.handshake_timeout)
         .max_buf_size(16 * 1024)
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
@@ -78,7 +180,7 @@ async fn serve(
                 debug!(%peer, error = %e, "http connection ended with an error");
             }
         }
-        () = cancel.cancelled() => {
+        () = stop.cancelled() => {
             conn.as_mut().graceful_shutdown();
             let _ = tokio::time::timeout(Duration::from_secs(1), conn).await;
         }

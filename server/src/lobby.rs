@@ -8,7 +8,13 @@
 //! once and publishes it on a `watch` channel (see `broadcast.rs`). Rare, must-arrive
 //! messages (players joining and leaving, scores) go to each player's bounded event queue;
 //! a player whose queue is full is too far behind and is dropped from the lobby.
+//!
+//! A player whose connection drops without a goodbye (its event queue closes) keeps its
+//! seat, idle, for the resume grace; a resumed connection re-attaches to the same entity.
+//! A panic in the game's code ends only this lobby: its players are told, every other
+//! lobby keeps ticking.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
@@ -23,11 +29,12 @@ use ticksync_protocol::{
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
+use crate::Shared;
 use crate::broadcast::TickFrame;
-use crate::game::{EntityView, Game, PlayerInput};
-use crate::registry::Registry;
+use crate::game::{EntityView, Game, LobbySpec, PlayerInput};
+use crate::metrics::AtomicHistogram;
 
 /// Capacity of a lobby's join queue.
 const COMMAND_QUEUE: usize = 64;
@@ -75,8 +82,12 @@ pub(crate) struct LobbyStats {
     pub(crate) inputs_superseded: AtomicU64,
     /// Inputs older than one already applied.
     pub(crate) inputs_stale: AtomicU64,
+    /// Inputs over the connection's rate limit (dropped by the session).
+    pub(crate) inputs_rate_limited: AtomicU64,
     /// Longest time a tick started after its schedule, in microseconds.
     pub(crate) max_tick_lateness_us: AtomicU32,
+    /// Simulation + encode time of this lobby's ticks.
+    pub(crate) tick_time: AtomicHistogram,
 }
 
 impl LobbyHandle {
@@ -96,10 +107,39 @@ pub(crate) enum LobbyCommand {
         player_id: u32,
         /// Display name.
         name: String,
-        /// The player's event queue; the lobby drops the player when it closes.
+        /// The connection asking (a stale connection cannot act for its successor).
+        conn: u64,
+        /// The player's event queue; closing it detaches the player.
         events: mpsc::Sender<Bytes>,
         /// The answer.
         reply: oneshot::Sender<Result<Seated, JoinRefused>>,
+    },
+    /// A resumed connection takes its player's seat back.
+    Reattach {
+        /// The player.
+        player_id: u32,
+        /// Its entity.
+        entity: EntityId,
+        /// The new connection.
+        conn: u64,
+        /// Its event queue.
+        events: mpsc::Sender<Bytes>,
+        /// The answer.
+        reply: oneshot::Sender<Result<Seated, JoinRefused>>,
+    },
+    /// The player leaves for good.
+    Leave {
+        /// The player.
+        player_id: u32,
+        /// Its entity.
+        entity: EntityId,
+        /// The connection asking.
+        conn: u64,
+    },
+    /// An operator closes the lobby.
+    Close {
+        /// What the players are told.
+        reason: String,
     },
 }
 
@@ -117,7 +157,7 @@ pub(crate) struct Seated {
 pub(crate) enum JoinRefused {
     /// The lobby is at its cap.
     Full,
-    /// The lobby is closing.
+    /// The lobby is closing, or (re-attach) the seat is gone.
     Closed,
 }
 
@@ -133,17 +173,14 @@ pub(crate) struct InputMsg {
     pub(crate) input: Input,
 }
 
-/// Settings a lobby needs from the server.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct LobbySettings {
-    pub(crate) tick_period: Duration,
-    pub(crate) empty_grace: Duration,
-}
-
 struct Seat {
     player_id: u32,
     name: String,
+    /// The connection the seat belongs to now.
+    conn: u64,
     events: mpsc::Sender<Bytes>,
+    /// Set when the connection dropped; the seat goes after the resume grace.
+    detached_at: Option<Instant>,
     input: PlayerInput,
     /// Sequence of the input in `input`.
     applied_seq: u32,
@@ -154,9 +191,9 @@ struct Seat {
 /// The tick task's state. Owned by the task; nothing else can reach the game.
 pub(crate) struct Lobby {
     handle: Arc<LobbyHandle>,
-    registry: Arc<Registry>,
+    shared: Arc<Shared>,
     game: Box<dyn Game>,
-    settings: LobbySettings,
+    tick_period: Duration,
     commands: mpsc::Receiver<LobbyCommand>,
     inputs: mpsc::Receiver<InputMsg>,
     frames: watch::Sender<Arc<TickFrame>>,
@@ -176,13 +213,14 @@ impl Lobby {
     /// Creates a lobby and its handle. The caller spawns [`Lobby::run`].
     pub(crate) fn new(
         id: u32,
-        name: String,
-        max_players: u8,
+        spec: LobbySpec,
         code: Option<String>,
         game: Box<dyn Game>,
-        settings: LobbySettings,
-        registry: Arc<Registry>,
+        shared: Arc<Shared>,
     ) -> Self {
+        let LobbySpec {
+            name, max_players, ..
+        } = spec;
         let (commands_tx, commands) = mpsc::channel(COMMAND_QUEUE);
         let (inputs_tx, inputs) =
             mpsc::channel(usize::from(max_players).max(1) * INPUTS_PER_PLAYER);
@@ -202,9 +240,9 @@ impl Lobby {
         });
         Self {
             handle,
-            registry,
+            tick_period: shared.config.tick_period(),
+            shared,
             game,
-            settings,
             commands,
             inputs,
             frames,
@@ -232,7 +270,7 @@ impl Lobby {
     /// degrades to a lower tick rate instead of a catch-up spiral. The tick number counts
     /// simulation steps, so it stays contiguous.
     pub(crate) async fn run(mut self, cancel: CancellationToken) {
-        let mut interval = tokio::time::interval(self.settings.tick_period);
+        let mut interval = tokio::time::interval(self.tick_period);
         interval.set_missed_tick_behavior(MissedTickBehavior::Skip);
         info!(lobby = self.handle.id, name = %self.handle.name, "lobby opened");
         loop {
@@ -240,28 +278,63 @@ impl Lobby {
                 () = cancel.cancelled() => break,
                 at = interval.tick() => at,
             };
-            let late = Instant::now().saturating_duration_since(scheduled);
+            let started = Instant::now();
+            let late = started.saturating_duration_since(scheduled);
             let late_us = u32::try_from(late.as_micros()).unwrap_or(u32::MAX);
             self.handle
                 .stats
                 .max_tick_lateness_us
                 .fetch_max(late_us, Ordering::Relaxed);
-            if !self.run_tick() {
-                break;
+            let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| self.run_tick()));
+            let took = started.elapsed();
+            let stats = &self.shared.stats;
+            stats.ticks.fetch_add(1, Ordering::Relaxed);
+            stats.tick_time.observe(took);
+            stats.tick_lateness.observe(late);
+            self.handle.stats.tick_time.observe(took);
+            if took > self.tick_period || late > self.tick_period {
+                stats.ticks_overrun.fetch_add(1, Ordering::Relaxed);
+            }
+            match outcome {
+                Ok(Some(reason)) => {
+                    self.close(ErrorCode::LobbyClosed, &reason, LeftReason::LobbyClosed);
+                    return;
+                }
+                Ok(None) => {}
+                Err(panic) => {
+                    let what = panic_message(panic.as_ref());
+                    error!(lobby = self.handle.id, panic = %what, "the game panicked; closing this lobby");
+                    self.shared
+                        .stats
+                        .lobby_panics
+                        .fetch_add(1, Ordering::Relaxed);
+                    self.close(
+                        ErrorCode::LobbyClosed,
+                        "the game crashed; the lobby is closed",
+                        LeftReason::LobbyCrashed,
+                    );
+                    return;
+                }
             }
         }
-        self.close();
+        self.close(
+            ErrorCode::ShuttingDown,
+            "the server is shutting down",
+            LeftReason::LobbyClosed,
+        );
     }
 
-    /// One tick. Returns false when the lobby should close.
-    fn run_tick(&mut self) -> bool {
-        self.handle_commands();
-        self.drop_gone_players();
+    /// One tick. Returns why the lobby should close, if it should.
+    fn run_tick(&mut self) -> Option<String> {
+        if let Some(reason) = self.handle_commands() {
+            return Some(reason);
+        }
+        self.check_connections();
         if self.player_count() == 0 {
             let since = *self.empty_since.get_or_insert_with(Instant::now);
-            if since.elapsed() >= self.settings.empty_grace {
+            if since.elapsed() >= self.shared.config.empty_lobby_grace {
                 debug!(lobby = self.handle.id, "empty for its grace period");
-                return false;
+                return Some("the lobby was empty".into());
             }
         } else {
             self.empty_since = None;
@@ -271,7 +344,7 @@ impl Lobby {
         self.publish();
         self.tick = self.tick.wrapping_add(1);
         self.handle.stats.ticks.fetch_add(1, Ordering::Relaxed);
-        true
+        None
     }
 
     fn player_count(&self) -> usize {
@@ -283,28 +356,58 @@ impl Lobby {
         self.handle.players.store(n, Ordering::Release);
     }
 
-    fn handle_commands(&mut self) {
+    /// Applies queued commands; returns a reason if an operator closed the lobby.
+    fn handle_commands(&mut self) -> Option<String> {
         while let Ok(command) = self.commands.try_recv() {
             match command {
                 LobbyCommand::Join {
                     player_id,
                     name,
+                    conn,
                     events,
                     reply,
                 } => {
-                    let result = self.join(player_id, name, events);
+                    let result = self.join(player_id, name, conn, events);
                     // The session may have given up waiting; then it never learns it
-                    // joined, drops its event queue, and leaves at the next tick.
+                    // joined, its queue closes, and the seat expires like a dropped one.
                     let _ = reply.send(result);
                 }
+                LobbyCommand::Reattach {
+                    player_id,
+                    entity,
+                    conn,
+                    events,
+                    reply,
+                } => {
+                    let result = self.reattach(player_id, entity, conn, events);
+                    let _ = reply.send(result);
+                }
+                LobbyCommand::Leave {
+                    player_id,
+                    entity,
+                    conn,
+                } => {
+                    let index = usize::from(entity);
+                    let owned = self
+                        .seats
+                        .get(index)
+                        .and_then(Option::as_ref)
+                        .is_some_and(|s| s.player_id == player_id && s.conn == conn);
+                    if owned {
+                        self.remove(index);
+                    }
+                }
+                LobbyCommand::Close { reason } => return Some(reason),
             }
         }
+        None
     }
 
     fn join(
         &mut self,
         player_id: u32,
         name: String,
+        conn: u64,
         events: mpsc::Sender<Bytes>,
     ) -> Result<Seated, JoinRefused> {
         let Some(free) = self.seats.iter().position(Option::is_none) else {
@@ -322,11 +425,54 @@ impl Lobby {
         self.seats[free] = Some(Seat {
             player_id,
             name,
+            conn,
             events,
+            detached_at: None,
             input: PlayerInput::default(),
             applied_seq: 0,
             newest_seq: 0,
         });
+        self.welcome(entity);
+        self.update_count();
+        debug!(lobby = self.handle.id, player_id, entity, "player joined");
+        Ok(Seated {
+            entity,
+            tick: self.tick,
+        })
+    }
+
+    fn reattach(
+        &mut self,
+        player_id: u32,
+        entity: EntityId,
+        conn: u64,
+        events: mpsc::Sender<Bytes>,
+    ) -> Result<Seated, JoinRefused> {
+        let Some(seat) = self
+            .seats
+            .get_mut(usize::from(entity))
+            .and_then(Option::as_mut)
+            .filter(|s| s.player_id == player_id)
+        else {
+            return Err(JoinRefused::Closed);
+        };
+        seat.conn = conn;
+        seat.events = events;
+        seat.detached_at = None;
+        // The client restarts its input sequence with the new connection's inputs.
+        seat.input = PlayerInput::default();
+        seat.newest_seq = 0;
+        seat.applied_seq = 0;
+        self.welcome(entity);
+        debug!(lobby = self.handle.id, player_id, entity, "player resumed");
+        Ok(Seated {
+            entity,
+            tick: self.tick,
+        })
+    }
+
+    /// Queues `Joined` and the scoreboard for a player who (re-)enters.
+    fn welcome(&mut self, entity: EntityId) {
         let size = self.game.world_size();
         let joined = ServerMessage::Joined(Joined {
             lobby_id: self.handle.id,
@@ -348,12 +494,6 @@ impl Lobby {
         };
         // Everyone else gets the new scoreboard when this tick publishes.
         self.send_event(entity, Bytes::from(encode_server(&board)));
-        self.update_count();
-        debug!(lobby = self.handle.id, player_id, entity, "player joined");
-        Ok(Seated {
-            entity,
-            tick: self.tick,
-        })
     }
 
     fn player_list(&self) -> Vec<PlayerInfo> {
@@ -371,11 +511,22 @@ impl Lobby {
             .collect()
     }
 
-    /// Removes players whose session ended (their event queue closed).
-    fn drop_gone_players(&mut self) {
+    /// Detaches players whose connection dropped (their event queue closed) and removes
+    /// those detached for longer than the resume grace.
+    fn check_connections(&mut self) {
+        let grace = self.shared.config.resume_grace;
         for i in 0..self.seats.len() {
-            if self.seats[i].as_ref().is_some_and(|s| s.events.is_closed()) {
-                self.remove(i);
+            let Some(seat) = self.seats[i].as_mut() else {
+                continue;
+            };
+            match seat.detached_at {
+                None if seat.events.is_closed() => {
+                    seat.detached_at = Some(Instant::now());
+                    // Idle while away: others see it stand still.
+                    seat.input = PlayerInput::default();
+                }
+                Some(at) if at.elapsed() >= grace => self.remove(i),
+                _ => {}
             }
         }
     }
@@ -406,6 +557,9 @@ impl Lobby {
         let Some(seat) = self.seats.get(index).and_then(Option::as_ref) else {
             return;
         };
+        if seat.detached_at.is_some() || seat.events.is_closed() {
+            return;
+        }
         if seat.events.try_send(bytes).is_err() {
             // Full: the client is too far behind to follow the lobby. Dropping the seat
             // closes its queue, which ends the session with a clear reason.
@@ -429,6 +583,7 @@ impl Lobby {
 
     fn take_inputs(&mut self) {
         let stats = &self.handle.stats;
+        let server = &self.shared.stats;
         while let Ok(msg) = self.inputs.try_recv() {
             let Some(seat) = self
                 .seats
@@ -440,10 +595,12 @@ impl Lobby {
             };
             if msg.input.seq <= seat.newest_seq {
                 stats.inputs_stale.fetch_add(1, Ordering::Relaxed);
+                server.inputs_stale.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
             if seat.newest_seq > seat.applied_seq {
                 stats.inputs_superseded.fetch_add(1, Ordering::Relaxed);
+                server.inputs_superseded.fetch_add(1, Ordering::Relaxed);
             }
             seat.newest_seq = msg.input.seq;
             seat.input = PlayerInput {
@@ -461,7 +618,7 @@ impl Lobby {
                 self.step_inputs.push((entity, seat.input));
             }
         }
-        let dt = self.settings.tick_period.as_secs_f32();
+        let dt = self.tick_period.as_secs_f32();
         self.game.step(&self.step_inputs, self.tick, dt);
     }
 
@@ -504,18 +661,36 @@ impl Lobby {
     }
 
     /// Stops taking players, leaves the registry and tells everyone still here.
-    fn close(mut self) {
+    fn close(mut self, code: ErrorCode, reason: &str, left: LeftReason) {
         self.handle.closed.store(true, Ordering::Release);
-        self.registry.remove(&self.handle);
+        self.shared.registry.remove(&self.handle);
         self.commands.close();
-        while let Ok(LobbyCommand::Join { reply, .. }) = self.commands.try_recv() {
-            let _ = reply.send(Err(JoinRefused::Closed));
+        while let Ok(command) = self.commands.try_recv() {
+            if let LobbyCommand::Join { reply, .. } | LobbyCommand::Reattach { reply, .. } = command
+            {
+                let _ = reply.send(Err(JoinRefused::Closed));
+            }
         }
-        let error = ServerMessage::error(ErrorCode::LobbyClosed, "the lobby closed");
-        self.broadcast_event(&error);
-        self.broadcast_event(&ServerMessage::Left {
-            reason: LeftReason::LobbyClosed as u8,
-        });
-        info!(lobby = self.handle.id, ticks = self.tick, "lobby closed");
+        // Straight to the queues: after a panic the game must not be called again.
+        let error = Bytes::from(encode_server(&ServerMessage::error(code, reason)));
+        let left = Bytes::from(encode_server(&ServerMessage::Left { reason: left as u8 }));
+        for seat in self.seats.iter().flatten() {
+            let _ = seat.events.try_send(error.clone());
+            let _ = seat.events.try_send(left.clone());
+        }
+        info!(
+            lobby = self.handle.id,
+            ticks = self.tick,
+            reason,
+            "lobby closed"
+        );
     }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
 }

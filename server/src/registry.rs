@@ -72,6 +72,11 @@ impl Registry {
         self.get(id)
     }
 
+    /// Every lobby, in no particular order (metrics and operators).
+    pub(crate) fn handles(&self) -> Vec<Arc<LobbyHandle>> {
+        self.lobbies.iter().map(|r| Arc::clone(r.value())).collect()
+    }
+
     /// Public lobbies, fullest first, then oldest first; at most the protocol's limit.
     pub(crate) fn list_public(&self) -> Vec<LobbyInfo> {
         let mut list: Vec<LobbyInfo> = self

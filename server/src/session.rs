@@ -1,15 +1,23 @@
 //! One task per WebSocket connection: the session.
 //!
-//! It owns the socket and `select!`s, in priority order, over server shutdown, its lobby
-//! (must-arrive events first, then the newest tick frame) and the client's next message.
-//! The socket is not split: one task both reads and writes, so a tick costs one wake-up
-//! and one write per player, and the read half needs no lock. `next()` is cancel-safe, so
-//! losing a `select!` round to a frame loses no input.
+//! It owns the socket and `select!`s, in priority order, over server shutdown, operator
+//! controls (kick, notice, replaced by a resume), its lobby (must-arrive events first,
+//! then the newest tick frame), the client's next message, and its timers (Hello
+//! deadline, pings and the idle check). The socket is not split: one task both reads and
+//! writes, so a tick costs one wake-up and one write per player, and no lock sits between
+//! the halves. `next()` is cancel-safe, so losing a `select!` round loses no input.
 //!
 //! A client that reads slowly makes `send` wait; meanwhile newer frames replace older
 //! ones in the lobby's `watch` channel, so the session skips to the newest snapshot
-//! (counted) and never queues. A client that accepts nothing for `--write-timeout` is
-//! dropped.
+//! (counted) and never queues. A client that accepts nothing for `--write-timeout`, or
+//! sends nothing (not even a pong) for `--idle-timeout`, is dropped.
+//!
+//! How a session ends decides what happens to the player:
+//! - the client says goodbye (a close frame), breaks the protocol, floods, or is kicked:
+//!   it leaves its lobby at once and its session token stops working;
+//! - the connection drops (reset, timeout, vanished link): the player keeps its seat,
+//!   idle, and can resume with its token within `--resume-grace`;
+//! - another connection resumed the player: nothing changes for the lobby.
 //!
 //! A client closing, resetting or sending garbage is a normal end: logged once, never a
 //! panic.
@@ -17,11 +25,10 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt};
-use glam::Vec2;
 use ticksync_protocol::limits::{
     MAX_LOBBY_NAME_BYTES, MAX_PLAYER_NAME_BYTES, NameProblem, check_name,
 };
@@ -31,7 +38,7 @@ use ticksync_protocol::{
 };
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio::time::timeout;
+use tokio::time::{Instant, MissedTickBehavior, timeout};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -39,8 +46,12 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tracing::{Instrument, debug, field, info, info_span};
 
 use crate::Shared;
+use crate::auth::verify_join_token;
 use crate::broadcast::TickFrame;
-use crate::lobby::{EVENT_QUEUE, InputMsg, JoinRefused, LobbyCommand, LobbyHandle};
+use crate::input::{RateLimits, sanitize};
+use crate::listener::{Admission, ConnSlot};
+use crate::lobby::{EVENT_QUEUE, InputMsg, JoinRefused, LobbyCommand, LobbyHandle, Seated};
+use crate::players::{CONTROL_QUEUE, Control, PlayerRecord};
 
 /// How long a join may wait for the lobby's tick task (it answers within one tick).
 const JOIN_TIMEOUT: Duration = Duration::from_secs(3);
@@ -48,35 +59,62 @@ const JOIN_TIMEOUT: Duration = Duration::from_secs(3);
 const CLOSE_LINGER: Duration = Duration::from_secs(1);
 /// Quick-join tries this many existing lobbies before it creates one.
 const QUICK_JOIN_TRIES: usize = 3;
+/// Wire tag of `ServerMessage::Left`.
+const LEFT_TAG: u8 = 8;
 
 /// Runs a session to its end.
-pub(crate) async fn run<S>(ws: WebSocketStream<S>, peer: SocketAddr, shared: Arc<Shared>)
-where
+pub(crate) async fn run<S>(
+    ws: WebSocketStream<S>,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    slot: Arc<ConnSlot>,
+    join_token: Option<String>,
+) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let span = info_span!("session", %peer, player_id = field::Empty);
+    let conn = shared.next_conn_id();
+    let span = info_span!("session", %peer, conn, player_id = field::Empty);
+    let (control_tx, control_rx) = mpsc::channel(CONTROL_QUEUE);
+    let limits = RateLimits::new(shared.config.tick_rate);
     let session = Session {
         shared,
         ws,
+        conn,
+        join_token,
         player: None,
+        token: None,
+        control_tx,
+        control_rx,
         lobby: None,
         joined_once: false,
         scratch: BytesMut::with_capacity(256),
+        limits,
+        started: Instant::now(),
+        last_heard: Instant::now(),
     };
-    session.run().instrument(span).await;
+    session.run(slot.admission).instrument(span).await;
+    drop(slot);
+}
+
+/// What happens to the player when the session ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum After {
+    /// Leave the lobby now and forget the session token.
+    Leave,
+    /// Keep the seat and the token for the resume grace.
+    Detach,
+    /// Touch nothing (another connection owns the player now, or nothing to do).
+    Keep,
 }
 
 /// How a session ends.
 #[derive(Debug)]
-enum End {
-    /// The client closed or the connection dropped: nothing more to send.
-    Gone,
-    /// Send this error (if any), then close with this code and reason.
-    Close {
-        error: Option<(ErrorCode, String)>,
-        code: u16,
-        reason: &'static str,
-    },
+struct End {
+    /// An `Error` to send first.
+    error: Option<(ErrorCode, String)>,
+    /// A close frame to send, or None if the connection is already gone.
+    close: Option<(u16, &'static str)>,
+    after: After,
 }
 
 impl End {
@@ -86,17 +124,35 @@ impl End {
         code: u16,
         reason: &'static str,
     ) -> Self {
-        End::Close {
+        End {
             error: Some((error, message.into())),
-            code,
-            reason,
+            close: Some((code, reason)),
+            after: After::Leave,
         }
     }
-}
 
-struct Player {
-    id: u32,
-    name: String,
+    fn then(mut self, after: After) -> Self {
+        self.after = after;
+        self
+    }
+
+    /// The connection dropped without a goodbye.
+    fn dropped() -> Self {
+        End {
+            error: None,
+            close: None,
+            after: After::Detach,
+        }
+    }
+
+    /// The client closed the connection.
+    fn goodbye() -> Self {
+        End {
+            error: None,
+            close: None,
+            after: After::Leave,
+        }
+    }
 }
 
 struct InLobby {
@@ -118,32 +174,103 @@ enum FromLobby {
 struct Session<S> {
     shared: Arc<Shared>,
     ws: WebSocketStream<S>,
-    player: Option<Player>,
+    /// This connection's id: a stale connection cannot act for its successor.
+    conn: u64,
+    /// The join token from the URL, if any.
+    join_token: Option<String>,
+    player: Option<Arc<PlayerRecord>>,
+    token: Option<SessionToken>,
+    /// Given to the player record, so operators and resumes can reach this connection.
+    control_tx: mpsc::Sender<Control>,
+    control_rx: mpsc::Receiver<Control>,
     lobby: Option<InLobby>,
     /// Inputs after leaving a lobby are in-flight leftovers, not a protocol violation.
     joined_once: bool,
     scratch: BytesMut,
+    limits: RateLimits,
+    started: Instant,
+    last_heard: Instant,
 }
 
 impl<S> Session<S>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    async fn run(mut self) {
+    async fn run(mut self, admission: Admission) {
+        let stats = &self.shared.stats;
+        stats.sessions_open.fetch_add(1, Ordering::Relaxed);
+        stats.sessions_total.fetch_add(1, Ordering::Relaxed);
+        let refusal = match admission {
+            _ if self.shared.is_draining() => Some(crate::Refusal::Draining),
+            Admission::ServerFull => Some(crate::Refusal::ServerFull),
+            Admission::AddressFull => Some(crate::Refusal::AddressFull),
+            Admission::Ok => None,
+        };
+        if let Some(why) = refusal {
+            stats.refuse(why);
+        }
+        let end = match admission {
+            _ if self.shared.is_draining() => End::close(
+                ErrorCode::ShuttingDown,
+                "the server is shutting down",
+                close::GOING_AWAY,
+                "server shutting down",
+            ),
+            Admission::ServerFull => End::close(
+                ErrorCode::ServerFull,
+                "the server is full; try again later",
+                close::TRY_AGAIN_LATER,
+                "server full",
+            ),
+            Admission::AddressFull => End::close(
+                ErrorCode::ServerFull,
+                "too many connections from your address",
+                close::POLICY_VIOLATION,
+                "too many connections from this address",
+            ),
+            Admission::Ok => self.main_loop().await,
+        };
+        self.finish(end).await;
         self.shared
             .stats
             .sessions_open
-            .fetch_add(1, Ordering::Relaxed);
-        let end = self.main_loop().await;
-        self.lobby = None;
-        match end {
-            End::Gone => debug!("client gone"),
-            End::Close {
-                error,
-                code,
-                reason,
-            } => {
-                info!(code, reason, "closing session");
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+
+    async fn finish(&mut self, end: End) {
+        if let Some((code, reason)) = end.close {
+            info!(code, reason, "closing session");
+            self.shared.stats.count_close(code);
+        } else {
+            debug!(after = ?end.after, "connection ended");
+            self.shared.stats.count_close(0);
+        }
+        // What happens to the player first, so that a slow close cannot delay it.
+        let lobby = self.lobby.take();
+        if let Some(player) = self.player.clone() {
+            match end.after {
+                After::Leave => {
+                    if let Some(lobby) = &lobby {
+                        let _ = lobby.handle.commands.try_send(LobbyCommand::Leave {
+                            player_id: player.player_id,
+                            entity: lobby.entity,
+                            conn: self.conn,
+                        });
+                    }
+                    if player.is_live(self.conn) {
+                        if let Some(token) = &self.token {
+                            self.shared.players.forget(token);
+                        }
+                    }
+                }
+                // Dropping the event queue (below) tells the lobby the player is away.
+                After::Detach => player.detach(self.conn),
+                After::Keep => {}
+            }
+        }
+        drop(lobby);
+        match (end.error, end.close) {
+            (error, Some((code, reason))) => {
                 if let Some((error, message)) = error {
                     let _ = self
                         .send_message(&ServerMessage::error(error, message))
@@ -151,37 +278,94 @@ where
                 }
                 self.close(code, reason).await;
             }
+            // The client closed: let tungstenite send its reply to the close frame.
+            (_, None) if end.after == After::Leave => {
+                let _ = timeout(CLOSE_LINGER, async {
+                    while let Some(Ok(_)) = self.ws.next().await {}
+                })
+                .await;
+            }
+            _ => {}
         }
-        self.shared
-            .stats
-            .sessions_open
-            .fetch_sub(1, Ordering::Relaxed);
     }
 
     async fn main_loop(&mut self) -> End {
         let cancel = self.shared.cancel.clone();
-        let hello_deadline = tokio::time::sleep(self.shared.config.hello_timeout);
+        let config = &self.shared.config;
+        let hello_deadline = tokio::time::sleep(config.hello_timeout);
         tokio::pin!(hello_deadline);
+        let mut pings =
+            tokio::time::interval_at(Instant::now() + config.ping_interval, config.ping_interval);
+        pings.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let idle_timeout = config.idle_timeout;
         loop {
             let result = tokio::select! {
                 biased;
                 () = cancel.cancelled() => {
                     return End::close(ErrorCode::ShuttingDown, "the server is shutting down",
-                                      close::GOING_AWAY, "server shutting down");
+                                      close::GOING_AWAY, "server shutting down").then(After::Keep);
                 }
+                Some(control) = self.control_rx.recv() => self.on_control(control).await,
                 from_lobby = next_from_lobby(&mut self.lobby) => self.on_lobby(from_lobby).await,
                 message = self.ws.next() => match message {
-                    None => Err(End::Gone),
+                    None => Err(End::dropped()),
                     Some(message) => self.on_frame(message).await,
                 },
                 () = &mut hello_deadline, if self.player.is_none() => {
                     return End::close(ErrorCode::Timeout, "no Hello in time",
                                       close::HELLO_TIMEOUT, "hello timeout");
                 }
+                _ = pings.tick() => {
+                    if self.last_heard.elapsed() >= idle_timeout {
+                        // Most likely a vanished link: the player may come back.
+                        return End::close(ErrorCode::Timeout, "nothing received for too long",
+                                          close::IDLE_TIMEOUT, "idle timeout").then(After::Detach);
+                    }
+                    self.ping().await
+                }
             };
             if let Err(end) = result {
                 return end;
             }
+        }
+    }
+
+    async fn on_control(&mut self, control: Control) -> Result<(), End> {
+        match control {
+            Control::Replaced => Err(End {
+                error: None,
+                close: Some((close::REPLACED, "resumed by another connection")),
+                after: After::Keep,
+            }),
+            Control::Kick(reason) => {
+                self.shared.stats.kicks.fetch_add(1, Ordering::Relaxed);
+                Err(End::close(
+                    ErrorCode::Kicked,
+                    reason,
+                    close::KICKED,
+                    "kicked",
+                ))
+            }
+            Control::Notice(text) => self.send_message(&ServerMessage::Notice { text }).await,
+        }
+    }
+
+    async fn ping(&mut self) -> Result<(), End> {
+        let micros = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let payload = Bytes::copy_from_slice(&micros.to_le_bytes());
+        self.send_ws(Message::Ping(payload)).await
+    }
+
+    fn on_pong(&mut self, payload: &[u8]) {
+        let Ok(sent) = <[u8; 8]>::try_from(payload) else {
+            return;
+        };
+        let now = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let rtt = now.saturating_sub(u64::from_le_bytes(sent));
+        if let Some(player) = &self.player {
+            player
+                .rtt_us
+                .store(u32::try_from(rtt).unwrap_or(u32::MAX), Ordering::Relaxed);
         }
     }
 
@@ -216,6 +400,9 @@ where
             FromLobby::Gone => {
                 // The lobby closed or dropped us. Pass on what it still had to say.
                 let mut lobby = self.lobby.take();
+                if let Some(player) = &self.player {
+                    player.set_lobby(None);
+                }
                 let mut said_left = false;
                 if let Some(lobby) = lobby.as_mut() {
                     while let Ok(bytes) = lobby.events.try_recv() {
@@ -238,25 +425,55 @@ where
     }
 
     async fn on_frame(&mut self, message: Result<Message, WsError>) -> Result<(), End> {
+        if message.is_ok() {
+            self.last_heard = Instant::now();
+        }
         match message {
-            Ok(Message::Binary(bytes)) => match decode_client(&bytes) {
-                Ok(message) => self.on_message(message).await,
-                Err(e) => Err(End::close(
-                    ErrorCode::BadMessage,
-                    format!("undecodable message: {e}"),
-                    close::PROTOCOL_ERROR,
-                    "undecodable message",
-                )),
-            },
+            Ok(Message::Binary(bytes)) => {
+                self.shared.stats.count_in(&bytes);
+                if let Some(player) = &self.player {
+                    player
+                        .bytes_in
+                        .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                }
+                if !self.limits.messages.take() {
+                    return Err(rate_limited("too many messages"));
+                }
+                match decode_client(&bytes) {
+                    Ok(message) => self.on_message(message).await,
+                    Err(e) => {
+                        self.shared
+                            .stats
+                            .decode_errors
+                            .fetch_add(1, Ordering::Relaxed);
+                        Err(End::close(
+                            ErrorCode::BadMessage,
+                            format!("undecodable message: {e}"),
+                            close::PROTOCOL_ERROR,
+                            "undecodable message",
+                        ))
+                    }
+                }
+            }
             Ok(Message::Text(_)) => Err(End::close(
                 ErrorCode::TextFrame,
                 "text frames are not supported; send binary messages",
                 close::UNSUPPORTED_DATA,
                 "text frame",
             )),
-            Ok(Message::Close(_)) => Err(End::Gone),
-            // Pings are answered by tungstenite; pongs and raw frames need nothing.
-            Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => Ok(()),
+            Ok(Message::Close(_)) => Err(End::goodbye()),
+            Ok(Message::Pong(payload)) => {
+                self.on_pong(&payload);
+                Ok(())
+            }
+            // Pings are answered by tungstenite; raw frames never reach us.
+            Ok(Message::Ping(_) | Message::Frame(_)) => {
+                if self.limits.messages.take() {
+                    Ok(())
+                } else {
+                    Err(rate_limited("too many pings"))
+                }
+            }
             Err(WsError::Capacity(e)) => Err(End::close(
                 ErrorCode::MessageTooLarge,
                 format!("message too large: {e}"),
@@ -265,15 +482,15 @@ where
             )),
             Err(WsError::Protocol(e)) => {
                 debug!(error = %e, "websocket protocol error");
-                Err(End::Close {
+                Err(End {
                     error: None,
-                    code: close::PROTOCOL_ERROR,
-                    reason: "websocket protocol error",
+                    close: Some((close::PROTOCOL_ERROR, "websocket protocol error")),
+                    after: After::Leave,
                 })
             }
             Err(e) => {
                 debug!(error = %e, "connection error");
-                Err(End::Gone)
+                Err(End::dropped())
             }
         }
     }
@@ -289,14 +506,17 @@ where
                 _ => Err(invalid_state("the first message must be Hello")),
             };
         };
-        let player_id = player.id;
+        let player_id = player.player_id;
+        if is_lobby_op(&message) && !self.limits.lobby_ops.take() {
+            return Err(rate_limited("too many lobby requests"));
+        }
         match message {
             ClientMessage::Hello { .. } => Err(invalid_state("Hello was already sent")),
             ClientMessage::Input(input) => {
-                self.input(player_id, input);
                 if self.lobby.is_none() && !self.joined_once {
                     return Err(invalid_state("Input before joining a lobby"));
                 }
+                self.input(player_id, input);
                 Ok(())
             }
             ClientMessage::Ping { client_time } => {
@@ -316,9 +536,15 @@ where
                     .await
             }
             ClientMessage::LeaveLobby => {
-                // Dropping the event queue tells the lobby; it removes the player at its
-                // next tick. Idempotent: leaving when not in a lobby just confirms it.
-                self.lobby = None;
+                if let Some(lobby) = self.lobby.take() {
+                    let _ = lobby.handle.commands.try_send(LobbyCommand::Leave {
+                        player_id,
+                        entity: lobby.entity,
+                        conn: self.conn,
+                    });
+                    player.set_lobby(None);
+                }
+                // Idempotent: leaving when not in a lobby just confirms it.
                 self.send_message(&ServerMessage::Left {
                     reason: LeftReason::Requested as u8,
                 })
@@ -357,21 +583,40 @@ where
                 "protocol version mismatch",
             ));
         }
+        if let Some(token) = resume_token {
+            let grace = self.shared.config.resume_grace;
+            match self.shared.players.resume(&token, grace) {
+                Some(record) => return self.resume(record, token).await,
+                None => {
+                    self.send_error(
+                        ErrorCode::ResumeFailed,
+                        "unknown or expired session token; starting a new session",
+                    )
+                    .await?;
+                }
+            }
+        }
         let name = match check_name(name, MAX_PLAYER_NAME_BYTES) {
             Ok(name) => name.to_owned(),
             // The client may correct the name and say Hello again.
             Err(problem) => return self.send_name_error(problem, "player").await,
         };
-        if resume_token.is_some() {
-            self.send_message(&ServerMessage::error(
-                ErrorCode::ResumeFailed,
-                "unknown or expired session token; starting a new session",
-            ))
-            .await?;
+        if let Some(secret) = &self.shared.config.join_secret {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            if let Err(e) =
+                verify_join_token(secret.as_bytes(), &name, self.join_token.as_deref(), now)
+            {
+                return Err(End::close(
+                    ErrorCode::Unauthorized,
+                    e.to_string(),
+                    close::POLICY_VIOLATION,
+                    "unauthorized",
+                ));
+            }
         }
-        let id = self.shared.next_player_id();
-        let mut session_token = [0u8; 16];
-        getrandom::fill(&mut session_token).map_err(|_| {
+        let (record, token) = self.shared.players.create(name).map_err(|_| {
             End::close(
                 ErrorCode::Internal,
                 "no randomness",
@@ -379,16 +624,51 @@ where
                 "internal error",
             )
         })?;
-        tracing::Span::current().record("player_id", id);
-        info!(name = %name, "player connected");
-        self.player = Some(Player { id, name });
-        self.send_message(&ServerMessage::Welcome {
-            player_id: id,
-            session_token,
+        record.attach(self.conn, self.control_tx.clone());
+        tracing::Span::current().record("player_id", record.player_id);
+        info!(name = %record.name, "player connected");
+        self.welcome(record, token).await
+    }
+
+    async fn welcome(&mut self, record: Arc<PlayerRecord>, token: SessionToken) -> Result<(), End> {
+        let welcome = ServerMessage::Welcome {
+            player_id: record.player_id,
+            session_token: token,
             tick_rate: self.shared.config.tick_rate,
             protocol_version: PROTOCOL_VERSION,
-        })
-        .await
+        };
+        self.player = Some(record);
+        self.token = Some(token);
+        self.send_message(&welcome).await
+    }
+
+    /// Takes over a player from its token: same id, and back in its lobby, on the same
+    /// entity, if the seat is still there.
+    async fn resume(&mut self, record: Arc<PlayerRecord>, token: SessionToken) -> Result<(), End> {
+        if let Some(previous) = record.attach(self.conn, self.control_tx.clone()) {
+            let _ = previous.try_send(Control::Replaced);
+        }
+        tracing::Span::current().record("player_id", record.player_id);
+        info!(name = %record.name, "player resumed");
+        self.shared.stats.resumes.fetch_add(1, Ordering::Relaxed);
+        let seat = record.lobby();
+        self.welcome(Arc::clone(&record), token).await?;
+        if let Some((handle, entity)) = seat {
+            let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
+            let (reply_tx, reply) = oneshot::channel();
+            let command = LobbyCommand::Reattach {
+                player_id: record.player_id,
+                entity,
+                conn: self.conn,
+                events: events_tx,
+                reply: reply_tx,
+            };
+            match Self::ask_lobby(&handle, command, reply).await {
+                Ok(seated) => self.seat(handle, seated, events),
+                Err(_) => record.set_lobby(None),
+            }
+        }
+        Ok(())
     }
 
     async fn send_name_error(&mut self, problem: NameProblem, what: &str) -> Result<(), End> {
@@ -397,26 +677,28 @@ where
             NameProblem::TooLong => format!("the {what} name is too long"),
             NameProblem::ControlCharacter => format!("the {what} name has a control character"),
         };
-        self.send_message(&ServerMessage::error(ErrorCode::InvalidName, text))
-            .await
+        self.send_error(ErrorCode::InvalidName, text).await
     }
 
     fn input(&mut self, player_id: u32, input: Input) {
         let Some(lobby) = &self.lobby else {
             return;
         };
-        let input = sanitize(input);
+        let stats = &lobby.handle.stats;
+        let server = &self.shared.stats;
+        if !self.limits.inputs.take() {
+            stats.inputs_rate_limited.fetch_add(1, Ordering::Relaxed);
+            server.inputs_rate_limited.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         let msg = InputMsg {
             entity: lobby.entity,
             player_id,
-            input,
+            input: sanitize(input),
         };
         if lobby.handle.inputs.try_send(msg).is_err() {
-            lobby
-                .handle
-                .stats
-                .inputs_dropped_full
-                .fetch_add(1, Ordering::Relaxed);
+            stats.inputs_dropped_full.fetch_add(1, Ordering::Relaxed);
+            server.inputs_dropped_full.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -463,18 +745,14 @@ where
                 break;
             };
             tried.push(handle.id);
-            match self.try_enter(Arc::clone(&handle)).await? {
-                Ok(()) => return Ok(()),
-                // Filled or closed since we looked: try another.
-                Err(_) => continue,
+            // Filled or closed since we looked: try another.
+            if self.try_enter(Arc::clone(&handle)).await?.is_ok() {
+                return Ok(());
             }
         }
         let size = self.shared.config.quick_lobby_size;
-        let id_hint = self.shared.registry.len() + 1;
-        match self
-            .shared
-            .create_lobby(format!("Arena {id_hint}"), size, false)
-        {
+        let name = format!("Arena {}", self.shared.registry.len() + 1);
+        match self.shared.create_lobby(name, size, false) {
             Ok(handle) => self.enter(handle).await,
             Err(message) => self.send_error(ErrorCode::ServerFull, message).await,
         }
@@ -505,21 +783,41 @@ where
         let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
         let (reply_tx, reply) = oneshot::channel();
         let command = LobbyCommand::Join {
-            player_id: player.id,
+            player_id: player.player_id,
             name: player.name.clone(),
+            conn: self.conn,
             events: events_tx,
             reply: reply_tx,
         };
+        match Self::ask_lobby(&handle, command, reply).await {
+            Ok(seated) => {
+                self.seat(handle, seated, events);
+                Ok(Ok(()))
+            }
+            Err(refused) => Ok(Err(refused)),
+        }
+    }
+
+    async fn ask_lobby(
+        handle: &LobbyHandle,
+        command: LobbyCommand,
+        reply: oneshot::Receiver<Result<Seated, JoinRefused>>,
+    ) -> Result<Seated, JoinRefused> {
         let sent = timeout(JOIN_TIMEOUT, handle.commands.send(command)).await;
         if !matches!(sent, Ok(Ok(()))) {
-            return Ok(Err(JoinRefused::Closed));
+            return Err(JoinRefused::Closed);
         }
-        let seated = match timeout(JOIN_TIMEOUT, reply).await {
-            Ok(Ok(Ok(seated))) => seated,
-            Ok(Ok(Err(refused))) => return Ok(Err(refused)),
-            _ => return Ok(Err(JoinRefused::Closed)),
-        };
-        info!(lobby = handle.id, entity = seated.entity, "joined lobby");
+        match timeout(JOIN_TIMEOUT, reply).await {
+            Ok(Ok(result)) => result,
+            _ => Err(JoinRefused::Closed),
+        }
+    }
+
+    fn seat(&mut self, handle: Arc<LobbyHandle>, seated: Seated, events: mpsc::Receiver<Bytes>) {
+        info!(lobby = handle.id, entity = seated.entity, "in lobby");
+        if let Some(player) = &self.player {
+            player.set_lobby(Some((Arc::clone(&handle), seated.entity)));
+        }
         let frames = handle.frames.clone();
         self.lobby = Some(InLobby {
             handle,
@@ -530,7 +828,6 @@ where
             last_tick: None,
         });
         self.joined_once = true;
-        Ok(Ok(()))
     }
 
     async fn send_error(&mut self, code: ErrorCode, message: impl Into<String>) -> Result<(), End> {
@@ -544,26 +841,31 @@ where
 
     async fn send_bytes(&mut self, bytes: Bytes) -> Result<(), End> {
         let len = bytes.len() as u64;
-        match timeout(
-            self.shared.config.write_timeout,
-            self.ws.send(Message::Binary(bytes)),
-        )
-        .await
-        {
-            Ok(Ok(())) => {
-                self.shared
-                    .stats
-                    .bytes_out
-                    .fetch_add(len, Ordering::Relaxed);
-                Ok(())
-            }
+        self.send_ws(Message::Binary(bytes)).await?;
+        self.shared
+            .stats
+            .bytes_out
+            .fetch_add(len, Ordering::Relaxed);
+        if let Some(player) = &self.player {
+            player.bytes_out.fetch_add(len, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    async fn send_ws(&mut self, message: Message) -> Result<(), End> {
+        match timeout(self.shared.config.write_timeout, self.ws.send(message)).await {
+            Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => {
                 debug!(error = %e, "write failed");
-                Err(End::Gone)
+                Err(End::dropped())
             }
             Err(_) => {
                 info!("client accepted nothing for the write timeout; dropping it");
-                Err(End::Gone)
+                self.shared
+                    .stats
+                    .write_timeouts
+                    .fetch_add(1, Ordering::Relaxed);
+                Err(End::dropped())
             }
         }
     }
@@ -584,8 +886,16 @@ where
     }
 }
 
-/// Wire tag of `ServerMessage::Left`.
-const LEFT_TAG: u8 = 8;
+fn is_lobby_op(message: &ClientMessage) -> bool {
+    matches!(
+        message,
+        ClientMessage::ListLobbies
+            | ClientMessage::CreateLobby { .. }
+            | ClientMessage::JoinLobby { .. }
+            | ClientMessage::QuickJoin
+            | ClientMessage::LeaveLobby
+    )
+}
 
 fn invalid_state(message: &str) -> End {
     End::close(
@@ -596,18 +906,13 @@ fn invalid_state(message: &str) -> End {
     )
 }
 
-/// Makes an input safe for any game: a non-finite direction becomes zero, a direction
-/// longer than 1 is scaled to length 1.
-pub(crate) fn sanitize(mut input: Input) -> Input {
-    let dir = Vec2::new(input.dir_x, input.dir_y);
-    let dir = if dir.is_finite() {
-        dir.clamp_length_max(1.0)
-    } else {
-        Vec2::ZERO
-    };
-    input.dir_x = dir.x;
-    input.dir_y = dir.y;
-    input
+fn rate_limited(message: &str) -> End {
+    End::close(
+        ErrorCode::RateLimited,
+        message,
+        close::POLICY_VIOLATION,
+        "rate limit",
+    )
 }
 
 async fn next_from_lobby(lobby: &mut Option<InLobby>) -> FromLobby {
@@ -627,24 +932,6 @@ async fn next_from_lobby(lobby: &mut Option<InLobby>) -> FromLobby {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn inputs_are_sanitized() {
-        let i = |x, y| Input {
-            seq: 1,
-            dir_x: x,
-            dir_y: y,
-            buttons: 0,
-        };
-        let s = sanitize(i(f32::NAN, 1.0));
-        assert_eq!((s.dir_x, s.dir_y), (0.0, 0.0));
-        let s = sanitize(i(f32::INFINITY, 0.0));
-        assert_eq!((s.dir_x, s.dir_y), (0.0, 0.0));
-        let s = sanitize(i(3.0, 4.0));
-        assert!((s.dir_x - 0.6).abs() < 1e-6 && (s.dir_y - 0.8).abs() < 1e-6);
-        let s = sanitize(i(0.5, 0.0));
-        assert_eq!((s.dir_x, s.dir_y), (0.5, 0.0));
-    }
 
     #[test]
     fn left_tag_matches_the_codec() {

@@ -1,0 +1,348 @@
+//! The admin API (`/admin/api/...`), off unless `--admin-token` is set. Every request
+//! carries `Authorization: Bearer <token>`, compared in constant time. Every action is
+//! logged with the token's id (a hash prefix, never the token) and what it did.
+//!
+//! - `GET  /admin/api/overview`: server figures, lobbies with their players and tick
+//!   statistics.
+//! - `POST /admin/api/lobbies/{id}/close` `{"reason": "..."}`: close a lobby.
+//! - `POST /admin/api/players/{id}/kick` `{"reason": "..."}`: disconnect a player.
+//! - `POST /admin/api/notice` `{"text": "...", "lobby_id": 3}`: show a notice to a lobby,
+//!   or to everyone without `lobby_id`.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tracing::info;
+
+use crate::Shared;
+use crate::lobby::LobbyCommand;
+use crate::players::Control;
+
+type Body = Full<Bytes>;
+
+/// Largest admin request body.
+const MAX_BODY: usize = 4 * 1024;
+
+fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
+    let body = serde_json::to_vec(value).unwrap_or_default();
+    let mut response = Response::new(Full::from(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn message(status: StatusCode, text: &str) -> Response<Body> {
+    json(status, &serde_json::json!({ "error": text }))
+}
+
+/// Constant-time equality (the length may leak; the content does not).
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A token's id for logs: the first 8 hex digits of its SHA-256.
+pub(crate) fn token_id(token: &str) -> String {
+    Sha256::digest(token.as_bytes())[..4]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The id of the configured token `req` presents, or the response refusing it.
+fn authorize(req: &Request<Incoming>, shared: &Shared) -> Result<String, Box<Response<Body>>> {
+    let tokens = &shared.config.admin_token;
+    if tokens.is_empty() {
+        return Err(Box::new(message(
+            StatusCode::NOT_FOUND,
+            "the admin API is off (set --admin-token)",
+        )));
+    }
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let Some(presented) = presented else {
+        let mut response = message(StatusCode::UNAUTHORIZED, "missing bearer token");
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return Err(Box::new(response));
+    };
+    // Compare against every token so the time does not tell which one came close.
+    let matched = tokens
+        .iter()
+        .map(|t| ct_eq(t.as_bytes(), presented.as_bytes()))
+        .fold(false, |any, m| any | m);
+    if matched {
+        Ok(token_id(presented))
+    } else {
+        Err(Box::new(message(StatusCode::FORBIDDEN, "wrong token")))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ReasonBody {
+    #[serde(default)]
+    reason: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct NoticeBody {
+    text: String,
+    #[serde(default)]
+    lobby_id: Option<u32>,
+}
+
+async fn read_json<T: for<'de> Deserialize<'de>>(
+    req: Request<Incoming>,
+) -> Result<T, Box<Response<Body>>> {
+    let body = Limited::new(req.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|_| {
+            message(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body too large or unreadable",
+            )
+        })?
+        .to_bytes();
+    serde_json::from_slice(&body)
+        .map_err(|e| Box::new(message(StatusCode::BAD_REQUEST, &e.to_string())))
+}
+
+/// Serves one admin request.
+pub(crate) async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {
+    let who = match authorize(&req, &shared) {
+        Ok(who) => who,
+        Err(response) => return *response,
+    };
+    let path = req.uri().path().trim_end_matches('/').to_owned();
+    let parts: Vec<&str> = path.split('/').skip(3).collect();
+    match (req.method().clone(), parts.as_slice()) {
+        (Method::GET, ["overview"]) => json(StatusCode::OK, &overview(&shared)),
+        (Method::POST, ["lobbies", id, "close"]) => {
+            let Ok(id) = id.parse::<u32>() else {
+                return message(StatusCode::BAD_REQUEST, "bad lobby id");
+            };
+            let body: ReasonBody = match read_json(req).await {
+                Ok(body) => body,
+                Err(response) => return *response,
+            };
+            let reason = non_empty(body.reason, "closed by an operator");
+            let Some(handle) = shared.registry.get(id) else {
+                return message(StatusCode::NOT_FOUND, "no such lobby");
+            };
+            if handle
+                .commands
+                .try_send(LobbyCommand::Close {
+                    reason: reason.clone(),
+                })
+                .is_err()
+            {
+                return message(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the lobby is busy; try again",
+                );
+            }
+            shared.stats.admin_actions.fetch_add(1, Ordering::Relaxed);
+            info!(admin = %who, lobby = id, reason = %reason, "admin closed a lobby");
+            json(StatusCode::OK, &serde_json::json!({ "closed": id }))
+        }
+        (Method::POST, ["players", id, "kick"]) => {
+            let Ok(id) = id.parse::<u32>() else {
+                return message(StatusCode::BAD_REQUEST, "bad player id");
+            };
+            let body: ReasonBody = match read_json(req).await {
+                Ok(body) => body,
+                Err(response) => return *response,
+            };
+            let reason = non_empty(body.reason, "removed by an operator");
+            let Some(player) = shared.players.by_id(id) else {
+                return message(StatusCode::NOT_FOUND, "no such player");
+            };
+            if !player.control(Control::Kick(reason.clone())) {
+                return message(StatusCode::CONFLICT, "the player is not connected");
+            }
+            shared.stats.admin_actions.fetch_add(1, Ordering::Relaxed);
+            info!(admin = %who, player_id = id, reason = %reason, "admin kicked a player");
+            json(StatusCode::OK, &serde_json::json!({ "kicked": id }))
+        }
+        (Method::POST, ["notice"]) => {
+            let body: NoticeBody = match read_json(req).await {
+                Ok(body) => body,
+                Err(response) => return *response,
+            };
+            let text = truncate(body.text.trim(), ticksync_protocol::limits::MAX_TEXT_BYTES);
+            if text.is_empty() {
+                return message(StatusCode::BAD_REQUEST, "empty notice");
+            }
+            let mut reached = 0;
+            for player in shared.players.all() {
+                let in_scope = body
+                    .lobby_id
+                    .is_none_or(|id| player.lobby().is_some_and(|(h, _)| h.id == id));
+                if in_scope && player.control(Control::Notice(text.clone())) {
+                    reached += 1;
+                }
+            }
+            shared.stats.admin_actions.fetch_add(1, Ordering::Relaxed);
+            info!(admin = %who, lobby = ?body.lobby_id, reached, "admin sent a notice");
+            json(StatusCode::OK, &serde_json::json!({ "reached": reached }))
+        }
+        _ => message(StatusCode::NOT_FOUND, "no such admin endpoint"),
+    }
+}
+
+fn non_empty(text: String, default: &str) -> String {
+    let text = truncate(text.trim(), ticksync_protocol::limits::MAX_TEXT_BYTES);
+    if text.is_empty() {
+        default.to_owned()
+    } else {
+        text
+    }
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}
+
+#[derive(Debug, Serialize)]
+struct Overview {
+    uptime_s: u64,
+    draining: bool,
+    connections: usize,
+    sessions: u64,
+    players: usize,
+    lobbies_open: usize,
+    bytes_in: u64,
+    bytes_out: u64,
+    snapshots_sent: u64,
+    snapshots_skipped: u64,
+    ticks: u64,
+    ticks_overrun: u64,
+    /// Cumulative tick-time histogram: bucket bounds (µs) and counts (the last: above).
+    tick_buckets_us: &'static [u64],
+    tick_counts: Vec<u64>,
+    lobbies: Vec<LobbyView>,
+}
+
+#[derive(Debug, Serialize)]
+struct LobbyView {
+    id: u32,
+    name: String,
+    private: bool,
+    max_players: u8,
+    ticks: u64,
+    tick_p50_us: Option<u64>,
+    tick_p99_us: Option<u64>,
+    max_tick_lateness_us: u32,
+    inputs_dropped: u64,
+    players: Vec<PlayerView>,
+}
+
+#[derive(Debug, Serialize)]
+struct PlayerView {
+    player_id: u32,
+    name: String,
+    entity: u8,
+    connected: bool,
+    rtt_ms: f64,
+    connected_for_s: u64,
+    bytes_in: u64,
+    bytes_out: u64,
+}
+
+fn overview(shared: &Shared) -> Overview {
+    let s = &shared.stats;
+    let records = shared.players.all();
+    let mut lobbies: Vec<LobbyView> = shared
+        .registry
+        .handles()
+        .into_iter()
+        .map(|h| {
+            let st = &h.stats;
+            let mut players: Vec<PlayerView> = records
+                .iter()
+                .filter_map(|r| {
+                    let (lobby, entity) = r.lobby()?;
+                    (lobby.id == h.id).then(|| PlayerView {
+                        player_id: r.player_id,
+                        name: r.name.clone(),
+                        entity,
+                        connected: r.connected(),
+                        rtt_ms: f64::from(r.rtt_us.load(Ordering::Relaxed)) / 1000.0,
+                        connected_for_s: r.since.elapsed().as_secs(),
+                        bytes_in: r.bytes_in.load(Ordering::Relaxed),
+                        bytes_out: r.bytes_out.load(Ordering::Relaxed),
+                    })
+                })
+                .collect();
+            players.sort_by_key(|p| p.entity);
+            LobbyView {
+                id: h.id,
+                name: h.name.clone(),
+                private: h.private,
+                max_players: h.max_players,
+                ticks: st.ticks.load(Ordering::Relaxed),
+                tick_p50_us: st.tick_time.quantile_us(0.5),
+                tick_p99_us: st.tick_time.quantile_us(0.99),
+                max_tick_lateness_us: st.max_tick_lateness_us.load(Ordering::Relaxed),
+                inputs_dropped: st.inputs_dropped_full.load(Ordering::Relaxed)
+                    + st.inputs_rate_limited.load(Ordering::Relaxed),
+                players,
+            }
+        })
+        .collect();
+    lobbies.sort_by_key(|l| l.id);
+    let (tick_counts, _) = s.tick_time.read();
+    Overview {
+        uptime_s: shared.started.elapsed().as_secs(),
+        draining: shared.is_draining(),
+        connections: shared.conns.total(),
+        sessions: s.sessions_open.load(Ordering::Relaxed),
+        players: lobbies.iter().map(|l| l.players.len()).sum(),
+        lobbies_open: lobbies.len(),
+        bytes_in: s.bytes_in.load(Ordering::Relaxed),
+        bytes_out: s.bytes_out.load(Ordering::Relaxed),
+        snapshots_sent: s.snapshots_sent.load(Ordering::Relaxed),
+        snapshots_skipped: s.snapshots_skipped.load(Ordering::Relaxed),
+        ticks: s.ticks.load(Ordering::Relaxed),
+        ticks_overrun: s.ticks_overrun.load(Ordering::Relaxed),
+        tick_buckets_us: &crate::metrics::BUCKETS_US,
+        tick_counts,
+        lobbies,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constant_time_eq_and_token_ids() {
+        assert!(ct_eq(b"secret", b"secret"));
+        assert!(!ct_eq(b"secret", b"secreT"));
+        assert!(!ct_eq(b"secret", b"secret2"));
+        let id = token_id("secret");
+        assert_eq!(id.len(), 8);
+        assert!(!id.contains("secret"));
+    }
+}

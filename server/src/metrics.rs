@@ -1,0 +1,345 @@
+//! `GET /metrics`: Prometheus text format, encoded by `prometheus-client` from the
+//! server's own atomics at scrape time. The tick path only ever does relaxed atomic adds;
+//! a scrape reads them and walks the lobby registry, and never takes a lock a tick needs.
+//! Labels are bounded: close codes, message kinds, refusal reasons; never a player or
+//! lobby id.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+
+use crate::{CLIENT_KINDS, COUNTED_CLOSES, REFUSALS, Shared};
+
+/// Bucket upper bounds of [`AtomicHistogram`], in microseconds.
+pub(crate) const BUCKETS_US: [u64; 14] = [
+    10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000,
+];
+
+/// A lock-free histogram of durations: one atomic per bucket.
+#[derive(Debug, Default)]
+pub(crate) struct AtomicHistogram {
+    /// Non-cumulative counts; the last slot is everything above the largest bound.
+    buckets: [AtomicU64; BUCKETS_US.len() + 1],
+    sum_us: AtomicU64,
+}
+
+impl AtomicHistogram {
+    /// Records one duration.
+    pub(crate) fn observe(&self, d: Duration) {
+        let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        let i = BUCKETS_US.partition_point(|&b| b < us);
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+
+    /// Cumulative counts per bound (the last: +Inf), and the sum in microseconds.
+    pub(crate) fn read(&self) -> (Vec<u64>, u64) {
+        let mut total = 0;
+        let cumulative = self
+            .buckets
+            .iter()
+            .map(|b| {
+                total += b.load(Ordering::Relaxed);
+                total
+            })
+            .collect();
+        (cumulative, self.sum_us.load(Ordering::Relaxed))
+    }
+
+    /// An upper bound of the `q` quantile (0..=1), in microseconds: the bound of the
+    /// bucket it falls in. None if nothing was recorded.
+    pub(crate) fn quantile_us(&self, q: f64) -> Option<u64> {
+        let (cumulative, _) = self.read();
+        let count = *cumulative.last()?;
+        if count == 0 {
+            return None;
+        }
+        let rank = (q * count as f64).ceil().max(1.0) as u64;
+        let i = cumulative.iter().position(|&c| c >= rank)?;
+        Some(BUCKETS_US.get(i).copied().unwrap_or(u64::MAX))
+    }
+}
+
+/// Renders every metric.
+pub(crate) fn render(shared: &Arc<Shared>) -> String {
+    let mut registry = Registry::with_prefix("ticksync");
+    registry.register_collector(Box::new(ServerCollector(Arc::clone(shared))));
+    let mut out = String::new();
+    // Writing to a String cannot fail.
+    let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+    out
+}
+
+struct ServerCollector(Arc<Shared>);
+
+impl std::fmt::Debug for ServerCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ServerCollector")
+    }
+}
+
+fn counter(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: &AtomicU64,
+) -> Result<(), std::fmt::Error> {
+    let metric = ConstCounter::new(value.load(Ordering::Relaxed));
+    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
+}
+
+fn gauge(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: i64,
+) -> Result<(), std::fmt::Error> {
+    let metric = ConstGauge::new(value);
+    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
+}
+
+fn labelled_counter(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    label: &str,
+    values: impl Iterator<Item = (String, u64)>,
+) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (value, count) in values {
+        let labels = [(label, value.as_str())];
+        ConstCounter::new(count).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+fn histogram(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    histogram: &AtomicHistogram,
+) -> Result<(), std::fmt::Error> {
+    let (cumulative, sum_us) = histogram.read();
+    let count = cumulative.last().copied().unwrap_or(0);
+    let buckets: Vec<(f64, u64)> = BUCKETS_US
+        .iter()
+        .map(|&b| b as f64 / 1e6)
+        .chain(std::iter::once(f64::INFINITY))
+        .zip(cumulative)
+        .collect();
+    let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Histogram)?;
+    metric.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+        sum_us as f64 / 1e6,
+        count,
+        &buckets,
+        None,
+    )
+}
+
+impl Collector for ServerCollector {
+    fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let shared = &self.0;
+        let s = &shared.stats;
+        let lobbies = shared.registry.handles();
+        let players: i64 = lobbies
+            .iter()
+            .map(|l| i64::from(l.players.load(Ordering::Relaxed)))
+            .sum();
+        gauge(
+            &mut e,
+            "connections_open",
+            "Open TCP connections.",
+            shared.conns.total() as i64,
+        )?;
+        gauge(
+            &mut e,
+            "sessions_open",
+            "Open WebSocket sessions.",
+            s.sessions_open.load(Ordering::Relaxed) as i64,
+        )?;
+        gauge(&mut e, "lobbies", "Open lobbies.", lobbies.len() as i64)?;
+        gauge(
+            &mut e,
+            "players",
+            "Players seated in lobbies (including those within their resume grace).",
+            players,
+        )?;
+        gauge(
+            &mut e,
+            "player_sessions",
+            "Players known by session token (connected or within their resume grace).",
+            shared.players.len() as i64,
+        )?;
+        gauge(
+            &mut e,
+            "draining",
+            "1 while the server shuts down.",
+            i64::from(shared.is_draining()),
+        )?;
+        counter(
+            &mut e,
+            "connections",
+            "TCP connections accepted.",
+            &s.connections_total,
+        )?;
+        labelled_counter(
+            &mut e,
+            "connections_refused",
+            "Connections refused, by reason.",
+            "reason",
+            REFUSALS
+                .iter()
+                .zip(&s.refused)
+                .map(|(r, c)| ((*r).to_owned(), c.load(Ordering::Relaxed))),
+        )?;
+        counter(
+            &mut e,
+            "sessions",
+            "WebSocket sessions started.",
+            &s.sessions_total,
+        )?;
+        labelled_counter(
+            &mut e,
+            "disconnects",
+            "Sessions ended, by close code sent (0: the client closed or the connection dropped).",
+            "code",
+            COUNTED_CLOSES
+                .iter()
+                .map(u16::to_string)
+                .chain(std::iter::once("other".to_owned()))
+                .zip(&s.closes)
+                .map(|(code, c)| (code, c.load(Ordering::Relaxed))),
+        )?;
+        counter(&mut e, "ticks", "Lobby ticks run.", &s.ticks)?;
+        counter(
+            &mut e,
+            "ticks_overrun",
+            "Ticks that took longer than the tick period or started a period late.",
+            &s.ticks_overrun,
+        )?;
+        histogram(
+            &mut e,
+            "tick_duration_seconds",
+            "Simulation and snapshot encoding time of one lobby tick.",
+            &s.tick_time,
+        )?;
+        histogram(
+            &mut e,
+            "tick_lateness_seconds",
+            "How late lobby ticks start against their fixed schedule.",
+            &s.tick_lateness,
+        )?;
+        counter(
+            &mut e,
+            "snapshots_sent",
+            "Snapshots written to clients.",
+            &s.snapshots_sent,
+        )?;
+        counter(
+            &mut e,
+            "snapshots_skipped",
+            "Snapshots a slow client never got because a newer one replaced them.",
+            &s.snapshots_skipped,
+        )?;
+        counter(
+            &mut e,
+            "bytes_in",
+            "WebSocket payload bytes received.",
+            &s.bytes_in,
+        )?;
+        counter(
+            &mut e,
+            "bytes_out",
+            "WebSocket payload bytes sent.",
+            &s.bytes_out,
+        )?;
+        labelled_counter(
+            &mut e,
+            "messages_in",
+            "Client messages received, by kind.",
+            "kind",
+            CLIENT_KINDS
+                .iter()
+                .map(|k| (*k).to_owned())
+                .chain(std::iter::once("unknown".to_owned()))
+                .zip(&s.messages_by_kind)
+                .map(|(k, c)| (k, c.load(Ordering::Relaxed))),
+        )?;
+        counter(
+            &mut e,
+            "decode_errors",
+            "Client messages that could not be decoded.",
+            &s.decode_errors,
+        )?;
+        labelled_counter(
+            &mut e,
+            "inputs_dropped",
+            "Inputs not applied, by reason.",
+            "reason",
+            [
+                ("queue_full", &s.inputs_dropped_full),
+                ("rate_limited", &s.inputs_rate_limited),
+                ("superseded", &s.inputs_superseded),
+                ("stale", &s.inputs_stale),
+            ]
+            .into_iter()
+            .map(|(r, c)| (r.to_owned(), c.load(Ordering::Relaxed))),
+        )?;
+        counter(
+            &mut e,
+            "write_timeouts",
+            "Clients dropped for accepting nothing within the write timeout.",
+            &s.write_timeouts,
+        )?;
+        counter(
+            &mut e,
+            "resumes",
+            "Sessions resumed with a session token.",
+            &s.resumes,
+        )?;
+        counter(&mut e, "kicks", "Players kicked by operators.", &s.kicks)?;
+        counter(
+            &mut e,
+            "lobby_panics",
+            "Lobbies closed because their game panicked.",
+            &s.lobby_panics,
+        )?;
+        counter(
+            &mut e,
+            "admin_actions",
+            "Admin API actions performed.",
+            &s.admin_actions,
+        )?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_and_quantiles() {
+        let h = AtomicHistogram::default();
+        assert_eq!(h.quantile_us(0.99), None);
+        for us in [5, 20, 20, 20, 300] {
+            h.observe(Duration::from_micros(us));
+        }
+        h.observe(Duration::from_secs(1));
+        let (cumulative, sum) = h.read();
+        assert_eq!(cumulative[0], 1);
+        assert_eq!(cumulative[1], 4);
+        assert_eq!(*cumulative.last().expect("inf"), 6);
+        assert_eq!(sum, 5 + 60 + 300 + 1_000_000);
+        assert_eq!(h.quantile_us(0.5), Some(25));
+        assert_eq!(h.quantile_us(0.8), Some(500));
+        assert_eq!(h.quantile_us(1.0), Some(u64::MAX));
+    }
+}

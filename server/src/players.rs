@@ -1,0 +1,255 @@
+//! The player directory: every player with a session token, connected or within their
+//! resume grace. A session token resumes its player (same id, same entity, same lobby);
+//! operators reach a player's live connection through it (kick, notice).
+//!
+//! Each record has a small lock of its own, held only to read or swap a few fields,
+//! never across an `.await`.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use dashmap::DashMap;
+use ticksync_protocol::{EntityId, SessionToken};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::lobby::LobbyHandle;
+
+/// Something the server asks of a live connection.
+#[derive(Debug, Clone)]
+pub(crate) enum Control {
+    /// Another connection resumed this player: close with `REPLACED`.
+    Replaced,
+    /// An operator removed the player.
+    Kick(String),
+    /// An operator's message to show.
+    Notice(String),
+}
+
+/// Capacity of a connection's control queue.
+pub(crate) const CONTROL_QUEUE: usize = 8;
+
+/// One player, connected or not.
+#[derive(Debug)]
+pub(crate) struct PlayerRecord {
+    /// Server-wide id, kept across resumes.
+    pub(crate) player_id: u32,
+    /// Display name.
+    pub(crate) name: String,
+    /// Round-trip time of the last ping, in microseconds (0: none yet).
+    pub(crate) rtt_us: AtomicU32,
+    /// Payload bytes received from and sent to the player.
+    pub(crate) bytes_in: AtomicU64,
+    /// See `bytes_in`.
+    pub(crate) bytes_out: AtomicU64,
+    /// When the player first connected.
+    pub(crate) since: Instant,
+    state: Mutex<RecordState>,
+}
+
+#[derive(Debug, Default)]
+struct RecordState {
+    /// The live connection: its id and control queue.
+    live: Option<(u64, mpsc::Sender<Control>)>,
+    /// The player's lobby and entity.
+    lobby: Option<(Arc<LobbyHandle>, EntityId)>,
+    /// When the last connection dropped without a goodbye.
+    detached_at: Option<Instant>,
+}
+
+impl PlayerRecord {
+    fn state(&self) -> MutexGuard<'_, RecordState> {
+        // A panic while holding this lock cannot leave the few plain fields inconsistent.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Takes the player over for connection `conn`, returning the previous live
+    /// connection's control queue (to tell it it was replaced).
+    pub(crate) fn attach(
+        &self,
+        conn: u64,
+        control: mpsc::Sender<Control>,
+    ) -> Option<mpsc::Sender<Control>> {
+        let mut state = self.state();
+        state.detached_at = None;
+        state.live.replace((conn, control)).map(|(_, c)| c)
+    }
+
+    /// Connection `conn` dropped without a goodbye: the player may resume until the grace
+    /// runs out. Does nothing if another connection has taken over.
+    pub(crate) fn detach(&self, conn: u64) {
+        let mut state = self.state();
+        if state.live.as_ref().is_some_and(|(c, _)| *c == conn) {
+            state.live = None;
+            state.detached_at = Some(Instant::now());
+        }
+    }
+
+    /// Whether `conn` is still the player's live connection.
+    pub(crate) fn is_live(&self, conn: u64) -> bool {
+        self.state().live.as_ref().is_some_and(|(c, _)| *c == conn)
+    }
+
+    /// Records the player's lobby (None when it left).
+    pub(crate) fn set_lobby(&self, lobby: Option<(Arc<LobbyHandle>, EntityId)>) {
+        self.state().lobby = lobby;
+    }
+
+    /// The player's lobby and entity.
+    pub(crate) fn lobby(&self) -> Option<(Arc<LobbyHandle>, EntityId)> {
+        self.state().lobby.clone()
+    }
+
+    /// Sends `control` to the live connection, if any. False if there is none or its
+    /// queue is full.
+    pub(crate) fn control(&self, control: Control) -> bool {
+        let state = self.state();
+        state
+            .live
+            .as_ref()
+            .is_some_and(|(_, c)| c.try_send(control).is_ok())
+    }
+
+    /// Whether the player is connected.
+    pub(crate) fn connected(&self) -> bool {
+        self.state().live.is_some()
+    }
+
+    fn expired(&self, grace: Duration) -> bool {
+        let state = self.state();
+        state.live.is_none() && state.detached_at.is_none_or(|at| at.elapsed() >= grace)
+    }
+}
+
+/// Every player by session token and by id.
+#[derive(Debug, Default)]
+pub(crate) struct Players {
+    by_token: DashMap<SessionToken, Arc<PlayerRecord>>,
+    by_id: DashMap<u32, SessionToken>,
+    next_id: AtomicU32,
+}
+
+impl Players {
+    /// Registers a new player and returns its record and token.
+    pub(crate) fn create(
+        &self,
+        name: String,
+    ) -> Result<(Arc<PlayerRecord>, SessionToken), getrandom::Error> {
+        let mut token = [0u8; 16];
+        getrandom::fill(&mut token)?;
+        let player_id = self.next_id.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+        let record = Arc::new(PlayerRecord {
+            player_id,
+            name,
+            rtt_us: AtomicU32::new(0),
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+            since: Instant::now(),
+            state: Mutex::new(RecordState::default()),
+        });
+        self.by_token.insert(token, Arc::clone(&record));
+        self.by_id.insert(player_id, token);
+        Ok((record, token))
+    }
+
+    /// The player a token resumes, unless it is unknown or its grace has run out.
+    pub(crate) fn resume(
+        &self,
+        token: &SessionToken,
+        grace: Duration,
+    ) -> Option<Arc<PlayerRecord>> {
+        let record = Arc::clone(self.by_token.get(token)?.value());
+        if record.expired(grace) {
+            self.forget(token);
+            return None;
+        }
+        Some(record)
+    }
+
+    /// A player by id.
+    pub(crate) fn by_id(&self, player_id: u32) -> Option<Arc<PlayerRecord>> {
+        let token = *self.by_id.get(&player_id)?.value();
+        self.by_token.get(&token).map(|r| Arc::clone(r.value()))
+    }
+
+    /// Forgets a player: its token no longer resumes anything.
+    pub(crate) fn forget(&self, token: &SessionToken) {
+        if let Some((_, record)) = self.by_token.remove(token) {
+            self.by_id.remove(&record.player_id);
+        }
+    }
+
+    /// Forgets every player whose grace has run out; returns how many.
+    pub(crate) fn sweep(&self, grace: Duration) -> usize {
+        let expired: Vec<SessionToken> = self
+            .by_token
+            .iter()
+            .filter(|r| r.value().expired(grace))
+            .map(|r| *r.key())
+            .collect();
+        for token in &expired {
+            self.forget(token);
+        }
+        expired.len()
+    }
+
+    /// Every player record (operators' view).
+    pub(crate) fn all(&self) -> Vec<Arc<PlayerRecord>> {
+        self.by_token
+            .iter()
+            .map(|r| Arc::clone(r.value()))
+            .collect()
+    }
+
+    /// Number of records.
+    pub(crate) fn len(&self) -> usize {
+        self.by_token.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn tokens_resume_within_the_grace_only() {
+        let players = Players::default();
+        let grace = Duration::from_secs(15);
+        let (record, token) = players.create("ann".into()).expect("random");
+        let (tx, _rx) = mpsc::channel(1);
+        assert!(record.attach(1, tx).is_none());
+        assert!(players.resume(&token, grace).is_some(), "live: resumable");
+        record.detach(1);
+        tokio::time::advance(Duration::from_secs(10)).await;
+        let again = players.resume(&token, grace).expect("within grace");
+        assert_eq!(again.player_id, record.player_id);
+        tokio::time::advance(Duration::from_secs(6)).await;
+        assert!(players.resume(&token, grace).is_none(), "expired");
+        assert!(players.by_id(record.player_id).is_none());
+        assert!(players.resume(&[0; 16], grace).is_none(), "unknown");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stale_connection_cannot_detach_its_successor() {
+        let players = Players::default();
+        let (record, _) = players.create("bo".into()).expect("random");
+        let (a, _ra) = mpsc::channel(1);
+        let (b, _rb) = mpsc::channel(1);
+        record.attach(1, a);
+        assert!(
+            record.attach(2, b).is_some(),
+            "the first connection is handed back"
+        );
+        record.detach(1);
+        assert!(record.is_live(2));
+        tokio::time::advance(Duration::from_secs(60)).await;
+        assert_eq!(players.sweep(Duration::from_secs(15)), 0);
+        record.detach(2);
+        tokio::time::advance(Duration::from_secs(16)).await;
+        assert_eq!(players.sweep(Duration::from_secs(15)), 1);
+        assert_eq!(players.len(), 0);
+    }
+}
