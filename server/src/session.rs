@@ -40,6 +40,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, MissedTickBehavior, timeout};
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
@@ -371,7 +372,17 @@ where
 
     async fn on_lobby(&mut self, from: FromLobby) -> Result<(), End> {
         match from {
-            FromLobby::Event(bytes) => self.send_bytes(bytes).await,
+            FromLobby::Event(bytes) => {
+                if bytes.first() == Some(&LEFT_TAG) {
+                    // The lobby closed: out of it now, so the client's next request
+                    // (listing, joining elsewhere) finds the session lobby-free.
+                    self.lobby = None;
+                    if let Some(player) = &self.player {
+                        player.set_lobby(None);
+                    }
+                }
+                self.send_bytes(bytes).await
+            }
             FromLobby::Frame => {
                 let Some(lobby) = self.lobby.as_mut() else {
                     return Ok(());
@@ -480,6 +491,10 @@ where
                 close::MESSAGE_TOO_BIG,
                 "message too large",
             )),
+            // A vanished peer, not a misbehaving one: it may come back with its token.
+            Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => {
+                Err(End::dropped())
+            }
             Err(WsError::Protocol(e)) => {
                 debug!(error = %e, "websocket protocol error");
                 Err(End {

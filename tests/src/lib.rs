@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use ticksync_server::Config;
 use ticksync_server::game::GameFactory;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -29,6 +30,16 @@ impl TestServer {
     pub async fn stop(self) {
         self.stop.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
+    }
+
+    /// Starts the shutdown (as SIGTERM would) without waiting.
+    pub fn begin_shutdown(&self) {
+        self.stop.cancel();
+    }
+
+    /// Waits for the server to finish; false if it did not within `limit`.
+    pub async fn finished_within(self, limit: Duration) -> bool {
+        tokio::time::timeout(limit, self.task).await.is_ok()
     }
 }
 
@@ -65,4 +76,43 @@ async fn spawn_inner(config: Config, game: Option<Arc<dyn GameFactory>>) -> Test
         result.expect("server runs");
     });
     TestServer { addr, stop, task }
+}
+
+/// A plain HTTP/1.1 request to the server: (status, lowercased head, body).
+pub async fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String, String) {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut response))
+        .await
+        .expect("a response in time")
+        .expect("read");
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_ascii_lowercase(), body.to_owned())
+}
+
+/// `GET path`: (status, lowercased head, body).
+pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String, String) {
+    http_request(addr, "GET", path, &[], "").await
 }

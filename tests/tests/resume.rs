@@ -1,0 +1,176 @@
+//! Reconnect without losing the player: a dropped connection keeps its seat for the
+//! resume grace; the session token brings back the same player, entity, score and lobby,
+//! and the others see no leave or join.
+
+use std::time::Duration;
+
+use ticksync_client::{Client, ClientError};
+use ticksync_protocol::{ClientMessage, ErrorCode, ServerMessage, close};
+use ticksync_tests::{spawn_server, test_config};
+
+const T: Duration = Duration::from_secs(5);
+
+/// Waits `d`, failing if a PlayerLeft arrives meanwhile; returns the snapshots seen.
+async fn no_leave_for(client: &mut Client, d: Duration) -> usize {
+    let until = tokio::time::Instant::now() + d;
+    let mut snapshots = 0;
+    while tokio::time::Instant::now() < until {
+        match client.recv_timeout(Duration::from_millis(200)).await {
+            Ok(ServerMessage::PlayerLeft { .. }) => panic!("the other player saw a leave"),
+            Ok(ServerMessage::PlayerJoined(p)) => panic!("the other player saw a join: {p:?}"),
+            Ok(ServerMessage::Snapshot(_)) => snapshots += 1,
+            Ok(_) | Err(ClientError::Timeout) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    snapshots
+}
+
+#[tokio::test]
+async fn a_dropped_player_resumes_with_its_token() {
+    let server = spawn_server(test_config()).await;
+    let url = server.ws_url();
+    let (ann, welcome, joined) = Client::quick_player(&url, "ann").await.expect("ann");
+    let (mut bob, _, _) = Client::quick_player(&url, "bob").await.expect("bob");
+
+    // Ann's connection drops without a close frame.
+    drop(ann);
+    assert!(no_leave_for(&mut bob, Duration::from_millis(500)).await > 5);
+
+    let mut back = Client::connect(&url).await.expect("reconnect");
+    let again = back
+        .hello_with(
+            ticksync_protocol::PROTOCOL_VERSION,
+            "ann",
+            Some(welcome.session_token),
+        )
+        .await
+        .expect("welcome back");
+    assert_eq!(again.player_id, welcome.player_id);
+    assert_eq!(again.session_token, welcome.session_token);
+    let rejoined = back
+        .recv_until(T, |m| match m {
+            ServerMessage::Joined(j) => Some(j.clone()),
+            _ => None,
+        })
+        .await
+        .expect("back in the lobby");
+    assert_eq!(rejoined.lobby_id, joined.lobby_id);
+    assert_eq!(rejoined.your_entity, joined.your_entity);
+    assert_eq!(rejoined.players.len(), 2);
+    let snapshot = back
+        .recv_until(T, |m| match m {
+            ServerMessage::Snapshot(s) => Some(s.clone()),
+            _ => None,
+        })
+        .await
+        .expect("snapshots again");
+    assert!(snapshot.entities.iter().any(|e| e.id == joined.your_entity));
+    assert!(no_leave_for(&mut bob, Duration::from_millis(300)).await > 3);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn resuming_replaces_the_older_connection() {
+    let server = spawn_server(test_config()).await;
+    let url = server.ws_url();
+    let (mut first, welcome, joined) = Client::quick_player(&url, "ann").await.expect("ann");
+    let mut second = Client::connect(&url).await.expect("connect");
+    second
+        .hello_with(
+            ticksync_protocol::PROTOCOL_VERSION,
+            "ann",
+            Some(welcome.session_token),
+        )
+        .await
+        .expect("resumed");
+    let rejoined = second
+        .recv_until(T, |m| match m {
+            ServerMessage::Joined(j) => Some(j.your_entity),
+            _ => None,
+        })
+        .await
+        .expect("joined");
+    assert_eq!(rejoined, joined.your_entity);
+    let closed = loop {
+        match first.recv_timeout(T).await {
+            Ok(_) => continue,
+            Err(ClientError::Closed { code, .. }) => break code,
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert_eq!(closed, close::REPLACED);
+    // The new connection keeps playing.
+    second
+        .recv_until(T, |m| matches!(m, ServerMessage::Snapshot(_)).then_some(()))
+        .await
+        .expect("snapshots");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_expired_token_starts_a_new_player_and_the_seat_is_freed() {
+    let mut config = test_config();
+    config.resume_grace = Duration::from_millis(300);
+    let server = spawn_server(config).await;
+    let url = server.ws_url();
+    let (ann, welcome, joined) = Client::quick_player(&url, "ann").await.expect("ann");
+    let (mut bob, _, _) = Client::quick_player(&url, "bob").await.expect("bob");
+    drop(ann);
+    let left = bob
+        .recv_until(T, |m| match m {
+            ServerMessage::PlayerLeft { entity, .. } => Some(*entity),
+            _ => None,
+        })
+        .await
+        .expect("after the grace, the seat goes");
+    assert_eq!(left, joined.your_entity);
+
+    let mut late = Client::connect(&url).await.expect("connect");
+    late.send(&ClientMessage::Hello {
+        protocol_version: ticksync_protocol::PROTOCOL_VERSION,
+        name: "ann".into(),
+        resume_token: Some(welcome.session_token),
+    })
+    .await
+    .expect("send");
+    let first = late.recv_timeout(T).await.expect("an answer");
+    assert!(
+        matches!(first, ServerMessage::Error { code, .. } if code == ErrorCode::ResumeFailed.as_u16()),
+        "{first:?}"
+    );
+    match late.recv_timeout(T).await.expect("welcome") {
+        ServerMessage::Welcome { player_id, .. } => assert_ne!(player_id, welcome.player_id),
+        other => panic!("{other:?}"),
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_clean_close_leaves_at_once_and_ends_the_token() {
+    let server = spawn_server(test_config()).await;
+    let url = server.ws_url();
+    let (ann, welcome, _) = Client::quick_player(&url, "ann").await.expect("ann");
+    let (mut bob, _, _) = Client::quick_player(&url, "bob").await.expect("bob");
+    ann.close().await;
+    bob.recv_until(Duration::from_secs(2), |m| {
+        matches!(m, ServerMessage::PlayerLeft { .. }).then_some(())
+    })
+    .await
+    .expect("a goodbye is a leave");
+    let mut again = Client::connect(&url).await.expect("connect");
+    again
+        .send(&ClientMessage::Hello {
+            protocol_version: ticksync_protocol::PROTOCOL_VERSION,
+            name: "ann".into(),
+            resume_token: Some(welcome.session_token),
+        })
+        .await
+        .expect("send");
+    let first = again.recv_timeout(T).await.expect("answer");
+    assert!(
+        matches!(first, ServerMessage::Error { code, .. } if code == ErrorCode::ResumeFailed.as_u16()),
+        "{first:?}"
+    );
+    server.stop().await;
+}

@@ -1,0 +1,49 @@
+//! Graceful shutdown: every client is told (Error ShuttingDown, close 1001), /readyz
+//! says 503 while draining, and the server exits within its deadline.
+
+use std::time::Duration;
+
+use ticksync_client::{Client, ClientError};
+use ticksync_protocol::{ErrorCode, ServerMessage, close};
+use ticksync_tests::{http_get, spawn_server, test_config};
+
+#[tokio::test]
+async fn shutdown_tells_everyone_and_drains() {
+    let mut config = test_config();
+    config.shutdown_timeout = Duration::from_secs(3);
+    let server = spawn_server(config).await;
+    let url = server.ws_url();
+    assert_eq!(http_get(server.addr, "/readyz").await.0, 200);
+    let (mut player, _, _) = Client::quick_player(&url, "p").await.expect("player");
+    // A client that will not read keeps the drain open for a moment (the server waits
+    // briefly for its close reply), long enough to see readiness flip.
+    let (_deaf, _, _) = Client::quick_player(&url, "deaf").await.expect("deaf");
+
+    server.begin_shutdown();
+    let mut saw_draining = false;
+    for _ in 0..40 {
+        let (status, _, body) = http_get(server.addr, "/readyz").await;
+        if status == 503 && body.contains("draining") {
+            saw_draining = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(saw_draining, "/readyz never reported draining");
+
+    let mut error = None;
+    let code = loop {
+        match player.recv_timeout(Duration::from_secs(5)).await {
+            Ok(ServerMessage::Error { code, .. }) => error = Some(code),
+            Ok(_) => {}
+            Err(ClientError::Closed { code, .. }) => break code,
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert_eq!(error, Some(ErrorCode::ShuttingDown.as_u16()));
+    assert_eq!(code, close::GOING_AWAY);
+    assert!(
+        server.finished_within(Duration::from_secs(8)).await,
+        "the server exits within its deadline"
+    );
+}
