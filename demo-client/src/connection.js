@@ -1,0 +1,104 @@
+// The transport: one WebSocket, binary frames only, one encoded message per frame.
+// Knows the codec and nothing about the game.
+
+import { CodecError, decodeServer, encodeClient } from './codec.js';
+
+/**
+ * The server's WebSocket URL: `ws(s)://<host>/ws` of the page, or the `?server=` query
+ * parameter (`host:port` or a full `ws://` URL), for a page served from elsewhere. A
+ * `?token=` parameter of the page (a join token from the game's backend, for servers
+ * that require one) is passed on as `/ws?token=...`.
+ */
+export function serverUrl(loc = globalThis.location) {
+  const secure = loc.protocol === 'https:';
+  const params = new URLSearchParams(loc.search);
+  const override = params.get('server');
+  let url;
+  if (override) {
+    url = /^wss?:\/\//.test(override) ? override : `${secure ? 'wss' : 'ws'}://${override}/ws`;
+  } else {
+    url = `${secure ? 'wss' : 'ws'}://${loc.host}/ws`;
+  }
+  const token = params.get('token');
+  if (token) url += `${url.includes('?') ? '&' : '?'}token=${encodeURIComponent(token)}`;
+  return url;
+}
+
+/**
+ * A connection to a ticksync server.
+ *
+ * handlers: {
+ *   onOpen(),                      the socket is open (send Hello now)
+ *   onMessage(message, bytes),     one decoded server message
+ *   onClose({code, reason, wasClean}),
+ *   onProtocolError(error),        an undecodable server message (the connection is closed)
+ * }
+ */
+export class Connection {
+  constructor(url, handlers = {}, WebSocketImpl = globalThis.WebSocket) {
+    this.url = url;
+    this.handlers = handlers;
+    this.bytesIn = 0;
+    this.bytesOut = 0;
+    this.messagesIn = 0;
+    this.messagesOut = 0;
+    this.closeInfo = null;
+    const ws = new WebSocketImpl(url);
+    ws.binaryType = 'arraybuffer';
+    ws.onopen = () => this.handlers.onOpen?.();
+    ws.onmessage = (event) => this.receive(event.data);
+    ws.onclose = (event) => {
+      this.closeInfo = { code: event.code, reason: event.reason, wasClean: event.wasClean };
+      this.handlers.onClose?.(this.closeInfo);
+    };
+    // An error is always followed by a close event, which carries what there is to know.
+    ws.onerror = () => {};
+    this.ws = ws;
+  }
+
+  /** True while messages can be sent. */
+  get open() {
+    return this.ws.readyState === 1;
+  }
+
+  receive(data) {
+    if (!(data instanceof ArrayBuffer)) {
+      this.fail(new CodecError('Decode', 'the server sent a text frame'));
+      return;
+    }
+    this.bytesIn += data.byteLength;
+    this.messagesIn++;
+    let message;
+    try {
+      message = decodeServer(data);
+    } catch (error) {
+      this.fail(error);
+      return;
+    }
+    this.handlers.onMessage?.(message, data);
+  }
+
+  fail(error) {
+    this.handlers.onProtocolError?.(error);
+    // Browsers let a client close only with 1000 or 3000-4999.
+    this.close(1000, 'undecodable server message');
+  }
+
+  /**
+   * Encodes and sends one client message. Returns false when the socket is not open.
+   * Throws CodecError for a message that cannot be encoded.
+   */
+  send(message) {
+    const bytes = encodeClient(message);
+    if (!this.open) return false;
+    this.ws.send(bytes);
+    this.bytesOut += bytes.length;
+    this.messagesOut++;
+    return true;
+  }
+
+  /** Closes the connection (idempotent). */
+  close(code = 1000, reason = '') {
+    if (this.ws.readyState === 0 || this.ws.readyState === 1) this.ws.close(code, reason);
+  }
+}

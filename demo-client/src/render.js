@@ -1,0 +1,172 @@
+// Draws the world on a full-window canvas: the arena, every entity of the latest
+// snapshot, names, the player's own entity and who is "it". Device-pixel-ratio aware.
+// Takes positions in world units (see Session.entities), so interpolated or predicted
+// positions can be drawn the same way later.
+
+/** Radius of a player, in world units (the arena game's RADIUS). */
+export const PLAYER_RADIUS = 20;
+
+const MARGIN = 24; // CSS pixels left and right of the arena
+const TOP = 64; // room for the top bar
+const BOTTOM = 36; // room for the hint line
+const GRID = 100; // world units between grid lines
+
+/** A stable colour per entity id. */
+export function colourOf(id) {
+  // Golden-ratio steps over the hues from orange to pink: red stays the colour of "it".
+  const t = (0.1 + id * 0.618034) % 1;
+  return `hsl(${Math.round(30 + t * 300)} 70% 62%)`;
+}
+
+export class Renderer {
+  constructor(canvas) {
+    this.canvas = canvas;
+    this.ctx = canvas.getContext('2d');
+    this.width = 0;
+    this.height = 0;
+    this.dpr = 1;
+  }
+
+  // Matches the backing store to the element size and the device pixel ratio.
+  resize() {
+    const dpr = window.devicePixelRatio || 1;
+    const width = this.canvas.clientWidth;
+    const height = this.canvas.clientHeight;
+    if (width !== this.width || height !== this.height || dpr !== this.dpr) {
+      this.width = width;
+      this.height = height;
+      this.dpr = dpr;
+      this.canvas.width = Math.max(1, Math.round(width * dpr));
+      this.canvas.height = Math.max(1, Math.round(height * dpr));
+    }
+  }
+
+  /**
+   * Draws one frame. view: {
+   *   world: {width, height} | null,
+   *   entities: [{id, name, x, y, it, me}],   in world units
+   *   message: string | null,                 shown in the middle when there is no world
+   *   time: ms (animation clock)
+   * }
+   */
+  draw(view) {
+    this.resize();
+    const { ctx, width, height, dpr } = this;
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.clearRect(0, 0, width, height);
+
+    if (!view.world) {
+      this.caption(view.message ?? '', width / 2, height / 2);
+      return;
+    }
+    const { width: ww, height: wh } = view.world;
+    const scale = Math.max(
+      0.01,
+      Math.min((width - 2 * MARGIN) / ww, (height - TOP - BOTTOM) / wh),
+    );
+    const ox = (width - ww * scale) / 2;
+    const oy = TOP + (height - TOP - BOTTOM - wh * scale) / 2;
+
+    // The arena.
+    ctx.save();
+    ctx.translate(ox, oy);
+    ctx.fillStyle = '#141a2c';
+    ctx.fillRect(0, 0, ww * scale, wh * scale);
+    ctx.strokeStyle = 'rgba(255, 255, 255, 0.05)';
+    ctx.lineWidth = 1;
+    ctx.beginPath();
+    for (let x = GRID; x < ww; x += GRID) {
+      ctx.moveTo(Math.round(x * scale) + 0.5, 0);
+      ctx.lineTo(Math.round(x * scale) + 0.5, wh * scale);
+    }
+    for (let y = GRID; y < wh; y += GRID) {
+      ctx.moveTo(0, Math.round(y * scale) + 0.5);
+      ctx.lineTo(ww * scale, Math.round(y * scale) + 0.5);
+    }
+    ctx.stroke();
+    ctx.strokeStyle = '#3b4a7a';
+    ctx.lineWidth = 2;
+    ctx.strokeRect(-1, -1, ww * scale + 2, wh * scale + 2);
+
+    // Entities: others first, own entity on top.
+    const r = PLAYER_RADIUS * scale;
+    const ordered = [...view.entities].sort((a, b) => Number(a.me) - Number(b.me));
+    const pulse = 0.5 + 0.5 * Math.sin((view.time ?? 0) / 160);
+    for (const e of ordered) {
+      const x = e.x * scale;
+      const y = e.y * scale;
+      if (e.it) {
+        ctx.beginPath();
+        ctx.arc(x, y, r + 4 + 4 * pulse, 0, Math.PI * 2);
+        ctx.fillStyle = `rgba(255, 72, 72, ${0.18 + 0.17 * pulse})`;
+        ctx.fill();
+      }
+      ctx.beginPath();
+      ctx.arc(x, y, r, 0, Math.PI * 2);
+      ctx.fillStyle = colourOf(e.id);
+      ctx.fill();
+      if (e.it) {
+        ctx.lineWidth = 3;
+        ctx.strokeStyle = '#ff4848';
+        ctx.stroke();
+      }
+      if (e.me) {
+        ctx.beginPath();
+        ctx.arc(x, y, r + (e.it ? 5 : 3), 0, Math.PI * 2);
+        ctx.lineWidth = 2.5;
+        ctx.strokeStyle = '#ffffff';
+        ctx.stroke();
+      }
+      this.label(e.me ? `${e.name} (you)` : e.name, x, y - r - 8, e.me ? '#ffffff' : '#c9d1ee');
+      if (e.it) this.badge('IT', x, y);
+    }
+    // A message over the world (e.g. disconnected) dims it.
+    if (view.message) {
+      ctx.fillStyle = 'rgba(8, 10, 20, 0.6)';
+      ctx.fillRect(0, 0, ww * scale, wh * scale);
+    }
+    ctx.restore();
+
+    if (view.message) this.caption(view.message, width / 2, oy + (wh * scale) / 2);
+  }
+
+  label(text, x, y, colour) {
+    const { ctx } = this;
+    ctx.font = '600 12px system-ui, sans-serif';
+    ctx.textAlign = 'center';
+    ctx.textBaseline = 'bottom';
+    ctx.lineWidth = 3;
+    ctx.strokeStyle = 'rgba(10, 13, 24, 0.85)';
+    ctx.strokeText(text, x, y);
+    ctx.fillStyle = colour;
+    ctx.fillText(text, x, y);
+  }
+
+  badge(text, x, y) {
+    const { ctx } = this;
+    ctx.font = '800 11px system-ui, sans-serif';
+    ctx.textAlign = 'center';
+    ctx.textBaseline = 'middle';
+    ctx.fillStyle = '#1b0d0d';
+    ctx.fillText(text, x, y + 1);
+  }
+
+  caption(text, x, y) {
+    if (!text) return;
+    const { ctx } = this;
+    ctx.font = '500 16px system-ui, sans-serif';
+    ctx.textAlign = 'center';
+    ctx.textBaseline = 'middle';
+    const w = ctx.measureText(text).width + 32;
+    const h = 40;
+    ctx.beginPath();
+    ctx.roundRect(x - w / 2, y - h / 2, w, h, 10);
+    ctx.fillStyle = 'rgba(20, 26, 44, 0.92)';
+    ctx.fill();
+    ctx.lineWidth = 1;
+    ctx.strokeStyle = 'rgba(120, 140, 200, 0.3)';
+    ctx.stroke();
+    ctx.fillStyle = '#c9d1ee';
+    ctx.fillText(text, x, y);
+  }
+}
