@@ -51,6 +51,8 @@ mod metrics;
 mod players;
 mod registry;
 mod session;
+#[doc(hidden)]
+pub mod testing;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -202,6 +204,25 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    pub(crate) fn new(config: Config, game: Arc<dyn GameFactory>) -> Arc<Self> {
+        Arc::new(Shared {
+            config,
+            registry: Registry::default(),
+            players: Players::default(),
+            conns: ConnCounts::default(),
+            game,
+            cancel: CancellationToken::new(),
+            stop: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+            conn_tracker: TaskTracker::new(),
+            ws_config: ws_config(),
+            stats: Stats::default(),
+            draining: AtomicBool::new(false),
+            next_conn: AtomicU64::new(1),
+            started: tokio::time::Instant::now(),
+        })
+    }
+
     pub(crate) fn next_conn_id(&self) -> u64 {
         self.next_conn.fetch_add(1, Ordering::Relaxed)
     }
@@ -275,22 +296,7 @@ pub async fn run_with_game(
     let addr = listener.local_addr().map_err(Error::Listener)?;
     let shutdown_timeout = config.shutdown_timeout;
     let resume_grace = config.resume_grace;
-    let shared = Arc::new(Shared {
-        config,
-        registry: Registry::default(),
-        players: Players::default(),
-        conns: ConnCounts::default(),
-        game,
-        cancel: CancellationToken::new(),
-        stop: CancellationToken::new(),
-        tracker: TaskTracker::new(),
-        conn_tracker: TaskTracker::new(),
-        ws_config: ws_config(),
-        stats: Stats::default(),
-        draining: AtomicBool::new(false),
-        next_conn: AtomicU64::new(1),
-        started: tokio::time::Instant::now(),
-    });
+    let shared = Shared::new(config, game);
     info!(%addr, url = %format!("http://{addr}/"), "ticksync listening");
     let accept = tokio::spawn(listener::accept_loop(listener, Arc::clone(&shared)));
     shared

@@ -72,7 +72,7 @@ impl Drop for ConnSlot {
 }
 
 /// Counts a new connection from `ip`; None if it is past the hard margin.
-fn admit(shared: &Arc<Shared>, ip: IpAddr) -> Option<ConnSlot> {
+pub(crate) fn admit(shared: &Arc<Shared>, ip: IpAddr) -> Option<ConnSlot> {
     let config = &shared.config;
     let counts = &shared.conns;
     let total = counts.total.fetch_add(1, Ordering::Relaxed) + 1;

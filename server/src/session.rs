@@ -36,7 +36,7 @@ use ticksync_protocol::{
     ClientMessage, ErrorCode, Input, JoinTarget, LeftReason, PROTOCOL_VERSION, ServerMessage,
     SessionToken, close, decode_client, encode_server,
 };
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, MissedTickBehavior, timeout};
 use tokio_tungstenite::WebSocketStream;
@@ -886,16 +886,20 @@ where
     }
 
     /// Sends a close frame and waits briefly for the client's, so that what was sent
-    /// before it (the error message) is not lost to a reset.
+    /// before it (the error message) is not lost to a reset. If the client is still
+    /// sending (a flood, an oversized frame), what it sends is read and discarded
+    /// meanwhile: closing a socket with unread data would reset it, and the client would
+    /// never see why it was cut off.
     async fn close(&mut self, code: u16, reason: &'static str) {
         let frame = CloseFrame {
             code: CloseCode::from(code),
             reason: reason.into(),
         };
         let linger = async {
-            if self.ws.close(Some(frame)).await.is_ok() {
-                while let Some(Ok(_)) = self.ws.next().await {}
-            }
+            let _ = self.ws.close(Some(frame)).await;
+            while let Some(Ok(_)) = self.ws.next().await {}
+            let mut discard = [0u8; 4096];
+            while let Ok(1..) = self.ws.get_mut().read(&mut discard).await {}
         };
         let _ = timeout(CLOSE_LINGER, linger).await;
     }
