@@ -1,6 +1,15 @@
 //! A small async ticksync client: one WebSocket connection speaking the real protocol.
 //! The integration tests and the bots both use it, so the protocol is written once on
 //! the client side too.
+//!
+//! - [`Client`]: tokio-tungstenite's general client, for tests that need every message
+//!   decoded and any frame sent, valid or not.
+//! - [`lean::LeanClient`]: a cut-down WebSocket client for the bots, whose receive path
+//!   neither allocates nor copies, with [`peek_snapshot_head`] to read a snapshot's
+//!   acknowledgement and tick without decoding its entities.
+
+mod head;
+pub mod lean;
 
 use std::time::Duration;
 
@@ -15,6 +24,8 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub use crate::head::{SnapshotHead, peek_snapshot_head};
 
 /// What can go wrong on a client connection.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +58,15 @@ pub enum ClientError {
     /// The server sent something the caller did not expect.
     #[error("unexpected message: {0}")]
     Unexpected(String),
+    /// The WebSocket upgrade failed (the lean client's own handshake).
+    #[error("handshake: {0}")]
+    Handshake(String),
+    /// A socket error (the lean client).
+    #[error("io: {0}")]
+    Io(#[source] std::io::Error),
+    /// The server broke the WebSocket protocol (the lean client).
+    #[error("websocket protocol: {0}")]
+    Protocol(String),
 }
 
 /// `Welcome`'s fields.
