@@ -1,0 +1,448 @@
+//! One bot: connect, say Hello, create or join its group's lobby, then send inputs at
+//! the input rate and read snapshots until the run stops.
+//!
+//! The hot loop is what makes one core of bots enough for thousands of players: one task
+//! per bot on a single-threaded runtime, one `select!` over the socket and the bot's
+//! input timer (tokio's timer wheel fires every timer due in the same millisecond in one
+//! pass), one `read` per snapshot into a buffer that is never reallocated, only the
+//! snapshot's head parsed ([`peek_snapshot_head`]), one `write` per input.
+//!
+//! Latency: input `N` is sent at a time kept in a ring indexed by `N`; a snapshot with
+//! `ack_seq >= N` is the first to acknowledge every input up to `ack_seq` not yet
+//! acknowledged, and each of them records `now - sent(N)`.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use ticksync_client::lean::LeanClient;
+use ticksync_client::{ClientError, SnapshotHead, peek_snapshot_head};
+use ticksync_protocol::{ClientMessage, Input, JoinTarget, ServerMessage, decode_server};
+use tokio::sync::watch;
+use tokio::time::MissedTickBehavior;
+
+use crate::options::Behavior;
+use crate::swarm::{MEASURING, Swarm};
+
+/// Inputs remembered for latency: 64 inputs is 2 s at 30 Hz, far past any SLO.
+const RING: usize = 64;
+/// Connecting, saying Hello and joining must finish within this.
+const SETUP_LIMIT: Duration = Duration::from_secs(30);
+/// Each answer during setup must come within this.
+const ANSWER_LIMIT: Duration = Duration::from_secs(10);
+/// A bot's polite close may take this long before the bot just drops the socket.
+const CLOSE_LIMIT: Duration = Duration::from_secs(1);
+/// One turn of the circle behaviour, seconds.
+const CIRCLE_PERIOD: f64 = 4.0;
+
+/// The lobby of a group of bots, as its leader tells the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Slot {
+    /// Not created yet.
+    Pending,
+    /// Created: join this id.
+    Ready(u32),
+    /// The leader failed; the group has no lobby.
+    Failed,
+}
+
+/// A bot's part in its group.
+#[derive(Debug)]
+pub(crate) enum Role {
+    /// The first bot of a group creates the lobby and publishes its id.
+    Leader {
+        group: u32,
+        size: u8,
+        lobby: watch::Sender<Slot>,
+    },
+    /// The others wait for the id and join.
+    Follower(watch::Receiver<Slot>),
+}
+
+/// What one bot saw. Counts are of the measured window.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct BotResult {
+    /// It joined its lobby.
+    pub(crate) joined: bool,
+    /// Why it never joined.
+    pub(crate) failure: Option<String>,
+    /// Why it lost its connection or lobby after joining (the run stopping is not one).
+    pub(crate) disconnect: Option<String>,
+    /// Snapshots received.
+    pub(crate) snapshots: u32,
+    /// Ticks the snapshots skipped (a gap in tick numbers).
+    pub(crate) skipped: u32,
+    /// First and last tick received.
+    pub(crate) ticks: Option<(u32, u32)>,
+    /// WebSocket bytes received and sent.
+    pub(crate) bytes_in: u64,
+    pub(crate) bytes_out: u64,
+    /// Inputs sent.
+    pub(crate) inputs: u32,
+    /// Inputs acknowledged so late that the ring had forgotten them.
+    pub(crate) acks_beyond_ring: u32,
+    /// Messages other than snapshots.
+    pub(crate) other_messages: u32,
+}
+
+/// Runs one bot to the end of the run.
+pub(crate) async fn run(swarm: Arc<Swarm>, index: u32, mut role: Role) -> BotResult {
+    tokio::time::sleep_until(swarm.start_slot(index).into()).await;
+    let mut result = BotResult::default();
+    let setup = tokio::time::timeout(SETUP_LIMIT, setup(&swarm, index, &mut role)).await;
+    let (client, tick_rate) = match setup {
+        Ok(Ok(ready)) => ready,
+        Ok(Err(kind)) => {
+            return fail(&swarm, role, result, kind);
+        }
+        Err(_) => return fail(&swarm, role, result, "setup: timed out".into()),
+    };
+    result.joined = true;
+    swarm.joined.fetch_add(1, Ordering::Relaxed);
+    swarm.settled.fetch_add(1, Ordering::Release);
+    // Followers wait on the leader only during setup; the leader keeps its sender.
+    drop(role);
+    let mut bot = Bot::new(&swarm, index, tick_rate);
+    bot.play(client, &mut result).await;
+    result
+}
+
+fn fail(swarm: &Swarm, role: Role, mut result: BotResult, kind: String) -> BotResult {
+    if let Role::Leader { lobby, .. } = role {
+        lobby.send_replace(Slot::Failed);
+    }
+    result.failure = Some(kind);
+    swarm.settled.fetch_add(1, Ordering::Release);
+    result
+}
+
+async fn setup(swarm: &Swarm, index: u32, role: &mut Role) -> Result<(LeanClient, u16), String> {
+    let mut client = LeanClient::connect(&swarm.target, swarm.read_buffer)
+        .await
+        .map_err(|e| error_kind("connect", &e))?;
+    let welcome = client
+        .hello(&format!("bot-{index}"), ANSWER_LIMIT)
+        .await
+        .map_err(|e| error_kind("hello", &e))?;
+    let request = match role {
+        Role::Leader { group, size, .. } => ClientMessage::CreateLobby {
+            name: format!("bots-{group}"),
+            max_players: *size,
+            private: false,
+        },
+        Role::Follower(slot) => match slot.wait_for(|s| *s != Slot::Pending).await {
+            Ok(s) => match *s {
+                Slot::Ready(id) => ClientMessage::JoinLobby {
+                    target: JoinTarget::Id(id),
+                },
+                _ => return Err("join: the group's lobby was not created".into()),
+            },
+            Err(_) => return Err("join: the group's lobby was not created".into()),
+        },
+    };
+    let joined = client
+        .join(&request, ANSWER_LIMIT)
+        .await
+        .map_err(|e| error_kind("join", &e))?;
+    if let Role::Leader { lobby, .. } = role {
+        lobby.send_replace(Slot::Ready(joined.lobby_id));
+    }
+    swarm.note_tick_rate(welcome.tick_rate);
+    Ok((client, welcome.tick_rate))
+}
+
+/// A short, countable description of an error: the stage and the kind, not the details
+/// that differ from bot to bot.
+pub(crate) fn error_kind(stage: &str, e: &ClientError) -> String {
+    let what = match e {
+        ClientError::Closed { code, reason } => format!("closed by the server ({code} {reason})"),
+        ClientError::Server { code, message } => format!("server error {code} ({message})"),
+        ClientError::Io(e) => format!("io error ({:?})", e.kind()),
+        ClientError::Timeout => "timed out".into(),
+        ClientError::Handshake(why) => format!("handshake failed ({why})"),
+        ClientError::Protocol(why) => format!("websocket protocol ({why})"),
+        ClientError::Codec(_) => "undecodable message".into(),
+        ClientError::Unexpected(_) => "unexpected message".into(),
+        ClientError::Ws(_) => "websocket error".into(),
+    };
+    format!("{stage}: {what}")
+}
+
+/// What woke the bot.
+enum Event {
+    Stop,
+    Snapshot(SnapshotHead),
+    Left(u8),
+    Other,
+    Failed(String),
+    InputDue(tokio::time::Instant),
+}
+
+/// A bot's state in its hot loop.
+struct Bot<'a> {
+    swarm: &'a Swarm,
+    rng: Rng,
+    input_hz: f64,
+    tick_period_us: f64,
+    seq: u32,
+    /// Input `seq` was sent at `sent_us[seq % RING]` (µs since the swarm's epoch) if
+    /// `sent_seq[seq % RING] == seq`.
+    sent_seq: [u32; RING],
+    sent_us: [u64; RING],
+    last_ack: u32,
+    last_tick: Option<u32>,
+    /// Smallest `arrival - tick * period` seen: the lobby's tick grid as this bot sees it.
+    grid_offset_us: Option<i64>,
+    dir: (f32, f32),
+    inputs_until_turn: u32,
+    circle_phase: f64,
+    window: WindowState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum WindowState {
+    Before,
+    Open { bytes_in: u64, bytes_out: u64 },
+    Closed,
+}
+
+impl<'a> Bot<'a> {
+    fn new(swarm: &'a Swarm, index: u32, tick_rate: u16) -> Self {
+        let mut rng = Rng::new(swarm.seed ^ (u64::from(index) << 20) ^ 0x9e37_79b9);
+        let input_hz = swarm.input_hz.unwrap_or(f64::from(tick_rate));
+        let circle_phase = rng.unit() * std::f64::consts::TAU;
+        Self {
+            swarm,
+            rng,
+            input_hz,
+            tick_period_us: 1e6 / f64::from(tick_rate.max(1)),
+            seq: 0,
+            sent_seq: [0; RING],
+            sent_us: [0; RING],
+            last_ack: 0,
+            last_tick: None,
+            grid_offset_us: None,
+            dir: (0.0, 0.0),
+            inputs_until_turn: 0,
+            circle_phase,
+            window: WindowState::Before,
+        }
+    }
+
+    async fn play(&mut self, mut client: LeanClient, result: &mut BotResult) {
+        let sends_inputs = self.input_hz > 0.0 && self.input_hz.is_finite();
+        let period = Duration::from_secs_f64(1.0 / self.input_hz.clamp(0.01, 10_000.0));
+        // A random phase, so that inputs spread over the period as real players' do.
+        let first = tokio::time::Instant::now() + period.mul_f64(self.rng.unit());
+        let mut timer = tokio::time::interval_at(first, period);
+        // An overloaded bot sends fewer inputs, never a burst; the report shows the rate.
+        timer.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        let cancelled = self.swarm.cancel.cancelled();
+        tokio::pin!(cancelled);
+        loop {
+            let event = tokio::select! {
+                biased;
+                () = &mut cancelled => Event::Stop,
+                message = client.next_binary() => match message {
+                    Ok(bytes) => match peek_snapshot_head(bytes) {
+                        Some(head) => Event::Snapshot(head),
+                        None => match decode_server(bytes) {
+                            Ok(ServerMessage::Left { reason }) => Event::Left(reason),
+                            Ok(_) => Event::Other,
+                            Err(_) => Event::Failed("run: undecodable message".into()),
+                        },
+                    },
+                    Err(e) => Event::Failed(error_kind("run", &e)),
+                },
+                at = timer.tick(), if sends_inputs => Event::InputDue(at),
+            };
+            let phase = self.swarm.phase.load(Ordering::Relaxed);
+            self.track_window(phase, &client, result);
+            match event {
+                Event::Stop => break,
+                Event::Snapshot(head) => self.on_snapshot(head, phase, result),
+                Event::InputDue(at) => {
+                    if phase == MEASURING {
+                        let late = Instant::now().saturating_duration_since(at.into_std());
+                        self.swarm.record_loop_delay(late);
+                    }
+                    if let Err(e) = self.send_input(&mut client, phase, result).await {
+                        result.disconnect = Some(error_kind("run", &e));
+                        break;
+                    }
+                }
+                Event::Left(reason) => {
+                    result.disconnect = Some(format!("run: left the lobby (reason {reason})"));
+                    break;
+                }
+                Event::Other => result.other_messages += 1,
+                Event::Failed(kind) => {
+                    result.disconnect = Some(kind);
+                    break;
+                }
+            }
+        }
+        self.close_window(&client, result);
+        if result.disconnect.is_some() {
+            self.swarm.disconnected.fetch_add(1, Ordering::Relaxed);
+        } else {
+            let _ = tokio::time::timeout(CLOSE_LIMIT, client.close()).await;
+        }
+    }
+
+    fn track_window(&mut self, phase: u8, client: &LeanClient, result: &mut BotResult) {
+        if phase == MEASURING && self.window == WindowState::Before {
+            self.window = WindowState::Open {
+                bytes_in: client.bytes_in(),
+                bytes_out: client.bytes_out(),
+            };
+        } else if phase > MEASURING {
+            self.close_window(client, result);
+        }
+    }
+
+    fn close_window(&mut self, client: &LeanClient, result: &mut BotResult) {
+        if let WindowState::Open {
+            bytes_in,
+            bytes_out,
+        } = self.window
+        {
+            result.bytes_in = client.bytes_in() - bytes_in;
+            result.bytes_out = client.bytes_out() - bytes_out;
+            self.window = WindowState::Closed;
+        }
+    }
+
+    fn on_snapshot(&mut self, head: SnapshotHead, phase: u8, result: &mut BotResult) {
+        let now_us = self.swarm.micros(Instant::now());
+        self.swarm.snapshots.fetch_add(1, Ordering::Relaxed);
+        let measuring = phase == MEASURING;
+
+        let offset = now_us as i64 - (f64::from(head.tick) * self.tick_period_us) as i64;
+        let grid = *self.grid_offset_us.get_or_insert(offset);
+        let grid = grid.min(offset);
+        self.grid_offset_us = Some(grid);
+
+        if measuring {
+            result.snapshots += 1;
+            if let Some(last) = self.last_tick {
+                result.skipped += head.tick.saturating_sub(last).saturating_sub(1);
+            }
+            result.ticks = Some(match result.ticks {
+                Some((first, _)) => (first, head.tick),
+                None => (head.tick, head.tick),
+            });
+        }
+        self.last_tick = Some(head.tick);
+
+        let ack = head.ack_seq;
+        let mut samples = [0u64; RING];
+        let mut n = 0;
+        if ack > self.last_ack {
+            let oldest_kept = ack.saturating_sub(RING as u32 - 1).max(1);
+            let from = (self.last_ack + 1).max(oldest_kept);
+            if measuring {
+                result.acks_beyond_ring += from - (self.last_ack + 1);
+            }
+            for seq in from..=ack {
+                let i = seq as usize % RING;
+                if self.sent_seq[i] == seq {
+                    samples[n] = now_us.saturating_sub(self.sent_us[i]);
+                    n += 1;
+                }
+            }
+            self.last_ack = ack;
+        }
+        let lateness = u64::try_from(offset - grid).unwrap_or(0);
+        self.swarm
+            .record_snapshot(&samples[..n], measuring.then_some(lateness));
+    }
+
+    async fn send_input(
+        &mut self,
+        client: &mut LeanClient,
+        phase: u8,
+        result: &mut BotResult,
+    ) -> Result<(), ClientError> {
+        self.seq += 1;
+        let (dir_x, dir_y) = self.next_direction();
+        let input = ClientMessage::Input(Input {
+            seq: self.seq,
+            dir_x,
+            dir_y,
+            buttons: 0,
+        });
+        let i = self.seq as usize % RING;
+        self.sent_seq[i] = self.seq;
+        self.sent_us[i] = self.swarm.micros(Instant::now());
+        client.send(&input).await?;
+        if phase == MEASURING {
+            result.inputs += 1;
+        }
+        Ok(())
+    }
+
+    fn next_direction(&mut self) -> (f32, f32) {
+        match self.swarm.behavior {
+            Behavior::Idle => (0.0, 0.0),
+            Behavior::Circle => {
+                let turns = f64::from(self.seq) / (self.input_hz * CIRCLE_PERIOD);
+                let angle = self.circle_phase + turns * std::f64::consts::TAU;
+                (angle.cos() as f32, angle.sin() as f32)
+            }
+            Behavior::RandomWalk => {
+                if self.inputs_until_turn == 0 {
+                    self.dir = (
+                        (self.rng.unit() * 2.0 - 1.0) as f32,
+                        (self.rng.unit() * 2.0 - 1.0) as f32,
+                    );
+                    let hold = self.input_hz * (1.0 + self.rng.unit());
+                    self.inputs_until_turn = (hold.round() as u32).max(1);
+                }
+                self.inputs_until_turn -= 1;
+                self.dir
+            }
+        }
+    }
+}
+
+/// SplitMix64: small, fast, and good enough for directions and phases.
+#[derive(Debug, Clone)]
+pub(crate) struct Rng(u64);
+
+impl Rng {
+    pub(crate) fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    pub(crate) fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    pub(crate) fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rng_is_uniform_enough() {
+        let mut rng = Rng::new(7);
+        let n = 100_000;
+        let mean = (0..n).map(|_| rng.unit()).sum::<f64>() / f64::from(n);
+        assert!((mean - 0.5).abs() < 0.01, "{mean}");
+        assert!(
+            (0..1000)
+                .map(|_| rng.unit())
+                .all(|u| (0.0..1.0).contains(&u))
+        );
+    }
+}
