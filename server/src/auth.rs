@@ -128,6 +128,15 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_example_holds() {
+        // PROTOCOL.md, "Join tokens".
+        assert_eq!(
+            sign_join_token(b"s3cret", "ann", 4_102_444_800),
+            "4102444800.a0c8bdf3674f9c3c45836e59b1ab923261ed35f23c7e621901d0efd2ee8332ff"
+        );
+    }
+
+    #[test]
     fn query_params_are_found() {
         assert_eq!(query_param("a=1&token=xyz", "token"), Some("xyz"));
         assert_eq!(query_param("token", "token"), None);
