@@ -29,8 +29,8 @@ pub struct Config {
           value_parser = clap::value_parser!(u8).range(1..=250))]
     pub quick_lobby_size: u8,
 
-    /// Most simultaneous connections (HTTP and WebSocket); further ones wait in the
-    /// kernel's accept queue.
+    /// Most simultaneous connections (HTTP and WebSocket). WebSockets over the cap are
+    /// told so (close code 1013); /readyz answers 503 at the cap.
     #[arg(long, env = "TICKSYNC_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
 
@@ -163,5 +163,177 @@ mod tests {
         assert_eq!(c.empty_lobby_grace, Duration::from_secs(30));
         assert_eq!(c.resume_grace, Duration::from_secs(15));
         assert!(c.allowed_origins.is_empty() && c.join_secret.is_none());
+    }
+}
+
+/// How the binary logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// The command line of `ticksync-server`: the server's [`Config`] plus what only the
+/// binary needs.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "ticksync-server", version, about, long_about = None)]
+pub struct Cli {
+    /// The server settings.
+    #[command(flatten)]
+    pub config: Config,
+
+    /// A TOML file of settings (keys are the flag names: `tick_rate = 60`). Precedence:
+    /// flag > environment variable > file > default.
+    #[arg(long = "config", env = "TICKSYNC_CONFIG")]
+    pub config_file: Option<std::path::PathBuf>,
+
+    /// Print the effective settings (secrets hidden) and exit.
+    #[arg(long)]
+    pub print_config: bool,
+
+    /// Log format.
+    #[arg(long, env = "TICKSYNC_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
+    pub log_format: LogFormat,
+}
+
+impl Cli {
+    /// Parses `args` (the first is the program name), filling what neither a flag nor an
+    /// environment variable set from the `--config` file.
+    pub fn load<I, T>(args: I) -> Result<Self, LoadError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::{CommandFactory, FromArgMatches, parser::ValueSource};
+
+        let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+        let matches = Self::command().try_get_matches_from(&args)?;
+        let first = Self::from_arg_matches(&matches)?;
+        let Some(path) = &first.config_file else {
+            return Ok(first);
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| LoadError::File(format!("cannot read {}: {e}", path.display())))?;
+        let table: toml::Table = toml::from_str(&text)
+            .map_err(|e| LoadError::File(format!("{}: {e}", path.display())))?;
+        let command = Self::command();
+        let mut extended = args;
+        for (key, value) in table {
+            let id = key.replace('-', "_");
+            let Some(arg) = command.get_arguments().find(|a| a.get_id().as_str() == id) else {
+                return Err(LoadError::File(format!(
+                    "{}: unknown setting {key:?}",
+                    path.display()
+                )));
+            };
+            let Some(long) = arg.get_long() else {
+                return Err(LoadError::File(format!(
+                    "{}: {key:?} cannot be set from a file",
+                    path.display()
+                )));
+            };
+            if matches.value_source(&id) != Some(ValueSource::DefaultValue)
+                && matches.value_source(&id).is_some()
+            {
+                continue;
+            }
+            let text = match &value {
+                toml::Value::Array(items) => items.iter().map(scalar).collect::<Vec<_>>().join(","),
+                other => scalar(other),
+            };
+            extended.push(format!("--{long}={text}").into());
+        }
+        Ok(Self::try_parse_from(extended)?)
+    }
+}
+
+/// Why the command line or the config file could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// A flag or variable is wrong (or help/version was asked for: `exit()` prints it).
+    #[error(transparent)]
+    Args(#[from] clap::Error),
+    /// The config file is unreadable or wrong.
+    #[error("{0}")]
+    File(String),
+}
+
+fn scalar(value: &toml::Value) -> String {
+    match value {
+        toml::Value::String(s) => s.clone(),
+        toml::Value::Integer(i) => i.to_string(),
+        toml::Value::Float(f) => f.to_string(),
+        toml::Value::Boolean(b) => b.to_string(),
+        _ => String::new(),
+    }
+}
+
+impl Config {
+    /// The effective settings as TOML, secrets hidden (`--print-config`).
+    pub fn to_toml(&self) -> String {
+        let secret = |set: bool| if set { "\"(set)\"" } else { "\"\"" };
+        let list = |items: &[String]| {
+            let quoted: Vec<String> = items.iter().map(|s| format!("{s:?}")).collect();
+            format!("[{}]", quoted.join(", "))
+        };
+        let d = |d: Duration| format!("\"{}ms\"", d.as_millis());
+        [
+            format!("bind = \"{}\"", self.bind),
+            format!("tick_rate = {}", self.tick_rate),
+            format!("max_players_per_lobby = {}", self.max_players_per_lobby),
+            format!("quick_lobby_size = {}", self.quick_lobby_size),
+            format!("max_connections = {}", self.max_connections),
+            format!("max_connections_per_ip = {}", self.max_connections_per_ip),
+            format!("max_lobbies = {}", self.max_lobbies),
+            format!("empty_lobby_grace = {}", d(self.empty_lobby_grace)),
+            format!("handshake_timeout = {}", d(self.handshake_timeout)),
+            format!("hello_timeout = {}", d(self.hello_timeout)),
+            format!("idle_timeout = {}", d(self.idle_timeout)),
+            format!("ping_interval = {}", d(self.ping_interval)),
+            format!("write_timeout = {}", d(self.write_timeout)),
+            format!("resume_grace = {}", d(self.resume_grace)),
+            format!("shutdown_timeout = {}", d(self.shutdown_timeout)),
+            format!("socket_send_buffer = {}", self.socket_send_buffer),
+            format!("allowed_origins = {}", list(&self.allowed_origins)),
+            format!("join_secret = {}", secret(self.join_secret.is_some())),
+            format!("admin_token = {}", secret(!self.admin_token.is_empty())),
+        ]
+        .join("\n")
+            + "\n"
+    }
+}
+
+#[cfg(test)]
+mod file_tests {
+    use super::*;
+
+    #[test]
+    fn flag_beats_env_beats_file_beats_default() {
+        let dir = std::env::temp_dir().join(format!("ticksync-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("ticksync.toml");
+        std::fs::write(
+            &path,
+            "tick_rate = 20\nmax_lobbies = 7\nallowed_origins = [\"https://a\", \"https://b\"]\nresume-grace = \"2s\"\n",
+        )
+        .expect("write");
+        let file = path.to_string_lossy().into_owned();
+        let cli =
+            Cli::load(["ticksync-server", "--config", &file, "--max-lobbies", "9"]).expect("loads");
+        assert_eq!(cli.config.tick_rate, 20, "from the file");
+        assert_eq!(cli.config.max_lobbies, 9, "the flag wins");
+        assert_eq!(cli.config.resume_grace, Duration::from_secs(2));
+        assert_eq!(cli.config.allowed_origins, ["https://a", "https://b"]);
+        assert_eq!(cli.config.max_players_per_lobby, 64, "default");
+        std::fs::write(&path, "no_such_setting = 1\n").expect("write");
+        assert!(Cli::load(["ticksync-server", "--config", &file]).is_err());
+        let printed = Cli::load(["ticksync-server", "--join-secret", "hush"])
+            .expect("loads")
+            .config
+            .to_toml();
+        assert!(printed.contains("join_secret = \"(set)\"") && !printed.contains("hush"));
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

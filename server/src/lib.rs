@@ -257,7 +257,11 @@ impl Shared {
         let lobby = Lobby::new(id, spec, code, game, Arc::clone(self));
         let handle = lobby.handle();
         self.registry.insert(Arc::clone(&handle));
-        self.tracker.spawn(lobby.run(self.cancel.child_token()));
+        let span = tracing::info_span!("lobby", id, name = %handle.name);
+        self.tracker.spawn(tracing::Instrument::instrument(
+            lobby.run(self.cancel.child_token()),
+            span,
+        ));
         Ok(handle)
     }
 }

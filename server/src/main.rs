@@ -1,19 +1,35 @@
-//! The `ticksync-server` binary: parse flags, start logging, bind, run until Ctrl-C or
-//! SIGTERM.
+//! The `ticksync-server` binary: parse flags (and an optional config file), start
+//! logging, bind, run until Ctrl-C or SIGTERM.
 
 use anyhow::Context;
-use clap::Parser;
-use ticksync_server::Config;
+use ticksync_server::config::{Cli, LoadError, LogFormat};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> anyhow::Result<()> {
-    let config = Config::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
+    let cli = match Cli::load(std::env::args_os()) {
+        Ok(cli) => cli,
+        // Prints help and version to stdout with status 0, errors to stderr with 2.
+        Err(LoadError::Args(e)) => e.exit(),
+        Err(LoadError::File(message)) => {
+            eprintln!("ticksync-server: {message}");
+            std::process::exit(2);
+        }
+    };
+    if cli.print_config {
+        print!("{}", cli.config.to_toml());
+        return Ok(());
+    }
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    match cli.log_format {
+        LogFormat::Pretty => tracing_subscriber::fmt().with_env_filter(filter).init(),
+        LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .with_current_span(true)
+            .with_env_filter(filter)
+            .init(),
+    }
+    let config = cli.config;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
