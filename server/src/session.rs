@@ -897,7 +897,15 @@ where
         };
         let linger = async {
             let _ = self.ws.close(Some(frame)).await;
-            while let Some(Ok(_)) = self.ws.next().await {}
+            loop {
+                match self.ws.next().await {
+                    Some(Ok(_)) => {}
+                    // The client answered the close: done.
+                    None => return,
+                    // The stream is past reading frames (an oversized or broken one).
+                    Some(Err(_)) => break,
+                }
+            }
             let mut discard = [0u8; 4096];
             while let Ok(1..) = self.ws.get_mut().read(&mut discard).await {}
         };
