@@ -26,7 +26,8 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "== cargo test"
 cargo build --quiet -p ticksync-server --bin ticksync-server
 cargo test --workspace --quiet
-echo "== demo client tests (node, headless chromium)"
+echo "== demo client and monitor tests (node, headless chromium)"
 export TICKSYNC_SERVER_BIN="$PWD/target/debug/ticksync-server"
 (cd demo-client && npm test)
+node --test monitor/test/
 echo "== all tests passed"

@@ -1,6 +1,6 @@
-//! Embeds the demo client: lists every servable file under `demo-client/` (not its tests,
-//! its npm files or node_modules) as `include_bytes!` entries, so the binary runs from
-//! anywhere.
+//! Embeds the browser pages: every servable file under `demo-client/` (served at `/`)
+//! and `monitor/` (served at `/monitor/`), not their tests, npm files or node_modules, as
+//! `include_bytes!` entries, so the binary runs from anywhere.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 const SERVED: &[&str] = &["html", "js", "css", "svg", "png", "ico", "webmanifest"];
 const SKIPPED_DIRS: &[&str] = &["node_modules", "test", "tests", "test-artifacts"];
 
-fn collect(dir: &Path, root: &Path, out: &mut Vec<(String, PathBuf)>) {
+fn collect(dir: &Path, root: &Path, prefix: &str, out: &mut Vec<(String, PathBuf)>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -20,7 +20,7 @@ fn collect(dir: &Path, root: &Path, out: &mut Vec<(String, PathBuf)>) {
         if path.is_dir() {
             if !SKIPPED_DIRS.contains(&name.as_str()) && !name.starts_with('.') {
                 println!("cargo:rerun-if-changed={}", path.display());
-                collect(&path, root, out);
+                collect(&path, root, prefix, out);
             }
         } else if path
             .extension()
@@ -28,7 +28,7 @@ fn collect(dir: &Path, root: &Path, out: &mut Vec<(String, PathBuf)>) {
             .is_some_and(|e| SERVED.contains(&e))
         {
             let rel = path.strip_prefix(root).unwrap_or(&path);
-            let url = format!("/{}", rel.to_string_lossy().replace('\\', "/"));
+            let url = format!("{prefix}/{}", rel.to_string_lossy().replace('\\', "/"));
             println!("cargo:rerun-if-changed={}", path.display());
             out.push((url, path.clone()));
         }
@@ -37,10 +37,12 @@ fn collect(dir: &Path, root: &Path, out: &mut Vec<(String, PathBuf)>) {
 
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default());
-    let root = manifest.join("../demo-client");
-    println!("cargo:rerun-if-changed={}", root.display());
     let mut files = Vec::new();
-    collect(&root, &root, &mut files);
+    for (folder, prefix) in [("../demo-client", ""), ("../monitor", "/monitor")] {
+        let root = manifest.join(folder);
+        println!("cargo:rerun-if-changed={}", root.display());
+        collect(&root, &root, prefix, &mut files);
+    }
     let mut code = String::from("/// Embedded demo client files: (URL path, contents).\n");
     code.push_str("pub(crate) static FILES: &[(&str, &[u8])] = &[\n");
     for (url, path) in &files {

@@ -253,7 +253,7 @@ struct LobbyView {
     ticks: u64,
     tick_p50_us: Option<u64>,
     tick_p99_us: Option<u64>,
-    max_tick_lateness_us: u32,
+    tick_lateness_p99_us: Option<u64>,
     inputs_dropped: u64,
     players: Vec<PlayerView>,
 }
@@ -304,7 +304,7 @@ fn overview(shared: &Shared) -> Overview {
                 ticks: st.ticks.load(Ordering::Relaxed),
                 tick_p50_us: st.tick_time.quantile_us(0.5),
                 tick_p99_us: st.tick_time.quantile_us(0.99),
-                max_tick_lateness_us: st.max_tick_lateness_us.load(Ordering::Relaxed),
+                tick_lateness_p99_us: st.tick_lateness.quantile_us(0.99),
                 inputs_dropped: st.inputs_dropped_full.load(Ordering::Relaxed)
                     + st.inputs_rate_limited.load(Ordering::Relaxed),
                 players,

@@ -80,7 +80,11 @@ fn with_type(mut response: Response<Body>, content_type: &'static str) -> Respon
 }
 
 fn static_file(path: &str) -> Response<Body> {
-    let path = if path == "/" { "/index.html" } else { path };
+    let path = match path {
+        "/" => "/index.html",
+        "/monitor" | "/monitor/" => "/monitor/index.html",
+        _ => path,
+    };
     let Some((_, contents)) = files::FILES.iter().find(|(url, _)| *url == path) else {
         return text(StatusCode::NOT_FOUND, "not found\n");
     };

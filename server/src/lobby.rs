@@ -16,7 +16,7 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -84,8 +84,8 @@ pub(crate) struct LobbyStats {
     pub(crate) inputs_stale: AtomicU64,
     /// Inputs over the connection's rate limit (dropped by the session).
     pub(crate) inputs_rate_limited: AtomicU64,
-    /// Longest time a tick started after its schedule, in microseconds.
-    pub(crate) max_tick_lateness_us: AtomicU32,
+    /// How late this lobby's ticks started against their schedule.
+    pub(crate) tick_lateness: AtomicHistogram,
     /// Simulation + encode time of this lobby's ticks.
     pub(crate) tick_time: AtomicHistogram,
 }
@@ -280,11 +280,7 @@ impl Lobby {
             };
             let started = Instant::now();
             let late = started.saturating_duration_since(scheduled);
-            let late_us = u32::try_from(late.as_micros()).unwrap_or(u32::MAX);
-            self.handle
-                .stats
-                .max_tick_lateness_us
-                .fetch_max(late_us, Ordering::Relaxed);
+            self.handle.stats.tick_lateness.observe(late);
             let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| self.run_tick()));
             let took = started.elapsed();
             let stats = &self.shared.stats;
