@@ -10,24 +10,9 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-type HmacSha256 = Hmac<Sha256>;
+use crate::Error;
 
-/// Why a join token was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum TokenError {
-    /// No token was given.
-    #[error("a join token is required")]
-    Missing,
-    /// The token is not `<expiry>.<hex>`.
-    #[error("the join token is malformed")]
-    Malformed,
-    /// The token's expiry has passed.
-    #[error("the join token has expired")]
-    Expired,
-    /// The signature does not match the name and expiry.
-    #[error("the join token does not match")]
-    BadSignature,
-}
+type HmacSha256 = Hmac<Sha256>;
 
 fn mac(secret: &[u8], expiry: u64, name: &str) -> HmacSha256 {
     #[allow(clippy::expect_used)]
@@ -52,17 +37,17 @@ pub fn verify_join_token(
     name: &str,
     token: Option<&str>,
     now: u64,
-) -> Result<(), TokenError> {
-    let token = token.ok_or(TokenError::Missing)?;
-    let (expiry, hex) = token.split_once('.').ok_or(TokenError::Malformed)?;
-    let expiry: u64 = expiry.parse().map_err(|_| TokenError::Malformed)?;
-    let signature = decode_hex(hex).ok_or(TokenError::Malformed)?;
+) -> Result<(), Error> {
+    let token = token.ok_or(Error::TokenMissing)?;
+    let (expiry, hex) = token.split_once('.').ok_or(Error::TokenMalformed)?;
+    let expiry: u64 = expiry.parse().map_err(|_| Error::TokenMalformed)?;
+    let signature = decode_hex(hex).ok_or(Error::TokenMalformed)?;
     if now > expiry {
-        return Err(TokenError::Expired);
+        return Err(Error::TokenExpired);
     }
     mac(secret, expiry, name)
         .verify_slice(&signature)
-        .map_err(|_| TokenError::BadSignature)
+        .map_err(|_| Error::TokenBadSignature)
 }
 
 fn decode_hex(hex: &str) -> Option<Vec<u8>> {
@@ -92,36 +77,30 @@ mod tests {
     fn tokens_verify_for_their_name_until_expiry() {
         let secret = b"backend secret";
         let token = sign_join_token(secret, "ann", 1_000);
-        assert_eq!(verify_join_token(secret, "ann", Some(&token), 999), Ok(()));
-        assert_eq!(
-            verify_join_token(secret, "ann", Some(&token), 1_000),
-            Ok(())
-        );
-        assert_eq!(
-            verify_join_token(secret, "ann", Some(&token), 1_001),
-            Err(TokenError::Expired)
-        );
-        assert_eq!(
-            verify_join_token(secret, "bob", Some(&token), 999),
-            Err(TokenError::BadSignature)
-        );
-        assert_eq!(
+        let check = |name, token: Option<&str>, now| verify_join_token(secret, name, token, now);
+        assert!(check("ann", Some(&token), 999).is_ok());
+        assert!(check("ann", Some(&token), 1_000).is_ok());
+        assert!(matches!(
+            check("ann", Some(&token), 1_001),
+            Err(Error::TokenExpired)
+        ));
+        assert!(matches!(
+            check("bob", Some(&token), 999),
+            Err(Error::TokenBadSignature)
+        ));
+        assert!(matches!(
             verify_join_token(b"other", "ann", Some(&token), 999),
-            Err(TokenError::BadSignature)
-        );
+            Err(Error::TokenBadSignature)
+        ));
         let forged_expiry = token.replacen("1000", "9000", 1);
-        assert_eq!(
-            verify_join_token(secret, "ann", Some(&forged_expiry), 999),
-            Err(TokenError::BadSignature)
-        );
-        assert_eq!(
-            verify_join_token(secret, "ann", None, 0),
-            Err(TokenError::Missing)
-        );
+        assert!(matches!(
+            check("ann", Some(&forged_expiry), 999),
+            Err(Error::TokenBadSignature)
+        ));
+        assert!(matches!(check("ann", None, 0), Err(Error::TokenMissing)));
         for bad in ["", "x", "1.zz", "abc.00", "5."] {
-            assert_eq!(
-                verify_join_token(secret, "ann", Some(bad), 0),
-                Err(TokenError::Malformed),
+            assert!(
+                matches!(check("ann", Some(bad), 0), Err(Error::TokenMalformed)),
                 "{bad}"
             );
         }

@@ -201,7 +201,7 @@ pub struct Cli {
 impl Cli {
     /// Parses `args` (the first is the program name), filling what neither a flag nor an
     /// environment variable set from the `--config` file.
-    pub fn load<I, T>(args: I) -> Result<Self, LoadError>
+    pub fn load<I, T>(args: I) -> Result<Self, crate::Error>
     where
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
@@ -214,22 +214,23 @@ impl Cli {
         let Some(path) = &first.config_file else {
             return Ok(first);
         };
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| LoadError::File(format!("cannot read {}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            crate::Error::ConfigFile(format!("cannot read {}: {e}", path.display()))
+        })?;
         let table: toml::Table = toml::from_str(&text)
-            .map_err(|e| LoadError::File(format!("{}: {e}", path.display())))?;
+            .map_err(|e| crate::Error::ConfigFile(format!("{}: {e}", path.display())))?;
         let command = Self::command();
         let mut extended = args;
         for (key, value) in table {
             let id = key.replace('-', "_");
             let Some(arg) = command.get_arguments().find(|a| a.get_id().as_str() == id) else {
-                return Err(LoadError::File(format!(
+                return Err(crate::Error::ConfigFile(format!(
                     "{}: unknown setting {key:?}",
                     path.display()
                 )));
             };
             let Some(long) = arg.get_long() else {
-                return Err(LoadError::File(format!(
+                return Err(crate::Error::ConfigFile(format!(
                     "{}: {key:?} cannot be set from a file",
                     path.display()
                 )));
@@ -247,17 +248,6 @@ impl Cli {
         }
         Ok(Self::try_parse_from(extended)?)
     }
-}
-
-/// Why the command line or the config file could not be loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    /// A flag or variable is wrong (or help/version was asked for: `exit()` prints it).
-    #[error(transparent)]
-    Args(#[from] clap::Error),
-    /// The config file is unreadable or wrong.
-    #[error("{0}")]
-    File(String),
 }
 
 fn scalar(value: &toml::Value) -> String {

@@ -67,18 +67,38 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 pub use crate::config::Config;
+
 use crate::game::{Game, GameFactory, LobbySpec};
 use crate::listener::ConnCounts;
 use crate::lobby::{Lobby, LobbyHandle};
 use crate::players::Players;
 use crate::registry::Registry;
 
-/// Errors that stop the server.
+/// The server crate's errors.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The listener's address could not be read.
     #[error("listener has no local address: {0}")]
     Listener(#[source] std::io::Error),
+    /// A flag or environment variable is wrong (or help or the version was asked for:
+    /// `clap::Error::exit` prints it).
+    #[error(transparent)]
+    Args(#[from] clap::Error),
+    /// The config file is unreadable or wrong.
+    #[error("config file: {0}")]
+    ConfigFile(String),
+    /// No join token was given, and the server requires one.
+    #[error("a join token is required")]
+    TokenMissing,
+    /// The join token is not `<expiry>.<hex>`.
+    #[error("the join token is malformed")]
+    TokenMalformed,
+    /// The join token's expiry has passed.
+    #[error("the join token has expired")]
+    TokenExpired,
+    /// The join token's signature does not match the name and expiry.
+    #[error("the join token does not match")]
+    TokenBadSignature,
 }
 
 /// Close codes counted separately (index in [`Stats::closes`]); 0 stands for "no close

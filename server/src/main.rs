@@ -2,7 +2,8 @@
 //! logging, bind, run until Ctrl-C or SIGTERM.
 
 use anyhow::Context;
-use ticksync_server::config::{Cli, LoadError, LogFormat};
+use ticksync_server::Error;
+use ticksync_server::config::{Cli, LogFormat};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -10,9 +11,9 @@ fn main() -> anyhow::Result<()> {
     let cli = match Cli::load(std::env::args_os()) {
         Ok(cli) => cli,
         // Prints help and version to stdout with status 0, errors to stderr with 2.
-        Err(LoadError::Args(e)) => e.exit(),
-        Err(LoadError::File(message)) => {
-            eprintln!("ticksync-server: {message}");
+        Err(Error::Args(e)) => e.exit(),
+        Err(e) => {
+            eprintln!("ticksync-server: {e}");
             std::process::exit(2);
         }
     };
