@@ -60,20 +60,30 @@ async fn run_mode(opts: &Options) -> anyhow::Result<bool> {
             }
         })
         .await?;
-        if opts.json {
-            println!("{}", serde_json::to_string_pretty(&report)?);
-        } else {
-            print!("{report}");
-        }
+        output(opts, &report)?;
         return Ok(report.held.is_some());
     }
     let report = run(opts).await?;
+    output(opts, &report)?;
+    Ok(report.slo.met)
+}
+
+/// The table or the JSON on stdout, and the JSON to `--json-out`.
+fn output<R: std::fmt::Display + serde::Serialize>(
+    opts: &Options,
+    report: &R,
+) -> anyhow::Result<()> {
+    let json = serde_json::to_string_pretty(report)?;
+    if let Some(path) = &opts.json_out {
+        std::fs::write(path, format!("{json}\n"))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
     if opts.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        println!("{json}");
     } else {
         print!("{report}");
     }
-    Ok(report.slo.met)
+    Ok(())
 }
 
 fn pin_self(cpus: &str) -> anyhow::Result<()> {

@@ -54,6 +54,10 @@ pub struct Options {
     #[arg(long)]
     pub json: bool,
 
+    /// Also write the JSON object to this file (the table still goes to stdout).
+    #[arg(long)]
+    pub json_out: Option<PathBuf>,
+
     /// SLO: every bot (p1 over bots) receives at least this fraction of the tick rate.
     #[arg(long, default_value_t = 0.95)]
     pub slo_min_rate: f64,

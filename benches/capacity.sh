@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Records ticksync's figures on the standard workload (shared/WORKLOAD.md): lobbies of 10
+# at 30 Hz, the server pinned to one core and the bots to the other, on 127.0.0.1.
+#
+#   benches/capacity.sh                 # 500, 1000 and 2000 bots, then the capacity
+#   COUNTS="1000" CAPACITY=0 benches/capacity.sh
+#
+# Settings (environment): COUNTS (default "500 1000 2000"), DURATION (measured window,
+# default 20 s), WARMUP (default 5 s), CAPACITY (1: run --find-capacity after the counts),
+# CAP_START / CAP_STEP / CAP_RESOLUTION (default 1500 / 500 / 250), SERVER_CPU and
+# BOTS_CPU (default 0 and 1), OUT (default target/capacity/<date>).
+#
+# Every process started here is stopped by its PID on exit, and every run is bounded by
+# `timeout`. Each run's table goes to stdout and its JSON to $OUT. A figure is worth
+# keeping only when the report carries no warning (other load, saturated bots).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+COUNTS=${COUNTS:-"500 1000 2000"}
+DURATION=${DURATION:-20}
+WARMUP=${WARMUP:-5}
+CAPACITY=${CAPACITY:-1}
+CAP_START=${CAP_START:-1500}
+CAP_STEP=${CAP_STEP:-500}
+CAP_RESOLUTION=${CAP_RESOLUTION:-250}
+SERVER_CPU=${SERVER_CPU:-0}
+BOTS_CPU=${BOTS_CPU:-1}
+OUT=${OUT:-target/capacity/$(date -u +%Y%m%d-%H%M%S)}
+BIN=target/release
+mkdir -p "$OUT"
+
+echo "== building release binaries"
+cargo build --release --quiet -p ticksync-server -p ticksync-bots
+
+SERVER_PID=
+stop_server() {
+  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill -TERM "$SERVER_PID" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+  fi
+  SERVER_PID=
+}
+trap stop_server EXIT INT TERM
+
+# Starts a server on a free loopback port (it prints the address it bound); sets
+# SERVER_PID and URL.
+start_server() {
+  local log="$OUT/server-$1.log"
+  taskset -c "$SERVER_CPU" "$BIN/ticksync-server" --bind 127.0.0.1:0 \
+    --max-connections-per-ip 20000 >"$log" 2>&1 &
+  SERVER_PID=$!
+  local addr=
+  for _ in $(seq 100); do
+    addr=$(grep -m1 -o 'open http://[^/]*' "$log" | sed 's#open http://##' || true)
+    [ -n "$addr" ] && break
+    sleep 0.1
+  done
+  if [ -z "$addr" ]; then
+    echo "the server did not start; see $log" >&2
+    exit 1
+  fi
+  URL="ws://$addr/ws"
+}
+
+# Waits (up to 120 s) until the machine is nearly idle: other processes' CPU use would
+# be counted against nobody and would disturb both the server and the bots.
+wait_quiet() {
+  for _ in $(seq 60); do
+    local a b
+    a=$(awk '/^cpu /{print $2+$3+$4+$7+$8}' /proc/stat)
+    sleep 1
+    b=$(awk '/^cpu /{print $2+$3+$4+$7+$8}' /proc/stat)
+    [ $((b - a)) -lt 10 ] && return 0   # under 0.1 core (USER_HZ is 100)
+    sleep 1
+  done
+  echo "(the machine did not become quiet; the report will say how disturbed it was)"
+}
+
+echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+echo "== commit: $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- server protocol bots client || echo ' (with local changes)')"
+echo "== load before the runs: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+for n in $COUNTS; do
+  echo "== $n bots, lobbies of 10, window ${DURATION} s after ${WARMUP} s of warm-up"
+  wait_quiet
+  start_server "$n"
+  status=0
+  timeout $((DURATION + WARMUP + 120)) taskset -c "$BOTS_CPU" "$BIN/ticksync-bots" \
+    --url "$URL" --bots "$n" --players-per-lobby 10 --duration "$DURATION" \
+    --warmup "$WARMUP" --connect-rate 1000 --server-pid "$SERVER_PID" --no-progress \
+    --json-out "$OUT/bots-$n.json" || status=$?
+  [ "$status" = 0 ] || echo "(exit $status: 3 means the SLO was missed)"
+  stop_server
+done
+
+if [ "$CAPACITY" = 1 ]; then
+  echo "== capacity: from $CAP_START bots, +$CAP_STEP, narrowed to $CAP_RESOLUTION"
+  status=0
+  timeout 1800 "$BIN/ticksync-bots" --find-capacity --server-bin "$BIN/ticksync-server" \
+    --server-cpu "$SERVER_CPU" --bots-cpu "$BOTS_CPU" --bots "$CAP_START" \
+    --step "$CAP_STEP" --resolution "$CAP_RESOLUTION" --players-per-lobby 10 \
+    --duration 15 --warmup 5 --connect-rate 1000 --no-progress \
+    --json-out "$OUT/capacity.json" || status=$?
+  [ "$status" = 0 ] || echo "(exit $status)"
+fi
+echo "== results in $OUT"
