@@ -23,10 +23,15 @@ fn main() -> anyhow::Result<()> {
     }
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     match cli.log_format {
-        LogFormat::Pretty => tracing_subscriber::fmt().with_env_filter(filter).init(),
+        // Logs go to stderr; stdout carries only the URL line.
+        LogFormat::Pretty => tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_env_filter(filter)
+            .init(),
         LogFormat::Json => tracing_subscriber::fmt()
             .json()
             .with_current_span(true)
+            .with_writer(std::io::stderr)
             .with_env_filter(filter)
             .init(),
     }
