@@ -1,5 +1,7 @@
-// The transport: one WebSocket, binary frames only, one encoded message per frame.
-// Knows the codec and nothing about the game.
+// The transport: one WebSocket, binary frames only, one encoded message per frame, with
+// an optional link conditioner (conditioner.js) between the socket and the client. Knows
+// the codec and nothing about the game. No DOM: the WebSocket class is injectable, so it
+// runs in Node with a fake one.
 
 import { CodecError, decodeServer, encodeClient } from './codec.js';
 
@@ -28,28 +30,36 @@ export function serverUrl(loc = globalThis.location) {
  * A connection to a ticksync server.
  *
  * handlers: {
- *   onOpen(),                      the socket is open (send Hello now)
- *   onMessage(message, bytes),     one decoded server message
- *   onClose({code, reason, wasClean}),
- *   onProtocolError(error),        an undecodable server message (the connection is closed)
+ *   onOpen(),                          the socket is open (send Hello now)
+ *   onMessage(message, byteLength),    one decoded server message
+ *   onClose({code, reason, wasClean}), the connection is gone (after every message before it)
+ *   onProtocolError(error),            an undecodable server message (the connection is closed)
+ *   onBytes(direction, byteLength),    a frame crossed the wire ('in' or 'out'), for stats
  * }
+ * conditioner: a LinkConditioner (or null): delays messages both ways and the close.
  */
 export class Connection {
-  constructor(url, handlers = {}, WebSocketImpl = globalThis.WebSocket) {
+  constructor(url, handlers = {}, WebSocketImpl = globalThis.WebSocket, conditioner = null) {
     this.url = url;
     this.handlers = handlers;
+    this.conditioner = conditioner;
     this.bytesIn = 0;
     this.bytesOut = 0;
     this.messagesIn = 0;
     this.messagesOut = 0;
     this.closeInfo = null;
+    this.failed = false;
     const ws = new WebSocketImpl(url);
     ws.binaryType = 'arraybuffer';
     ws.onopen = () => this.handlers.onOpen?.();
     ws.onmessage = (event) => this.receive(event.data);
     ws.onclose = (event) => {
-      this.closeInfo = { code: event.code, reason: event.reason, wasClean: event.wasClean };
-      this.handlers.onClose?.(this.closeInfo);
+      const info = { code: event.code, reason: event.reason, wasClean: event.wasClean };
+      this.later(() => {
+        this.closeInfo = info;
+        this.conditioner?.cancel();
+        this.handlers.onClose?.(info);
+      });
     };
     // An error is always followed by a close event, which carries what there is to know.
     ws.onerror = () => {};
@@ -58,16 +68,23 @@ export class Connection {
 
   /** True while messages can be sent. */
   get open() {
-    return this.ws.readyState === 1;
+    return this.ws.readyState === 1 && this.closeInfo === null;
+  }
+
+  later(fn) {
+    if (this.conditioner) this.conditioner.delay('in', fn);
+    else fn();
   }
 
   receive(data) {
+    if (this.failed) return;
     if (!(data instanceof ArrayBuffer)) {
       this.fail(new CodecError('Decode', 'the server sent a text frame'));
       return;
     }
     this.bytesIn += data.byteLength;
     this.messagesIn++;
+    this.handlers.onBytes?.('in', data.byteLength);
     let message;
     try {
       message = decodeServer(data);
@@ -75,30 +92,39 @@ export class Connection {
       this.fail(error);
       return;
     }
-    this.handlers.onMessage?.(message, data);
+    this.later(() => this.handlers.onMessage?.(message, data.byteLength));
   }
 
   fail(error) {
+    this.failed = true;
     this.handlers.onProtocolError?.(error);
     // Browsers let a client close only with 1000 or 3000-4999.
     this.close(1000, 'undecodable server message');
   }
 
   /**
-   * Encodes and sends one client message. Returns false when the socket is not open.
-   * Throws CodecError for a message that cannot be encoded.
+   * Encodes and sends one client message (after the conditioner's delay, if any).
+   * Returns false when the socket is not open. Throws CodecError for a message that
+   * cannot be encoded.
    */
   send(message) {
     const bytes = encodeClient(message);
     if (!this.open) return false;
-    this.ws.send(bytes);
-    this.bytesOut += bytes.length;
-    this.messagesOut++;
+    const write = () => {
+      if (this.ws.readyState !== 1) return;
+      this.ws.send(bytes);
+      this.bytesOut += bytes.length;
+      this.messagesOut++;
+      this.handlers.onBytes?.('out', bytes.length);
+    };
+    if (this.conditioner) this.conditioner.delay('out', write);
+    else write();
     return true;
   }
 
-  /** Closes the connection (idempotent). */
+  /** Closes the connection now, dropping what the conditioner still holds (idempotent). */
   close(code = 1000, reason = '') {
+    this.conditioner?.cancel();
     if (this.ws.readyState === 0 || this.ws.readyState === 1) this.ws.close(code, reason);
   }
 }

@@ -1,6 +1,6 @@
 // The client's view of the protocol state: what the server has told it so far. Pure (no
-// DOM, no socket, no clock), so it runs under `node --test` and a fuller client can build
-// prediction or interpolation on top of it.
+// DOM, no socket, no clock), so it runs under `node --test`; client.js builds prediction
+// and interpolation on top of it.
 
 import { ErrorCode, LeftReason, nameOf, positionValue, velocityValue } from './codec.js';
 
@@ -23,12 +23,24 @@ export const Phase = Object.freeze({
   Closed: 'closed',
 });
 
+/** A snapshot's entities in world units, with the scales of `lobby` (from Joined). */
+export function worldEntities(snapshot, lobby) {
+  return snapshot.entities.map((e) => ({
+    id: e.id,
+    x: positionValue(e.x, lobby.worldWidth),
+    y: positionValue(e.y, lobby.worldHeight),
+    vx: velocityValue(e.vx, lobby.maxSpeed),
+    vy: velocityValue(e.vy, lobby.maxSpeed),
+    flags: e.flags,
+  }));
+}
+
 export class Session {
   constructor() {
     this.reset();
   }
 
-  /** Forgets everything (a new connection). */
+  /** Forgets everything (a new connection as a new player). */
   reset() {
     this.phase = Phase.Idle;
     /** From Welcome. */
@@ -73,7 +85,7 @@ export class Session {
         this.sessionToken = m.session_token;
         this.tickRate = m.tick_rate;
         this.serverProtocolVersion = m.protocol_version;
-        this.phase = Phase.Lobbyless;
+        this.phase = this.lobby ? Phase.InLobby : Phase.Lobbyless;
         break;
       case 'LobbyList':
         this.lobbies = m.lobbies;
@@ -139,14 +151,9 @@ export class Session {
     const s = this.snapshot;
     const l = this.lobby;
     if (!s || !l) return [];
-    return s.entities.map((e) => ({
-      id: e.id,
+    return worldEntities(s, l).map((e) => ({
+      ...e,
       name: this.nameOf(e.id),
-      x: positionValue(e.x, l.worldWidth),
-      y: positionValue(e.y, l.worldHeight),
-      vx: velocityValue(e.vx, l.maxSpeed),
-      vy: velocityValue(e.vy, l.maxSpeed),
-      flags: e.flags,
       it: (e.flags & FLAG_IT) !== 0,
       me: e.id === this.myEntity,
     }));

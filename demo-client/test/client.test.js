@@ -1,38 +1,18 @@
-// The demo client's netcode modules without a browser: the session state, the flow of
-// GameClient over a fake WebSocket, and the keyboard direction.
+// The client without a browser: the session state, the lobby flow and the netcode of
+// GameClient over a fake WebSocket and fake timers, the link conditioner, and the helpers.
 
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { CodecError, PROTOCOL_VERSION, decodeClient, encodeServer } from '../src/codec.js';
-import { GameClient, describeClose } from '../src/client.js';
+import { CodecError, PROTOCOL_VERSION, positionValue } from '../src/codec.js';
+import { ConnState, describeClose } from '../src/client.js';
+import { LinkConditioner, conditionerSettings } from '../src/conditioner.js';
 import { serverUrl } from '../src/connection.js';
-import { directionOf } from '../src/input.js';
+import { directionOf, joystickDirection } from '../src/input.js';
 import { Phase, Session } from '../src/session.js';
+import { FakeTime } from './support/fake-time.js';
+import { harness, joined, welcome } from './support/harness.js';
 
-const welcome = {
-  type: 'Welcome',
-  player_id: 7,
-  session_token: new Uint8Array(16).fill(9),
-  tick_rate: 30,
-  protocol_version: PROTOCOL_VERSION,
-};
-const joined = {
-  type: 'Joined',
-  lobby_id: 2,
-  name: 'quick 2',
-  code: null,
-  max_players: 10,
-  your_entity: 1,
-  tick: 99,
-  world_width: 1000,
-  world_height: 1000,
-  max_speed: 200,
-  players: [
-    { entity: 0, player_id: 5, name: 'bo' },
-    { entity: 1, player_id: 7, name: 'ada' },
-  ],
-};
 const snapshot = {
   type: 'Snapshot',
   ack_seq: 3,
@@ -93,107 +73,211 @@ describe('Session', () => {
   });
 });
 
-class FakeSocket {
-  static last = null;
-  constructor(url) {
-    this.url = url;
-    this.readyState = 0;
-    this.sent = [];
-    this.binaryType = 'blob';
-    FakeSocket.last = this;
-  }
-  send(bytes) {
-    this.sent.push(decodeClient(bytes));
-  }
-  close(code, reason) {
-    this.readyState = 3;
-    this.onclose?.({ code, reason, wasClean: true });
-  }
-  // Test side.
-  open() {
-    this.readyState = 1;
-    this.onopen?.();
-  }
-  deliver(message) {
-    const bytes = encodeServer(message);
-    this.onmessage?.({ data: bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length) });
-  }
-  drop(code, reason) {
-    this.readyState = 3;
-    this.onclose?.({ code, reason, wasClean: false });
-  }
-}
+describe('GameClient: the lobby flow', () => {
+  test('Hello, then the lobby list, refreshed every 2 s and no faster', () => {
+    const h = harness();
+    h.client.connect();
+    assert.equal(h.ws.binaryType, 'arraybuffer');
+    assert.equal(h.client.state, ConnState.Connecting);
+    h.ws.open();
+    assert.deepEqual(h.ws.sent[0], { type: 'Hello', protocol_version: PROTOCOL_VERSION, name: 'ada', resume_token: null });
+    h.ws.deliver(welcome);
+    assert.equal(h.client.state, ConnState.Online);
+    h.time.advance(0);
+    assert.equal(h.ws.ofType('ListLobbies').length, 1);
+    h.ws.deliver({ type: 'LobbyList', lobbies: [{ id: 4, name: 'arena', players: 2, max_players: 8 }] });
+    assert.equal(h.client.session.lobbies[0].name, 'arena');
+    h.time.advance(6000);
+    assert.equal(h.ws.ofType('ListLobbies').length, 4, 'at 0, 2, 4 and 6 s');
+    // Nothing but pings and lists while in the browser: no inputs before a lobby.
+    assert.deepEqual(new Set(h.ws.sent.slice(1).map((m) => m.type)), new Set(['ListLobbies', 'Ping']));
+  });
 
-describe('GameClient', () => {
-  test('Hello, QuickJoin, then one Input per tick with increasing seq', () => {
-    const events = [];
-    let dir = { x: 0, y: 0 };
-    const client = new GameClient({
-      url: 'ws://test/ws',
-      name: 'ada',
-      direction: () => dir,
-      onEvent: (e) => events.push(e),
-      WebSocketImpl: FakeSocket,
-      now: () => 1000,
-    });
-    client.connect();
-    const ws = FakeSocket.last;
-    assert.equal(ws.binaryType, 'arraybuffer');
-    assert.equal(client.session.phase, Phase.Connecting);
-    ws.open();
-    assert.deepEqual(ws.sent[0], { type: 'Hello', protocol_version: PROTOCOL_VERSION, name: 'ada', resume_token: null });
+  test('one lobby request at a time; Joined starts one input per tick', () => {
+    const h = harness();
+    h.client.connect();
+    h.ws.open();
+    h.ws.deliver(welcome);
+    h.time.advance(0);
+    assert.equal(h.client.quickJoin(), true);
+    assert.equal(h.client.busy, true);
+    // A second click before the answer would arrive in a lobby: a protocol violation.
+    assert.equal(h.client.quickJoin(), false);
+    assert.equal(h.client.createLobby({ name: 'x', maxPlayers: 4, private: true }), false);
+    assert.equal(h.ws.ofType('QuickJoin').length, 1);
+    h.ws.deliver(joined);
+    assert.equal(h.client.busy, false);
+    assert.equal(h.client.inLobby, true);
+    const before = h.ws.ofType('Input').length;
+    h.time.advance(1000);
+    const inputs = h.ws.ofType('Input');
+    assert.ok(inputs.length - before >= 29 && inputs.length - before <= 31, `${inputs.length - before} inputs in 1 s`);
+    assert.deepEqual(inputs.map((m) => m.seq), inputs.map((_, i) => i + 1));
+    // No lobby list while playing.
+    const lists = h.ws.ofType('ListLobbies').length;
+    h.time.advance(5000);
+    assert.equal(h.ws.ofType('ListLobbies').length, lists);
+  });
 
-    ws.deliver(welcome);
-    assert.equal(ws.sent[1].type, 'QuickJoin');
+  test('snapshots drive the prediction; the held direction moves the own entity at once', () => {
+    const h = harness();
+    h.client.connect();
+    h.ws.open();
+    h.ws.deliver(welcome);
+    h.client.quickJoin();
+    h.ws.deliver(joined);
+    const seq = h.client.inputSeq;
+    h.ws.deliver({ ...snapshot, ack_seq: seq, tick: 100 });
+    h.client.frame(h.time.now());
+    const view = h.client.frame(h.time.now() + 16);
+    const me = view.entities.find((e) => e.me);
+    assert.equal(me.name, 'ada');
+    assert.ok(Math.abs(me.x - positionValue(32768, 1000)) < 1e-9);
+    // Hold right: the next frame moves, before any input has been sent.
+    h.dir = { x: 1, y: 0 };
+    const moved = h.client.frame(h.time.now() + 32).entities.find((e) => e.me);
+    assert.ok(moved.x > me.x + 3, `moved from ${me.x} to ${moved.x}`);
+    // The input goes out at the next tick and the prediction follows it.
+    h.time.advance(40);
+    const last = h.ws.ofType('Input').at(-1);
+    assert.equal(last.dir_x, 1);
+    assert.ok(h.client.view.predicted === null || h.client.predictor.state.x > me.x);
+  });
 
-    // No input before Joined.
-    client.sendInput();
-    assert.ok(!ws.sent.some((m) => m.type === 'Input'));
+  test('errors answer the pending request; Leave goes back to the list', () => {
+    const h = harness();
+    h.client.connect();
+    h.ws.open();
+    h.ws.deliver(welcome);
+    h.client.joinCode('ABCDE-FGHJK');
+    assert.deepEqual(h.ws.ofType('JoinLobby')[0].target, { type: 'Code', value: 'ABCDE-FGHJK' });
+    h.ws.deliver({ type: 'Error', code: 4, message: 'no such lobby' });
+    assert.equal(h.client.busy, false);
+    assert.deepEqual(h.events.at(-1), { kind: 'error', text: 'No such lobby' });
+    h.client.joinLobby(2);
+    h.ws.deliver(joined);
+    h.ws.deliver({ type: 'Notice', text: 'restart in 5 minutes' });
+    assert.deepEqual(h.events.at(-1), { kind: 'notice', text: 'restart in 5 minutes' });
+    h.client.leaveLobby();
+    assert.equal(h.ws.sent.at(-1).type, 'LeaveLobby');
+    assert.equal(h.client.inLobby, false);
+    const inputs = h.ws.ofType('Input').length;
+    h.time.advance(2500);
+    assert.equal(h.ws.ofType('Input').length, inputs, 'no inputs after leaving');
+    assert.ok(h.ws.ofType('ListLobbies').length >= 1);
+    h.ws.deliver({ type: 'Left', reason: 0 });
+    assert.equal(h.client.inLobby, false);
+  });
 
-    ws.deliver(joined);
-    assert.notEqual(client.inputTimer, null);
-    client.sendInput();
-    dir = { x: Math.SQRT1_2, y: -Math.SQRT1_2 };
-    client.sendInput();
-    const inputs = ws.sent.filter((m) => m.type === 'Input');
-    assert.deepEqual(inputs.map((m) => m.seq), [1, 2]);
-    assert.equal(inputs[1].dir_x, Math.fround(Math.SQRT1_2));
-    assert.equal(inputs[1].dir_y, Math.fround(-Math.SQRT1_2));
+  test('a lobby that closes under the player sends it back to the list with a message', () => {
+    const h = harness();
+    h.client.connect();
+    h.ws.open();
+    h.ws.deliver(welcome);
+    h.client.quickJoin();
+    h.ws.deliver(joined);
+    h.ws.deliver({ type: 'Error', code: 12, message: 'the game crashed; the lobby is closed' });
+    h.ws.deliver({ type: 'Left', reason: 2 });
+    assert.equal(h.client.inLobby, false);
+    assert.equal(h.client.state, ConnState.Online);
+    assert.deepEqual(h.events.at(-1), { kind: 'left', text: 'The lobby crashed and is gone.' });
+  });
 
-    ws.deliver({ type: 'Pong', client_time: 990, server_tick: 5 });
-    assert.equal(client.session.rttMs, 10);
+  test('a new name starts a new session, then does what was asked', () => {
+    const h = harness();
+    h.client.connect();
+    h.ws.open();
+    h.ws.deliver(welcome);
+    const first = h.ws;
+    h.client.setName('grace');
+    h.client.quickJoin();
+    assert.notEqual(h.ws, first, 'a new connection');
+    assert.equal(first.closedBy.code, 1000);
+    h.ws.open();
+    assert.equal(h.ws.sent[0].name, 'grace');
+    assert.equal(h.ws.sent[0].resume_token, null);
+    h.ws.deliver({ ...welcome, player_id: 8 });
+    assert.equal(h.ws.ofType('QuickJoin').length, 1);
+  });
 
-    ws.deliver({ type: 'Error', code: 3, message: 'not now' });
-    assert.deepEqual(events.at(-1), { kind: 'error', text: 'InvalidState: not now' });
-
-    ws.deliver({ type: 'Left', reason: 0 });
-    assert.equal(client.inputTimer, null);
-
-    ws.drop(4003, 'idle');
-    assert.equal(client.session.phase, Phase.Closed);
-    assert.deepEqual(events.at(-1), { kind: 'closed', text: 'Disconnected: 4003 idle timeout (idle)' });
-    assert.equal(client.pingTimer, null);
+  test('pings measure the round trip', () => {
+    const h = harness();
+    h.client.connect();
+    h.ws.open();
+    h.ws.deliver(welcome);
+    const ping = h.ws.ofType('Ping')[0];
+    h.time.advance(12);
+    h.ws.deliver({ type: 'Pong', client_time: ping.client_time, server_tick: 0 });
+    assert.equal(h.client.session.rttMs, 12);
+    h.time.advance(2000);
+    assert.ok(h.ws.ofType('Ping').length >= 4, 'every 500 ms');
   });
 
   test('an undecodable server message closes the connection', () => {
-    const events = [];
-    const client = new GameClient({ url: 'ws://x/ws', name: 'a', WebSocketImpl: FakeSocket, onEvent: (e) => events.push(e) });
-    client.connect();
-    const ws = FakeSocket.last;
-    ws.open();
-    ws.onmessage({ data: Uint8Array.of(200).buffer });
-    assert.equal(ws.readyState, 3);
-    assert.equal(events[0].kind, 'error');
-    assert.match(events[0].text, /Undecodable/);
-    client.disconnect();
+    const h = harness({ autoReconnect: false });
+    h.client.connect();
+    h.ws.open();
+    h.ws.onmessage({ data: Uint8Array.of(200).buffer });
+    assert.equal(h.ws.readyState, 3);
+    assert.equal(h.events[0].kind, 'error');
+    assert.match(h.events[0].text, /Undecodable/);
   });
 
   test('an invalid outgoing message throws CodecError', () => {
-    const client = new GameClient({ url: 'ws://x/ws', name: 'a', WebSocketImpl: FakeSocket });
-    client.connect();
-    FakeSocket.last.open();
-    assert.throws(() => client.send({ type: 'Input', seq: -1, dir_x: 0, dir_y: 0, buttons: 0 }), CodecError);
-    client.disconnect();
+    const h = harness();
+    h.client.connect();
+    h.ws.open();
+    assert.throws(() => h.client.send({ type: 'Input', seq: -1, dir_x: 0, dir_y: 0, buttons: 0 }), CodecError);
+  });
+});
+
+describe('the link conditioner', () => {
+  test('settings from the page parameters', () => {
+    assert.equal(conditionerSettings(''), null);
+    assert.deepEqual(conditionerSettings('?lag=150&jitter=30'), { lagMs: 150, jitterMs: 30 });
+    assert.deepEqual(conditionerSettings('?lag=20&jitter=500'), { lagMs: 20, jitterMs: 20 });
+    assert.equal(conditionerSettings('?lag=abc'), null);
+  });
+
+  test('delays each direction by lag ± jitter and keeps the order', () => {
+    const time = new FakeTime(0);
+    let r = 0;
+    const randoms = [0.9, 0.1, 0.5, 0.0, 1.0, 0.2];
+    const c = new LinkConditioner({
+      lagMs: 100,
+      jitterMs: 30,
+      random: () => randoms[r++ % randoms.length],
+      now: time.now,
+      setTimeout: time.setTimeout,
+      clearTimeout: time.clearTimeout,
+    });
+    const got = [];
+    for (let i = 0; i < 6; i++) {
+      c.delay('in', () => got.push({ i, at: time.now() }));
+      time.advance(5);
+    }
+    time.advance(200);
+    assert.deepEqual(got.map((g) => g.i), [0, 1, 2, 3, 4, 5], 'in order');
+    for (const g of got) assert.ok(g.at >= g.i * 5 + 70 && g.at <= g.i * 5 + 131, JSON.stringify(g));
+    // A message is never delivered before the one ahead of it, even with less jitter.
+    assert.ok(got[1].at >= got[0].at);
+  });
+
+  test('the client: messages and the close come late, in order; inputs wait too', () => {
+    const h = harness({ conditioner: { lagMs: 150, jitterMs: 0 } });
+    h.client.connect();
+    h.ws.open();
+    assert.equal(h.ws.sent.length, 0, 'Hello is on its way');
+    h.time.advance(150);
+    assert.equal(h.ws.sent[0].type, 'Hello');
+    h.ws.deliver(welcome);
+    assert.equal(h.client.state, ConnState.Connecting);
+    h.time.advance(150);
+    assert.equal(h.client.state, ConnState.Online);
+    h.ws.drop(1006);
+    assert.equal(h.client.state, ConnState.Online, 'the close is delayed like a message');
+    h.time.advance(150);
+    assert.equal(h.client.state, ConnState.Reconnecting);
   });
 });
 
@@ -205,6 +289,14 @@ describe('helpers', () => {
     const d = directionOf(new Set(['down', 'right']));
     assert.ok(Math.abs(Math.hypot(d.x, d.y) - 1) < 1e-12);
     assert.ok(d.x > 0 && d.y > 0);
+  });
+
+  test('joystickDirection: dead zone, proportional, capped at 1', () => {
+    const o = { x: 100, y: 100 };
+    assert.deepEqual(joystickDirection(o, { x: 105, y: 100 }, 56), { x: 0, y: 0 });
+    assert.deepEqual(joystickDirection(o, { x: 128, y: 100 }, 56), { x: 0.5, y: 0 });
+    const far = joystickDirection(o, { x: 400, y: 500 }, 56);
+    assert.ok(Math.abs(Math.hypot(far.x, far.y) - 1) < 1e-12);
   });
 
   test('serverUrl', () => {
