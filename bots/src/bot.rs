@@ -2,38 +2,31 @@
 //! the input rate and read snapshots until the run stops.
 //!
 //! The hot loop is what makes one core of bots enough for thousands of players: one task
-//! per bot on a single-threaded runtime, one `select!` over the socket and the bot's
-//! input timer (tokio's timer wheel fires every timer due in the same millisecond in one
-//! pass), one `read` per snapshot into a buffer that is never reallocated, only the
-//! snapshot's head parsed ([`peek_snapshot_head`]), one `write` per input.
+//! per bot on a single-threaded runtime waits on its socket only, one `read` per snapshot
+//! into a buffer that is never reallocated, only the snapshot's head parsed
+//! ([`peek_snapshot_head`]). Inputs are not sent from here: the connection is split and
+//! its writer handed to an input bucket (`inputs.rs`), one timer for many bots.
 //!
-//! Latency: input `N` is sent at a time kept in a ring indexed by `N`; a snapshot with
-//! `ack_seq >= N` is the first to acknowledge every input up to `ack_seq` not yet
-//! acknowledged, and each of them records `now - sent(N)`.
+//! Latency: input `N` is sent at a time kept in the bot's [`Link`] ring, indexed by `N`; a
+//! snapshot with `ack_seq >= N` is the first to acknowledge every input up to `ack_seq`
+//! not yet acknowledged, and each of them records `now - sent(N)`.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use ticksync_client::lean::LeanClient;
+use ticksync_client::lean::{LeanClient, LeanReader};
 use ticksync_client::{ClientError, SnapshotHead, peek_snapshot_head};
-use ticksync_protocol::{ClientMessage, Input, JoinTarget, ServerMessage, decode_server};
+use ticksync_protocol::{ClientMessage, JoinTarget, ServerMessage, decode_server};
 use tokio::sync::watch;
-use tokio::time::MissedTickBehavior;
 
-use crate::options::Behavior;
+use crate::inputs::{Link, Player, RING};
 use crate::swarm::{MEASURING, Swarm};
 
-/// Inputs remembered for latency: 64 inputs is 2 s at 30 Hz, far past any SLO.
-const RING: usize = 64;
 /// Connecting, saying Hello and joining must finish within this.
 const SETUP_LIMIT: Duration = Duration::from_secs(30);
 /// Each answer during setup must come within this.
 const ANSWER_LIMIT: Duration = Duration::from_secs(10);
-/// A bot's polite close may take this long before the bot just drops the socket.
-const CLOSE_LIMIT: Duration = Duration::from_secs(1);
-/// One turn of the circle behaviour, seconds.
-const CIRCLE_PERIOD: f64 = 4.0;
 
 /// The lobby of a group of bots, as its leader tells the others.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,8 +95,23 @@ pub(crate) async fn run(swarm: Arc<Swarm>, index: u32, mut role: Role) -> BotRes
     swarm.settled.fetch_add(1, Ordering::Release);
     // Followers wait on the leader only during setup; the leader keeps its sender.
     drop(role);
-    let mut bot = Bot::new(&swarm, index, tick_rate);
-    bot.play(client, &mut result).await;
+    let mut rng = Rng::new(swarm.seed ^ (u64::from(index) << 20) ^ 0x9e37_79b9);
+    let input_hz = swarm.input_hz.unwrap_or(f64::from(tick_rate));
+    let (reader, writer) = client.into_split();
+    let link = Arc::new(Link::new());
+    // Without inputs the writer stays here: dropping it would end the connection.
+    let mut idle_writer = None;
+    if input_hz > 0.0 && input_hz.is_finite() {
+        let period = Duration::from_secs_f64(1.0 / input_hz.min(10_000.0));
+        let pick = rng.next_u64();
+        let player = Player::new(writer, Arc::clone(&link), swarm.behavior, input_hz, rng);
+        swarm.buckets(period).add(pick, player);
+    } else {
+        idle_writer = Some(writer);
+    }
+    let mut bot = Bot::new(&swarm, link, tick_rate);
+    bot.play(reader, &mut result).await;
+    drop(idle_writer);
     result
 }
 
@@ -175,27 +183,17 @@ enum Event {
     Left(u8),
     Other,
     Failed(String),
-    InputDue(tokio::time::Instant),
 }
 
 /// A bot's state in its hot loop.
 struct Bot<'a> {
     swarm: &'a Swarm,
-    rng: Rng,
-    input_hz: f64,
+    link: Arc<Link>,
     tick_period_us: f64,
-    seq: u32,
-    /// Input `seq` was sent at `sent_us[seq % RING]` (µs since the swarm's epoch) if
-    /// `sent_seq[seq % RING] == seq`.
-    sent_seq: [u32; RING],
-    sent_us: [u64; RING],
     last_ack: u32,
     last_tick: Option<u32>,
     /// Smallest `arrival - tick * period` seen: the lobby's tick grid as this bot sees it.
     grid_offset_us: Option<i64>,
-    dir: (f32, f32),
-    inputs_until_turn: u32,
-    circle_phase: f64,
     window: WindowState,
 }
 
@@ -207,43 +205,26 @@ enum WindowState {
 }
 
 impl<'a> Bot<'a> {
-    fn new(swarm: &'a Swarm, index: u32, tick_rate: u16) -> Self {
-        let mut rng = Rng::new(swarm.seed ^ (u64::from(index) << 20) ^ 0x9e37_79b9);
-        let input_hz = swarm.input_hz.unwrap_or(f64::from(tick_rate));
-        let circle_phase = rng.unit() * std::f64::consts::TAU;
+    fn new(swarm: &'a Swarm, link: Arc<Link>, tick_rate: u16) -> Self {
         Self {
             swarm,
-            rng,
-            input_hz,
+            link,
             tick_period_us: 1e6 / f64::from(tick_rate.max(1)),
-            seq: 0,
-            sent_seq: [0; RING],
-            sent_us: [0; RING],
             last_ack: 0,
             last_tick: None,
             grid_offset_us: None,
-            dir: (0.0, 0.0),
-            inputs_until_turn: 0,
-            circle_phase,
             window: WindowState::Before,
         }
     }
 
-    async fn play(&mut self, mut client: LeanClient, result: &mut BotResult) {
-        let sends_inputs = self.input_hz > 0.0 && self.input_hz.is_finite();
-        let period = Duration::from_secs_f64(1.0 / self.input_hz.clamp(0.01, 10_000.0));
-        // A random phase, so that inputs spread over the period as real players' do.
-        let first = tokio::time::Instant::now() + period.mul_f64(self.rng.unit());
-        let mut timer = tokio::time::interval_at(first, period);
-        // An overloaded bot sends fewer inputs, never a burst; the report shows the rate.
-        timer.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    async fn play(&mut self, mut reader: LeanReader, result: &mut BotResult) {
         let cancelled = self.swarm.cancel.cancelled();
         tokio::pin!(cancelled);
         loop {
             let event = tokio::select! {
                 biased;
                 () = &mut cancelled => Event::Stop,
-                message = client.next_binary() => match message {
+                message = reader.next_binary() => match message {
                     Ok(bytes) => match peek_snapshot_head(bytes) {
                         Some(head) => Event::Snapshot(head),
                         None => match decode_server(bytes) {
@@ -254,61 +235,53 @@ impl<'a> Bot<'a> {
                     },
                     Err(e) => Event::Failed(error_kind("run", &e)),
                 },
-                at = timer.tick(), if sends_inputs => Event::InputDue(at),
             };
             let phase = self.swarm.phase.load(Ordering::Relaxed);
-            self.track_window(phase, &client, result);
+            self.track_window(phase, &reader, result);
             match event {
                 Event::Stop => break,
                 Event::Snapshot(head) => self.on_snapshot(head, phase, result),
-                Event::InputDue(at) => {
-                    if phase == MEASURING {
-                        let late = Instant::now().saturating_duration_since(at.into_std());
-                        self.swarm.record_loop_delay(late);
-                    }
-                    if let Err(e) = self.send_input(&mut client, phase, result).await {
-                        result.disconnect = Some(error_kind("run", &e));
-                        break;
-                    }
-                }
                 Event::Left(reason) => {
                     result.disconnect = Some(format!("run: left the lobby (reason {reason})"));
                     break;
                 }
                 Event::Other => result.other_messages += 1,
                 Event::Failed(kind) => {
-                    result.disconnect = Some(kind);
+                    // The writer may know better (it failed first, the read saw the end).
+                    result.disconnect = Some(self.link.failure().unwrap_or(kind));
                     break;
                 }
             }
         }
-        self.close_window(&client, result);
+        self.close_window(&reader, result);
+        result.inputs = self.link.inputs.load(Ordering::Relaxed);
+        if result.disconnect.is_none() {
+            result.disconnect = self.link.failure();
+        }
         if result.disconnect.is_some() {
             self.swarm.disconnected.fetch_add(1, Ordering::Relaxed);
-        } else {
-            let _ = tokio::time::timeout(CLOSE_LIMIT, client.close()).await;
         }
     }
 
-    fn track_window(&mut self, phase: u8, client: &LeanClient, result: &mut BotResult) {
+    fn track_window(&mut self, phase: u8, reader: &LeanReader, result: &mut BotResult) {
         if phase == MEASURING && self.window == WindowState::Before {
             self.window = WindowState::Open {
-                bytes_in: client.bytes_in(),
-                bytes_out: client.bytes_out(),
+                bytes_in: reader.bytes_in(),
+                bytes_out: self.link.bytes_out.load(Ordering::Relaxed),
             };
         } else if phase > MEASURING {
-            self.close_window(client, result);
+            self.close_window(reader, result);
         }
     }
 
-    fn close_window(&mut self, client: &LeanClient, result: &mut BotResult) {
+    fn close_window(&mut self, reader: &LeanReader, result: &mut BotResult) {
         if let WindowState::Open {
             bytes_in,
             bytes_out,
         } = self.window
         {
-            result.bytes_in = client.bytes_in() - bytes_in;
-            result.bytes_out = client.bytes_out() - bytes_out;
+            result.bytes_in = reader.bytes_in() - bytes_in;
+            result.bytes_out = self.link.bytes_out.load(Ordering::Relaxed) - bytes_out;
             self.window = WindowState::Closed;
         }
     }
@@ -319,8 +292,7 @@ impl<'a> Bot<'a> {
         let measuring = phase == MEASURING;
 
         let offset = now_us as i64 - (f64::from(head.tick) * self.tick_period_us) as i64;
-        let grid = *self.grid_offset_us.get_or_insert(offset);
-        let grid = grid.min(offset);
+        let grid = self.grid_offset_us.map_or(offset, |g| g.min(offset));
         self.grid_offset_us = Some(grid);
 
         if measuring {
@@ -345,9 +317,8 @@ impl<'a> Bot<'a> {
                 result.acks_beyond_ring += from - (self.last_ack + 1);
             }
             for seq in from..=ack {
-                let i = seq as usize % RING;
-                if self.sent_seq[i] == seq {
-                    samples[n] = now_us.saturating_sub(self.sent_us[i]);
+                if let Some(sent_us) = self.link.sent_at(seq) {
+                    samples[n] = now_us.saturating_sub(sent_us);
                     n += 1;
                 }
             }
@@ -356,53 +327,6 @@ impl<'a> Bot<'a> {
         let lateness = u64::try_from(offset - grid).unwrap_or(0);
         self.swarm
             .record_snapshot(&samples[..n], measuring.then_some(lateness));
-    }
-
-    async fn send_input(
-        &mut self,
-        client: &mut LeanClient,
-        phase: u8,
-        result: &mut BotResult,
-    ) -> Result<(), ClientError> {
-        self.seq += 1;
-        let (dir_x, dir_y) = self.next_direction();
-        let input = ClientMessage::Input(Input {
-            seq: self.seq,
-            dir_x,
-            dir_y,
-            buttons: 0,
-        });
-        let i = self.seq as usize % RING;
-        self.sent_seq[i] = self.seq;
-        self.sent_us[i] = self.swarm.micros(Instant::now());
-        client.send(&input).await?;
-        if phase == MEASURING {
-            result.inputs += 1;
-        }
-        Ok(())
-    }
-
-    fn next_direction(&mut self) -> (f32, f32) {
-        match self.swarm.behavior {
-            Behavior::Idle => (0.0, 0.0),
-            Behavior::Circle => {
-                let turns = f64::from(self.seq) / (self.input_hz * CIRCLE_PERIOD);
-                let angle = self.circle_phase + turns * std::f64::consts::TAU;
-                (angle.cos() as f32, angle.sin() as f32)
-            }
-            Behavior::RandomWalk => {
-                if self.inputs_until_turn == 0 {
-                    self.dir = (
-                        (self.rng.unit() * 2.0 - 1.0) as f32,
-                        (self.rng.unit() * 2.0 - 1.0) as f32,
-                    );
-                    let hold = self.input_hz * (1.0 + self.rng.unit());
-                    self.inputs_until_turn = (hold.round() as u32).max(1);
-                }
-                self.inputs_until_turn -= 1;
-                self.dir
-            }
-        }
     }
 }
 

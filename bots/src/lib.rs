@@ -11,8 +11,10 @@
 //!   warms up, opens the measured window, samples the server and the bots from /proc at
 //!   both ends, stops the bots and builds the [`Report`].
 //! - `bot`: one bot, on [`ticksync_client::lean::LeanClient`]: join a lobby of P (the
-//!   first of every P bots creates it), then a hot loop of inputs at the input rate and
-//!   snapshots read by their head only. Latency is timed per input sequence.
+//!   first of every P bots creates it), then a hot loop reading snapshots by their head
+//!   only. Latency is timed per input sequence.
+//! - `inputs`: the bots' inputs, sent by 32 bucket tasks (random phases over the input
+//!   period), each with one timer and a non-blocking write per bot.
 //! - `report`: the figures, as a table (`Display`) or JSON (`Serialize`), and the SLO.
 //! - `capacity`: `--find-capacity`, which starts its own pinned server for each count.
 //! - `progress`: the live line on stderr (indicatif), refreshed 4 times a second.
@@ -29,6 +31,7 @@
 
 mod bot;
 mod capacity;
+mod inputs;
 mod metrics;
 mod options;
 mod procfs;

@@ -38,6 +38,12 @@ pub struct Options {
     #[arg(long)]
     pub input_hz: Option<f64>,
 
+    /// Input phases per input period: bots are spread over this many timers, each
+    /// sending the inputs of its bots at once (more phases: arrivals spread finer).
+    #[arg(long, default_value_t = crate::inputs::DEFAULT_PHASES,
+          value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub input_phases: u16,
+
     /// How bots steer.
     #[arg(long, value_enum, default_value_t = Behavior::RandomWalk)]
     pub behavior: Behavior,

@@ -3,7 +3,7 @@
 //! and gather what they saw into a [`Report`].
 
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Error;
 use crate::bot::{self, BotResult, Role, Slot};
+use crate::inputs::Buckets;
 use crate::metrics;
 use crate::options::{Behavior, Options};
 use crate::procfs::{self, Proc};
@@ -39,6 +40,7 @@ pub(crate) struct Swarm {
     pub(crate) input_hz: Option<f64>,
     pub(crate) behavior: Behavior,
     pub(crate) seed: u64,
+    input_phases: u16,
     /// Zero of the bots' microsecond clock; also when bot 0 connects.
     epoch: Instant,
     connect_rate: f64,
@@ -53,6 +55,9 @@ pub(crate) struct Swarm {
     /// The server's tick rate, from the first `Welcome` (0 until then).
     tick_rate: AtomicU32,
     hists: Mutex<Hists>,
+    /// The input buckets, started by the first bot to join (the period comes from the
+    /// server's tick rate).
+    buckets: OnceLock<Buckets>,
     pub(crate) cancel: CancellationToken,
 }
 
@@ -129,6 +134,12 @@ impl Swarm {
         p99
     }
 
+    /// The input buckets, started on first use with inputs every `period`.
+    pub(crate) fn buckets(self: &Arc<Self>, period: Duration) -> &Buckets {
+        self.buckets
+            .get_or_init(|| Buckets::start(self, period, self.input_phases))
+    }
+
     pub(crate) fn tick_rate(&self) -> u32 {
         self.tick_rate.load(Ordering::Relaxed)
     }
@@ -147,6 +158,7 @@ pub async fn run(opts: &Options) -> Result<Report, Error> {
         input_hz: opts.input_hz,
         behavior: opts.behavior,
         seed: opts.seed,
+        input_phases: opts.input_phases,
         epoch: Instant::now() + Duration::from_millis(10),
         connect_rate: opts.connect_rate,
         phase: AtomicU8::new(CONNECTING),
@@ -161,6 +173,7 @@ pub async fn run(opts: &Options) -> Result<Report, Error> {
             loop_delay: histogram(),
             lateness: histogram(),
         }),
+        buckets: OnceLock::new(),
         cancel: CancellationToken::new(),
     });
     let server = opts.server_pid.map(Proc::Pid);

@@ -18,17 +18,25 @@
 //! [`LeanClient::next_binary`] is cancel-safe: it only awaits socket reads and keeps its
 //! parse state in `self`, so it can sit in a `select!` beside a timer. `send` is not
 //! (a half-written frame would corrupt the stream): await it outside `select!`.
+//!
+//! [`LeanClient::into_split`] gives a [`LeanReader`] for a task that waits on the socket
+//! and a [`LeanWriter`] whose `try_send` never waits, so that one task can send for
+//! many connections on one timer.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use ticksync_protocol::limits::MAX_SERVER_MESSAGE_BYTES;
 use ticksync_protocol::{
     ClientMessage, Joined, PROTOCOL_VERSION, ServerMessage, codec::encode_client_into,
     decode_server,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_tungstenite::tungstenite::handshake::client::generate_key;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
@@ -98,6 +106,49 @@ impl Target {
 #[derive(Debug)]
 pub struct LeanClient {
     stream: TcpStream,
+    reader: Reader,
+    writer: Writer,
+}
+
+/// The receiving end of a [`LeanClient`] after [`LeanClient::into_split`].
+#[derive(Debug)]
+pub struct LeanReader {
+    half: OwnedReadHalf,
+    reader: Reader,
+}
+
+/// The sending end of a [`LeanClient`] after [`LeanClient::into_split`]. Its
+/// [`LeanWriter::try_send`] never waits, so one task can send for many connections.
+#[derive(Debug)]
+pub struct LeanWriter {
+    half: OwnedWriteHalf,
+    writer: Writer,
+}
+
+/// Framed pongs owed to the server: the reader finds pings, the writer sends the pongs
+/// with its next message. Shared once the connection is split.
+#[derive(Debug, Default)]
+struct Owed {
+    frames: Mutex<Vec<u8>>,
+    any: AtomicBool,
+}
+
+impl Owed {
+    fn push(&self, frame: impl FnOnce(&mut Vec<u8>)) {
+        frame(&mut self.frames.lock().unwrap_or_else(PoisonError::into_inner));
+        self.any.store(true, Ordering::Release);
+    }
+
+    fn take_into(&self, out: &mut Vec<u8>) {
+        if self.any.swap(false, Ordering::Acquire) {
+            out.append(&mut self.frames.lock().unwrap_or_else(PoisonError::into_inner));
+        }
+    }
+}
+
+/// The receive state: buffer, parser, fragments.
+#[derive(Debug)]
+struct Reader {
     /// Received bytes; `buf[start..end]` is not parsed yet. Zeroed once, grown only for a
     /// frame larger than it.
     buf: Vec<u8>,
@@ -106,17 +157,27 @@ pub struct LeanClient {
     /// A fragmented message being assembled, while `in_fragments`.
     fragments: Vec<u8>,
     in_fragments: bool,
+    owed: Arc<Owed>,
+    mask: Mask,
+    bytes_in: u64,
+}
+
+/// The send state: encoding and framing buffers.
+#[derive(Debug)]
+struct Writer {
     /// Encoded payload of the message being sent.
     payload: Vec<u8>,
-    /// The frame(s) of the next write: replies owed to the server, then the message.
+    /// Framed bytes not yet written: `out[sent..]`.
     out: Vec<u8>,
-    /// Framed pongs and close replies owed to the server, sent with the next message.
-    owed: Vec<u8>,
-    /// xorshift state for mask keys.
-    mask_state: u64,
-    bytes_in: u64,
+    sent: usize,
+    owed: Arc<Owed>,
+    mask: Mask,
     bytes_out: u64,
 }
+
+/// Most bytes [`LeanWriter::try_send`] keeps when the socket takes no more: 16 KiB is
+/// ~700 inputs, so a server that stopped reading long ago.
+const MAX_UNSENT: usize = 16 * 1024;
 
 /// What parsing the buffered bytes gave.
 enum Step {
@@ -134,46 +195,262 @@ impl LeanClient {
     /// Connects and upgrades to WebSocket with a read buffer of `read_buffer` bytes
     /// (grown if a larger frame arrives, up to the protocol's largest message).
     pub async fn connect(target: &Target, read_buffer: usize) -> Result<Self, ClientError> {
-        let stream = TcpStream::connect(target.addr)
+        let mut stream = TcpStream::connect(target.addr)
             .await
             .map_err(ClientError::Io)?;
         stream.set_nodelay(true).map_err(ClientError::Io)?;
         let key = generate_key();
-        let mut client = Self {
-            stream,
+        let seed = seed_from(&key);
+        let owed = Arc::new(Owed::default());
+        let mut reader = Reader {
             buf: vec![0; read_buffer.max(MAX_RESPONSE_HEAD)],
             start: 0,
             end: 0,
             fragments: Vec::new(),
             in_fragments: false,
+            owed: Arc::clone(&owed),
+            mask: Mask(seed ^ 0x5555_5555_5555_5555),
+            bytes_in: 0,
+        };
+        reader.upgrade(&mut stream, target, &key).await?;
+        // The head needed up to 4 KiB; the connection's life needs only `read_buffer`.
+        let keep = (reader.end - reader.start).max(read_buffer).max(64);
+        reader.buf.copy_within(reader.start..reader.end, 0);
+        reader.end -= reader.start;
+        reader.start = 0;
+        reader.buf.truncate(keep);
+        reader.buf.shrink_to_fit();
+        // The upgrade's bytes are not WebSocket traffic.
+        reader.bytes_in = reader.end as u64;
+        let writer = Writer {
             payload: Vec::with_capacity(64),
             out: Vec::with_capacity(64),
-            owed: Vec::new(),
-            mask_state: seed_from(&key),
-            bytes_in: 0,
+            sent: 0,
+            owed,
+            mask: Mask(seed),
             bytes_out: 0,
         };
-        client.upgrade(target, &key).await?;
-        // The head needed up to 4 KiB; the connection's life needs only `read_buffer`.
-        let keep = (client.end - client.start).max(read_buffer).max(64);
-        client.buf.copy_within(client.start..client.end, 0);
-        client.end -= client.start;
-        client.start = 0;
-        client.buf.truncate(keep);
-        client.buf.shrink_to_fit();
-        // The upgrade's bytes are not WebSocket traffic.
-        client.bytes_in = client.end as u64;
-        client.bytes_out = 0;
-        Ok(client)
+        Ok(Self {
+            stream,
+            reader,
+            writer,
+        })
     }
 
-    async fn upgrade(&mut self, target: &Target, key: &str) -> Result<(), ClientError> {
+    /// The next binary message, as a slice of the read buffer valid until the next call.
+    /// Pings are answered (with the next `send`), pongs skipped; a close frame, a text
+    /// frame or a protocol violation is an error. Cancel-safe.
+    pub async fn next_binary(&mut self) -> Result<&[u8], ClientError> {
+        self.reader.next_binary(&mut self.stream).await
+    }
+
+    /// Receives and decodes the next message.
+    pub async fn recv(&mut self) -> Result<ServerMessage, ClientError> {
+        let bytes = self.next_binary().await?;
+        Ok(decode_server(bytes)?)
+    }
+
+    /// Receives and decodes the next message within `limit`.
+    pub async fn recv_timeout(&mut self, limit: Duration) -> Result<ServerMessage, ClientError> {
+        tokio::time::timeout(limit, self.recv())
+            .await
+            .map_err(|_| ClientError::Timeout)?
+    }
+
+    /// Sends a message as one masked binary frame, in one `write` together with any
+    /// replies owed to the server. Not cancel-safe.
+    pub async fn send(&mut self, message: &ClientMessage) -> Result<(), ClientError> {
+        self.writer.frame(OP_BINARY, Some(message), &[]);
+        let unsent = &self.writer.out[self.writer.sent..];
+        self.stream
+            .write_all(unsent)
+            .await
+            .map_err(ClientError::Io)?;
+        self.writer.bytes_out += unsent.len() as u64;
+        self.writer.out.clear();
+        self.writer.sent = 0;
+        Ok(())
+    }
+
+    /// Sends a close frame (code 1000) and shuts the write side; errors are ignored, the
+    /// connection is ending anyway.
+    pub async fn close(mut self) {
+        self.writer.frame(OP_CLOSE, None, &1000u16.to_be_bytes());
+        if self.stream.write_all(&self.writer.out).await.is_ok() {
+            let _ = self.stream.shutdown().await;
+        }
+    }
+
+    /// Splits the connection: a reader for one task, a non-blocking writer for another
+    /// (pongs for pings the reader finds still go out with the writer's next message).
+    pub fn into_split(self) -> (LeanReader, LeanWriter) {
+        let (read, write) = self.stream.into_split();
+        (
+            LeanReader {
+                half: read,
+                reader: self.reader,
+            },
+            LeanWriter {
+                half: write,
+                writer: self.writer,
+            },
+        )
+    }
+
+    /// Says Hello and waits for Welcome (a failed resume is skipped, as in
+    /// [`crate::Client::hello`]).
+    pub async fn hello(&mut self, name: &str, limit: Duration) -> Result<Welcome, ClientError> {
+        self.send(&ClientMessage::Hello {
+            protocol_version: PROTOCOL_VERSION,
+            name: name.into(),
+            resume_token: None,
+        })
+        .await?;
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.recv_timeout(left).await? {
+                ServerMessage::Welcome {
+                    player_id,
+                    session_token,
+                    tick_rate,
+                    ..
+                } => {
+                    return Ok(Welcome {
+                        player_id,
+                        session_token,
+                        tick_rate,
+                    });
+                }
+                ServerMessage::Error { code: 14, .. } => continue,
+                ServerMessage::Error { code, message } => {
+                    return Err(ClientError::Server { code, message });
+                }
+                other => return Err(ClientError::Unexpected(format!("{other:?}"))),
+            }
+        }
+    }
+
+    /// Sends a lobby request and waits for `Joined`, skipping anything else but errors.
+    pub async fn join(
+        &mut self,
+        request: &ClientMessage,
+        limit: Duration,
+    ) -> Result<Joined, ClientError> {
+        self.send(request).await?;
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.recv_timeout(left).await? {
+                ServerMessage::Joined(joined) => return Ok(joined),
+                ServerMessage::Error { code, message } => {
+                    return Err(ClientError::Server { code, message });
+                }
+                _ => continue,
+            }
+        }
+    }
+
+    /// WebSocket bytes received since the upgrade (payload and framing).
+    pub fn bytes_in(&self) -> u64 {
+        self.reader.bytes_in
+    }
+
+    /// WebSocket bytes sent since the upgrade (payload and framing).
+    pub fn bytes_out(&self) -> u64 {
+        self.writer.bytes_out
+    }
+}
+
+impl LeanReader {
+    /// As [`LeanClient::next_binary`]. Cancel-safe.
+    pub async fn next_binary(&mut self) -> Result<&[u8], ClientError> {
+        self.reader.next_binary(&mut self.half).await
+    }
+
+    /// WebSocket bytes received since the upgrade (payload and framing).
+    pub fn bytes_in(&self) -> u64 {
+        self.reader.bytes_in
+    }
+}
+
+impl LeanWriter {
+    /// Sends a message without waiting: frames it after anything still unsent and
+    /// writes what the socket takes now (one `write`, normally all of it). What it does
+    /// not take is kept for the next call; more than 16 KiB kept means the server
+    /// stopped reading, an error.
+    pub fn try_send(&mut self, message: &ClientMessage) -> Result<(), ClientError> {
+        self.writer.frame(OP_BINARY, Some(message), &[]);
+        self.flush_now()
+    }
+
+    /// Sends a close frame (code 1000) without waiting; the caller drops the writer
+    /// next, which shuts the write side.
+    pub fn try_close(&mut self) -> Result<(), ClientError> {
+        self.writer.frame(OP_CLOSE, None, &1000u16.to_be_bytes());
+        self.flush_now()
+    }
+
+    fn flush_now(&mut self) -> Result<(), ClientError> {
+        let w = &mut self.writer;
+        while w.sent < w.out.len() {
+            match self.half.try_write(&w.out[w.sent..]) {
+                Ok(n) => {
+                    w.sent += n;
+                    w.bytes_out += n as u64;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(ClientError::Io(e)),
+            }
+        }
+        if w.sent == w.out.len() {
+            w.out.clear();
+            w.sent = 0;
+        } else if w.out.len() - w.sent > MAX_UNSENT {
+            return Err(ClientError::Io(std::io::Error::new(
+                std::io::ErrorKind::WouldBlock,
+                "the server is not reading",
+            )));
+        }
+        Ok(())
+    }
+
+    /// WebSocket bytes sent since the upgrade (payload and framing).
+    pub fn bytes_out(&self) -> u64 {
+        self.writer.bytes_out
+    }
+}
+
+impl Writer {
+    /// Appends owed pongs, then one masked frame of `message` (encoded) or `raw`.
+    fn frame(&mut self, opcode: u8, message: Option<&ClientMessage>, raw: &[u8]) {
+        if self.sent == self.out.len() {
+            self.out.clear();
+            self.sent = 0;
+        }
+        self.owed.take_into(&mut self.out);
+        self.payload.clear();
+        match message {
+            Some(message) => encode_client_into(message, &mut self.payload),
+            None => self.payload.extend_from_slice(raw),
+        }
+        frame_into(&mut self.out, opcode, &self.payload, self.mask.next());
+    }
+}
+
+impl Reader {
+    async fn upgrade(
+        &mut self,
+        stream: &mut TcpStream,
+        target: &Target,
+        key: &str,
+    ) -> Result<(), ClientError> {
         let request = format!(
             "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n",
             target.path, target.host
         );
-        self.stream
+        stream
             .write_all(request.as_bytes())
             .await
             .map_err(ClientError::Io)?;
@@ -184,8 +461,7 @@ impl LeanClient {
             if self.end == MAX_RESPONSE_HEAD {
                 return Err(ClientError::Handshake("response head too long".into()));
             }
-            let n = self
-                .stream
+            let n = stream
                 .read(&mut self.buf[self.end..MAX_RESPONSE_HEAD])
                 .await
                 .map_err(ClientError::Io)?;
@@ -214,13 +490,13 @@ impl LeanClient {
         Ok(())
     }
 
-    /// The next binary message, as a slice of the read buffer valid until the next call.
-    /// Pings are answered (with the next `send`), pongs skipped; a close frame, a text
-    /// frame or a protocol violation is an error. Cancel-safe.
-    pub async fn next_binary(&mut self) -> Result<&[u8], ClientError> {
+    async fn next_binary<R: AsyncRead + Unpin>(
+        &mut self,
+        io: &mut R,
+    ) -> Result<&[u8], ClientError> {
         let (at, len) = loop {
             match self.step()? {
-                Step::Need(total) => self.fill(total).await?,
+                Step::Need(total) => self.fill(io, total).await?,
                 Step::Message { at, len } => break (at, len),
                 Step::Assembled => return Ok(&self.fragments),
                 Step::Consumed => {}
@@ -292,8 +568,10 @@ impl LeanClient {
             OP_BINARY | OP_CONTINUATION => Err(protocol("fragments out of order")),
             OP_TEXT => Err(ClientError::Unexpected("text frame".into())),
             OP_PING => {
-                let mask = self.next_mask();
-                frame_into(&mut self.owed, OP_PONG, &self.buf[payload], mask);
+                let mask = self.mask.next();
+                let ping = &self.buf[payload];
+                self.owed
+                    .push(|frames| frame_into(frames, OP_PONG, ping, mask));
                 Ok(Step::Consumed)
             }
             OP_PONG => Ok(Step::Consumed),
@@ -314,7 +592,11 @@ impl LeanClient {
 
     /// Reads until `total` bytes from `start` are buffered or the socket has no more now.
     /// Cancel-safe: the buffer is consistent before the read is awaited.
-    async fn fill(&mut self, total: usize) -> Result<(), ClientError> {
+    async fn fill<R: AsyncRead + Unpin>(
+        &mut self,
+        io: &mut R,
+        total: usize,
+    ) -> Result<(), ClientError> {
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
@@ -329,8 +611,7 @@ impl LeanClient {
         }
         // A read shorter than the free space tells tokio the socket is drained, so one
         // `read` per arriving snapshot, not two.
-        let n = self
-            .stream
+        let n = io
             .read(&mut self.buf[self.end..])
             .await
             .map_err(ClientError::Io)?;
@@ -344,120 +625,20 @@ impl LeanClient {
         self.bytes_in += n as u64;
         Ok(())
     }
+}
 
-    /// Receives and decodes the next message.
-    pub async fn recv(&mut self) -> Result<ServerMessage, ClientError> {
-        let bytes = self.next_binary().await?;
-        Ok(decode_server(bytes)?)
-    }
+/// xorshift64 mask keys (RFC 6455 wants them unpredictable to intermediaries; there are
+/// none on loopback, so a fast generator seeded from the handshake key will do).
+#[derive(Debug)]
+struct Mask(u64);
 
-    /// Receives and decodes the next message within `limit`.
-    pub async fn recv_timeout(&mut self, limit: Duration) -> Result<ServerMessage, ClientError> {
-        tokio::time::timeout(limit, self.recv())
-            .await
-            .map_err(|_| ClientError::Timeout)?
-    }
-
-    /// Sends a message as one masked binary frame, in one `write` together with any
-    /// replies owed to the server. Not cancel-safe.
-    pub async fn send(&mut self, message: &ClientMessage) -> Result<(), ClientError> {
-        self.payload.clear();
-        encode_client_into(message, &mut self.payload);
-        self.out.clear();
-        self.out.append(&mut self.owed);
-        let mask = self.next_mask();
-        frame_into(&mut self.out, OP_BINARY, &self.payload, mask);
-        self.stream
-            .write_all(&self.out)
-            .await
-            .map_err(ClientError::Io)?;
-        self.bytes_out += self.out.len() as u64;
-        Ok(())
-    }
-
-    /// Sends a close frame (code 1000) and shuts the write side; errors are ignored, the
-    /// connection is ending anyway.
-    pub async fn close(mut self) {
-        self.out.clear();
-        let mask = self.next_mask();
-        frame_into(&mut self.out, OP_CLOSE, &1000u16.to_be_bytes(), mask);
-        if self.stream.write_all(&self.out).await.is_ok() {
-            let _ = self.stream.shutdown().await;
-        }
-    }
-
-    /// Says Hello and waits for Welcome (a failed resume is skipped, as in
-    /// [`crate::Client::hello`]).
-    pub async fn hello(&mut self, name: &str, limit: Duration) -> Result<Welcome, ClientError> {
-        self.send(&ClientMessage::Hello {
-            protocol_version: PROTOCOL_VERSION,
-            name: name.into(),
-            resume_token: None,
-        })
-        .await?;
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            match self.recv_timeout(left).await? {
-                ServerMessage::Welcome {
-                    player_id,
-                    session_token,
-                    tick_rate,
-                    ..
-                } => {
-                    return Ok(Welcome {
-                        player_id,
-                        session_token,
-                        tick_rate,
-                    });
-                }
-                ServerMessage::Error { code: 14, .. } => continue,
-                ServerMessage::Error { code, message } => {
-                    return Err(ClientError::Server { code, message });
-                }
-                other => return Err(ClientError::Unexpected(format!("{other:?}"))),
-            }
-        }
-    }
-
-    /// Sends a lobby request and waits for `Joined`, skipping anything else but errors.
-    pub async fn join(
-        &mut self,
-        request: &ClientMessage,
-        limit: Duration,
-    ) -> Result<Joined, ClientError> {
-        self.send(request).await?;
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            match self.recv_timeout(left).await? {
-                ServerMessage::Joined(joined) => return Ok(joined),
-                ServerMessage::Error { code, message } => {
-                    return Err(ClientError::Server { code, message });
-                }
-                _ => continue,
-            }
-        }
-    }
-
-    /// WebSocket bytes received since the upgrade (payload and framing).
-    pub fn bytes_in(&self) -> u64 {
-        self.bytes_in
-    }
-
-    /// WebSocket bytes sent since the upgrade (payload and framing).
-    pub fn bytes_out(&self) -> u64 {
-        self.bytes_out
-    }
-
-    /// A fresh mask key (RFC 6455 wants them unpredictable to intermediaries; there are
-    /// none on loopback, so a fast generator seeded from the handshake key will do).
-    fn next_mask(&mut self) -> [u8; 4] {
-        let mut x = self.mask_state;
+impl Mask {
+    fn next(&mut self) -> [u8; 4] {
+        let mut x = self.0;
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        self.mask_state = x;
+        self.0 = x;
         let [a, b, c, d, ..] = x.to_le_bytes();
         [a, b, c, d]
     }
@@ -615,6 +796,47 @@ mod tests {
         }
         assert!(client.bytes_in() > 3000 && client.bytes_out() > 0);
         server.await.expect("server script");
+    }
+
+    #[tokio::test]
+    async fn split_halves_read_send_without_waiting_and_answer_pings() {
+        let (target, server) = with_server(|mut ws| async move {
+            ws.send(Message::Ping(vec![5].into())).await.expect("ping");
+            ws.send(Message::Binary(vec![8, 9].into()))
+                .await
+                .expect("data");
+            let mut seqs = Vec::new();
+            let mut got_pong = false;
+            while seqs.len() < 3 {
+                match ws.next().await.expect("open").expect("frame") {
+                    Message::Pong(p) => got_pong = p[..] == [5],
+                    Message::Binary(b) => match decode_client(&b).expect("decodes") {
+                        ClientMessage::Input(i) => seqs.push(i.seq),
+                        other => panic!("unexpected {other:?}"),
+                    },
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            assert_eq!(seqs, [1, 2, 3]);
+            assert!(got_pong, "the pong went out with an input");
+            assert!(matches!(ws.next().await, Some(Ok(Message::Close(_)))));
+        })
+        .await;
+        let client = LeanClient::connect(&target, 1024).await.expect("connects");
+        let (mut reader, mut writer) = client.into_split();
+        assert_eq!(reader.next_binary().await.expect("data"), &[8, 9]);
+        for seq in 1..=3 {
+            let input = ClientMessage::Input(Input {
+                seq,
+                ..Input::default()
+            });
+            writer.try_send(&input).expect("sends");
+        }
+        writer.try_close().expect("closes");
+        assert!(writer.bytes_out() > 3 * 6);
+        drop(writer);
+        server.await.expect("server script");
+        assert!(reader.bytes_in() > 0);
     }
 
     #[tokio::test]
