@@ -7,7 +7,7 @@
 #
 # Settings (environment): COUNTS (default "500 1000 2000"), DURATION (measured window,
 # default 20 s), WARMUP (default 5 s), CAPACITY (1: run --find-capacity after the counts),
-# CAP_START / CAP_STEP / CAP_RESOLUTION (default 1500 / 500 / 250), SERVER_CPU and
+# CAP_START / CAP_STEP / CAP_RESOLUTION (default 1000 / 500 / 125), SERVER_CPU and
 # BOTS_CPU (default 0 and 1), OUT (default target/capacity/<date>).
 #
 # Every process started here is stopped by its PID on exit, and every run is bounded by
@@ -20,9 +20,9 @@ COUNTS=${COUNTS:-"500 1000 2000"}
 DURATION=${DURATION:-20}
 WARMUP=${WARMUP:-5}
 CAPACITY=${CAPACITY:-1}
-CAP_START=${CAP_START:-1500}
+CAP_START=${CAP_START:-1000}
 CAP_STEP=${CAP_STEP:-500}
-CAP_RESOLUTION=${CAP_RESOLUTION:-250}
+CAP_RESOLUTION=${CAP_RESOLUTION:-125}
 SERVER_CPU=${SERVER_CPU:-0}
 BOTS_CPU=${BOTS_CPU:-1}
 OUT=${OUT:-target/capacity/$(date -u +%Y%m%d-%H%M%S)}

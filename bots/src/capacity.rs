@@ -3,8 +3,8 @@
 //! Each count gets a fresh `ticksync-server`, started here pinned with `taskset` to
 //! `--server-cpu`, bound to a free loopback port (it prints the address it bound), and
 //! stopped with SIGTERM (then SIGKILL) afterwards. The count goes up by `--step` until
-//! the SLO fails, then the gap between the last count held and the first missed is halved
-//! down to `--resolution`. A count missed while the bots' own core was saturated proves
+//! the SLO fails, then the gap between the last count held (or zero) and the first missed
+//! is halved down to `--resolution`. A count missed while the bots' own core was saturated proves
 //! nothing about the server: the search stops there and says so. Each count waits for
 //! the machine to be quiet first, and a count missed while other processes were busy is
 //! tried again (up to three times).
@@ -85,8 +85,9 @@ pub async fn find_capacity(
         }
         count = count.saturating_add(opts.step.max(1)).min(opts.max_bots);
     };
-    // Narrow the gap between the last count held and the first missed.
-    while let (Some(lo), Some(hi)) = (held, missed) {
+    // Narrow the gap between the last count held (none: 0) and the first missed.
+    while let Some(hi) = missed {
+        let lo = held.unwrap_or(0);
         if hi - lo <= opts.resolution.max(1) {
             break;
         }
