@@ -15,10 +15,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
+use ticksync_protocol::codec::apply_delta;
 use ticksync_protocol::limits::MAX_SERVER_MESSAGE_BYTES;
 use ticksync_protocol::{
-    ClientMessage, CodecError, Joined, PROTOCOL_VERSION, ServerMessage, SessionToken,
-    decode_server, encode_client,
+    ClientMessage, CodecError, EntityState, Joined, PROTOCOL_VERSION, ServerMessage, SessionToken,
+    Snapshot, decode_server, encode_client,
 };
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -86,6 +87,9 @@ pub struct Client {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     bytes_in: u64,
     bytes_out: u64,
+    /// The last snapshot's tick and entities: the baseline of the next delta.
+    last_snapshot: Option<(u32, Vec<EntityState>)>,
+    deltas_received: u64,
 }
 
 impl Client {
@@ -101,6 +105,8 @@ impl Client {
             ws,
             bytes_in: 0,
             bytes_out: 0,
+            last_snapshot: None,
+            deltas_received: 0,
         })
     }
 
@@ -152,10 +158,51 @@ impl Client {
         }
     }
 
-    /// Receives and decodes the next message.
+    /// Receives and decodes the next message. A `SnapshotDelta` (after
+    /// [`Client::enable_deltas`]) is applied to the previous snapshot and returned as the
+    /// full `Snapshot` it stands for.
     pub async fn recv(&mut self) -> Result<ServerMessage, ClientError> {
         let bytes = self.recv_bytes().await?;
-        Ok(decode_server(&bytes)?)
+        match decode_server(&bytes)? {
+            ServerMessage::Snapshot(snapshot) => {
+                self.last_snapshot = Some((snapshot.tick, snapshot.entities.clone()));
+                Ok(ServerMessage::Snapshot(snapshot))
+            }
+            ServerMessage::SnapshotDelta(delta) => {
+                let Some((tick, base)) = &self.last_snapshot else {
+                    return Err(ClientError::Unexpected("a delta without a baseline".into()));
+                };
+                if *tick != delta.baseline {
+                    return Err(ClientError::Unexpected(format!(
+                        "a delta from tick {} but the last snapshot was of tick {tick}",
+                        delta.baseline
+                    )));
+                }
+                let entities = apply_delta(base, &delta)?;
+                self.last_snapshot = Some((delta.tick, entities.clone()));
+                self.deltas_received += 1;
+                Ok(ServerMessage::Snapshot(Snapshot {
+                    ack_seq: delta.ack_seq,
+                    tick: delta.tick,
+                    baseline: 0,
+                    entities,
+                }))
+            }
+            other => Ok(other),
+        }
+    }
+
+    /// Asks for delta snapshots from now on (`Options`).
+    pub async fn enable_deltas(&mut self) -> Result<(), ClientError> {
+        self.send(&ClientMessage::Options {
+            delta_snapshots: true,
+        })
+        .await
+    }
+
+    /// How many delta snapshots [`Client::recv`] has applied.
+    pub fn deltas_received(&self) -> u64 {
+        self.deltas_received
     }
 
     /// Receives within `limit`.

@@ -17,7 +17,7 @@
 use bincode::config::{self, Configuration, Limit, LittleEndian, Varint};
 
 use crate::limits::{MAX_CLIENT_MESSAGE_BYTES, MAX_SERVER_MESSAGE_BYTES};
-use crate::{ClientMessage, EntityState, ServerMessage};
+use crate::{ClientMessage, EntityChange, EntityState, ServerMessage, SnapshotDelta};
 
 type ClientConfig = Configuration<LittleEndian, Varint, Limit<MAX_CLIENT_MESSAGE_BYTES>>;
 type ServerConfig = Configuration<LittleEndian, Varint, Limit<MAX_SERVER_MESSAGE_BYTES>>;
@@ -27,6 +27,8 @@ const SERVER: ServerConfig = config::standard().with_limit::<MAX_SERVER_MESSAGE_
 
 /// The wire tag of `ServerMessage::Snapshot`.
 pub const SNAPSHOT_TAG: u8 = 5;
+/// The wire tag of `ServerMessage::SnapshotDelta`.
+pub const SNAPSHOT_DELTA_TAG: u8 = 11;
 
 /// Why bytes could not be decoded (or a message encoded).
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +53,9 @@ pub enum CodecError {
     /// The message could not be encoded (never for valid messages).
     #[error("unencodable message: {0}")]
     Encode(#[from] bincode::error::EncodeError),
+    /// A delta names an entity its baseline does not have.
+    #[error("the delta changes entity {0}, which its baseline does not have")]
+    UnknownEntity(u8),
 }
 
 fn decode<T: bincode::Decode<()>, C: bincode::config::Config>(
@@ -115,13 +120,62 @@ pub fn encode_snapshot_body(tick: u32, baseline: u32, entities: &[EntityState], 
     let _ = bincode::encode_into_std_write((tick, baseline, entities), out, SERVER);
 }
 
+/// Appends the shared part of a `SnapshotDelta` from `baseline` (whose entities are
+/// `old`) to `tick` (entities `new`): tick, baseline and the changes. Returns false,
+/// writing nothing, if the two do not have the same entities in the same order (then
+/// only a full snapshot will do).
+pub fn encode_delta_body(
+    tick: u32,
+    baseline: u32,
+    old: &[EntityState],
+    new: &[EntityState],
+    out: &mut Vec<u8>,
+) -> bool {
+    if old.len() != new.len() || old.iter().zip(new).any(|(a, b)| a.id != b.id) {
+        return false;
+    }
+    let changes: Vec<EntityChange> = old
+        .iter()
+        .zip(new)
+        .filter_map(|(a, b)| EntityChange::between(a, b))
+        .collect();
+    let _ = bincode::encode_into_std_write((tick, baseline, changes), out, SERVER);
+    true
+}
+
+/// The entities of a `SnapshotDelta` applied to those of its baseline.
+pub fn apply_delta(
+    base: &[EntityState],
+    delta: &SnapshotDelta,
+) -> Result<Vec<EntityState>, CodecError> {
+    let mut out = base.to_vec();
+    for change in &delta.changes {
+        let entity = out
+            .iter_mut()
+            .find(|e| e.id == change.id)
+            .ok_or(CodecError::UnknownEntity(change.id))?;
+        *entity = change.apply(entity);
+    }
+    Ok(out)
+}
+
 /// Longest head [`write_snapshot_head`] writes: the tag and a 5-byte varint.
 pub const SNAPSHOT_HEAD_MAX: usize = 6;
 
 /// Writes the per-player start of a `Snapshot` (its tag and `ack_seq`) into `buf`,
 /// returning how many bytes it used.
 pub fn write_snapshot_head(ack_seq: u32, buf: &mut [u8; SNAPSHOT_HEAD_MAX]) -> usize {
-    buf[0] = SNAPSHOT_TAG;
+    write_head(SNAPSHOT_TAG, ack_seq, buf)
+}
+
+/// Writes the per-player start of a `SnapshotDelta` (tag and `ack_seq`); followed by an
+/// [`encode_delta_body`] it makes the whole message.
+pub fn write_delta_head(ack_seq: u32, buf: &mut [u8; SNAPSHOT_HEAD_MAX]) -> usize {
+    write_head(SNAPSHOT_DELTA_TAG, ack_seq, buf)
+}
+
+fn write_head(tag: u8, ack_seq: u32, buf: &mut [u8; SNAPSHOT_HEAD_MAX]) -> usize {
+    buf[0] = tag;
     // Five bytes always hold a u32 varint, so this cannot fail.
     1 + bincode::encode_into_slice(ack_seq, &mut buf[1..], SERVER).unwrap_or(0)
 }
@@ -157,6 +211,39 @@ mod tests {
             encode_snapshot_body(70_000, 0, &entities, &mut split);
             assert_eq!(whole, split, "ack {ack}");
         }
+    }
+
+    #[test]
+    fn delta_head_and_body_equal_the_whole_message() {
+        let old = [
+            EntityState {
+                id: 0,
+                x: 100,
+                y: 65_000,
+                ..Default::default()
+            },
+            EntityState {
+                id: 3,
+                vx: 5,
+                ..Default::default()
+            },
+        ];
+        let mut new = old;
+        new[0].x = 30_000;
+        new[0].y = 10;
+        new[1].flags = 1;
+        let mut head = [0; SNAPSHOT_HEAD_MAX];
+        let n = write_delta_head(9, &mut head);
+        let mut split = head[..n].to_vec();
+        assert!(encode_delta_body(8, 7, &old, &new, &mut split));
+        let ServerMessage::SnapshotDelta(delta) = decode_server(&split).expect("decodes") else {
+            panic!("not a delta");
+        };
+        assert_eq!((delta.ack_seq, delta.tick, delta.baseline), (9, 8, 7));
+        assert_eq!(delta.changes.len(), 2);
+        assert_eq!(apply_delta(&old, &delta).expect("applies"), new);
+        // Different entities: no delta.
+        assert!(!encode_delta_body(8, 7, &old, &new[..1], &mut Vec::new()));
     }
 
     #[test]

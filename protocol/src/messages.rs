@@ -54,6 +54,12 @@ pub enum ClientMessage {
         /// Any value the client wants back (typically milliseconds of its own clock).
         client_time: u32,
     },
+    /// Tag 8. Session options; may be sent at any time after `Hello`.
+    Options {
+        /// Receive `SnapshotDelta` messages (changes against the previous snapshot this
+        /// connection received) instead of full snapshots whenever possible.
+        delta_snapshots: bool,
+    },
 }
 
 /// Which lobby a `JoinLobby` means.
@@ -141,6 +147,9 @@ pub enum ServerMessage {
         /// The text.
         text: String,
     },
+    /// Tag 11. The lobby's state at one tick, as changes against the snapshot of tick
+    /// `baseline`, the last one this connection received (only after `Options` asked).
+    SnapshotDelta(SnapshotDelta),
 }
 
 /// One lobby in a `LobbyList`.
@@ -213,6 +222,150 @@ pub struct Snapshot {
     pub baseline: u32,
     /// Every entity of the lobby, in ascending id order.
     pub entities: Vec<EntityState>,
+}
+
+/// A snapshot as changes against an earlier one (`baseline`), which has exactly the same
+/// entities: only the entities that changed are listed, with only the fields that
+/// changed. Apply it with [`crate::codec::apply_delta`].
+#[derive(Debug, Clone, PartialEq, Encode, Decode, Serialize)]
+pub struct SnapshotDelta {
+    /// As in `Snapshot`.
+    pub ack_seq: u32,
+    /// As in `Snapshot`.
+    pub tick: u32,
+    /// The tick of the snapshot this one changes (the previous one the client received).
+    pub baseline: u32,
+    /// The entities that changed, in ascending id order.
+    pub changes: Vec<EntityChange>,
+}
+
+/// What changed of one entity: an id, a byte saying which fields follow, and those
+/// fields. Positions are sent as the wrapping difference from the baseline (`i16`),
+/// velocities and flags as their new values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct EntityChange {
+    /// The entity.
+    pub id: EntityId,
+    /// `x` moved by this many steps (wrapping), if set.
+    pub dx: Option<i16>,
+    /// `y` moved by this many steps (wrapping), if set.
+    pub dy: Option<i16>,
+    /// The new `vx`, if it changed.
+    pub vx: Option<i8>,
+    /// The new `vy`, if it changed.
+    pub vy: Option<i8>,
+    /// The new `flags`, if they changed.
+    pub flags: Option<u8>,
+}
+
+impl EntityChange {
+    /// Bit of the field mask: `dx` follows.
+    pub const DX: u8 = 1;
+    /// `dy` follows.
+    pub const DY: u8 = 2;
+    /// `vx` follows.
+    pub const VX: u8 = 4;
+    /// `vy` follows.
+    pub const VY: u8 = 8;
+    /// `flags` follows.
+    pub const FLAGS: u8 = 16;
+
+    /// The change from `old` to `new` (same id), or None if nothing changed.
+    pub fn between(old: &EntityState, new: &EntityState) -> Option<Self> {
+        let change = Self {
+            id: new.id,
+            // Reinterpreting the wrapping difference as i16 is the point.
+            dx: (old.x != new.x).then(|| new.x.wrapping_sub(old.x) as i16),
+            dy: (old.y != new.y).then(|| new.y.wrapping_sub(old.y) as i16),
+            vx: (old.vx != new.vx).then_some(new.vx),
+            vy: (old.vy != new.vy).then_some(new.vy),
+            flags: (old.flags != new.flags).then_some(new.flags),
+        };
+        (change.mask() != 0).then_some(change)
+    }
+
+    /// The field mask.
+    pub fn mask(&self) -> u8 {
+        let bit = |present: bool, bit: u8| if present { bit } else { 0 };
+        bit(self.dx.is_some(), Self::DX)
+            | bit(self.dy.is_some(), Self::DY)
+            | bit(self.vx.is_some(), Self::VX)
+            | bit(self.vy.is_some(), Self::VY)
+            | bit(self.flags.is_some(), Self::FLAGS)
+    }
+
+    /// `old` with this change applied.
+    pub fn apply(&self, old: &EntityState) -> EntityState {
+        EntityState {
+            id: old.id,
+            flags: self.flags.unwrap_or(old.flags),
+            x: self.dx.map_or(old.x, |d| old.x.wrapping_add(d as u16)),
+            y: self.dy.map_or(old.y, |d| old.y.wrapping_add(d as u16)),
+            vx: self.vx.unwrap_or(old.vx),
+            vy: self.vy.unwrap_or(old.vy),
+        }
+    }
+}
+
+// Hand-written: the mask says which fields follow; each is fixed width (positions as
+// i16 little-endian, the rest one byte).
+impl Encode for EntityChange {
+    fn encode<E: Encoder>(&self, encoder: &mut E) -> Result<(), EncodeError> {
+        let mut buf = [0u8; 9];
+        buf[0] = self.id;
+        buf[1] = self.mask();
+        let mut n = 2;
+        for d in [self.dx, self.dy].into_iter().flatten() {
+            buf[n..n + 2].copy_from_slice(&d.to_le_bytes());
+            n += 2;
+        }
+        for v in [self.vx, self.vy].into_iter().flatten() {
+            buf[n] = v.to_le_bytes()[0];
+            n += 1;
+        }
+        if let Some(f) = self.flags {
+            buf[n] = f;
+            n += 1;
+        }
+        encoder.writer().write(&buf[..n])
+    }
+}
+
+impl<C> Decode<C> for EntityChange {
+    fn decode<D: Decoder<Context = C>>(decoder: &mut D) -> Result<Self, DecodeError> {
+        let [id, mask] = <[u8; 2]>::decode(decoder)?;
+        if mask == 0 || mask & !0x1f != 0 {
+            return Err(DecodeError::Other("invalid entity change mask"));
+        }
+        let mut change = EntityChange {
+            id,
+            ..Default::default()
+        };
+        if mask & Self::DX != 0 {
+            change.dx = Some(i16::from_le_bytes(<[u8; 2]>::decode(decoder)?));
+        }
+        if mask & Self::DY != 0 {
+            change.dy = Some(i16::from_le_bytes(<[u8; 2]>::decode(decoder)?));
+        }
+        if mask & Self::VX != 0 {
+            change.vx = Some(i8::from_le_bytes(<[u8; 1]>::decode(decoder)?));
+        }
+        if mask & Self::VY != 0 {
+            change.vy = Some(i8::from_le_bytes(<[u8; 1]>::decode(decoder)?));
+        }
+        if mask & Self::FLAGS != 0 {
+            change.flags = Some(u8::decode(decoder)?);
+        }
+        Ok(change)
+    }
+}
+
+impl<'de, C> BorrowDecode<'de, C> for EntityChange {
+    fn borrow_decode<D: BorrowDecoder<'de, Context = C>>(
+        decoder: &mut D,
+    ) -> Result<Self, DecodeError> {
+        Self::decode(decoder)
+    }
 }
 
 /// One entity in a snapshot: 8 bytes on the wire, fixed width.

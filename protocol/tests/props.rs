@@ -2,10 +2,10 @@
 //! decoder panic.
 
 use proptest::prelude::*;
-use ticksync_protocol::codec::{encode_client, encode_server};
+use ticksync_protocol::codec::{apply_delta, encode_client, encode_delta_body, encode_server};
 use ticksync_protocol::{
-    ClientMessage, EntityState, Input, JoinTarget, Joined, LobbyInfo, PlayerInfo, ScoreEntry,
-    ServerMessage, Snapshot, decode_client, decode_server,
+    ClientMessage, EntityChange, EntityState, Input, JoinTarget, Joined, LobbyInfo, PlayerInfo,
+    ScoreEntry, ServerMessage, Snapshot, SnapshotDelta, decode_client, decode_server,
 };
 
 fn name() -> impl Strategy<Value = String> {
@@ -48,7 +48,28 @@ fn client_message() -> impl Strategy<Value = ClientMessage> {
             })
         }),
         any::<u32>().prop_map(|t| ClientMessage::Ping { client_time: t }),
+        any::<bool>().prop_map(|d| ClientMessage::Options { delta_snapshots: d }),
     ]
+}
+
+fn change() -> impl Strategy<Value = EntityChange> {
+    (
+        any::<u8>(),
+        any::<Option<i16>>(),
+        any::<Option<i16>>(),
+        any::<Option<i8>>(),
+        any::<Option<i8>>(),
+        any::<Option<u8>>(),
+    )
+        .prop_map(|(id, dx, dy, vx, vy, flags)| EntityChange {
+            id,
+            dx,
+            dy,
+            vx,
+            vy,
+            flags,
+        })
+        .prop_filter("a change changes something", |c| c.mask() != 0)
 }
 
 fn entity() -> impl Strategy<Value = EntityState> {
@@ -152,6 +173,20 @@ fn server_message() -> impl Strategy<Value = ServerMessage> {
         )
         .prop_map(|entries| ServerMessage::Scoreboard { entries }),
         name().prop_map(|text| ServerMessage::Notice { text }),
+        (
+            any::<u32>(),
+            any::<u32>(),
+            any::<u32>(),
+            prop::collection::vec(change(), 0..100)
+        )
+            .prop_map(|(ack_seq, tick, baseline, changes)| {
+                ServerMessage::SnapshotDelta(SnapshotDelta {
+                    ack_seq,
+                    tick,
+                    baseline,
+                    changes,
+                })
+            }),
     ]
 }
 
@@ -166,6 +201,31 @@ proptest! {
     fn server_messages_roundtrip(message in server_message()) {
         let bytes = encode_server(&message);
         prop_assert_eq!(decode_server(&bytes).expect("decodes"), message);
+    }
+
+    #[test]
+    fn a_delta_applied_to_its_baseline_gives_the_new_state(
+        old in prop::collection::vec(entity(), 0..64),
+        seeds in prop::collection::vec((any::<u16>(), any::<u16>(), any::<i8>(), any::<i8>(), any::<u8>(), any::<u8>()), 64),
+    ) {
+        // Unique ids, as in a lobby.
+        let mut old = old;
+        for (i, e) in old.iter_mut().enumerate() { e.id = i as u8; }
+        let new: Vec<EntityState> = old.iter().zip(&seeds).map(|(e, &(x, y, vx, vy, flags, pick))| {
+            let mut n = *e;
+            if pick & 1 != 0 { n.x = x; }
+            if pick & 2 != 0 { n.y = y; }
+            if pick & 4 != 0 { n.vx = vx; }
+            if pick & 8 != 0 { n.vy = vy; }
+            if pick & 16 != 0 { n.flags = flags; }
+            n
+        }).collect();
+        let mut bytes = vec![ticksync_protocol::codec::SNAPSHOT_DELTA_TAG, 0];
+        prop_assert!(encode_delta_body(2, 1, &old, &new, &mut bytes));
+        let ServerMessage::SnapshotDelta(delta) = decode_server(&bytes).expect("decodes") else {
+            panic!("not a delta");
+        };
+        prop_assert_eq!(apply_delta(&old, &delta).expect("applies"), new);
     }
 
     #[test]

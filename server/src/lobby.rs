@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use glam::Vec2;
-use ticksync_protocol::codec::{encode_server, encode_snapshot_body};
+use ticksync_protocol::codec::{encode_delta_body, encode_server, encode_snapshot_body};
 use ticksync_protocol::{
     EntityId, EntityState, ErrorCode, Input, Joined, LeftReason, PlayerInfo, ScoreEntry,
     ServerMessage, quantize,
@@ -205,6 +205,8 @@ pub(crate) struct Lobby {
     step_inputs: Vec<(EntityId, PlayerInput)>,
     views: Vec<EntityView>,
     states: Vec<EntityState>,
+    /// Last tick's entities, the baseline of this tick's delta.
+    previous: Vec<EntityState>,
     scores: Vec<ScoreEntry>,
     last_scores: Vec<ScoreEntry>,
 }
@@ -252,6 +254,7 @@ impl Lobby {
             step_inputs: Vec::new(),
             views: Vec::new(),
             states: Vec::new(),
+            previous: Vec::new(),
             scores: Vec::new(),
             last_scores: Vec::new(),
         }
@@ -634,6 +637,22 @@ impl Lobby {
         }));
         let mut body = Vec::with_capacity(8 + self.states.len() * EntityState::WIRE_BYTES);
         encode_snapshot_body(self.tick, 0, &self.states, &mut body);
+        let mut delta = Vec::with_capacity(body.len());
+        let delta = match self.tick.checked_sub(1) {
+            Some(baseline)
+                if encode_delta_body(
+                    self.tick,
+                    baseline,
+                    &self.previous,
+                    &self.states,
+                    &mut delta,
+                ) && delta.len() < body.len() =>
+            {
+                Some(Bytes::from(delta))
+            }
+            _ => None,
+        };
+        std::mem::swap(&mut self.previous, &mut self.states);
         let acks = self
             .seats
             .iter()
@@ -642,6 +661,7 @@ impl Lobby {
         self.frames.send_replace(Arc::new(TickFrame {
             tick: self.tick,
             body: Bytes::from(body),
+            delta,
             acks,
         }));
 

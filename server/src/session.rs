@@ -89,6 +89,7 @@ pub(crate) async fn run<S>(
         lobby: None,
         joined_once: false,
         scratch: BytesMut::with_capacity(256),
+        deltas: false,
         limits,
         started: Instant::now(),
         last_heard: Instant::now(),
@@ -188,6 +189,8 @@ struct Session<S> {
     /// Inputs after leaving a lobby are in-flight leftovers, not a protocol violation.
     joined_once: bool,
     scratch: BytesMut,
+    /// The client asked for delta snapshots.
+    deltas: bool,
     limits: RateLimits,
     started: Instant,
     last_heard: Instant,
@@ -400,8 +403,9 @@ where
                             .fetch_add(u64::from(skipped), Ordering::Relaxed);
                     }
                 }
+                let previous = lobby.last_tick.filter(|_| self.deltas);
                 lobby.last_tick = Some(frame.tick);
-                let bytes = frame.message_for(lobby.entity, &mut self.scratch);
+                let bytes = frame.message_for(lobby.entity, previous, &mut self.scratch);
                 self.shared
                     .stats
                     .snapshots_sent
@@ -544,6 +548,12 @@ where
                     server_tick,
                 })
                 .await
+            }
+            ClientMessage::Options { delta_snapshots } => {
+                // Takes effect from the next snapshot: the next one is still full if the
+                // client has not received a snapshot since.
+                self.deltas = delta_snapshots;
+                Ok(())
             }
             ClientMessage::ListLobbies => {
                 let lobbies = self.shared.registry.list_public();

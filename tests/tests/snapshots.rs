@@ -152,3 +152,56 @@ async fn snapshots_arrive_at_the_tick_rate_with_advancing_acks() {
     assert!(last_ack > 30, "ack only reached {last_ack} of {seq}");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn delta_snapshots_rebuild_the_same_state_in_fewer_bytes() {
+    let server = spawn_server(test_config()).await;
+    let url = server.ws_url();
+    let (mut mover, _, moving) = Client::quick_player(&url, "mover").await.expect("mover");
+    let (mut full, _, _) = Client::quick_player(&url, "full").await.expect("full");
+    let (mut delta, _, _) = Client::quick_player(&url, "delta").await.expect("delta");
+    delta.enable_deltas().await.expect("options");
+    let me = moving.your_entity;
+
+    let mut by_full: HashMap<u32, Snapshot> = HashMap::new();
+    let mut by_delta: HashMap<u32, Snapshot> = HashMap::new();
+    let (full_bytes_before, delta_bytes_before) = (full.bytes_in(), delta.bytes_in());
+    let mut ticker = tokio::time::interval(Duration::from_millis(33));
+    let start = tokio::time::Instant::now();
+    let mut seq = 0;
+    while start.elapsed() < Duration::from_millis(1500) {
+        tokio::select! {
+            _ = ticker.tick() => {
+                seq += 1;
+                // Turn now and then, so velocities change too.
+                let angle = (seq / 10) as f32;
+                mover.send(&ClientMessage::Input(Input { seq, dir_x: angle.cos(), dir_y: angle.sin(), buttons: 0 }))
+                    .await.expect("input");
+            }
+            m = mover.recv() => { m.expect("mover"); }
+            m = full.recv() => if let ServerMessage::Snapshot(s) = m.expect("full") { by_full.insert(s.tick, s); },
+            m = delta.recv() => if let ServerMessage::Snapshot(s) = m.expect("delta") { by_delta.insert(s.tick, s); },
+        }
+    }
+    assert!(
+        delta.deltas_received() > 20,
+        "only {} deltas",
+        delta.deltas_received()
+    );
+    let mut compared = 0;
+    for (tick, d) in &by_delta {
+        if let Some(f) = by_full.get(tick) {
+            assert_eq!(d.entities, f.entities, "tick {tick}");
+            compared += 1;
+        }
+    }
+    assert!(compared > 20, "{compared} ticks compared");
+    assert!(pos(&by_delta[by_delta.keys().max().expect("ticks")], me).is_some());
+    let full_bytes = full.bytes_in() - full_bytes_before;
+    let delta_bytes = delta.bytes_in() - delta_bytes_before;
+    assert!(
+        delta_bytes * 10 < full_bytes * 9,
+        "deltas {delta_bytes} B vs full {full_bytes} B"
+    );
+    server.stop().await;
+}
