@@ -129,6 +129,7 @@ export const ClientTag = Object.freeze({
   LeaveLobby: 5,
   Input: 6,
   Ping: 7,
+  Options: 8,
 });
 
 /** Wire tags of the server messages. */
@@ -144,10 +145,15 @@ export const ServerTag = Object.freeze({
   Left: 8,
   Scoreboard: 9,
   Notice: 10,
+  SnapshotDelta: 11,
 });
 
 /** The wire tag of the server's `Snapshot`. */
 export const SNAPSHOT_TAG = 5;
+/** The wire tag of the server's `SnapshotDelta`. */
+export const SNAPSHOT_DELTA_TAG = 11;
+/** Field-mask bits of an entity change in a `SnapshotDelta`. */
+export const ChangeBit = Object.freeze({ dx: 1, dy: 2, vx: 4, vy: 8, flags: 16 });
 /** Bytes of one entity in a snapshot (fixed width). */
 export const ENTITY_WIRE_BYTES = 8;
 /** Bytes of a session token. */
@@ -225,6 +231,7 @@ const SIZE_LOBBY_INFO = 32;
 const SIZE_PLAYER_INFO = 32;
 const SIZE_SCORE_ENTRY = 8;
 const SIZE_ENTITY_STATE = 8;
+const SIZE_ENTITY_CHANGE = 16;
 
 const TWO_POW_32 = 4294967296;
 
@@ -259,6 +266,15 @@ class Reader {
 
   i8() {
     return (this.u8() << 24) >> 24;
+  }
+
+  // A fixed-width little-endian i16 (inside an entity change).
+  i16() {
+    this.claim(2);
+    this.need(2);
+    const v = this.dv.getInt16(this.p, true);
+    this.p += 2;
+    return v;
   }
 
   bool() {
@@ -451,6 +467,51 @@ function readSnapshot(r) {
   return { type: 'Snapshot', ack_seq, tick, baseline, entities };
 }
 
+// One entity change of a SnapshotDelta: id, field mask, then the fields the mask names.
+function readEntityChange(r) {
+  const id = r.u8();
+  const mask = r.u8();
+  if (mask === 0 || (mask & ~0x1f) !== 0) {
+    r.p--;
+    r.fail(`invalid entity change mask ${mask}`);
+  }
+  return {
+    id,
+    dx: mask & ChangeBit.dx ? r.i16() : null,
+    dy: mask & ChangeBit.dy ? r.i16() : null,
+    vx: mask & ChangeBit.vx ? r.i8() : null,
+    vy: mask & ChangeBit.vy ? r.i8() : null,
+    flags: mask & ChangeBit.flags ? r.u8() : null,
+  };
+}
+
+function readSnapshotDelta(r) {
+  const ack_seq = r.u32();
+  const tick = r.u32();
+  const baseline = r.u32();
+  const changes = r.vec(SIZE_ENTITY_CHANGE, readEntityChange);
+  return { type: 'SnapshotDelta', ack_seq, tick, baseline, changes };
+}
+
+/**
+ * The entities of a SnapshotDelta applied to those of its baseline snapshot (a new
+ * array; the inputs are not changed). Throws CodecError if a change names an entity the
+ * baseline does not have.
+ */
+export function applyDelta(baseEntities, delta) {
+  const out = baseEntities.map((e) => ({ ...e }));
+  for (const c of delta.changes) {
+    const e = out.find((x) => x.id === c.id);
+    if (!e) throw new CodecError('Decode', `the delta changes entity ${c.id}, which its baseline does not have`);
+    if (c.dx !== null) e.x = (e.x + c.dx) & 0xffff;
+    if (c.dy !== null) e.y = (e.y + c.dy) & 0xffff;
+    if (c.vx !== null) e.vx = c.vx;
+    if (c.vy !== null) e.vy = c.vy;
+    if (c.flags !== null) e.flags = c.flags;
+  }
+  return out;
+}
+
 /** Decodes one client message (one WebSocket binary message). Throws CodecError. */
 export function decodeClient(bytes) {
   const r = reader(bytes, MAX_CLIENT_MESSAGE_BYTES);
@@ -499,6 +560,9 @@ export function decodeClient(bytes) {
     }
     case 7:
       m = { type: 'Ping', client_time: r.u32() };
+      break;
+    case 8:
+      m = { type: 'Options', delta_snapshots: r.bool() };
       break;
     default:
       r.fail(`unknown client message tag ${tag}`);
@@ -583,6 +647,9 @@ export function decodeServer(bytes) {
       break;
     case 10:
       m = { type: 'Notice', text: r.string() };
+      break;
+    case 11:
+      m = readSnapshotDelta(r);
       break;
     default:
       r.fail(`unknown server message tag ${tag}`);
@@ -794,6 +861,10 @@ export function encodeClient(m) {
       w.raw(7);
       w.u32(m.client_time, 'client_time');
       break;
+    case 'Options':
+      w.raw(8);
+      w.bool(m.delta_snapshots, 'delta_snapshots');
+      break;
     default:
       bad('type', 'a client message type', type);
   }
@@ -891,6 +962,30 @@ export function encodeServer(m) {
     case 'Notice':
       w.raw(10);
       w.string(m.text, 'text');
+      break;
+    case 'SnapshotDelta':
+      w.raw(11);
+      w.u32(m.ack_seq, 'ack_seq');
+      w.u32(m.tick, 'tick');
+      w.u32(m.baseline, 'baseline');
+      w.vec(m.changes, 'changes', (w, c, f) => {
+        const has = (v) => v !== null && v !== undefined;
+        const mask = (has(c.dx) ? 1 : 0) | (has(c.dy) ? 2 : 0) | (has(c.vx) ? 4 : 0)
+          | (has(c.vy) ? 8 : 0) | (has(c.flags) ? 16 : 0);
+        if (mask === 0) bad(f, 'a change of at least one field', c);
+        w.u8(c.id, `${f}.id`);
+        w.raw(mask);
+        for (const k of ['dx', 'dy']) {
+          if (!has(c[k])) continue;
+          if (!Number.isInteger(c[k]) || c[k] < -32768 || c[k] > 32767) bad(`${f}.${k}`, 'an i16', c[k]);
+          w.reserve(2);
+          w.dv.setInt16(w.p, c[k], true);
+          w.p += 2;
+        }
+        if (has(c.vx)) w.i8(c.vx, `${f}.vx`);
+        if (has(c.vy)) w.i8(c.vy, `${f}.vy`);
+        if (has(c.flags)) w.u8(c.flags, `${f}.flags`);
+      });
       break;
     default:
       bad('type', 'a server message type', type);

@@ -507,3 +507,20 @@ describe('fuzz', () => {
     assert.ok(decoded > 50, `only ${decoded} buffers decoded: the fuzz is too shallow`);
   });
 });
+
+test('applyDelta rebuilds the new state from the baseline', async () => {
+  const { applyDelta, decodeServer, encodeServer } = await import('../src/codec.js');
+  const base = [
+    { id: 0, flags: 0, x: 100, y: 65000, vx: 0, vy: 0 },
+    { id: 1, flags: 0, x: 5, y: 5, vx: 3, vy: 3 },
+  ];
+  const delta = decodeServer(encodeServer({
+    type: 'SnapshotDelta', ack_seq: 1, tick: 8, baseline: 7,
+    changes: [{ id: 0, dx: -200, dy: 1000, vx: null, vy: null, flags: 1 }],
+  }));
+  const next = applyDelta(base, delta);
+  assert.deepEqual(next[0], { id: 0, flags: 1, x: 65436, y: 464, vx: 0, vy: 0 });
+  assert.deepEqual(next[1], base[1]);
+  assert.equal(base[0].x, 100, 'the baseline is untouched');
+  assert.throws(() => applyDelta(base.slice(1), delta), /entity 0/);
+});

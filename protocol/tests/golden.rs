@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use serde_json::json;
 use ticksync_protocol::codec::{encode_client, encode_server};
 use ticksync_protocol::{
-    ClientMessage, EntityState, Input, JoinTarget, Joined, LobbyInfo, PlayerInfo, ScoreEntry,
-    ServerMessage, Snapshot, decode_client, decode_server,
+    ClientMessage, EntityChange, EntityState, Input, JoinTarget, Joined, LobbyInfo, PlayerInfo,
+    ScoreEntry, ServerMessage, Snapshot, SnapshotDelta, decode_client, decode_server,
 };
 
 fn hex(bytes: &[u8]) -> String {
@@ -78,6 +78,12 @@ fn client_vectors() -> Vec<(&'static str, ClientMessage)> {
             "ping",
             ClientMessage::Ping {
                 client_time: 123_456,
+            },
+        ),
+        (
+            "options",
+            ClientMessage::Options {
+                delta_snapshots: true,
             },
         ),
     ]
@@ -228,6 +234,37 @@ fn server_vectors() -> Vec<(&'static str, ServerMessage)> {
             ServerMessage::Notice {
                 text: "restart in 5 minutes".into(),
             },
+        ),
+        (
+            "snapshot_delta",
+            ServerMessage::SnapshotDelta(SnapshotDelta {
+                ack_seq: 1235,
+                tick: 100,
+                baseline: 99,
+                changes: vec![
+                    EntityChange {
+                        id: 0,
+                        dx: Some(-437),
+                        dy: Some(2),
+                        ..Default::default()
+                    },
+                    EntityChange {
+                        id: 1,
+                        vx: Some(-64),
+                        flags: Some(1),
+                        ..Default::default()
+                    },
+                ],
+            }),
+        ),
+        (
+            "snapshot_delta_empty",
+            ServerMessage::SnapshotDelta(SnapshotDelta {
+                ack_seq: 0,
+                tick: 101,
+                baseline: 100,
+                changes: vec![],
+            }),
         ),
     ]
 }
