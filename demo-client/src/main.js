@@ -1,200 +1,100 @@
-// The demo page: wires the client (client.js, the netcode), the keyboard (input.js) and
-// the canvas (render.js) to the DOM, and exposes a read-only `window.__ticksync` for
-// debugging and browser tests.
+// The demo page: wires the client (client.js, the netcode), the controls (input.js), the
+// canvas (render.js) and the DOM (ui.js), runs the frame loop on requestAnimationFrame,
+// and exposes a read-only `window.__ticksync` for debugging and browser tests.
+//
+// Page parameters: `?lag=150&jitter=30` (link conditioner, ms each way), `?join=CODE`
+// (join a private lobby once connected), `?name=...`, `?server=host:port`, `?token=...`
+// (a join token, passed on as /ws?token=...), `?stats=1` (net stats shown at start),
+// `?interp=3` (minimum interpolation delay in ticks).
 
-import { MAX_PLAYER_NAME_BYTES } from './codec.js';
-import { GameClient, describeClose } from './client.js';
+import { ConnState, GameClient } from './client.js';
+import { conditionerSettings } from './conditioner.js';
 import { serverUrl } from './connection.js';
-import { Keyboard } from './input.js';
-import { Renderer, colourOf } from './render.js';
-import { Phase } from './session.js';
+import { Controls } from './input.js';
+import { Renderer } from './render.js';
+import { Ui, cleanName } from './ui.js';
 
 const NAME_KEY = 'ticksync.name';
+const params = new URLSearchParams(location.search);
 
-const $ = (id) => document.getElementById(id);
-const els = {
-  canvas: $('view'),
-  form: $('connect-form'),
-  name: $('name'),
-  connect: $('connect'),
-  quickJoin: $('quick-join'),
-  status: $('status'),
-  lobby: $('lobby'),
-  scoreboard: $('scoreboard'),
-  scores: $('scores'),
-  toasts: $('toasts'),
+const names = {
+  get() {
+    try {
+      return localStorage.getItem(NAME_KEY);
+    } catch {
+      return null; // storage disabled
+    }
+  },
+  set(name) {
+    try {
+      localStorage.setItem(NAME_KEY, name);
+    } catch {
+      // storage disabled: the name lasts for this page only
+    }
+  },
 };
-
-// ---------------------------------------------------------------------------------------
-// Name, remembered in localStorage.
-
-function storedName() {
-  try {
-    return localStorage.getItem(NAME_KEY);
-  } catch {
-    return null; // storage disabled
-  }
-}
-
-function storeName(name) {
-  try {
-    localStorage.setItem(NAME_KEY, name);
-  } catch {
-    // storage disabled: the name lasts for this page only
-  }
-}
-
-// Trimmed and cut to the protocol's byte limit (at a character boundary).
-function cleanName(raw) {
-  let name = raw.trim().replace(/\p{Cc}/gu, '');
-  const encoder = new TextEncoder();
-  while (encoder.encode(name).length > MAX_PLAYER_NAME_BYTES) name = [...name].slice(0, -1).join('');
-  return name;
-}
-
 const defaultName = `player-${100 + Math.floor(Math.random() * 900)}`;
-els.name.value = cleanName(storedName() ?? '') || defaultName;
+if (params.get('name')) names.set(cleanName(params.get('name')) || defaultName);
+const initialName = cleanName(names.get() ?? '') || defaultName;
 
-// ---------------------------------------------------------------------------------------
-// The client.
-
+const canvas = document.getElementById('view');
 const url = serverUrl(location);
-const keyboard = new Keyboard(window);
-let dirty = true;
+const conditioner = conditionerSettings(location.search);
+const minDelay = Number.parseFloat(params.get('interp') ?? '');
+let client = null;
+const controls = new Controls({ keyTarget: window, surface: canvas, enabled: () => client?.inLobby ?? false });
 
-const client = new GameClient({
+let dirty = true;
+client = new GameClient({
   url,
-  name: els.name.value,
-  direction: () => keyboard.direction(),
+  name: initialName,
+  direction: () => controls.sample(),
+  heldDirection: () => controls.direction(),
+  conditioner,
+  interpolation: Number.isFinite(minDelay) && minDelay > 0 ? { minDelayTicks: minDelay } : undefined,
   onChange: () => {
     dirty = true;
   },
-  // A disconnect shows in the status line (and stays there).
-  onEvent: ({ kind, text }) => kind !== 'closed' && toast(kind, text),
+  onEvent: ({ kind, text }) => ui.toast(kind, text),
 });
-const session = client.session;
 
-function connect() {
-  const name = cleanName(els.name.value) || defaultName;
-  els.name.value = name;
-  storeName(name);
-  client.connect(name);
-  els.name.blur();
-}
+const ui = new Ui({ client, controls, names, defaultName, url });
+if (params.get('stats') === '1') ui.toggleStats(true);
 
-els.form.addEventListener('submit', (e) => {
-  e.preventDefault();
-  connect();
-});
-els.quickJoin.addEventListener('click', () => {
-  client.quickJoin();
-  els.quickJoin.blur();
-});
+// A shared invite link (?join=CODE): join that lobby as soon as the server welcomes us.
+const joinCode = params.get('join');
+if (joinCode) client.afterWelcome = () => client.joinCode(joinCode.trim().toUpperCase());
 
 // ---------------------------------------------------------------------------------------
-// HUD: status line, lobby line, scoreboard, toasts.
+// Frames: rendering runs at the display rate; inputs go out on their own tick timer.
 
-function statusOf() {
-  switch (session.phase) {
-    case Phase.Idle:
-      return ['idle', 'Not connected'];
-    case Phase.Connecting:
-      return ['connecting', `Connecting to ${url}…`];
-    case Phase.Handshaking:
-      return ['connecting', 'Connected, saying hello…'];
-    case Phase.Lobbyless:
-      return ['online', 'Connected, not in a lobby'];
-    case Phase.InLobby:
-      return ['online', 'Playing'];
-    case Phase.Closed:
-      return ['closed', client.connection?.closeInfo ? describeClose(client.connection.closeInfo) : 'Disconnected'];
-    default:
-      return ['idle', session.phase];
-  }
-}
-
-function lobbyText() {
-  const l = session.lobby;
-  if (!l || session.phase === Phase.Closed) return '';
-  const parts = [
-    `${l.name}${l.code ? ` · code ${l.code}` : ''}`,
-    `${session.players.size}/${l.maxPlayers} players`,
-  ];
-  if (session.snapshot) parts.push(`tick ${session.snapshot.tick}`);
-  if (session.rttMs !== null) parts.push(`${session.rttMs} ms`);
-  return parts.join(' · ');
-}
-
-let lastScores = '';
-function renderScores() {
-  const rows = session.scoreboard();
-  const key = JSON.stringify(rows) + session.snapshot?.entities.map((e) => e.flags).join();
-  if (key === lastScores) return;
-  lastScores = key;
-  els.scoreboard.hidden = rows.length === 0;
-  const it = new Set(session.entities().filter((e) => e.it).map((e) => e.id));
-  els.scores.replaceChildren(
-    ...rows.map((r) => {
-      const li = document.createElement('li');
-      if (r.me) li.classList.add('me');
-      const dot = document.createElement('span');
-      dot.className = 'dot';
-      dot.style.background = colourOf(r.entity);
-      const name = document.createElement('span');
-      name.className = 'who';
-      name.textContent = r.name;
-      if (it.has(r.entity)) {
-        const tag = document.createElement('span');
-        tag.className = 'it';
-        tag.textContent = 'IT';
-        name.append(' ', tag);
-      }
-      const score = document.createElement('span');
-      score.className = 'score';
-      score.textContent = String(r.score);
-      li.append(dot, name, score);
-      return li;
-    }),
-  );
-}
-
-function renderHud() {
-  const [state, text] = statusOf();
-  els.status.dataset.state = state;
-  els.status.textContent = text;
-  els.lobby.textContent = lobbyText();
-  els.connect.textContent = client.connected ? 'Reconnect' : 'Connect';
-  els.quickJoin.hidden = session.phase !== Phase.Lobbyless;
-  renderScores();
-}
-
-function toast(kind, text) {
-  const div = document.createElement('div');
-  div.className = `toast ${kind}`;
-  div.textContent = text;
-  els.toasts.append(div);
-  while (els.toasts.children.length > 4) els.toasts.firstElementChild.remove();
-  setTimeout(() => div.remove(), 8000);
-}
-
-// ---------------------------------------------------------------------------------------
-// Frames.
-
-const renderer = new Renderer(els.canvas);
+const renderer = new Renderer(canvas);
+let frameTime = 0;
+let lastStats = -Infinity;
+let lastStatus = -Infinity;
 
 function frame(time) {
-  if (dirty) {
-    renderHud();
+  frameTime = performance.now();
+  const view = client.frame(frameTime);
+  const inGame = client.inLobby;
+  if (dirty || frameTime - lastStatus > 250) {
+    // The countdowns and the scoreboard's "it" tag change without a message.
+    ui.render(frameTime);
     dirty = false;
+    lastStatus = frameTime;
   }
-  const l = session.lobby;
+  if (frameTime - lastStats > 250) {
+    ui.renderStats(frameTime);
+    lastStats = frameTime;
+  }
   let message = null;
-  if (session.phase === Phase.Closed) message = 'Disconnected. Press Connect to play again.';
-  else if (!l) message = session.phase === Phase.Lobbyless ? 'Not in a lobby.' : 'Connecting…';
-  else if (!session.snapshot) message = 'Waiting for the first snapshot…';
+  if (inGame && view.entities.length === 0) message = 'Waiting for the first snapshot…';
+  const lobby = client.session.lobby;
   renderer.draw({
-    world: l ? { width: l.worldWidth, height: l.worldHeight } : null,
-    entities: session.entities(),
+    world: lobby ? { width: lobby.worldWidth, height: lobby.worldHeight } : null,
+    entities: view.entities,
+    server: ui.statsVisible ? view.server : null,
+    drag: inGame ? controls.drag : null,
     message,
     time,
   });
@@ -205,75 +105,133 @@ requestAnimationFrame(frame);
 // ---------------------------------------------------------------------------------------
 // window.__ticksync: a read-only view of the state (fresh copies on every read).
 
+const copy = (p) => (p ? { x: p.x, y: p.y } : null);
 const debug = Object.freeze({
   /** The WebSocket URL. */
   get url() {
     return url;
   },
+  /** 'idle' | 'connecting' | 'online' | 'reconnecting' | 'disconnected'. */
+  get state() {
+    return client.state;
+  },
   /** True while the WebSocket is open. */
   get connected() {
     return client.connected;
   },
-  /** 'idle' | 'connecting' | 'handshaking' | 'lobbyless' | 'in-lobby' | 'closed'. */
+  /** The protocol phase: 'connecting' | 'handshaking' | 'lobbyless' | 'in-lobby' | 'closed'. */
   get phase() {
-    return session.phase;
+    return client.session.phase;
   },
-  /** The player id from Welcome. */
+  /** 'lobby' (the lobby browser) or 'game'. */
+  get screen() {
+    return client.inLobby ? 'game' : 'lobby';
+  },
+  /** The player id and tick rate from Welcome, and the name it welcomed. */
   get playerId() {
-    return session.playerId;
+    return client.session.playerId;
   },
-  /** The tick rate from Welcome. */
   get tickRate() {
-    return session.tickRate;
+    return client.session.tickRate;
+  },
+  get name() {
+    return client.welcomedName;
   },
   /** {id, name, code, maxPlayers, worldWidth, worldHeight, maxSpeed, joinedTick} or null. */
   get lobby() {
-    return session.lobby ? { ...session.lobby } : null;
+    const l = client.session.lobby;
+    return l ? { ...l } : null;
+  },
+  /** The public lobbies last listed: [{id, name, players, max_players}]. */
+  get lobbies() {
+    return client.session.lobbies.map((l) => ({ ...l }));
   },
   /** This player's entity id in the lobby, or null. */
   get myEntity() {
-    return session.myEntity;
+    return client.session.myEntity;
   },
-  /** The tick of the latest snapshot, or null. */
-  get tick() {
-    return session.snapshot?.tick ?? null;
+  /** The predicted own position after the newest input sent (world units), or null. */
+  get predicted() {
+    return copy(client.view.predicted);
   },
-  /** Same as tick. */
+  /** The own position drawn in the last frame (prediction plus smoothing), or null. */
+  get me() {
+    return copy(client.view.me);
+  },
+  /** The own position in the last snapshot, or null. */
+  get serverPosition() {
+    return copy(client.view.server);
+  },
+  /** Every entity as drawn in the last frame: [{id, name, x, y, flags, it, me}], world units. */
+  get entities() {
+    return client.view.entities.map((e) => ({ ...e }));
+  },
+  /** The render tick of the last frame and how it was made ('interpolate', 'extrapolate'...). */
+  get renderTick() {
+    return client.view.renderTick;
+  },
+  get renderMode() {
+    return client.view.mode;
+  },
+  /** The tick of the newest snapshot received, or null. */
   get snapshotTick() {
-    return session.snapshot?.tick ?? null;
+    return client.buffer.newestTick;
   },
-  /** The ack_seq of the latest snapshot, or null. */
-  get ackSeq() {
-    return session.snapshot?.ack_seq ?? null;
+  /** Same as snapshotTick (older name). */
+  get tick() {
+    return client.buffer.newestTick;
   },
-  /** The seq of the last Input sent (0: none yet). */
+  /** The seq of the last Input sent and the last one the server acknowledged. */
   get inputSeq() {
     return client.inputSeq;
   },
-  /** The latest snapshot's entities in world units: [{id, name, x, y, vx, vy, flags, it, me}]. */
-  get entities() {
-    return session.entities();
+  get ackSeq() {
+    return client.predictor.ackSeq;
+  },
+  /** Frames drawn so far (requestAnimationFrame callbacks), and the last one's time (ms). */
+  get frame() {
+    return client.frameCount;
+  },
+  get frameTime() {
+    return client.lastFrameAt;
+  },
+  /** The net stats of the overlay (see GameClient.stats). */
+  get stats() {
+    return client.stats(performance.now());
   },
   /** The players of the lobby: [{entity, playerId, name}]. */
   get players() {
-    return [...session.players.values()].map((p) => ({ ...p }));
+    return [...client.session.players.values()].map((p) => ({ ...p }));
   },
   /** The scoreboard, best first: [{entity, name, score, me}]. */
   get scores() {
-    return session.scoreboard();
+    return client.session.scoreboard();
   },
   /** The last Error message: {code, name, message} or null. */
   get lastError() {
-    return session.lastError ? { ...session.lastError } : null;
+    return client.session.lastError ? { ...client.session.lastError } : null;
   },
-  /** The close code and reason once disconnected: {code, reason, wasClean} or null. */
+  /** How the last connection ended: {code, reason, wasClean, codeText, text} or null. */
   get close() {
-    const info = client.connection?.closeInfo;
-    return info ? { ...info } : null;
+    const c = client.closeInfo;
+    return c ? { code: c.code, reason: c.reason, wasClean: c.wasClean, codeText: c.codeText, text: c.text } : null;
+  },
+  /** While reconnecting: {attempt, inMs}; else null. */
+  get reconnect() {
+    if (client.state !== ConnState.Reconnecting || !client.reconnect) return null;
+    return { attempt: client.reconnect.attempt, inMs: Math.max(0, client.reconnect.at - performance.now()) };
+  },
+  /** True after a protocol version mismatch. */
+  get versionMismatch() {
+    return client.versionMismatch;
   },
   /** The last measured round-trip time in ms, or null. */
   get rttMs() {
-    return session.rttMs;
+    return client.session.rttMs;
+  },
+  /** The link conditioner settings ({lagMs, jitterMs}) or null. */
+  get conditioner() {
+    return conditioner ? { ...conditioner } : null;
   },
 });
 Object.defineProperty(window, '__ticksync', {
@@ -283,4 +241,4 @@ Object.defineProperty(window, '__ticksync', {
   enumerable: false,
 });
 
-connect();
+client.connect(initialName);

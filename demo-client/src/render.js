@@ -1,14 +1,17 @@
-// Draws the world on a full-window canvas: the arena, every entity of the latest
-// snapshot, names, the player's own entity and who is "it". Device-pixel-ratio aware.
-// Takes positions in world units (see Session.entities), so interpolated or predicted
-// positions can be drawn the same way later.
+// Draws the world on a full-window canvas: the arena, every entity (positions in world
+// units, as client.js `frame()` computes them: predicted for the own player, interpolated
+// for the others), names, the own player's ring, who is "it", the drag joystick and, with
+// the net stats on, where the server last said the own player was. Device-pixel-ratio
+// aware: the backing store follows the element size times devicePixelRatio.
+
+import { JOYSTICK_RADIUS } from './input.js';
 
 /** Radius of a player, in world units (the arena game's RADIUS). */
 export const PLAYER_RADIUS = 20;
 
-const MARGIN = 24; // CSS pixels left and right of the arena
-const TOP = 64; // room for the top bar
-const BOTTOM = 36; // room for the hint line
+const MARGIN = 16; // CSS pixels left and right of the arena
+const TOP = 60; // room for the top bar
+const BOTTOM = 30; // room for the hint line
 const GRID = 100; // world units between grid lines
 
 /** A stable colour per entity id. */
@@ -43,9 +46,11 @@ export class Renderer {
 
   /**
    * Draws one frame. view: {
-   *   world: {width, height} | null,
+   *   world: {width, height} | null,          null: just the backdrop
    *   entities: [{id, name, x, y, it, me}],   in world units
-   *   message: string | null,                 shown in the middle when there is no world
+   *   server: {x, y} | null,                  the own entity's last authoritative position
+   *   drag: {origin, point} | null,           the joystick, CSS pixels
+   *   message: string | null,                 a caption over the arena
    *   time: ms (animation clock)
    * }
    */
@@ -56,7 +61,7 @@ export class Renderer {
     ctx.clearRect(0, 0, width, height);
 
     if (!view.world) {
-      this.caption(view.message ?? '', width / 2, height / 2);
+      if (view.message) this.caption(view.message, width / 2, height / 2);
       return;
     }
     const { width: ww, height: wh } = view.world;
@@ -66,6 +71,7 @@ export class Renderer {
     );
     const ox = (width - ww * scale) / 2;
     const oy = TOP + (height - TOP - BOTTOM - wh * scale) / 2;
+    this.layout = { ox, oy, scale };
 
     // The arena.
     ctx.save();
@@ -90,6 +96,16 @@ export class Renderer {
 
     // Entities: others first, own entity on top.
     const r = PLAYER_RADIUS * scale;
+    if (view.server) {
+      // Where the server last put the own player: prediction runs ahead of it by the lag.
+      ctx.beginPath();
+      ctx.arc(view.server.x * scale, view.server.y * scale, r, 0, Math.PI * 2);
+      ctx.setLineDash([4, 4]);
+      ctx.lineWidth = 1.5;
+      ctx.strokeStyle = 'rgba(255, 255, 255, 0.45)';
+      ctx.stroke();
+      ctx.setLineDash([]);
+    }
     const ordered = [...view.entities].sort((a, b) => Number(a.me) - Number(b.me));
     const pulse = 0.5 + 0.5 * Math.sin((view.time ?? 0) / 160);
     for (const e of ordered) {
@@ -128,6 +144,29 @@ export class Renderer {
     ctx.restore();
 
     if (view.message) this.caption(view.message, width / 2, oy + (wh * scale) / 2);
+    if (view.drag) this.joystick(view.drag);
+  }
+
+  joystick({ origin, point }) {
+    const { ctx } = this;
+    let dx = point.x - origin.x;
+    let dy = point.y - origin.y;
+    const len = Math.hypot(dx, dy);
+    if (len > JOYSTICK_RADIUS) {
+      dx *= JOYSTICK_RADIUS / len;
+      dy *= JOYSTICK_RADIUS / len;
+    }
+    ctx.beginPath();
+    ctx.arc(origin.x, origin.y, JOYSTICK_RADIUS, 0, Math.PI * 2);
+    ctx.fillStyle = 'rgba(122, 162, 255, 0.10)';
+    ctx.fill();
+    ctx.lineWidth = 1.5;
+    ctx.strokeStyle = 'rgba(122, 162, 255, 0.45)';
+    ctx.stroke();
+    ctx.beginPath();
+    ctx.arc(origin.x + dx, origin.y + dy, 22, 0, Math.PI * 2);
+    ctx.fillStyle = 'rgba(122, 162, 255, 0.55)';
+    ctx.fill();
   }
 
   label(text, x, y, colour) {

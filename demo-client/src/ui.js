@@ -1,0 +1,370 @@
+// The page's DOM: the lobby screen, the in-game bar and scoreboard, the connection card,
+// the net stats overlay and the toasts. Reads the client's state and turns buttons into
+// client calls; knows nothing of the netcode beyond that.
+
+import { MAX_LOBBY_NAME_BYTES, MAX_PLAYER_NAME_BYTES, PROTOCOL_VERSION } from './codec.js';
+import { ConnState } from './client.js';
+import { colourOf } from './render.js';
+
+const $ = (id) => document.getElementById(id);
+
+/** Trimmed, control characters removed, cut to `maxBytes` of UTF-8 at a character boundary. */
+export function cleanName(raw, maxBytes = MAX_PLAYER_NAME_BYTES) {
+  let name = raw.trim().replace(/\p{Cc}/gu, '');
+  const encoder = new TextEncoder();
+  while (encoder.encode(name).length > maxBytes) name = [...name].slice(0, -1).join('');
+  return name.trim();
+}
+
+function el(tag, props = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (k === 'class') e.className = v;
+    else if (k === 'dataset') Object.assign(e.dataset, v);
+    else if (k === 'style') Object.assign(e.style, v);
+    else e[k] = v;
+  }
+  e.append(...children);
+  return e;
+}
+
+function setText(node, text) {
+  if (node.textContent !== text) node.textContent = text;
+}
+
+export class Ui {
+  /**
+   * client: the GameClient; controls: the Controls (released when leaving the game);
+   * names: {get(), set(name)} (localStorage); defaultName.
+   */
+  constructor({ client, controls, names, defaultName, url }) {
+    this.client = client;
+    this.controls = controls;
+    this.names = names;
+    this.defaultName = defaultName;
+    this.url = url;
+    this.statsVisible = false;
+    this.els = {
+      name: $('name'),
+      nameForm: $('name-form'),
+      quickPlay: $('quick-play'),
+      lobbyList: $('lobby-list'),
+      lobbyEmpty: $('lobby-empty'),
+      lobbyCount: $('lobby-count'),
+      createForm: $('create-form'),
+      createName: $('create-name'),
+      createMax: $('create-max'),
+      createPrivate: $('create-private'),
+      create: $('create'),
+      codeForm: $('code-form'),
+      code: $('code'),
+      codeJoin: $('code-join'),
+      hud: $('hud'),
+      hudLobby: $('hud-lobby'),
+      hudCodeWrap: $('hud-code-wrap'),
+      hudCode: $('hud-code'),
+      hudCopy: $('hud-copy'),
+      hudPlayers: $('hud-players'),
+      status: $('status'),
+      statsToggle: $('stats-toggle'),
+      leave: $('leave'),
+      scoreboard: $('scoreboard'),
+      scores: $('scores'),
+      netstats: $('netstats'),
+      netstatsList: $('netstats-list'),
+      conn: $('conn'),
+      connTitle: $('conn-title'),
+      connDetail: $('conn-detail'),
+      connRetry: $('conn-retry'),
+      connReload: $('conn-reload'),
+      toasts: $('toasts'),
+    };
+    this.lastLobbies = '';
+    this.lastScores = '';
+    this.statRows = new Map();
+    this.wire();
+  }
+
+  wire() {
+    const { els, client } = this;
+    els.name.value = cleanName(this.names.get() ?? '') || this.defaultName;
+    els.createName.placeholder = `${els.name.value}'s arena`.slice(0, MAX_LOBBY_NAME_BYTES);
+
+    const commitName = () => {
+      const name = cleanName(els.name.value) || this.defaultName;
+      els.name.value = name;
+      this.names.set(name);
+      client.setName(name);
+      els.createName.placeholder = cleanName(`${name}'s arena`, MAX_LOBBY_NAME_BYTES);
+    };
+    els.name.addEventListener('change', commitName);
+    els.nameForm.addEventListener('submit', (e) => {
+      e.preventDefault();
+      commitName();
+      client.quickJoin();
+    });
+    els.createForm.addEventListener('submit', (e) => {
+      e.preventDefault();
+      commitName();
+      const name = cleanName(els.createName.value, MAX_LOBBY_NAME_BYTES) || els.createName.placeholder;
+      const max = Math.min(64, Math.max(1, Math.round(Number(els.createMax.value) || 8)));
+      els.createMax.value = String(max);
+      client.createLobby({ name, maxPlayers: max, private: els.createPrivate.checked });
+    });
+    els.codeForm.addEventListener('submit', (e) => {
+      e.preventDefault();
+      const code = els.code.value.trim().toUpperCase();
+      if (!code) {
+        els.code.focus();
+        return;
+      }
+      commitName();
+      client.joinCode(code);
+    });
+    els.lobbyList.addEventListener('click', (e) => {
+      const row = e.target.closest('li[data-lobby-id]');
+      if (!row || row.dataset.full === 'true') return;
+      commitName();
+      client.joinLobby(Number(row.dataset.lobbyId));
+    });
+    els.leave.addEventListener('click', () => {
+      client.leaveLobby();
+      els.leave.blur();
+    });
+    els.statsToggle.addEventListener('click', () => {
+      this.toggleStats();
+      els.statsToggle.blur();
+    });
+    els.hudCopy.addEventListener('click', () => this.copyInvite());
+    els.connRetry.addEventListener('click', () => client.reconnectNow());
+    els.connReload.addEventListener('click', () => location.reload());
+    window.addEventListener('keydown', (e) => {
+      if (e.target instanceof Element && e.target.closest('input, textarea')) return;
+      if ((e.code === 'KeyN' || e.code === 'Backquote') && !e.ctrlKey && !e.metaKey && !e.altKey) {
+        this.toggleStats();
+        e.preventDefault();
+      }
+    });
+  }
+
+  toggleStats(on = !this.statsVisible) {
+    this.statsVisible = on;
+    this.els.netstats.hidden = !on || !this.client.inLobby;
+    this.els.statsToggle.setAttribute('aria-pressed', String(on));
+  }
+
+  inviteLink(code) {
+    const u = new URL(location.href);
+    for (const key of ['join', 'lag', 'jitter']) u.searchParams.delete(key);
+    u.searchParams.set('join', code);
+    return u.toString();
+  }
+
+  async copyInvite() {
+    const code = this.client.session.lobby?.code;
+    if (!code) return;
+    const link = this.inviteLink(code);
+    try {
+      await navigator.clipboard.writeText(link);
+      this.toast('info', 'Invite link copied.');
+    } catch {
+      this.toast('info', `Invite link: ${link}`);
+    }
+  }
+
+  toast(kind, text) {
+    const div = el('div', { class: `toast ${kind}`, textContent: text });
+    this.els.toasts.append(div);
+    while (this.els.toasts.children.length > 4) this.els.toasts.firstElementChild.remove();
+    setTimeout(() => div.remove(), kind === 'notice' ? 12000 : 7000);
+  }
+
+  /** Updates everything that depends on the client state (call when it changed). */
+  render(now) {
+    const { els, client } = this;
+    const session = client.session;
+    const inGame = client.inLobby;
+    document.body.dataset.screen = inGame ? 'game' : 'lobby';
+    document.body.dataset.conn = client.state;
+    if (!inGame) this.controls.release();
+
+    // Bar.
+    els.hud.hidden = !inGame;
+    els.leave.hidden = !inGame;
+    els.statsToggle.hidden = !inGame;
+    els.netstats.hidden = !this.statsVisible || !inGame;
+    if (inGame) {
+      const l = session.lobby;
+      setText(els.hudLobby, l.name);
+      els.hudCodeWrap.hidden = !l.code;
+      setText(els.hudCode, l.code ?? '');
+      setText(els.hudPlayers, `${session.players.size}/${l.maxPlayers} players`);
+    }
+    this.renderStatus(now);
+
+    // Lobby screen.
+    const busy = client.busy;
+    const usable = !busy && client.state !== ConnState.Disconnected;
+    for (const b of [els.quickPlay, els.create, els.codeJoin]) b.disabled = !usable;
+    els.quickPlay.textContent = busy && client.pendingOp.kind === 'quick' ? 'Joining…' : 'Quick play';
+    this.renderLobbies(!usable);
+    this.renderScores();
+  }
+
+  renderStatus(now) {
+    const { els, client } = this;
+    const state = client.state;
+    let text;
+    switch (state) {
+      case ConnState.Idle:
+        text = 'Not connected';
+        break;
+      case ConnState.Connecting:
+        text = 'Connecting…';
+        break;
+      case ConnState.Online:
+        text = client.inLobby ? `Playing as ${client.welcomedName}` : `Online as ${client.welcomedName}`;
+        break;
+      case ConnState.Reconnecting:
+        text = `Reconnecting in ${Math.ceil(client.reconnectIn(now) ?? 0)} s`;
+        break;
+      default:
+        text = client.versionMismatch ? 'Version mismatch' : `Disconnected (${client.closeInfo?.code ?? '?'})`;
+    }
+    els.status.dataset.state = state;
+    setText(els.status, text);
+    this.renderConnCard(now);
+  }
+
+  // The connection card: what is going on with the connection, in plain words.
+  renderConnCard(now) {
+    const { els, client } = this;
+    const state = client.state;
+    const close = client.closeInfo;
+    let title = '';
+    let detail = '';
+    let retry = false;
+    let reload = false;
+    if (state === ConnState.Connecting) {
+      const again = client.resuming || close;
+      title = again ? 'Reconnecting…' : 'Connecting to the server…';
+      detail = again && close ? `Last connection: ${close.code} ${close.codeText}${close.reason ? ` (${close.reason})` : ''}` : this.url;
+    } else if (state === ConnState.Reconnecting) {
+      const secs = Math.ceil(client.reconnectIn(now) ?? 0);
+      title =
+        client.session.playerId === null
+          ? `Cannot reach the server — retrying in ${secs} s`
+          : `Connection lost — reconnecting in ${secs} s`;
+      detail = `${close.code} ${close.codeText}${close.reason ? `: ${close.reason}` : ''}`;
+      if (close.error) detail += ` — ${close.error.message}`;
+      detail += ` (attempt ${client.reconnect?.attempt ?? 1})`;
+      if (client.inLobby) detail += '. Your place in the lobby is kept for 15 s.';
+      retry = true;
+    } else if (state === ConnState.Disconnected) {
+      if (client.versionMismatch) {
+        title = 'Protocol version mismatch';
+        detail =
+          `This page speaks ticksync protocol version ${PROTOCOL_VERSION} and the server does not` +
+          `${close?.error ? ` (“${close.error.message}”)` : ''}. Reload the page to get the client that ` +
+          'matches the server.';
+        reload = true;
+      } else {
+        title = 'Disconnected';
+        detail = `${close?.code ?? ''} ${close?.codeText ?? ''}${close?.reason ? `: ${close.reason}` : ''}`;
+        if (close?.error) detail += ` — ${close.error.message}`;
+        retry = true;
+      }
+    }
+    els.conn.hidden = title === '';
+    setText(els.connTitle, title);
+    setText(els.connDetail, detail);
+    els.connRetry.hidden = !retry;
+    setText(els.connRetry, state === ConnState.Reconnecting ? 'Reconnect now' : 'Reconnect');
+    els.connReload.hidden = !reload;
+  }
+
+  renderLobbies(disabled) {
+    const { els, client } = this;
+    const lobbies = client.session.lobbies;
+    const key = JSON.stringify(lobbies) + disabled;
+    if (key === this.lastLobbies) return;
+    this.lastLobbies = key;
+    els.lobbyEmpty.hidden = lobbies.length > 0;
+    setText(els.lobbyCount, lobbies.length ? `${lobbies.length} open` : '');
+    els.lobbyList.replaceChildren(
+      ...lobbies.map((l) => {
+        const full = l.players >= l.max_players;
+        const fill = el('span', { style: { width: `${Math.round((100 * l.players) / Math.max(1, l.max_players))}%` } });
+        return el(
+          'li',
+          { dataset: { lobbyId: String(l.id), full: String(full) } },
+          el('span', { class: 'lname', textContent: l.name }),
+          el('span', { class: 'fill' }, fill),
+          el('span', { class: 'count', textContent: `${l.players}/${l.max_players}` }),
+          el('button', { type: 'button', class: 'small', textContent: full ? 'Full' : 'Join', disabled: full || disabled }),
+        );
+      }),
+    );
+  }
+
+  renderScores() {
+    const { els, client } = this;
+    const session = client.session;
+    const rows = session.lobby ? session.scoreboard() : [];
+    const it = new Set(client.view.entities.filter((e) => e.it).map((e) => e.id));
+    const key = JSON.stringify(rows) + [...it].join();
+    if (key === this.lastScores) return;
+    this.lastScores = key;
+    els.scoreboard.hidden = rows.length === 0;
+    els.scores.replaceChildren(
+      ...rows.map((r) => {
+        const name = el('span', { class: 'who', textContent: r.name });
+        if (it.has(r.entity)) name.append(' ', el('span', { class: 'it', textContent: 'IT' }));
+        return el(
+          'li',
+          { class: r.me ? 'me' : '' },
+          el('span', { class: 'dot', style: { background: colourOf(r.entity) } }),
+          name,
+          el('span', { class: 'score', textContent: String(r.score) }),
+        );
+      }),
+    );
+  }
+
+  /** The net stats overlay (call a few times a second while it is shown). */
+  renderStats(now) {
+    if (!this.statsVisible || !this.client.inLobby) return;
+    const s = this.client.stats(now);
+    const ms = (v) => (v === null || v === undefined ? '–' : `${Math.round(v)} ms`);
+    const num = (v, digits = 1) => (v === null || v === undefined ? '–' : v.toFixed(digits));
+    const rows = [
+      ['RTT', s.rttMs === null ? '–' : `${s.rttMs} ms (min ${ms(s.minRttMs)})`],
+      ['snapshots', `${num(s.snapshotsPerSec, 0)}/s of ${s.tickRate}${s.snapshotGaps ? ` · ${s.snapshotGaps} missed` : ''}`],
+      ['in', `${num(s.kbInPerSec, 2)} kB/s`],
+      ['out', `${num(s.kbOutPerSec, 2)} kB/s`],
+      [
+        'corrections',
+        `${num(s.correctionsPerSec)}/s${s.correctionAvg !== null ? ` · avg ${num(s.correctionAvg, 2)} max ${num(s.correctionMax, 2)}` : ''}`,
+        s.correctionsPerSec > 5,
+      ],
+      ['interp delay', `${ms(s.interpDelayMs)} (target ${ms(s.interpTargetMs)})`],
+      ['jitter', ms(s.jitterMs)],
+      ['render', `${s.renderMode}${s.underruns ? ` · ${s.underruns} underruns` : ''}`, s.renderMode !== 'interpolate'],
+      ['server tick', s.serverTick === null ? '–' : String(s.serverTick)],
+      ['snapshot tick', s.snapshotTick === null ? '–' : String(s.snapshotTick)],
+      ['inputs', `seq ${s.inputSeq} · ack ${s.ackSeq} · ${s.pendingInputs} pending`],
+      ['link', s.conditioner ? `+${s.conditioner.lagMs} ±${s.conditioner.jitterMs} ms each way` : 'as is'],
+    ];
+    const list = this.els.netstatsList;
+    for (const [label, value, warn] of rows) {
+      let row = this.statRows.get(label);
+      if (!row) {
+        row = { dt: el('dt', { textContent: label }), dd: el('dd') };
+        list.append(row.dt, row.dd);
+        this.statRows.set(label, row);
+      }
+      setText(row.dd, value);
+      row.dd.classList.toggle('warn', Boolean(warn));
+    }
+  }
+}
