@@ -33,8 +33,13 @@ export const ConnState = Object.freeze({
 });
 
 const U32 = 4294967296;
-/** Pings while connected: RTT for the stats, samples for the server clock. */
+/**
+ * Pings while connected: RTT for the stats, samples for the server clock. The interval
+ * varies (400-600 ms): a fixed 500 ms is exactly 15 ticks at 30 Hz, so every Pong would
+ * sample the same phase of the server's tick and never narrow the clock's bounds.
+ */
 const PING_INTERVAL_MS = 500;
+const PING_SPREAD_MS = 200;
 /** The lobby list is refreshed this often while it is shown (the server allows 5 lobby operations/s). */
 const LOBBY_REFRESH_MS = 2000;
 /** A lobby request unanswered for this long is given up (the server answers within ~6 s). */
@@ -503,11 +508,12 @@ export class GameClient {
 
   startPings() {
     this.ping();
+    const interval = () => PING_INTERVAL_MS + (this.random() - 0.5) * PING_SPREAD_MS;
     const loop = () => {
       this.ping();
-      this.setTimer_('ping', PING_INTERVAL_MS, loop);
+      this.setTimer_('ping', interval(), loop);
     };
-    this.setTimer_('ping', PING_INTERVAL_MS, loop);
+    this.setTimer_('ping', interval(), loop);
   }
 
   ping() {
@@ -697,7 +703,8 @@ export class GameClient {
       lastCorrection: this.lastCorrection,
       snaps: this.smoother.snaps,
       interpDelayMs: newest !== null && renderTick !== null ? (newest - renderTick) * period : null,
-      interpTargetMs: clock.stats.delayTicks * period,
+      interpTargetMs: clock.delay() * period,
+      underruns: clock.stats.underruns,
       jitterMs: clock.stats.spreadTicks * period,
       renderMode: this.view.mode,
       serverTick: serverTick === null ? null : Math.floor(serverTick),

@@ -19,7 +19,8 @@
 //
 // The render tick runs `delay` ticks behind the typical arrival. The delay is at least
 // `minDelayTicks` (2 by default: one tick to have a snapshot on each side, one of slack)
-// and grows with the measured spread. It advances with local time and is steered toward
+// and grows with the measured spread, and after each underrun (the render tick caught up
+// with the newest snapshot) by half a tick that fades over the next 10 s. It advances with local time and is steered toward
 // its target by at most `maxWarp` (±10% speed), so it never jumps backwards or stutters;
 // only a large error (a stall, a resumed session) makes it snap.
 
@@ -68,13 +69,22 @@ export class TickClock {
     // Pong ticks count in the lobby's ticks too: those of another lobby are meaningless.
     this.pongs = [];
     this.render = null; // {tick, at}
+    /** Extra delay after underruns (the render tick ran past the newest snapshot), in ticks. */
+    this.boost = 0;
+    this.starved = false;
     this.stats = {
       arrivalOffset: null, // median arrival offset
       spreadTicks: 0, // median - low percentile
       delayTicks: this.minDelayTicks, // target delay behind the typical arrival
       warp: 0,
       snaps: 0,
+      underruns: 0,
     };
+  }
+
+  // The delay wanted now: the arrival statistics, plus the underrun boost.
+  delay() {
+    return Math.min(this.stats.delayTicks + this.boost, this.maxDelayTicks);
   }
 
   /** A snapshot of `tick` arrived at local time `nowMs`. */
@@ -88,7 +98,10 @@ export class TickClock {
     const low = quantile(sorted, this.lowPercentile);
     this.stats.arrivalOffset = median;
     this.stats.spreadTicks = median - low;
-    this.stats.delayTicks = clamp(1 + this.stats.spreadTicks + 0.25, this.minDelayTicks, this.maxDelayTicks);
+    // While the window fills, the median and spread rest on a few samples: a tick of
+    // margin until there are enough keeps the first second from starving.
+    const warmup = this.arrivals.length < WARMUP_SAMPLES ? 1 : 0;
+    this.stats.delayTicks = clamp(1 + this.stats.spreadTicks + 0.25 + warmup, this.minDelayTicks + warmup, this.maxDelayTicks);
   }
 
   /**
@@ -175,7 +188,7 @@ export class TickClock {
   /** Where the render tick should be now, or null before the first snapshot. */
   targetRenderTick(nowMs) {
     if (this.stats.arrivalOffset === null) return null;
-    return nowMs / this.periodMs + this.stats.arrivalOffset - this.stats.delayTicks;
+    return nowMs / this.periodMs + this.stats.arrivalOffset - this.delay();
   }
 
   /**
@@ -196,19 +209,40 @@ export class TickClock {
       this.stats.warp = 0;
     } else {
       // Run a little faster or slower toward the target: an error of e ticks changes the
-      // pace by e / (ticks per second), so it shrinks with a time constant of one second,
-      // and never by more than maxWarp.
-      const warp = clamp((target - free) / this.tickRate, -this.maxWarp, this.maxWarp);
+      // pace by e / 10 (a tick of error is closed in about 10 ticks), never by more than
+      // maxWarp, so remote players never visibly speed up or slow down by more than that.
+      const warp = clamp((target - free) / WARP_TICKS, -this.maxWarp, this.maxWarp);
       this.stats.warp = warp;
       tick = free + elapsed * warp;
     }
     if (newestTick !== null && tick > newestTick + this.maxAheadTicks) {
       tick = Math.max(this.render?.tick ?? -Infinity, newestTick + this.maxAheadTicks);
     }
+    // An underrun: nothing to interpolate toward. Whatever the cause (network jitter the
+    // statistics missed, a busy main thread delivering snapshots late), wait half a tick
+    // longer from now on; the extra delay fades by half a tick every 10 s without one.
+    const starved = newestTick !== null && tick > newestTick;
+    if (starved && !this.starved) {
+      this.stats.underruns++;
+      this.boost = Math.min(this.boost + UNDERRUN_BOOST, MAX_BOOST);
+    }
+    this.starved = starved;
+    if (this.render && this.boost > 0) {
+      this.boost = Math.max(0, this.boost - (elapsed * this.periodMs * BOOST_DECAY_PER_MS));
+    }
     this.render = { tick, at: nowMs };
     return tick;
   }
 }
+
+/** Arrival samples below which the delay keeps an extra tick of margin. */
+const WARMUP_SAMPLES = 15;
+/** The render clock closes an error of one tick in about this many ticks. */
+const WARP_TICKS = 10;
+/** Extra delay per underrun, its cap, and how fast it fades (ticks per ms). */
+const UNDERRUN_BOOST = 0.5;
+const MAX_BOOST = 4;
+const BOOST_DECAY_PER_MS = 0.5 / 10_000;
 
 function clamp(v, lo, hi) {
   return Math.min(Math.max(v, lo), hi);

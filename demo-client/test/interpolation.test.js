@@ -169,6 +169,34 @@ describe('a stalled stream', () => {
   });
 });
 
+describe('underruns', () => {
+  test('a late burst makes the render tick wait half a tick longer, for a while', () => {
+    // Snapshots 61-66 are held back for 150 ms (a busy main thread), then come at once.
+    const late = (n) => n >= 61 && n <= 66;
+    const clock = new TickClock({ tickRate: RATE });
+    const arrivals = [];
+    for (let n = 1; n <= 240; n++) arrivals.push({ n, at: BASE + n * PERIOD + 20 + (late(n) ? 150 - (n - 61) * PERIOD : 0) });
+    arrivals.sort((x, y) => x.at - y.at);
+    let next = 0;
+    let newest = null;
+    const delays = [];
+    for (let t = BASE; t < BASE + 240 * PERIOD; t += 1000 / 60) {
+      while (next < arrivals.length && arrivals[next].at <= t) {
+        clock.onSnapshot(arrivals[next].n, arrivals[next].at);
+        newest = Math.max(newest ?? 0, arrivals[next++].n);
+      }
+      clock.renderTick(t, newest);
+      delays.push({ t, delay: clock.delay() });
+    }
+    assert.equal(clock.stats.underruns, 1);
+    const before = delays.find((d) => d.t > BASE + 50 * PERIOD).delay;
+    const after = delays.find((d) => d.t > BASE + 80 * PERIOD).delay;
+    const end = delays.at(-1).delay;
+    assert.ok(after >= before + 0.4, `delay ${before} -> ${after}`);
+    assert.ok(end < after && end > before, `fading: ${end}`);
+  });
+});
+
 describe('SnapshotBuffer', () => {
   test('entities appear when the render tick reaches them and vanish after they left', () => {
     const b = new SnapshotBuffer();
