@@ -48,6 +48,25 @@ const LOBBY_OP_TIMEOUT_MS = 8000;
 const RESUME_JOIN_WAIT_MS = 4000;
 /** Phase nudging of the input timer: at most this share of a tick per input. */
 const MAX_PHASE_NUDGE = 0.1;
+/** An Error this close before the connection ends is the reason it ended. */
+const CLOSE_REASON_WINDOW_MS = 3000;
+/**
+ * Errors the server sends just before it closes the connection: the connection card shows
+ * them with the close code, so they are not also a toast.
+ */
+const FATAL_ERRORS = new Set([
+  ErrorCode.BadMessage,
+  ErrorCode.VersionMismatch,
+  ErrorCode.InvalidState,
+  ErrorCode.RateLimited,
+  ErrorCode.TextFrame,
+  ErrorCode.MessageTooLarge,
+  ErrorCode.ShuttingDown,
+  ErrorCode.Timeout,
+  ErrorCode.Kicked,
+  ErrorCode.Internal,
+  ErrorCode.Unauthorized,
+]);
 
 /**
  * A ticksync client.
@@ -189,6 +208,7 @@ export class GameClient {
 
   open(resume) {
     this.closeInfo = null;
+    this.lastConnectionError = null;
     this.resuming = resume;
     if (!resume) this.leaveOnResume = false;
     this.resumeFailed = false;
@@ -244,8 +264,9 @@ export class GameClient {
     this.connection = null;
     this.stopTimers();
     this.session.phase = Phase.Closed;
-    const error = this.lastConnectionError;
+    const last = this.lastConnectionError;
     this.lastConnectionError = null;
+    const error = last && this.now() - last.at < CLOSE_REASON_WINDOW_MS ? last : null;
     const codeText = closeCodeText(info.code);
     let text = describeClose(info);
     if (error) text += ` — ${error.message}`;
@@ -255,7 +276,11 @@ export class GameClient {
       const l = this.session.lobby;
       this.lostLobby = { id: l.id, name: l.name, code: l.code };
     }
-    if (this.options.autoReconnect && shouldReconnect(info.code) && !this.versionMismatch) {
+    const again = this.options.autoReconnect && shouldReconnect(info.code) && !this.versionMismatch;
+    // After a final close (kicked, a client fault...) the button starts over: it resumes
+    // if the session still stands, but does not walk back into the lobby on its own.
+    if (!again) this.lostLobby = null;
+    if (again) {
       const delayMs = this.backoff.next();
       this.reconnect = { at: this.now() + delayMs, attempt: this.backoff.attempt, delayMs };
       this.setTimer_('reconnect', delayMs, () => {
@@ -379,7 +404,7 @@ export class GameClient {
 
   onError(m) {
     const known = nameOf(ErrorCode, m.code);
-    this.lastConnectionError = { code: m.code, name: known ?? 'Unknown', message: m.message };
+    this.lastConnectionError = { code: m.code, name: known ?? 'Unknown', message: m.message, at: this.now() };
     switch (m.code) {
       case ErrorCode.ResumeFailed:
         this.resumeFailed = true;
@@ -400,7 +425,11 @@ export class GameClient {
           return;
         }
         break;
+      case ErrorCode.LobbyClosed:
+        if (this.session.lobby) return; // the Left that follows says it
+        break;
       default:
+        if (FATAL_ERRORS.has(m.code)) return; // the close that follows shows it
         break;
     }
     this.emit('error', `${known ?? `Error ${m.code}`}: ${m.message}`);

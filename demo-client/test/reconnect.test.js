@@ -179,8 +179,33 @@ describe('GameClient: reconnecting', () => {
     assert.equal(h.client.versionMismatch, true);
     assert.equal(h.client.reconnect, null);
     assert.match(h.client.closeInfo.text, /4001 version mismatch \(protocol version mismatch\) — protocol version 1 is not supported/);
+    assert.deepEqual(h.events, [], 'no toast: the connection card says it');
     h.time.advance(60000);
     assert.equal(h.Socket.all.length, 1);
+  });
+
+  test('kicked: the reason is shown; reconnecting by hand does not walk back into the lobby', () => {
+    const h = playing();
+    h.ws.deliver({ type: 'Error', code: 16, message: 'cheating' });
+    h.ws.drop(4006, 'kicked');
+    assert.equal(h.client.state, ConnState.Disconnected);
+    assert.equal(h.client.closeInfo.error.message, 'cheating');
+    assert.deepEqual(h.events, []);
+    h.client.reconnectNow();
+    h.ws.open();
+    h.ws.deliver({ type: 'Error', code: 14, message: 'unknown or expired session token' });
+    h.ws.deliver({ ...welcome, player_id: 12 });
+    assert.equal(h.client.inLobby, false);
+    assert.equal(h.ws.ofType('JoinLobby').length, 0);
+  });
+
+  test('an old error does not explain a later drop', () => {
+    const h = playing();
+    h.ws.deliver({ type: 'Error', code: 5, message: 'the lobby is full' });
+    h.time.advance(10000);
+    h.ws.drop(1006);
+    assert.equal(h.client.closeInfo.error, null);
+    assert.equal(h.client.closeInfo.text, 'Disconnected: 1006 connection lost');
   });
 
   test('closing on purpose does not reconnect', () => {
