@@ -1,8 +1,10 @@
 // End to end in real headless Chromium against the real server: two pages join the same
 // lobby through the UI, one moves and the other sees it, prediction answers a key press
-// within a frame on a 150 ms link, a private lobby is joined by its code, and stopping
-// the server shows the reconnecting state with its reason (then a restarted server takes
-// the page back). Reads the game state through the page's read-only `window.__ticksync`.
+// within a frame on a 150 ms link, a private lobby is joined by its code, a third page
+// (by the invite link, through a TCP proxy) loses its connection and resumes in the same
+// seat without the others noticing, and stopping the server shows the reconnecting state
+// with its reason (then a restarted server takes the pages back). Reads the game state
+// through the page's read-only `window.__ticksync`.
 //
 // Needs the server binary (TICKSYNC_SERVER_BIN, default ../target/debug/ticksync-server,
 // built from the current demo-client: it embeds these files) and Debian's chromium at
@@ -11,6 +13,7 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import net from 'node:net';
 import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
@@ -100,6 +103,41 @@ async function checkEmbedded(base) {
   }
 }
 
+/**
+ * A TCP proxy to the server, so a test can cut a page's connection the way a network
+ * does: no close frame, just gone.
+ */
+async function startProxy(port) {
+  const pairs = new Set();
+  const proxy = net.createServer((client) => {
+    const upstream = net.connect(port, '127.0.0.1');
+    const pair = { client, upstream };
+    pairs.add(pair);
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+      pairs.delete(pair);
+    };
+    client.on('error', end).on('close', end);
+    upstream.on('error', end).on('close', end);
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+  return {
+    port: proxy.address().port,
+    /** Cuts every connection through the proxy (it keeps accepting new ones). */
+    cut() {
+      for (const { client, upstream } of pairs) {
+        client.resetAndDestroy();
+        upstream.resetAndDestroy();
+      }
+      pairs.clear();
+    },
+    close: () => new Promise((resolve) => proxy.close(resolve)),
+  };
+}
+
 const state = (page, expr) => page.evaluate(`(() => { const t = window.__ticksync; return ${expr}; })()`);
 const until = (page, expr, timeout = WAIT.timeout) =>
   page.waitForFunction(`(() => { const t = window.__ticksync; return t && (${expr}); })()`, null, { timeout, polling: 20 });
@@ -107,6 +145,7 @@ const until = (page, expr, timeout = WAIT.timeout) =>
 describe('in headless Chromium, against the real server', { skip, timeout: 60_000 }, () => {
   let server;
   let browser;
+  let proxy;
   let a;
   let b;
   const pageErrors = [];
@@ -136,6 +175,7 @@ describe('in headless Chromium, against the real server', { skip, timeout: 60_00
 
   after(async () => {
     await browser?.close().catch(() => {});
+    await proxy?.close().catch(() => {});
     if (server && server.child.exitCode === null && server.child.signalCode === null) {
       server.child.kill('SIGKILL');
       await exited(server.child).catch(() => {});
@@ -271,6 +311,46 @@ describe('in headless Chromium, against the real server', { skip, timeout: 60_00
     assert.equal(await state(a, 't.lobby.id'), await state(b, 't.lobby.id'));
     await until(b, 't.entities.length === 2');
     await until(a, 't.entities.length === 2');
+  });
+
+  test('a dropped connection resumes: the same player in the same seat, unseen by the others', async () => {
+    // C arrives by B's invite link and talks to the server through a proxy.
+    proxy = await startProxy(server.port);
+    const code = await state(b, 't.lobby.code');
+    const context = await browser.newContext({ viewport: { width: 900, height: 700 } });
+    const c = await context.newPage();
+    c.on('pageerror', (e) => pageErrors.push(`carol: ${e.message}`));
+    await c.goto(`${server.base}?name=carol&server=127.0.0.1:${proxy.port}&join=${code}`);
+    await until(c, `t.state === 'online' && t.screen === 'game' && t.lobby.code === '${code}'`);
+    await until(b, 't.players.length === 3');
+    const before = await state(c, '({ player: t.playerId, entity: t.myEntity, lobby: t.lobby.id })');
+    // B watches the player list every frame while C is away.
+    await b.evaluate(() => {
+      const t = window.__ticksync;
+      window.__fewest = t.players.length;
+      const watch = () => {
+        window.__fewest = Math.min(window.__fewest, t.players.length);
+        if (!window.__stopWatch) requestAnimationFrame(watch);
+      };
+      requestAnimationFrame(watch);
+    });
+    proxy.cut();
+    await until(c, "t.state === 'reconnecting' || t.state === 'connecting'");
+    assert.equal(await state(c, 't.close.code'), 1006);
+    await until(c, "t.state === 'online' && t.screen === 'game' && t.inputSeq > 0 && t.ackSeq > 0");
+    const after = await state(c, '({ player: t.playerId, entity: t.myEntity, lobby: t.lobby.id })');
+    assert.deepEqual(after, before, 'same player, entity and lobby');
+    await c.keyboard.down('KeyW');
+    await c.waitForTimeout(300);
+    await c.keyboard.up('KeyW');
+    await until(b, `t.entities.some((e) => e.id === ${before.entity})`);
+    const fewest = await b.evaluate(() => {
+      window.__stopWatch = true;
+      return window.__fewest;
+    });
+    assert.equal(fewest, 3, 'B never saw carol leave');
+    await context.close();
+    await until(b, 't.players.length === 2');
   });
 
   test('a screenshot of the game (test-artifacts/game.png)', async () => {
