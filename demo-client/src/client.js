@@ -6,7 +6,7 @@
 // Timers, clock, randomness and the WebSocket class are injectable, so the whole flow
 // runs in Node against a fake socket.
 
-import { ErrorCode, LeftReason, PROTOCOL_VERSION, nameOf } from './codec.js';
+import { ErrorCode, LeftReason, PROTOCOL_VERSION, applyDelta, nameOf } from './codec.js';
 import { TickClock } from './clock.js';
 import { LinkConditioner } from './conditioner.js';
 import { Connection } from './connection.js';
@@ -77,6 +77,7 @@ const FATAL_ERRORS = new Set([
  *   direction() -> {x, y},      the movement direction to send, sampled once per tick
  *   heldDirection() -> {x, y},  the direction held now, read every frame (default: direction)
  *   conditioner,                {lagMs, jitterMs} for a LinkConditioner, or null
+ *   deltaSnapshots = true,      ask for SnapshotDelta messages (Options) after each Welcome
  *   autoReconnect = true,
  *   onChange(),                 the state changed (a message arrived, the connection moved on)
  *   onEvent({kind, text}),      something to tell the player: kind 'error' | 'notice' | 'info' | 'left'
@@ -87,7 +88,7 @@ const FATAL_ERRORS = new Set([
  */
 export class GameClient {
   constructor(options) {
-    this.options = { autoReconnect: true, ...options };
+    this.options = { autoReconnect: true, deltaSnapshots: true, ...options };
     this.now = options.now ?? (() => performance.now());
     this.setTimer = options.setTimeout ?? ((fn, ms) => setTimeout(fn, ms));
     this.clearTimer = options.clearTimeout ?? ((id) => clearTimeout(id));
@@ -121,12 +122,15 @@ export class GameClient {
     this.nextInputAt = null;
     this.clock = new TickClock(options.interpolation);
     this.meters = {
-      snapshots: new RateMeter(1000),
+      snapshots: new RateMeter(2000),
       bytesIn: new RateMeter(2000),
       bytesOut: new RateMeter(2000),
       corrections: new RateMeter(2000),
+      deltas: new RateMeter(2000),
     };
     this.snapshotGaps = 0;
+    /** Delta snapshots asked for on this connection (and not given up on). */
+    this.deltasOn = false;
     this.lastCorrection = null;
     this.frameCount = 0;
     this.lastFrameAt = null;
@@ -308,6 +312,10 @@ export class GameClient {
       this.onSnapshot(m, now);
       return; // 30 times a second: no onChange (the frame loop reads the state)
     }
+    if (m.type === 'SnapshotDelta') {
+      this.onSnapshotDelta(m, now);
+      return;
+    }
     const wasInLobby = this.session.lobby !== null;
     this.session.apply(m);
     switch (m.type) {
@@ -356,6 +364,8 @@ export class GameClient {
   onWelcome(m, now) {
     this.setState(ConnState.Online, false);
     this.backoff.reset();
+    // Each connection starts with full snapshots; deltas are asked for per connection.
+    this.deltasOn = this.options.deltaSnapshots && this.send({ type: 'Options', delta_snapshots: true });
     this.welcomedName = this.options.name;
     if (this.clock.tickRate !== m.tick_rate) this.clock.setTickRate(m.tick_rate);
     this.startPings();
@@ -585,7 +595,7 @@ export class GameClient {
       }),
     });
     this.clock.resetArrivals();
-    for (const meter of [this.meters.snapshots, this.meters.corrections]) meter.reset();
+    for (const meter of [this.meters.snapshots, this.meters.corrections, this.meters.deltas]) meter.reset();
     this.snapshotGaps = 0;
     this.lastCorrection = null;
     this.lastSnapshotTick = null;
@@ -634,6 +644,32 @@ export class GameClient {
     const before = this.predictor.state;
     this.predictor.applyInput(seq, input);
     this.smoother.input(before);
+  }
+
+  // A delta against the previous snapshot this connection received (over TCP, always the
+  // one before it): rebuilt into a full snapshot. One that does not fit means the two
+  // sides disagree about the baseline; full snapshots from then on are the safe way out.
+  onSnapshotDelta(m, now) {
+    if (!this.session.lobby) return;
+    const base = this.session.snapshot;
+    let entities = null;
+    if (base && base.tick === m.baseline) {
+      try {
+        entities = applyDelta(base.entities, m);
+      } catch {
+        entities = null;
+      }
+    }
+    if (!entities) {
+      if (this.deltasOn) {
+        this.deltasOn = false;
+        this.send({ type: 'Options', delta_snapshots: false });
+        this.emit('error', `A delta snapshot did not fit (baseline ${m.baseline}); back to full snapshots.`);
+      }
+      return;
+    }
+    this.meters.deltas.add(now);
+    this.onSnapshot({ type: 'Snapshot', ack_seq: m.ack_seq, tick: m.tick, baseline: 0, entities }, now);
   }
 
   onSnapshot(m, now) {
@@ -723,6 +759,7 @@ export class GameClient {
       rttMs: this.session.rttMs,
       minRttMs: clock.minRttMs(),
       snapshotsPerSec: this.meters.snapshots.eventRate(now),
+      deltaShare: this.meters.snapshots.count(now) ? this.meters.deltas.count(now) / this.meters.snapshots.count(now) : null,
       snapshotGaps: this.snapshotGaps,
       kbInPerSec: this.meters.bytesIn.rate(now) / 1000,
       kbOutPerSec: this.meters.bytesOut.rate(now) / 1000,

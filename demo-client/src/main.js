@@ -5,7 +5,7 @@
 // Page parameters: `?lag=150&jitter=30` (link conditioner, ms each way), `?join=CODE`
 // (join a private lobby once connected), `?name=...`, `?server=host:port`, `?token=...`
 // (a join token, passed on as /ws?token=...), `?stats=1` (net stats shown at start),
-// `?interp=3` (minimum interpolation delay in ticks).
+// `?interp=3` (minimum interpolation delay in ticks), `?delta=0` (full snapshots only).
 
 import { ConnState, GameClient } from './client.js';
 import { conditionerSettings } from './conditioner.js';
@@ -51,6 +51,7 @@ client = new GameClient({
   direction: () => controls.sample(),
   heldDirection: () => controls.direction(),
   conditioner,
+  deltaSnapshots: params.get('delta') !== '0',
   interpolation: Number.isFinite(minDelay) && minDelay > 0 ? { minDelayTicks: minDelay } : undefined,
   onChange: () => {
     dirty = true;

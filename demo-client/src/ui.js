@@ -340,6 +340,7 @@ export class Ui {
     const rows = [
       ['RTT', s.rttMs === null ? '–' : `${s.rttMs} ms (min ${ms(s.minRttMs)})`],
       ['snapshots', `${num(s.snapshotsPerSec, 0)}/s of ${s.tickRate}${s.snapshotGaps ? ` · ${s.snapshotGaps} missed` : ''}`],
+      ['deltas', s.deltaShare === null ? '–' : `${Math.round(100 * s.deltaShare)}% of snapshots`],
       ['in', `${num(s.kbInPerSec, 2)} kB/s`],
       ['out', `${num(s.kbOutPerSec, 2)} kB/s`],
       [

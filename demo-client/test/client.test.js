@@ -89,8 +89,10 @@ describe('GameClient: the lobby flow', () => {
     assert.equal(h.client.session.lobbies[0].name, 'arena');
     h.time.advance(6000);
     assert.equal(h.ws.ofType('ListLobbies').length, 4, 'at 0, 2, 4 and 6 s');
-    // Nothing but pings and lists while in the browser: no inputs before a lobby.
-    assert.deepEqual(new Set(h.ws.sent.slice(1).map((m) => m.type)), new Set(['ListLobbies', 'Ping']));
+    // Nothing but pings and lists while in the browser (and the options asking for delta
+    // snapshots): no inputs before a lobby.
+    assert.deepEqual(h.ws.ofType('Options'), [{ type: 'Options', delta_snapshots: true }]);
+    assert.deepEqual(new Set(h.ws.sent.slice(1).map((m) => m.type)), new Set(['Options', 'ListLobbies', 'Ping']));
   });
 
   test('one lobby request at a time; Joined starts one input per tick', () => {
@@ -142,6 +144,41 @@ describe('GameClient: the lobby flow', () => {
     const last = h.ws.ofType('Input').at(-1);
     assert.equal(last.dir_x, 1);
     assert.ok(h.client.view.predicted === null || h.client.predictor.state.x > me.x);
+  });
+
+  test('delta snapshots are applied to the previous snapshot; one that does not fit turns them off', () => {
+    const h = harness();
+    h.client.connect();
+    h.ws.open();
+    h.ws.deliver(welcome);
+    h.client.quickJoin();
+    h.ws.deliver(joined);
+    h.ws.deliver({ ...snapshot, tick: 100 });
+    h.ws.deliver({
+      type: 'SnapshotDelta',
+      ack_seq: 4,
+      tick: 101,
+      baseline: 100,
+      changes: [{ id: 1, dx: 437, dy: null, vx: 127, vy: 0, flags: null }],
+    });
+    assert.equal(h.client.session.snapshot.tick, 101);
+    const e1 = h.client.session.snapshot.entities.find((e) => e.id === 1);
+    assert.deepEqual(e1, { id: 1, flags: 0, x: 32768 + 437, y: 13107, vx: 127, vy: 0 });
+    assert.equal(h.client.buffer.newestTick, 101);
+    assert.equal(h.client.stats().deltaShare, 0.5);
+    // A baseline the client does not have: ask for full snapshots, say so once.
+    h.ws.deliver({ type: 'SnapshotDelta', ack_seq: 5, tick: 103, baseline: 102, changes: [] });
+    assert.equal(h.client.session.snapshot.tick, 101);
+    assert.deepEqual(h.ws.sent.at(-1), { type: 'Options', delta_snapshots: false });
+    assert.equal(h.events.filter((e) => e.kind === 'error').length, 1);
+  });
+
+  test('?delta=0: no Options, full snapshots', () => {
+    const h = harness({ deltaSnapshots: false });
+    h.client.connect();
+    h.ws.open();
+    h.ws.deliver(welcome);
+    assert.equal(h.ws.ofType('Options').length, 0);
   });
 
   test('errors answer the pending request; Leave goes back to the list', () => {
