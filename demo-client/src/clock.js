@@ -17,6 +17,13 @@
 //   and the spread down to a low percentile is how late a snapshot can be (jitter, a
 //   lost or delayed one).
 //
+// The render tick is the server tick now, minus the one-way delay of snapshots, minus the
+// interpolation delay. The one-way delay is the server clock minus the arrival clock, so
+// the server clock cancels out and the render tick is the arrival clock minus the
+// interpolation delay: a clock fitted to the ticks of many snapshots, never the arrival
+// of the last one, and valid before the first Pong. The Pong-based server clock phases
+// the inputs (client.js) and feeds the stats.
+//
 // The render tick runs `delay` ticks behind the typical arrival. The delay is at least
 // `minDelayTicks` (2 by default: one tick to have a snapshot on each side, one of slack)
 // and grows with the measured spread, and after each underrun (the render tick caught up
