@@ -63,6 +63,8 @@ pub(crate) struct BotResult {
     pub(crate) disconnect: Option<String>,
     /// Snapshots received.
     pub(crate) snapshots: u32,
+    /// Of which delta snapshots.
+    pub(crate) deltas: u32,
     /// Ticks the snapshots skipped (a gap in tick numbers).
     pub(crate) skipped: u32,
     /// First and last tick received.
@@ -132,6 +134,14 @@ async fn setup(swarm: &Swarm, index: u32, role: &mut Role) -> Result<(LeanClient
         .hello(&format!("bot-{index}"), ANSWER_LIMIT)
         .await
         .map_err(|e| error_kind("hello", &e))?;
+    if swarm.delta {
+        client
+            .send(&ClientMessage::Options {
+                delta_snapshots: true,
+            })
+            .await
+            .map_err(|e| error_kind("options", &e))?;
+    }
     let request = match role {
         Role::Leader { group, size, .. } => ClientMessage::CreateLobby {
             name: format!("bots-{group}"),
@@ -297,6 +307,7 @@ impl<'a> Bot<'a> {
 
         if measuring {
             result.snapshots += 1;
+            result.deltas += u32::from(head.delta);
             if let Some(last) = self.last_tick {
                 result.skipped += head.tick.saturating_sub(last).saturating_sub(1);
             }

@@ -44,6 +44,11 @@ pub struct Options {
           value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub input_phases: u16,
 
+    /// Ask the server for delta snapshots (`Options { delta_snapshots: true }`):
+    /// changes against the previous snapshot instead of the whole lobby every tick.
+    #[arg(long)]
+    pub delta: bool,
+
     /// How bots steer.
     #[arg(long, value_enum, default_value_t = Behavior::RandomWalk)]
     pub behavior: Behavior,

@@ -26,6 +26,10 @@ pub struct Report {
     pub lobbies: u32,
     /// How the bots steered.
     pub behavior: Behavior,
+    /// The bots asked for delta snapshots.
+    pub delta: bool,
+    /// Delta snapshots among the snapshots received in the window.
+    pub delta_snapshots: u64,
     /// The server's tick rate (from `Welcome`; 0 if no bot got that far).
     pub tick_rate: u32,
     /// Inputs per second each bot was asked to send.
@@ -367,6 +371,8 @@ impl Report {
             players_per_lobby: opts.players_per_lobby,
             lobbies: opts.bots.div_ceil(u32::from(opts.players_per_lobby)),
             behavior: opts.behavior,
+            delta: opts.delta,
+            delta_snapshots: joined.iter().map(|r| u64::from(r.deltas)).sum(),
             tick_rate: s.tick_rate,
             input_hz: opts.input_hz.unwrap_or(tick_rate),
             connected,
@@ -409,14 +415,15 @@ impl fmt::Display for Report {
         writeln!(
             f,
             "ticksync-bots: {} bots in {} lobbies of {} against {} ({} Hz ticks, {:.0} Hz \
-             inputs, {:?})",
+             inputs, {:?}{})",
             self.bots,
             self.lobbies,
             self.players_per_lobby,
             self.url,
             self.tick_rate,
             self.input_hz,
-            self.behavior
+            self.behavior,
+            if self.delta { ", delta snapshots" } else { "" }
         )?;
         writeln!(
             f,
@@ -432,13 +439,14 @@ impl fmt::Display for Report {
         writeln!(
             f,
             "  snapshots/bot/s p1 {:.2} ({:.1}% of the tick rate)   p50 {:.2}   min {:.2}   \
-             max {:.2}   skipped {}",
+             max {:.2}   skipped {}   deltas {}",
             r.p1,
             r.p1_fraction * 100.0,
             r.p50,
             r.min,
             r.max,
-            self.snapshots_skipped
+            self.snapshots_skipped,
+            self.delta_snapshots
         )?;
         match &self.latency_ms {
             Some(l) => writeln!(

@@ -40,6 +40,8 @@ pub(crate) struct Swarm {
     pub(crate) input_hz: Option<f64>,
     pub(crate) behavior: Behavior,
     pub(crate) seed: u64,
+    /// Ask for delta snapshots.
+    pub(crate) delta: bool,
     input_phases: u16,
     /// Zero of the bots' microsecond clock; also when bot 0 connects.
     epoch: Instant,
@@ -158,6 +160,7 @@ pub async fn run(opts: &Options) -> Result<Report, Error> {
         input_hz: opts.input_hz,
         behavior: opts.behavior,
         seed: opts.seed,
+        delta: opts.delta,
         input_phases: opts.input_phases,
         epoch: Instant::now() + Duration::from_millis(10),
         connect_rate: opts.connect_rate,

@@ -65,3 +65,27 @@ async fn twenty_bots_for_three_seconds_report_sane_figures() {
     assert_eq!(json["connected"], 20);
     assert!(json["latency_ms"]["p99"].as_f64().is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bots_asking_for_deltas_get_them_and_read_them() {
+    let server = spawn_server(test_config()).await;
+    let opts = Options {
+        url: server.ws_url(),
+        bots: 10,
+        players_per_lobby: 5,
+        duration: 2.0,
+        warmup: 1.0,
+        delta: true,
+        no_progress: true,
+        ..Options::default()
+    };
+    let report = run(&opts).await.expect("the run completes");
+    server.stop().await;
+    let text = report.to_string();
+    assert_eq!((report.connected, report.lobbies), (10, 2), "{text}");
+    assert!(report.disconnects.is_empty(), "{text}");
+    assert!(report.snapshot_rate.p50 > 20.0, "{text}");
+    // After the first snapshot of a connection, every one can be a delta.
+    assert!(report.delta_snapshots > 10 * 30, "{text}");
+    assert!(report.latency_ms.is_some_and(|l| l.p50 > 0.0), "{text}");
+}
