@@ -258,7 +258,8 @@ export class Ui {
       detail = `${close.code} ${close.codeText}${close.reason ? `: ${close.reason}` : ''}`;
       if (close.error) detail += ` — ${close.error.message}`;
       detail += ` (attempt ${client.reconnect?.attempt ?? 1})`;
-      if (client.inLobby) detail += '. Your place in the lobby is kept for 15 s.';
+      // A restarting server keeps no places; a dropped link does, for the resume grace.
+      if (client.inLobby && close.code !== 1001) detail += '. Your place in the lobby is kept for 15 s.';
       retry = true;
     } else if (state === ConnState.Disconnected) {
       if (client.versionMismatch) {
