@@ -196,6 +196,12 @@ pub struct Cli {
     /// Log format.
     #[arg(long, env = "TICKSYNC_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,
+
+    /// Runtime worker threads (0: one per CPU the process may run on). With one, the
+    /// server runs on tokio's single-threaded scheduler, which is cheaper per wake-up
+    /// when the process is pinned to one core.
+    #[arg(long, env = "TICKSYNC_WORKER_THREADS", default_value_t = 0)]
+    pub worker_threads: usize,
 }
 
 impl Cli {

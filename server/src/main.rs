@@ -36,10 +36,21 @@ fn main() -> anyhow::Result<()> {
             .init(),
     }
     let config = cli.config;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the tokio runtime")?;
+    let workers = match cli.worker_threads {
+        0 => std::thread::available_parallelism().map_or(1, usize::from),
+        n => n,
+    };
+    let runtime = if workers == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .enable_all()
+            .build()
+    }
+    .context("starting the tokio runtime")?;
     runtime.block_on(async {
         let listener = TcpListener::bind(config.bind)
             .await

@@ -6,9 +6,10 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn start() -> (std::process::Child, String) {
+fn start(workers: &str) -> (std::process::Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ticksync-server"))
         .args(["--bind", "127.0.0.1:0", "--shutdown-timeout", "3s"])
+        .args(["--worker-threads", workers])
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -43,8 +44,8 @@ fn get(addr: &str, path: &str) -> String {
     response
 }
 
-fn stops_on(signal: &str) {
-    let (mut child, addr) = start();
+fn stops_on(signal: &str, workers: &str) {
+    let (mut child, addr) = start(workers);
     assert!(get(&addr, "/readyz").starts_with("HTTP/1.1 200"));
     let status = Command::new("kill")
         .args([&format!("-{signal}"), &child.id().to_string()])
@@ -72,10 +73,10 @@ fn stops_on(signal: &str) {
 
 #[test]
 fn sigterm_stops_the_server_cleanly() {
-    stops_on("TERM");
+    stops_on("TERM", "2");
 }
 
 #[test]
-fn sigint_stops_the_server_cleanly() {
-    stops_on("INT");
+fn sigint_stops_the_server_cleanly_on_one_thread() {
+    stops_on("INT", "1");
 }
