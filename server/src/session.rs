@@ -37,8 +37,9 @@ use ticksync_protocol::{
     SessionToken, close, decode_client, encode_server,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior, timeout};
+use tokio_stream::wrappers::WatchStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -163,13 +164,16 @@ struct InLobby {
     /// Frames before this tick do not include the player's entity.
     join_tick: u32,
     events: mpsc::Receiver<Bytes>,
-    frames: watch::Receiver<Arc<TickFrame>>,
+    /// The lobby's tick frames, latest wins. A stream rather than `changed()` so that
+    /// its waiter stays registered across `select!` rounds instead of being re-created
+    /// on every wake-up.
+    frames: WatchStream<Arc<TickFrame>>,
     last_tick: Option<u32>,
 }
 
 enum FromLobby {
     Event(Bytes),
-    Frame,
+    Frame(Arc<TickFrame>),
     Gone,
 }
 
@@ -294,7 +298,10 @@ where
     }
 
     async fn main_loop(&mut self) -> End {
+        // Created once: a `cancelled()` made anew every round re-registers its waiter.
         let cancel = self.shared.cancel.clone();
+        let cancelled = cancel.cancelled();
+        tokio::pin!(cancelled);
         let config = &self.shared.config;
         let hello_deadline = tokio::time::sleep(config.hello_timeout);
         tokio::pin!(hello_deadline);
@@ -305,7 +312,7 @@ where
         loop {
             let result = tokio::select! {
                 biased;
-                () = cancel.cancelled() => {
+                () = &mut cancelled => {
                     return End::close(ErrorCode::ShuttingDown, "the server is shutting down",
                                       close::GOING_AWAY, "server shutting down").then(After::Keep);
                 }
@@ -386,11 +393,10 @@ where
                 }
                 self.send_bytes(bytes).await
             }
-            FromLobby::Frame => {
+            FromLobby::Frame(frame) => {
                 let Some(lobby) = self.lobby.as_mut() else {
                     return Ok(());
                 };
-                let frame = Arc::clone(&lobby.frames.borrow_and_update());
                 if frame.body.is_empty() || frame.tick < lobby.join_tick {
                     return Ok(());
                 }
@@ -843,7 +849,7 @@ where
         if let Some(player) = &self.player {
             player.set_lobby(Some((Arc::clone(&handle), seated.entity)));
         }
-        let frames = handle.frames.clone();
+        let frames = WatchStream::new(handle.frames.clone());
         self.lobby = Some(InLobby {
             handle,
             entity: seated.entity,
@@ -959,10 +965,7 @@ async fn next_from_lobby(lobby: &mut Option<InLobby>) -> FromLobby {
     tokio::select! {
         biased;
         event = lobby.events.recv() => event.map_or(FromLobby::Gone, FromLobby::Event),
-        changed = lobby.frames.changed() => match changed {
-            Ok(()) => FromLobby::Frame,
-            Err(_) => FromLobby::Gone,
-        },
+        frame = lobby.frames.next() => frame.map_or(FromLobby::Gone, FromLobby::Frame),
     }
 }
 
