@@ -18,11 +18,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use bytes::{Bytes, BytesMut};
 use glam::Vec2;
 use ticksync_protocol::codec::{SNAPSHOT_HEAD_MAX, encode_snapshot_body, write_snapshot_head};
-use ticksync_protocol::{
-    ClientMessage, EntityId, EntityState, Input, ServerMessage, Snapshot, quantize,
-};
+use ticksync_protocol::{ClientMessage, EntityId, EntityState, Input, ServerMessage, Snapshot};
 use ticksync_server::arena::Arena;
-use ticksync_server::game::{EntityView, Game, PlayerInput};
+use ticksync_server::game::{EntityView, Game, PlayerInput, quantize_views};
 use tokio::sync::{Notify, watch};
 
 /// `n` entities spread over the quantized range, moving.
@@ -151,17 +149,13 @@ impl LobbyModel {
         self.game.step(&self.inputs, self.tick, dt);
         self.views.clear();
         self.game.view(&mut self.views);
-        let size = self.game.world_size();
-        let max_speed = self.game.max_speed();
         self.states.clear();
-        self.states.extend(self.views.iter().map(|v| EntityState {
-            id: v.id,
-            flags: v.flags,
-            x: quantize::position(v.pos.x, size.x),
-            y: quantize::position(v.pos.y, size.y),
-            vx: quantize::velocity(v.vel.x, max_speed),
-            vy: quantize::velocity(v.vel.y, max_speed),
-        }));
+        quantize_views(
+            &self.views,
+            self.game.world_size(),
+            self.game.max_speed(),
+            &mut self.states,
+        );
         let mut body = Vec::with_capacity(8 + self.states.len() * EntityState::WIRE_BYTES);
         encode_snapshot_body(self.tick, 0, &self.states, &mut body);
         let frame = Arc::new(TickFrame {

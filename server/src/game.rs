@@ -6,7 +6,7 @@
 //! no I/O, so it can be unit-tested without a runtime and replayed exactly.
 
 use glam::Vec2;
-use ticksync_protocol::{EntityId, ScoreEntry};
+use ticksync_protocol::{EntityId, EntityState, ScoreEntry, quantize};
 
 /// One player's controls for a tick, already validated: `dir` is finite with length at
 /// most 1.
@@ -58,6 +58,24 @@ pub trait Game: Send + 'static {
     fn scores(&self, out: &mut Vec<ScoreEntry>) {
         let _ = out;
     }
+}
+
+/// Quantizes entity views as a snapshot carries them (see `ticksync_protocol::quantize`):
+/// positions over `0..=world`, velocities over `±max_speed`. Appends to `out`.
+pub fn quantize_views(
+    views: &[EntityView],
+    world: Vec2,
+    max_speed: f32,
+    out: &mut Vec<EntityState>,
+) {
+    out.extend(views.iter().map(|v| EntityState {
+        id: v.id,
+        flags: v.flags,
+        x: quantize::position(v.pos.x, world.x),
+        y: quantize::position(v.pos.y, world.y),
+        vx: quantize::velocity(v.vel.x, max_speed),
+        vy: quantize::velocity(v.vel.y, max_speed),
+    }));
 }
 
 /// What a new lobby was created with.

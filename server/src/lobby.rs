@@ -24,7 +24,7 @@ use glam::Vec2;
 use ticksync_protocol::codec::{encode_delta_body, encode_server, encode_snapshot_body};
 use ticksync_protocol::{
     EntityId, EntityState, ErrorCode, Input, Joined, LeftReason, PlayerInfo, ScoreEntry,
-    ServerMessage, quantize,
+    ServerMessage,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, MissedTickBehavior};
@@ -33,7 +33,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::Shared;
 use crate::broadcast::TickFrame;
-use crate::game::{EntityView, Game, LobbySpec, PlayerInput};
+use crate::game::{EntityView, Game, LobbySpec, PlayerInput, quantize_views};
 use crate::metrics::AtomicHistogram;
 
 /// Capacity of a lobby's join queue.
@@ -627,14 +627,7 @@ impl Lobby {
         let size = self.game.world_size();
         let max_speed = self.game.max_speed();
         self.states.clear();
-        self.states.extend(self.views.iter().map(|v| EntityState {
-            id: v.id,
-            flags: v.flags,
-            x: quantize::position(v.pos.x, size.x),
-            y: quantize::position(v.pos.y, size.y),
-            vx: quantize::velocity(v.vel.x, max_speed),
-            vy: quantize::velocity(v.vel.y, max_speed),
-        }));
+        quantize_views(&self.views, size, max_speed, &mut self.states);
         let mut body = Vec::with_capacity(8 + self.states.len() * EntityState::WIRE_BYTES);
         encode_snapshot_body(self.tick, 0, &self.states, &mut body);
         let mut delta = Vec::with_capacity(body.len());

@@ -116,3 +116,19 @@ pub async fn http_request(
 pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String, String) {
     http_request(addr, "GET", path, &[], "").await
 }
+
+/// Reads until the server closes the connection; returns the code of the last `Error`
+/// message before the close (if any) and the close code.
+pub async fn error_then_close(client: &mut ticksync_client::Client) -> (Option<u16>, u16) {
+    use ticksync_client::ClientError;
+    use ticksync_protocol::ServerMessage;
+    let mut error = None;
+    loop {
+        match client.recv_timeout(Duration::from_secs(5)).await {
+            Ok(ServerMessage::Error { code, .. }) => error = Some(code),
+            Ok(_) => {}
+            Err(ClientError::Closed { code, .. }) => return (error, code),
+            Err(e) => panic!("expected a close, got {e}"),
+        }
+    }
+}

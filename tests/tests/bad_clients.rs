@@ -4,22 +4,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ticksync_client::{Client, ClientError};
-use ticksync_protocol::{ClientMessage, ErrorCode, Input, ServerMessage, close};
-use ticksync_tests::{spawn_server, test_config};
+use ticksync_protocol::{ClientMessage, ErrorCode, Input, close};
+use ticksync_tests::{error_then_close, spawn_server, test_config};
 use tokio_tungstenite::tungstenite::Message;
-
-/// Reads until the close, returning the Error code seen before it and the close code.
-async fn error_then_close(client: &mut Client) -> (Option<u16>, u16) {
-    let mut error = None;
-    loop {
-        match client.recv_timeout(Duration::from_secs(5)).await {
-            Ok(ServerMessage::Error { code, .. }) => error = Some(code),
-            Ok(_) => {}
-            Err(ClientError::Closed { code, .. }) => return (error, code),
-            Err(e) => panic!("expected a close, got {e}"),
-        }
-    }
-}
 
 #[tokio::test]
 async fn version_mismatch_is_refused_with_its_code() {

@@ -5,9 +5,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use ticksync_client::{Client, ClientError};
+use ticksync_client::Client;
 use ticksync_protocol::{ClientMessage, ErrorCode, Input, LeftReason, ServerMessage, close};
-use ticksync_tests::{http_get, http_request, spawn_server, test_config};
+use ticksync_tests::{error_then_close, http_get, http_request, spawn_server, test_config};
 use tokio_tungstenite::tungstenite::Message;
 
 const TOKEN: &str = "test-admin-token";
@@ -44,18 +44,6 @@ async fn admin(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, 
     )
     .await;
     (status, serde_json::from_str(&body).unwrap_or_default())
-}
-
-async fn closed_with(client: &mut Client) -> (Option<u16>, u16) {
-    let mut error = None;
-    loop {
-        match client.recv_timeout(Duration::from_secs(5)).await {
-            Ok(ServerMessage::Error { code, .. }) => error = Some(code),
-            Ok(_) => {}
-            Err(ClientError::Closed { code, .. }) => return (error, code),
-            Err(e) => panic!("{e}"),
-        }
-    }
 }
 
 #[tokio::test]
@@ -104,7 +92,10 @@ async fn metrics_follow_a_scripted_session() {
         .send_raw(Message::Binary(Bytes::from_static(&[0xff, 0xff])))
         .await
         .expect("send");
-    assert_eq!(closed_with(&mut garbage).await.1, close::PROTOCOL_ERROR);
+    assert_eq!(
+        error_then_close(&mut garbage).await.1,
+        close::PROTOCOL_ERROR
+    );
 
     let after = scrape(server.addr).await;
     assert_eq!(metric(&after, "ticksync_players"), 2.0);
@@ -201,7 +192,7 @@ async fn operators_kick_close_and_notify() {
     .await;
     assert_eq!(status, 200);
     assert_eq!(
-        closed_with(&mut ann).await,
+        error_then_close(&mut ann).await,
         (Some(ErrorCode::Kicked.as_u16()), close::KICKED)
     );
     bob.recv_until(Duration::from_secs(5), |m| {
