@@ -70,6 +70,58 @@ pub enum ClientError {
     Protocol(String),
 }
 
+impl ClientError {
+    /// Whether this is a lost connection worth reconnecting for (a reset, a timeout, the
+    /// server restarting), as opposed to the server refusing the client (a protocol
+    /// error, a kick, a newer connection of the same session, a version mismatch), which
+    /// reconnecting would only repeat.
+    pub fn is_connection_lost(&self) -> bool {
+        match self {
+            ClientError::Closed { code, .. } => {
+                !matches!(code, 1002 | 1003 | 1008 | 1009 | 4001 | 4005 | 4006)
+            }
+            ClientError::Ws(_) | ClientError::Io(_) | ClientError::Timeout => true,
+            _ => false,
+        }
+    }
+}
+
+/// Reconnection delays: 0.5 s doubling up to 8 s, each with up to ±25% jitter so that a
+/// crowd of clients cut off together does not come back together.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    next: Duration,
+    max: Duration,
+    seed: u64,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0x9e37_79b9, |d| d.subsec_nanos().into());
+        Self {
+            next: Duration::from_millis(500),
+            max: Duration::from_secs(8),
+            seed: seed | 1,
+        }
+    }
+}
+
+impl Backoff {
+    /// The delay before the next attempt.
+    pub fn next_delay(&mut self) -> Duration {
+        // xorshift: good enough for jitter.
+        self.seed ^= self.seed << 13;
+        self.seed ^= self.seed >> 7;
+        self.seed ^= self.seed << 17;
+        let jitter = 0.75 + (self.seed % 1000) as f64 / 2000.0;
+        let delay = self.next.mul_f64(jitter);
+        self.next = (self.next * 2).min(self.max);
+        delay
+    }
+}
+
 /// `Welcome`'s fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Welcome {
@@ -296,6 +348,41 @@ impl Client {
         Ok((client, welcome, joined))
     }
 
+    /// Reconnects after a lost connection and resumes the session of `token`: tries
+    /// `url` with exponential backoff (see [`Backoff`]) for at most `give_up_after`, and
+    /// says Hello with the token. The server puts a resumed player back in its lobby on
+    /// the same entity (a `Joined` follows the `Welcome`); an expired token gets a new
+    /// player (`Welcome::player_id` differs).
+    pub async fn resume(
+        url: &str,
+        name: &str,
+        token: SessionToken,
+        give_up_after: Duration,
+    ) -> Result<(Self, Welcome), ClientError> {
+        let deadline = tokio::time::Instant::now() + give_up_after;
+        let mut backoff = Backoff::default();
+        loop {
+            let attempt = async {
+                let mut client = Self::connect(url).await?;
+                let welcome = client
+                    .hello_with(PROTOCOL_VERSION, name, Some(token))
+                    .await?;
+                Ok::<_, ClientError>((client, welcome))
+            };
+            match attempt.await {
+                Ok(done) => return Ok(done),
+                Err(e) if !e.is_connection_lost() => return Err(e),
+                Err(e) => {
+                    let wait = backoff.next_delay();
+                    if tokio::time::Instant::now() + wait > deadline {
+                        return Err(e);
+                    }
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+
     /// Closes the connection politely.
     pub async fn close(mut self) {
         let _ = self.ws.close(None).await;
@@ -309,5 +396,109 @@ impl Client {
     /// Payload bytes sent so far.
     pub fn bytes_out(&self) -> u64 {
         self.bytes_out
+    }
+}
+
+#[cfg(test)]
+mod backoff_tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_its_cap_with_jitter() {
+        let mut b = Backoff::default();
+        let delays: Vec<f64> = (0..8).map(|_| b.next_delay().as_secs_f64()).collect();
+        let bases = [0.5, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0, 8.0];
+        for (d, base) in delays.iter().zip(bases) {
+            assert!(
+                *d >= base * 0.75 - 1e-9 && *d <= base * 1.25 + 1e-9,
+                "{delays:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn refusals_are_not_retried() {
+        let closed = |code| ClientError::Closed {
+            code,
+            reason: String::new(),
+        };
+        assert!(closed(1006).is_connection_lost());
+        assert!(closed(1001).is_connection_lost());
+        assert!(!closed(4006).is_connection_lost());
+        assert!(!closed(4005).is_connection_lost());
+        assert!(ClientError::Timeout.is_connection_lost());
+    }
+}
+
+/// A client that reconnects by itself: when the connection is lost (see
+/// [`ClientError::is_connection_lost`]), [`AutoClient::recv`] resumes the session with its
+/// token, with backoff, and goes on with the new connection's messages (its `Welcome`,
+/// then `Joined` if the player was in a lobby). Refusals (a kick, a protocol error) are
+/// returned as errors.
+#[derive(Debug)]
+pub struct AutoClient {
+    url: String,
+    name: String,
+    token: SessionToken,
+    client: Client,
+    give_up_after: Duration,
+    reconnects: u32,
+}
+
+impl AutoClient {
+    /// Connects and says Hello.
+    pub async fn connect(url: &str, name: &str) -> Result<(Self, Welcome), ClientError> {
+        let mut client = Client::connect(url).await?;
+        let welcome = client.hello(name).await?;
+        let auto = Self {
+            url: url.to_owned(),
+            name: name.to_owned(),
+            token: welcome.session_token,
+            client,
+            give_up_after: Duration::from_secs(15),
+            reconnects: 0,
+        };
+        Ok((auto, welcome))
+    }
+
+    /// The current connection.
+    pub fn client(&mut self) -> &mut Client {
+        &mut self.client
+    }
+
+    /// How many times the connection was resumed.
+    pub fn reconnects(&self) -> u32 {
+        self.reconnects
+    }
+
+    /// Sends a message on the current connection. A message sent while the connection is
+    /// down is lost (the next `recv` reconnects); for inputs that is what a game wants.
+    pub async fn send(&mut self, message: &ClientMessage) -> Result<(), ClientError> {
+        match self.client.send(message).await {
+            Err(e) if e.is_connection_lost() => Ok(()),
+            other => other,
+        }
+    }
+
+    /// The next message; reconnects first if the connection was lost. After a
+    /// reconnection the next messages are the new `Welcome` and, if the player was in a
+    /// lobby, `Joined`.
+    pub async fn recv(&mut self) -> Result<ServerMessage, ClientError> {
+        match self.client.recv().await {
+            Err(e) if e.is_connection_lost() => {
+                let (client, welcome) =
+                    Client::resume(&self.url, &self.name, self.token, self.give_up_after).await?;
+                self.client = client;
+                self.token = welcome.session_token;
+                self.reconnects += 1;
+                Ok(ServerMessage::Welcome {
+                    player_id: welcome.player_id,
+                    session_token: welcome.session_token,
+                    tick_rate: welcome.tick_rate,
+                    protocol_version: PROTOCOL_VERSION,
+                })
+            }
+            other => other,
+        }
     }
 }

@@ -174,3 +174,38 @@ async fn a_clean_close_leaves_at_once_and_ends_the_token() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_client_module_reconnects_by_itself() {
+    let mut config = test_config();
+    config.ping_interval = Duration::from_millis(200);
+    config.idle_timeout = Duration::from_millis(700);
+    let server = spawn_server(config).await;
+    let url = server.ws_url();
+    let (mut auto, welcome) = ticksync_client::AutoClient::connect(&url, "auto")
+        .await
+        .expect("connect");
+    let joined = auto
+        .client()
+        .join(&ClientMessage::QuickJoin)
+        .await
+        .expect("join");
+    // Go silent long enough for the server to drop the link (idle timeout: resumable).
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let mut welcomed_again = None;
+    let rejoined = loop {
+        match auto.recv().await.expect("the client module recovers") {
+            ServerMessage::Welcome { player_id, .. } => welcomed_again = Some(player_id),
+            ServerMessage::Joined(j) if welcomed_again.is_some() => break j,
+            _ => {}
+        }
+    };
+    assert_eq!(auto.reconnects(), 1);
+    assert_eq!(welcomed_again, Some(welcome.player_id), "the same player");
+    assert_eq!(
+        (rejoined.lobby_id, rejoined.your_entity),
+        (joined.lobby_id, joined.your_entity),
+        "back on the same entity in the same lobby"
+    );
+    server.stop().await;
+}
