@@ -309,24 +309,9 @@ impl LeanClient {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            match self.recv_timeout(left).await? {
-                ServerMessage::Welcome {
-                    player_id,
-                    session_token,
-                    tick_rate,
-                    ..
-                } => {
-                    return Ok(Welcome {
-                        player_id,
-                        session_token,
-                        tick_rate,
-                    });
-                }
-                ServerMessage::Error { code: 14, .. } => continue,
-                ServerMessage::Error { code, message } => {
-                    return Err(ClientError::Server { code, message });
-                }
-                other => return Err(ClientError::Unexpected(format!("{other:?}"))),
+            let message = self.recv_timeout(left).await?;
+            if let Some(outcome) = crate::expect_welcome(message) {
+                return outcome;
             }
         }
     }

@@ -18,8 +18,8 @@ use futures_util::{SinkExt, StreamExt};
 use ticksync_protocol::codec::apply_delta;
 use ticksync_protocol::limits::MAX_SERVER_MESSAGE_BYTES;
 use ticksync_protocol::{
-    ClientMessage, CodecError, EntityState, Joined, PROTOCOL_VERSION, ServerMessage, SessionToken,
-    Snapshot, decode_server, encode_client,
+    ClientMessage, CodecError, EntityState, ErrorCode, Joined, PROTOCOL_VERSION, ServerMessage,
+    SessionToken, Snapshot, decode_server, encode_client,
 };
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -119,6 +119,26 @@ impl Backoff {
         let delay = self.next.mul_f64(jitter);
         self.next = (self.next * 2).min(self.max);
         delay
+    }
+}
+
+/// What a message means to a client waiting for `Welcome`: the welcome, `None` for a
+/// failed-resume notice (a new session's `Welcome` follows), or an error.
+pub(crate) fn expect_welcome(message: ServerMessage) -> Option<Result<Welcome, ClientError>> {
+    match message {
+        ServerMessage::Welcome {
+            player_id,
+            session_token,
+            tick_rate,
+            ..
+        } => Some(Ok(Welcome {
+            player_id,
+            session_token,
+            tick_rate,
+        })),
+        ServerMessage::Error { code, .. } if code == ErrorCode::ResumeFailed.as_u16() => None,
+        ServerMessage::Error { code, message } => Some(Err(ClientError::Server { code, message })),
+        other => Some(Err(ClientError::Unexpected(format!("{other:?}")))),
     }
 }
 
@@ -299,25 +319,9 @@ impl Client {
         })
         .await?;
         loop {
-            match self.recv_timeout(Duration::from_secs(5)).await? {
-                ServerMessage::Welcome {
-                    player_id,
-                    session_token,
-                    tick_rate,
-                    ..
-                } => {
-                    return Ok(Welcome {
-                        player_id,
-                        session_token,
-                        tick_rate,
-                    });
-                }
-                // A failed resume is reported, then a new session starts.
-                ServerMessage::Error { code: 14, .. } => continue,
-                ServerMessage::Error { code, message } => {
-                    return Err(ClientError::Server { code, message });
-                }
-                other => return Err(ClientError::Unexpected(format!("{other:?}"))),
+            let message = self.recv_timeout(Duration::from_secs(5)).await?;
+            if let Some(outcome) = expect_welcome(message) {
+                return outcome;
             }
         }
     }
