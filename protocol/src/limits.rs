@@ -29,6 +29,16 @@ pub const MAX_ENTITIES: usize = 255;
 /// Most players one lobby can hold (entity ids 0..=254; the cap a server may set lower).
 pub const MAX_LOBBY_PLAYERS: u8 = 250;
 
+/// `text` cut to at most [`MAX_TEXT_BYTES`] at a character boundary (what an `Error`
+/// message or a `Notice` may carry).
+pub fn clip_text(text: &str) -> &str {
+    let mut end = text.len().min(MAX_TEXT_BYTES);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 /// Why a name was refused by [`check_name`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NameProblem {
@@ -59,6 +69,15 @@ pub fn check_name(name: &str, max_bytes: usize) -> Result<&str, NameProblem> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_is_clipped_at_a_character_boundary() {
+        assert_eq!(clip_text("short"), "short");
+        let long = "é".repeat(200);
+        let clipped = clip_text(&long);
+        assert!(clipped.len() <= MAX_TEXT_BYTES && clipped.len() >= MAX_TEXT_BYTES - 1);
+        assert!(clipped.chars().all(|c| c == 'é'));
+    }
 
     #[test]
     fn names_are_trimmed_and_checked() {

@@ -506,13 +506,8 @@ impl ServerMessage {
     /// An `Error` message with `code` and `message` (cut to the text limit).
     pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
         let mut message = message.into();
-        if message.len() > crate::limits::MAX_TEXT_BYTES {
-            let mut end = crate::limits::MAX_TEXT_BYTES;
-            while !message.is_char_boundary(end) {
-                end -= 1;
-            }
-            message.truncate(end);
-        }
+        let keep = crate::limits::clip_text(&message).len();
+        message.truncate(keep);
         ServerMessage::Error {
             code: code.as_u16(),
             message,

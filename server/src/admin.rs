@@ -21,6 +21,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tracing::info;
 
+use ticksync_protocol::limits::clip_text;
+
 use crate::Shared;
 use crate::lobby::LobbyCommand;
 use crate::players::Control;
@@ -142,7 +144,7 @@ pub(crate) async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Respo
                 Ok(body) => body,
                 Err(response) => return *response,
             };
-            let reason = non_empty(body.reason, "closed by an operator");
+            let reason = non_empty(&body.reason, "closed by an operator");
             let Some(handle) = shared.registry.get(id) else {
                 return message(StatusCode::NOT_FOUND, "no such lobby");
             };
@@ -170,7 +172,7 @@ pub(crate) async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Respo
                 Ok(body) => body,
                 Err(response) => return *response,
             };
-            let reason = non_empty(body.reason, "removed by an operator");
+            let reason = non_empty(&body.reason, "removed by an operator");
             let Some(player) = shared.players.by_id(id) else {
                 return message(StatusCode::NOT_FOUND, "no such player");
             };
@@ -186,7 +188,7 @@ pub(crate) async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Respo
                 Ok(body) => body,
                 Err(response) => return *response,
             };
-            let text = truncate(body.text.trim(), ticksync_protocol::limits::MAX_TEXT_BYTES);
+            let text = clip_text(body.text.trim()).to_owned();
             if text.is_empty() {
                 return message(StatusCode::BAD_REQUEST, "empty notice");
             }
@@ -207,21 +209,11 @@ pub(crate) async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Respo
     }
 }
 
-fn non_empty(text: String, default: &str) -> String {
-    let text = truncate(text.trim(), ticksync_protocol::limits::MAX_TEXT_BYTES);
-    if text.is_empty() {
-        default.to_owned()
-    } else {
-        text
+fn non_empty(text: &str, default: &str) -> String {
+    match clip_text(text.trim()) {
+        "" => default.to_owned(),
+        text => text.to_owned(),
     }
-}
-
-fn truncate(text: &str, max: usize) -> String {
-    let mut end = text.len().min(max);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text[..end].to_owned()
 }
 
 #[derive(Debug, Serialize)]

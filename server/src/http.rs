@@ -54,7 +54,7 @@ pub(crate) async fn handle(
         ),
         (_, p) if p.starts_with("/admin/api/") => crate::admin::handle(req, shared).await,
         (&Method::GET, "/api/lobbies") => {
-            let body = serde_json::to_vec(&shared.registry.list_json()).unwrap_or_default();
+            let body = serde_json::to_vec(&shared.registry.list_public()).unwrap_or_default();
             with_type(Response::new(Full::from(body)), "application/json")
         }
         (&Method::GET | &Method::HEAD, path) => static_file(path),

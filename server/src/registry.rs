@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use dashmap::DashMap;
-use serde::Serialize;
 use ticksync_protocol::LobbyInfo;
 use ticksync_protocol::limits::MAX_LISTED_LOBBIES;
 
@@ -23,15 +22,6 @@ pub(crate) struct Registry {
     lobbies: DashMap<u32, Arc<LobbyHandle>>,
     codes: DashMap<String, u32>,
     next_id: AtomicU32,
-}
-
-/// A lobby as `/api/lobbies` shows it.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub(crate) struct LobbyJson {
-    id: u32,
-    name: String,
-    players: u8,
-    max_players: u8,
 }
 
 impl Registry {
@@ -93,19 +83,6 @@ impl Registry {
         list.sort_by(|a, b| b.players.cmp(&a.players).then(a.id.cmp(&b.id)));
         list.truncate(MAX_LISTED_LOBBIES);
         list
-    }
-
-    /// The JSON view of [`Registry::list_public`].
-    pub(crate) fn list_json(&self) -> Vec<LobbyJson> {
-        self.list_public()
-            .into_iter()
-            .map(|l| LobbyJson {
-                id: l.id,
-                name: l.name,
-                players: l.players,
-                max_players: l.max_players,
-            })
-            .collect()
     }
 
     /// The public lobby a quick-join should try: the fullest with room, oldest first.

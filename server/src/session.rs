@@ -174,7 +174,10 @@ struct InLobby {
 enum FromLobby {
     Event(Bytes),
     Frame(Arc<TickFrame>),
-    Gone,
+    /// The lobby dropped this player's event queue: it fell too far behind.
+    Dropped,
+    /// The lobby's task ended without saying `Left` (it always does when it closes).
+    Ended,
 }
 
 struct Session<S> {
@@ -386,10 +389,7 @@ where
                 if bytes.first() == Some(&LEFT_TAG) {
                     // The lobby closed: out of it now, so the client's next request
                     // (listing, joining elsewhere) finds the session lobby-free.
-                    self.lobby = None;
-                    if let Some(player) = &self.player {
-                        player.set_lobby(None);
-                    }
+                    self.leave_lobby_state();
                 }
                 self.send_bytes(bytes).await
             }
@@ -418,30 +418,34 @@ where
                     .fetch_add(1, Ordering::Relaxed);
                 self.send_bytes(bytes).await
             }
-            FromLobby::Gone => {
-                // The lobby closed or dropped us. Pass on what it still had to say.
-                let mut lobby = self.lobby.take();
-                if let Some(player) = &self.player {
-                    player.set_lobby(None);
-                }
-                let mut said_left = false;
-                if let Some(lobby) = lobby.as_mut() {
-                    while let Ok(bytes) = lobby.events.try_recv() {
-                        said_left |= bytes.first() == Some(&LEFT_TAG);
-                        self.send_bytes(bytes).await?;
-                    }
-                }
-                if !said_left {
-                    // Dropped for falling behind: the lobby could not queue more events.
-                    return Err(End::close(
-                        ErrorCode::Internal,
-                        "too far behind to follow the lobby",
-                        close::SLOW_CONSUMER,
-                        "slow consumer",
-                    ));
-                }
-                Ok(())
+            FromLobby::Dropped => {
+                self.leave_lobby_state();
+                Err(End::close(
+                    ErrorCode::Internal,
+                    "too far behind to follow the lobby",
+                    close::SLOW_CONSUMER,
+                    "slow consumer",
+                ))
             }
+            FromLobby::Ended => {
+                // Events come first (biased select), so a lobby that closed normally has
+                // already said Left; this one vanished. Tell the client as for a crash.
+                self.leave_lobby_state();
+                self.send_error(ErrorCode::LobbyClosed, "the lobby ended")
+                    .await?;
+                self.send_message(&ServerMessage::Left {
+                    reason: LeftReason::LobbyCrashed as u8,
+                })
+                .await
+            }
+        }
+    }
+
+    /// Forgets the lobby (the seat is already gone on the lobby's side).
+    fn leave_lobby_state(&mut self) {
+        self.lobby = None;
+        if let Some(player) = &self.player {
+            player.set_lobby(None);
         }
     }
 
@@ -964,8 +968,8 @@ async fn next_from_lobby(lobby: &mut Option<InLobby>) -> FromLobby {
     };
     tokio::select! {
         biased;
-        event = lobby.events.recv() => event.map_or(FromLobby::Gone, FromLobby::Event),
-        frame = lobby.frames.next() => frame.map_or(FromLobby::Gone, FromLobby::Frame),
+        event = lobby.events.recv() => event.map_or(FromLobby::Dropped, FromLobby::Event),
+        frame = lobby.frames.next() => frame.map_or(FromLobby::Ended, FromLobby::Frame),
     }
 }
 
