@@ -155,7 +155,7 @@ async fn serve(bind: SocketAddr) -> anyhow::Result<()> {
 async fn connection(stream: TcpStream, shared: &Shared) -> Result<(), WsError> {
     stream.set_nodelay(true)?;
     let config = WebSocketConfig::default()
-        .read_buffer_size(4096)
+        .read_buffer_size(512)
         .write_buffer_size(0);
     // tungstenite's callback signature: the large error type is not ours to box.
     #[allow(clippy::result_large_err)]
