@@ -2,63 +2,58 @@
 //! snapshot message.
 //!
 //! The lobby encodes the part of the snapshot that is the same for everyone (tick,
-//! baseline, entities) once per tick into [`TickFrame::body`]. Each session prepends its
-//! player's own head (tag and acknowledged input sequence, at most 6 bytes): one small
-//! copy per player, no re-encoding.
-//!
-//! Frames travel through a `watch` channel per lobby: latest wins, so a session that
-//! fell behind skips straight to the newest frame instead of queueing old ones.
+//! baseline, entities) once per tick into [`TickFrame::body`]. For each player it then
+//! writes the WebSocket frame header and the player's own head (tag and acknowledged
+//! input sequence, at most 6 bytes) before the shared body into one scratch buffer, and
+//! hands that to the player's outbox (`outbox.rs`), which writes it to the socket at
+//! once: one small copy and one `send` per player, no re-encoding, no task wake-up. A
+//! client too slow to take it gets the newest snapshot later, never a queue of old ones.
 //!
 //! When the lobby's entities are the same as last tick's, it also encodes a delta body
 //! (only what changed since the previous tick). A session whose client asked for deltas
-//! and received the previous tick's snapshot gets the delta; one that skipped a tick, or
+//! and was handed the previous tick's snapshot gets the delta; one that skipped a tick, or
 //! just joined, gets the full snapshot. Over TCP every sent snapshot arrives, so "the
 //! previous snapshot this connection was sent" is a valid baseline without acks.
 
-use bytes::{Bytes, BytesMut};
 use ticksync_protocol::EntityId;
 use ticksync_protocol::codec::{SNAPSHOT_HEAD_MAX, write_delta_head, write_snapshot_head};
 
+use crate::outbox::write_binary_header;
+
 /// One tick's shared snapshot.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct TickFrame {
     /// The tick the state is the result of.
     pub(crate) tick: u32,
     /// Encoded tick, baseline and entities.
-    pub(crate) body: Bytes,
+    pub(crate) body: Vec<u8>,
     /// Encoded tick, baseline (the previous tick) and changes, when the entities are
-    /// the previous tick's and the delta is smaller.
-    pub(crate) delta: Option<Bytes>,
+    /// the previous tick's and the delta is smaller (else empty).
+    pub(crate) delta: Vec<u8>,
     /// The last input sequence applied, indexed by entity id.
     pub(crate) acks: Vec<u32>,
 }
 
 impl TickFrame {
-    /// The complete `Snapshot` message for `entity`'s player, built in `scratch` (which
-    /// keeps its allocation from tick to tick once the previous message is released).
+    /// Appends the complete `Snapshot` message for `entity`'s player to `out`, as one
+    /// WebSocket binary frame.
     ///
     /// With `previous` (the tick of the last snapshot this player was sent) equal to this
     /// frame's baseline, and a delta encoded, the message is a `SnapshotDelta`.
-    pub(crate) fn message_for(
-        &self,
-        entity: EntityId,
-        previous: Option<u32>,
-        scratch: &mut BytesMut,
-    ) -> Bytes {
+    pub(crate) fn write_message(&self, entity: EntityId, previous: Option<u32>, out: &mut Vec<u8>) {
         let ack = self.acks.get(usize::from(entity)).copied().unwrap_or(0);
         let mut head = [0u8; SNAPSHOT_HEAD_MAX];
-        let delta = self
-            .delta
-            .as_ref()
-            .filter(|_| previous.is_some() && previous == self.tick.checked_sub(1));
-        let (n, body) = match delta {
-            Some(delta) => (write_delta_head(ack, &mut head), delta),
-            None => (write_snapshot_head(ack, &mut head), &self.body),
+        let delta_fits =
+            !self.delta.is_empty() && previous.is_some() && previous == self.tick.checked_sub(1);
+        let (n, body) = if delta_fits {
+            (write_delta_head(ack, &mut head), &self.delta)
+        } else {
+            (write_snapshot_head(ack, &mut head), &self.body)
         };
-        scratch.reserve(n + body.len());
-        scratch.extend_from_slice(&head[..n]);
-        scratch.extend_from_slice(body);
-        scratch.split().freeze()
+        out.reserve(n + body.len() + 4);
+        write_binary_header(n + body.len(), out);
+        out.extend_from_slice(&head[..n]);
+        out.extend_from_slice(body);
     }
 }
 
@@ -67,6 +62,15 @@ mod tests {
     use super::*;
     use ticksync_protocol::codec::encode_snapshot_body;
     use ticksync_protocol::{EntityState, ServerMessage, decode_server};
+
+    /// The message's payload, checking its frame header on the way.
+    fn payload(frame: &TickFrame, entity: EntityId, previous: Option<u32>) -> Vec<u8> {
+        let mut out = Vec::new();
+        frame.write_message(entity, previous, &mut out);
+        assert_eq!(out[0], 0x82, "a final binary frame");
+        assert_eq!(usize::from(out[1]), out.len() - 2, "a short frame's length");
+        out.split_off(2)
+    }
 
     #[test]
     fn each_player_gets_its_own_ack() {
@@ -86,13 +90,12 @@ mod tests {
         encode_snapshot_body(42, 0, &entities, &mut body);
         let frame = TickFrame {
             tick: 42,
-            body: body.into(),
-            delta: None,
+            body,
+            delta: Vec::new(),
             acks: vec![7, 300],
         };
-        let mut scratch = BytesMut::new();
         for (entity, ack) in [(0u8, 7u32), (1, 300), (9, 0)] {
-            let bytes = frame.message_for(entity, Some(41), &mut scratch);
+            let bytes = payload(&frame, entity, Some(41));
             let ServerMessage::Snapshot(s) = decode_server(&bytes).expect("decodes") else {
                 panic!("not a snapshot");
             };
@@ -120,16 +123,11 @@ mod tests {
         ));
         let frame = TickFrame {
             tick: 42,
-            body: body.into(),
-            delta: Some(delta.into()),
+            body,
+            delta,
             acks: vec![5],
         };
-        let mut scratch = BytesMut::new();
-        let kind = |previous, scratch: &mut BytesMut| match decode_server(
-            &frame.message_for(0, previous, scratch),
-        )
-        .expect("decodes")
-        {
+        let kind = |previous| match decode_server(&payload(&frame, 0, previous)).expect("decodes") {
             ServerMessage::Snapshot(_) => "full",
             ServerMessage::SnapshotDelta(d) => {
                 assert_eq!((d.ack_seq, d.baseline, d.changes[0].dx), (5, 41, Some(10)));
@@ -137,8 +135,8 @@ mod tests {
             }
             _ => "other",
         };
-        assert_eq!(kind(Some(41), &mut scratch), "delta");
-        assert_eq!(kind(Some(40), &mut scratch), "full", "skipped a tick");
-        assert_eq!(kind(None, &mut scratch), "full", "first snapshot");
+        assert_eq!(kind(Some(41)), "delta");
+        assert_eq!(kind(Some(40)), "full", "skipped a tick");
+        assert_eq!(kind(None), "full", "first snapshot");
     }
 }

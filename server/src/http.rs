@@ -19,7 +19,7 @@ use tracing::debug;
 
 use crate::auth::query_param;
 use crate::listener::ConnSlot;
-use crate::{Shared, session};
+use crate::{Shared, outbox, session};
 
 mod files {
     include!(concat!(env!("OUT_DIR"), "/static_files.rs"));
@@ -166,12 +166,12 @@ fn upgrade(
         // writes the socket directly, without hyper's wrapper in between.
         match upgraded.downcast::<TokioIo<TcpStream>>() {
             Ok(parts) => {
-                let stream = parts.io.into_inner();
+                let conn = outbox::tcp(parts.io.into_inner());
                 let ws = if parts.read_buf.is_empty() {
-                    WebSocketStream::from_raw_socket(stream, Role::Server, Some(ws_config)).await
+                    WebSocketStream::from_raw_socket(conn, Role::Server, Some(ws_config)).await
                 } else {
                     WebSocketStream::from_partially_read(
-                        stream,
+                        conn,
                         parts.read_buf.to_vec(),
                         Role::Server,
                         Some(ws_config),
@@ -181,12 +181,9 @@ fn upgrade(
                 session::run(ws, peer, shared, slot, join_token).await;
             }
             Err(upgraded) => {
-                let ws = WebSocketStream::from_raw_socket(
-                    TokioIo::new(upgraded),
-                    Role::Server,
-                    Some(ws_config),
-                )
-                .await;
+                let conn = outbox::any(TokioIo::new(upgraded));
+                let ws =
+                    WebSocketStream::from_raw_socket(conn, Role::Server, Some(ws_config)).await;
                 session::run(ws, peer, shared, slot, join_token).await;
             }
         }

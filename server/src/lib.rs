@@ -48,6 +48,7 @@ pub mod input;
 mod listener;
 mod lobby;
 mod metrics;
+mod outbox;
 mod players;
 mod registry;
 mod session;

@@ -5,18 +5,21 @@
 //! with a deadline) and `inputs` (`try_send`; a full queue drops the input and counts it).
 //! The task never waits on either: it drains both at the start of each tick, so a flood of
 //! inputs costs no extra wake-ups. Every tick it steps the game, encodes the snapshot body
-//! once and publishes it on a `watch` channel (see `broadcast.rs`). Rare, must-arrive
-//! messages (players joining and leaving, scores) go to each player's bounded event queue;
-//! a player whose queue is full is too far behind and is dropped from the lobby.
+//! once (see `broadcast.rs`) and writes each player's snapshot to the player's socket
+//! itself, through the connection's outbox (`outbox.rs`): no session wakes up for it.
+//! Rare, must-arrive messages (players joining and leaving, scores) take the same way, in
+//! order with the snapshots; a player too far behind to take them is dropped from the
+//! lobby.
 //!
-//! A player whose connection drops without a goodbye (its event queue closes) keeps its
-//! seat, idle, for the resume grace; a resumed connection re-attaches to the same entity.
+//! A player whose connection drops without a goodbye (its outbox refuses the seat's
+//! writes) keeps its seat, idle, for the resume grace; a resumed connection re-attaches to
+//! the same entity.
 //! A panic in the game's code ends only this lobby: its players are told, every other
 //! lobby keeps ticking.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -26,7 +29,7 @@ use ticksync_protocol::{
     EntityId, EntityState, ErrorCode, Input, Joined, LeftReason, PlayerInfo, ScoreEntry,
     ServerMessage,
 };
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
@@ -35,14 +38,13 @@ use crate::Shared;
 use crate::broadcast::TickFrame;
 use crate::game::{EntityView, Game, LobbySpec, PlayerInput, quantize_views};
 use crate::metrics::AtomicHistogram;
+use crate::outbox::{Delivery, Outbox, binary_frame};
 
 /// Capacity of a lobby's join queue.
 const COMMAND_QUEUE: usize = 64;
 /// Per-player room in a lobby's input queue: a player sending at twice the tick rate
 /// never fills its share between two ticks.
 const INPUTS_PER_PLAYER: usize = 4;
-/// Capacity of each player's event queue (joins, leaves, scores).
-pub(crate) const EVENT_QUEUE: usize = 64;
 
 /// What the registry and sessions know of a lobby.
 #[derive(Debug)]
@@ -65,8 +67,8 @@ pub(crate) struct LobbyHandle {
     pub(crate) commands: mpsc::Sender<LobbyCommand>,
     /// Inputs, `try_send` only.
     pub(crate) inputs: mpsc::Sender<InputMsg>,
-    /// The newest tick frame.
-    pub(crate) frames: watch::Receiver<Arc<TickFrame>>,
+    /// The tick the lobby is at.
+    pub(crate) tick: AtomicU32,
     /// Counters for operators.
     pub(crate) stats: LobbyStats,
 }
@@ -109,8 +111,8 @@ pub(crate) enum LobbyCommand {
         name: String,
         /// The connection asking (a stale connection cannot act for its successor).
         conn: u64,
-        /// The player's event queue; closing it detaches the player.
-        events: mpsc::Sender<Bytes>,
+        /// The player's connection.
+        link: Link,
         /// The answer.
         reply: oneshot::Sender<Result<Seated, JoinRefused>>,
     },
@@ -122,8 +124,8 @@ pub(crate) enum LobbyCommand {
         entity: EntityId,
         /// The new connection.
         conn: u64,
-        /// Its event queue.
-        events: mpsc::Sender<Bytes>,
+        /// Its connection.
+        link: Link,
         /// The answer.
         reply: oneshot::Sender<Result<Seated, JoinRefused>>,
     },
@@ -143,13 +145,11 @@ pub(crate) enum LobbyCommand {
     },
 }
 
-/// A successful join: the `Joined` message is already first in the player's event queue.
+/// A successful join: the `Joined` message is already on its way to the player.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Seated {
     /// The player's entity.
     pub(crate) entity: EntityId,
-    /// The first tick whose snapshot includes the entity.
-    pub(crate) tick: u32,
 }
 
 /// Why a join failed.
@@ -173,19 +173,41 @@ pub(crate) struct InputMsg {
     pub(crate) input: Input,
 }
 
+/// A seat's way to its player's connection.
+#[derive(Debug)]
+pub(crate) struct Link {
+    /// The connection's outbox.
+    pub(crate) out: Arc<Outbox>,
+    /// The seat epoch the session gave this stay (see `outbox.rs`).
+    pub(crate) epoch: u64,
+}
+
 struct Seat {
     player_id: u32,
     name: String,
     /// The connection the seat belongs to now.
     conn: u64,
-    events: mpsc::Sender<Bytes>,
-    /// Set when the connection dropped; the seat goes after the resume grace.
+    /// None once the connection dropped; the seat goes after the resume grace.
+    link: Option<Link>,
+    /// When the connection dropped.
     detached_at: Option<Instant>,
     input: PlayerInput,
     /// Sequence of the input in `input`.
     applied_seq: u32,
     /// Sequence of the newest input received (applied at the next tick).
     newest_seq: u32,
+}
+
+impl Seat {
+    /// The connection dropped (or left the seat): keep the seat, idle, for the resume
+    /// grace.
+    fn detach(&mut self) {
+        if self.link.take().is_some() {
+            self.detached_at = Some(Instant::now());
+            // Idle while away: others see it stand still.
+            self.input = PlayerInput::default();
+        }
+    }
 }
 
 /// The tick task's state. Owned by the task; nothing else can reach the game.
@@ -196,7 +218,10 @@ pub(crate) struct Lobby {
     tick_period: Duration,
     commands: mpsc::Receiver<LobbyCommand>,
     inputs: mpsc::Receiver<InputMsg>,
-    frames: watch::Sender<Arc<TickFrame>>,
+    /// This tick's snapshot, its buffers reused from tick to tick.
+    frame: TickFrame,
+    /// Where each player's snapshot message is built.
+    scratch: Vec<u8>,
     /// Indexed by entity id.
     seats: Vec<Option<Seat>>,
     tick: u32,
@@ -226,7 +251,6 @@ impl Lobby {
         let (commands_tx, commands) = mpsc::channel(COMMAND_QUEUE);
         let (inputs_tx, inputs) =
             mpsc::channel(usize::from(max_players).max(1) * INPUTS_PER_PLAYER);
-        let (frames, frames_rx) = watch::channel(Arc::new(TickFrame::default()));
         let handle = Arc::new(LobbyHandle {
             id,
             name,
@@ -237,7 +261,7 @@ impl Lobby {
             closed: AtomicBool::new(false),
             commands: commands_tx,
             inputs: inputs_tx,
-            frames: frames_rx,
+            tick: AtomicU32::new(0),
             stats: LobbyStats::default(),
         });
         Self {
@@ -247,7 +271,13 @@ impl Lobby {
             game,
             commands,
             inputs,
-            frames,
+            frame: TickFrame {
+                tick: 0,
+                body: Vec::new(),
+                delta: Vec::new(),
+                acks: Vec::new(),
+            },
+            scratch: Vec::new(),
             seats: (0..max_players).map(|_| None).collect(),
             tick: 0,
             empty_since: Some(Instant::now()),
@@ -342,6 +372,7 @@ impl Lobby {
         self.step();
         self.publish();
         self.tick = self.tick.wrapping_add(1);
+        self.handle.tick.store(self.tick, Ordering::Relaxed);
         self.handle.stats.ticks.fetch_add(1, Ordering::Relaxed);
         None
     }
@@ -363,22 +394,22 @@ impl Lobby {
                     player_id,
                     name,
                     conn,
-                    events,
+                    link,
                     reply,
                 } => {
-                    let result = self.join(player_id, name, conn, events);
+                    let result = self.join(player_id, name, conn, link);
                     // The session may have given up waiting; then it never learns it
-                    // joined, its queue closes, and the seat expires like a dropped one.
+                    // joined, ends the seat, and the seat expires like a dropped one.
                     let _ = reply.send(result);
                 }
                 LobbyCommand::Reattach {
                     player_id,
                     entity,
                     conn,
-                    events,
+                    link,
                     reply,
                 } => {
-                    let result = self.reattach(player_id, entity, conn, events);
+                    let result = self.reattach(player_id, entity, conn, link);
                     let _ = reply.send(result);
                 }
                 LobbyCommand::Leave {
@@ -407,7 +438,7 @@ impl Lobby {
         player_id: u32,
         name: String,
         conn: u64,
-        events: mpsc::Sender<Bytes>,
+        link: Link,
     ) -> Result<Seated, JoinRefused> {
         let Some(free) = self.seats.iter().position(Option::is_none) else {
             return Err(JoinRefused::Full);
@@ -425,7 +456,7 @@ impl Lobby {
             player_id,
             name,
             conn,
-            events,
+            link: Some(link),
             detached_at: None,
             input: PlayerInput::default(),
             applied_seq: 0,
@@ -434,10 +465,7 @@ impl Lobby {
         self.welcome(entity);
         self.update_count();
         debug!(lobby = self.handle.id, player_id, entity, "player joined");
-        Ok(Seated {
-            entity,
-            tick: self.tick,
-        })
+        Ok(Seated { entity })
     }
 
     fn reattach(
@@ -445,7 +473,7 @@ impl Lobby {
         player_id: u32,
         entity: EntityId,
         conn: u64,
-        events: mpsc::Sender<Bytes>,
+        link: Link,
     ) -> Result<Seated, JoinRefused> {
         let Some(seat) = self
             .seats
@@ -456,7 +484,7 @@ impl Lobby {
             return Err(JoinRefused::Closed);
         };
         seat.conn = conn;
-        seat.events = events;
+        seat.link = Some(link);
         seat.detached_at = None;
         // The client restarts its input sequence with the new connection's inputs.
         seat.input = PlayerInput::default();
@@ -464,10 +492,7 @@ impl Lobby {
         seat.applied_seq = 0;
         self.welcome(entity);
         debug!(lobby = self.handle.id, player_id, entity, "player resumed");
-        Ok(Seated {
-            entity,
-            tick: self.tick,
-        })
+        Ok(Seated { entity })
     }
 
     /// Queues `Joined` and the scoreboard for a player who (re-)enters.
@@ -485,14 +510,14 @@ impl Lobby {
             max_speed: self.game.max_speed(),
             players: self.player_list(),
         });
-        self.send_event(entity, Bytes::from(encode_server(&joined)));
+        self.send_event(entity, &binary_frame(&encode_server(&joined)));
         self.scores.clear();
         self.game.scores(&mut self.scores);
         let board = ServerMessage::Scoreboard {
             entries: self.scores.clone(),
         };
         // Everyone else gets the new scoreboard when this tick publishes.
-        self.send_event(entity, Bytes::from(encode_server(&board)));
+        self.send_event(entity, &binary_frame(&encode_server(&board)));
     }
 
     fn player_list(&self) -> Vec<PlayerInfo> {
@@ -510,22 +535,16 @@ impl Lobby {
             .collect()
     }
 
-    /// Detaches players whose connection dropped (their event queue closed) and removes
-    /// those detached for longer than the resume grace.
+    /// Removes players detached (see [`Seat::detach`]) for longer than the resume grace.
     fn check_connections(&mut self) {
         let grace = self.shared.config.resume_grace;
         for i in 0..self.seats.len() {
-            let Some(seat) = self.seats[i].as_mut() else {
-                continue;
-            };
-            match seat.detached_at {
-                None if seat.events.is_closed() => {
-                    seat.detached_at = Some(Instant::now());
-                    // Idle while away: others see it stand still.
-                    seat.input = PlayerInput::default();
-                }
-                Some(at) if at.elapsed() >= grace => self.remove(i),
-                _ => {}
+            let expired = self.seats[i]
+                .as_ref()
+                .and_then(|seat| seat.detached_at)
+                .is_some_and(|at| at.elapsed() >= grace);
+            if expired {
+                self.remove(i);
             }
         }
     }
@@ -551,31 +570,36 @@ impl Lobby {
         );
     }
 
-    fn send_event(&mut self, entity: EntityId, bytes: Bytes) {
+    /// Sends one must-arrive frame to a player.
+    fn send_event(&mut self, entity: EntityId, frame: &Bytes) {
         let index = usize::from(entity);
-        let Some(seat) = self.seats.get(index).and_then(Option::as_ref) else {
+        let Some(seat) = self.seats.get_mut(index).and_then(Option::as_mut) else {
             return;
         };
-        if seat.detached_at.is_some() || seat.events.is_closed() {
+        let Some(link) = &seat.link else {
             return;
-        }
-        if seat.events.try_send(bytes).is_err() {
-            // Full: the client is too far behind to follow the lobby. Dropping the seat
-            // closes its queue, which ends the session with a clear reason.
-            warn!(
-                lobby = self.handle.id,
-                player_id = seat.player_id,
-                "event queue full; dropping player"
-            );
-            self.remove(index);
+        };
+        match link.out.send_event(link.epoch, frame) {
+            Delivery::Written | Delivery::Kept | Delivery::Replaced => {}
+            Delivery::Stale => seat.detach(),
+            Delivery::Overflow => {
+                // The client is too far behind to follow the lobby; its session closes
+                // with a clear reason.
+                warn!(
+                    lobby = self.handle.id,
+                    player_id = seat.player_id,
+                    "too much waiting for a slow client; dropping player"
+                );
+                self.remove(index);
+            }
         }
     }
 
     fn broadcast_event(&mut self, message: &ServerMessage) {
-        let bytes = Bytes::from(encode_server(message));
+        let frame = binary_frame(&encode_server(message));
         for i in 0..self.seats.len() {
             if let Ok(entity) = EntityId::try_from(i) {
-                self.send_event(entity, bytes.clone());
+                self.send_event(entity, &frame);
             }
         }
     }
@@ -628,35 +652,68 @@ impl Lobby {
         let max_speed = self.game.max_speed();
         self.states.clear();
         quantize_views(&self.views, size, max_speed, &mut self.states);
-        let mut body = Vec::with_capacity(8 + self.states.len() * EntityState::WIRE_BYTES);
-        encode_snapshot_body(self.tick, 0, &self.states, &mut body);
-        let mut delta = Vec::with_capacity(body.len());
-        let delta = match self.tick.checked_sub(1) {
-            Some(baseline)
-                if encode_delta_body(
-                    self.tick,
-                    baseline,
-                    &self.previous,
-                    &self.states,
-                    &mut delta,
-                ) && delta.len() < body.len() =>
-            {
-                Some(Bytes::from(delta))
-            }
-            _ => None,
-        };
+        let frame = &mut self.frame;
+        frame.tick = self.tick;
+        frame.body.clear();
+        encode_snapshot_body(self.tick, 0, &self.states, &mut frame.body);
+        frame.delta.clear();
+        let delta_ok = self.tick.checked_sub(1).is_some_and(|baseline| {
+            encode_delta_body(
+                self.tick,
+                baseline,
+                &self.previous,
+                &self.states,
+                &mut frame.delta,
+            )
+        });
+        if !delta_ok || frame.delta.len() >= frame.body.len() {
+            frame.delta.clear();
+        }
         std::mem::swap(&mut self.previous, &mut self.states);
-        let acks = self
-            .seats
-            .iter()
-            .map(|s| s.as_ref().map_or(0, |s| s.applied_seq))
-            .collect();
-        self.frames.send_replace(Arc::new(TickFrame {
-            tick: self.tick,
-            body: Bytes::from(body),
-            delta,
-            acks,
-        }));
+        frame.acks.clear();
+        frame.acks.extend(
+            self.seats
+                .iter()
+                .map(|s| s.as_ref().map_or(0, |s| s.applied_seq)),
+        );
+        let (mut sent, mut skipped, mut bytes) = (0u64, 0u64, 0u64);
+        for (i, seat) in self.seats.iter_mut().enumerate() {
+            let (Some(seat), Ok(entity)) = (seat.as_mut(), EntityId::try_from(i)) else {
+                continue;
+            };
+            let Some(link) = &seat.link else {
+                continue;
+            };
+            let frame = &self.frame;
+            let delivery = link.out.send_snapshot(
+                link.epoch,
+                frame.tick,
+                &mut self.scratch,
+                |previous, out| {
+                    frame.write_message(entity, previous, out);
+                },
+            );
+            match delivery {
+                Delivery::Written | Delivery::Kept => sent += 1,
+                Delivery::Replaced => {
+                    sent += 1;
+                    skipped += 1;
+                }
+                Delivery::Stale | Delivery::Overflow => {
+                    seat.detach();
+                    continue;
+                }
+            }
+            bytes += self.scratch.len() as u64;
+        }
+        let stats = &self.shared.stats;
+        stats.snapshots_sent.fetch_add(sent, Ordering::Relaxed);
+        stats.bytes_out.fetch_add(bytes, Ordering::Relaxed);
+        if skipped > 0 {
+            stats
+                .snapshots_skipped
+                .fetch_add(skipped, Ordering::Relaxed);
+        }
 
         self.scores.clear();
         self.game.scores(&mut self.scores);
@@ -680,12 +737,15 @@ impl Lobby {
                 let _ = reply.send(Err(JoinRefused::Closed));
             }
         }
-        // Straight to the queues: after a panic the game must not be called again.
-        let error = Bytes::from(encode_server(&ServerMessage::error(code, reason)));
-        let left = Bytes::from(encode_server(&ServerMessage::Left { reason: left as u8 }));
+        // Straight to the outboxes: after a panic the game must not be called again.
+        let error = binary_frame(&encode_server(&ServerMessage::error(code, reason)));
+        let left = binary_frame(&encode_server(&ServerMessage::Left { reason: left as u8 }));
         for seat in self.seats.iter().flatten() {
-            let _ = seat.events.try_send(error.clone());
-            let _ = seat.events.try_send(left.clone());
+            if let Some(link) = &seat.link {
+                let _ = link.out.send_event(link.epoch, &error);
+                let _ = link.out.send_event(link.epoch, &left);
+                link.out.lobby_left(link.epoch);
+            }
         }
         info!(
             lobby = self.handle.id,

@@ -41,8 +41,8 @@ pub(crate) struct PlayerRecord {
     pub(crate) rtt_us: AtomicU32,
     /// Payload bytes received from and sent to the player.
     pub(crate) bytes_in: AtomicU64,
-    /// See `bytes_in`.
-    pub(crate) bytes_out: AtomicU64,
+    /// See `bytes_in`; shared with the connection's outbox, where the lobby counts.
+    pub(crate) bytes_out: Arc<AtomicU64>,
     /// When the player first connected.
     pub(crate) since: Instant,
     state: Mutex<RecordState>,
@@ -146,7 +146,7 @@ impl Players {
             name,
             rtt_us: AtomicU32::new(0),
             bytes_in: AtomicU64::new(0),
-            bytes_out: AtomicU64::new(0),
+            bytes_out: Arc::new(AtomicU64::new(0)),
             since: Instant::now(),
             state: Mutex::new(RecordState::default()),
         });

@@ -1,16 +1,17 @@
 //! One task per WebSocket connection: the session.
 //!
-//! It owns the socket and `select!`s, in priority order, over server shutdown, operator
-//! controls (kick, notice, replaced by a resume), its lobby (must-arrive events first,
-//! then the newest tick frame), the client's next message, and its timers (Hello
-//! deadline, pings and the idle check). The socket is not split: one task both reads and
-//! writes, so a tick costs one wake-up and one write per player, and no lock sits between
-//! the halves. `next()` is cancel-safe, so losing a `select!` round loses no input.
+//! It reads the socket and `select!`s, in priority order, over server shutdown, operator
+//! controls (kick, notice, replaced by a resume), its outbox (bytes the socket did not
+//! take at once, a lobby's news), the client's next message, and its timers (Hello
+//! deadline, pings and the idle check). `next()` is cancel-safe, so losing a `select!`
+//! round loses no input.
 //!
-//! A client that reads slowly makes `send` wait; meanwhile newer frames replace older
-//! ones in the lobby's `watch` channel, so the session skips to the newest snapshot
-//! (counted) and never queues. A client that accepts nothing for `--write-timeout`, or
-//! sends nothing (not even a pong) for `--idle-timeout`, is dropped.
+//! Snapshots do not pass through here: the lobby's tick task writes them to the socket
+//! itself, through the connection's outbox (`outbox.rs`), so a tick wakes no session. The
+//! session only finishes what the socket could not take at once; meanwhile a newer
+//! snapshot replaces a waiting one (counted as skipped), so a slow client never makes a
+//! queue grow. A client that accepts nothing for `--write-timeout`, or sends nothing (not
+//! even a pong) for `--idle-timeout`, is dropped.
 //!
 //! How a session ends decides what happens to the player:
 //! - the client says goodbye (a close frame), breaks the protocol, floods, or is kicked:
@@ -27,7 +28,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use ticksync_protocol::limits::{
     MAX_LOBBY_NAME_BYTES, MAX_PLAYER_NAME_BYTES, NameProblem, check_name,
@@ -36,10 +37,9 @@ use ticksync_protocol::{
     ClientMessage, ErrorCode, Input, JoinTarget, LeftReason, PROTOCOL_VERSION, ServerMessage,
     SessionToken, close, decode_client, encode_server,
 };
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior, timeout};
-use tokio_stream::wrappers::WatchStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -49,10 +49,10 @@ use tracing::{Instrument, debug, field, info, info_span};
 
 use crate::Shared;
 use crate::auth::verify_join_token;
-use crate::broadcast::TickFrame;
 use crate::input::{RateLimits, sanitize};
 use crate::listener::{Admission, ConnSlot};
-use crate::lobby::{EVENT_QUEUE, InputMsg, JoinRefused, LobbyCommand, LobbyHandle, Seated};
+use crate::lobby::{InputMsg, JoinRefused, Link, LobbyCommand, LobbyHandle, Seated};
+use crate::outbox::{Conn, Outbox, Signal};
 use crate::players::{CONTROL_QUEUE, Control, PlayerRecord};
 
 /// How long a join may wait for the lobby's tick task (it answers within one tick).
@@ -61,25 +61,25 @@ const JOIN_TIMEOUT: Duration = Duration::from_secs(3);
 const CLOSE_LINGER: Duration = Duration::from_secs(1);
 /// Quick-join tries this many existing lobbies before it creates one.
 const QUICK_JOIN_TRIES: usize = 3;
-/// Wire tag of `ServerMessage::Left`.
-const LEFT_TAG: u8 = 8;
 
 /// Runs a session to its end.
-pub(crate) async fn run<S>(
-    ws: WebSocketStream<S>,
+pub(crate) async fn run<R>(
+    ws: WebSocketStream<Conn<R>>,
     peer: SocketAddr,
     shared: Arc<Shared>,
     slot: Arc<ConnSlot>,
     join_token: Option<String>,
 ) where
-    S: AsyncRead + AsyncWrite + Unpin,
+    R: AsyncRead + Unpin,
 {
     let conn = shared.next_conn_id();
     let span = info_span!("session", %peer, conn, player_id = field::Empty);
     let (control_tx, control_rx) = mpsc::channel(CONTROL_QUEUE);
     let limits = RateLimits::new(shared.config.tick_rate);
+    let out = Arc::clone(ws.get_ref().outbox());
     let session = Session {
         shared,
+        out,
         ws,
         conn,
         join_token,
@@ -89,8 +89,6 @@ pub(crate) async fn run<S>(
         control_rx,
         lobby: None,
         joined_once: false,
-        scratch: BytesMut::with_capacity(256),
-        deltas: false,
         limits,
         started: Instant::now(),
         last_heard: Instant::now(),
@@ -161,28 +159,15 @@ impl End {
 struct InLobby {
     handle: Arc<LobbyHandle>,
     entity: u8,
-    /// Frames before this tick do not include the player's entity.
-    join_tick: u32,
-    events: mpsc::Receiver<Bytes>,
-    /// The lobby's tick frames, latest wins. A stream rather than `changed()` so that
-    /// its waiter stays registered across `select!` rounds instead of being re-created
-    /// on every wake-up.
-    frames: WatchStream<Arc<TickFrame>>,
-    last_tick: Option<u32>,
+    /// The outbox's seat epoch of this stay.
+    epoch: u64,
 }
 
-enum FromLobby {
-    Event(Bytes),
-    Frame(Arc<TickFrame>),
-    /// The lobby dropped this player's event queue: it fell too far behind.
-    Dropped,
-    /// The lobby's task ended without saying `Left` (it always does when it closes).
-    Ended,
-}
-
-struct Session<S> {
+struct Session<R> {
     shared: Arc<Shared>,
-    ws: WebSocketStream<S>,
+    /// The connection's outbox (also inside `ws`), shared with the lobby.
+    out: Arc<Outbox>,
+    ws: WebSocketStream<Conn<R>>,
     /// This connection's id: a stale connection cannot act for its successor.
     conn: u64,
     /// The join token from the URL, if any.
@@ -195,17 +180,14 @@ struct Session<S> {
     lobby: Option<InLobby>,
     /// Inputs after leaving a lobby are in-flight leftovers, not a protocol violation.
     joined_once: bool,
-    scratch: BytesMut,
-    /// The client asked for delta snapshots.
-    deltas: bool,
     limits: RateLimits,
     started: Instant,
     last_heard: Instant,
 }
 
-impl<S> Session<S>
+impl<R> Session<R>
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    R: AsyncRead + Unpin,
 {
     async fn run(mut self, admission: Admission) {
         let stats = &self.shared.stats;
@@ -242,6 +224,7 @@ where
             Admission::Ok => self.main_loop().await,
         };
         self.finish(end).await;
+        self.out.shutdown();
         self.shared
             .stats
             .sessions_open
@@ -256,7 +239,9 @@ where
             debug!(after = ?end.after, "connection ended");
             self.shared.stats.count_close(0);
         }
-        // What happens to the player first, so that a slow close cannot delay it.
+        // What happens to the player first, so that a slow close cannot delay it. The
+        // lobby writes nothing more here (a detached player's lobby sees that too).
+        self.out.end_seat(None);
         let lobby = self.lobby.take();
         if let Some(player) = self.player.clone() {
             match end.after {
@@ -274,7 +259,7 @@ where
                         }
                     }
                 }
-                // Dropping the event queue (below) tells the lobby the player is away.
+                // The ended seat tells the lobby the player is away.
                 After::Detach => player.detach(self.conn),
                 After::Keep => {}
             }
@@ -312,6 +297,7 @@ where
             tokio::time::interval_at(Instant::now() + config.ping_interval, config.ping_interval);
         pings.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let idle_timeout = config.idle_timeout;
+        let out = Arc::clone(&self.out);
         loop {
             let result = tokio::select! {
                 biased;
@@ -320,7 +306,7 @@ where
                                       close::GOING_AWAY, "server shutting down").then(After::Keep);
                 }
                 Some(control) = self.control_rx.recv() => self.on_control(control).await,
-                from_lobby = next_from_lobby(&mut self.lobby) => self.on_lobby(from_lobby).await,
+                signal = std::future::poll_fn(|cx| out.poll_signal(cx)) => self.on_signal(signal).await,
                 message = self.ws.next() => match message {
                     None => Err(End::dropped()),
                     Some(message) => self.on_frame(message).await,
@@ -383,42 +369,17 @@ where
         }
     }
 
-    async fn on_lobby(&mut self, from: FromLobby) -> Result<(), End> {
-        match from {
-            FromLobby::Event(bytes) => {
-                if bytes.first() == Some(&LEFT_TAG) {
-                    // The lobby closed: out of it now, so the client's next request
-                    // (listing, joining elsewhere) finds the session lobby-free.
-                    self.leave_lobby_state();
-                }
-                self.send_bytes(bytes).await
+    async fn on_signal(&mut self, signal: Signal) -> Result<(), End> {
+        match signal {
+            Signal::Flush => self.flush_out().await,
+            // The lobby closed (its Error and Left are on their way): out of it now, so
+            // the client's next request (listing, joining elsewhere) finds the session
+            // lobby-free.
+            Signal::Left => {
+                self.leave_lobby_state();
+                Ok(())
             }
-            FromLobby::Frame(frame) => {
-                let Some(lobby) = self.lobby.as_mut() else {
-                    return Ok(());
-                };
-                if frame.body.is_empty() || frame.tick < lobby.join_tick {
-                    return Ok(());
-                }
-                if let Some(last) = lobby.last_tick {
-                    let skipped = frame.tick.saturating_sub(last).saturating_sub(1);
-                    if skipped > 0 {
-                        self.shared
-                            .stats
-                            .snapshots_skipped
-                            .fetch_add(u64::from(skipped), Ordering::Relaxed);
-                    }
-                }
-                let previous = lobby.last_tick.filter(|_| self.deltas);
-                lobby.last_tick = Some(frame.tick);
-                let bytes = frame.message_for(lobby.entity, previous, &mut self.scratch);
-                self.shared
-                    .stats
-                    .snapshots_sent
-                    .fetch_add(1, Ordering::Relaxed);
-                self.send_bytes(bytes).await
-            }
-            FromLobby::Dropped => {
+            Signal::Overflow => {
                 self.leave_lobby_state();
                 Err(End::close(
                     ErrorCode::Internal,
@@ -427,17 +388,7 @@ where
                     "slow consumer",
                 ))
             }
-            FromLobby::Ended => {
-                // Events come first (biased select), so a lobby that closed normally has
-                // already said Left; this one vanished. Tell the client as for a crash.
-                self.leave_lobby_state();
-                self.send_error(ErrorCode::LobbyClosed, "the lobby ended")
-                    .await?;
-                self.send_message(&ServerMessage::Left {
-                    reason: LeftReason::LobbyCrashed as u8,
-                })
-                .await
-            }
+            Signal::Broken => Err(End::dropped()),
         }
     }
 
@@ -552,7 +503,7 @@ where
                 let server_tick = self
                     .lobby
                     .as_ref()
-                    .map_or(0, |l| l.handle.frames.borrow().tick);
+                    .map_or(0, |l| l.handle.tick.load(Ordering::Relaxed));
                 self.send_message(&ServerMessage::Pong {
                     client_time,
                     server_tick,
@@ -562,7 +513,7 @@ where
             ClientMessage::Options { delta_snapshots } => {
                 // Takes effect from the next snapshot: the next one is still full if the
                 // client has not received a snapshot since.
-                self.deltas = delta_snapshots;
+                self.out.set_deltas(delta_snapshots);
                 Ok(())
             }
             ClientMessage::ListLobbies => {
@@ -572,6 +523,7 @@ where
             }
             ClientMessage::LeaveLobby => {
                 if let Some(lobby) = self.lobby.take() {
+                    self.out.end_seat(Some(lobby.epoch));
                     let _ = lobby.handle.commands.try_send(LobbyCommand::Leave {
                         player_id,
                         entity: lobby.entity,
@@ -660,6 +612,7 @@ where
             )
         })?;
         record.attach(self.conn, self.control_tx.clone());
+        self.out.count_into(Arc::clone(&record.bytes_out));
         tracing::Span::current().record("player_id", record.player_id);
         info!(name = %record.name, "player connected");
         self.welcome(record, token).await
@@ -683,24 +636,28 @@ where
         if let Some(previous) = record.attach(self.conn, self.control_tx.clone()) {
             let _ = previous.try_send(Control::Replaced);
         }
+        self.out.count_into(Arc::clone(&record.bytes_out));
         tracing::Span::current().record("player_id", record.player_id);
         info!(name = %record.name, "player resumed");
         self.shared.stats.resumes.fetch_add(1, Ordering::Relaxed);
         let seat = record.lobby();
         self.welcome(Arc::clone(&record), token).await?;
         if let Some((handle, entity)) = seat {
-            let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
+            let epoch = self.out.begin_seat();
             let (reply_tx, reply) = oneshot::channel();
             let command = LobbyCommand::Reattach {
                 player_id: record.player_id,
                 entity,
                 conn: self.conn,
-                events: events_tx,
+                link: self.link(epoch),
                 reply: reply_tx,
             };
             match Self::ask_lobby(&handle, command, reply).await {
-                Ok(seated) => self.seat(handle, seated, events),
-                Err(_) => record.set_lobby(None),
+                Ok(seated) => self.seat(handle, seated, epoch),
+                Err(_) => {
+                    self.out.end_seat(Some(epoch));
+                    record.set_lobby(None);
+                }
             }
         }
         Ok(())
@@ -815,21 +772,24 @@ where
         let Some(player) = &self.player else {
             return Err(invalid_state("Hello first"));
         };
-        let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
+        let epoch = self.out.begin_seat();
         let (reply_tx, reply) = oneshot::channel();
         let command = LobbyCommand::Join {
             player_id: player.player_id,
             name: player.name.clone(),
             conn: self.conn,
-            events: events_tx,
+            link: self.link(epoch),
             reply: reply_tx,
         };
         match Self::ask_lobby(&handle, command, reply).await {
             Ok(seated) => {
-                self.seat(handle, seated, events);
+                self.seat(handle, seated, epoch);
                 Ok(Ok(()))
             }
-            Err(refused) => Ok(Err(refused)),
+            Err(refused) => {
+                self.out.end_seat(Some(epoch));
+                Ok(Err(refused))
+            }
         }
     }
 
@@ -848,19 +808,22 @@ where
         }
     }
 
-    fn seat(&mut self, handle: Arc<LobbyHandle>, seated: Seated, events: mpsc::Receiver<Bytes>) {
+    fn link(&self, epoch: u64) -> Link {
+        Link {
+            out: Arc::clone(&self.out),
+            epoch,
+        }
+    }
+
+    fn seat(&mut self, handle: Arc<LobbyHandle>, seated: Seated, epoch: u64) {
         info!(lobby = handle.id, entity = seated.entity, "in lobby");
         if let Some(player) = &self.player {
             player.set_lobby(Some((Arc::clone(&handle), seated.entity)));
         }
-        let frames = WatchStream::new(handle.frames.clone());
         self.lobby = Some(InLobby {
             handle,
             entity: seated.entity,
-            join_tick: seated.tick,
-            events,
-            frames,
-            last_tick: None,
+            epoch,
         });
         self.joined_once = true;
     }
@@ -889,6 +852,31 @@ where
 
     async fn send_ws(&mut self, message: Message) -> Result<(), End> {
         match timeout(self.shared.config.write_timeout, self.ws.send(message)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => {
+                debug!(error = %e, "write failed");
+                Err(End::dropped())
+            }
+            Err(_) => {
+                info!("client accepted nothing for the write timeout; dropping it");
+                self.shared
+                    .stats
+                    .write_timeouts
+                    .fetch_add(1, Ordering::Relaxed);
+                Err(End::dropped())
+            }
+        }
+    }
+
+    /// Finishes writing what the socket did not take at once (lobby frames, mostly).
+    async fn flush_out(&mut self) -> Result<(), End> {
+        let out = &self.out;
+        match timeout(
+            self.shared.config.write_timeout,
+            std::future::poll_fn(|cx| out.poll_flush(cx)),
+        )
+        .await
+        {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => {
                 debug!(error = %e, "write failed");
@@ -960,26 +948,4 @@ fn rate_limited(message: &str) -> End {
         close::POLICY_VIOLATION,
         "rate limit",
     )
-}
-
-async fn next_from_lobby(lobby: &mut Option<InLobby>) -> FromLobby {
-    let Some(lobby) = lobby else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        biased;
-        event = lobby.events.recv() => event.map_or(FromLobby::Dropped, FromLobby::Event),
-        frame = lobby.frames.next() => frame.map_or(FromLobby::Ended, FromLobby::Frame),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn left_tag_matches_the_codec() {
-        let bytes = encode_server(&ServerMessage::Left { reason: 0 });
-        assert_eq!(bytes[0], LEFT_TAG);
-    }
 }

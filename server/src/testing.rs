@@ -10,7 +10,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
 use crate::game::{Game, LobbySpec};
-use crate::{Config, Shared, arena, listener, session};
+use crate::{Config, Shared, arena, listener, outbox, session};
 
 /// A server without a listener: sessions are handed their streams directly.
 pub struct Harness {
@@ -36,12 +36,12 @@ impl Harness {
     /// `stream` until it ends.
     pub async fn session<S>(&self, stream: S)
     where
-        S: AsyncRead + AsyncWrite + Unpin,
+        S: AsyncRead + AsyncWrite + Send + 'static,
     {
         let peer = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 1);
+        let conn = outbox::any(stream);
         let ws =
-            WebSocketStream::from_raw_socket(stream, Role::Server, Some(self.shared.ws_config))
-                .await;
+            WebSocketStream::from_raw_socket(conn, Role::Server, Some(self.shared.ws_config)).await;
         let slot = listener::admit(&self.shared, peer.ip());
         if let Some(slot) = slot {
             session::run(ws, peer, Arc::clone(&self.shared), Arc::new(slot), None).await;

@@ -1,0 +1,680 @@
+//! A connection's way out: the bytes for its socket, shared by its session and by the
+//! tick task of the lobby it plays in.
+//!
+//! The tick task writes each player's snapshot straight to the socket with one
+//! non-blocking `send`: no task wakes up, no channel is crossed, no per-player buffer is
+//! kept. The lobby's events (players joining and leaving, scores) take the same way, so
+//! they stay in order with the snapshots, and so do the session's own messages (its
+//! tungstenite frames pass through [`Conn`]'s `AsyncWrite`). Every writer hands over
+//! whole WebSocket frames and writes only when nothing waits before it, so frames never
+//! interleave.
+//!
+//! What the socket does not take at once waits here, and the session finishes the write
+//! when the socket has room again (the lobby wakes it):
+//! - must-arrive frames (events, the session's messages, the rest of a partly written
+//!   frame), in order, up to [`MAX_QUEUED`] bytes; a lobby event beyond that means the
+//!   player cannot follow the lobby, and it is dropped from it (close 4004);
+//! - at most one snapshot, always after them: a newer snapshot replaces it (latest wins,
+//!   counted as a skip). A replacing snapshot is never a delta, since the one it
+//!   replaces, its baseline, never reaches the client.
+//!
+//! The session stamps each stay in a lobby with a seat epoch; the tick task's writes carry
+//! the epoch of the seat they are for, and a write for a seat the session has left is
+//! refused ([`Delivery::Stale`]), which also tells the lobby the player is gone.
+
+use std::collections::VecDeque;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::task::{Context, Poll, Waker, ready};
+
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf, ReadHalf, WriteHalf};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+/// Must-arrive bytes a connection may have waiting before a lobby gives up on it.
+pub(crate) const MAX_QUEUED: usize = 64 * 1024;
+
+/// The write side of a socket, usable from any task without `&mut`.
+pub(crate) trait RawWrite: Send + Sync {
+    /// Writes what the socket takes now; `WouldBlock` if it takes nothing.
+    fn try_write(&self, buf: &[u8]) -> io::Result<usize>;
+    /// Writes, or registers `cx` to be woken when the socket has room.
+    fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>>;
+    /// Shuts the write direction down (a FIN after what was written).
+    fn shutdown(&self);
+}
+
+impl RawWrite for OwnedWriteHalf {
+    fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        OwnedWriteHalf::try_write(self, buf)
+    }
+
+    fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        loop {
+            ready!(self.as_ref().poll_write_ready(cx))?;
+            match OwnedWriteHalf::try_write(self, buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                result => return Poll::Ready(result),
+            }
+        }
+    }
+
+    fn shutdown(&self) {
+        let _ = socket2::SockRef::from(self.as_ref()).shutdown(std::net::Shutdown::Write);
+    }
+}
+
+/// Any other byte stream (an in-memory pipe in tests): its write half behind a lock.
+struct Locked<W>(Mutex<W>);
+
+impl<W> Locked<W> {
+    fn lock(&self) -> MutexGuard<'_, W> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl<W: AsyncWrite + Unpin + Send> RawWrite for Locked<W> {
+    fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        // A refused write always wakes the session (see `keep`), which polls again with
+        // its own waker: the no-op one left here is never the only one registered.
+        let mut cx = Context::from_waker(Waker::noop());
+        match self.poll_write(&mut cx, buf) {
+            Poll::Ready(result) => result,
+            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
+
+    fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut *self.lock()).poll_write(cx, buf)
+    }
+
+    fn shutdown(&self) {
+        let mut cx = Context::from_waker(Waker::noop());
+        let _ = Pin::new(&mut *self.lock()).poll_shutdown(&mut cx);
+    }
+}
+
+/// What became of a frame a lobby handed over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Delivery {
+    /// On the socket, whole.
+    Written,
+    /// Kept for the session to finish writing.
+    Kept,
+    /// Kept in place of an older snapshot, which the client will never get.
+    Replaced,
+    /// Not for this connection any more (the player left the seat, or the connection
+    /// broke): the lobby should treat the player as away.
+    Stale,
+    /// The client is too far behind to follow the lobby: the frame was refused and the
+    /// session told to close.
+    Overflow,
+}
+
+/// What the session must do for its outbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Signal {
+    /// Bytes wait: finish writing them.
+    Flush,
+    /// The lobby closed and has said `Left`: the player is in no lobby now.
+    Left,
+    /// The client could not keep up with its lobby and was dropped from it.
+    Overflow,
+    /// A write failed: the connection is gone.
+    Broken,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// The seat the lobby's writes must be for; 0: none.
+    epoch: u64,
+    /// Whole frames waiting, in order; `written` bytes of the first are on the socket.
+    queue: VecDeque<Bytes>,
+    written: usize,
+    /// Bytes in `queue`.
+    queued: usize,
+    /// The newest snapshot, behind everything in `queue`.
+    snapshot: Option<Bytes>,
+    /// Tick of the last snapshot written or kept in this seat: a delta's baseline.
+    last_tick: Option<u32>,
+    /// A lobby's news for the session.
+    signal: Option<Signal>,
+    /// The session, to wake when something is kept or signalled.
+    waker: Option<Waker>,
+    /// A write failed.
+    broken: bool,
+}
+
+impl State {
+    fn idle(&self) -> bool {
+        self.queue.is_empty() && self.snapshot.is_none()
+    }
+
+    fn push(&mut self, frame: Bytes) {
+        self.queued += frame.len();
+        self.queue.push_back(frame);
+    }
+
+    /// The snapshot must go before any frame queued after it.
+    fn settle_snapshot(&mut self) {
+        if let Some(snapshot) = self.snapshot.take() {
+            self.push(snapshot);
+        }
+    }
+
+    fn take_waker(&mut self) -> Option<Waker> {
+        self.waker.take()
+    }
+
+    /// Writes what waits, with the session's waker registered if the socket is full.
+    fn poll_drain(&mut self, raw: &dyn RawWrite, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        loop {
+            if let Some(front) = self.queue.front() {
+                match raw.poll_write(cx, &front[self.written..]) {
+                    Poll::Ready(Ok(0)) => {
+                        self.broken = true;
+                        return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                    }
+                    Poll::Ready(Ok(n)) => {
+                        self.written += n;
+                        if self.written == front.len() {
+                            self.queued -= front.len();
+                            self.written = 0;
+                            self.queue.pop_front();
+                        }
+                    }
+                    Poll::Ready(Err(e)) => {
+                        self.broken = true;
+                        return Poll::Ready(Err(e));
+                    }
+                    Poll::Pending => return Poll::Pending,
+                }
+            } else if let Some(snapshot) = self.snapshot.take() {
+                // Once started it must finish: it joins the must-arrive frames.
+                self.push(snapshot);
+            } else {
+                return Poll::Ready(Ok(()));
+            }
+        }
+    }
+}
+
+/// One connection's outgoing side. See the module documentation.
+pub(crate) struct Outbox {
+    raw: Box<dyn RawWrite>,
+    state: Mutex<State>,
+    /// Seat epochs handed out so far.
+    epochs: AtomicU64,
+    /// The client asked for delta snapshots.
+    deltas: AtomicBool,
+    /// Where the lobby counts the bytes it writes for the player (set at Hello).
+    player_bytes: OnceLock<Arc<AtomicU64>>,
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbox").finish_non_exhaustive()
+    }
+}
+
+impl Outbox {
+    fn new(raw: Box<dyn RawWrite>) -> Arc<Self> {
+        Arc::new(Self {
+            raw,
+            state: Mutex::new(State::default()),
+            epochs: AtomicU64::new(0),
+            deltas: AtomicBool::new(false),
+            player_bytes: OnceLock::new(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Every update of the state is completed before anything that could panic.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    // ---- the session's side ----
+
+    /// Starts a new seat: from now on, only writes stamped with the returned epoch pass.
+    pub(crate) fn begin_seat(&self) -> u64 {
+        let epoch = self.epochs.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut state = self.lock();
+        state.epoch = epoch;
+        state.last_tick = None;
+        state.signal = None;
+        epoch
+    }
+
+    /// Ends the current seat (if it is `epoch`, or whatever it is with `None`): the lobby
+    /// can write nothing more.
+    pub(crate) fn end_seat(&self, epoch: Option<u64>) {
+        let mut state = self.lock();
+        if epoch.is_none_or(|e| e == state.epoch) {
+            state.epoch = 0;
+        }
+    }
+
+    /// Whether the client wants delta snapshots (from the next snapshot on).
+    pub(crate) fn set_deltas(&self, on: bool) {
+        self.deltas.store(on, Ordering::Relaxed);
+    }
+
+    /// Counts the bytes the lobby writes into the player's counter.
+    pub(crate) fn count_into(&self, counter: Arc<AtomicU64>) {
+        let _ = self.player_bytes.set(counter);
+    }
+
+    /// Ready when the session has something to do: write what waits, or hear a lobby's
+    /// news.
+    pub(crate) fn poll_signal(&self, cx: &mut Context<'_>) -> Poll<Signal> {
+        let mut state = self.lock();
+        if let Some(signal) = state.signal.take() {
+            return Poll::Ready(signal);
+        }
+        if state.broken {
+            return Poll::Ready(Signal::Broken);
+        }
+        if !state.idle() {
+            return Poll::Ready(Signal::Flush);
+        }
+        if !state
+            .waker
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            state.waker = Some(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+
+    /// Writes everything that waits.
+    pub(crate) fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.lock().poll_drain(self.raw.as_ref(), cx)
+    }
+
+    /// Accepts whole frames from the session's WebSocket (all of `buf`, or nothing while
+    /// too much waits).
+    fn poll_write_frames(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let mut state = self.lock();
+        if state.broken {
+            return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
+        }
+        if state.queued + buf.len() > MAX_QUEUED {
+            ready!(state.poll_drain(self.raw.as_ref(), cx))?;
+        }
+        state.settle_snapshot();
+        let mut rest = buf;
+        if state.queue.is_empty() {
+            match self.raw.poll_write(cx, buf) {
+                Poll::Ready(Ok(n)) => rest = &buf[n.min(buf.len())..],
+                Poll::Ready(Err(e)) => {
+                    state.broken = true;
+                    return Poll::Ready(Err(e));
+                }
+                Poll::Pending => {}
+            }
+        }
+        if !rest.is_empty() {
+            state.push(Bytes::copy_from_slice(rest));
+        }
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    /// Shuts the socket's write direction down once the session is done with it.
+    pub(crate) fn shutdown(&self) {
+        self.end_seat(None);
+        self.raw.shutdown();
+    }
+
+    // ---- the lobby's side ----
+
+    /// Hands over one snapshot for seat `epoch`, built by `build` into `scratch` from the
+    /// tick of the snapshot this connection got last (`None`: build a full one).
+    pub(crate) fn send_snapshot(
+        &self,
+        epoch: u64,
+        tick: u32,
+        scratch: &mut Vec<u8>,
+        build: impl FnOnce(Option<u32>, &mut Vec<u8>),
+    ) -> Delivery {
+        let mut state = self.lock();
+        if state.epoch != epoch || state.broken {
+            return Delivery::Stale;
+        }
+        let replacing = state.snapshot.is_some();
+        let previous = state
+            .last_tick
+            .filter(|_| !replacing && self.deltas.load(Ordering::Relaxed));
+        scratch.clear();
+        build(previous, scratch);
+        state.last_tick = Some(tick);
+        self.count(scratch.len());
+        if replacing {
+            state.snapshot = Some(Bytes::copy_from_slice(scratch));
+            return Delivery::Replaced;
+        }
+        if !state.queue.is_empty() {
+            state.snapshot = Some(Bytes::copy_from_slice(scratch));
+            return self.kept(state);
+        }
+        match self.raw.try_write(scratch) {
+            Ok(n) if n >= scratch.len() => Delivery::Written,
+            Ok(n) => {
+                state.push(Bytes::copy_from_slice(&scratch[n..]));
+                self.kept(state)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                state.snapshot = Some(Bytes::copy_from_slice(scratch));
+                self.kept(state)
+            }
+            Err(_) => self.broke(state),
+        }
+    }
+
+    /// Hands over one must-arrive frame (already framed) for seat `epoch`.
+    pub(crate) fn send_event(&self, epoch: u64, frame: &Bytes) -> Delivery {
+        let mut state = self.lock();
+        if state.epoch != epoch || state.broken {
+            return Delivery::Stale;
+        }
+        self.count(frame.len());
+        state.settle_snapshot();
+        if !state.queue.is_empty() {
+            if state.queued + frame.len() > MAX_QUEUED {
+                // Keep only the frame being written (its rest must follow, or the stream
+                // is garbled); the close frame goes right after it.
+                let keep = usize::from(state.written > 0);
+                while state.queue.len() > keep {
+                    if let Some(dropped) = state.queue.pop_back() {
+                        state.queued -= dropped.len();
+                    }
+                }
+                state.epoch = 0;
+                state.signal = Some(Signal::Overflow);
+                wake(state.take_waker(), state);
+                return Delivery::Overflow;
+            }
+            state.push(frame.clone());
+            return self.kept(state);
+        }
+        match self.raw.try_write(frame) {
+            Ok(n) if n >= frame.len() => Delivery::Written,
+            Ok(n) => {
+                state.push(frame.slice(n..));
+                self.kept(state)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                state.push(frame.clone());
+                self.kept(state)
+            }
+            Err(_) => self.broke(state),
+        }
+    }
+
+    /// The lobby closed, after its last events for seat `epoch`: the session is out of
+    /// it.
+    pub(crate) fn lobby_left(&self, epoch: u64) {
+        let mut state = self.lock();
+        if state.epoch == epoch {
+            state.epoch = 0;
+            state.signal = Some(Signal::Left);
+            wake(state.take_waker(), state);
+        }
+    }
+
+    fn count(&self, n: usize) {
+        if let Some(counter) = self.player_bytes.get() {
+            counter.fetch_add(n as u64, Ordering::Relaxed);
+        }
+    }
+
+    fn kept(&self, mut state: MutexGuard<'_, State>) -> Delivery {
+        wake(state.take_waker(), state);
+        Delivery::Kept
+    }
+
+    fn broke(&self, mut state: MutexGuard<'_, State>) -> Delivery {
+        state.broken = true;
+        wake(state.take_waker(), state);
+        Delivery::Stale
+    }
+}
+
+/// Wakes after the lock is released: the woken session may run on another thread.
+fn wake(waker: Option<Waker>, state: MutexGuard<'_, State>) {
+    drop(state);
+    if let Some(waker) = waker {
+        waker.wake();
+    }
+}
+
+/// Writes a WebSocket binary frame header (server to client: final, unmasked) for a
+/// payload of `len` bytes.
+pub(crate) fn write_binary_header(len: usize, out: &mut Vec<u8>) {
+    const FIN_BINARY: u8 = 0x82;
+    if len < 126 {
+        out.extend_from_slice(&[FIN_BINARY, len as u8]);
+    } else if let Ok(len) = u16::try_from(len) {
+        out.extend_from_slice(&[FIN_BINARY, 126]);
+        out.extend_from_slice(&len.to_be_bytes());
+    } else {
+        out.extend_from_slice(&[FIN_BINARY, 127]);
+        out.extend_from_slice(&(len as u64).to_be_bytes());
+    }
+}
+
+/// `payload` as one WebSocket binary frame.
+pub(crate) fn binary_frame(payload: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(payload.len() + 10);
+    write_binary_header(payload.len(), &mut out);
+    out.extend_from_slice(payload);
+    Bytes::from(out)
+}
+
+/// A connection as the session's WebSocket sees it: reads from the socket, writes through
+/// the outbox.
+pub(crate) struct Conn<R> {
+    read: R,
+    out: Arc<Outbox>,
+}
+
+impl<R> Conn<R> {
+    /// The outbox, for the session and its lobbies.
+    pub(crate) fn outbox(&self) -> &Arc<Outbox> {
+        &self.out
+    }
+}
+
+/// A TCP connection, split so that the lobby can write while the session reads.
+pub(crate) fn tcp(stream: TcpStream) -> Conn<OwnedReadHalf> {
+    let (read, write) = stream.into_split();
+    Conn {
+        read,
+        out: Outbox::new(Box::new(write)),
+    }
+}
+
+/// Any other byte stream.
+pub(crate) fn any<S>(stream: S) -> Conn<ReadHalf<S>>
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (read, write): (ReadHalf<S>, WriteHalf<S>) = tokio::io::split(stream);
+    Conn {
+        read,
+        out: Outbox::new(Box::new(Locked(Mutex::new(write)))),
+    }
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for Conn<R> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().read).poll_read(cx, buf)
+    }
+}
+
+impl<R: Unpin> AsyncWrite for Conn<R> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.out.poll_write_frames(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.out.poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.out.poll_flush(cx))?;
+        self.out.shutdown();
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::{SinkExt, StreamExt};
+    use tokio::io::AsyncReadExt;
+    use tokio_tungstenite::WebSocketStream;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::protocol::Role;
+
+    #[test]
+    fn headers_match_tungstenite() {
+        use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+        use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+        for len in [0usize, 1, 125, 126, 127, 65_535, 65_536, 70_000] {
+            let payload = vec![7u8; len];
+            let mut ours = Vec::new();
+            write_binary_header(len, &mut ours);
+            ours.extend_from_slice(&payload);
+            let mut theirs = Vec::new();
+            Frame::message(payload, OpCode::Data(Data::Binary), true)
+                .format(&mut theirs)
+                .expect("formats");
+            assert_eq!(ours, theirs, "length {len}");
+        }
+    }
+
+    /// A pipe whose other end reads nothing until told to: the outbox keeps what does not
+    /// fit, replaces kept snapshots, and delivers everything in order once the reader
+    /// reads.
+    #[tokio::test]
+    async fn slow_reader_gets_events_in_order_and_the_newest_snapshot() {
+        let (server, mut client) = tokio::io::duplex(256);
+        let conn = any(server);
+        let out = Arc::clone(conn.outbox());
+        out.set_deltas(true);
+        let epoch = out.begin_seat();
+        let mut scratch = Vec::new();
+        let snapshot = |tick: u32| {
+            move |previous: Option<u32>, buf: &mut Vec<u8>| {
+                let mut payload = vec![u8::try_from(tick % 256).unwrap_or(0); 100];
+                payload[0] = u8::from(previous.is_some());
+                write_binary_header(payload.len(), buf);
+                buf.extend_from_slice(&payload);
+            }
+        };
+        assert_eq!(
+            out.send_snapshot(epoch, 1, &mut scratch, snapshot(1)),
+            Delivery::Written
+        );
+        assert_eq!(
+            out.send_snapshot(epoch, 2, &mut scratch, snapshot(2)),
+            Delivery::Written
+        );
+        // The pipe holds 256 bytes: the third is partly written, its rest must arrive.
+        assert_eq!(
+            out.send_snapshot(epoch, 3, &mut scratch, snapshot(3)),
+            Delivery::Kept
+        );
+        assert_eq!(
+            out.send_snapshot(epoch, 4, &mut scratch, snapshot(4)),
+            Delivery::Kept
+        );
+        assert_eq!(
+            out.send_snapshot(epoch, 5, &mut scratch, snapshot(5)),
+            Delivery::Replaced
+        );
+        let event = binary_frame(b"event");
+        assert_eq!(out.send_event(epoch, &event), Delivery::Kept);
+        assert_eq!(
+            out.send_snapshot(epoch, 6, &mut scratch, snapshot(6)),
+            Delivery::Kept
+        );
+        // The session leaves: nothing more from that seat.
+        out.end_seat(Some(epoch));
+        assert_eq!(
+            out.send_snapshot(epoch, 7, &mut scratch, snapshot(7)),
+            Delivery::Stale
+        );
+
+        let session = async {
+            std::future::poll_fn(|cx| out.poll_flush(cx))
+                .await
+                .expect("flushes");
+        };
+        let reader = async {
+            let mut ws = WebSocketStream::from_raw_socket(&mut client, Role::Client, None).await;
+            let mut got = Vec::new();
+            while got.len() < 6 {
+                match ws.next().await {
+                    Some(Ok(Message::Binary(b))) => got.push(b),
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            got
+        };
+        let ((), got) = tokio::join!(session, reader);
+        let kinds: Vec<(u8, u8)> = got
+            .iter()
+            .map(|b| if b.len() == 100 { (b[1], b[0]) } else { (0, 0) })
+            .collect();
+        // 1 full; 2 and 3 deltas; 4 replaced by 5, which is full (its baseline, 4, is never
+        // sent); the event; 6 a delta on 5.
+        assert_eq!(kinds, [(1, 0), (2, 1), (3, 1), (5, 0), (0, 0), (6, 1)]);
+        assert_eq!(&got[4][..], b"event");
+        let mut rest = [0u8; 1];
+        drop(out);
+        drop(conn);
+        assert_eq!(client.read(&mut rest).await.expect("eof"), 0);
+    }
+
+    #[tokio::test]
+    async fn too_many_waiting_events_drop_the_player() {
+        let (server, _client) = tokio::io::duplex(64);
+        let conn = any(server);
+        let out = Arc::clone(conn.outbox());
+        let epoch = out.begin_seat();
+        let event = binary_frame(&[1u8; 1000]);
+        let mut deliveries = Vec::new();
+        for _ in 0..100 {
+            deliveries.push(out.send_event(epoch, &event));
+        }
+        assert_eq!(deliveries[0], Delivery::Kept);
+        assert!(deliveries.contains(&Delivery::Overflow));
+        assert_eq!(deliveries.last(), Some(&Delivery::Stale));
+        let signal = std::future::poll_fn(|cx| out.poll_signal(cx)).await;
+        assert_eq!(signal, Signal::Overflow);
+        let mut ws = WebSocketStream::from_raw_socket(conn, Role::Server, None).await;
+        // The session's own frames still go out (after the partly written one).
+        let sent = tokio::time::timeout(
+            std::time::Duration::from_millis(100),
+            ws.send(Message::Binary(Bytes::from_static(b"bye"))),
+        )
+        .await;
+        assert!(
+            sent.is_err(),
+            "the reader reads nothing, so the flush waits"
+        );
+    }
+}
