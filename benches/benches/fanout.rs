@@ -1,35 +1,48 @@
-//! `fanout/`: one tick delivered to N in-process sessions' latest-wins mailboxes (a
-//! `watch` channel per lobby holding an `Arc` of the frame, one task per session that
-//! wakes and builds its player's message), on a single-threaded runtime like a server
-//! pinned to one core. Sockets are not included: that cost is measured end to end by
-//! the bots.
+//! `fanout/`: one tick's snapshots written to N players' real loopback TCP sockets
+//! through their outboxes, by the server's own delivery code (`broadcast::deliver`, the
+//! loop the tick task runs), on a single-threaded runtime like a server pinned to one
+//! core. Each write is one non-blocking `send`, whose cost includes the kernel's loopback
+//! delivery to the receiving socket; the clients' reading is outside the measured time.
 //!
-//! - `fanout/one_lobby/N`: a lobby of N players.
-//! - `fanout/lobbies_of_10/N`: N players in lobbies of 10, every lobby publishing: the
-//!   server-wide in-process cost of one tick.
+//! - `fanout/tcp/N`: a lobby of N players, a full snapshot of N entities each.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use ticksync_benches::{Fanout, LobbyModel};
+use ticksync_server::testing::Fanout;
+
+/// Ticks delivered between two drains of the clients' sockets (so that they never fill).
+const CHUNK: u64 = 16;
 
 fn fanout(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
         .build()
         .expect("a tokio runtime");
+    let _guard = runtime.enter();
     let mut group = c.benchmark_group("fanout");
-    for (name, sessions, per_lobby) in [
-        ("one_lobby", 10usize, 10usize),
-        ("one_lobby", 64, 64),
-        ("one_lobby", 200, 200),
-        ("lobbies_of_10", 100, 10),
-        ("lobbies_of_10", 1_000, 10),
-        ("lobbies_of_10", 3_000, 10),
-    ] {
-        let players = u8::try_from(per_lobby).unwrap_or(u8::MAX);
-        let frame = LobbyModel::new(players).tick();
-        let fanout = runtime.block_on(async { Fanout::spawn(sessions, per_lobby) });
-        group.throughput(Throughput::Elements(sessions as u64));
-        group.bench_function(BenchmarkId::new(name, sessions), |b| {
-            b.iter(|| runtime.block_on(fanout.deliver(&frame)));
+    for players in [10usize, 64, 200] {
+        let mut fanout = runtime
+            .block_on(Fanout::new(players))
+            .expect("loopback sockets");
+        group.throughput(Throughput::Elements(players as u64));
+        group.bench_function(BenchmarkId::new("tcp", players), |b| {
+            b.iter_custom(|iters| {
+                let mut measured = Duration::ZERO;
+                let mut left = iters;
+                while left > 0 {
+                    let n = left.min(CHUNK);
+                    let started = Instant::now();
+                    for _ in 0..n {
+                        black_box(fanout.deliver());
+                    }
+                    measured += started.elapsed();
+                    let _ = fanout.drain();
+                    left -= n;
+                }
+                measured
+            });
         });
     }
     group.finish();

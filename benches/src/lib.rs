@@ -6,22 +6,15 @@
 //!   (step the [`Arena`] through the [`Game`] trait with every player's input, view,
 //!   quantize, encode the shared snapshot body once, collect the acknowledgements),
 //!   without the channels around it.
-//! - `fanout/`: [`Fanout`] delivers one [`TickFrame`] to sessions the way
-//!   `server/src/broadcast.rs` does: a `watch` channel per lobby holding an
-//!   `Arc<TickFrame>`, one task per session that wakes on it and builds its player's
-//!   message (its own head plus the shared body). Sockets are left out: the bots
-//!   measure those end to end.
+//! - `fanout/` uses the server's own [`ticksync_server::testing::Fanout`]: one tick
+//!   written to N players' real loopback sockets through their outboxes, by the same
+//!   code the tick task runs.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-use bytes::{Bytes, BytesMut};
 use glam::Vec2;
-use ticksync_protocol::codec::{SNAPSHOT_HEAD_MAX, encode_snapshot_body, write_snapshot_head};
+use ticksync_protocol::codec::encode_snapshot_body;
 use ticksync_protocol::{ClientMessage, EntityId, EntityState, Input, ServerMessage, Snapshot};
 use ticksync_server::arena::Arena;
 use ticksync_server::game::{EntityView, Game, PlayerInput, quantize_views};
-use tokio::sync::{Notify, watch};
 
 /// `n` entities spread over the quantized range, moving.
 pub fn entities(n: usize) -> Vec<EntityState> {
@@ -60,31 +53,6 @@ pub fn input(seq: u32) -> ClientMessage {
     })
 }
 
-/// One tick's shared snapshot: the model of the server's `TickFrame`.
-#[derive(Debug, Default)]
-pub struct TickFrame {
-    /// The tick.
-    pub tick: u32,
-    /// Tick, baseline and entities, encoded once for the lobby.
-    pub body: Bytes,
-    /// Last applied input sequence, by entity id.
-    pub acks: Vec<u32>,
-}
-
-impl TickFrame {
-    /// `entity`'s complete `Snapshot` message: its head, then the shared body, built in
-    /// `scratch` (as `TickFrame::message_for` in the server).
-    pub fn message_for(&self, entity: EntityId, scratch: &mut BytesMut) -> Bytes {
-        let ack = self.acks.get(usize::from(entity)).copied().unwrap_or(0);
-        let mut head = [0u8; SNAPSHOT_HEAD_MAX];
-        let n = write_snapshot_head(ack, &mut head);
-        scratch.reserve(n + self.body.len());
-        scratch.extend_from_slice(&head[..n]);
-        scratch.extend_from_slice(&self.body);
-        scratch.split().freeze()
-    }
-}
-
 /// A lobby's tick task without its channels: the game, every player's current input,
 /// and the scratch buffers the server reuses.
 pub struct LobbyModel {
@@ -93,6 +61,7 @@ pub struct LobbyModel {
     seqs: Vec<u32>,
     views: Vec<EntityView>,
     states: Vec<EntityState>,
+    body: Vec<u8>,
     tick: u32,
     rng: u64,
 }
@@ -121,6 +90,7 @@ impl LobbyModel {
             seqs: vec![0; usize::from(players)],
             views: Vec::new(),
             states: Vec::new(),
+            body: Vec::new(),
             tick: 0,
             rng: 0x2545_f491_4f6c_dd1d,
         };
@@ -142,9 +112,9 @@ impl LobbyModel {
         }
     }
 
-    /// One tick: step with the inputs, view, quantize, encode the body once, and
-    /// collect the acknowledgements, as `Lobby::step` and `Lobby::publish` do.
-    pub fn tick(&mut self) -> Arc<TickFrame> {
+    /// One tick: step with the inputs, view, quantize and encode the body once, as
+    /// `Lobby::step` and `Lobby::encode` do; returns the body (tick, baseline, entities).
+    pub fn tick(&mut self) -> &[u8] {
         let dt = 1.0 / 30.0;
         self.game.step(&self.inputs, self.tick, dt);
         self.views.clear();
@@ -156,78 +126,22 @@ impl LobbyModel {
             self.game.max_speed(),
             &mut self.states,
         );
-        let mut body = Vec::with_capacity(8 + self.states.len() * EntityState::WIRE_BYTES);
-        encode_snapshot_body(self.tick, 0, &self.states, &mut body);
-        let frame = Arc::new(TickFrame {
-            tick: self.tick,
-            body: Bytes::from(body),
-            acks: self.seqs.clone(),
-        });
+        self.body.clear();
+        encode_snapshot_body(self.tick, 0, &self.states, &mut self.body);
         self.tick = self.tick.wrapping_add(1);
-        frame
-    }
-}
-
-/// Sessions waiting on lobbies' `watch` channels, as in the server. Create it inside a
-/// tokio runtime: it spawns one task per session.
-#[derive(Debug)]
-pub struct Fanout {
-    lobbies: Vec<watch::Sender<Arc<TickFrame>>>,
-    sessions: usize,
-    remaining: Arc<AtomicUsize>,
-    done: Arc<Notify>,
-}
-
-impl Fanout {
-    /// `sessions` sessions in lobbies of `per_lobby` (the last one may be smaller).
-    pub fn spawn(sessions: usize, per_lobby: usize) -> Self {
-        let per_lobby = per_lobby.max(1);
-        let remaining = Arc::new(AtomicUsize::new(0));
-        let done = Arc::new(Notify::new());
-        let mut lobbies = Vec::new();
-        for first in (0..sessions).step_by(per_lobby) {
-            let (tx, _) = watch::channel(Arc::new(TickFrame::default()));
-            for entity in 0..per_lobby.min(sessions - first) {
-                let mut rx = tx.subscribe();
-                let remaining = Arc::clone(&remaining);
-                let done = Arc::clone(&done);
-                let entity = EntityId::try_from(entity).unwrap_or(EntityId::MAX);
-                tokio::spawn(async move {
-                    let mut scratch = BytesMut::with_capacity(256);
-                    while rx.changed().await.is_ok() {
-                        let frame = Arc::clone(&rx.borrow_and_update());
-                        let message = frame.message_for(entity, &mut scratch);
-                        std::hint::black_box(message);
-                        if remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
-                            done.notify_one();
-                        }
-                    }
-                });
-            }
-            lobbies.push(tx);
-        }
-        Self {
-            lobbies,
-            sessions,
-            remaining,
-            done,
-        }
+        &self.body
     }
 
-    /// Publishes `frame` in every lobby and waits until every session has built its
-    /// message.
-    pub async fn deliver(&self, frame: &Arc<TickFrame>) {
-        self.remaining.store(self.sessions, Ordering::Release);
-        for lobby in &self.lobbies {
-            lobby.send_replace(Arc::clone(frame));
-        }
-        self.done.notified().await;
+    /// The newest input sequence of `entity`'s player: what its snapshot acknowledges.
+    pub fn ack(&self, entity: EntityId) -> u32 {
+        self.seqs.get(usize::from(entity)).copied().unwrap_or(0)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ticksync_protocol::codec::{SNAPSHOT_HEAD_MAX, write_snapshot_head};
     use ticksync_protocol::decode_server;
 
     #[test]
@@ -235,10 +149,11 @@ mod tests {
         let mut lobby = LobbyModel::new(10);
         lobby.new_inputs();
         let _ = lobby.tick();
-        let frame = lobby.tick();
-        let mut scratch = BytesMut::new();
+        let body = lobby.tick().to_vec();
         for entity in 0..10 {
-            let bytes = frame.message_for(entity, &mut scratch);
+            let mut head = [0u8; SNAPSHOT_HEAD_MAX];
+            let n = write_snapshot_head(lobby.ack(entity), &mut head);
+            let bytes = [&head[..n], &body].concat();
             let ServerMessage::Snapshot(s) = decode_server(&bytes).expect("decodes") else {
                 panic!("not a snapshot");
             };
@@ -247,18 +162,31 @@ mod tests {
     }
 
     #[test]
-    fn fanout_reaches_every_session() {
+    fn fanout_writes_every_player_a_snapshot() {
         let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
             .build()
             .expect("runtime");
-        runtime.block_on(async {
-            let fanout = Fanout::spawn(25, 10);
-            let frame = LobbyModel::new(10).tick();
-            for _ in 0..3 {
-                fanout.deliver(&frame).await;
+        let _guard = runtime.enter();
+        let mut fanout = runtime
+            .block_on(ticksync_server::testing::Fanout::new(25))
+            .expect("sockets");
+        for _ in 0..3 {
+            assert_eq!(fanout.deliver(), 25);
+        }
+        // Loopback delivers at once; allow a moment anyway.
+        let mut bytes = 0;
+        for _ in 0..100 {
+            bytes += fanout.drain().expect("drains");
+            if bytes >= 3 * 25 * (25 * EntityState::WIRE_BYTES as u64) {
+                break;
             }
-            assert_eq!(fanout.remaining.load(Ordering::Acquire), 0);
-        });
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(
+            bytes >= 3 * 25 * (25 * EntityState::WIRE_BYTES as u64),
+            "{bytes}"
+        );
     }
 
     #[test]

@@ -111,6 +111,9 @@ pub struct TickFigures {
     pub overruns: u64,
     /// Simulation plus snapshot encoding of one lobby tick.
     pub tick_time: Option<BucketQuantiles>,
+    /// Writing one lobby tick's snapshots to its players' sockets (servers that
+    /// publish it).
+    pub fanout: Option<BucketQuantiles>,
     /// How late tick starts were against the fixed schedule.
     pub lateness: Option<BucketQuantiles>,
 }
@@ -154,6 +157,7 @@ pub(crate) fn tick_figures(before: &Scrape, after: &Scrape) -> Option<TickFigure
         ticks: ticks as u64,
         overruns: delta("ticksync_ticks_overrun_total").unwrap_or(0.0) as u64,
         tick_time: hist("ticksync_tick_duration_seconds"),
+        fanout: hist("ticksync_tick_fanout_seconds"),
         lateness: hist("ticksync_tick_lateness_seconds"),
     })
 }

@@ -504,6 +504,15 @@ impl fmt::Display for Report {
                     d.mean_us
                 )?;
             }
+            if let Some(d) = &t.fanout {
+                writeln!(
+                    f,
+                    "                  tick fanout (socket writes) p50 {}   p99 {}   mean {:.1} us",
+                    us(d.p50_le_us),
+                    us(d.p99_le_us),
+                    d.mean_us
+                )?;
+            }
             if let Some(l) = &t.lateness {
                 writeln!(
                     f,

@@ -18,7 +18,7 @@
 use ticksync_protocol::EntityId;
 use ticksync_protocol::codec::{SNAPSHOT_HEAD_MAX, write_delta_head, write_snapshot_head};
 
-use crate::outbox::write_binary_header;
+use crate::outbox::{Delivery, Link, write_binary_header};
 
 /// One tick's shared snapshot.
 #[derive(Debug)]
@@ -55,6 +55,48 @@ impl TickFrame {
         out.extend_from_slice(&head[..n]);
         out.extend_from_slice(body);
     }
+}
+
+/// What one tick's delivery did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Delivered {
+    /// Snapshots written or kept for writing.
+    pub(crate) sent: u64,
+    /// Of which replaced a kept one (the client skips a tick).
+    pub(crate) skipped: u64,
+    /// Bytes handed over.
+    pub(crate) bytes: u64,
+}
+
+/// Writes `frame` to each player's connection, building each player's message in
+/// `scratch`; the players whose connection is gone are added to `gone`.
+pub(crate) fn deliver<'a>(
+    frame: &TickFrame,
+    links: impl IntoIterator<Item = (EntityId, &'a Link)>,
+    scratch: &mut Vec<u8>,
+    gone: &mut Vec<EntityId>,
+) -> Delivered {
+    let mut done = Delivered::default();
+    for (entity, link) in links {
+        let delivery = link
+            .out
+            .send_snapshot(link.epoch, frame.tick, scratch, |previous, out| {
+                frame.write_message(entity, previous, out);
+            });
+        match delivery {
+            Delivery::Written | Delivery::Kept => done.sent += 1,
+            Delivery::Replaced => {
+                done.sent += 1;
+                done.skipped += 1;
+            }
+            Delivery::Stale | Delivery::Overflow => {
+                gone.push(entity);
+                continue;
+            }
+        }
+        done.bytes += scratch.len() as u64;
+    }
+    done
 }
 
 #[cfg(test)]

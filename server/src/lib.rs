@@ -136,6 +136,8 @@ pub(crate) struct Stats {
     pub(crate) ticks_overrun: AtomicU64,
     /// Simulation + encode time of one lobby tick.
     pub(crate) tick_time: metrics::AtomicHistogram,
+    /// Time to write one lobby tick's snapshots to its players' sockets.
+    pub(crate) fanout_time: metrics::AtomicHistogram,
     /// How late ticks start against their schedule.
     pub(crate) tick_lateness: metrics::AtomicHistogram,
     pub(crate) inputs_dropped_full: AtomicU64,

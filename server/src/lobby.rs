@@ -36,9 +36,10 @@ use tracing::{debug, error, info, warn};
 
 use crate::Shared;
 use crate::broadcast::TickFrame;
+use crate::broadcast::deliver;
 use crate::game::{EntityView, Game, LobbySpec, PlayerInput, quantize_views};
 use crate::metrics::AtomicHistogram;
-use crate::outbox::{Delivery, Outbox, binary_frame};
+use crate::outbox::{Delivery, Link, binary_frame};
 
 /// Capacity of a lobby's join queue.
 const COMMAND_QUEUE: usize = 64;
@@ -173,15 +174,6 @@ pub(crate) struct InputMsg {
     pub(crate) input: Input,
 }
 
-/// A seat's way to its player's connection.
-#[derive(Debug)]
-pub(crate) struct Link {
-    /// The connection's outbox.
-    pub(crate) out: Arc<Outbox>,
-    /// The seat epoch the session gave this stay (see `outbox.rs`).
-    pub(crate) epoch: u64,
-}
-
 struct Seat {
     player_id: u32,
     name: String,
@@ -222,6 +214,10 @@ pub(crate) struct Lobby {
     frame: TickFrame,
     /// Where each player's snapshot message is built.
     scratch: Vec<u8>,
+    /// Players whose connection turned out gone during delivery.
+    gone: Vec<EntityId>,
+    /// Simulation and encoding time of the last tick (without the socket writes).
+    compute_time: Duration,
     /// Indexed by entity id.
     seats: Vec<Option<Seat>>,
     tick: u32,
@@ -278,6 +274,8 @@ impl Lobby {
                 acks: Vec::new(),
             },
             scratch: Vec::new(),
+            gone: Vec::new(),
+            compute_time: Duration::ZERO,
             seats: (0..max_players).map(|_| None).collect(),
             tick: 0,
             empty_since: Some(Instant::now()),
@@ -316,11 +314,13 @@ impl Lobby {
             self.handle.stats.tick_lateness.observe(late);
             let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| self.run_tick()));
             let took = started.elapsed();
+            let compute = self.compute_time.min(took);
             let stats = &self.shared.stats;
             stats.ticks.fetch_add(1, Ordering::Relaxed);
-            stats.tick_time.observe(took);
+            stats.tick_time.observe(compute);
+            stats.fanout_time.observe(took - compute);
             stats.tick_lateness.observe(late);
-            self.handle.stats.tick_time.observe(took);
+            self.handle.stats.tick_time.observe(compute);
             if took > self.tick_period || late > self.tick_period {
                 stats.ticks_overrun.fetch_add(1, Ordering::Relaxed);
             }
@@ -355,6 +355,7 @@ impl Lobby {
 
     /// One tick. Returns why the lobby should close, if it should.
     fn run_tick(&mut self) -> Option<String> {
+        let started = Instant::now();
         if let Some(reason) = self.handle_commands() {
             return Some(reason);
         }
@@ -370,7 +371,10 @@ impl Lobby {
         }
         self.take_inputs();
         self.step();
-        self.publish();
+        self.encode();
+        self.compute_time = started.elapsed();
+        self.deliver();
+        self.send_scores();
         self.tick = self.tick.wrapping_add(1);
         self.handle.tick.store(self.tick, Ordering::Relaxed);
         self.handle.stats.ticks.fetch_add(1, Ordering::Relaxed);
@@ -645,7 +649,8 @@ impl Lobby {
         self.game.step(&self.step_inputs, self.tick, dt);
     }
 
-    fn publish(&mut self) {
+    /// Views, quantizes and encodes this tick's snapshot into `frame`, once for everyone.
+    fn encode(&mut self) {
         self.views.clear();
         self.game.view(&mut self.views);
         let size = self.game.world_size();
@@ -676,45 +681,35 @@ impl Lobby {
                 .iter()
                 .map(|s| s.as_ref().map_or(0, |s| s.applied_seq)),
         );
-        let (mut sent, mut skipped, mut bytes) = (0u64, 0u64, 0u64);
-        for (i, seat) in self.seats.iter_mut().enumerate() {
-            let (Some(seat), Ok(entity)) = (seat.as_mut(), EntityId::try_from(i)) else {
-                continue;
-            };
-            let Some(link) = &seat.link else {
-                continue;
-            };
-            let frame = &self.frame;
-            let delivery = link.out.send_snapshot(
-                link.epoch,
-                frame.tick,
-                &mut self.scratch,
-                |previous, out| {
-                    frame.write_message(entity, previous, out);
-                },
-            );
-            match delivery {
-                Delivery::Written | Delivery::Kept => sent += 1,
-                Delivery::Replaced => {
-                    sent += 1;
-                    skipped += 1;
-                }
-                Delivery::Stale | Delivery::Overflow => {
-                    seat.detach();
-                    continue;
-                }
+    }
+
+    /// Writes each player's snapshot to its connection.
+    fn deliver(&mut self) {
+        let links = self.seats.iter().enumerate().filter_map(|(i, seat)| {
+            Some((EntityId::try_from(i).ok()?, seat.as_ref()?.link.as_ref()?))
+        });
+        let done = deliver(&self.frame, links, &mut self.scratch, &mut self.gone);
+        for entity in self.gone.drain(..) {
+            if let Some(seat) = self
+                .seats
+                .get_mut(usize::from(entity))
+                .and_then(Option::as_mut)
+            {
+                seat.detach();
             }
-            bytes += self.scratch.len() as u64;
         }
         let stats = &self.shared.stats;
-        stats.snapshots_sent.fetch_add(sent, Ordering::Relaxed);
-        stats.bytes_out.fetch_add(bytes, Ordering::Relaxed);
-        if skipped > 0 {
+        stats.snapshots_sent.fetch_add(done.sent, Ordering::Relaxed);
+        stats.bytes_out.fetch_add(done.bytes, Ordering::Relaxed);
+        if done.skipped > 0 {
             stats
                 .snapshots_skipped
-                .fetch_add(skipped, Ordering::Relaxed);
+                .fetch_add(done.skipped, Ordering::Relaxed);
         }
+    }
 
+    /// Tells everyone the scores when they changed.
+    fn send_scores(&mut self) {
         self.scores.clear();
         self.game.scores(&mut self.scores);
         if self.scores != self.last_scores {

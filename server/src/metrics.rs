@@ -232,6 +232,12 @@ impl Collector for ServerCollector {
         )?;
         histogram(
             &mut e,
+            "tick_fanout_seconds",
+            "Time to write one lobby tick's snapshots to its players' sockets.",
+            &s.fanout_time,
+        )?;
+        histogram(
+            &mut e,
             "tick_lateness_seconds",
             "How late lobby ticks start against their fixed schedule.",
             &s.tick_lateness,

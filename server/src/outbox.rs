@@ -202,6 +202,15 @@ impl State {
     }
 }
 
+/// A lobby seat's way to its player's connection.
+#[derive(Debug)]
+pub(crate) struct Link {
+    /// The connection's outbox.
+    pub(crate) out: Arc<Outbox>,
+    /// The seat epoch the session gave this stay.
+    pub(crate) epoch: u64,
+}
+
 /// One connection's outgoing side. See the module documentation.
 pub(crate) struct Outbox {
     raw: Box<dyn RawWrite>,
@@ -485,6 +494,11 @@ impl<R> Conn<R> {
     /// The outbox, for the session and its lobbies.
     pub(crate) fn outbox(&self) -> &Arc<Outbox> {
         &self.out
+    }
+
+    /// The read side alone (the outbox lives on in its `Arc`s).
+    pub(crate) fn into_read(self) -> R {
+        self.read
     }
 }
 

@@ -51,8 +51,8 @@ use crate::Shared;
 use crate::auth::verify_join_token;
 use crate::input::{RateLimits, sanitize};
 use crate::listener::{Admission, ConnSlot};
-use crate::lobby::{InputMsg, JoinRefused, Link, LobbyCommand, LobbyHandle, Seated};
-use crate::outbox::{Conn, Outbox, Signal};
+use crate::lobby::{InputMsg, JoinRefused, LobbyCommand, LobbyHandle, Seated};
+use crate::outbox::{Conn, Link, Outbox, Signal};
 use crate::players::{CONTROL_QUEUE, Control, PlayerRecord};
 
 /// How long a join may wait for the lobby's tick task (it answers within one tick).

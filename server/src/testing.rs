@@ -113,3 +113,110 @@ pub async fn drive(
     let ((), outcome) = tokio::join!(server, client);
     outcome
 }
+
+/// One lobby tick's delivery to `players` real loopback TCP connections, each with its
+/// outbox, through the same code as the tick task (`broadcast.rs`): for the `fanout/`
+/// benches. Create it on a tokio runtime with I/O enabled, which [`Fanout::deliver`]
+/// must then be called within (the sockets are registered with its reactor).
+pub struct Fanout {
+    frame: crate::broadcast::TickFrame,
+    links: Vec<crate::outbox::Link>,
+    /// The server ends' read halves, kept open.
+    _reads: Vec<tokio::net::tcp::OwnedReadHalf>,
+    /// The client ends, drained by [`Fanout::drain`].
+    clients: Vec<std::net::TcpStream>,
+    scratch: Vec<u8>,
+    gone: Vec<ticksync_protocol::EntityId>,
+}
+
+impl std::fmt::Debug for Fanout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fanout")
+            .field("players", &self.links.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Fanout {
+    /// A lobby of `players` connected players (at most 250), and a full snapshot of
+    /// `players` entities to send them.
+    pub async fn new(players: usize) -> std::io::Result<Self> {
+        use ticksync_protocol::EntityState;
+        let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+        let addr = listener.local_addr()?;
+        let mut links = Vec::new();
+        let mut reads = Vec::new();
+        let mut clients = Vec::new();
+        for _ in 0..players.min(250) {
+            let client = std::net::TcpStream::connect(addr)?;
+            let (server, _) = listener.accept()?;
+            client.set_nonblocking(true)?;
+            server.set_nonblocking(true)?;
+            server.set_nodelay(true)?;
+            let server = tokio::net::TcpStream::from_std(server)?;
+            // The reactor learns the socket is writable; until then a write would
+            // wait for it.
+            server.writable().await?;
+            let conn = outbox::tcp(server);
+            let out = Arc::clone(conn.outbox());
+            let epoch = out.begin_seat();
+            links.push(crate::outbox::Link { out, epoch });
+            reads.push(conn.into_read());
+            clients.push(client);
+        }
+        let entities: Vec<EntityState> = (0..links.len())
+            .map(|i| EntityState {
+                id: u8::try_from(i).unwrap_or(u8::MAX),
+                x: u16::try_from(i * 251).unwrap_or(0),
+                y: u16::try_from(i * 97).unwrap_or(0),
+                ..Default::default()
+            })
+            .collect();
+        let mut body = Vec::new();
+        ticksync_protocol::codec::encode_snapshot_body(1, 0, &entities, &mut body);
+        Ok(Self {
+            frame: crate::broadcast::TickFrame {
+                tick: 1,
+                body,
+                delta: Vec::new(),
+                acks: (0..links.len()).map(|i| 1000 + i as u32).collect(),
+            },
+            links,
+            _reads: reads,
+            clients,
+            scratch: Vec::new(),
+            gone: Vec::new(),
+        })
+    }
+
+    /// Writes the next tick's snapshot to every player; returns how many went straight
+    /// onto their socket (all of them, unless [`Fanout::drain`] was not called for long).
+    pub fn deliver(&mut self) -> u64 {
+        self.frame.tick = self.frame.tick.wrapping_add(1);
+        let links = self
+            .links
+            .iter()
+            .enumerate()
+            .map(|(i, link)| (u8::try_from(i).unwrap_or(u8::MAX), link));
+        let done = crate::broadcast::deliver(&self.frame, links, &mut self.scratch, &mut self.gone);
+        done.sent - done.skipped
+    }
+
+    /// Reads everything the players were sent so far; returns the byte count.
+    pub fn drain(&mut self) -> std::io::Result<u64> {
+        use std::io::Read;
+        let mut buf = [0u8; 16 * 1024];
+        let mut total = 0u64;
+        for client in &mut self.clients {
+            loop {
+                match client.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => total += n as u64,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(total)
+    }
+}
