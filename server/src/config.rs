@@ -73,7 +73,7 @@ pub struct Config {
     pub resume_grace: Duration,
 
     /// Origins allowed to open the WebSocket (comma-separated, e.g.
-    /// "https://game.example"). Empty: any origin.
+    /// `https://game.example`). Empty: any origin.
     #[arg(long, env = "TICKSYNC_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
 

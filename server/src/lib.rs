@@ -8,8 +8,8 @@
 //!
 //! ```text
 //!  TCP ──► listener.rs ──► http.rs ── GET /ws (101) ──► session.rs (one task per player)
-//!           accept, cap,     demo client, /api,              │ decode, validate
-//!           TCP_NODELAY      /healthz                         │ Input: try_send
+//!           accept, cap,     demo client, /api,              │ reads the socket: decode,
+//!           TCP_NODELAY      /healthz                         │ validate; Input: try_send
 //!                                                             ▼
 //!                                   bounded input channel (per lobby) ──► lobby.rs tick task
 //!                                                                          owns the Game
@@ -17,22 +17,28 @@
 //!                                                                             │ step, quantize,
 //!                                                                             │ encode ONCE
 //!                                                                             ▼
-//!  socket ◄── session.rs: its head + shared body ◄── watch (latest wins) ◄── broadcast.rs
-//!             one write per player per tick                                   TickFrame
+//!  socket ◄── outbox.rs (per connection) ◄── broadcast.rs: each player's head + shared body,
+//!             one non-blocking send per        written by the tick task itself
+//!             player per tick; what waits is
+//!             finished by the session
 //! ```
 //!
 //! - `listener` accepts connections (at most `--max-connections`) and hands each to hyper.
 //! - `http` serves the embedded demo client, `/api/lobbies`, `/healthz`, and upgrades
 //!   `/ws` to a WebSocket.
-//! - `session` is one task per player: it owns the socket, decodes client messages, and
-//!   sends the lobby's snapshots and events.
+//! - `session` is one task per player: it reads the socket, decodes client messages,
+//!   answers them, and finishes writes the socket could not take at once.
 //! - `input` sanitizes inputs and holds the per-connection rate limits; `auth` the Origin
 //!   allowlist and signed join tokens.
 //! - `players` is the directory of players by session token (resume, kick).
 //! - `registry` is the directory of lobbies (by id and by private code).
 //! - `lobby` is one task per lobby with a fixed tick; it owns the [`game::Game`].
 //! - `broadcast` is the tick frame: the snapshot body encoded once per tick and shared by
-//!   every player of the lobby; each session adds its player's acknowledgement head.
+//!   every player of the lobby, and its delivery: each player's acknowledgement head and
+//!   the body, written by the tick task to the player's outbox.
+//! - `outbox` is a connection's way out, shared by its session and its lobby: frames go
+//!   to the socket whole and in order; what the socket does not take waits (events in
+//!   order, the newest snapshot only) for the session to finish.
 //!
 //! Game rules live behind [`game::Game`]; [`arena::Arena`] is the demo game. Start a
 //! server with [`run`] (the arena) or [`run_with_game`] (your game).
