@@ -4,11 +4,15 @@
 #
 #   benches/capacity.sh                 # 500, 1000 and 2000 bots, then the capacity
 #   COUNTS="1000" CAPACITY=0 benches/capacity.sh
+#   COUNTS="1000" CAPACITY=0 BOTS_FLAGS=--delta benches/capacity.sh
 #
 # Settings (environment): COUNTS (default "500 1000 2000"), DURATION (measured window,
 # default 20 s), WARMUP (default 5 s), CAPACITY (1: run --find-capacity after the counts),
 # CAP_START / CAP_STEP / CAP_RESOLUTION (default 1000 / 500 / 125), SERVER_CPU and
-# BOTS_CPU (default 0 and 1), OUT (default target/capacity/<date>).
+# BOTS_CPU (default 0 and 1), OUT (default target/capacity/<date>), BOTS_FLAGS (more
+# flags for every bots run, e.g. --delta), BARE (1, the default: at each count, also run
+# the bots against `ticksync-bare`, the stack with no game, for the floor on this machine
+# and day; 0: skip it).
 #
 # Every process started here is stopped by its PID on exit, and every run is bounded by
 # `timeout`. Each run's table goes to stdout and its JSON to $OUT. A figure is worth
@@ -20,6 +24,8 @@ COUNTS=${COUNTS:-"500 1000 2000"}
 DURATION=${DURATION:-20}
 WARMUP=${WARMUP:-5}
 CAPACITY=${CAPACITY:-1}
+BOTS_FLAGS=${BOTS_FLAGS:-}
+BARE=${BARE:-1}
 CAP_START=${CAP_START:-1000}
 CAP_STEP=${CAP_STEP:-500}
 CAP_RESOLUTION=${CAP_RESOLUTION:-125}
@@ -31,6 +37,7 @@ mkdir -p "$OUT"
 
 echo "== building release binaries"
 cargo build --release --quiet -p ticksync-server -p ticksync-bots
+[ "$BARE" = 1 ] && cargo build --release --quiet -p ticksync-benches --bin ticksync-bare
 
 SERVER_PID=
 stop_server() {
@@ -44,12 +51,16 @@ stop_server() {
 }
 trap stop_server EXIT INT TERM
 
-# Starts a server on a free loopback port (it prints the address it bound); sets
-# SERVER_PID and URL.
+# Starts a server (ticksync-server, or with a second argument that binary) on a free
+# loopback port (it prints the address it bound); sets SERVER_PID and URL.
 start_server() {
-  local log="$OUT/server-$1.log"
-  taskset -c "$SERVER_CPU" "$BIN/ticksync-server" --bind 127.0.0.1:0 \
-    --max-connections-per-ip 20000 >"$log" 2>&1 &
+  local log="$OUT/server-$1${2:+-$2}.log"
+  if [ -n "${2:-}" ]; then
+    taskset -c "$SERVER_CPU" "$BIN/$2" --bind 127.0.0.1:0 >"$log" 2>&1 &
+  else
+    taskset -c "$SERVER_CPU" "$BIN/ticksync-server" --bind 127.0.0.1:0 \
+      --max-connections-per-ip 20000 >"$log" 2>&1 &
+  fi
   SERVER_PID=$!
   local addr=
   for _ in $(seq 100); do
@@ -97,12 +108,22 @@ for n in $COUNTS; do
     timeout $((DURATION + WARMUP + 120)) taskset -c "$BOTS_CPU" "$BIN/ticksync-bots" \
       --url "$URL" --bots "$n" --players-per-lobby 10 --duration "$DURATION" \
       --warmup "$WARMUP" --connect-rate 1000 --server-pid "$SERVER_PID" --no-progress \
-      --json-out "$OUT/bots-$n.json" || status=$?
+      --json-out "$OUT/bots-$n.json" $BOTS_FLAGS || status=$?
     [ "$status" = 0 ] || echo "(exit $status: 3 means the SLO was missed)"
     stop_server
     [ "$(other_load "$OUT/bots-$n.json")" -le 10 ] && break
     echo "(other processes were busy during the window: running $n again)"
   done
+  if [ "$BARE" = 1 ]; then
+    echo "== $n bots against ticksync-bare (the stack alone, no game)"
+    wait_quiet
+    start_server "$n" ticksync-bare
+    timeout $((DURATION + WARMUP + 120)) taskset -c "$BOTS_CPU" "$BIN/ticksync-bots" \
+      --url "$URL" --bots "$n" --players-per-lobby 10 --duration "$DURATION" \
+      --warmup "$WARMUP" --connect-rate 1000 --server-pid "$SERVER_PID" --no-progress \
+      --json-out "$OUT/bare-$n.json" $BOTS_FLAGS || echo "(exit $?)"
+    stop_server
+  fi
 done
 
 if [ "$CAPACITY" = 1 ]; then
@@ -112,7 +133,7 @@ if [ "$CAPACITY" = 1 ]; then
     --server-cpu "$SERVER_CPU" --bots-cpu "$BOTS_CPU" --bots "$CAP_START" \
     --step "$CAP_STEP" --resolution "$CAP_RESOLUTION" --players-per-lobby 10 \
     --duration 15 --warmup 5 --connect-rate 1000 --no-progress \
-    --json-out "$OUT/capacity.json" || status=$?
+    --json-out "$OUT/capacity.json" $BOTS_FLAGS || status=$?
   [ "$status" = 0 ] || echo "(exit $status)"
 fi
 echo "== results in $OUT"
