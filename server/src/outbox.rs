@@ -18,6 +18,9 @@
 //!   counted as a skip). A replacing snapshot is never a delta, since the one it
 //!   replaces, its baseline, never reaches the client.
 //!
+//! Operators' and resumes' requests to the connection (kick, notice, replaced) wait here
+//! too, a few at most ([`CONTROL_QUEUE`]), and reach the session before anything else.
+//!
 //! The session stamps each stay in a lobby with a seat epoch; the tick task's writes carry
 //! the epoch of the seat they are for, and a write for a seat the session has left is
 //! refused ([`Delivery::Stale`]), which also tells the lobby the player is gone.
@@ -34,8 +37,12 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
+use crate::players::Control;
+
 /// Must-arrive bytes a connection may have waiting before a lobby gives up on it.
 pub(crate) const MAX_QUEUED: usize = 64 * 1024;
+/// Controls a connection may have waiting.
+pub(crate) const CONTROL_QUEUE: usize = 8;
 
 /// The write side of a socket, usable from any task without `&mut`.
 pub(crate) trait RawWrite: Send + Sync {
@@ -115,8 +122,10 @@ pub(crate) enum Delivery {
 }
 
 /// What the session must do for its outbox.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Signal {
+    /// An operator's or a resume's request.
+    Control(Control),
     /// Bytes wait: finish writing them.
     Flush,
     /// The lobby closed and has said `Left`: the player is in no lobby now.
@@ -142,6 +151,8 @@ struct State {
     last_tick: Option<u32>,
     /// A lobby's news for the session.
     signal: Option<Signal>,
+    /// Requests for the session, oldest first.
+    controls: VecDeque<Control>,
     /// The session, to wake when something is kept or signalled.
     waker: Option<Waker>,
     /// A write failed.
@@ -280,6 +291,9 @@ impl Outbox {
     /// news.
     pub(crate) fn poll_signal(&self, cx: &mut Context<'_>) -> Poll<Signal> {
         let mut state = self.lock();
+        if let Some(control) = state.controls.pop_front() {
+            return Poll::Ready(Signal::Control(control));
+        }
         if let Some(signal) = state.signal.take() {
             return Poll::Ready(signal);
         }
@@ -330,6 +344,17 @@ impl Outbox {
             state.push(Bytes::copy_from_slice(rest));
         }
         Poll::Ready(Ok(buf.len()))
+    }
+
+    /// Queues a request for the session; false if too many wait already.
+    pub(crate) fn control(&self, control: Control) -> bool {
+        let mut state = self.lock();
+        if state.controls.len() >= CONTROL_QUEUE {
+            return false;
+        }
+        state.controls.push_back(control);
+        wake(state.take_waker(), state);
+        true
     }
 
     /// Shuts the socket's write direction down once the session is done with it.
@@ -473,6 +498,12 @@ pub(crate) fn write_binary_header(len: usize, out: &mut Vec<u8>) {
         out.extend_from_slice(&[FIN_BINARY, 127]);
         out.extend_from_slice(&(len as u64).to_be_bytes());
     }
+}
+
+/// An outbox writing nowhere, for tests of what holds one.
+#[cfg(test)]
+pub(crate) fn detached() -> Arc<Outbox> {
+    Outbox::new(Box::new(Locked(Mutex::new(tokio::io::sink()))))
 }
 
 /// `payload` as one WebSocket binary frame.
@@ -661,6 +692,23 @@ mod tests {
         drop(out);
         drop(conn);
         assert_eq!(client.read(&mut rest).await.expect("eof"), 0);
+    }
+
+    #[tokio::test]
+    async fn controls_come_first_and_are_bounded() {
+        let out = detached();
+        let epoch = out.begin_seat();
+        out.lobby_left(epoch);
+        for i in 0..CONTROL_QUEUE {
+            assert!(out.control(Control::Notice(i.to_string())));
+        }
+        assert!(!out.control(Control::Replaced), "the queue is full");
+        let mut signals = Vec::new();
+        for _ in 0..=CONTROL_QUEUE {
+            signals.push(std::future::poll_fn(|cx| out.poll_signal(cx)).await);
+        }
+        assert_eq!(signals[0], Signal::Control(Control::Notice("0".into())));
+        assert_eq!(signals[CONTROL_QUEUE], Signal::Left);
     }
 
     #[tokio::test]

@@ -11,13 +11,13 @@ use std::time::Duration;
 
 use dashmap::DashMap;
 use ticksync_protocol::{EntityId, SessionToken};
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::lobby::LobbyHandle;
+use crate::outbox::Outbox;
 
 /// Something the server asks of a live connection.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Control {
     /// Another connection resumed this player: close with `REPLACED`.
     Replaced,
@@ -26,9 +26,6 @@ pub(crate) enum Control {
     /// An operator's message to show.
     Notice(String),
 }
-
-/// Capacity of a connection's control queue.
-pub(crate) const CONTROL_QUEUE: usize = 8;
 
 /// One player, connected or not.
 #[derive(Debug)]
@@ -50,8 +47,8 @@ pub(crate) struct PlayerRecord {
 
 #[derive(Debug, Default)]
 struct RecordState {
-    /// The live connection: its id and control queue.
-    live: Option<(u64, mpsc::Sender<Control>)>,
+    /// The live connection: its id and outbox (where its controls wait).
+    live: Option<(u64, Arc<Outbox>)>,
     /// The player's lobby and entity.
     lobby: Option<(Arc<LobbyHandle>, EntityId)>,
     /// When the last connection dropped without a goodbye.
@@ -67,15 +64,11 @@ impl PlayerRecord {
     }
 
     /// Takes the player over for connection `conn`, returning the previous live
-    /// connection's control queue (to tell it it was replaced).
-    pub(crate) fn attach(
-        &self,
-        conn: u64,
-        control: mpsc::Sender<Control>,
-    ) -> Option<mpsc::Sender<Control>> {
+    /// connection's outbox (to tell it it was replaced).
+    pub(crate) fn attach(&self, conn: u64, out: Arc<Outbox>) -> Option<Arc<Outbox>> {
         let mut state = self.state();
         state.detached_at = None;
-        state.live.replace((conn, control)).map(|(_, c)| c)
+        state.live.replace((conn, out)).map(|(_, out)| out)
     }
 
     /// Connection `conn` dropped without a goodbye: the player may resume until the grace
@@ -110,7 +103,7 @@ impl PlayerRecord {
         state
             .live
             .as_ref()
-            .is_some_and(|(_, c)| c.try_send(control).is_ok())
+            .is_some_and(|(_, out)| out.control(control))
     }
 
     /// Whether the player is connected.
@@ -219,8 +212,7 @@ mod tests {
         let players = Players::default();
         let grace = Duration::from_secs(15);
         let (record, token) = players.create("ann".into()).expect("random");
-        let (tx, _rx) = mpsc::channel(1);
-        assert!(record.attach(1, tx).is_none());
+        assert!(record.attach(1, crate::outbox::detached()).is_none());
         assert!(players.resume(&token, grace).is_some(), "live: resumable");
         record.detach(1);
         tokio::time::advance(Duration::from_secs(10)).await;
@@ -236,11 +228,9 @@ mod tests {
     async fn a_stale_connection_cannot_detach_its_successor() {
         let players = Players::default();
         let (record, _) = players.create("bo".into()).expect("random");
-        let (a, _ra) = mpsc::channel(1);
-        let (b, _rb) = mpsc::channel(1);
-        record.attach(1, a);
+        record.attach(1, crate::outbox::detached());
         assert!(
-            record.attach(2, b).is_some(),
+            record.attach(2, crate::outbox::detached()).is_some(),
             "the first connection is handed back"
         );
         record.detach(1);

@@ -38,7 +38,7 @@ use ticksync_protocol::{
     SessionToken, close, decode_client, encode_server,
 };
 use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::time::{Instant, MissedTickBehavior, timeout};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
@@ -53,7 +53,7 @@ use crate::input::{RateLimits, sanitize};
 use crate::listener::{Admission, ConnSlot};
 use crate::lobby::{InputMsg, JoinRefused, LobbyCommand, LobbyHandle, Seated};
 use crate::outbox::{Conn, Link, Outbox, Signal};
-use crate::players::{CONTROL_QUEUE, Control, PlayerRecord};
+use crate::players::{Control, PlayerRecord};
 
 /// How long a join may wait for the lobby's tick task (it answers within one tick).
 const JOIN_TIMEOUT: Duration = Duration::from_secs(3);
@@ -74,7 +74,6 @@ pub(crate) async fn run<R>(
 {
     let conn = shared.next_conn_id();
     let span = info_span!("session", %peer, conn, player_id = field::Empty);
-    let (control_tx, control_rx) = mpsc::channel(CONTROL_QUEUE);
     let limits = RateLimits::new(shared.config.tick_rate);
     let out = Arc::clone(ws.get_ref().outbox());
     let session = Session {
@@ -85,8 +84,6 @@ pub(crate) async fn run<R>(
         join_token,
         player: None,
         token: None,
-        control_tx,
-        control_rx,
         lobby: None,
         joined_once: false,
         limits,
@@ -175,8 +172,6 @@ struct Session<R> {
     player: Option<Arc<PlayerRecord>>,
     token: Option<SessionToken>,
     /// Given to the player record, so operators and resumes can reach this connection.
-    control_tx: mpsc::Sender<Control>,
-    control_rx: mpsc::Receiver<Control>,
     lobby: Option<InLobby>,
     /// Inputs after leaving a lobby are in-flight leftovers, not a protocol violation.
     joined_once: bool,
@@ -223,7 +218,7 @@ where
             ),
             Admission::Ok => self.main_loop().await,
         };
-        self.finish(end).await;
+        Box::pin(self.finish(end)).await;
         self.out.shutdown();
         self.shared
             .stats
@@ -305,8 +300,7 @@ where
                     return End::close(ErrorCode::ShuttingDown, "the server is shutting down",
                                       close::GOING_AWAY, "server shutting down").then(After::Keep);
                 }
-                Some(control) = self.control_rx.recv() => self.on_control(control).await,
-                signal = std::future::poll_fn(|cx| out.poll_signal(cx)) => self.on_signal(signal).await,
+                signal = std::future::poll_fn(|cx| out.poll_signal(cx)) => Box::pin(self.on_signal(signal)).await,
                 message = self.ws.next() => match message {
                     None => Err(End::dropped()),
                     Some(message) => self.on_frame(message).await,
@@ -321,7 +315,7 @@ where
                         return End::close(ErrorCode::Timeout, "nothing received for too long",
                                           close::IDLE_TIMEOUT, "idle timeout").then(After::Detach);
                     }
-                    self.ping().await
+                    Box::pin(self.ping()).await
                 }
             };
             if let Err(end) = result {
@@ -371,6 +365,7 @@ where
 
     async fn on_signal(&mut self, signal: Signal) -> Result<(), End> {
         match signal {
+            Signal::Control(control) => self.on_control(control).await,
             Signal::Flush => self.flush_out().await,
             // The lobby closed (its Error and Left are on their way): out of it now, so
             // the client's next request (listing, joining elsewhere) finds the session
@@ -416,7 +411,17 @@ where
                     return Err(rate_limited("too many messages"));
                 }
                 match decode_client(&bytes) {
-                    Ok(message) => self.on_message(message).await,
+                    // The hot path stays in this future; the rest (lobby requests, Hello,
+                    // joins with their timeouts) is boxed so that every session's future,
+                    // which lives as long as the connection, stays small.
+                    Ok(ClientMessage::Input(input)) if self.lobby.is_some() => {
+                        if let Some(player) = &self.player {
+                            let player_id = player.player_id;
+                            self.input(player_id, input);
+                        }
+                        Ok(())
+                    }
+                    Ok(message) => Box::pin(self.on_message(message)).await,
                     Err(e) => {
                         self.shared
                             .stats
@@ -611,7 +616,7 @@ where
                 "internal error",
             )
         })?;
-        record.attach(self.conn, self.control_tx.clone());
+        record.attach(self.conn, Arc::clone(&self.out));
         self.out.count_into(Arc::clone(&record.bytes_out));
         tracing::Span::current().record("player_id", record.player_id);
         info!(name = %record.name, "player connected");
@@ -633,8 +638,8 @@ where
     /// Takes over a player from its token: same id, and back in its lobby, on the same
     /// entity, if the seat is still there.
     async fn resume(&mut self, record: Arc<PlayerRecord>, token: SessionToken) -> Result<(), End> {
-        if let Some(previous) = record.attach(self.conn, self.control_tx.clone()) {
-            let _ = previous.try_send(Control::Replaced);
+        if let Some(previous) = record.attach(self.conn, Arc::clone(&self.out)) {
+            let _ = previous.control(Control::Replaced);
         }
         self.out.count_into(Arc::clone(&record.bytes_out));
         tracing::Span::current().record("player_id", record.player_id);
@@ -948,4 +953,32 @@ fn rate_limited(message: &str) -> End {
         close::POLICY_VIOLATION,
         "rate limit",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every connection holds its session's future for its whole life: the rare paths
+    /// (lobby requests, Hello, controls, closing) are boxed so that it stays small.
+    #[tokio::test]
+    async fn a_session_future_stays_small() {
+        let game = |_: &crate::game::LobbySpec| {
+            Box::new(crate::arena::Arena::new()) as Box<dyn crate::game::Game>
+        };
+        let shared = Shared::new(crate::Config::default(), Arc::new(game));
+        let (server, _client) = tokio::io::duplex(64);
+        let conn = crate::outbox::any(server);
+        let ws = WebSocketStream::from_raw_socket(
+            conn,
+            tokio_tungstenite::tungstenite::protocol::Role::Server,
+            None,
+        )
+        .await;
+        let peer = SocketAddr::from(([127, 0, 0, 1], 1));
+        let slot = crate::listener::admit(&shared, peer.ip()).expect("admitted");
+        let session = run(ws, peer, Arc::clone(&shared), Arc::new(slot), None);
+        let size = std::mem::size_of_val(&session);
+        assert!(size <= 3 * 1024, "the session future is {size} bytes");
+    }
 }
