@@ -43,9 +43,9 @@ impl TokenBucket {
         }
     }
 
-    /// Takes a token if there is one.
-    pub(crate) fn take(&mut self) -> bool {
-        let now = Instant::now();
+    /// Takes a token if there is one; `now` is the caller's clock reading (one per
+    /// message serves every bucket).
+    pub(crate) fn take(&mut self, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = now;
         self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
@@ -114,10 +114,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_bucket_refills_at_its_rate() {
         let mut bucket = TokenBucket::new(10.0, 5.0);
-        assert_eq!((0..20).filter(|_| bucket.take()).count(), 5);
+        assert_eq!((0..20).filter(|_| bucket.take(Instant::now())).count(), 5);
         tokio::time::advance(Duration::from_millis(300)).await;
-        assert_eq!((0..20).filter(|_| bucket.take()).count(), 3);
+        assert_eq!((0..20).filter(|_| bucket.take(Instant::now())).count(), 3);
         tokio::time::advance(Duration::from_secs(10)).await;
-        assert_eq!((0..20).filter(|_| bucket.take()).count(), 5);
+        assert_eq!((0..20).filter(|_| bucket.take(Instant::now())).count(), 5);
     }
 }

@@ -407,7 +407,7 @@ where
                         .bytes_in
                         .fetch_add(bytes.len() as u64, Ordering::Relaxed);
                 }
-                if !self.limits.messages.take() {
+                if !self.limits.messages.take(self.last_heard) {
                     return Err(rate_limited("too many messages"));
                 }
                 match decode_client(&bytes) {
@@ -449,7 +449,7 @@ where
             }
             // Pings are answered by tungstenite; raw frames never reach us.
             Ok(Message::Ping(_) | Message::Frame(_)) => {
-                if self.limits.messages.take() {
+                if self.limits.messages.take(self.last_heard) {
                     Ok(())
                 } else {
                     Err(rate_limited("too many pings"))
@@ -492,7 +492,7 @@ where
             };
         };
         let player_id = player.player_id;
-        if is_lobby_op(&message) && !self.limits.lobby_ops.take() {
+        if is_lobby_op(&message) && !self.limits.lobby_ops.take(self.last_heard) {
             return Err(rate_limited("too many lobby requests"));
         }
         match message {
@@ -683,7 +683,7 @@ where
         };
         let stats = &lobby.handle.stats;
         let server = &self.shared.stats;
-        if !self.limits.inputs.take() {
+        if !self.limits.inputs.take(self.last_heard) {
             stats.inputs_rate_limited.fetch_add(1, Ordering::Relaxed);
             server.inputs_rate_limited.fetch_add(1, Ordering::Relaxed);
             return;
