@@ -228,12 +228,12 @@ impl<'a> Bot<'a> {
     }
 
     async fn play(&mut self, mut reader: LeanReader, result: &mut BotResult) {
-        let cancelled = self.swarm.cancel.cancelled();
-        tokio::pin!(cancelled);
+        let stopped = self.swarm.stop.stopped();
+        tokio::pin!(stopped);
         loop {
             let event = tokio::select! {
                 biased;
-                () = &mut cancelled => Event::Stop,
+                () = &mut stopped => Event::Stop,
                 message = reader.next_binary() => match message {
                     Ok(bytes) => match peek_snapshot_head(bytes) {
                         Some(head) => Event::Snapshot(head),
@@ -319,9 +319,14 @@ impl<'a> Bot<'a> {
         self.last_tick = Some(head.tick);
 
         let ack = head.ack_seq;
-        let mut samples = [0u64; RING];
-        let mut n = 0;
-        if ack > self.last_ack {
+        let acked = ack > self.last_ack;
+        if !(acked || measuring) {
+            return;
+        }
+        // Straight into the histograms, under one lock: no buffer of samples.
+        let recent = self.swarm.recent.load(Ordering::Relaxed);
+        let mut h = self.swarm.hists();
+        if acked {
             let oldest_kept = ack.saturating_sub(RING as u32 - 1).max(1);
             let from = (self.last_ack + 1).max(oldest_kept);
             if measuring {
@@ -329,15 +334,15 @@ impl<'a> Bot<'a> {
             }
             for seq in from..=ack {
                 if let Some(sent_us) = self.link.sent_at(seq) {
-                    samples[n] = now_us.saturating_sub(sent_us);
-                    n += 1;
+                    h.record_latency(now_us.saturating_sub(sent_us), measuring, recent);
                 }
             }
             self.last_ack = ack;
         }
-        let lateness = u64::try_from(offset - grid).unwrap_or(0);
-        self.swarm
-            .record_snapshot(&samples[..n], measuring.then_some(lateness));
+        if measuring {
+            let lateness = u64::try_from(offset - grid).unwrap_or(0);
+            h.lateness.saturating_record(lateness);
+        }
     }
 }
 

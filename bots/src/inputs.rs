@@ -128,7 +128,9 @@ impl Player {
         match sent {
             Ok(()) => {
                 if measuring {
-                    self.link.inputs.fetch_add(1, Ordering::Relaxed);
+                    // This bucket is the only writer: no read-modify-write needed.
+                    let inputs = self.link.inputs.load(Ordering::Relaxed);
+                    self.link.inputs.store(inputs + 1, Ordering::Relaxed);
                 }
                 true
             }
@@ -187,12 +189,12 @@ async fn run_bucket(
     let mut timer = tokio::time::interval_at(first, period);
     // An overloaded process sends fewer inputs, never a burst; the report shows the rate.
     timer.set_missed_tick_behavior(MissedTickBehavior::Skip);
-    let cancelled = swarm.cancel.cancelled();
-    tokio::pin!(cancelled);
+    let stopped = swarm.stop.stopped();
+    tokio::pin!(stopped);
     loop {
         let at = tokio::select! {
             biased;
-            () = &mut cancelled => break,
+            () = &mut stopped => break,
             at = timer.tick() => at,
         };
         {

@@ -46,6 +46,8 @@ impl Progress {
             since: Instant::now(),
             secs: 0.0,
         }));
+        // Only the display reads the recent latencies: hidden, the bots skip recording them.
+        swarm.recent.store(!bar.is_hidden(), Ordering::Relaxed);
         let task = (!bar.is_hidden()).then(|| {
             let bar = bar.clone();
             let phase = Arc::clone(&phase);

@@ -2,15 +2,17 @@
 //! failed), warm up, open the measured window, sample /proc at both ends, stop the bots
 //! and gather what they saw into a [`Report`].
 
-use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use ticksync_client::lean::Target;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tokio_util::sync::CancellationToken;
 
 use crate::Error;
 use crate::bot::{self, BotResult, Role, Slot};
@@ -48,6 +50,8 @@ pub(crate) struct Swarm {
     connect_rate: f64,
     /// One of the phase constants; bots read it at every event.
     pub(crate) phase: AtomicU8,
+    /// Whether anything reads `recent_latency` (the progress display).
+    pub(crate) recent: AtomicBool,
     pub(crate) joined: AtomicUsize,
     /// Joined or failed.
     pub(crate) settled: AtomicUsize,
@@ -60,7 +64,71 @@ pub(crate) struct Swarm {
     /// The input buckets, started by the first bot to join (the period comes from the
     /// server's tick rate).
     buckets: OnceLock<Buckets>,
-    pub(crate) cancel: CancellationToken,
+    pub(crate) stop: Stop,
+}
+
+/// The run's stop signal, made to be polled at every event of every bot: a flag, and
+/// the wakers of the tasks waiting on it, each registered once. (A `CancellationToken`
+/// future locks a mutex at every poll, which was a tenth of the bots' user-space
+/// instructions.)
+#[derive(Debug, Default)]
+pub(crate) struct Stop {
+    stopped: AtomicBool,
+    wakers: Mutex<Vec<Waker>>,
+}
+
+impl Stop {
+    /// Stops: every [`Stopped`] future completes.
+    pub(crate) fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        let wakers =
+            std::mem::take(&mut *self.wakers.lock().unwrap_or_else(PoisonError::into_inner));
+        for waker in wakers {
+            waker.wake();
+        }
+    }
+
+    /// A future that completes once the run stops. Polling it again from the same task
+    /// costs a flag load and a waker comparison.
+    pub(crate) fn stopped(&self) -> Stopped<'_> {
+        Stopped {
+            stop: self,
+            waker: None,
+        }
+    }
+}
+
+/// See [`Stop::stopped`].
+#[derive(Debug)]
+pub(crate) struct Stopped<'a> {
+    stop: &'a Stop,
+    /// The waker registered with `stop`, if any.
+    waker: Option<Waker>,
+}
+
+impl Future for Stopped<'_> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.stop.stopped.load(Ordering::SeqCst) {
+            return Poll::Ready(());
+        }
+        if !self.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            let waker = cx.waker().clone();
+            self.stop
+                .wakers
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(waker.clone());
+            self.waker = Some(waker);
+            // `stop` sets the flag before it takes the wakers: either it took this one,
+            // or the flag is visible now.
+            if self.stop.stopped.load(Ordering::SeqCst) {
+                return Poll::Ready(());
+            }
+        }
+        Poll::Pending
+    }
 }
 
 /// The run's histograms, in microseconds.
@@ -68,12 +136,25 @@ pub(crate) struct Swarm {
 pub(crate) struct Hists {
     /// Input-to-acknowledgement latency in the window.
     pub(crate) latency: Histogram<u64>,
-    /// The same since the progress display last looked.
+    /// The same since the progress display last looked (recorded only while it shows).
     pub(crate) recent_latency: Histogram<u64>,
     /// How late the bots' input timers fired (the bots' own event-loop delay).
     pub(crate) loop_delay: Histogram<u64>,
     /// Snapshot arrival against the lobby's tick grid.
     pub(crate) lateness: Histogram<u64>,
+}
+
+impl Hists {
+    /// Records an input-to-acknowledgement latency: in the window's histogram when
+    /// `measuring`, in the progress display's when `recent`.
+    pub(crate) fn record_latency(&mut self, us: u64, measuring: bool, recent: bool) {
+        if recent {
+            self.recent_latency.saturating_record(us);
+        }
+        if measuring {
+            self.latency.saturating_record(us);
+        }
+    }
 }
 
 fn histogram() -> Histogram<u64> {
@@ -88,7 +169,11 @@ impl Swarm {
 
     /// Microseconds since the epoch.
     pub(crate) fn micros(&self, at: Instant) -> u64 {
-        u64::try_from(at.saturating_duration_since(self.epoch).as_micros()).unwrap_or(u64::MAX)
+        // Not `as_micros`: its u128 arithmetic was a visible cost at one call per event.
+        let d = at.saturating_duration_since(self.epoch);
+        d.as_secs()
+            .saturating_mul(1_000_000)
+            .saturating_add(u64::from(d.subsec_micros()))
     }
 
     pub(crate) fn note_tick_rate(&self, rate: u16) {
@@ -100,26 +185,8 @@ impl Swarm {
         );
     }
 
-    fn hists(&self) -> std::sync::MutexGuard<'_, Hists> {
+    pub(crate) fn hists(&self) -> MutexGuard<'_, Hists> {
         self.hists.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Records the latencies a snapshot acknowledged and, in the window, its lateness.
-    pub(crate) fn record_snapshot(&self, latencies_us: &[u64], lateness_us: Option<u64>) {
-        if latencies_us.is_empty() && lateness_us.is_none() {
-            return;
-        }
-        let measuring = self.phase.load(Ordering::Relaxed) == MEASURING;
-        let mut h = self.hists();
-        for &us in latencies_us {
-            h.recent_latency.saturating_record(us);
-            if measuring {
-                h.latency.saturating_record(us);
-            }
-        }
-        if let Some(us) = lateness_us {
-            h.lateness.saturating_record(us);
-        }
     }
 
     pub(crate) fn record_loop_delay(&self, late: Duration) {
@@ -165,6 +232,7 @@ pub async fn run(opts: &Options) -> Result<Report, Error> {
         epoch: Instant::now() + Duration::from_millis(10),
         connect_rate: opts.connect_rate,
         phase: AtomicU8::new(CONNECTING),
+        recent: AtomicBool::new(false),
         joined: AtomicUsize::new(0),
         settled: AtomicUsize::new(0),
         disconnected: AtomicUsize::new(0),
@@ -177,7 +245,7 @@ pub async fn run(opts: &Options) -> Result<Report, Error> {
             lateness: histogram(),
         }),
         buckets: OnceLock::new(),
-        cancel: CancellationToken::new(),
+        stop: Stop::default(),
     });
     let server = opts.server_pid.map(Proc::Pid);
     let server_rss_before = server.and_then(|p| procfs::rss_bytes(p).ok());
@@ -228,7 +296,7 @@ pub async fn run(opts: &Options) -> Result<Report, Error> {
         .and_then(|(m0, m1)| metrics::tick_figures(&m0, &m1));
     progress.finish();
 
-    swarm.cancel.cancel();
+    swarm.stop.stop();
     let results = gather(&mut tasks).await;
     let hists = std::mem::replace(
         &mut *swarm.hists(),
@@ -327,4 +395,38 @@ async fn gather(tasks: &mut JoinSet<BotResult>) -> Vec<BotResult> {
 
 fn runtime_threads() -> usize {
     tokio::runtime::Handle::try_current().map_or(1, |h| h.metrics().num_workers())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn stopping_wakes_the_waiting_and_stops_the_late() {
+        let stop = Arc::new(Stop::default());
+        let waiting = {
+            let stop = Arc::clone(&stop);
+            tokio::spawn(async move {
+                let stopped = stop.stopped();
+                tokio::pin!(stopped);
+                // Polled several times before the stop, as in a bot's loop.
+                for _ in 0..3 {
+                    tokio::select! {
+                        biased;
+                        () = &mut stopped => return true,
+                        () = tokio::task::yield_now() => {}
+                    }
+                }
+                stopped.await;
+                true
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        stop.stop();
+        let woke = tokio::time::timeout(Duration::from_secs(5), waiting).await;
+        assert!(matches!(woke, Ok(Ok(true))));
+        tokio::time::timeout(Duration::from_secs(5), stop.stopped())
+            .await
+            .expect("a future made after the stop is ready at once");
+    }
 }
