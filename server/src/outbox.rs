@@ -740,3 +740,185 @@ mod tests {
         );
     }
 }
+
+/// The outbox under arbitrary interleavings of lobby writes, session writes, a reader
+/// that reads in arbitrary pieces, and session flushes, over a small pipe: the byte
+/// stream always parses as whole frames, in the order they were handed over; must-arrive
+/// frames arrive, all of them; snapshots only move forward, a delta's baseline is always the snapshot just
+/// before it on the wire, and the newest snapshot always arrives.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+    use tokio::io::AsyncRead;
+
+    const SNAPSHOT: u8 = 1;
+    const EVENT: u8 = 2;
+    const SESSION: u8 = 3;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Snapshot,
+        Event(usize),
+        Session(usize),
+        Read(usize),
+        Flush,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let size = prop_oneof![Just(10usize), Just(120), Just(700), Just(3000)];
+        prop_oneof![
+            5 => Just(Op::Snapshot),
+            2 => size.clone().prop_map(Op::Event),
+            1 => size.prop_map(Op::Session),
+            4 => (1usize..900).prop_map(Op::Read),
+            2 => Just(Op::Flush),
+        ]
+    }
+
+    /// A frame whose payload says what it is: kind, id, (snapshots) the baseline, padding.
+    fn frame(kind: u8, id: u32, previous: Option<u32>, len: usize, out: &mut Vec<u8>) {
+        let mut payload = vec![kind];
+        payload.extend_from_slice(&id.to_le_bytes());
+        payload.extend_from_slice(&previous.map_or(u32::MAX, |p| p).to_le_bytes());
+        payload.resize(len.max(payload.len()), 0xab);
+        write_binary_header(payload.len(), out);
+        out.extend_from_slice(&payload);
+    }
+
+    fn read_some(client: &mut tokio::io::DuplexStream, limit: usize, into: &mut Vec<u8>) -> bool {
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut buf = vec![0u8; limit];
+        let mut read = ReadBuf::new(&mut buf);
+        match Pin::new(client).poll_read(&mut cx, &mut read) {
+            Poll::Ready(Ok(())) if !read.filled().is_empty() => {
+                into.extend_from_slice(read.filled());
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Splits the stream into (kind, id, previous) per frame; panics on anything else.
+    fn parse(mut bytes: &[u8]) -> Vec<(u8, u32, Option<u32>)> {
+        let mut frames = Vec::new();
+        while !bytes.is_empty() {
+            assert_eq!(bytes[0], 0x82, "a frame starts here");
+            let (len, head) = match bytes[1] {
+                126 => (usize::from(u16::from_be_bytes([bytes[2], bytes[3]])), 4),
+                n => (usize::from(n), 2),
+            };
+            let payload = &bytes[head..head + len];
+            let id = u32::from_le_bytes([payload[1], payload[2], payload[3], payload[4]]);
+            let previous = u32::from_le_bytes([payload[5], payload[6], payload[7], payload[8]]);
+            frames.push((payload[0], id, (previous != u32::MAX).then_some(previous)));
+            bytes = &bytes[head + len..];
+        }
+        frames
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        #[test]
+        fn frames_stay_whole_ordered_and_newest(ops in proptest::collection::vec(op(), 1..120)) {
+            let (server, mut client) = tokio::io::duplex(1024);
+            let mut conn = super::any(server);
+            let out = Arc::clone(conn.outbox());
+            out.set_deltas(true);
+            let epoch = out.begin_seat();
+            let mut cx = Context::from_waker(Waker::noop());
+            let (mut tick, mut next_id) = (0u32, 0u32);
+            let mut last_snapshot = None;
+            let mut must_arrive = Vec::new();
+            let mut overflowed = false;
+            let mut received = Vec::new();
+            let mut scratch = Vec::new();
+            // Every frame handed over, by (kind, id), in the order it was handed over.
+            let mut handed = std::collections::HashMap::new();
+            for op in ops {
+                match op {
+                    Op::Snapshot => {
+                        tick += 1;
+                        let delivery = out.send_snapshot(epoch, tick, &mut scratch, |previous, buf| {
+                            frame(SNAPSHOT, tick, previous, 40, buf);
+                        });
+                        if delivery != Delivery::Stale {
+                            last_snapshot = Some(tick);
+                            handed.insert((SNAPSHOT, tick), handed.len());
+                        }
+                    }
+                    Op::Event(len) => {
+                        next_id += 1;
+                        let mut buf = Vec::new();
+                        frame(EVENT, next_id, None, len, &mut buf);
+                        match out.send_event(epoch, &Bytes::from(buf)) {
+                            Delivery::Written | Delivery::Kept => {
+                                must_arrive.push((EVENT, next_id));
+                                handed.insert((EVENT, next_id), handed.len());
+                            }
+                            Delivery::Overflow => overflowed = true,
+                            Delivery::Replaced | Delivery::Stale => {}
+                        }
+                    }
+                    Op::Session(len) => {
+                        next_id += 1;
+                        let mut buf = Vec::new();
+                        frame(SESSION, next_id, None, len, &mut buf);
+                        if let Poll::Ready(Ok(n)) = Pin::new(&mut conn).poll_write(&mut cx, &buf) {
+                            prop_assert_eq!(n, buf.len(), "all or nothing");
+                            must_arrive.push((SESSION, next_id));
+                            handed.insert((SESSION, next_id), handed.len());
+                        }
+                    }
+                    Op::Read(n) => {
+                        read_some(&mut client, n, &mut received);
+                    }
+                    Op::Flush => {
+                        let _ = out.poll_flush(&mut cx);
+                    }
+                }
+            }
+            // The session finishes writing while the client reads everything.
+            for _ in 0..10_000 {
+                let flushed = out.poll_flush(&mut cx).is_ready();
+                let got = read_some(&mut client, 4096, &mut received);
+                if flushed && !got {
+                    break;
+                }
+            }
+            let frames = parse(&received);
+            let mut last_index = None;
+            for &(kind, id, _) in &frames {
+                let index = handed.get(&(kind, id)).copied();
+                prop_assert!(index.is_some(), "{:?} was never handed over", (kind, id));
+                prop_assert!(last_index < index, "{:?} arrived out of order", (kind, id));
+                last_index = index;
+            }
+            let arrived: Vec<(u8, u32)> =
+                frames.iter().filter(|f| f.0 != SNAPSHOT).map(|f| (f.0, f.1)).collect();
+            if overflowed {
+                // Events queued behind the one being written were dropped with the player.
+                let mut expected = must_arrive.iter();
+                for got in &arrived {
+                    prop_assert!(expected.any(|e| e == got), "{:?} out of order", got);
+                }
+            } else {
+                prop_assert_eq!(&arrived, &must_arrive);
+            }
+            let mut previous_tick = None;
+            for &(kind, id, baseline) in &frames {
+                if kind != SNAPSHOT {
+                    continue;
+                }
+                prop_assert!(previous_tick < Some(id), "snapshots move forward");
+                if let Some(baseline) = baseline {
+                    prop_assert_eq!(Some(baseline), previous_tick, "a delta's baseline is the snapshot before it");
+                }
+                previous_tick = Some(id);
+            }
+            if !overflowed {
+                prop_assert_eq!(previous_tick, last_snapshot, "the newest snapshot arrives");
+            }
+        }
+    }
+}
