@@ -167,16 +167,16 @@ fn upgrade(
         match upgraded.downcast::<TokioIo<TcpStream>>() {
             Ok(parts) => {
                 let conn = outbox::tcp(parts.io.into_inner());
-                let ws = if parts.read_buf.is_empty() {
+                // `read_buf` shares hyper's 8 KiB read buffer: copy what the client sent
+                // early (if anything) and let the buffer go before the session starts,
+                // or every connection would keep it for life.
+                let early = parts.read_buf.to_vec();
+                drop(parts.read_buf);
+                let ws = if early.is_empty() {
                     WebSocketStream::from_raw_socket(conn, Role::Server, Some(ws_config)).await
                 } else {
-                    WebSocketStream::from_partially_read(
-                        conn,
-                        parts.read_buf.to_vec(),
-                        Role::Server,
-                        Some(ws_config),
-                    )
-                    .await
+                    WebSocketStream::from_partially_read(conn, early, Role::Server, Some(ws_config))
+                        .await
                 };
                 session::run(ws, peer, shared, slot, join_token).await;
             }
