@@ -18,7 +18,7 @@
 use ticksync_protocol::EntityId;
 use ticksync_protocol::codec::{SNAPSHOT_HEAD_MAX, write_delta_head, write_snapshot_head};
 
-use crate::outbox::{Delivery, Link, write_binary_header};
+use crate::outbox::{Delivery, Link, payload_len, write_binary_header};
 
 /// One tick's shared snapshot.
 #[derive(Debug)]
@@ -64,7 +64,7 @@ pub(crate) struct Delivered {
     pub(crate) sent: u64,
     /// Of which replaced a kept one (the client skips a tick).
     pub(crate) skipped: u64,
-    /// Bytes handed over.
+    /// Payload bytes handed over.
     pub(crate) bytes: u64,
 }
 
@@ -94,7 +94,7 @@ pub(crate) fn deliver<'a>(
                 continue;
             }
         }
-        done.bytes += scratch.len() as u64;
+        done.bytes += payload_len(scratch) as u64;
     }
     done
 }

@@ -39,7 +39,7 @@ use crate::broadcast::TickFrame;
 use crate::broadcast::deliver;
 use crate::game::{EntityView, Game, LobbySpec, PlayerInput, quantize_views};
 use crate::metrics::AtomicHistogram;
-use crate::outbox::{Delivery, Link, binary_frame};
+use crate::outbox::{Delivery, Link, binary_frame, payload_len};
 
 /// Capacity of a lobby's join queue.
 const COMMAND_QUEUE: usize = 64;
@@ -584,7 +584,12 @@ impl Lobby {
             return;
         };
         match link.out.send_event(link.epoch, frame) {
-            Delivery::Written | Delivery::Kept | Delivery::Replaced => {}
+            Delivery::Written | Delivery::Kept | Delivery::Replaced => {
+                self.shared
+                    .stats
+                    .bytes_out
+                    .fetch_add(payload_len(frame) as u64, Ordering::Relaxed);
+            }
             Delivery::Stale => seat.detach(),
             Delivery::Overflow => {
                 // The client is too far behind to follow the lobby; its session closes

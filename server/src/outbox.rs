@@ -385,7 +385,7 @@ impl Outbox {
         scratch.clear();
         build(previous, scratch);
         state.last_tick = Some(tick);
-        self.count(scratch.len());
+        self.count(payload_len(scratch));
         if replacing {
             state.snapshot = Some(Bytes::copy_from_slice(scratch));
             return Delivery::Replaced;
@@ -414,7 +414,7 @@ impl Outbox {
         if state.epoch != epoch || state.broken {
             return Delivery::Stale;
         }
-        self.count(frame.len());
+        self.count(payload_len(frame));
         state.settle_snapshot();
         if !state.queue.is_empty() {
             if state.queued + frame.len() > MAX_QUEUED {
@@ -506,6 +506,17 @@ pub(crate) fn detached() -> Arc<Outbox> {
     Outbox::new(Box::new(Locked(Mutex::new(tokio::io::sink()))))
 }
 
+/// The payload length of a frame built by [`write_binary_header`] (the byte counters
+/// count payloads, as for the session's own messages).
+pub(crate) fn payload_len(frame: &[u8]) -> usize {
+    let header = match frame.get(1) {
+        Some(126) => 4,
+        Some(127) => 10,
+        _ => 2,
+    };
+    frame.len().saturating_sub(header)
+}
+
 /// `payload` as one WebSocket binary frame.
 pub(crate) fn binary_frame(payload: &[u8]) -> Bytes {
     let mut out = Vec::with_capacity(payload.len() + 10);
@@ -592,6 +603,16 @@ mod tests {
     use tokio_tungstenite::WebSocketStream;
     use tokio_tungstenite::tungstenite::Message;
     use tokio_tungstenite::tungstenite::protocol::Role;
+
+    #[test]
+    fn payload_lengths_skip_the_header() {
+        for len in [0usize, 125, 126, 65_535, 65_536] {
+            let mut frame = Vec::new();
+            write_binary_header(len, &mut frame);
+            frame.resize(frame.len() + len, 0);
+            assert_eq!(payload_len(&frame), len);
+        }
+    }
 
     #[test]
     fn headers_match_tungstenite() {
