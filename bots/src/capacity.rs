@@ -226,8 +226,9 @@ impl ServerProcess {
         let mut lines = BufReader::new(stdout).lines();
         let addr = tokio::time::timeout(START_LIMIT, async {
             while let Ok(Some(line)) = lines.next_line().await {
-                // main.rs prints "ticksync: open http://127.0.0.1:PORT/ to play" first.
-                if let Some(rest) = line.strip_prefix("ticksync: open http://") {
+                // main.rs prints "ticksync: open http://127.0.0.1:PORT/ to play" first
+                // (ticksync-bare: "ticksync-bare: open http://...").
+                if let Some((_, rest)) = line.split_once(": open http://") {
                     return rest.split('/').next().map(str::to_owned);
                 }
             }

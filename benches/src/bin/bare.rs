@@ -52,6 +52,16 @@ struct Args {
     /// Tokio worker threads; 1 is a current-thread runtime.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
     worker_threads: u16,
+    /// Ignored (the bare stack has no caps): accepted so that `ticksync-bots
+    /// --find-capacity --server-bin ticksync-bare` can start it as it starts the server.
+    #[arg(long, hide = true)]
+    max_connections_per_ip: Option<u64>,
+    /// Ignored, as `--max-connections-per-ip`.
+    #[arg(long, hide = true)]
+    max_connections: Option<u64>,
+    /// Ignored, as `--max-connections-per-ip`.
+    #[arg(long, hide = true)]
+    max_players_per_lobby: Option<u64>,
 }
 
 /// What the connections share.
