@@ -650,39 +650,25 @@ mod tests {
                 buf.extend_from_slice(&payload);
             }
         };
-        assert_eq!(
-            out.send_snapshot(epoch, 1, &mut scratch, snapshot(1)),
-            Delivery::Written
-        );
-        assert_eq!(
-            out.send_snapshot(epoch, 2, &mut scratch, snapshot(2)),
-            Delivery::Written
-        );
-        // The pipe holds 256 bytes: the third is partly written, its rest must arrive.
-        assert_eq!(
-            out.send_snapshot(epoch, 3, &mut scratch, snapshot(3)),
-            Delivery::Kept
-        );
-        assert_eq!(
-            out.send_snapshot(epoch, 4, &mut scratch, snapshot(4)),
-            Delivery::Kept
-        );
-        assert_eq!(
-            out.send_snapshot(epoch, 5, &mut scratch, snapshot(5)),
-            Delivery::Replaced
-        );
+        let mut send = |tick| out.send_snapshot(epoch, tick, &mut scratch, snapshot(tick));
+        // The pipe holds 256 bytes: the third is partly written (its rest must arrive),
+        // the fourth is kept, the fifth replaces it.
+        let expected = [
+            Delivery::Written,
+            Delivery::Written,
+            Delivery::Kept,
+            Delivery::Kept,
+            Delivery::Replaced,
+        ];
+        for (tick, expected) in (1..).zip(expected) {
+            assert_eq!(send(tick), expected, "tick {tick}");
+        }
         let event = binary_frame(b"event");
         assert_eq!(out.send_event(epoch, &event), Delivery::Kept);
-        assert_eq!(
-            out.send_snapshot(epoch, 6, &mut scratch, snapshot(6)),
-            Delivery::Kept
-        );
+        assert_eq!(send(6), Delivery::Kept);
         // The session leaves: nothing more from that seat.
         out.end_seat(Some(epoch));
-        assert_eq!(
-            out.send_snapshot(epoch, 7, &mut scratch, snapshot(7)),
-            Delivery::Stale
-        );
+        assert_eq!(send(7), Delivery::Stale);
 
         let session = async {
             std::future::poll_fn(|cx| out.poll_flush(cx))

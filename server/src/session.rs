@@ -856,32 +856,28 @@ where
     }
 
     async fn send_ws(&mut self, message: Message) -> Result<(), End> {
-        match timeout(self.shared.config.write_timeout, self.ws.send(message)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => {
-                debug!(error = %e, "write failed");
-                Err(End::dropped())
-            }
-            Err(_) => {
-                info!("client accepted nothing for the write timeout; dropping it");
-                self.shared
-                    .stats
-                    .write_timeouts
-                    .fetch_add(1, Ordering::Relaxed);
-                Err(End::dropped())
-            }
-        }
+        let sent = timeout(self.shared.config.write_timeout, self.ws.send(message)).await;
+        self.written(sent)
     }
 
     /// Finishes writing what the socket did not take at once (lobby frames, mostly).
     async fn flush_out(&mut self) -> Result<(), End> {
         let out = &self.out;
-        match timeout(
+        let flushed = timeout(
             self.shared.config.write_timeout,
             std::future::poll_fn(|cx| out.poll_flush(cx)),
         )
-        .await
-        {
+        .await;
+        self.written(flushed)
+    }
+
+    /// The end of a write bounded by `--write-timeout`: a failed or timed-out write drops
+    /// the client (it may resume).
+    fn written<E: std::fmt::Display>(
+        &self,
+        result: Result<Result<(), E>, tokio::time::error::Elapsed>,
+    ) -> Result<(), End> {
+        match result {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => {
                 debug!(error = %e, "write failed");
