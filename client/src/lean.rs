@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use ticksync_protocol::limits::MAX_SERVER_MESSAGE_BYTES;
 use ticksync_protocol::{
-    ClientMessage, Input, Joined, PROTOCOL_VERSION, ServerMessage, codec::encode_client_into,
+    ClientMessage, Joined, PROTOCOL_VERSION, ServerMessage, codec::encode_client_into,
     decode_server,
 };
 
@@ -415,19 +415,12 @@ impl Writer {
             self.sent = 0;
         }
         self.owed.take_into(&mut self.out);
-        let mask = self.mask.next();
-        // Inputs, the bulk of what a load generator sends, are encoded on the stack.
-        if let Some(ClientMessage::Input(input)) = message {
-            self.out
-                .extend_from_slice(input_frame(opcode, input, mask).as_slice());
-            return;
-        }
         self.payload.clear();
         match message {
             Some(message) => encode_client_into(message, &mut self.payload),
             None => self.payload.extend_from_slice(raw),
         }
-        frame_into(&mut self.out, opcode, &self.payload, mask);
+        frame_into(&mut self.out, opcode, &self.payload, self.mask.next());
     }
 }
 
@@ -637,72 +630,6 @@ impl Mask {
     }
 }
 
-/// Longest encoding of `ClientMessage::Input`: the tag, a varint of up to 5 bytes, two
-/// `f32` and a byte.
-const MAX_INPUT_BYTES: usize = 15;
-/// The variant index of `ClientMessage::Input`, its first byte on the wire.
-const INPUT_TAG: u8 = 6;
-
-/// Encodes `ClientMessage::Input(input)` into `out` as the protocol's codec does
-/// (bincode, standard configuration: varint integers, little-endian floats), without
-/// going through `std::io::Write`; returns its length. The tests check it byte for byte
-/// against [`encode_client_into`].
-fn encode_input(input: &Input, out: &mut [u8; MAX_INPUT_BYTES]) -> usize {
-    out[0] = INPUT_TAG;
-    let seq = input.seq;
-    let mut at = match seq {
-        0..=250 => {
-            out[1] = seq as u8;
-            2
-        }
-        251..=0xffff => {
-            out[1] = 251;
-            out[2..4].copy_from_slice(&(seq as u16).to_le_bytes());
-            4
-        }
-        _ => {
-            out[1] = 252;
-            out[2..6].copy_from_slice(&seq.to_le_bytes());
-            6
-        }
-    };
-    out[at..at + 4].copy_from_slice(&input.dir_x.to_le_bytes());
-    out[at + 4..at + 8].copy_from_slice(&input.dir_y.to_le_bytes());
-    out[at + 8] = input.buttons;
-    at += 9;
-    at
-}
-
-/// A masked frame of `ClientMessage::Input`, built on the stack: the 2-byte header, the
-/// 4-byte key and at most [`MAX_INPUT_BYTES`] of payload.
-struct InputFrame {
-    bytes: [u8; 6 + MAX_INPUT_BYTES],
-    len: usize,
-}
-
-impl InputFrame {
-    fn as_slice(&self) -> &[u8] {
-        &self.bytes[..self.len]
-    }
-}
-
-fn input_frame(opcode: u8, input: &Input, mask: [u8; 4]) -> InputFrame {
-    let mut payload = [0u8; MAX_INPUT_BYTES];
-    let len = encode_input(input, &mut payload);
-    let mut bytes = [0u8; 6 + MAX_INPUT_BYTES];
-    bytes[0] = 0x80 | opcode;
-    bytes[1] = 0x80 | len as u8;
-    bytes[2..6].copy_from_slice(&mask);
-    // The whole array, past `len` too: a fixed-length loop the compiler unrolls.
-    for (i, byte) in payload.iter().enumerate() {
-        bytes[6 + i] = byte ^ mask[i % 4];
-    }
-    InputFrame {
-        bytes,
-        len: 6 + len,
-    }
-}
-
 /// Appends one masked, final frame.
 fn frame_into(out: &mut Vec<u8>, opcode: u8, payload: &[u8], mask: [u8; 4]) {
     match payload.len() {
@@ -752,7 +679,7 @@ fn protocol(what: &str) -> ClientError {
 mod tests {
     use super::*;
     use futures_util::{SinkExt, StreamExt};
-    use ticksync_protocol::decode_client;
+    use ticksync_protocol::{Input, decode_client};
     use tokio::net::TcpListener;
     use tokio_tungstenite::tungstenite::Message;
     use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -775,48 +702,6 @@ mod tests {
         });
         let target = Target::parse(&format!("ws://{addr}/ws")).expect("target");
         (target, task)
-    }
-
-    #[test]
-    fn inputs_encode_as_the_codec_does() {
-        let seqs = [0, 1, 250, 251, 252, 0xffff, 0x1_0000, 0xff_ffff, u32::MAX];
-        let dirs = [0.0, -0.0, 1.0, -1.0, 0.123_456, f32::MIN_POSITIVE, -0.999];
-        for (i, &seq) in seqs.iter().enumerate() {
-            for (j, &dir_x) in dirs.iter().enumerate() {
-                let input = Input {
-                    seq,
-                    dir_x,
-                    dir_y: dirs[(i + j) % dirs.len()],
-                    buttons: (i * 37 + j) as u8,
-                };
-                let mut expected = Vec::new();
-                encode_client_into(&ClientMessage::Input(input), &mut expected);
-                let mut out = [0u8; MAX_INPUT_BYTES];
-                let len = encode_input(&input, &mut out);
-                assert_eq!(&out[..len], &expected[..], "{input:?}");
-            }
-        }
-    }
-
-    #[test]
-    fn input_frames_are_the_general_frames() {
-        for seq in [1, 250, 251, 70_000] {
-            let input = Input {
-                seq,
-                dir_x: 0.5,
-                dir_y: -0.25,
-                buttons: 3,
-            };
-            let mask = [0xa1, 0x02, 0xf3, 0x44];
-            let mut payload = Vec::new();
-            encode_client_into(&ClientMessage::Input(input), &mut payload);
-            let mut expected = Vec::new();
-            frame_into(&mut expected, OP_BINARY, &payload, mask);
-            assert_eq!(
-                input_frame(OP_BINARY, &input, mask).as_slice(),
-                &expected[..]
-            );
-        }
     }
 
     #[test]

@@ -35,8 +35,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use crate::Shared;
-use crate::broadcast::TickFrame;
-use crate::broadcast::deliver;
+use crate::broadcast::{TickFrame, deliver};
 use crate::game::{EntityView, Game, LobbySpec, PlayerInput, quantize_views};
 use crate::metrics::AtomicHistogram;
 use crate::outbox::{Delivery, Link, binary_frame, payload_len};
@@ -179,10 +178,7 @@ struct Seat {
     name: String,
     /// The connection the seat belongs to now.
     conn: u64,
-    /// None once the connection dropped; the seat goes after the resume grace.
-    link: Option<Link>,
-    /// When the connection dropped.
-    detached_at: Option<Instant>,
+    presence: Presence,
     input: PlayerInput,
     /// Sequence of the input in `input`.
     applied_seq: u32,
@@ -190,12 +186,28 @@ struct Seat {
     newest_seq: u32,
 }
 
+/// Whether a seat's player is connected.
+#[derive(Debug)]
+enum Presence {
+    /// Connected: the way to its connection.
+    Here(Link),
+    /// The connection dropped at this instant; the seat goes after the resume grace.
+    Away(Instant),
+}
+
 impl Seat {
+    fn link(&self) -> Option<&Link> {
+        match &self.presence {
+            Presence::Here(link) => Some(link),
+            Presence::Away(_) => None,
+        }
+    }
+
     /// The connection dropped (or left the seat): keep the seat, idle, for the resume
     /// grace.
     fn detach(&mut self) {
-        if self.link.take().is_some() {
-            self.detached_at = Some(Instant::now());
+        if let Presence::Here(_) = self.presence {
+            self.presence = Presence::Away(Instant::now());
             // Idle while away: others see it stand still.
             self.input = PlayerInput::default();
         }
@@ -216,8 +228,6 @@ pub(crate) struct Lobby {
     scratch: Vec<u8>,
     /// Players whose connection turned out gone during delivery.
     gone: Vec<EntityId>,
-    /// Simulation and encoding time of the last tick (without the socket writes).
-    compute_time: Duration,
     /// Indexed by entity id.
     seats: Vec<Option<Seat>>,
     tick: u32,
@@ -275,7 +285,6 @@ impl Lobby {
             },
             scratch: Vec::new(),
             gone: Vec::new(),
-            compute_time: Duration::ZERO,
             seats: (0..max_players).map(|_| None).collect(),
             tick: 0,
             empty_since: Some(Instant::now()),
@@ -314,7 +323,11 @@ impl Lobby {
             self.handle.stats.tick_lateness.observe(late);
             let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| self.run_tick()));
             let took = started.elapsed();
-            let compute = self.compute_time.min(took);
+            // Simulation and encoding alone; the rest of the tick is the socket writes.
+            let compute = match &outcome {
+                Ok(Ok(compute)) => (*compute).min(took),
+                _ => took,
+            };
             let stats = &self.shared.stats;
             stats.ticks.fetch_add(1, Ordering::Relaxed);
             stats.tick_time.observe(compute);
@@ -325,11 +338,11 @@ impl Lobby {
                 stats.ticks_overrun.fetch_add(1, Ordering::Relaxed);
             }
             match outcome {
-                Ok(Some(reason)) => {
+                Ok(Err(reason)) => {
                     self.close(ErrorCode::LobbyClosed, &reason, LeftReason::LobbyClosed);
                     return;
                 }
-                Ok(None) => {}
+                Ok(Ok(_)) => {}
                 Err(panic) => {
                     let what = panic_message(panic.as_ref());
                     error!(lobby = self.handle.id, panic = %what, "the game panicked; closing this lobby");
@@ -353,18 +366,18 @@ impl Lobby {
         );
     }
 
-    /// One tick. Returns why the lobby should close, if it should.
-    fn run_tick(&mut self) -> Option<String> {
+    /// One tick. Returns its simulation and encoding time, or why the lobby should close.
+    fn run_tick(&mut self) -> Result<Duration, String> {
         let started = Instant::now();
         if let Some(reason) = self.handle_commands() {
-            return Some(reason);
+            return Err(reason);
         }
         self.check_connections();
         if self.player_count() == 0 {
             let since = *self.empty_since.get_or_insert_with(Instant::now);
             if since.elapsed() >= self.shared.config.empty_lobby_grace {
                 debug!(lobby = self.handle.id, "empty for its grace period");
-                return Some("the lobby was empty".into());
+                return Err("the lobby was empty".into());
             }
         } else {
             self.empty_since = None;
@@ -372,13 +385,13 @@ impl Lobby {
         self.take_inputs();
         self.step();
         self.encode();
-        self.compute_time = started.elapsed();
+        let compute = started.elapsed();
         self.deliver();
         self.send_scores();
         self.tick = self.tick.wrapping_add(1);
         self.handle.tick.store(self.tick, Ordering::Relaxed);
         self.handle.stats.ticks.fetch_add(1, Ordering::Relaxed);
-        None
+        Ok(compute)
     }
 
     fn player_count(&self) -> usize {
@@ -460,8 +473,7 @@ impl Lobby {
             player_id,
             name,
             conn,
-            link: Some(link),
-            detached_at: None,
+            presence: Presence::Here(link),
             input: PlayerInput::default(),
             applied_seq: 0,
             newest_seq: 0,
@@ -488,8 +500,7 @@ impl Lobby {
             return Err(JoinRefused::Closed);
         };
         seat.conn = conn;
-        seat.link = Some(link);
-        seat.detached_at = None;
+        seat.presence = Presence::Here(link);
         // The client restarts its input sequence with the new connection's inputs.
         seat.input = PlayerInput::default();
         seat.newest_seq = 0;
@@ -543,10 +554,9 @@ impl Lobby {
     fn check_connections(&mut self) {
         let grace = self.shared.config.resume_grace;
         for i in 0..self.seats.len() {
-            let expired = self.seats[i]
-                .as_ref()
-                .and_then(|seat| seat.detached_at)
-                .is_some_and(|at| at.elapsed() >= grace);
+            let expired = self.seats[i].as_ref().is_some_and(
+                |seat| matches!(seat.presence, Presence::Away(at) if at.elapsed() >= grace),
+            );
             if expired {
                 self.remove(i);
             }
@@ -580,7 +590,7 @@ impl Lobby {
         let Some(seat) = self.seats.get_mut(index).and_then(Option::as_mut) else {
             return;
         };
-        let Some(link) = &seat.link else {
+        let Some(link) = seat.link() else {
             return;
         };
         match link.out.send_event(link.epoch, frame) {
@@ -690,9 +700,10 @@ impl Lobby {
 
     /// Writes each player's snapshot to its connection.
     fn deliver(&mut self) {
-        let links = self.seats.iter().enumerate().filter_map(|(i, seat)| {
-            Some((EntityId::try_from(i).ok()?, seat.as_ref()?.link.as_ref()?))
-        });
+        let links =
+            self.seats.iter().enumerate().filter_map(|(i, seat)| {
+                Some((EntityId::try_from(i).ok()?, seat.as_ref()?.link()?))
+            });
         let done = deliver(&self.frame, links, &mut self.scratch, &mut self.gone);
         for entity in self.gone.drain(..) {
             if let Some(seat) = self
@@ -741,7 +752,7 @@ impl Lobby {
         let error = binary_frame(&encode_server(&ServerMessage::error(code, reason)));
         let left = binary_frame(&encode_server(&ServerMessage::Left { reason: left as u8 }));
         for seat in self.seats.iter().flatten() {
-            if let Some(link) = &seat.link {
+            if let Some(link) = seat.link() {
                 let _ = link.out.send_event(link.epoch, &error);
                 let _ = link.out.send_event(link.epoch, &left);
                 link.out.lobby_left(link.epoch);

@@ -140,6 +140,8 @@ pub(crate) enum Signal {
 struct State {
     /// The seat the lobby's writes must be for; 0: none.
     epoch: u64,
+    /// The last epoch handed out.
+    epochs: u64,
     /// Whole frames waiting, in order; `written` bytes of the first are on the socket.
     queue: VecDeque<Bytes>,
     written: usize,
@@ -226,8 +228,6 @@ pub(crate) struct Link {
 pub(crate) struct Outbox {
     raw: Box<dyn RawWrite>,
     state: Mutex<State>,
-    /// Seat epochs handed out so far.
-    epochs: AtomicU64,
     /// The client asked for delta snapshots.
     deltas: AtomicBool,
     /// Where the lobby counts the bytes it writes for the player (set at Hello).
@@ -245,7 +245,6 @@ impl Outbox {
         Arc::new(Self {
             raw,
             state: Mutex::new(State::default()),
-            epochs: AtomicU64::new(0),
             deltas: AtomicBool::new(false),
             player_bytes: OnceLock::new(),
         })
@@ -260,12 +259,12 @@ impl Outbox {
 
     /// Starts a new seat: from now on, only writes stamped with the returned epoch pass.
     pub(crate) fn begin_seat(&self) -> u64 {
-        let epoch = self.epochs.fetch_add(1, Ordering::Relaxed) + 1;
         let mut state = self.lock();
-        state.epoch = epoch;
+        state.epochs += 1;
+        state.epoch = state.epochs;
         state.last_tick = None;
         state.signal = None;
-        epoch
+        state.epoch
     }
 
     /// Ends the current seat (if it is `epoch`, or whatever it is with `None`): the lobby
@@ -390,22 +389,12 @@ impl Outbox {
             state.snapshot = Some(Bytes::copy_from_slice(scratch));
             return Delivery::Replaced;
         }
+        let keep = |state: &mut State| state.snapshot = Some(Bytes::copy_from_slice(scratch));
         if !state.queue.is_empty() {
-            state.snapshot = Some(Bytes::copy_from_slice(scratch));
-            return self.kept(state);
+            keep(&mut state);
+            return kept(state);
         }
-        match self.raw.try_write(scratch) {
-            Ok(n) if n >= scratch.len() => Delivery::Written,
-            Ok(n) => {
-                state.push(Bytes::copy_from_slice(&scratch[n..]));
-                self.kept(state)
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                state.snapshot = Some(Bytes::copy_from_slice(scratch));
-                self.kept(state)
-            }
-            Err(_) => self.broke(state),
-        }
+        self.write_now(state, scratch, keep)
     }
 
     /// Hands over one must-arrive frame (already framed) for seat `epoch`.
@@ -426,36 +415,48 @@ impl Outbox {
                         state.queued -= dropped.len();
                     }
                 }
-                state.epoch = 0;
-                state.signal = Some(Signal::Overflow);
-                wake(state.take_waker(), state);
+                tell(state, Signal::Overflow);
                 return Delivery::Overflow;
             }
             state.push(frame.clone());
-            return self.kept(state);
+            return kept(state);
         }
+        self.write_now(state, frame, |state| state.push(frame.clone()))
+    }
+
+    /// Writes `frame` straight to the socket (nothing waits before it). What the socket
+    /// does not take is kept: the rest of a partly written frame as a must-arrive frame
+    /// (it must follow, or the stream is garbled), a frame not started by `keep`.
+    fn write_now(
+        &self,
+        mut state: MutexGuard<'_, State>,
+        frame: &[u8],
+        keep: impl FnOnce(&mut State),
+    ) -> Delivery {
         match self.raw.try_write(frame) {
             Ok(n) if n >= frame.len() => Delivery::Written,
             Ok(n) => {
-                state.push(frame.slice(n..));
-                self.kept(state)
+                state.push(Bytes::copy_from_slice(&frame[n..]));
+                kept(state)
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                state.push(frame.clone());
-                self.kept(state)
+                keep(&mut state);
+                kept(state)
             }
-            Err(_) => self.broke(state),
+            Err(_) => {
+                state.broken = true;
+                wake(state.take_waker(), state);
+                Delivery::Stale
+            }
         }
     }
 
     /// The lobby closed, after its last events for seat `epoch`: the session is out of
     /// it.
     pub(crate) fn lobby_left(&self, epoch: u64) {
-        let mut state = self.lock();
+        let state = self.lock();
         if state.epoch == epoch {
-            state.epoch = 0;
-            state.signal = Some(Signal::Left);
-            wake(state.take_waker(), state);
+            tell(state, Signal::Left);
         }
     }
 
@@ -464,17 +465,19 @@ impl Outbox {
             counter.fetch_add(n as u64, Ordering::Relaxed);
         }
     }
+}
 
-    fn kept(&self, mut state: MutexGuard<'_, State>) -> Delivery {
-        wake(state.take_waker(), state);
-        Delivery::Kept
-    }
+/// Something was kept for the session to write: wake it.
+fn kept(mut state: MutexGuard<'_, State>) -> Delivery {
+    wake(state.take_waker(), state);
+    Delivery::Kept
+}
 
-    fn broke(&self, mut state: MutexGuard<'_, State>) -> Delivery {
-        state.broken = true;
-        wake(state.take_waker(), state);
-        Delivery::Stale
-    }
+/// The lobby's news for the session, which ends the seat.
+fn tell(mut state: MutexGuard<'_, State>, signal: Signal) {
+    state.epoch = 0;
+    state.signal = Some(signal);
+    wake(state.take_waker(), state);
 }
 
 /// Wakes after the lock is released: the woken session may run on another thread.

@@ -162,7 +162,8 @@ struct InLobby {
 
 struct Session<R> {
     shared: Arc<Shared>,
-    /// The connection's outbox (also inside `ws`), shared with the lobby.
+    /// The connection's outbox (also inside `ws`), shared with the lobby; given to the
+    /// player record, so operators and resumes can reach this connection.
     out: Arc<Outbox>,
     ws: WebSocketStream<Conn<R>>,
     /// This connection's id: a stale connection cannot act for its successor.
@@ -171,7 +172,6 @@ struct Session<R> {
     join_token: Option<String>,
     player: Option<Arc<PlayerRecord>>,
     token: Option<SessionToken>,
-    /// Given to the player record, so operators and resumes can reach this connection.
     lobby: Option<InLobby>,
     /// Inputs after leaving a lobby are in-flight leftovers, not a protocol violation.
     joined_once: bool,
@@ -414,12 +414,8 @@ where
                     // The hot path stays in this future; the rest (lobby requests, Hello,
                     // joins with their timeouts) is boxed so that every session's future,
                     // which lives as long as the connection, stays small.
-                    Ok(ClientMessage::Input(input)) if self.lobby.is_some() => {
-                        if let Some(player) = &self.player {
-                            let player_id = player.player_id;
-                            self.input(player_id, input);
-                        }
-                        Ok(())
+                    Ok(ClientMessage::Input(input)) if self.player.is_some() => {
+                        self.on_input(input)
                     }
                     Ok(message) => Box::pin(self.on_message(message)).await,
                     Err(e) => {
@@ -497,13 +493,7 @@ where
         }
         match message {
             ClientMessage::Hello { .. } => Err(invalid_state("Hello was already sent")),
-            ClientMessage::Input(input) => {
-                if self.lobby.is_none() && !self.joined_once {
-                    return Err(invalid_state("Input before joining a lobby"));
-                }
-                self.input(player_id, input);
-                Ok(())
-            }
+            ClientMessage::Input(input) => self.on_input(input),
             ClientMessage::Ping { client_time } => {
                 let server_tick = self
                     .lobby
@@ -648,21 +638,17 @@ where
         let seat = record.lobby();
         self.welcome(Arc::clone(&record), token).await?;
         if let Some((handle, entity)) = seat {
-            let epoch = self.out.begin_seat();
-            let (reply_tx, reply) = oneshot::channel();
-            let command = LobbyCommand::Reattach {
-                player_id: record.player_id,
+            let (player_id, conn) = (record.player_id, self.conn);
+            let reattach = |link, reply| LobbyCommand::Reattach {
+                player_id,
                 entity,
-                conn: self.conn,
-                link: self.link(epoch),
-                reply: reply_tx,
+                conn,
+                link,
+                reply,
             };
-            match Self::ask_lobby(&handle, command, reply).await {
-                Ok(seated) => self.seat(handle, seated, epoch),
-                Err(_) => {
-                    self.out.end_seat(Some(epoch));
-                    record.set_lobby(None);
-                }
+            match self.ask_seat(&handle, reattach).await {
+                Ok((seated, epoch)) => self.seat(handle, seated, epoch),
+                Err(_) => record.set_lobby(None),
             }
         }
         Ok(())
@@ -677,26 +663,32 @@ where
         self.send_error(ErrorCode::InvalidName, text).await
     }
 
-    fn input(&mut self, player_id: u32, input: Input) {
-        let Some(lobby) = &self.lobby else {
-            return;
+    /// An input (after Hello): to the lobby's input queue, within the rate limit.
+    fn on_input(&mut self, input: Input) -> Result<(), End> {
+        let (Some(player), Some(lobby)) = (&self.player, &self.lobby) else {
+            return if self.joined_once {
+                Ok(())
+            } else {
+                Err(invalid_state("Input before joining a lobby"))
+            };
         };
         let stats = &lobby.handle.stats;
         let server = &self.shared.stats;
         if !self.limits.inputs.take(self.last_heard) {
             stats.inputs_rate_limited.fetch_add(1, Ordering::Relaxed);
             server.inputs_rate_limited.fetch_add(1, Ordering::Relaxed);
-            return;
+            return Ok(());
         }
         let msg = InputMsg {
             entity: lobby.entity,
-            player_id,
+            player_id: player.player_id,
             input: sanitize(input),
         };
         if lobby.handle.inputs.try_send(msg).is_err() {
             stats.inputs_dropped_full.fetch_add(1, Ordering::Relaxed);
             server.inputs_dropped_full.fetch_add(1, Ordering::Relaxed);
         }
+        Ok(())
     }
 
     async fn create(&mut self, name: &str, max_players: u8, private: bool) -> Result<(), End> {
@@ -777,47 +769,49 @@ where
         let Some(player) = &self.player else {
             return Err(invalid_state("Hello first"));
         };
-        let epoch = self.out.begin_seat();
-        let (reply_tx, reply) = oneshot::channel();
-        let command = LobbyCommand::Join {
-            player_id: player.player_id,
-            name: player.name.clone(),
-            conn: self.conn,
-            link: self.link(epoch),
-            reply: reply_tx,
+        let (player_id, name, conn) = (player.player_id, player.name.clone(), self.conn);
+        let join = |link, reply| LobbyCommand::Join {
+            player_id,
+            name,
+            conn,
+            link,
+            reply,
         };
-        match Self::ask_lobby(&handle, command, reply).await {
-            Ok(seated) => {
+        match self.ask_seat(&handle, join).await {
+            Ok((seated, epoch)) => {
                 self.seat(handle, seated, epoch);
                 Ok(Ok(()))
             }
-            Err(refused) => {
-                self.out.end_seat(Some(epoch));
-                Ok(Err(refused))
-            }
+            Err(refused) => Ok(Err(refused)),
         }
     }
 
-    async fn ask_lobby(
+    /// Asks `handle`'s tick task for a seat with the command `ask` builds around a new
+    /// seat epoch's link and the reply channel. Returns the seat and its epoch; on a
+    /// refusal (or no answer in time) the seat is ended again, so the lobby can write
+    /// nothing for it.
+    async fn ask_seat(
+        &mut self,
         handle: &LobbyHandle,
-        command: LobbyCommand,
-        reply: oneshot::Receiver<Result<Seated, JoinRefused>>,
-    ) -> Result<Seated, JoinRefused> {
-        let sent = timeout(JOIN_TIMEOUT, handle.commands.send(command)).await;
-        if !matches!(sent, Ok(Ok(()))) {
-            return Err(JoinRefused::Closed);
-        }
-        match timeout(JOIN_TIMEOUT, reply).await {
-            Ok(Ok(result)) => result,
-            _ => Err(JoinRefused::Closed),
-        }
-    }
-
-    fn link(&self, epoch: u64) -> Link {
-        Link {
+        ask: impl FnOnce(Link, oneshot::Sender<Result<Seated, JoinRefused>>) -> LobbyCommand,
+    ) -> Result<(Seated, u64), JoinRefused> {
+        let epoch = self.out.begin_seat();
+        let link = Link {
             out: Arc::clone(&self.out),
             epoch,
+        };
+        let (reply_tx, reply) = oneshot::channel();
+        let result = match timeout(JOIN_TIMEOUT, handle.commands.send(ask(link, reply_tx))).await {
+            Ok(Ok(())) => match timeout(JOIN_TIMEOUT, reply).await {
+                Ok(Ok(result)) => result,
+                _ => Err(JoinRefused::Closed),
+            },
+            _ => Err(JoinRefused::Closed),
+        };
+        if result.is_err() {
+            self.out.end_seat(Some(epoch));
         }
+        result.map(|seated| (seated, epoch))
     }
 
     fn seat(&mut self, handle: Arc<LobbyHandle>, seated: Seated, epoch: u64) {
