@@ -96,7 +96,8 @@ impl Game for Hill {
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let config = Config::default();
+    // The server's own flags and TICKSYNC_* variables (--bind, --tick-rate, ...).
+    let config = <Config as clap::Parser>::parse();
     let listener = TcpListener::bind(config.bind).await?;
     println!("king of the hill: open http://{}/", listener.local_addr()?);
     let game = Arc::new(|_: &LobbySpec| Box::new(Hill::default()) as Box<dyn Game>);

@@ -10,7 +10,7 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::Error;
+use crate::error::Error;
 
 type HmacSha256 = Hmac<Sha256>;
 

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 
 /// ticksync server settings. Every flag can also be set with the environment variable
 /// named in its help; a flag wins over the variable.
@@ -103,9 +103,15 @@ pub struct Config {
 }
 
 impl Default for Config {
+    /// The documented defaults, from the flags' declarations alone: no command line, no
+    /// environment (a library call must not read `TICKSYNC_*` or exit the process; only
+    /// the binary's `main` parses those).
     fn default() -> Self {
-        // The defaults are the clap defaults; parsing an empty command line cannot fail.
-        Self::parse_from(["ticksync-server"])
+        let command = Self::command().mut_args(|arg| arg.env(None::<&'static str>));
+        let matches = command
+            .try_get_matches_from(["ticksync-server"])
+            .expect("the declared defaults parse (tested)");
+        Self::from_arg_matches(&matches).expect("the declared defaults are valid (tested)")
     }
 }
 
@@ -164,6 +170,30 @@ mod tests {
         assert_eq!(c.resume_grace, Duration::from_secs(15));
         assert!(c.allowed_origins.is_empty() && c.join_secret.is_none());
     }
+
+    /// Run as a child process (below) with `TICKSYNC_TICK_RATE` set: `Config::default()`
+    /// must not see it.
+    #[test]
+    fn defaults_ignore_the_environment_child() {
+        if std::env::var_os("TICKSYNC_DEFAULTS_CHILD").is_some() {
+            assert_eq!(Config::default().tick_rate, 30);
+        }
+    }
+
+    #[test]
+    fn defaults_ignore_the_environment() {
+        let status = std::process::Command::new(std::env::current_exe().expect("test binary"))
+            .args([
+                "--exact",
+                "config::tests::defaults_ignore_the_environment_child",
+            ])
+            .env("TICKSYNC_DEFAULTS_CHILD", "1")
+            .env("TICKSYNC_TICK_RATE", "99")
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("run the test binary");
+        assert!(status.success(), "Config::default() read the environment");
+    }
 }
 
 /// How the binary logs.
@@ -207,12 +237,12 @@ pub struct Cli {
 impl Cli {
     /// Parses `args` (the first is the program name), filling what neither a flag nor an
     /// environment variable set from the `--config` file.
-    pub fn load<I, T>(args: I) -> Result<Self, crate::Error>
+    pub fn load<I, T>(args: I) -> Result<Self, crate::error::Error>
     where
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
     {
-        use clap::{CommandFactory, FromArgMatches, parser::ValueSource};
+        use clap::parser::ValueSource;
 
         let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
         let matches = Self::command().try_get_matches_from(&args)?;
@@ -221,22 +251,22 @@ impl Cli {
             return Ok(first);
         };
         let text = std::fs::read_to_string(path).map_err(|e| {
-            crate::Error::ConfigFile(format!("cannot read {}: {e}", path.display()))
+            crate::error::Error::ConfigFile(format!("cannot read {}: {e}", path.display()))
         })?;
         let table: toml::Table = toml::from_str(&text)
-            .map_err(|e| crate::Error::ConfigFile(format!("{}: {e}", path.display())))?;
+            .map_err(|e| crate::error::Error::ConfigFile(format!("{}: {e}", path.display())))?;
         let command = Self::command();
         let mut extended = args;
         for (key, value) in table {
             let id = key.replace('-', "_");
             let Some(arg) = command.get_arguments().find(|a| a.get_id().as_str() == id) else {
-                return Err(crate::Error::ConfigFile(format!(
+                return Err(crate::error::Error::ConfigFile(format!(
                     "{}: unknown setting {key:?}",
                     path.display()
                 )));
             };
             let Some(long) = arg.get_long() else {
-                return Err(crate::Error::ConfigFile(format!(
+                return Err(crate::error::Error::ConfigFile(format!(
                     "{}: {key:?} cannot be set from a file",
                     path.display()
                 )));

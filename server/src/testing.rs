@@ -9,8 +9,11 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
+use crate::config::Config;
 use crate::game::{Game, LobbySpec};
-use crate::{Config, Shared, arena, listener, outbox, session};
+use crate::shared::Shared;
+use crate::wire::{broadcast, outbox};
+use crate::{arena, session};
 
 /// A server without a listener: sessions are handed their streams directly.
 pub struct Harness {
@@ -42,7 +45,7 @@ impl Harness {
         let conn = outbox::any(stream);
         let ws =
             WebSocketStream::from_raw_socket(conn, Role::Server, Some(self.shared.ws_config)).await;
-        let slot = listener::admit(&self.shared, peer.ip());
+        let slot = self.shared.admit(peer.ip());
         if let Some(slot) = slot {
             session::run(ws, peer, Arc::clone(&self.shared), Arc::new(slot), None).await;
         }
@@ -119,8 +122,8 @@ pub async fn drive(
 /// benches. Create it on a tokio runtime with I/O enabled, which [`Fanout::deliver`]
 /// must then be called within (the sockets are registered with its reactor).
 pub struct Fanout {
-    frame: crate::broadcast::TickFrame,
-    links: Vec<crate::outbox::Link>,
+    frame: broadcast::TickFrame,
+    links: Vec<outbox::Link>,
     /// The server ends' read halves, kept open.
     _reads: Vec<tokio::net::tcp::OwnedReadHalf>,
     /// The client ends, drained by [`Fanout::drain`].
@@ -160,7 +163,7 @@ impl Fanout {
             let conn = outbox::tcp(server);
             let out = Arc::clone(conn.outbox());
             let epoch = out.begin_seat();
-            links.push(crate::outbox::Link { out, epoch });
+            links.push(outbox::Link { out, epoch });
             reads.push(conn.into_read());
             clients.push(client);
         }
@@ -175,7 +178,7 @@ impl Fanout {
         let mut body = Vec::new();
         ticksync_protocol::codec::encode_snapshot_body(1, 0, &entities, &mut body);
         Ok(Self {
-            frame: crate::broadcast::TickFrame {
+            frame: broadcast::TickFrame {
                 tick: 1,
                 body,
                 delta: Vec::new(),
@@ -198,7 +201,7 @@ impl Fanout {
             .iter()
             .enumerate()
             .map(|(i, link)| (u8::try_from(i).unwrap_or(u8::MAX), link));
-        let done = crate::broadcast::deliver(&self.frame, links, &mut self.scratch, &mut self.gone);
+        let done = broadcast::deliver(&self.frame, links, &mut self.scratch, &mut self.gone);
         done.sent - done.skipped
     }
 

@@ -23,9 +23,8 @@ use tracing::info;
 
 use ticksync_protocol::limits::clip_text;
 
-use crate::Shared;
-use crate::lobby::LobbyCommand;
-use crate::players::Control;
+use crate::shared::Shared;
+use crate::wire::outbox::Control;
 
 type Body = Full<Bytes>;
 
@@ -148,18 +147,8 @@ pub(crate) async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Respo
             let Some(handle) = shared.registry.get(id) else {
                 return message(StatusCode::NOT_FOUND, "no such lobby");
             };
-            if handle
-                .commands
-                .try_send(LobbyCommand::Close {
-                    reason: reason.clone(),
-                })
-                .is_err()
-            {
-                return message(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "the lobby is busy; try again",
-                );
-            }
+            // Never refused: the close waits on the handle for the lobby's next tick.
+            handle.close(reason.clone());
             shared.stats.admin_actions.fetch_add(1, Ordering::Relaxed);
             info!(admin = %who, lobby = id, reason = %reason, "admin closed a lobby");
             json(StatusCode::OK, &serde_json::json!({ "closed": id }))
@@ -196,7 +185,7 @@ pub(crate) async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Respo
             for player in shared.players.all() {
                 let in_scope = body
                     .lobby_id
-                    .is_none_or(|id| player.lobby().is_some_and(|(h, _)| h.id == id));
+                    .is_none_or(|id| player.lobby().is_some_and(|(h, _)| h.id() == id));
                 if in_scope && player.control(Control::Notice(text.clone())) {
                     reached += 1;
                 }
@@ -270,12 +259,12 @@ fn overview(shared: &Shared) -> Overview {
         .handles()
         .into_iter()
         .map(|h| {
-            let st = &h.stats;
+            let st = h.figures();
             let mut players: Vec<PlayerView> = records
                 .iter()
                 .filter_map(|r| {
                     let (lobby, entity) = r.lobby()?;
-                    (lobby.id == h.id).then(|| PlayerView {
+                    (lobby.id() == h.id()).then(|| PlayerView {
                         player_id: r.player_id,
                         name: r.name.clone(),
                         entity,
@@ -289,16 +278,15 @@ fn overview(shared: &Shared) -> Overview {
                 .collect();
             players.sort_by_key(|p| p.entity);
             LobbyView {
-                id: h.id,
-                name: h.name.clone(),
-                private: h.private,
-                max_players: h.max_players,
-                ticks: st.ticks.load(Ordering::Relaxed),
-                tick_p50_us: st.tick_time.quantile_us(0.5),
-                tick_p99_us: st.tick_time.quantile_us(0.99),
-                tick_lateness_p99_us: st.tick_lateness.quantile_us(0.99),
-                inputs_dropped: st.inputs_dropped_full.load(Ordering::Relaxed)
-                    + st.inputs_rate_limited.load(Ordering::Relaxed),
+                id: h.id(),
+                name: h.name().to_owned(),
+                private: h.is_private(),
+                max_players: h.max_players(),
+                ticks: st.ticks,
+                tick_p50_us: st.tick_p50_us,
+                tick_p99_us: st.tick_p99_us,
+                tick_lateness_p99_us: st.tick_lateness_p99_us,
+                inputs_dropped: st.inputs_rate_limited,
                 players,
             }
         })
@@ -318,7 +306,7 @@ fn overview(shared: &Shared) -> Overview {
         snapshots_skipped: s.snapshots_skipped.load(Ordering::Relaxed),
         ticks: s.ticks.load(Ordering::Relaxed),
         ticks_overrun: s.ticks_overrun.load(Ordering::Relaxed),
-        tick_buckets_us: &crate::metrics::BUCKETS_US,
+        tick_buckets_us: &crate::stats::BUCKETS_US,
         tick_counts,
         lobbies,
     }

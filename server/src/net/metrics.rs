@@ -6,7 +6,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -15,57 +14,8 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
-use crate::{CLIENT_KINDS, COUNTED_CLOSES, REFUSALS, Shared};
-
-/// Bucket upper bounds of [`AtomicHistogram`], in microseconds.
-pub(crate) const BUCKETS_US: [u64; 14] = [
-    10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000,
-];
-
-/// A lock-free histogram of durations: one atomic per bucket.
-#[derive(Debug, Default)]
-pub(crate) struct AtomicHistogram {
-    /// Non-cumulative counts; the last slot is everything above the largest bound.
-    buckets: [AtomicU64; BUCKETS_US.len() + 1],
-    sum_us: AtomicU64,
-}
-
-impl AtomicHistogram {
-    /// Records one duration.
-    pub(crate) fn observe(&self, d: Duration) {
-        let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
-        let i = BUCKETS_US.partition_point(|&b| b < us);
-        self.buckets[i].fetch_add(1, Ordering::Relaxed);
-        self.sum_us.fetch_add(us, Ordering::Relaxed);
-    }
-
-    /// Cumulative counts per bound (the last: +Inf), and the sum in microseconds.
-    pub(crate) fn read(&self) -> (Vec<u64>, u64) {
-        let mut total = 0;
-        let cumulative = self
-            .buckets
-            .iter()
-            .map(|b| {
-                total += b.load(Ordering::Relaxed);
-                total
-            })
-            .collect();
-        (cumulative, self.sum_us.load(Ordering::Relaxed))
-    }
-
-    /// An upper bound of the `q` quantile (0..=1), in microseconds: the bound of the
-    /// bucket it falls in. None if nothing was recorded.
-    pub(crate) fn quantile_us(&self, q: f64) -> Option<u64> {
-        let (cumulative, _) = self.read();
-        let count = *cumulative.last()?;
-        if count == 0 {
-            return None;
-        }
-        let rank = (q * count as f64).ceil().max(1.0) as u64;
-        let i = cumulative.iter().position(|&c| c >= rank)?;
-        Some(BUCKETS_US.get(i).copied().unwrap_or(u64::MAX))
-    }
-}
+use crate::shared::Shared;
+use crate::stats::{AtomicHistogram, BUCKETS_US, CLIENT_KINDS, COUNTED_CLOSES, REFUSALS};
 
 /// Renders every metric.
 pub(crate) fn render(shared: &Arc<Shared>) -> String {
@@ -148,10 +98,7 @@ impl Collector for ServerCollector {
         let shared = &self.0;
         let s = &shared.stats;
         let lobbies = shared.registry.handles();
-        let players: i64 = lobbies
-            .iter()
-            .map(|l| i64::from(l.players.load(Ordering::Relaxed)))
-            .sum();
+        let players: i64 = lobbies.iter().map(|l| i64::from(l.players())).sum();
         gauge(
             &mut e,
             "connections_open",
@@ -290,7 +237,6 @@ impl Collector for ServerCollector {
             "Inputs not applied, by reason.",
             "reason",
             [
-                ("queue_full", &s.inputs_dropped_full),
                 ("rate_limited", &s.inputs_rate_limited),
                 ("superseded", &s.inputs_superseded),
                 ("stale", &s.inputs_stale),
@@ -324,28 +270,5 @@ impl Collector for ServerCollector {
             &s.admin_actions,
         )?;
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn histogram_buckets_and_quantiles() {
-        let h = AtomicHistogram::default();
-        assert_eq!(h.quantile_us(0.99), None);
-        for us in [5, 20, 20, 20, 300] {
-            h.observe(Duration::from_micros(us));
-        }
-        h.observe(Duration::from_secs(1));
-        let (cumulative, sum) = h.read();
-        assert_eq!(cumulative[0], 1);
-        assert_eq!(cumulative[1], 4);
-        assert_eq!(*cumulative.last().expect("inf"), 6);
-        assert_eq!(sum, 5 + 60 + 300 + 1_000_000);
-        assert_eq!(h.quantile_us(0.5), Some(25));
-        assert_eq!(h.quantile_us(0.8), Some(500));
-        assert_eq!(h.quantile_us(1.0), Some(u64::MAX));
     }
 }

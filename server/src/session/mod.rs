@@ -38,7 +38,6 @@ use ticksync_protocol::{
     SessionToken, close, decode_client, encode_server,
 };
 use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::sync::oneshot;
 use tokio::time::{Instant, MissedTickBehavior, timeout};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
@@ -47,20 +46,16 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tracing::{Instrument, debug, field, info, info_span};
 
-use crate::Shared;
 use crate::auth::verify_join_token;
+use crate::directory::players::PlayerRecord;
 use crate::input::{RateLimits, sanitize};
-use crate::listener::{Admission, ConnSlot};
-use crate::lobby::{InputMsg, JoinRefused, LobbyCommand, LobbyHandle, Seated};
-use crate::outbox::{Conn, Link, Outbox, Signal};
-use crate::players::{Control, PlayerRecord};
-
-/// How long a join may wait for the lobby's tick task (it answers within one tick).
-const JOIN_TIMEOUT: Duration = Duration::from_secs(3);
+use crate::lobby::{Claim, InputOutcome, JoinRefused, JoinRequest, LobbyHandle, SeatBox, Seated};
+use crate::net::admission::{Admission, ConnSlot};
+use crate::shared::Shared;
+use crate::stats::Refusal;
+use crate::wire::outbox::{Conn, Control, Link, Outbox, Signal};
 /// After sending a close frame, how long to wait for the client's.
 const CLOSE_LINGER: Duration = Duration::from_secs(1);
-/// Quick-join tries this many existing lobbies before it creates one.
-const QUICK_JOIN_TRIES: usize = 3;
 
 /// Runs a session to its end.
 pub(crate) async fn run<R>(
@@ -155,7 +150,8 @@ impl End {
 
 struct InLobby {
     handle: Arc<LobbyHandle>,
-    entity: u8,
+    /// Where this player's inputs and its leave go.
+    seat: Arc<SeatBox>,
     /// The outbox's seat epoch of this stay.
     epoch: u64,
 }
@@ -189,9 +185,9 @@ where
         stats.sessions_open.fetch_add(1, Ordering::Relaxed);
         stats.sessions_total.fetch_add(1, Ordering::Relaxed);
         let refusal = match admission {
-            _ if self.shared.is_draining() => Some(crate::Refusal::Draining),
-            Admission::ServerFull => Some(crate::Refusal::ServerFull),
-            Admission::AddressFull => Some(crate::Refusal::AddressFull),
+            _ if self.shared.is_draining() => Some(Refusal::Draining),
+            Admission::ServerFull => Some(Refusal::ServerFull),
+            Admission::AddressFull => Some(Refusal::AddressFull),
             Admission::Ok => None,
         };
         if let Some(why) = refusal {
@@ -242,11 +238,7 @@ where
             match end.after {
                 After::Leave => {
                     if let Some(lobby) = &lobby {
-                        let _ = lobby.handle.commands.try_send(LobbyCommand::Leave {
-                            player_id: player.player_id,
-                            entity: lobby.entity,
-                            conn: self.conn,
-                        });
+                        lobby.handle.leave(&lobby.seat, self.conn);
                     }
                     if player.is_live(self.conn) {
                         if let Some(token) = &self.token {
@@ -425,7 +417,7 @@ where
                             .fetch_add(1, Ordering::Relaxed);
                         Err(End::close(
                             ErrorCode::BadMessage,
-                            format!("undecodable message: {e}"),
+                            e.to_string(),
                             close::PROTOCOL_ERROR,
                             "undecodable message",
                         ))
@@ -487,7 +479,6 @@ where
                 _ => Err(invalid_state("the first message must be Hello")),
             };
         };
-        let player_id = player.player_id;
         if is_lobby_op(&message) && !self.limits.lobby_ops.take(self.last_heard) {
             return Err(rate_limited("too many lobby requests"));
         }
@@ -495,10 +486,7 @@ where
             ClientMessage::Hello { .. } => Err(invalid_state("Hello was already sent")),
             ClientMessage::Input(input) => self.on_input(input),
             ClientMessage::Ping { client_time } => {
-                let server_tick = self
-                    .lobby
-                    .as_ref()
-                    .map_or(0, |l| l.handle.tick.load(Ordering::Relaxed));
+                let server_tick = self.lobby.as_ref().map_or(0, |l| l.handle.tick());
                 self.send_message(&ServerMessage::Pong {
                     client_time,
                     server_tick,
@@ -509,21 +497,18 @@ where
                 // Takes effect from the next snapshot: the next one is still full if the
                 // client has not received a snapshot since.
                 self.out.set_deltas(delta_snapshots);
+                player.set_delta_snapshots(delta_snapshots);
                 Ok(())
             }
             ClientMessage::ListLobbies => {
-                let lobbies = self.shared.registry.list_public();
+                let lobbies = self.shared.registry.list_public().to_vec();
                 self.send_message(&ServerMessage::LobbyList { lobbies })
                     .await
             }
             ClientMessage::LeaveLobby => {
                 if let Some(lobby) = self.lobby.take() {
                     self.out.end_seat(Some(lobby.epoch));
-                    let _ = lobby.handle.commands.try_send(LobbyCommand::Leave {
-                        player_id,
-                        entity: lobby.entity,
-                        conn: self.conn,
-                    });
+                    lobby.handle.leave(&lobby.seat, self.conn);
                     player.set_lobby(None);
                 }
                 // Idempotent: leaving when not in a lobby just confirms it.
@@ -636,19 +621,18 @@ where
         info!(name = %record.name, "player resumed");
         self.shared.stats.resumes.fetch_add(1, Ordering::Relaxed);
         let seat = record.lobby();
+        // Options belong to the player, not the connection: a resumed connection keeps
+        // the snapshot format its client asked for.
+        self.out.set_deltas(record.delta_snapshots());
         self.welcome(Arc::clone(&record), token).await?;
         if let Some((handle, entity)) = seat {
-            let (player_id, conn) = (record.player_id, self.conn);
-            let reattach = |link, reply| LobbyCommand::Reattach {
-                player_id,
-                entity,
-                conn,
-                link,
-                reply,
-            };
-            match self.ask_seat(&handle, reattach).await {
-                Ok((seated, epoch)) => self.seat(handle, seated, epoch),
-                Err(_) => record.set_lobby(None),
+            let (epoch, join) = self.join_request(&record);
+            match handle.reattach(join, entity).await {
+                Ok(seated) => self.seat(handle, seated, epoch),
+                Err(_) => {
+                    self.out.end_seat(Some(epoch));
+                    record.set_lobby(None);
+                }
             }
         }
         Ok(())
@@ -663,31 +647,30 @@ where
         self.send_error(ErrorCode::InvalidName, text).await
     }
 
-    /// An input (after Hello): to the lobby's input queue, within the rate limit.
+    /// An input (after Hello): to the seat's mailbox, within the rate limit.
     fn on_input(&mut self, input: Input) -> Result<(), End> {
-        let (Some(player), Some(lobby)) = (&self.player, &self.lobby) else {
+        let (Some(_), Some(lobby)) = (&self.player, &self.lobby) else {
             return if self.joined_once {
                 Ok(())
             } else {
                 Err(invalid_state("Input before joining a lobby"))
             };
         };
-        let stats = &lobby.handle.stats;
-        let server = &self.shared.stats;
         if !self.limits.inputs.take(self.last_heard) {
-            stats.inputs_rate_limited.fetch_add(1, Ordering::Relaxed);
-            server.inputs_rate_limited.fetch_add(1, Ordering::Relaxed);
+            lobby.handle.count_rate_limited();
+            self.shared
+                .stats
+                .inputs_rate_limited
+                .fetch_add(1, Ordering::Relaxed);
             return Ok(());
         }
-        let msg = InputMsg {
-            entity: lobby.entity,
-            player_id: player.player_id,
-            input: sanitize(input),
+        let stats = &self.shared.stats;
+        let counter = match lobby.handle.input(&lobby.seat, self.conn, sanitize(input)) {
+            InputOutcome::Superseded => &stats.inputs_superseded,
+            InputOutcome::Stale => &stats.inputs_stale,
+            InputOutcome::Accepted | InputOutcome::NotYours => return Ok(()),
         };
-        if lobby.handle.inputs.try_send(msg).is_err() {
-            stats.inputs_dropped_full.fetch_add(1, Ordering::Relaxed);
-            server.inputs_dropped_full.fetch_add(1, Ordering::Relaxed);
-        }
+        counter.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
@@ -715,7 +698,7 @@ where
         let registry = &self.shared.registry;
         let handle = match &target {
             // Private lobbies are reached by code only: ids are sequential, codes are not.
-            JoinTarget::Id(id) => registry.get(*id).filter(|h| !h.private),
+            JoinTarget::Id(id) => registry.get(*id).filter(|h| !h.is_private()),
             JoinTarget::Code(code) => registry.by_code(code),
         };
         match handle {
@@ -728,14 +711,9 @@ where
     }
 
     async fn quick_join(&mut self) -> Result<(), End> {
-        let mut tried = Vec::new();
-        while tried.len() < QUICK_JOIN_TRIES {
-            let Some(handle) = self.shared.registry.quick_pick(&tried) else {
-                break;
-            };
-            tried.push(handle.id);
-            // Filled or closed since we looked: try another.
-            if self.try_enter(Arc::clone(&handle)).await?.is_ok() {
+        // The pick claims its seat at once: a crowd of quick-joins fills lobbies.
+        if let Some(claim) = self.shared.registry.quick_claim() {
+            if self.try_enter(claim).await?.is_ok() {
                 return Ok(());
             }
         }
@@ -749,7 +727,12 @@ where
 
     /// Joins `handle`, telling the client if it cannot.
     async fn enter(&mut self, handle: Arc<LobbyHandle>) -> Result<(), End> {
-        match self.try_enter(handle).await? {
+        let refused = match handle.claim() {
+            Some(claim) => self.try_enter(claim).await?,
+            None if handle.is_closed() => Err(JoinRefused::Closed),
+            None => Err(JoinRefused::Full),
+        };
+        match refused {
             Ok(()) => Ok(()),
             Err(JoinRefused::Full) => {
                 self.send_error(ErrorCode::LobbyFull, "the lobby is full")
@@ -762,66 +745,50 @@ where
         }
     }
 
-    async fn try_enter(
-        &mut self,
-        handle: Arc<LobbyHandle>,
-    ) -> Result<Result<(), JoinRefused>, End> {
-        let Some(player) = &self.player else {
+    /// Takes the claimed seat: the lobby's tick task seats the player.
+    async fn try_enter(&mut self, claim: Claim) -> Result<Result<(), JoinRefused>, End> {
+        let Some(player) = self.player.clone() else {
             return Err(invalid_state("Hello first"));
         };
-        let (player_id, name, conn) = (player.player_id, player.name.clone(), self.conn);
-        let join = |link, reply| LobbyCommand::Join {
-            player_id,
-            name,
-            conn,
-            link,
-            reply,
-        };
-        match self.ask_seat(&handle, join).await {
-            Ok((seated, epoch)) => {
+        let handle = Arc::clone(claim.lobby());
+        let (epoch, join) = self.join_request(&player);
+        match claim.join(join).await {
+            Ok(seated) => {
                 self.seat(handle, seated, epoch);
                 Ok(Ok(()))
             }
-            Err(refused) => Ok(Err(refused)),
+            Err(refused) => {
+                // The lobby must write nothing for a seat it refused.
+                self.out.end_seat(Some(epoch));
+                Ok(Err(refused))
+            }
         }
     }
 
-    /// Asks `handle`'s tick task for a seat with the command `ask` builds around a new
-    /// seat epoch's link and the reply channel. Returns the seat and its epoch; on a
-    /// refusal (or no answer in time) the seat is ended again, so the lobby can write
-    /// nothing for it.
-    async fn ask_seat(
-        &mut self,
-        handle: &LobbyHandle,
-        ask: impl FnOnce(Link, oneshot::Sender<Result<Seated, JoinRefused>>) -> LobbyCommand,
-    ) -> Result<(Seated, u64), JoinRefused> {
+    /// A join request for `player` on a new seat epoch of this connection's outbox.
+    fn join_request(&self, player: &PlayerRecord) -> (u64, JoinRequest) {
         let epoch = self.out.begin_seat();
         let link = Link {
             out: Arc::clone(&self.out),
             epoch,
         };
-        let (reply_tx, reply) = oneshot::channel();
-        let result = match timeout(JOIN_TIMEOUT, handle.commands.send(ask(link, reply_tx))).await {
-            Ok(Ok(())) => match timeout(JOIN_TIMEOUT, reply).await {
-                Ok(Ok(result)) => result,
-                _ => Err(JoinRefused::Closed),
-            },
-            _ => Err(JoinRefused::Closed),
+        let join = JoinRequest {
+            player_id: player.player_id,
+            name: player.name.clone(),
+            conn: self.conn,
+            link,
         };
-        if result.is_err() {
-            self.out.end_seat(Some(epoch));
-        }
-        result.map(|seated| (seated, epoch))
+        (epoch, join)
     }
 
     fn seat(&mut self, handle: Arc<LobbyHandle>, seated: Seated, epoch: u64) {
-        info!(lobby = handle.id, entity = seated.entity, "in lobby");
+        info!(lobby = handle.id(), entity = seated.entity, "in lobby");
         if let Some(player) = &self.player {
             player.set_lobby(Some((Arc::clone(&handle), seated.entity)));
         }
         self.lobby = Some(InLobby {
             handle,
-            entity: seated.entity,
+            seat: seated.seat,
             epoch,
         });
         self.joined_once = true;
@@ -958,7 +925,7 @@ mod tests {
         };
         let shared = Shared::new(crate::Config::default(), Arc::new(game));
         let (server, _client) = tokio::io::duplex(64);
-        let conn = crate::outbox::any(server);
+        let conn = crate::wire::outbox::any(server);
         let ws = WebSocketStream::from_raw_socket(
             conn,
             tokio_tungstenite::tungstenite::protocol::Role::Server,
@@ -966,7 +933,7 @@ mod tests {
         )
         .await;
         let peer = SocketAddr::from(([127, 0, 0, 1], 1));
-        let slot = crate::listener::admit(&shared, peer.ip()).expect("admitted");
+        let slot = shared.admit(peer.ip()).expect("admitted");
         let session = run(ws, peer, Arc::clone(&shared), Arc::new(slot), None);
         let size = std::mem::size_of_val(&session);
         assert!(size <= 3 * 1024, "the session future is {size} bytes");

@@ -18,8 +18,12 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 use tracing::debug;
 
 use crate::auth::query_param;
-use crate::listener::ConnSlot;
-use crate::{Shared, outbox, session};
+use crate::net::admission::ConnSlot;
+use crate::net::{admin, metrics};
+use crate::session;
+use crate::shared::Shared;
+use crate::stats::Refusal;
+use crate::wire::outbox;
 
 mod files {
     include!(concat!(env!("OUT_DIR"), "/static_files.rs"));
@@ -49,12 +53,12 @@ pub(crate) async fn handle(
             }
         }
         (&Method::GET, "/metrics") => with_type(
-            Response::new(Full::from(crate::metrics::render(&shared))),
+            Response::new(Full::from(metrics::render(&shared))),
             "text/plain; version=0.0.4; charset=utf-8",
         ),
-        (_, p) if p.starts_with("/admin/api/") => crate::admin::handle(req, shared).await,
+        (_, p) if p.starts_with("/admin/api/") => admin::handle(req, shared).await,
         (&Method::GET, "/api/lobbies") => {
-            let body = serde_json::to_vec(&shared.registry.list_public()).unwrap_or_default();
+            let body = serde_json::to_vec(&*shared.registry.list_public()).unwrap_or_default();
             with_type(Response::new(Full::from(body)), "application/json")
         }
         (&Method::GET | &Method::HEAD, path) => static_file(path),
@@ -142,7 +146,7 @@ fn upgrade(
             .get(header::ORIGIN)
             .and_then(|o| o.to_str().ok());
         if !origin.is_some_and(|o| allowed.iter().any(|a| a == o)) {
-            shared.stats.refuse(crate::Refusal::Origin);
+            shared.stats.refuse(Refusal::Origin);
             return text(StatusCode::FORBIDDEN, "origin not allowed\n");
         }
     }

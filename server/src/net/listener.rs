@@ -7,12 +7,11 @@
 //! dropped at once to protect the process's file descriptors.
 
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use dashmap::DashMap;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -20,84 +19,10 @@ use socket2::SockRef;
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, warn};
 
-use crate::{Shared, http};
-
-/// Connections beyond the cap that are still accepted (to be told they are refused).
-const OVER_CAP_MARGIN: usize = 64;
-
-/// Whether a connection is within the caps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Admission {
-    /// Within every cap.
-    Ok,
-    /// The server is at `--max-connections`.
-    ServerFull,
-    /// Its address is at `--max-connections-per-ip`.
-    AddressFull,
-}
-
-/// Connection counts.
-#[derive(Debug, Default)]
-pub(crate) struct ConnCounts {
-    total: AtomicUsize,
-    per_ip: DashMap<IpAddr, usize>,
-}
-
-impl ConnCounts {
-    /// Connections open now.
-    pub(crate) fn total(&self) -> usize {
-        self.total.load(Ordering::Relaxed)
-    }
-}
-
-/// One counted connection; uncounts itself when dropped.
-pub(crate) struct ConnSlot {
-    shared: Arc<Shared>,
-    ip: IpAddr,
-    /// Whether the connection is within the caps.
-    pub(crate) admission: Admission,
-}
-
-impl Drop for ConnSlot {
-    fn drop(&mut self) {
-        let counts = &self.shared.conns;
-        counts.total.fetch_sub(1, Ordering::Relaxed);
-        if let dashmap::Entry::Occupied(mut entry) = counts.per_ip.entry(self.ip) {
-            *entry.get_mut() -= 1;
-            if *entry.get() == 0 {
-                entry.remove();
-            }
-        }
-    }
-}
-
-/// Counts a new connection from `ip`; None if it is past the hard margin.
-pub(crate) fn admit(shared: &Arc<Shared>, ip: IpAddr) -> Option<ConnSlot> {
-    let config = &shared.config;
-    let counts = &shared.conns;
-    let total = counts.total.fetch_add(1, Ordering::Relaxed) + 1;
-    let from_ip = {
-        let mut entry = counts.per_ip.entry(ip).or_insert(0);
-        *entry += 1;
-        *entry
-    };
-    let slot = ConnSlot {
-        shared: Arc::clone(shared),
-        ip,
-        admission: if total > config.max_connections {
-            Admission::ServerFull
-        } else if from_ip > config.max_connections_per_ip {
-            Admission::AddressFull
-        } else {
-            Admission::Ok
-        },
-    };
-    let hard = config.max_connections.saturating_add(OVER_CAP_MARGIN);
-    let hard_ip = config
-        .max_connections_per_ip
-        .saturating_add(OVER_CAP_MARGIN);
-    (total <= hard && from_ip <= hard_ip).then_some(slot)
-}
+use crate::net::admission::ConnSlot;
+use crate::net::http;
+use crate::shared::Shared;
+use crate::stats::Refusal;
 
 /// Accepts connections until `shared.stop` fires. Accept errors are routine (a client
 /// reset before we took it, or no file descriptors left): log, back off briefly if it is
@@ -121,8 +46,8 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                 continue;
             }
         };
-        let Some(slot) = admit(&shared, peer.ip()) else {
-            shared.stats.refuse(crate::Refusal::OverMargin);
+        let Some(slot) = shared.admit(peer.ip()) else {
+            shared.stats.refuse(Refusal::OverMargin);
             debug!(%peer, "over the connection cap's margin; dropped");
             continue;
         };

@@ -2,19 +2,30 @@
 //! choice. Lobbies own themselves (each is a task); the registry only holds their handles.
 //! Guards are never held across an `.await`: every method copies out what it needs.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use dashmap::DashMap;
 use ticksync_protocol::LobbyInfo;
 use ticksync_protocol::limits::MAX_LISTED_LOBBIES;
 
-use crate::lobby::LobbyHandle;
+use tokio::time::Instant;
+
+use crate::lobby::{Claim, LobbyHandle};
 
 /// Symbols of private codes: no 0/O or 1/I to misread. 32 symbols = 5 bits each.
 const CODE_ALPHABET: &[u8; 32] = b"23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
 /// Symbols per code: 50 random bits, shown as two groups of five.
 const CODE_LEN: usize = 10;
+
+/// How old a listing may be before it is built again (player counts change every tick).
+const LISTING_TTL: Duration = Duration::from_millis(500);
+/// Picks a quick-join makes before it gives up on existing lobbies.
+const QUICK_PICK_TRIES: usize = 3;
+
+/// The listing and when it was built.
+type Listing = Option<(Instant, Arc<[LobbyInfo]>)>;
 
 /// All open lobbies.
 #[derive(Debug, Default)]
@@ -22,6 +33,9 @@ pub(crate) struct Registry {
     lobbies: DashMap<u32, Arc<LobbyHandle>>,
     codes: DashMap<String, u32>,
     next_id: AtomicU32,
+    listing: Mutex<Listing>,
+    /// A lobby opened or closed since the listing was built.
+    listing_stale: AtomicBool,
 }
 
 impl Registry {
@@ -37,18 +51,20 @@ impl Registry {
 
     /// Adds a lobby.
     pub(crate) fn insert(&self, handle: Arc<LobbyHandle>) {
-        if let Some(code) = &handle.code {
-            self.codes.insert(code.clone(), handle.id);
+        if let Some(code) = handle.code() {
+            self.codes.insert(code.to_owned(), handle.id());
         }
-        self.lobbies.insert(handle.id, handle);
+        self.lobbies.insert(handle.id(), handle);
+        self.listing_stale.store(true, Ordering::Release);
     }
 
     /// Removes a lobby (its tick task does, when it closes).
     pub(crate) fn remove(&self, handle: &LobbyHandle) {
-        if let Some(code) = &handle.code {
+        if let Some(code) = handle.code() {
             self.codes.remove(code);
         }
-        self.lobbies.remove(&handle.id);
+        self.lobbies.remove(&handle.id());
+        self.listing_stale.store(true, Ordering::Release);
     }
 
     /// A lobby by id.
@@ -67,35 +83,47 @@ impl Registry {
         self.lobbies.iter().map(|r| Arc::clone(r.value())).collect()
     }
 
-    /// Public lobbies, fullest first, then oldest first; at most the protocol's limit.
-    pub(crate) fn list_public(&self) -> Vec<LobbyInfo> {
-        let mut list: Vec<LobbyInfo> = self
-            .lobbies
-            .iter()
-            .filter(|r| !r.private && !r.closed.load(Ordering::Acquire))
-            .map(|r| LobbyInfo {
-                id: r.id,
-                name: r.name.clone(),
-                players: r.players.load(Ordering::Acquire),
-                max_players: r.max_players,
-            })
-            .collect();
-        list.sort_by(|a, b| b.players.cmp(&a.players).then(a.id.cmp(&b.id)));
-        list.truncate(MAX_LISTED_LOBBIES);
-        list
+    /// Public lobbies, fullest first, then oldest first (lowest id); at most the
+    /// protocol's limit. Built at most every [`LISTING_TTL`] (and again whenever a lobby
+    /// opens or closes), so a storm of listings costs one sort, not one each.
+    pub(crate) fn list_public(&self) -> Arc<[LobbyInfo]> {
+        let mut cache = self.listing.lock().unwrap_or_else(PoisonError::into_inner);
+        let fresh = cache
+            .as_ref()
+            .is_some_and(|(at, _)| at.elapsed() < LISTING_TTL);
+        if !fresh || self.listing_stale.swap(false, Ordering::AcqRel) {
+            let mut list: Vec<LobbyInfo> = self
+                .lobbies
+                .iter()
+                .filter(|r| !r.is_private() && !r.is_closed())
+                .map(|r| r.info())
+                .collect();
+            list.sort_by(|a, b| b.players.cmp(&a.players).then(a.id.cmp(&b.id)));
+            list.truncate(MAX_LISTED_LOBBIES);
+            *cache = Some((Instant::now(), list.into()));
+        }
+        cache
+            .as_ref()
+            .map_or_else(|| Arc::from([]), |(_, list)| Arc::clone(list))
     }
 
-    /// The public lobby a quick-join should try: the fullest with room, oldest first.
-    pub(crate) fn quick_pick(&self, skip: &[u32]) -> Option<Arc<LobbyHandle>> {
-        self.lobbies
-            .iter()
-            .filter(|r| !r.private && r.has_room() && !skip.contains(&r.id))
-            .max_by(|a, b| {
-                let pa = a.players.load(Ordering::Acquire);
-                let pb = b.players.load(Ordering::Acquire);
-                pa.cmp(&pb).then(b.id.cmp(&a.id))
-            })
-            .map(|r| Arc::clone(r.value()))
+    /// A seat in the public lobby a quick-join should take: the fullest with room
+    /// (counting seats promised to joins on their way), oldest first. The seat is claimed
+    /// at once, so a crowd of quick-joins fills lobbies one after another.
+    pub(crate) fn quick_claim(&self) -> Option<Claim> {
+        // A lobby that fills between the pick and the claim: pick again.
+        for _ in 0..QUICK_PICK_TRIES {
+            let pick = self
+                .lobbies
+                .iter()
+                .filter(|r| !r.is_private() && r.has_room())
+                .max_by(|a, b| a.claimed().cmp(&b.claimed()).then(b.id().cmp(&a.id())))
+                .map(|r| Arc::clone(r.value()))?;
+            if let Some(claim) = pick.claim() {
+                return Some(claim);
+            }
+        }
+        None
     }
 }
 

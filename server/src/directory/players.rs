@@ -5,7 +5,7 @@
 //! Each record has a small lock of its own, held only to read or swap a few fields,
 //! never across an `.await`.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -14,18 +14,7 @@ use ticksync_protocol::{EntityId, SessionToken};
 use tokio::time::Instant;
 
 use crate::lobby::LobbyHandle;
-use crate::outbox::Outbox;
-
-/// Something the server asks of a live connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Control {
-    /// Another connection resumed this player: close with `REPLACED`.
-    Replaced,
-    /// An operator removed the player.
-    Kick(String),
-    /// An operator's message to show.
-    Notice(String),
-}
+use crate::wire::outbox::{Control, Outbox};
 
 /// One player, connected or not.
 #[derive(Debug)]
@@ -42,6 +31,8 @@ pub(crate) struct PlayerRecord {
     pub(crate) bytes_out: Arc<AtomicU64>,
     /// When the player first connected.
     pub(crate) since: Instant,
+    /// The client asked for delta snapshots (`Options`); kept across resumes.
+    delta_snapshots: AtomicBool,
     state: Mutex<RecordState>,
 }
 
@@ -106,6 +97,16 @@ impl PlayerRecord {
             .is_some_and(|(_, out)| out.control(control))
     }
 
+    /// Whether the client asked for delta snapshots.
+    pub(crate) fn delta_snapshots(&self) -> bool {
+        self.delta_snapshots.load(Ordering::Relaxed)
+    }
+
+    /// Records the client's snapshot option (it outlives the connection).
+    pub(crate) fn set_delta_snapshots(&self, on: bool) {
+        self.delta_snapshots.store(on, Ordering::Relaxed);
+    }
+
     /// Whether the player is connected.
     pub(crate) fn connected(&self) -> bool {
         self.state().live.is_some()
@@ -141,6 +142,7 @@ impl Players {
             bytes_in: AtomicU64::new(0),
             bytes_out: Arc::new(AtomicU64::new(0)),
             since: Instant::now(),
+            delta_snapshots: AtomicBool::new(false),
             state: Mutex::new(RecordState::default()),
         });
         self.by_token.insert(token, Arc::clone(&record));
@@ -212,7 +214,7 @@ mod tests {
         let players = Players::default();
         let grace = Duration::from_secs(15);
         let (record, token) = players.create("ann".into()).expect("random");
-        assert!(record.attach(1, crate::outbox::detached()).is_none());
+        assert!(record.attach(1, crate::wire::outbox::detached()).is_none());
         assert!(players.resume(&token, grace).is_some(), "live: resumable");
         record.detach(1);
         tokio::time::advance(Duration::from_secs(10)).await;
@@ -228,9 +230,9 @@ mod tests {
     async fn a_stale_connection_cannot_detach_its_successor() {
         let players = Players::default();
         let (record, _) = players.create("bo".into()).expect("random");
-        record.attach(1, crate::outbox::detached());
+        record.attach(1, crate::wire::outbox::detached());
         assert!(
-            record.attach(2, crate::outbox::detached()).is_some(),
+            record.attach(2, crate::wire::outbox::detached()).is_some(),
             "the first connection is handed back"
         );
         record.detach(1);

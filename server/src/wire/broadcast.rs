@@ -18,7 +18,8 @@
 use ticksync_protocol::EntityId;
 use ticksync_protocol::codec::{SNAPSHOT_HEAD_MAX, write_delta_head, write_snapshot_head};
 
-use crate::outbox::{Delivery, Link, payload_len, write_binary_header};
+use crate::wire::frame::{payload_len, write_binary_header};
+use crate::wire::outbox::{Delivery, Link};
 
 /// One tick's shared snapshot.
 #[derive(Debug)]

@@ -37,12 +37,23 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
-use crate::players::Control;
+use super::frame::payload_len;
 
 /// Must-arrive bytes a connection may have waiting before a lobby gives up on it.
 pub(crate) const MAX_QUEUED: usize = 64 * 1024;
 /// Controls a connection may have waiting.
 pub(crate) const CONTROL_QUEUE: usize = 8;
+
+/// Something the server asks of a live connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Control {
+    /// Another connection resumed this player: close with `REPLACED`.
+    Replaced,
+    /// An operator removed the player.
+    Kick(String),
+    /// An operator's message to show.
+    Notice(String),
+}
 
 /// The write side of a socket, usable from any task without `&mut`.
 pub(crate) trait RawWrite: Send + Sync {
@@ -488,44 +499,10 @@ fn wake(waker: Option<Waker>, state: MutexGuard<'_, State>) {
     }
 }
 
-/// Writes a WebSocket binary frame header (server to client: final, unmasked) for a
-/// payload of `len` bytes.
-pub(crate) fn write_binary_header(len: usize, out: &mut Vec<u8>) {
-    const FIN_BINARY: u8 = 0x82;
-    if len < 126 {
-        out.extend_from_slice(&[FIN_BINARY, len as u8]);
-    } else if let Ok(len) = u16::try_from(len) {
-        out.extend_from_slice(&[FIN_BINARY, 126]);
-        out.extend_from_slice(&len.to_be_bytes());
-    } else {
-        out.extend_from_slice(&[FIN_BINARY, 127]);
-        out.extend_from_slice(&(len as u64).to_be_bytes());
-    }
-}
-
 /// An outbox writing nowhere, for tests of what holds one.
 #[cfg(test)]
 pub(crate) fn detached() -> Arc<Outbox> {
     Outbox::new(Box::new(Locked(Mutex::new(tokio::io::sink()))))
-}
-
-/// The payload length of a frame built by [`write_binary_header`] (the byte counters
-/// count payloads, as for the session's own messages).
-pub(crate) fn payload_len(frame: &[u8]) -> usize {
-    let header = match frame.get(1) {
-        Some(126) => 4,
-        Some(127) => 10,
-        _ => 2,
-    };
-    frame.len().saturating_sub(header)
-}
-
-/// `payload` as one WebSocket binary frame.
-pub(crate) fn binary_frame(payload: &[u8]) -> Bytes {
-    let mut out = Vec::with_capacity(payload.len() + 10);
-    write_binary_header(payload.len(), &mut out);
-    out.extend_from_slice(payload);
-    Bytes::from(out)
 }
 
 /// A connection as the session's WebSocket sees it: reads from the socket, writes through
@@ -601,6 +578,7 @@ impl<R: Unpin> AsyncWrite for Conn<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::frame::{binary_frame, write_binary_header};
     use futures_util::{SinkExt, StreamExt};
     use tokio::io::AsyncReadExt;
     use tokio_tungstenite::WebSocketStream;
@@ -759,6 +737,7 @@ mod tests {
 #[cfg(test)]
 mod props {
     use super::*;
+    use crate::wire::frame::write_binary_header;
     use proptest::prelude::*;
     use tokio::io::AsyncRead;
 

@@ -1,15 +1,15 @@
-//! A lobby: its handle (what sessions and the registry see) and its tick task (which owns
-//! the game world).
+//! A lobby's tick task: it owns the game world.
 //!
-//! Sessions reach the task only through two bounded channels: `commands` (join, awaited
-//! with a deadline) and `inputs` (`try_send`; a full queue drops the input and counts it).
-//! The task never waits on either: it drains both at the start of each tick, so a flood of
-//! inputs costs no extra wake-ups. Every tick it steps the game, encodes the snapshot body
-//! once (see `broadcast.rs`) and writes each player's snapshot to the player's socket
-//! itself, through the connection's outbox (`outbox.rs`): no session wakes up for it.
-//! Rare, must-arrive messages (players joining and leaving, scores) take the same way, in
-//! order with the snapshots; a player too far behind to take them is dropped from the
-//! lobby.
+//! It takes what its handle (`handle.rs`) collected at the start of each tick: joins from
+//! the bounded queue, every seat's newest input and leave flag from the seat's mailbox,
+//! an operator's close. Every tick it steps the game, encodes the snapshot body once (see
+//! `wire/broadcast.rs`) and writes each player's snapshot to the player's socket itself,
+//! through the connection's outbox (`wire/outbox.rs`): no session wakes up for it. Rare,
+//! must-arrive messages (players joining and leaving, scores) take the same way, in order
+//! with the snapshots; a player too far behind to take them is dropped from the lobby.
+//!
+//! A lobby with no player does not tick: it sleeps until a join, a close or the end of
+//! its empty grace.
 //!
 //! A player whose connection drops without a goodbye (its outbox refuses the seat's
 //! writes) keeps its seat, idle, for the resume grace; a resumed connection re-attaches to
@@ -19,162 +19,44 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
 use glam::Vec2;
 use ticksync_protocol::codec::{encode_delta_body, encode_server, encode_snapshot_body};
 use ticksync_protocol::{
-    EntityId, EntityState, ErrorCode, Input, Joined, LeftReason, PlayerInfo, ScoreEntry,
-    ServerMessage,
+    EntityId, EntityState, ErrorCode, Joined, LeftReason, PlayerInfo, ScoreEntry, ServerMessage,
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use crate::Shared;
-use crate::broadcast::{TickFrame, deliver};
+use super::handle::{Command, JoinRefused, JoinRequest, LobbyHandle, SeatBox, Seated};
 use crate::game::{EntityView, Game, LobbySpec, PlayerInput, quantize_views};
-use crate::metrics::AtomicHistogram;
-use crate::outbox::{Delivery, Link, binary_frame, payload_len};
+use crate::stats::Stats;
+use crate::wire::broadcast::{TickFrame, deliver};
+use crate::wire::frame::{binary_frame, payload_len};
+use crate::wire::outbox::{Delivery, Link};
 
-/// Capacity of a lobby's join queue.
-const COMMAND_QUEUE: usize = 64;
-/// Per-player room in a lobby's input queue: a player sending at twice the tick rate
-/// never fills its share between two ticks.
-const INPUTS_PER_PLAYER: usize = 4;
-
-/// What the registry and sessions know of a lobby.
-#[derive(Debug)]
-pub(crate) struct LobbyHandle {
-    /// Unique id.
-    pub(crate) id: u32,
-    /// Display name.
-    pub(crate) name: String,
-    /// Player cap.
-    pub(crate) max_players: u8,
-    /// Private lobbies are not listed.
-    pub(crate) private: bool,
-    /// Join code (private lobbies).
-    pub(crate) code: Option<String>,
-    /// Players in the lobby, updated by the tick task.
-    pub(crate) players: AtomicU8,
-    /// Set once the tick task stops accepting players.
-    pub(crate) closed: AtomicBool,
-    /// Joins, awaited by the session.
-    pub(crate) commands: mpsc::Sender<LobbyCommand>,
-    /// Inputs, `try_send` only.
-    pub(crate) inputs: mpsc::Sender<InputMsg>,
-    /// The tick the lobby is at.
-    pub(crate) tick: AtomicU32,
-    /// Counters for operators.
-    pub(crate) stats: LobbyStats,
-}
-
-/// Counters of one lobby, written by its tick task and sessions, read by anyone.
-#[derive(Debug, Default)]
-pub(crate) struct LobbyStats {
-    /// Ticks run.
-    pub(crate) ticks: AtomicU64,
-    /// Inputs dropped because the lobby's input queue was full.
-    pub(crate) inputs_dropped_full: AtomicU64,
-    /// Inputs replaced by a newer one of the same player before a tick applied them.
-    pub(crate) inputs_superseded: AtomicU64,
-    /// Inputs older than one already applied.
-    pub(crate) inputs_stale: AtomicU64,
-    /// Inputs over the connection's rate limit (dropped by the session).
-    pub(crate) inputs_rate_limited: AtomicU64,
-    /// How late this lobby's ticks started against their schedule.
-    pub(crate) tick_lateness: AtomicHistogram,
-    /// Simulation + encode time of this lobby's ticks.
-    pub(crate) tick_time: AtomicHistogram,
-}
-
-impl LobbyHandle {
-    /// Whether a new player could join now (the tick task has the final word).
-    pub(crate) fn has_room(&self) -> bool {
-        !self.closed.load(Ordering::Acquire)
-            && self.players.load(Ordering::Acquire) < self.max_players
-    }
-}
-
-/// A request to the tick task.
-#[derive(Debug)]
-pub(crate) enum LobbyCommand {
-    /// Add a player.
-    Join {
-        /// Server-wide player id.
-        player_id: u32,
-        /// Display name.
-        name: String,
-        /// The connection asking (a stale connection cannot act for its successor).
-        conn: u64,
-        /// The player's connection.
-        link: Link,
-        /// The answer.
-        reply: oneshot::Sender<Result<Seated, JoinRefused>>,
-    },
-    /// A resumed connection takes its player's seat back.
-    Reattach {
-        /// The player.
-        player_id: u32,
-        /// Its entity.
-        entity: EntityId,
-        /// The new connection.
-        conn: u64,
-        /// Its connection.
-        link: Link,
-        /// The answer.
-        reply: oneshot::Sender<Result<Seated, JoinRefused>>,
-    },
-    /// The player leaves for good.
-    Leave {
-        /// The player.
-        player_id: u32,
-        /// Its entity.
-        entity: EntityId,
-        /// The connection asking.
-        conn: u64,
-    },
-    /// An operator closes the lobby.
-    Close {
-        /// What the players are told.
-        reason: String,
-    },
-}
-
-/// A successful join: the `Joined` message is already on its way to the player.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Seated {
-    /// The player's entity.
-    pub(crate) entity: EntityId,
-}
-
-/// Why a join failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum JoinRefused {
-    /// The lobby is at its cap.
-    Full,
-    /// The lobby is closing, or (re-attach) the seat is gone.
-    Closed,
-}
-
-/// One player's input on its way to the tick task.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct InputMsg {
-    /// The sender's entity.
-    pub(crate) entity: EntityId,
-    /// The sender's player id: an input still queued when its player left must not steer
-    /// the next player to get the same entity.
-    pub(crate) player_id: u32,
-    /// The input, validated by the session (finite, direction length at most 1).
-    pub(crate) input: Input,
+/// What a lobby needs from the server: its timing and the server-wide counters.
+#[derive(Debug, Clone)]
+pub(crate) struct LobbyEnv {
+    /// Time between ticks.
+    pub(crate) tick_period: Duration,
+    /// How long an empty lobby stays open.
+    pub(crate) empty_grace: Duration,
+    /// How long a dropped player keeps its seat.
+    pub(crate) resume_grace: Duration,
+    /// Server-wide counters.
+    pub(crate) stats: Arc<Stats>,
 }
 
 struct Seat {
     player_id: u32,
+    /// Where the player's session puts inputs and its leave.
+    mailbox: Arc<SeatBox>,
     name: String,
     /// The connection the seat belongs to now.
     conn: u64,
@@ -182,8 +64,6 @@ struct Seat {
     input: PlayerInput,
     /// Sequence of the input in `input`.
     applied_seq: u32,
-    /// Sequence of the newest input received (applied at the next tick).
-    newest_seq: u32,
 }
 
 /// Whether a seat's player is connected.
@@ -217,11 +97,9 @@ impl Seat {
 /// The tick task's state. Owned by the task; nothing else can reach the game.
 pub(crate) struct Lobby {
     handle: Arc<LobbyHandle>,
-    shared: Arc<Shared>,
+    env: LobbyEnv,
     game: Box<dyn Game>,
-    tick_period: Duration,
-    commands: mpsc::Receiver<LobbyCommand>,
-    inputs: mpsc::Receiver<InputMsg>,
+    commands: mpsc::Receiver<Command>,
     /// This tick's snapshot, its buffers reused from tick to tick.
     frame: TickFrame,
     /// Where each player's snapshot message is built.
@@ -249,34 +127,17 @@ impl Lobby {
         spec: LobbySpec,
         code: Option<String>,
         game: Box<dyn Game>,
-        shared: Arc<Shared>,
+        env: LobbyEnv,
     ) -> Self {
         let LobbySpec {
             name, max_players, ..
         } = spec;
-        let (commands_tx, commands) = mpsc::channel(COMMAND_QUEUE);
-        let (inputs_tx, inputs) =
-            mpsc::channel(usize::from(max_players).max(1) * INPUTS_PER_PLAYER);
-        let handle = Arc::new(LobbyHandle {
-            id,
-            name,
-            max_players,
-            private: code.is_some(),
-            code,
-            players: AtomicU8::new(0),
-            closed: AtomicBool::new(false),
-            commands: commands_tx,
-            inputs: inputs_tx,
-            tick: AtomicU32::new(0),
-            stats: LobbyStats::default(),
-        });
+        let (handle, commands) = LobbyHandle::new(id, name, max_players, code);
         Self {
             handle,
-            tick_period: shared.config.tick_period(),
-            shared,
+            env,
             game,
             commands,
-            inputs,
             frame: TickFrame {
                 tick: 0,
                 body: Vec::new(),
@@ -302,7 +163,8 @@ impl Lobby {
         Arc::clone(&self.handle)
     }
 
-    /// Runs the fixed tick until the lobby empties for its grace period or `cancel` fires.
+    /// Runs the fixed tick until the lobby empties for its grace period, an operator
+    /// closes it, or `cancel` fires.
     ///
     /// `MissedTickBehavior::Skip`: when the process falls behind (a stall, an overloaded
     /// core), missed ticks are dropped rather than run back to back. The schedule stays
@@ -310,17 +172,27 @@ impl Lobby {
     /// degrades to a lower tick rate instead of a catch-up spiral. The tick number counts
     /// simulation steps, so it stays contiguous.
     pub(crate) async fn run(mut self, cancel: CancellationToken) {
-        let mut interval = tokio::time::interval(self.tick_period);
+        let mut interval = tokio::time::interval(self.env.tick_period);
         interval.set_missed_tick_behavior(MissedTickBehavior::Skip);
-        info!(lobby = self.handle.id, name = %self.handle.name, "lobby opened");
+        info!(lobby = self.handle.id(), name = %self.handle.name(), "lobby opened");
         loop {
+            if self.player_count() == 0 {
+                // Nobody to simulate for: sleep until someone joins (or the grace ends).
+                match self.idle(&cancel).await {
+                    Idle::Woken => interval.reset_immediately(),
+                    Idle::Cancelled => break,
+                    Idle::Close(reason) => {
+                        self.close(ErrorCode::LobbyClosed, &reason, LeftReason::LobbyClosed);
+                        return;
+                    }
+                }
+            }
             let scheduled = tokio::select! {
                 () = cancel.cancelled() => break,
                 at = interval.tick() => at,
             };
             let started = Instant::now();
             let late = started.saturating_duration_since(scheduled);
-            self.handle.stats.tick_lateness.observe(late);
             let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| self.run_tick()));
             let took = started.elapsed();
             // Simulation and encoding alone; the rest of the tick is the socket writes.
@@ -328,13 +200,13 @@ impl Lobby {
                 Ok(Ok(compute)) => (*compute).min(took),
                 _ => took,
             };
-            let stats = &self.shared.stats;
+            let stats = &self.env.stats;
             stats.ticks.fetch_add(1, Ordering::Relaxed);
             stats.tick_time.observe(compute);
             stats.fanout_time.observe(took - compute);
             stats.tick_lateness.observe(late);
-            self.handle.stats.tick_time.observe(compute);
-            if took > self.tick_period || late > self.tick_period {
+            self.handle.tick_ran(compute, late);
+            if took > self.env.tick_period || late > self.env.tick_period {
                 stats.ticks_overrun.fetch_add(1, Ordering::Relaxed);
             }
             match outcome {
@@ -345,11 +217,8 @@ impl Lobby {
                 Ok(Ok(_)) => {}
                 Err(panic) => {
                     let what = panic_message(panic.as_ref());
-                    error!(lobby = self.handle.id, panic = %what, "the game panicked; closing this lobby");
-                    self.shared
-                        .stats
-                        .lobby_panics
-                        .fetch_add(1, Ordering::Relaxed);
+                    error!(lobby = self.handle.id(), panic = %what, "the game panicked; closing this lobby");
+                    self.env.stats.lobby_panics.fetch_add(1, Ordering::Relaxed);
                     self.close(
                         ErrorCode::LobbyClosed,
                         "the game crashed; the lobby is closed",
@@ -366,31 +235,62 @@ impl Lobby {
         );
     }
 
+    /// Waits, without ticking, for a join or re-attach, an operator's close, the end of
+    /// the empty grace (a close) or `cancel`.
+    async fn idle(&mut self, cancel: &CancellationToken) -> Idle {
+        let since = *self.empty_since.get_or_insert_with(Instant::now);
+        let deadline = tokio::time::sleep_until(since + self.env.empty_grace);
+        tokio::pin!(deadline);
+        loop {
+            if let Some(reason) = self.handle.close_requested() {
+                return Idle::Close(reason);
+            }
+            let handle = Arc::clone(&self.handle);
+            tokio::select! {
+                () = cancel.cancelled() => return Idle::Cancelled,
+                () = &mut deadline => {
+                    debug!(lobby = self.handle.id(), "empty for its grace period");
+                    return Idle::Close("the lobby was empty".into());
+                }
+                command = self.commands.recv() => match command {
+                    Some(command) => {
+                        self.handle_command(command);
+                        if self.player_count() > 0 {
+                            return Idle::Woken;
+                        }
+                    }
+                    None => return Idle::Cancelled,
+                },
+                () = handle.woken() => {}
+            }
+        }
+    }
+
     /// One tick. Returns its simulation and encoding time, or why the lobby should close.
     fn run_tick(&mut self) -> Result<Duration, String> {
         let started = Instant::now();
-        if let Some(reason) = self.handle_commands() {
+        if let Some(reason) = self.handle.close_requested() {
             return Err(reason);
         }
-        self.check_connections();
-        if self.player_count() == 0 {
-            let since = *self.empty_since.get_or_insert_with(Instant::now);
-            if since.elapsed() >= self.shared.config.empty_lobby_grace {
-                debug!(lobby = self.handle.id, "empty for its grace period");
-                return Err("the lobby was empty".into());
-            }
-        } else {
-            self.empty_since = None;
-        }
+        // Leaves first: a seat its player left may be claimed by a join queued since.
         self.take_inputs();
+        self.check_connections();
+        while let Ok(command) = self.commands.try_recv() {
+            self.handle_command(command);
+        }
+        if self.player_count() == 0 {
+            // The next round of `run` sleeps; nothing to simulate or send.
+            self.empty_since.get_or_insert_with(Instant::now);
+            return Ok(started.elapsed());
+        }
+        self.empty_since = None;
         self.step();
         self.encode();
         let compute = started.elapsed();
         self.deliver();
         self.send_scores();
         self.tick = self.tick.wrapping_add(1);
-        self.handle.tick.store(self.tick, Ordering::Relaxed);
-        self.handle.stats.ticks.fetch_add(1, Ordering::Relaxed);
+        self.handle.set_tick(self.tick);
         Ok(compute)
     }
 
@@ -400,63 +300,38 @@ impl Lobby {
 
     fn update_count(&self) {
         let n = u8::try_from(self.player_count()).unwrap_or(u8::MAX);
-        self.handle.players.store(n, Ordering::Release);
+        self.handle.set_players(n);
     }
 
-    /// Applies queued commands; returns a reason if an operator closed the lobby.
-    fn handle_commands(&mut self) -> Option<String> {
-        while let Ok(command) = self.commands.try_recv() {
-            match command {
-                LobbyCommand::Join {
-                    player_id,
-                    name,
-                    conn,
-                    link,
-                    reply,
-                } => {
-                    let result = self.join(player_id, name, conn, link);
-                    // The session may have given up waiting; then it never learns it
-                    // joined, ends the seat, and the seat expires like a dropped one.
-                    let _ = reply.send(result);
+    fn handle_command(&mut self, command: Command) {
+        match command {
+            Command::Join { join, claim, reply } => {
+                let result = self.join(join);
+                if result.is_ok() {
+                    claim.keep();
                 }
-                LobbyCommand::Reattach {
-                    player_id,
-                    entity,
-                    conn,
-                    link,
-                    reply,
-                } => {
-                    let result = self.reattach(player_id, entity, conn, link);
-                    let _ = reply.send(result);
-                }
-                LobbyCommand::Leave {
-                    player_id,
-                    entity,
-                    conn,
-                } => {
-                    let index = usize::from(entity);
-                    let owned = self
-                        .seats
-                        .get(index)
-                        .and_then(Option::as_ref)
-                        .is_some_and(|s| s.player_id == player_id && s.conn == conn);
-                    if owned {
-                        self.remove(index);
-                    }
-                }
-                LobbyCommand::Close { reason } => return Some(reason),
+                // The session may have given up waiting; then it never learns it joined,
+                // ends the seat, and the seat expires like a dropped one.
+                let _ = reply.send(result);
+            }
+            Command::Reattach {
+                join,
+                entity,
+                reply,
+            } => {
+                let result = self.reattach(join, entity);
+                let _ = reply.send(result);
             }
         }
-        None
     }
 
-    fn join(
-        &mut self,
-        player_id: u32,
-        name: String,
-        conn: u64,
-        link: Link,
-    ) -> Result<Seated, JoinRefused> {
+    fn join(&mut self, join: JoinRequest) -> Result<Seated, JoinRefused> {
+        let JoinRequest {
+            player_id,
+            name,
+            conn,
+            link,
+        } = join;
         let Some(free) = self.seats.iter().position(Option::is_none) else {
             return Err(JoinRefused::Full);
         };
@@ -469,28 +344,32 @@ impl Lobby {
             name: name.clone(),
         };
         self.broadcast_event(&ServerMessage::PlayerJoined(me));
+        let mailbox = SeatBox::new(conn);
         self.seats[free] = Some(Seat {
             player_id,
+            mailbox: Arc::clone(&mailbox),
             name,
             conn,
             presence: Presence::Here(link),
             input: PlayerInput::default(),
             applied_seq: 0,
-            newest_seq: 0,
         });
         self.welcome(entity);
         self.update_count();
-        debug!(lobby = self.handle.id, player_id, entity, "player joined");
-        Ok(Seated { entity })
+        debug!(lobby = self.handle.id(), player_id, entity, "player joined");
+        Ok(Seated {
+            entity,
+            seat: mailbox,
+        })
     }
 
-    fn reattach(
-        &mut self,
-        player_id: u32,
-        entity: EntityId,
-        conn: u64,
-        link: Link,
-    ) -> Result<Seated, JoinRefused> {
+    fn reattach(&mut self, join: JoinRequest, entity: EntityId) -> Result<Seated, JoinRefused> {
+        let JoinRequest {
+            player_id,
+            conn,
+            link,
+            ..
+        } = join;
         let Some(seat) = self
             .seats
             .get_mut(usize::from(entity))
@@ -502,22 +381,29 @@ impl Lobby {
         seat.conn = conn;
         seat.presence = Presence::Here(link);
         // The client restarts its input sequence with the new connection's inputs.
+        seat.mailbox.hand_over(conn);
         seat.input = PlayerInput::default();
-        seat.newest_seq = 0;
         seat.applied_seq = 0;
+        let mailbox = Arc::clone(&seat.mailbox);
         self.welcome(entity);
-        debug!(lobby = self.handle.id, player_id, entity, "player resumed");
-        Ok(Seated { entity })
+        debug!(
+            lobby = self.handle.id(),
+            player_id, entity, "player resumed"
+        );
+        Ok(Seated {
+            entity,
+            seat: mailbox,
+        })
     }
 
     /// Queues `Joined` and the scoreboard for a player who (re-)enters.
     fn welcome(&mut self, entity: EntityId) {
         let size = self.game.world_size();
         let joined = ServerMessage::Joined(Joined {
-            lobby_id: self.handle.id,
-            name: self.handle.name.clone(),
-            code: self.handle.code.clone(),
-            max_players: self.handle.max_players,
+            lobby_id: self.handle.id(),
+            name: self.handle.name().to_owned(),
+            code: self.handle.code().map(str::to_owned),
+            max_players: self.handle.max_players(),
             your_entity: entity,
             tick: self.tick,
             world_width: size.x,
@@ -552,7 +438,7 @@ impl Lobby {
 
     /// Removes players detached (see [`Seat::detach`]) for longer than the resume grace.
     fn check_connections(&mut self) {
-        let grace = self.shared.config.resume_grace;
+        let grace = self.env.resume_grace;
         for i in 0..self.seats.len() {
             let expired = self.seats[i].as_ref().is_some_and(
                 |seat| matches!(seat.presence, Presence::Away(at) if at.elapsed() >= grace),
@@ -571,13 +457,16 @@ impl Lobby {
             return;
         };
         self.game.despawn(entity);
+        if seat.mailbox.free() {
+            self.handle.seat_freed();
+        }
         self.broadcast_event(&ServerMessage::PlayerLeft {
             entity,
             player_id: seat.player_id,
         });
         self.update_count();
         debug!(
-            lobby = self.handle.id,
+            lobby = self.handle.id(),
             player_id = seat.player_id,
             entity,
             "player left"
@@ -595,7 +484,7 @@ impl Lobby {
         };
         match link.out.send_event(link.epoch, frame) {
             Delivery::Written | Delivery::Kept | Delivery::Replaced => {
-                self.shared
+                self.env
                     .stats
                     .bytes_out
                     .fetch_add(payload_len(frame) as u64, Ordering::Relaxed);
@@ -605,7 +494,7 @@ impl Lobby {
                 // The client is too far behind to follow the lobby; its session closes
                 // with a clear reason.
                 warn!(
-                    lobby = self.handle.id,
+                    lobby = self.handle.id(),
                     player_id = seat.player_id,
                     "too much waiting for a slow client; dropping player"
                 );
@@ -623,32 +512,24 @@ impl Lobby {
         }
     }
 
+    /// Takes every seat's newest input and removes the seats whose player left.
     fn take_inputs(&mut self) {
-        let stats = &self.handle.stats;
-        let server = &self.shared.stats;
-        while let Ok(msg) = self.inputs.try_recv() {
-            let Some(seat) = self
-                .seats
-                .get_mut(usize::from(msg.entity))
-                .and_then(Option::as_mut)
-                .filter(|s| s.player_id == msg.player_id)
-            else {
+        for i in 0..self.seats.len() {
+            let Some(seat) = self.seats[i].as_mut() else {
                 continue;
             };
-            if msg.input.seq <= seat.newest_seq {
-                stats.inputs_stale.fetch_add(1, Ordering::Relaxed);
-                server.inputs_stale.fetch_add(1, Ordering::Relaxed);
+            let taken = seat.mailbox.take();
+            if taken.leave {
+                self.remove(i);
                 continue;
             }
-            if seat.newest_seq > seat.applied_seq {
-                stats.inputs_superseded.fetch_add(1, Ordering::Relaxed);
-                server.inputs_superseded.fetch_add(1, Ordering::Relaxed);
+            if let Some(input) = taken.input {
+                seat.applied_seq = input.seq;
+                seat.input = PlayerInput {
+                    dir: Vec2::new(input.dir_x, input.dir_y),
+                    buttons: input.buttons,
+                };
             }
-            seat.newest_seq = msg.input.seq;
-            seat.input = PlayerInput {
-                dir: Vec2::new(msg.input.dir_x, msg.input.dir_y),
-                buttons: msg.input.buttons,
-            };
         }
     }
 
@@ -656,11 +537,10 @@ impl Lobby {
         self.step_inputs.clear();
         for (i, seat) in self.seats.iter_mut().enumerate() {
             if let (Some(seat), Ok(entity)) = (seat.as_mut(), EntityId::try_from(i)) {
-                seat.applied_seq = seat.newest_seq;
                 self.step_inputs.push((entity, seat.input));
             }
         }
-        let dt = self.tick_period.as_secs_f32();
+        let dt = self.env.tick_period.as_secs_f32();
         self.game.step(&self.step_inputs, self.tick, dt);
     }
 
@@ -714,7 +594,7 @@ impl Lobby {
                 seat.detach();
             }
         }
-        let stats = &self.shared.stats;
+        let stats = &self.env.stats;
         stats.snapshots_sent.fetch_add(done.sent, Ordering::Relaxed);
         stats.bytes_out.fetch_add(done.bytes, Ordering::Relaxed);
         if done.skipped > 0 {
@@ -739,14 +619,12 @@ impl Lobby {
 
     /// Stops taking players, leaves the registry and tells everyone still here.
     fn close(mut self, code: ErrorCode, reason: &str, left: LeftReason) {
-        self.handle.closed.store(true, Ordering::Release);
-        self.shared.registry.remove(&self.handle);
+        self.handle.set_closed();
         self.commands.close();
         while let Ok(command) = self.commands.try_recv() {
-            if let LobbyCommand::Join { reply, .. } | LobbyCommand::Reattach { reply, .. } = command
-            {
-                let _ = reply.send(Err(JoinRefused::Closed));
-            }
+            // A queued join's claim goes with it.
+            let (Command::Join { reply, .. } | Command::Reattach { reply, .. }) = command;
+            let _ = reply.send(Err(JoinRefused::Closed));
         }
         // Straight to the outboxes: after a panic the game must not be called again.
         let error = binary_frame(&encode_server(&ServerMessage::error(code, reason)));
@@ -759,12 +637,22 @@ impl Lobby {
             }
         }
         info!(
-            lobby = self.handle.id,
+            lobby = self.handle.id(),
             ticks = self.tick,
             reason,
             "lobby closed"
         );
     }
+}
+
+/// How an idle lobby's wait ended.
+enum Idle {
+    /// A player is seated: tick again.
+    Woken,
+    /// The server is shutting down.
+    Cancelled,
+    /// Close the lobby, for this reason.
+    Close(String),
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {

@@ -1,0 +1,28 @@
+//! The crate's one error type.
+
+/// The server crate's errors.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The listener's address could not be read.
+    #[error("listener has no local address: {0}")]
+    Listener(#[source] std::io::Error),
+    /// A flag or environment variable is wrong (or help or the version was asked for:
+    /// `clap::Error::exit` prints it).
+    #[error(transparent)]
+    Args(#[from] clap::Error),
+    /// The config file is unreadable or wrong.
+    #[error("config file: {0}")]
+    ConfigFile(String),
+    /// No join token was given, and the server requires one.
+    #[error("a join token is required")]
+    TokenMissing,
+    /// The join token is not `<expiry>.<hex>`.
+    #[error("the join token is malformed")]
+    TokenMalformed,
+    /// The join token's expiry has passed.
+    #[error("the join token has expired")]
+    TokenExpired,
+    /// The join token's signature does not match the name and expiry.
+    #[error("the join token does not match")]
+    TokenBadSignature,
+}

@@ -1,0 +1,141 @@
+//! What every task of the server shares: the configuration, the directories of lobbies
+//! and players, the connection counts, the counters and the shutdown signals.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use ticksync_protocol::limits::MAX_CLIENT_MESSAGE_BYTES;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::directory::players::Players;
+use crate::directory::registry::{self, Registry};
+use crate::game::{GameFactory, LobbySpec};
+use crate::lobby::{Lobby, LobbyEnv, LobbyHandle};
+use crate::net::admission::{self, ConnCounts, ConnSlot};
+use crate::stats::Stats;
+
+/// What every task of the server shares.
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) registry: Registry,
+    pub(crate) players: Players,
+    pub(crate) conns: Arc<ConnCounts>,
+    pub(crate) game: Arc<dyn GameFactory>,
+    /// Fired when shutdown starts: sessions say goodbye, lobbies stop.
+    pub(crate) cancel: CancellationToken,
+    /// Fired when draining is over: the listener and HTTP connections stop.
+    pub(crate) stop: CancellationToken,
+    /// Sessions and lobbies.
+    pub(crate) tracker: TaskTracker,
+    /// HTTP connections.
+    pub(crate) conn_tracker: TaskTracker,
+    pub(crate) ws_config: WebSocketConfig,
+    pub(crate) stats: Arc<Stats>,
+    draining: AtomicBool,
+    next_conn: AtomicU64,
+    /// When the server started.
+    pub(crate) started: tokio::time::Instant,
+}
+
+impl Shared {
+    pub(crate) fn new(config: Config, game: Arc<dyn GameFactory>) -> Arc<Self> {
+        Arc::new(Shared {
+            config,
+            registry: Registry::default(),
+            players: Players::default(),
+            conns: Arc::default(),
+            game,
+            cancel: CancellationToken::new(),
+            stop: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+            conn_tracker: TaskTracker::new(),
+            ws_config: ws_config(),
+            stats: Arc::default(),
+            draining: AtomicBool::new(false),
+            next_conn: AtomicU64::new(1),
+            started: tokio::time::Instant::now(),
+        })
+    }
+
+    pub(crate) fn next_conn_id(&self) -> u64 {
+        self.next_conn.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Counts a new connection from `ip` against the caps; None past their hard margin.
+    pub(crate) fn admit(&self, ip: IpAddr) -> Option<ConnSlot> {
+        admission::admit(&self.config, &self.conns, ip)
+    }
+
+    /// Shutdown begins: `/readyz` answers 503, newcomers are turned away.
+    pub(crate) fn start_draining(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+
+    /// Whether shutdown has begun.
+    pub(crate) fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+
+    /// Creates a lobby and starts its tick task.
+    pub(crate) fn create_lobby(
+        self: &Arc<Self>,
+        name: String,
+        max_players: u8,
+        private: bool,
+    ) -> Result<Arc<LobbyHandle>, String> {
+        if self.registry.len() >= self.config.max_lobbies {
+            return Err("the server has as many lobbies as it can run".into());
+        }
+        let code = if private {
+            Some(registry::new_code().map_err(|_| "no randomness available".to_owned())?)
+        } else {
+            None
+        };
+        let spec = LobbySpec {
+            name,
+            max_players,
+            private,
+        };
+        let game = self.game.create(&spec);
+        let id = self.registry.next_id();
+        let env = LobbyEnv {
+            tick_period: self.config.tick_period(),
+            empty_grace: self.config.empty_lobby_grace,
+            resume_grace: self.config.resume_grace,
+            stats: Arc::clone(&self.stats),
+        };
+        let lobby = Lobby::new(id, spec, code, game, env);
+        let handle = lobby.handle();
+        self.registry.insert(Arc::clone(&handle));
+        let span = tracing::info_span!("lobby", id, name = %handle.name());
+        let cancel = self.cancel.child_token();
+        let shared = Arc::clone(self);
+        let registered = Arc::clone(&handle);
+        self.tracker.spawn(tracing::Instrument::instrument(
+            async move {
+                lobby.run(cancel).await;
+                shared.registry.remove(&registered);
+            },
+            span,
+        ));
+        Ok(handle)
+    }
+}
+
+/// The WebSocket limits: client messages are tiny, so a small read buffer (tungstenite's
+/// 128 KiB default would cost 128 MB per 1,000 players, and it zero-fills the free part
+/// of the buffer before every socket read: at 4 KiB that memset alone was 28% of the
+/// server's user-space instructions), and messages and frames capped at the protocol's
+/// limit. Writes go out on every flush; the write buffer is bounded.
+fn ws_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(512)
+        .write_buffer_size(0)
+        .max_write_buffer_size(64 * 1024)
+        .max_message_size(Some(MAX_CLIENT_MESSAGE_BYTES))
+        .max_frame_size(Some(MAX_CLIENT_MESSAGE_BYTES))
+}
