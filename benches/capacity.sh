@@ -12,7 +12,9 @@
 # BOTS_CPU (default 0 and 1), OUT (default target/capacity/<date>), BOTS_FLAGS (more
 # flags for every bots run, e.g. --delta), BARE (1, the default: at each count, also run
 # the bots against `ticksync-bare`, the stack with no game, for the floor on this machine
-# and day; 0: skip it).
+# and day; 0: skip it), BASELINE_BIN (a `ticksync-server` built from an earlier commit,
+# e.g. in a git worktree: at each count the same bots run against it right after this
+# build's server, so that the two are compared minutes apart on the same machine).
 #
 # Every process started here is stopped by its PID on exit, and every run is bounded by
 # `timeout`. Each run's table goes to stdout and its JSON to $OUT. A figure is worth
@@ -54,8 +56,11 @@ trap stop_server EXIT INT TERM
 # Starts a server (ticksync-server, or with a second argument that binary) on a free
 # loopback port (it prints the address it bound); sets SERVER_PID and URL.
 start_server() {
-  local log="$OUT/server-$1${2:+-$2}.log"
-  if [ -n "${2:-}" ]; then
+  local log="$OUT/server-$1${2:+-$(basename "$2")}.log"
+  if [ -n "${2:-}" ] && [ "${2#/}" != "$2" ]; then
+    taskset -c "$SERVER_CPU" "$2" --bind 127.0.0.1:0 \
+      --max-connections-per-ip 20000 >"$log" 2>&1 &
+  elif [ -n "${2:-}" ]; then
     taskset -c "$SERVER_CPU" "$BIN/$2" --bind 127.0.0.1:0 >"$log" 2>&1 &
   else
     taskset -c "$SERVER_CPU" "$BIN/ticksync-server" --bind 127.0.0.1:0 \
@@ -114,6 +119,16 @@ for n in $COUNTS; do
     [ "$(other_load "$OUT/bots-$n.json")" -le 10 ] && break
     echo "(other processes were busy during the window: running $n again)"
   done
+  if [ -n "${BASELINE_BIN:-}" ]; then
+    echo "== $n bots against the baseline build ($BASELINE_BIN)"
+    wait_quiet
+    start_server "$n" "$BASELINE_BIN"
+    timeout $((DURATION + WARMUP + 120)) taskset -c "$BOTS_CPU" "$BIN/ticksync-bots" \
+      --url "$URL" --bots "$n" --players-per-lobby 10 --duration "$DURATION" \
+      --warmup "$WARMUP" --connect-rate 1000 --server-pid "$SERVER_PID" --no-progress \
+      --json-out "$OUT/baseline-$n.json" $BOTS_FLAGS || echo "(exit $?)"
+    stop_server
+  fi
   if [ "$BARE" = 1 ]; then
     echo "== $n bots against ticksync-bare (the stack alone, no game)"
     wait_quiet
