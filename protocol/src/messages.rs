@@ -45,7 +45,8 @@ pub enum ClientMessage {
     },
     /// Tag 4. Join the fullest public lobby that has room, or create one.
     QuickJoin,
-    /// Tag 5. Leave the current lobby; answered by `Left`.
+    /// Tag 5. Leave the current lobby; answered by `Left` (`Requested`), also outside a
+    /// lobby.
     LeaveLobby,
     /// Tag 6. The player's controls, sent once per tick while in a lobby.
     Input(Input),
@@ -69,7 +70,7 @@ pub enum ClientMessage {
 pub enum JoinTarget {
     /// Tag 0. A public lobby by id.
     Id(u32),
-    /// Tag 1. A private (or public) lobby by its join code.
+    /// Tag 1. A private lobby by its join code (see [`crate::join_code`]).
     Code(String),
 }
 
