@@ -8,6 +8,13 @@
 //!
 //! One WebSocket binary message carries exactly one encoded message. Every message starts
 //! with a one-byte tag (its variant index) followed by its fields in order.
+//!
+//! It is also the one source of every protocol constant: message tags and their names
+//! (`ClientMessage::tag`, `NAMES`, `KIND_NAMES`), error codes ([`ErrorCode::ALL`]), left
+//! reasons, close codes ([`close::ALL`], [`close::FINAL`]), limits ([`limits::ALL`]) and
+//! join codes ([`join_code`]). `protocol/tests/golden.rs` exports them to
+//! `protocol/golden/vectors.json` for the JavaScript client, and `protocol/tests/doc.rs`
+//! checks `PROTOCOL.md`'s tables against them.
 
 /// Declares documented constants and `ALL`, the list of every one of them (name, value)
 /// in declaration order: adding a constant lists it, so nothing that reads the list (the
