@@ -257,6 +257,10 @@ export class CodecError extends Error {
 // ---------------------------------------------------------------------------------------
 // Decoding
 
+// Error texts are those of Rust's CodecError (plain sentences a person can read):
+// test/codec.test.js checks them against the golden file's rejections.
+const ENDS_EARLY = 'the message ends early';
+
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 const utf8Encoder = new TextEncoder();
 
@@ -280,21 +284,21 @@ class Reader {
   }
 
   fail(what) {
-    throw new CodecError('Decode', `undecodable message: ${what} at byte ${this.p}`, this.p);
+    throw new CodecError('Decode', `the message could not be decoded: ${what}`, this.p);
   }
 
   claim(k) {
     this.claimed += k;
-    if (this.claimed > this.limit) this.fail(`decode limit of ${this.limit} bytes exceeded`);
+    if (this.claimed > this.limit) this.fail('a length is over the limit');
   }
 
   need(k) {
-    if (this.n - this.p < k) this.fail(`unexpected end (${k} more bytes needed)`);
+    if (this.n - this.p < k) this.fail(ENDS_EARLY);
   }
 
   u8() {
     this.claim(1);
-    if (this.p >= this.n) this.fail('unexpected end');
+    if (this.p >= this.n) this.fail(ENDS_EARLY);
     return this.b[this.p++];
   }
 
@@ -315,7 +319,7 @@ class Reader {
     const v = this.u8();
     if (v > 1) {
       this.p--;
-      this.fail(`invalid bool ${v}`);
+      this.fail(`unknown value ${v} for a true/false field (0 or 1)`);
     }
     return v === 1;
   }
@@ -324,13 +328,13 @@ class Reader {
   varint(maxMarker) {
     const b = this.b;
     const p = this.p;
-    if (p >= this.n) this.fail('unexpected end');
+    if (p >= this.n) this.fail(ENDS_EARLY);
     const m = b[p];
     if (m < 251) {
       this.p = p + 1;
       return m;
     }
-    if (m > maxMarker) this.fail(`invalid varint marker ${m}`);
+    if (m > maxMarker) this.fail('a number is wider than its field');
     if (m === 251) {
       this.need(3);
       this.p = p + 3;
@@ -388,7 +392,7 @@ class Reader {
       return utf8Decoder.decode(this.b.subarray(start, start + len));
     } catch {
       this.p = start;
-      return this.fail('invalid UTF-8 in string');
+      return this.fail('a text field is not valid UTF-8');
     }
   }
 
@@ -405,7 +409,7 @@ class Reader {
     const t = this.u8();
     if (t > 1) {
       this.p--;
-      this.fail(`invalid Option tag ${t}`);
+      this.fail(`unknown value ${t} for an optional field (0 or 1)`);
     }
     return t === 1;
   }
@@ -428,11 +432,9 @@ class Reader {
 
   finish(message) {
     if (this.p !== this.n) {
-      throw new CodecError(
-        'TrailingBytes',
-        `${this.n - this.p} trailing bytes after the message`,
-        this.p,
-      );
+      const extra = this.n - this.p;
+      const follow = extra === 1 ? '1 byte follows' : `${extra} bytes follow`;
+      throw new CodecError('TrailingBytes', `${follow} the end of the message`, this.p);
     }
     return message;
   }
@@ -448,7 +450,7 @@ function toBytes(bytes) {
 function reader(bytes, max) {
   const b = toBytes(bytes);
   if (b.length > max) {
-    throw new CodecError('TooLarge', `message of ${b.length} bytes is over the ${max}-byte limit`);
+    throw new CodecError('TooLarge', `the message of ${b.length} bytes is over the ${max}-byte limit`);
   }
   return new Reader(b, max);
 }
@@ -507,7 +509,7 @@ function readEntityChange(r) {
   const mask = r.u8();
   if (mask === 0 || (mask & ~0x1f) !== 0) {
     r.p--;
-    r.fail(`invalid entity change mask ${mask}`);
+    r.fail('an entity change has an invalid field mask');
   }
   return {
     id,
@@ -574,7 +576,7 @@ export function decodeClient(bytes) {
       let target;
       if (t === JoinTargetTag.Id) target = { type: 'Id', value: r.u32() };
       else if (t === JoinTargetTag.Code) target = { type: 'Code', value: r.string() };
-      else r.fail(`unknown JoinTarget tag ${t}`);
+      else r.fail(`unknown value ${t} for JoinTarget`);
       m = { type: 'JoinLobby', target };
       break;
     }
@@ -599,7 +601,7 @@ export function decodeClient(bytes) {
       m = { type: 'Options', delta_snapshots: r.bool() };
       break;
     default:
-      r.fail(`unknown client message tag ${tag}`);
+      r.fail(`unknown message type ${tag}`);
   }
   return r.finish(m);
 }
@@ -686,7 +688,7 @@ export function decodeServer(bytes) {
       m = readSnapshotDelta(r);
       break;
     default:
-      r.fail(`unknown server message tag ${tag}`);
+      r.fail(`unknown message type ${tag}`);
   }
   return r.finish(m);
 }
@@ -701,7 +703,7 @@ function bad(field, expected, value) {
   } catch {
     shown = typeof value;
   }
-  throw new CodecError('Encode', `unencodable message: ${field} must be ${expected}, got ${shown}`);
+  throw new CodecError('Encode', `the message could not be encoded: ${field} must be ${expected}, got ${shown}`);
 }
 
 function checkUint(v, max, field, expected) {

@@ -3,7 +3,8 @@
 //! encoding changes without the file being regenerated (`UPDATE_GOLDEN=1 cargo test`).
 //! The file also carries every protocol constant (`constants`: tags, error and close
 //! codes, left reasons, limits...), so that a JavaScript constant that drifts from the
-//! Rust one fails the JavaScript tests.
+//! Rust one fails the JavaScript tests, and `rejections`: byte strings the decoder refuses
+//! with Rust's error text, which the JavaScript codec must give word for word.
 
 use std::path::PathBuf;
 
@@ -11,9 +12,9 @@ use serde_json::Value;
 use serde_json::json;
 use ticksync_protocol::codec::{SNAPSHOT_DELTA_TAG, SNAPSHOT_TAG, encode_client, encode_server};
 use ticksync_protocol::{
-    ClientMessage, EntityChange, EntityState, ErrorCode, Input, JoinTarget, Joined, LeftReason,
-    LobbyInfo, PROTOCOL_VERSION, PlayerInfo, ScoreEntry, ServerMessage, SessionToken, Snapshot,
-    SnapshotDelta, close, decode_client, decode_server, join_code, limits, quantize,
+    ClientMessage, CodecError, EntityChange, EntityState, ErrorCode, Input, JoinTarget, Joined,
+    LeftReason, LobbyInfo, PROTOCOL_VERSION, PlayerInfo, ScoreEntry, ServerMessage, SessionToken,
+    Snapshot, SnapshotDelta, close, decode_client, decode_server, join_code, limits, quantize,
 };
 
 fn hex(bytes: &[u8]) -> String {
@@ -274,6 +275,62 @@ fn server_vectors() -> Vec<(&'static str, ServerMessage)> {
     ]
 }
 
+/// Byte strings the decoders refuse, with the error Rust gives: its `CodecError` variant
+/// and its text, which the JavaScript codec must match word for word.
+fn rejections() -> Vec<(&'static str, &'static str, Vec<u8>)> {
+    let mut too_large = vec![0u8; 300];
+    too_large[0] = 7;
+    vec![
+        ("unknown_tag", "client", vec![42]),
+        ("empty", "client", vec![]),
+        ("truncated_input", "client", vec![6, 1, 0]),
+        ("unknown_join_target", "client", vec![3, 7, 0]),
+        ("bad_option_tag", "client", vec![0, 1, 1, b'a', 2]),
+        ("bad_bool", "client", vec![8, 5]),
+        ("bad_utf8", "client", vec![0, 1, 1, 0xff, 0]),
+        (
+            "name_claims_4_gib",
+            "client",
+            vec![0, 1, 252, 0xff, 0xff, 0xff, 0xff],
+        ),
+        (
+            "varint_too_wide",
+            "client",
+            vec![7, 253, 1, 0, 0, 0, 0, 0, 0, 0],
+        ),
+        ("one_trailing_byte", "client", vec![1, 0]),
+        ("two_trailing_bytes", "client", vec![1, 0, 0]),
+        ("too_large", "client", too_large),
+        ("unknown_server_tag", "server", vec![200]),
+        ("change_mask_zero", "server", vec![11, 0, 1, 0, 1, 3, 0]),
+        ("truncated_snapshot", "server", vec![5, 0, 1, 0, 1, 2, 1, 0]),
+    ]
+}
+
+fn rejection_json() -> Value {
+    rejections()
+        .into_iter()
+        .map(|(name, direction, bytes)| {
+            let error = match direction {
+                "client" => decode_client(&bytes).map(|_| ()),
+                _ => decode_server(&bytes).map(|_| ()),
+            }
+            .expect_err(name);
+            let kind = match error {
+                CodecError::TooLarge { .. } => "TooLarge",
+                CodecError::Decode(_) => "Decode",
+                CodecError::TrailingBytes { .. } => "TrailingBytes",
+                CodecError::Encode(_) => "Encode",
+                CodecError::UnknownEntity(_) => "UnknownEntity",
+            };
+            json!({
+                "name": name, "direction": direction, "hex": hex(&bytes),
+                "kind": kind, "error": error.to_string(),
+            })
+        })
+        .collect()
+}
+
 /// `[{"name", "value"}]` in list order.
 fn named<V: serde::Serialize>(list: impl IntoIterator<Item = (&'static str, V)>) -> Value {
     list.into_iter()
@@ -344,6 +401,7 @@ fn golden_json() -> String {
         "protocol_version": PROTOCOL_VERSION,
         "constants": constants(),
         "vectors": entries,
+        "rejections": rejection_json(),
     });
     serde_json::to_string_pretty(&doc).expect("json") + "\n"
 }
