@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use ticksync_protocol::limits::MAX_SERVER_MESSAGE_BYTES;
 use ticksync_protocol::{
-    ClientMessage, Joined, PROTOCOL_VERSION, ServerMessage, codec::encode_client_into,
+    ClientMessage, Joined, PROTOCOL_VERSION, ServerMessage, close, codec::encode_client_into,
     decode_server,
 };
 
@@ -273,10 +273,11 @@ impl LeanClient {
         Ok(())
     }
 
-    /// Sends a close frame (code 1000) and shuts the write side; errors are ignored, the
-    /// connection is ending anyway.
+    /// Sends a close frame (code [`close::NORMAL`]) and shuts the write side; errors are
+    /// ignored, the connection is ending anyway.
     pub async fn close(mut self) {
-        self.writer.frame(OP_CLOSE, None, &1000u16.to_be_bytes());
+        self.writer
+            .frame(OP_CLOSE, None, &close::NORMAL.to_be_bytes());
         if self.stream.write_all(&self.writer.out).await.is_ok() {
             let _ = self.stream.shutdown().await;
         }
@@ -370,10 +371,11 @@ impl LeanWriter {
         self.flush_now()
     }
 
-    /// Sends a close frame (code 1000) without waiting; the caller drops the writer
-    /// next, which shuts the write side.
+    /// Sends a close frame (code [`close::NORMAL`]) without waiting; the caller drops the
+    /// writer next, which shuts the write side.
     pub fn try_close(&mut self) -> Result<(), ClientError> {
-        self.writer.frame(OP_CLOSE, None, &1000u16.to_be_bytes());
+        self.writer
+            .frame(OP_CLOSE, None, &close::NORMAL.to_be_bytes());
         self.flush_now()
     }
 
@@ -568,7 +570,7 @@ impl Reader {
                         u16::from_be_bytes([*a, *b]),
                         String::from_utf8_lossy(reason).into_owned(),
                     ),
-                    _ => (1005, String::new()),
+                    _ => (close::local::NO_CLOSE_CODE, String::new()),
                 };
                 Err(ClientError::Closed { code, reason })
             }
@@ -603,7 +605,7 @@ impl Reader {
             .map_err(ClientError::Io)?;
         if n == 0 {
             return Err(ClientError::Closed {
-                code: 1006,
+                code: close::local::CONNECTION_LOST,
                 reason: "connection dropped".into(),
             });
         }
@@ -783,7 +785,7 @@ mod tests {
             }
             assert!(got_pong, "the pong rides with the next message");
             ws.close(Some(CloseFrame {
-                code: CloseCode::from(4004),
+                code: CloseCode::from(close::SLOW_CONSUMER),
                 reason: "slow consumer".into(),
             }))
             .await
@@ -805,7 +807,10 @@ mod tests {
             .expect("sends");
         match client.next_binary().await {
             Err(ClientError::Closed { code, reason }) => {
-                assert_eq!((code, reason.as_str()), (4004, "slow consumer"));
+                assert_eq!(
+                    (code, reason.as_str()),
+                    (close::SLOW_CONSUMER, "slow consumer")
+                );
             }
             other => panic!("expected the close, got {other:?}"),
         }

@@ -19,7 +19,7 @@ use ticksync_protocol::codec::apply_delta;
 use ticksync_protocol::limits::MAX_SERVER_MESSAGE_BYTES;
 use ticksync_protocol::{
     ClientMessage, CodecError, EntityState, ErrorCode, Joined, PROTOCOL_VERSION, ServerMessage,
-    SessionToken, Snapshot, decode_server, encode_client,
+    SessionToken, Snapshot, close, decode_server, encode_client,
 };
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -37,7 +37,8 @@ pub enum ClientError {
     /// The server sent bytes that are not a message.
     #[error("codec: {0}")]
     Codec(#[from] CodecError),
-    /// The server closed the connection (code 1005 when it gave none).
+    /// The server closed the connection (code [`close::local::NO_CLOSE_CODE`] when it
+    /// gave none, [`close::local::CONNECTION_LOST`] when the connection just ended).
     #[error("closed by the server: {code} {reason}")]
     Closed {
         /// The close code.
@@ -77,9 +78,7 @@ impl ClientError {
     /// reconnecting would only repeat.
     pub fn is_connection_lost(&self) -> bool {
         match self {
-            ClientError::Closed { code, .. } => {
-                !matches!(code, 1002 | 1003 | 1008 | 1009 | 4001 | 4005 | 4006)
-            }
+            ClientError::Closed { code, .. } => !close::is_final(*code),
             ClientError::Ws(_) | ClientError::Io(_) | ClientError::Timeout => true,
             _ => false,
         }
@@ -210,7 +209,7 @@ impl Client {
                             reason: f.reason.to_string(),
                         },
                         None => ClientError::Closed {
-                            code: 1005,
+                            code: close::local::NO_CLOSE_CODE,
                             reason: String::new(),
                         },
                     });
@@ -222,7 +221,7 @@ impl Client {
                 Some(Err(e)) => return Err(e.into()),
                 None => {
                     return Err(ClientError::Closed {
-                        code: 1006,
+                        code: close::local::CONNECTION_LOST,
                         reason: "connection dropped".into(),
                     });
                 }
@@ -426,10 +425,12 @@ mod backoff_tests {
             code,
             reason: String::new(),
         };
-        assert!(closed(1006).is_connection_lost());
-        assert!(closed(1001).is_connection_lost());
-        assert!(!closed(4006).is_connection_lost());
-        assert!(!closed(4005).is_connection_lost());
+        assert!(closed(close::local::CONNECTION_LOST).is_connection_lost());
+        assert!(closed(close::GOING_AWAY).is_connection_lost());
+        assert!(closed(close::TRY_AGAIN_LATER).is_connection_lost());
+        for code in close::FINAL {
+            assert!(!closed(code).is_connection_lost(), "{code}");
+        }
         assert!(ClientError::Timeout.is_connection_lost());
     }
 }

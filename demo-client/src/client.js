@@ -6,7 +6,7 @@
 // Timers, clock, randomness and the WebSocket class are injectable, so the whole flow
 // runs in Node against a fake socket.
 
-import { ErrorCode, LeftReason, PROTOCOL_VERSION, applyDelta, nameOf } from './codec.js';
+import { CloseCode, ErrorCode, LeftReason, PROTOCOL_VERSION, applyDelta, nameOf } from './codec.js';
 import { TickClock } from './clock.js';
 import { LinkConditioner } from './conditioner.js';
 import { Connection } from './connection.js';
@@ -206,7 +206,7 @@ export class GameClient {
     if (this.connection) {
       const c = this.connection;
       this.connection = null;
-      c.close(1000, 'bye');
+      c.close(CloseCode.NORMAL, 'bye');
     }
   }
 
@@ -275,7 +275,7 @@ export class GameClient {
     let text = describeClose(info);
     if (error) text += ` — ${error.message}`;
     this.closeInfo = { ...info, codeText, text, error };
-    if (info.code === 4001 || error?.code === ErrorCode.VersionMismatch) this.versionMismatch = true;
+    if (info.code === CloseCode.VERSION_MISMATCH || error?.code === ErrorCode.VersionMismatch) this.versionMismatch = true;
     if (this.session.lobby) {
       const l = this.session.lobby;
       this.lostLobby = { id: l.id, name: l.name, code: l.code };

@@ -112,8 +112,10 @@ export class TickClock {
   }
 
   /**
-   * A Pong: the Ping left at `sentMs`, the Pong arrived at `nowMs`, and the server had
-   * published `serverTick` when it answered (0 outside a lobby: ignored).
+   * A Pong: the Ping left at `sentMs`, the Pong arrived at `nowMs`, and `serverTick` is
+   * the Pong's `server_tick`: the tick number of the lobby's next snapshot when the
+   * server answered, so the newest snapshot it had published was `serverTick - 1` (0
+   * outside a lobby: ignored).
    */
   onPong(sentMs, nowMs, serverTick) {
     const rtt = nowMs - sentMs;
@@ -122,9 +124,10 @@ export class TickClock {
     this.rtts.push(rtt);
     if (this.rtts.length > this.pongWindow) this.rtts.shift();
     if (serverTick > 0) {
+      const published = serverTick - 1;
       this.pongs.push({
-        low: serverTick - nowMs / this.periodMs,
-        high: serverTick + 1 - sentMs / this.periodMs,
+        low: published - nowMs / this.periodMs,
+        high: published + 1 - sentMs / this.periodMs,
       });
       if (this.pongs.length > this.pongWindow) this.pongs.shift();
     }

@@ -27,6 +27,11 @@
 
 // ---------------------------------------------------------------------------------------
 // Constants (protocol/src/lib.rs, messages.rs, limits.rs)
+//
+// The one JavaScript home of every protocol constant: the rest of the client imports them
+// from here. test/constants.test.js checks each one against the `constants` object of
+// protocol/golden/vectors.json, which the Rust protocol crate writes, and fails on a
+// constant here that the file does not have.
 
 /** Version of the wire protocol (`ticksync_protocol::PROTOCOL_VERSION`). */
 export const PROTOCOL_VERSION = 1;
@@ -93,7 +98,7 @@ export const LeftReason = Object.freeze({
   Kicked: 3,
 });
 
-/** WebSocket close codes the server uses (lib.rs `close` module). */
+/** WebSocket close codes the server uses (`ticksync_protocol::close`). */
 export const CloseCode = Object.freeze({
   NORMAL: 1000,
   GOING_AWAY: 1001,
@@ -111,7 +116,33 @@ export const CloseCode = Object.freeze({
   KICKED: 4006,
 });
 
-/** The name of `value` in one of the tables above (ErrorCode, LeftReason, CloseCode). */
+/**
+ * Codes a client reports itself when a connection ends without a close code of the
+ * server's; never sent in a close frame (`close::local`).
+ */
+export const LocalCloseCode = Object.freeze({
+  NO_CLOSE_CODE: 1005,
+  CONNECTION_LOST: 1006,
+  TLS_FAILURE: 1015,
+});
+
+/**
+ * Close codes after which reconnecting would only repeat the failure (`close::FINAL`): a
+ * protocol error, a text frame, a policy violation (a rate limit, a refused join token),
+ * an oversized message, a version mismatch, replaced by a newer connection of the same
+ * session, kicked.
+ */
+export const FINAL_CLOSE_CODES = Object.freeze([
+  CloseCode.PROTOCOL_ERROR,
+  CloseCode.UNSUPPORTED_DATA,
+  CloseCode.POLICY_VIOLATION,
+  CloseCode.MESSAGE_TOO_BIG,
+  CloseCode.VERSION_MISMATCH,
+  CloseCode.REPLACED,
+  CloseCode.KICKED,
+]);
+
+/** The name of `value` in one of the tables above (ErrorCode, LeftReason, CloseCode...). */
 export function nameOf(table, value) {
   for (const key of Object.keys(table)) {
     if (table[key] === value) return key;
@@ -148,10 +179,13 @@ export const ServerTag = Object.freeze({
   SnapshotDelta: 11,
 });
 
+/** Wire tags of a `JoinLobby`'s target. */
+export const JoinTargetTag = Object.freeze({ Id: 0, Code: 1 });
+
 /** The wire tag of the server's `Snapshot`. */
-export const SNAPSHOT_TAG = 5;
+export const SNAPSHOT_TAG = ServerTag.Snapshot;
 /** The wire tag of the server's `SnapshotDelta`. */
-export const SNAPSHOT_DELTA_TAG = 11;
+export const SNAPSHOT_DELTA_TAG = ServerTag.SnapshotDelta;
 /** Field-mask bits of an entity change in a `SnapshotDelta`. */
 export const ChangeBit = Object.freeze({ dx: 1, dy: 2, vx: 4, vy: 8, flags: 16 });
 /** Bytes of one entity in a snapshot (fixed width). */
@@ -223,6 +257,10 @@ export class CodecError extends Error {
 // ---------------------------------------------------------------------------------------
 // Decoding
 
+// Error texts are those of Rust's CodecError (plain sentences a person can read):
+// test/codec.test.js checks them against the golden file's rejections.
+const ENDS_EARLY = 'the message ends early';
+
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 const utf8Encoder = new TextEncoder();
 
@@ -246,21 +284,21 @@ class Reader {
   }
 
   fail(what) {
-    throw new CodecError('Decode', `undecodable message: ${what} at byte ${this.p}`, this.p);
+    throw new CodecError('Decode', `the message could not be decoded: ${what}`, this.p);
   }
 
   claim(k) {
     this.claimed += k;
-    if (this.claimed > this.limit) this.fail(`decode limit of ${this.limit} bytes exceeded`);
+    if (this.claimed > this.limit) this.fail('a length is over the limit');
   }
 
   need(k) {
-    if (this.n - this.p < k) this.fail(`unexpected end (${k} more bytes needed)`);
+    if (this.n - this.p < k) this.fail(ENDS_EARLY);
   }
 
   u8() {
     this.claim(1);
-    if (this.p >= this.n) this.fail('unexpected end');
+    if (this.p >= this.n) this.fail(ENDS_EARLY);
     return this.b[this.p++];
   }
 
@@ -281,7 +319,7 @@ class Reader {
     const v = this.u8();
     if (v > 1) {
       this.p--;
-      this.fail(`invalid bool ${v}`);
+      this.fail(`unknown value ${v} for a true/false field (0 or 1)`);
     }
     return v === 1;
   }
@@ -290,13 +328,13 @@ class Reader {
   varint(maxMarker) {
     const b = this.b;
     const p = this.p;
-    if (p >= this.n) this.fail('unexpected end');
+    if (p >= this.n) this.fail(ENDS_EARLY);
     const m = b[p];
     if (m < 251) {
       this.p = p + 1;
       return m;
     }
-    if (m > maxMarker) this.fail(`invalid varint marker ${m}`);
+    if (m > maxMarker) this.fail('a number is wider than its field');
     if (m === 251) {
       this.need(3);
       this.p = p + 3;
@@ -354,7 +392,7 @@ class Reader {
       return utf8Decoder.decode(this.b.subarray(start, start + len));
     } catch {
       this.p = start;
-      return this.fail('invalid UTF-8 in string');
+      return this.fail('a text field is not valid UTF-8');
     }
   }
 
@@ -371,7 +409,7 @@ class Reader {
     const t = this.u8();
     if (t > 1) {
       this.p--;
-      this.fail(`invalid Option tag ${t}`);
+      this.fail(`unknown value ${t} for an optional field (0 or 1)`);
     }
     return t === 1;
   }
@@ -394,11 +432,9 @@ class Reader {
 
   finish(message) {
     if (this.p !== this.n) {
-      throw new CodecError(
-        'TrailingBytes',
-        `${this.n - this.p} trailing bytes after the message`,
-        this.p,
-      );
+      const extra = this.n - this.p;
+      const follow = extra === 1 ? '1 byte follows' : `${extra} bytes follow`;
+      throw new CodecError('TrailingBytes', `${follow} the end of the message`, this.p);
     }
     return message;
   }
@@ -414,7 +450,7 @@ function toBytes(bytes) {
 function reader(bytes, max) {
   const b = toBytes(bytes);
   if (b.length > max) {
-    throw new CodecError('TooLarge', `message of ${b.length} bytes is over the ${max}-byte limit`);
+    throw new CodecError('TooLarge', `the message of ${b.length} bytes is over the ${max}-byte limit`);
   }
   return new Reader(b, max);
 }
@@ -473,7 +509,7 @@ function readEntityChange(r) {
   const mask = r.u8();
   if (mask === 0 || (mask & ~0x1f) !== 0) {
     r.p--;
-    r.fail(`invalid entity change mask ${mask}`);
+    r.fail('an entity change has an invalid field mask');
   }
   return {
     id,
@@ -518,39 +554,39 @@ export function decodeClient(bytes) {
   const tag = r.tag();
   let m;
   switch (tag) {
-    case 0: {
+    case ClientTag.Hello: {
       const protocol_version = r.u16();
       const name = r.string();
       const resume_token = r.some() ? r.token() : null;
       m = { type: 'Hello', protocol_version, name, resume_token };
       break;
     }
-    case 1:
+    case ClientTag.ListLobbies:
       m = { type: 'ListLobbies' };
       break;
-    case 2: {
+    case ClientTag.CreateLobby: {
       const name = r.string();
       const max_players = r.u8();
       const priv = r.bool();
       m = { type: 'CreateLobby', name, max_players, private: priv };
       break;
     }
-    case 3: {
+    case ClientTag.JoinLobby: {
       const t = r.tag();
       let target;
-      if (t === 0) target = { type: 'Id', value: r.u32() };
-      else if (t === 1) target = { type: 'Code', value: r.string() };
-      else r.fail(`unknown JoinTarget tag ${t}`);
+      if (t === JoinTargetTag.Id) target = { type: 'Id', value: r.u32() };
+      else if (t === JoinTargetTag.Code) target = { type: 'Code', value: r.string() };
+      else r.fail(`unknown value ${t} for JoinTarget`);
       m = { type: 'JoinLobby', target };
       break;
     }
-    case 4:
+    case ClientTag.QuickJoin:
       m = { type: 'QuickJoin' };
       break;
-    case 5:
+    case ClientTag.LeaveLobby:
       m = { type: 'LeaveLobby' };
       break;
-    case 6: {
+    case ClientTag.Input: {
       const seq = r.u32();
       const dir_x = r.f32();
       const dir_y = r.f32();
@@ -558,14 +594,14 @@ export function decodeClient(bytes) {
       m = { type: 'Input', seq, dir_x, dir_y, buttons };
       break;
     }
-    case 7:
+    case ClientTag.Ping:
       m = { type: 'Ping', client_time: r.u32() };
       break;
-    case 8:
+    case ClientTag.Options:
       m = { type: 'Options', delta_snapshots: r.bool() };
       break;
     default:
-      r.fail(`unknown client message tag ${tag}`);
+      r.fail(`unknown message type ${tag}`);
   }
   return r.finish(m);
 }
@@ -576,10 +612,10 @@ export function decodeServer(bytes) {
   const tag = r.tag();
   let m;
   switch (tag) {
-    case 5:
+    case ServerTag.Snapshot:
       m = readSnapshot(r);
       break;
-    case 0: {
+    case ServerTag.Welcome: {
       const player_id = r.u32();
       const session_token = r.token();
       const tick_rate = r.u16();
@@ -587,10 +623,10 @@ export function decodeServer(bytes) {
       m = { type: 'Welcome', player_id, session_token, tick_rate, protocol_version };
       break;
     }
-    case 1:
+    case ServerTag.LobbyList:
       m = { type: 'LobbyList', lobbies: r.vec(SIZE_LOBBY_INFO, readLobbyInfo) };
       break;
-    case 2: {
+    case ServerTag.Joined: {
       const lobby_id = r.u32();
       const name = r.string();
       const code = r.some() ? r.string() : null;
@@ -616,43 +652,43 @@ export function decodeServer(bytes) {
       };
       break;
     }
-    case 3: {
+    case ServerTag.PlayerJoined: {
       const p = readPlayerInfo(r);
       m = { type: 'PlayerJoined', entity: p.entity, player_id: p.player_id, name: p.name };
       break;
     }
-    case 4: {
+    case ServerTag.PlayerLeft: {
       const entity = r.u8();
       const player_id = r.u32();
       m = { type: 'PlayerLeft', entity, player_id };
       break;
     }
-    case 6: {
+    case ServerTag.Pong: {
       const client_time = r.u32();
       const server_tick = r.u32();
       m = { type: 'Pong', client_time, server_tick };
       break;
     }
-    case 7: {
+    case ServerTag.Error: {
       const code = r.u16();
       const message = r.string();
       m = { type: 'Error', code, message };
       break;
     }
-    case 8:
+    case ServerTag.Left:
       m = { type: 'Left', reason: r.u8() };
       break;
-    case 9:
+    case ServerTag.Scoreboard:
       m = { type: 'Scoreboard', entries: r.vec(SIZE_SCORE_ENTRY, readScoreEntry) };
       break;
-    case 10:
+    case ServerTag.Notice:
       m = { type: 'Notice', text: r.string() };
       break;
-    case 11:
+    case ServerTag.SnapshotDelta:
       m = readSnapshotDelta(r);
       break;
     default:
-      r.fail(`unknown server message tag ${tag}`);
+      r.fail(`unknown message type ${tag}`);
   }
   return r.finish(m);
 }
@@ -667,7 +703,7 @@ function bad(field, expected, value) {
   } catch {
     shown = typeof value;
   }
-  throw new CodecError('Encode', `unencodable message: ${field} must be ${expected}, got ${shown}`);
+  throw new CodecError('Encode', `the message could not be encoded: ${field} must be ${expected}, got ${shown}`);
 }
 
 function checkUint(v, max, field, expected) {
@@ -815,29 +851,29 @@ export function encodeClient(m) {
   const type = messageType(m);
   switch (type) {
     case 'Hello':
-      w.raw(0);
+      w.raw(ClientTag.Hello);
       w.u16(m.protocol_version, 'protocol_version');
       w.string(m.name, 'name');
       if (w.some(m.resume_token)) w.token(m.resume_token, 'resume_token');
       break;
     case 'ListLobbies':
-      w.raw(1);
+      w.raw(ClientTag.ListLobbies);
       break;
     case 'CreateLobby':
-      w.raw(2);
+      w.raw(ClientTag.CreateLobby);
       w.string(m.name, 'name');
       w.u8(m.max_players, 'max_players');
       w.bool(m.private, 'private');
       break;
     case 'JoinLobby': {
-      w.raw(3);
+      w.raw(ClientTag.JoinLobby);
       const t = m.target;
       if (t === null || typeof t !== 'object') bad('target', "{type: 'Id' | 'Code', value}", t);
       if (t.type === 'Id') {
-        w.raw(0);
+        w.raw(JoinTargetTag.Id);
         w.u32(t.value, 'target.value');
       } else if (t.type === 'Code') {
-        w.raw(1);
+        w.raw(JoinTargetTag.Code);
         w.string(t.value, 'target.value');
       } else {
         bad('target.type', "'Id' or 'Code'", t.type);
@@ -845,24 +881,24 @@ export function encodeClient(m) {
       break;
     }
     case 'QuickJoin':
-      w.raw(4);
+      w.raw(ClientTag.QuickJoin);
       break;
     case 'LeaveLobby':
-      w.raw(5);
+      w.raw(ClientTag.LeaveLobby);
       break;
     case 'Input':
-      w.raw(6);
+      w.raw(ClientTag.Input);
       w.u32(m.seq, 'seq');
       w.f32(m.dir_x, 'dir_x');
       w.f32(m.dir_y, 'dir_y');
       w.u8(m.buttons, 'buttons');
       break;
     case 'Ping':
-      w.raw(7);
+      w.raw(ClientTag.Ping);
       w.u32(m.client_time, 'client_time');
       break;
     case 'Options':
-      w.raw(8);
+      w.raw(ClientTag.Options);
       w.bool(m.delta_snapshots, 'delta_snapshots');
       break;
     default:
@@ -883,14 +919,14 @@ export function encodeServer(m) {
   const type = messageType(m);
   switch (type) {
     case 'Welcome':
-      w.raw(0);
+      w.raw(ServerTag.Welcome);
       w.u32(m.player_id, 'player_id');
       w.token(m.session_token, 'session_token');
       w.u16(m.tick_rate, 'tick_rate');
       w.u16(m.protocol_version, 'protocol_version');
       break;
     case 'LobbyList':
-      w.raw(1);
+      w.raw(ServerTag.LobbyList);
       w.vec(m.lobbies, 'lobbies', (w, l, f) => {
         w.u32(l.id, `${f}.id`);
         w.string(l.name, `${f}.name`);
@@ -899,7 +935,7 @@ export function encodeServer(m) {
       });
       break;
     case 'Joined':
-      w.raw(2);
+      w.raw(ServerTag.Joined);
       w.u32(m.lobby_id, 'lobby_id');
       w.string(m.name, 'name');
       if (w.some(m.code)) w.string(m.code, 'code');
@@ -912,16 +948,16 @@ export function encodeServer(m) {
       w.vec(m.players, 'players', writePlayerInfo);
       break;
     case 'PlayerJoined':
-      w.raw(3);
+      w.raw(ServerTag.PlayerJoined);
       writePlayerInfo(w, m, 'PlayerJoined');
       break;
     case 'PlayerLeft':
-      w.raw(4);
+      w.raw(ServerTag.PlayerLeft);
       w.u8(m.entity, 'entity');
       w.u32(m.player_id, 'player_id');
       break;
     case 'Snapshot':
-      w.raw(5);
+      w.raw(ServerTag.Snapshot);
       w.u32(m.ack_seq, 'ack_seq');
       w.u32(m.tick, 'tick');
       w.u32(m.baseline, 'baseline');
@@ -939,39 +975,39 @@ export function encodeServer(m) {
       });
       break;
     case 'Pong':
-      w.raw(6);
+      w.raw(ServerTag.Pong);
       w.u32(m.client_time, 'client_time');
       w.u32(m.server_tick, 'server_tick');
       break;
     case 'Error':
-      w.raw(7);
+      w.raw(ServerTag.Error);
       w.u16(m.code, 'code');
       w.string(m.message, 'message');
       break;
     case 'Left':
-      w.raw(8);
+      w.raw(ServerTag.Left);
       w.u8(m.reason, 'reason');
       break;
     case 'Scoreboard':
-      w.raw(9);
+      w.raw(ServerTag.Scoreboard);
       w.vec(m.entries, 'entries', (w, e, f) => {
         w.u8(e.entity, `${f}.entity`);
         w.i32(e.score, `${f}.score`);
       });
       break;
     case 'Notice':
-      w.raw(10);
+      w.raw(ServerTag.Notice);
       w.string(m.text, 'text');
       break;
     case 'SnapshotDelta':
-      w.raw(11);
+      w.raw(ServerTag.SnapshotDelta);
       w.u32(m.ack_seq, 'ack_seq');
       w.u32(m.tick, 'tick');
       w.u32(m.baseline, 'baseline');
       w.vec(m.changes, 'changes', (w, c, f) => {
         const has = (v) => v !== null && v !== undefined;
-        const mask = (has(c.dx) ? 1 : 0) | (has(c.dy) ? 2 : 0) | (has(c.vx) ? 4 : 0)
-          | (has(c.vy) ? 8 : 0) | (has(c.flags) ? 16 : 0);
+        let mask = 0;
+        for (const k of Object.keys(ChangeBit)) if (has(c[k])) mask |= ChangeBit[k];
         if (mask === 0) bad(f, 'a change of at least one field', c);
         w.u8(c.id, `${f}.id`);
         w.raw(mask);

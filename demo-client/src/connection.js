@@ -3,7 +3,7 @@
 // the codec and nothing about the game. No DOM: the WebSocket class is injectable, so it
 // runs in Node with a fake one.
 
-import { CodecError, decodeServer, encodeClient } from './codec.js';
+import { CloseCode, CodecError, decodeServer, encodeClient } from './codec.js';
 
 /**
  * The server's WebSocket URL: `ws(s)://<host>/ws` of the page, or the `?server=` query
@@ -99,7 +99,7 @@ export class Connection {
     this.failed = true;
     this.handlers.onProtocolError?.(error);
     // Browsers let a client close only with 1000 or 3000-4999.
-    this.close(1000, 'undecodable server message');
+    this.close(CloseCode.NORMAL, 'undecodable server message');
   }
 
   /**
@@ -123,7 +123,7 @@ export class Connection {
   }
 
   /** Closes the connection now, dropping what the conditioner still holds (idempotent). */
-  close(code = 1000, reason = '') {
+  close(code = CloseCode.NORMAL, reason = '') {
     this.conditioner?.cancel();
     if (this.ws.readyState === 0 || this.ws.readyState === 1) this.ws.close(code, reason);
   }

@@ -1,30 +1,22 @@
 // When and how soon to reconnect after a connection ends. Pure (no timers, no DOM): the
 // client asks `Backoff.next()` for the delay and arms its own timer.
 
-import { CloseCode, nameOf } from './codec.js';
+import { CloseCode, FINAL_CLOSE_CODES, LocalCloseCode, nameOf } from './codec.js';
 
 /**
  * Close codes after which reconnecting would only repeat the failure, so the client
- * stops and shows the reason with a button instead: a version mismatch (reload the page),
- * replaced by a newer connection of the same player (another tab took over; two tabs
- * fighting over one session must not ping-pong), kicked, and the client-fault codes (a
- * policy violation such as a rate limit or a refused join token, a text frame, a protocol
- * error, an oversized message).
+ * stops and shows the reason with a button instead (codec.js, from `close::FINAL`): a
+ * version mismatch (reload the page), replaced by a newer connection of the same player
+ * (another tab took over; two tabs fighting over one session must not ping-pong), kicked,
+ * and the client-fault codes (a policy violation such as a rate limit or a refused join
+ * token, a text frame, a protocol error, an oversized message).
  */
-export const FINAL_CLOSE_CODES = Object.freeze([
-  CloseCode.VERSION_MISMATCH, // 4001
-  CloseCode.REPLACED, // 4005
-  CloseCode.KICKED, // 4006
-  CloseCode.POLICY_VIOLATION, // 1008
-  CloseCode.UNSUPPORTED_DATA, // 1003
-  CloseCode.PROTOCOL_ERROR, // 1002
-  CloseCode.MESSAGE_TOO_BIG, // 1009
-]);
+export { FINAL_CLOSE_CODES };
 
 /**
  * Whether to reconnect on our own after a close with `code`. Everything else is a
- * vanished link (1006), a restart (1001), an idle or slow-consumer timeout, a full
- * server (1013): worth another try, later.
+ * vanished link (CONNECTION_LOST), a restart (GOING_AWAY), an idle or slow-consumer
+ * timeout, a full server (TRY_AGAIN_LATER): worth another try, later.
  */
 export function shouldReconnect(code) {
   return !FINAL_CLOSE_CODES.includes(code);
@@ -60,11 +52,11 @@ export class Backoff {
   }
 }
 
-// Codes a browser reports itself (never sent by the server).
+// Codes a browser reports itself (never sent by the server), in words.
 const LOCAL_CLOSE_TEXT = {
-  1005: 'no close code',
-  1006: 'connection lost',
-  1015: 'TLS failure',
+  [LocalCloseCode.NO_CLOSE_CODE]: 'no close code',
+  [LocalCloseCode.CONNECTION_LOST]: 'connection lost',
+  [LocalCloseCode.TLS_FAILURE]: 'TLS failure',
 };
 
 /** What a close code means, in words: "going away", "connection lost"... */

@@ -64,10 +64,11 @@ function play({
       buffer.push(n, snapshot(n));
     }
     if (pongs && t >= nextPing) {
-      // A Ping leaving at t, answered downMs later with the tick published then.
+      // A Ping leaving at t, answered downMs later with, as the server does, the tick
+      // number of the next snapshot (the one published then + 1).
       const answeredAt = t + downMs;
       const tick = Math.floor((answeredAt - BASE) / PERIOD);
-      if (tick > 0) clock.onPong(t, t + 2 * downMs, tick);
+      if (tick > 0) clock.onPong(t, t + 2 * downMs, tick + 1);
       nextPing = t + 500 + random() * 40;
     }
     const renderTick = clock.renderTick(t, buffer.newestTick);
@@ -263,8 +264,8 @@ describe('the server clock', () => {
     for (let n = 1; n <= 30; n++) clock.onSnapshot(n, BASE + n * PERIOD + 0.1);
     for (let i = 0; i < 16; i++) {
       const sent = BASE + 31 * PERIOD + i * 97.3;
-      const tick = Math.floor((sent + 0.2 - BASE) / PERIOD);
-      clock.onPong(sent, sent + 0.4, tick);
+      const published = Math.floor((sent + 0.2 - BASE) / PERIOD);
+      clock.onPong(sent, sent + 0.4, published + 1);
     }
     const err = clock.inputPhaseError(BASE + 40.5 * PERIOD);
     assert.ok(Math.abs(err) < 0.1, `mid-tick send: phase error ${err}`);

@@ -6,6 +6,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { ConnState } from '../src/client.js';
+import { CloseCode, LocalCloseCode } from '../src/codec.js';
 import { Backoff, FINAL_CLOSE_CODES, closeCodeText, shouldReconnect } from '../src/reconnect.js';
 import { harness, joined, welcome } from './support/harness.js';
 
@@ -28,16 +29,14 @@ describe('Backoff', () => {
     }
   });
 
-  test('the codes that mean "do not come back on your own"', () => {
-    for (const code of [4001, 4005, 4006, 1008, 1003, 1002, 1009]) {
-      assert.equal(shouldReconnect(code), false, `${code}`);
-      assert.ok(FINAL_CLOSE_CODES.includes(code));
-    }
-    for (const code of [1000, 1001, 1005, 1006, 1011, 1013, 4002, 4003, 4004]) {
+  // Which codes are final, against Rust's close::FINAL: constants.test.js.
+  test('a final code stops reconnecting; a lost link does not', () => {
+    for (const code of FINAL_CLOSE_CODES) assert.equal(shouldReconnect(code), false, `${code}`);
+    for (const code of [CloseCode.GOING_AWAY, CloseCode.TRY_AGAIN_LATER, LocalCloseCode.CONNECTION_LOST]) {
       assert.equal(shouldReconnect(code), true, `${code}`);
     }
-    assert.equal(closeCodeText(4005), 'replaced');
-    assert.equal(closeCodeText(1006), 'connection lost');
+    assert.equal(closeCodeText(CloseCode.REPLACED), 'replaced');
+    assert.equal(closeCodeText(LocalCloseCode.CONNECTION_LOST), 'connection lost');
     assert.equal(closeCodeText(4999), 'closed');
   });
 });

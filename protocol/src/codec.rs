@@ -30,11 +30,13 @@ pub const SNAPSHOT_TAG: u8 = 5;
 /// The wire tag of `ServerMessage::SnapshotDelta`.
 pub const SNAPSHOT_DELTA_TAG: u8 = 11;
 
-/// Why bytes could not be decoded (or a message encoded).
+/// Why bytes could not be decoded (or a message encoded). The texts are plain sentences
+/// a client can show a person (the server sends them in `Error` messages): no Rust names
+/// beyond the protocol's own, no debug output.
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {
     /// The message is longer than the limit for its direction.
-    #[error("message of {len} bytes is over the {max}-byte limit")]
+    #[error("the message of {len} bytes is over the {max}-byte limit")]
     TooLarge {
         /// Its length.
         len: usize,
@@ -42,20 +44,64 @@ pub enum CodecError {
         max: usize,
     },
     /// The bytes are not a message: truncated, an unknown tag, a bad length or value.
-    #[error("undecodable message: {0}")]
+    #[error("the message could not be decoded: {}", decode_problem(.0))]
     Decode(#[from] bincode::error::DecodeError),
     /// A complete message was followed by more bytes.
-    #[error("{extra} trailing bytes after the message")]
+    #[error("{} the end of the message", following(*.extra))]
     TrailingBytes {
         /// How many.
         extra: usize,
     },
     /// The message could not be encoded (never for valid messages).
-    #[error("unencodable message: {0}")]
+    #[error("the message could not be encoded: {}", encode_problem(.0))]
     Encode(#[from] bincode::error::EncodeError),
     /// A delta names an entity its baseline does not have.
     #[error("the delta changes entity {0}, which its baseline does not have")]
     UnknownEntity(u8),
+}
+
+/// "1 byte follows", "2 bytes follow".
+fn following(extra: usize) -> String {
+    if extra == 1 {
+        "1 byte follows".to_owned()
+    } else {
+        format!("{extra} bytes follow")
+    }
+}
+
+/// A decoding failure as a short phrase (bincode's own `Display` is its `Debug` output).
+fn decode_problem(e: &bincode::error::DecodeError) -> String {
+    use bincode::error::DecodeError as E;
+    match e {
+        E::UnexpectedVariant {
+            type_name, found, ..
+        } => match *type_name {
+            "ClientMessage" | "ServerMessage" => format!("unknown message type {found}"),
+            // bincode names an `Option`'s tag by the full type path.
+            name if name.contains("Option<") => {
+                format!("unknown value {found} for an optional field (0 or 1)")
+            }
+            name => format!("unknown value {found} for {name}"),
+        },
+        E::UnexpectedEnd { .. } | E::Io { .. } => "the message ends early".to_owned(),
+        E::Utf8 { .. } => "a text field is not valid UTF-8".to_owned(),
+        E::LimitExceeded | E::OutsideUsizeRange(_) => "a length is over the limit".to_owned(),
+        E::InvalidBooleanValue(v) => format!("unknown value {v} for a true/false field (0 or 1)"),
+        E::InvalidIntegerType { .. } => "a number is wider than its field".to_owned(),
+        E::Other(text) => (*text).to_owned(),
+        E::OtherString(text) => text.clone(),
+        _ => "a field has an invalid value".to_owned(),
+    }
+}
+
+/// An encoding failure as a short phrase.
+fn encode_problem(e: &bincode::error::EncodeError) -> String {
+    use bincode::error::EncodeError as E;
+    match e {
+        E::Other(text) => (*text).to_owned(),
+        E::OtherString(text) => text.clone(),
+        _ => "a field cannot be written".to_owned(),
+    }
 }
 
 fn decode<T: bincode::Decode<()>, C: bincode::config::Config>(
@@ -274,5 +320,92 @@ mod tests {
         assert!(decode_client(&absurd).is_err());
         // Unknown tag.
         assert!(decode_client(&[200]).is_err());
+    }
+
+    fn text(result: Result<impl std::fmt::Debug, CodecError>) -> String {
+        result.expect_err("refused").to_string()
+    }
+
+    #[test]
+    fn error_texts_are_plain_sentences() {
+        let cases: [(&[u8], &str); 10] = [
+            (
+                &[42],
+                "the message could not be decoded: unknown message type 42",
+            ),
+            (
+                &[],
+                "the message could not be decoded: the message ends early",
+            ),
+            (
+                &[6, 1, 0],
+                "the message could not be decoded: the message ends early",
+            ),
+            // JoinLobby with target tag 7.
+            (
+                &[3, 7, 0],
+                "the message could not be decoded: unknown value 7 for JoinTarget",
+            ),
+            // Hello with resume-token tag 2.
+            (
+                &[0, 1, 1, b'a', 2],
+                "the message could not be decoded: unknown value 2 for an optional field (0 or 1)",
+            ),
+            // Options with a bool of 5.
+            (
+                &[8, 5],
+                "the message could not be decoded: unknown value 5 for a true/false field (0 or 1)",
+            ),
+            // Hello, name of one byte 0xff.
+            (
+                &[0, 1, 1, 0xff, 0],
+                "the message could not be decoded: a text field is not valid UTF-8",
+            ),
+            // Hello, a name claiming 4 GiB.
+            (
+                &[0, 1, 252, 0xff, 0xff, 0xff, 0xff],
+                "the message could not be decoded: a length is over the limit",
+            ),
+            // Ping with a u64 marker for its u32.
+            (
+                &[7, 253, 1, 0, 0, 0, 0, 0, 0, 0],
+                "the message could not be decoded: a number is wider than its field",
+            ),
+            (&[1, 0, 0], "2 bytes follow the end of the message"),
+        ];
+        for (bytes, want) in cases {
+            assert_eq!(text(decode_client(bytes)), want, "{bytes:?}");
+        }
+        assert_eq!(
+            text(decode_client(&[1, 0])),
+            "1 byte follows the end of the message"
+        );
+        assert_eq!(
+            text(decode_client(&[0; MAX_CLIENT_MESSAGE_BYTES + 44])),
+            "the message of 300 bytes is over the 256-byte limit"
+        );
+        assert_eq!(
+            text(decode_server(&[200])),
+            "the message could not be decoded: unknown message type 200"
+        );
+        // A delta whose change has mask 0.
+        assert_eq!(
+            text(decode_server(&[11, 0, 1, 0, 1, 3, 0])),
+            "the message could not be decoded: an entity change has an invalid field mask"
+        );
+        let delta = SnapshotDelta {
+            ack_seq: 0,
+            tick: 1,
+            baseline: 0,
+            changes: vec![EntityChange {
+                id: 9,
+                flags: Some(1),
+                ..Default::default()
+            }],
+        };
+        assert_eq!(
+            text(apply_delta(&[], &delta)),
+            "the delta changes entity 9, which its baseline does not have"
+        );
     }
 }

@@ -1,33 +1,28 @@
 //! Limits shared by every peer. Decoding enforces the byte limits before allocating.
 
-/// Largest client message the server accepts, in bytes. The largest valid one (a `Hello`
-/// with the longest name and a resume token) is well under it.
-pub const MAX_CLIENT_MESSAGE_BYTES: usize = 256;
-
-/// Largest server message a client must accept, in bytes (a snapshot of
-/// [`MAX_ENTITIES`] entities, or a lobby list of [`MAX_LISTED_LOBBIES`] lobbies).
-pub const MAX_SERVER_MESSAGE_BYTES: usize = 16 * 1024;
-
-/// Longest player name, in bytes of UTF-8.
-pub const MAX_PLAYER_NAME_BYTES: usize = 24;
-
-/// Longest lobby name, in bytes of UTF-8.
-pub const MAX_LOBBY_NAME_BYTES: usize = 32;
-
-/// Longest private lobby code, in bytes.
-pub const MAX_CODE_BYTES: usize = 16;
-
-/// Longest error or notice text the server sends, in bytes.
-pub const MAX_TEXT_BYTES: usize = 256;
-
-/// Most lobbies one `LobbyList` carries (the fullest first).
-pub const MAX_LISTED_LOBBIES: usize = 100;
-
-/// Most entities one snapshot carries; entity ids are one byte.
-pub const MAX_ENTITIES: usize = 255;
-
-/// Most players one lobby can hold (entity ids 0..=254; the cap a server may set lower).
-pub const MAX_LOBBY_PLAYERS: u8 = 250;
+crate::listed_consts! {
+    as u64, "Every limit of this module: (constant name, value), in the order of `PROTOCOL.md`'s table.";
+    /// Largest client message the server accepts, in bytes. The largest valid one (a `Hello`
+    /// with the longest name and a resume token) is well under it.
+    MAX_CLIENT_MESSAGE_BYTES: usize = 256;
+    /// Largest server message a client must accept, in bytes (a snapshot of
+    /// [`MAX_ENTITIES`] entities, or a lobby list of [`MAX_LISTED_LOBBIES`] lobbies).
+    MAX_SERVER_MESSAGE_BYTES: usize = 16 * 1024;
+    /// Longest player name, in bytes of UTF-8.
+    MAX_PLAYER_NAME_BYTES: usize = 24;
+    /// Longest lobby name, in bytes of UTF-8.
+    MAX_LOBBY_NAME_BYTES: usize = 32;
+    /// Longest private lobby code, in bytes.
+    MAX_CODE_BYTES: usize = 16;
+    /// Longest error or notice text the server sends, in bytes.
+    MAX_TEXT_BYTES: usize = 256;
+    /// Most lobbies one `LobbyList` carries (the fullest first).
+    MAX_LISTED_LOBBIES: usize = 100;
+    /// Most entities one snapshot carries; entity ids are one byte.
+    MAX_ENTITIES: usize = 255;
+    /// Most players one lobby can hold (entity ids 0..=254; the cap a server may set lower).
+    MAX_LOBBY_PLAYERS: u8 = 250;
+}
 
 /// `text` cut to at most [`MAX_TEXT_BYTES`] at a character boundary (what an `Error`
 /// message or a `Notice` may carry).

@@ -45,7 +45,8 @@ pub enum ClientMessage {
     },
     /// Tag 4. Join the fullest public lobby that has room, or create one.
     QuickJoin,
-    /// Tag 5. Leave the current lobby; answered by `Left`.
+    /// Tag 5. Leave the current lobby; answered by `Left` (`Requested`), also outside a
+    /// lobby.
     LeaveLobby,
     /// Tag 6. The player's controls, sent once per tick while in a lobby.
     Input(Input),
@@ -54,7 +55,8 @@ pub enum ClientMessage {
         /// Any value the client wants back (typically milliseconds of its own clock).
         client_time: u32,
     },
-    /// Tag 8. Session options; may be sent at any time after `Hello`.
+    /// Tag 8. Session options; may be sent at any time after `Hello`. They belong to the
+    /// player's session and are kept across a resume.
     Options {
         /// Receive `SnapshotDelta` messages (changes against the previous snapshot this
         /// connection received) instead of full snapshots whenever possible.
@@ -68,7 +70,7 @@ pub enum ClientMessage {
 pub enum JoinTarget {
     /// Tag 0. A public lobby by id.
     Id(u32),
-    /// Tag 1. A private (or public) lobby by its join code.
+    /// Tag 1. A private lobby by its join code (see [`crate::join_code`]).
     Code(String),
 }
 
@@ -122,7 +124,8 @@ pub enum ServerMessage {
     Pong {
         /// The `client_time` of the ping.
         client_time: u32,
-        /// The lobby's current tick, or 0 outside a lobby.
+        /// The tick number the lobby's next snapshot will carry (the newest published
+        /// snapshot's tick + 1), or 0 outside a lobby.
         server_tick: u32,
     },
     /// Tag 7. Something went wrong; `code` says what.
@@ -335,7 +338,9 @@ impl<C> Decode<C> for EntityChange {
     fn decode<D: Decoder<Context = C>>(decoder: &mut D) -> Result<Self, DecodeError> {
         let [id, mask] = <[u8; 2]>::decode(decoder)?;
         if mask == 0 || mask & !0x1f != 0 {
-            return Err(DecodeError::Other("invalid entity change mask"));
+            return Err(DecodeError::Other(
+                "an entity change has an invalid field mask",
+            ));
         }
         let mut change = EntityChange {
             id,
@@ -439,46 +444,47 @@ impl<'de, C> BorrowDecode<'de, C> for EntityState {
     }
 }
 
-/// Error codes carried by `ServerMessage::Error`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(u16)]
-pub enum ErrorCode {
-    /// A message could not be decoded.
-    BadMessage = 1,
-    /// The client's protocol version is not the server's.
-    VersionMismatch = 2,
-    /// The message is not valid in the session's current state (e.g. Input before joining).
-    InvalidState = 3,
-    /// No lobby has that id or code.
-    LobbyNotFound = 4,
-    /// The lobby is at its player cap.
-    LobbyFull = 5,
-    /// A name was empty, too long or had control characters.
-    InvalidName = 6,
-    /// A field was out of range (e.g. max players).
-    InvalidArgument = 7,
-    /// The client sent too much, too fast.
-    RateLimited = 8,
-    /// The client sent a text frame.
-    TextFrame = 9,
-    /// A message was over the size limit.
-    MessageTooLarge = 10,
-    /// The server is at its connection or lobby cap.
-    ServerFull = 11,
-    /// The lobby closed (its game failed, or an operator closed it).
-    LobbyClosed = 12,
-    /// The server is shutting down.
-    ShuttingDown = 13,
-    /// The resume token is unknown or expired.
-    ResumeFailed = 14,
-    /// The client sent nothing in time.
-    Timeout = 15,
-    /// An operator removed the player.
-    Kicked = 16,
-    /// The server failed; not the client's fault.
-    Internal = 17,
-    /// The server requires a valid join token (`/ws?token=...`).
-    Unauthorized = 18,
+crate::wire_enum! {
+    /// Error codes carried by `ServerMessage::Error`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum ErrorCode: u16 {
+        /// A message could not be decoded.
+        BadMessage = 1,
+        /// The client's protocol version is not the server's.
+        VersionMismatch = 2,
+        /// The message is not valid in the session's current state (e.g. Input before joining).
+        InvalidState = 3,
+        /// No lobby has that id or code.
+        LobbyNotFound = 4,
+        /// The lobby is at its player cap.
+        LobbyFull = 5,
+        /// A name was empty, too long or had control characters.
+        InvalidName = 6,
+        /// A field was out of range (e.g. max players).
+        InvalidArgument = 7,
+        /// The client sent too much, too fast.
+        RateLimited = 8,
+        /// The client sent a text frame.
+        TextFrame = 9,
+        /// A message was over the size limit.
+        MessageTooLarge = 10,
+        /// The server is at its connection or lobby cap.
+        ServerFull = 11,
+        /// The lobby closed (its game failed, or an operator closed it).
+        LobbyClosed = 12,
+        /// The server is shutting down.
+        ShuttingDown = 13,
+        /// The resume token is unknown or expired.
+        ResumeFailed = 14,
+        /// The client sent nothing in time.
+        Timeout = 15,
+        /// An operator removed the player.
+        Kicked = 16,
+        /// The server failed; not the client's fault.
+        Internal = 17,
+        /// The server requires a valid join token (`/ws?token=...`).
+        Unauthorized = 18,
+    }
 }
 
 impl ErrorCode {
@@ -488,18 +494,138 @@ impl ErrorCode {
     }
 }
 
-/// Why a player left a lobby (`ServerMessage::Left`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum LeftReason {
-    /// The player asked to leave.
-    Requested = 0,
-    /// The lobby closed.
-    LobbyClosed = 1,
-    /// The lobby's game failed; the lobby is gone.
-    LobbyCrashed = 2,
-    /// An operator removed the player from the lobby.
-    Kicked = 3,
+crate::wire_enum! {
+    /// Why a player left a lobby (`ServerMessage::Left`).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum LeftReason: u8 {
+        /// The player asked to leave (also the answer to a `LeaveLobby` outside a lobby).
+        Requested = 0,
+        /// The lobby closed.
+        LobbyClosed = 1,
+        /// The lobby's game failed; the lobby is gone.
+        LobbyCrashed = 2,
+        /// An operator removed the player from the lobby.
+        Kicked = 3,
+    }
+}
+
+impl LeftReason {
+    /// The wire value.
+    pub fn as_u8(self) -> u8 {
+        self as u8
+    }
+}
+
+impl ClientMessage {
+    /// The variant names in tag order (index = tag), as the golden vectors file and the
+    /// JSON view spell them (`"type"`).
+    pub const NAMES: [&'static str; 9] = [
+        "Hello",
+        "ListLobbies",
+        "CreateLobby",
+        "JoinLobby",
+        "QuickJoin",
+        "LeaveLobby",
+        "Input",
+        "Ping",
+        "Options",
+    ];
+
+    /// The variant names in snake_case, in tag order (index = tag): metric labels.
+    pub const KIND_NAMES: [&'static str; 9] = [
+        "hello",
+        "list_lobbies",
+        "create_lobby",
+        "join_lobby",
+        "quick_join",
+        "leave_lobby",
+        "input",
+        "ping",
+        "options",
+    ];
+
+    /// The wire tag: the first byte of the encoded message.
+    pub fn tag(&self) -> u8 {
+        match self {
+            ClientMessage::Hello { .. } => 0,
+            ClientMessage::ListLobbies => 1,
+            ClientMessage::CreateLobby { .. } => 2,
+            ClientMessage::JoinLobby { .. } => 3,
+            ClientMessage::QuickJoin => 4,
+            ClientMessage::LeaveLobby => 5,
+            ClientMessage::Input(_) => 6,
+            ClientMessage::Ping { .. } => 7,
+            ClientMessage::Options { .. } => 8,
+        }
+    }
+
+    /// The snake_case name of this message's kind (a metric label).
+    pub fn kind_name(&self) -> &'static str {
+        Self::KIND_NAMES[usize::from(self.tag())]
+    }
+}
+
+impl JoinTarget {
+    /// The variant names in tag order (index = tag).
+    pub const NAMES: [&'static str; 2] = ["Id", "Code"];
+}
+
+impl ServerMessage {
+    /// The variant names in tag order (index = tag), as the golden vectors file and the
+    /// JSON view spell them (`"type"`).
+    pub const NAMES: [&'static str; 12] = [
+        "Welcome",
+        "LobbyList",
+        "Joined",
+        "PlayerJoined",
+        "PlayerLeft",
+        "Snapshot",
+        "Pong",
+        "Error",
+        "Left",
+        "Scoreboard",
+        "Notice",
+        "SnapshotDelta",
+    ];
+
+    /// The variant names in snake_case, in tag order (index = tag): metric labels.
+    pub const KIND_NAMES: [&'static str; 12] = [
+        "welcome",
+        "lobby_list",
+        "joined",
+        "player_joined",
+        "player_left",
+        "snapshot",
+        "pong",
+        "error",
+        "left",
+        "scoreboard",
+        "notice",
+        "snapshot_delta",
+    ];
+
+    /// The wire tag: the first byte of the encoded message.
+    pub fn tag(&self) -> u8 {
+        match self {
+            ServerMessage::Welcome { .. } => 0,
+            ServerMessage::LobbyList { .. } => 1,
+            ServerMessage::Joined(_) => 2,
+            ServerMessage::PlayerJoined(_) => 3,
+            ServerMessage::PlayerLeft { .. } => 4,
+            ServerMessage::Snapshot(_) => crate::codec::SNAPSHOT_TAG,
+            ServerMessage::Pong { .. } => 6,
+            ServerMessage::Error { .. } => 7,
+            ServerMessage::Left { .. } => 8,
+            ServerMessage::Scoreboard { .. } => 9,
+            ServerMessage::Notice { .. } => 10,
+            ServerMessage::SnapshotDelta(_) => crate::codec::SNAPSHOT_DELTA_TAG,
+        }
+    }
+
+    /// The snake_case name of this message's kind (a metric label).
+    pub fn kind_name(&self) -> &'static str {
+        Self::KIND_NAMES[usize::from(self.tag())]
+    }
 }
 
 impl ServerMessage {

@@ -1,14 +1,20 @@
 //! Golden byte vectors: named messages and their exact bytes, shared with the JavaScript
 //! client's tests (`demo-client/test/`). The file is checked in; this test fails when the
 //! encoding changes without the file being regenerated (`UPDATE_GOLDEN=1 cargo test`).
+//! The file also carries every protocol constant (`constants`: tags, error and close
+//! codes, left reasons, limits...), so that a JavaScript constant that drifts from the
+//! Rust one fails the JavaScript tests, and `rejections`: byte strings the decoder refuses
+//! with Rust's error text, which the JavaScript codec must give word for word.
 
 use std::path::PathBuf;
 
+use serde_json::Value;
 use serde_json::json;
-use ticksync_protocol::codec::{encode_client, encode_server};
+use ticksync_protocol::codec::{SNAPSHOT_DELTA_TAG, SNAPSHOT_TAG, encode_client, encode_server};
 use ticksync_protocol::{
-    ClientMessage, EntityChange, EntityState, Input, JoinTarget, Joined, LobbyInfo, PlayerInfo,
-    ScoreEntry, ServerMessage, Snapshot, SnapshotDelta, decode_client, decode_server,
+    ClientMessage, CodecError, EntityChange, EntityState, ErrorCode, Input, JoinTarget, Joined,
+    LeftReason, LobbyInfo, PROTOCOL_VERSION, PlayerInfo, ScoreEntry, ServerMessage, SessionToken,
+    Snapshot, SnapshotDelta, close, decode_client, decode_server, join_code, limits, quantize,
 };
 
 fn hex(bytes: &[u8]) -> String {
@@ -51,7 +57,7 @@ fn client_vectors() -> Vec<(&'static str, ClientMessage)> {
         (
             "join_by_code",
             ClientMessage::JoinLobby {
-                target: JoinTarget::Code("K7QX-M2PD".into()),
+                target: JoinTarget::Code("K7QXM-2PDHR".into()),
             },
         ),
         ("quick_join", ClientMessage::QuickJoin),
@@ -128,7 +134,7 @@ fn server_vectors() -> Vec<(&'static str, ServerMessage)> {
             ServerMessage::Joined(Joined {
                 lobby_id: 2,
                 name: "private room".into(),
-                code: Some("K7QX-M2PD".into()),
+                code: Some("K7QXM-2PDHR".into()),
                 max_players: 4,
                 your_entity: 1,
                 tick: 99,
@@ -269,6 +275,111 @@ fn server_vectors() -> Vec<(&'static str, ServerMessage)> {
     ]
 }
 
+/// Byte strings the decoders refuse, with the error Rust gives: its `CodecError` variant
+/// and its text, which the JavaScript codec must match word for word.
+fn rejections() -> Vec<(&'static str, &'static str, Vec<u8>)> {
+    let mut too_large = vec![0u8; 300];
+    too_large[0] = 7;
+    vec![
+        ("unknown_tag", "client", vec![42]),
+        ("empty", "client", vec![]),
+        ("truncated_input", "client", vec![6, 1, 0]),
+        ("unknown_join_target", "client", vec![3, 7, 0]),
+        ("bad_option_tag", "client", vec![0, 1, 1, b'a', 2]),
+        ("bad_bool", "client", vec![8, 5]),
+        ("bad_utf8", "client", vec![0, 1, 1, 0xff, 0]),
+        (
+            "name_claims_4_gib",
+            "client",
+            vec![0, 1, 252, 0xff, 0xff, 0xff, 0xff],
+        ),
+        (
+            "varint_too_wide",
+            "client",
+            vec![7, 253, 1, 0, 0, 0, 0, 0, 0, 0],
+        ),
+        ("one_trailing_byte", "client", vec![1, 0]),
+        ("two_trailing_bytes", "client", vec![1, 0, 0]),
+        ("too_large", "client", too_large),
+        ("unknown_server_tag", "server", vec![200]),
+        ("change_mask_zero", "server", vec![11, 0, 1, 0, 1, 3, 0]),
+        ("truncated_snapshot", "server", vec![5, 0, 1, 0, 1, 2, 1, 0]),
+    ]
+}
+
+fn rejection_json() -> Value {
+    rejections()
+        .into_iter()
+        .map(|(name, direction, bytes)| {
+            let error = match direction {
+                "client" => decode_client(&bytes).map(|_| ()),
+                _ => decode_server(&bytes).map(|_| ()),
+            }
+            .expect_err(name);
+            let kind = match error {
+                CodecError::TooLarge { .. } => "TooLarge",
+                CodecError::Decode(_) => "Decode",
+                CodecError::TrailingBytes { .. } => "TrailingBytes",
+                CodecError::Encode(_) => "Encode",
+                CodecError::UnknownEntity(_) => "UnknownEntity",
+            };
+            json!({
+                "name": name, "direction": direction, "hex": hex(&bytes),
+                "kind": kind, "error": error.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// `[{"name", "value"}]` in list order.
+fn named<V: serde::Serialize>(list: impl IntoIterator<Item = (&'static str, V)>) -> Value {
+    list.into_iter()
+        .map(|(name, value)| json!({"name": name, "value": value}))
+        .collect()
+}
+
+/// Message tags: `[{"name", "value" (the tag), "kind" (the metric label)}]`, tag order.
+fn tags(names: &[&'static str], kinds: &[&'static str]) -> Value {
+    names
+        .iter()
+        .zip(kinds)
+        .enumerate()
+        .map(|(tag, (name, kind))| json!({"name": name, "value": tag, "kind": kind}))
+        .collect()
+}
+
+/// Every protocol constant a client needs, from the protocol crate: the JavaScript client
+/// checks its own against these (`demo-client/test/constants.test.js`).
+fn constants() -> Value {
+    json!({
+        "protocol_version": PROTOCOL_VERSION,
+        "client_tags": tags(&ClientMessage::NAMES, &ClientMessage::KIND_NAMES),
+        "server_tags": tags(&ServerMessage::NAMES, &ServerMessage::KIND_NAMES),
+        "snapshot_tag": SNAPSHOT_TAG,
+        "snapshot_delta_tag": SNAPSHOT_DELTA_TAG,
+        "join_target_tags": named(JoinTarget::NAMES.iter().copied().zip(0u8..)),
+        "error_codes": named(ErrorCode::ALL.iter().map(|c| (c.name(), c.as_u16()))),
+        "left_reasons": named(LeftReason::ALL.iter().map(|r| (r.name(), r.as_u8()))),
+        "close_codes": named(close::ALL.iter().copied()),
+        "local_close_codes": named(close::local::ALL.iter().copied()),
+        "final_close_codes": close::FINAL,
+        "limits": named(limits::ALL.iter().copied()),
+        "entity_wire_bytes": EntityState::WIRE_BYTES,
+        "entity_change_bits": named([
+            ("dx", EntityChange::DX),
+            ("dy", EntityChange::DY),
+            ("vx", EntityChange::VX),
+            ("vy", EntityChange::VY),
+            ("flags", EntityChange::FLAGS),
+        ]),
+        "token_bytes": size_of::<SessionToken>(),
+        "position_steps": quantize::POSITION_STEPS,
+        "velocity_steps": quantize::VELOCITY_STEPS,
+        "join_code_alphabet": join_code::ALPHABET,
+        "join_code_symbols": join_code::SYMBOLS,
+    })
+}
+
 fn golden_json() -> String {
     let mut entries = Vec::new();
     for (name, message) in client_vectors() {
@@ -286,9 +397,11 @@ fn golden_json() -> String {
         }));
     }
     let doc = json!({
-        "about": "ticksync golden vectors: each message and its exact bytes. Generated by protocol/tests/golden.rs; regenerate with UPDATE_GOLDEN=1 cargo test -p ticksync-protocol --test golden.",
-        "protocol_version": ticksync_protocol::PROTOCOL_VERSION,
+        "about": "ticksync golden vectors: each message and its exact bytes (vectors), every protocol constant (constants), byte strings a decoder must refuse with the error text (rejections). Generated by protocol/tests/golden.rs; regenerate with UPDATE_GOLDEN=1 cargo test -p ticksync-protocol --test golden.",
+        "protocol_version": PROTOCOL_VERSION,
+        "constants": constants(),
         "vectors": entries,
+        "rejections": rejection_json(),
     });
     serde_json::to_string_pretty(&doc).expect("json") + "\n"
 }

@@ -1,0 +1,198 @@
+//! `PROTOCOL.md` states what the protocol crate defines: the message headings and tag
+//! ranges, the error code, left reason, close code and limit tables, the reconnect rule's
+//! close codes, the join code alphabet and the protocol version. A constant changed on
+//! one side only fails here.
+
+use std::path::PathBuf;
+
+use ticksync_protocol::{
+    ClientMessage, ErrorCode, LeftReason, PROTOCOL_VERSION, ServerMessage, close, join_code, limits,
+};
+
+fn doc() -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../PROTOCOL.md");
+    std::fs::read_to_string(path).expect("read PROTOCOL.md")
+}
+
+/// The text from the heading line `heading` to the next heading of the same or a higher
+/// level.
+fn section<'a>(doc: &'a str, heading: &str) -> &'a str {
+    let level = heading.chars().take_while(|&c| c == '#').count();
+    let start = doc
+        .find(&format!("\n{heading}\n"))
+        .unwrap_or_else(|| panic!("PROTOCOL.md has no heading {heading:?}"))
+        + 1;
+    let body = &doc[start + heading.len()..];
+    let end = body
+        .match_indices("\n#")
+        .find(|&(i, _)| {
+            let hashes = body[i + 1..].chars().take_while(|&c| c == '#').count();
+            hashes <= level && body[i + 1 + hashes..].starts_with(' ')
+        })
+        .map_or(body.len(), |(i, _)| i);
+    &body[..end]
+}
+
+/// `text` with every run of white space (line breaks and indentation included) as one
+/// space.
+fn flat(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The cells of every table row of `text` after the header and separator rows, trimmed,
+/// with backticks removed.
+fn rows(text: &str) -> Vec<Vec<String>> {
+    text.lines()
+        .filter(|l| l.starts_with('|'))
+        .skip(2)
+        .map(|l| {
+            l.trim_matches('|')
+                .split('|')
+                .map(|c| c.trim().replace('`', ""))
+                .collect()
+        })
+        .collect()
+}
+
+/// The table that follows the paragraph containing `intro` in `text`.
+fn table_after<'a>(text: &'a str, intro: &str) -> &'a str {
+    let at = text
+        .find(intro)
+        .unwrap_or_else(|| panic!("PROTOCOL.md lacks {intro:?}"));
+    let rest = &text[at..];
+    let start = rest.find("\n|").expect("a table follows") + 1;
+    let table = &rest[start..];
+    let end = table.find("\n\n").unwrap_or(table.len());
+    &table[..end]
+}
+
+#[test]
+fn message_headings_are_the_tags() {
+    let doc = doc();
+    let headings = |section_text: &str| -> Vec<(String, u8)> {
+        section_text
+            .lines()
+            .filter_map(|l| l.strip_prefix("#### "))
+            .map(|h| {
+                let (name, tag) = h
+                    .strip_suffix(')')
+                    .and_then(|h| h.split_once(" (tag "))
+                    .unwrap_or_else(|| panic!("heading {h:?} is not `Name (tag N)`"));
+                (name.to_owned(), tag.parse().expect("a tag number"))
+            })
+            .collect()
+    };
+    let expect = |names: &[&str]| -> Vec<(String, u8)> {
+        names
+            .iter()
+            .zip(0u8..)
+            .map(|(n, t)| ((*n).to_owned(), t))
+            .collect()
+    };
+    assert_eq!(
+        headings(section(&doc, "### Client messages (client → server)")),
+        expect(&ClientMessage::NAMES)
+    );
+    assert_eq!(
+        headings(section(&doc, "### Server messages (server → client)")),
+        expect(&ServerMessage::NAMES)
+    );
+}
+
+#[test]
+fn decoding_rules_give_the_tag_ranges() {
+    let doc = doc();
+    let rules = section(&doc, "### Decoding rules");
+    let want = format!(
+        "(client tags 0..={}, server tags 0..={}, `JoinTarget` tags 0..=1)",
+        ClientMessage::NAMES.len() - 1,
+        ServerMessage::NAMES.len() - 1
+    );
+    assert!(rules.contains(&want), "Decoding rules should say {want}");
+}
+
+#[test]
+fn error_codes_left_reasons_and_close_codes_are_tabled() {
+    let doc = doc();
+    let errors = section(&doc, "## Errors and close codes");
+
+    let table: Vec<(String, String)> = rows(table_after(errors, "`Error.code` values"))
+        .into_iter()
+        .map(|r| (r[0].clone(), r[1].clone()))
+        .collect();
+    let want: Vec<(String, String)> = ErrorCode::ALL
+        .iter()
+        .map(|c| (c.as_u16().to_string(), c.name().to_owned()))
+        .collect();
+    assert_eq!(table, want, "the ErrorCode table");
+
+    let table: Vec<(String, String)> = rows(table_after(errors, "`Left.reason` values"))
+        .into_iter()
+        .map(|r| (r[0].clone(), r[1].clone()))
+        .collect();
+    let want: Vec<(String, String)> = LeftReason::ALL
+        .iter()
+        .map(|r| (r.as_u8().to_string(), r.name().to_owned()))
+        .collect();
+    assert_eq!(table, want, "the LeftReason table");
+
+    let table: Vec<(String, String)> =
+        rows(table_after(errors, "WebSocket close codes the server uses"))
+            .into_iter()
+            .map(|r| (r[0].clone(), r[1].clone()))
+            .collect();
+    let want: Vec<(String, String)> = close::ALL
+        .iter()
+        .map(|&(name, code)| (code.to_string(), name.to_owned()))
+        .collect();
+    assert_eq!(table, want, "the close code table");
+}
+
+#[test]
+fn the_reconnect_rule_names_the_final_close_codes() {
+    let doc = doc();
+    let mut codes: Vec<String> = close::FINAL.iter().map(u16::to_string).collect();
+    codes.sort();
+    let last = codes.pop().expect("final codes");
+    let want = format!("{} and {last}.", codes.join(", "));
+    let resume = section(&doc, "### Resuming a session");
+    assert!(
+        flat(resume).contains(&want),
+        "the resume section should list close::FINAL: {want}"
+    );
+}
+
+#[test]
+fn the_limits_table_is_the_limits() {
+    let doc = doc();
+    let table: Vec<(String, u64)> = rows(section(&doc, "## Limits"))
+        .into_iter()
+        .map(|r| {
+            let value = r[1].replace(' ', "").parse().expect("a number");
+            (r[0].clone(), value)
+        })
+        .collect();
+    let want: Vec<(String, u64)> = limits::ALL
+        .iter()
+        .map(|&(name, value)| (name.to_owned(), value))
+        .collect();
+    assert_eq!(table, want);
+}
+
+#[test]
+fn version_join_codes_and_pong_are_stated() {
+    let doc = doc();
+    assert!(doc.starts_with(&format!(
+        "# ticksync wire protocol\n\nProtocol version **{PROTOCOL_VERSION}**"
+    )));
+    let codes = section(&doc, "### Join codes");
+    assert!(codes.contains(&format!("`{}`", join_code::ALPHABET)));
+    assert!(codes.contains(&format!("{} symbols", join_code::SYMBOLS)));
+    let example = "K7QXM-2PDHR";
+    assert!(codes.contains(example) && doc.matches(example).count() >= 3);
+    assert_eq!(join_code::normalize(example).as_deref(), Some(example));
+    // Pong.server_tick has one meaning, in the flow and in the message's table.
+    let meaning = "the tick number the lobby's next snapshot will carry";
+    assert!(flat(section(&doc, "## Handshake and lobby flow")).contains(meaning));
+    assert!(flat(section(&doc, "#### Pong (tag 6)")).contains(meaning));
+}
