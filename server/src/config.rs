@@ -21,12 +21,12 @@ pub struct Config {
 
     /// The largest lobby a CreateLobby may ask for.
     #[arg(long, env = "TICKSYNC_MAX_PLAYERS_PER_LOBBY", default_value_t = 64,
-          value_parser = clap::value_parser!(u8).range(1..=250))]
+          value_parser = clap::value_parser!(u8).range(1..=i64::from(ticksync_protocol::limits::MAX_LOBBY_PLAYERS)))]
     pub max_players_per_lobby: u8,
 
     /// Size of the lobbies that QuickJoin creates when none has room.
     #[arg(long, env = "TICKSYNC_QUICK_LOBBY_SIZE", default_value_t = 10,
-          value_parser = clap::value_parser!(u8).range(1..=250))]
+          value_parser = clap::value_parser!(u8).range(1..=i64::from(ticksync_protocol::limits::MAX_LOBBY_PLAYERS)))]
     pub quick_lobby_size: u8,
 
     /// Most simultaneous connections (HTTP and WebSocket). WebSockets over the cap are

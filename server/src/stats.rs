@@ -5,11 +5,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// Close codes counted separately (index in [`Stats::closes`]); 0 stands for "no close
-/// frame" (the connection dropped or the client closed it).
-pub(crate) const COUNTED_CLOSES: [u16; 15] = [
-    0, 1000, 1001, 1002, 1003, 1008, 1009, 1011, 1013, 4001, 4002, 4003, 4004, 4005, 4006,
-];
+use ticksync_protocol::{ClientMessage, close};
 
 /// Server-wide counters: atomics, so reading them never slows a tick.
 #[derive(Debug, Default)]
@@ -26,10 +22,12 @@ pub(crate) struct Stats {
     pub(crate) kicks: AtomicU64,
     pub(crate) resumes: AtomicU64,
     pub(crate) write_timeouts: AtomicU64,
-    /// Sessions ended, by close code (see [`COUNTED_CLOSES`]; the last slot: others).
-    pub(crate) closes: [AtomicU64; COUNTED_CLOSES.len() + 1],
+    /// Sessions ended, by close code: slot 0 for "no close frame" (the connection
+    /// dropped or the client closed it), then one per documented code
+    /// ([`close::ALL`]), the last for any other.
+    pub(crate) closes: [AtomicU64; close::ALL.len() + 2],
     /// Client messages by tag (the last slot: undecodable).
-    pub(crate) messages_by_kind: [AtomicU64; CLIENT_KINDS.len() + 1],
+    pub(crate) messages_by_kind: [AtomicU64; ClientMessage::KIND_NAMES.len() + 1],
     /// TCP connections accepted.
     pub(crate) connections_total: AtomicU64,
     /// Connections refused, by reason (see [`REFUSALS`]).
@@ -48,18 +46,6 @@ pub(crate) struct Stats {
     pub(crate) inputs_rate_limited: AtomicU64,
     pub(crate) admin_actions: AtomicU64,
 }
-
-/// Client message kinds by tag, as metric labels.
-pub(crate) const CLIENT_KINDS: [&str; 8] = [
-    "hello",
-    "list_lobbies",
-    "create_lobby",
-    "join_lobby",
-    "quick_join",
-    "leave_lobby",
-    "input",
-    "ping",
-];
 
 /// Why connections are refused, as metric labels.
 pub(crate) const REFUSALS: [&str; 5] = [
@@ -82,10 +68,14 @@ pub(crate) enum Refusal {
 
 impl Stats {
     pub(crate) fn count_close(&self, code: u16) {
-        let i = COUNTED_CLOSES
-            .iter()
-            .position(|&c| c == code)
-            .unwrap_or(COUNTED_CLOSES.len());
+        let i = if code == 0 {
+            0
+        } else {
+            close::ALL
+                .iter()
+                .position(|&(_, c)| c == code)
+                .map_or(close::ALL.len() + 1, |i| i + 1)
+        };
         self.closes[i].fetch_add(1, Ordering::Relaxed);
     }
 
@@ -94,9 +84,8 @@ impl Stats {
         self.bytes_in
             .fetch_add(bytes.len() as u64, Ordering::Relaxed);
         self.messages_in.fetch_add(1, Ordering::Relaxed);
-        let kind = bytes.first().map_or(CLIENT_KINDS.len(), |&t| {
-            usize::from(t).min(CLIENT_KINDS.len())
-        });
+        let n = ClientMessage::KIND_NAMES.len();
+        let kind = bytes.first().map_or(n, |&t| usize::from(t).min(n));
         self.messages_by_kind[kind].fetch_add(1, Ordering::Relaxed);
     }
 
@@ -158,6 +147,36 @@ impl AtomicHistogram {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_message_kind_and_close_code_has_its_own_label() {
+        let stats = Stats::default();
+        let options = ticksync_protocol::encode_client(&ClientMessage::Options {
+            delta_snapshots: true,
+        });
+        stats.count_in(&options);
+        let i = ClientMessage::KIND_NAMES
+            .iter()
+            .position(|k| *k == "options")
+            .expect("an options kind");
+        assert_eq!(stats.messages_by_kind[i].load(Ordering::Relaxed), 1);
+        stats.count_in(&[200]);
+        let unknown = ClientMessage::KIND_NAMES.len();
+        assert_eq!(stats.messages_by_kind[unknown].load(Ordering::Relaxed), 1);
+        stats.count_close(close::REPLACED);
+        stats.count_close(0);
+        stats.count_close(3999);
+        let replaced = 1 + close::ALL
+            .iter()
+            .position(|&(_, c)| c == close::REPLACED)
+            .expect("listed");
+        assert_eq!(stats.closes[replaced].load(Ordering::Relaxed), 1);
+        assert_eq!(stats.closes[0].load(Ordering::Relaxed), 1);
+        assert_eq!(
+            stats.closes[close::ALL.len() + 1].load(Ordering::Relaxed),
+            1
+        );
+    }
 
     #[test]
     fn histogram_buckets_and_quantiles() {

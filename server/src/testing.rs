@@ -72,9 +72,7 @@ pub struct Outcome {
 }
 
 /// Every close code the server may send (PROTOCOL.md lists them).
-pub const DOCUMENTED_CLOSE_CODES: [u16; 14] = [
-    1000, 1001, 1002, 1003, 1008, 1009, 1011, 1013, 4001, 4002, 4003, 4004, 4005, 4006,
-];
+pub const DOCUMENTED_CLOSE_CODES: &[(&str, u16)] = ticksync_protocol::close::ALL;
 
 /// Plays `frames` into a fresh session over an in-memory pipe, then says goodbye, and
 /// collects what the server sent until the connection ends (bounded in time).

@@ -67,7 +67,7 @@ proptest! {
         });
         prop_assert_eq!(outcome.undecodable, 0);
         if let Some(code) = outcome.close_code {
-            prop_assert!(DOCUMENTED_CLOSE_CODES.contains(&code), "close code {}", code);
+            prop_assert!(DOCUMENTED_CLOSE_CODES.iter().any(|&(_, c)| c == code), "close code {}", code);
         }
     }
 }

@@ -8,16 +8,12 @@ use std::time::Duration;
 
 use dashmap::DashMap;
 use ticksync_protocol::LobbyInfo;
+use ticksync_protocol::join_code::{ALPHABET, SYMBOLS, normalize};
 use ticksync_protocol::limits::MAX_LISTED_LOBBIES;
 
 use tokio::time::Instant;
 
 use crate::lobby::{Claim, LobbyHandle};
-
-/// Symbols of private codes: no 0/O or 1/I to misread. 32 symbols = 5 bits each.
-const CODE_ALPHABET: &[u8; 32] = b"23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
-/// Symbols per code: 50 random bits, shown as two groups of five.
-const CODE_LEN: usize = 10;
 
 /// How old a listing may be before it is built again (player counts change every tick).
 const LISTING_TTL: Duration = Duration::from_millis(500);
@@ -74,7 +70,7 @@ impl Registry {
 
     /// A lobby by join code, forgiving case, spaces and the dash.
     pub(crate) fn by_code(&self, code: &str) -> Option<Arc<LobbyHandle>> {
-        let id = *self.codes.get(&normalize_code(code)?)?.value();
+        let id = *self.codes.get(&normalize(code)?)?.value();
         self.get(id)
     }
 
@@ -129,31 +125,17 @@ impl Registry {
 
 /// A new private code, "ABCDE-FGHJK": 50 bits from the OS's random source.
 pub(crate) fn new_code() -> Result<String, getrandom::Error> {
-    let mut bytes = [0u8; CODE_LEN];
+    let mut bytes = [0u8; SYMBOLS];
     getrandom::fill(&mut bytes)?;
-    let mut code = String::with_capacity(CODE_LEN + 1);
+    let mut code = String::with_capacity(SYMBOLS + 1);
     for (i, b) in bytes.iter().enumerate() {
-        if i == CODE_LEN / 2 {
+        if i == SYMBOLS / 2 {
             code.push('-');
         }
         // 256 is a multiple of 32: taking the low five bits is unbiased.
-        code.push(char::from(CODE_ALPHABET[usize::from(b & 31)]));
+        code.push(char::from(ALPHABET.as_bytes()[usize::from(b & 31)]));
     }
     Ok(code)
-}
-
-/// The canonical form of a typed code, or None if it cannot be one.
-fn normalize_code(code: &str) -> Option<String> {
-    let compact: String = code
-        .chars()
-        .filter(|c| !c.is_whitespace() && *c != '-')
-        .map(|c| c.to_ascii_uppercase())
-        .collect();
-    if compact.len() != CODE_LEN || !compact.bytes().all(|b| CODE_ALPHABET.contains(&b)) {
-        return None;
-    }
-    let (a, b) = compact.split_at(CODE_LEN / 2);
-    Some(format!("{a}-{b}"))
 }
 
 #[cfg(test)]
@@ -166,10 +148,10 @@ mod tests {
         let b = new_code().expect("random");
         assert_ne!(a, b);
         assert_eq!(a.len(), 11);
-        assert_eq!(normalize_code(&a), Some(a.clone()));
+        assert_eq!(normalize(&a), Some(a.clone()));
         let sloppy = a.to_lowercase().replace('-', " ");
-        assert_eq!(normalize_code(&sloppy), Some(a));
-        assert_eq!(normalize_code("short"), None);
-        assert_eq!(normalize_code("OOOOO-OOOOO"), None);
+        assert_eq!(normalize(&sloppy), Some(a));
+        assert_eq!(normalize("short"), None);
+        assert_eq!(normalize("OOOOO-OOOOO"), None);
     }
 }

@@ -15,7 +15,9 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
 use crate::shared::Shared;
-use crate::stats::{AtomicHistogram, BUCKETS_US, CLIENT_KINDS, COUNTED_CLOSES, REFUSALS};
+use ticksync_protocol::{ClientMessage, close};
+
+use crate::stats::{AtomicHistogram, BUCKETS_US, REFUSALS};
 
 /// Renders every metric.
 pub(crate) fn render(shared: &Arc<Shared>) -> String {
@@ -157,9 +159,8 @@ impl Collector for ServerCollector {
             "disconnects",
             "Sessions ended, by close code sent (0: the client closed or the connection dropped).",
             "code",
-            COUNTED_CLOSES
-                .iter()
-                .map(u16::to_string)
+            std::iter::once("0".to_owned())
+                .chain(close::ALL.iter().map(|(_, c)| c.to_string()))
                 .chain(std::iter::once("other".to_owned()))
                 .zip(&s.closes)
                 .map(|(code, c)| (code, c.load(Ordering::Relaxed))),
@@ -218,7 +219,7 @@ impl Collector for ServerCollector {
             "messages_in",
             "Client messages received, by kind.",
             "kind",
-            CLIENT_KINDS
+            ClientMessage::KIND_NAMES
                 .iter()
                 .map(|k| (*k).to_owned())
                 .chain(std::iter::once("unknown".to_owned()))

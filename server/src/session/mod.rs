@@ -513,7 +513,7 @@ where
                 }
                 // Idempotent: leaving when not in a lobby just confirms it.
                 self.send_message(&ServerMessage::Left {
-                    reason: LeftReason::Requested as u8,
+                    reason: LeftReason::Requested.as_u8(),
                 })
                 .await
             }
@@ -626,6 +626,8 @@ where
         self.out.set_deltas(record.delta_snapshots());
         self.welcome(Arc::clone(&record), token).await?;
         if let Some((handle, entity)) = seat {
+            // Inputs in flight from before the drop are leftovers, even if the seat is gone.
+            self.joined_once = true;
             let (epoch, join) = self.join_request(&record);
             match handle.reattach(join, entity).await {
                 Ok(seated) => self.seat(handle, seated, epoch),

@@ -37,4 +37,3 @@ pub(crate) fn binary_frame(payload: &[u8]) -> Bytes {
     out.extend_from_slice(payload);
     Bytes::from(out)
 }
-
