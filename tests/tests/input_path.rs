@@ -210,3 +210,39 @@ async fn an_operator_close_gets_through_a_join_flood() {
     flood.abort();
     server.stop().await;
 }
+
+#[tokio::test]
+async fn delta_snapshots_stay_on_across_a_resume() {
+    let server = spawn_server(test_config()).await;
+    let url = server.ws_url();
+    let mut first = Client::connect(&url).await.expect("connect");
+    let welcome = first.hello("delta").await.expect("welcome");
+    first.enable_deltas().await.expect("options");
+    first.join(&ClientMessage::QuickJoin).await.expect("joined");
+    // Deltas flow (an idle entity changes nothing, so a delta is what comes).
+    let deltas = first.deltas_received();
+    timeout(Duration::from_secs(5), async {
+        while first.deltas_received() == deltas {
+            first.recv().await.expect("recv");
+        }
+    })
+    .await
+    .expect("deltas before the drop");
+    // The connection drops without a goodbye (no close frame).
+    drop(first);
+    let (mut again, resumed) =
+        Client::resume(&url, "delta", welcome.session_token, Duration::from_secs(5))
+            .await
+            .expect("resumed");
+    assert_eq!(resumed.player_id, welcome.player_id);
+    // No Options on the new connection: the server kept them, so deltas come again
+    // (after one full snapshot, the baseline of the new connection).
+    timeout(Duration::from_secs(5), async {
+        while again.deltas_received() == 0 {
+            again.recv().await.expect("recv");
+        }
+    })
+    .await
+    .expect("deltas after the resume, without asking again");
+    server.stop().await;
+}
