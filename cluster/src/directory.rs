@@ -365,7 +365,10 @@ impl Directory {
             .filter(|l| {
                 let ok = (1..=MAX_LOCAL_LOBBY_ID).contains(&l.id);
                 if !ok {
-                    warn!(lobby = l.id, "lobby id out of the cluster's range; not published");
+                    warn!(
+                        lobby = l.id,
+                        "lobby id out of the cluster's range; not published"
+                    );
                 }
                 ok
             })
@@ -653,7 +656,11 @@ impl Directory {
                 if count % cfg.cleanup_every == 0 {
                     match dir.cleanup().await {
                         Ok(r) if r.lobbies + r.nodes > 0 => {
-                            debug!(lobbies = r.lobbies, nodes = r.nodes, "removed expired entries");
+                            debug!(
+                                lobbies = r.lobbies,
+                                nodes = r.nodes,
+                                "removed expired entries"
+                            );
                         }
                         Ok(_) => {}
                         Err(e) => debug!(error = %e, "directory clean-up failed"),
@@ -698,15 +705,13 @@ impl Directory {
         let mut con = self.inner.con.clone();
         let key = format!("{}secret", self.inner.config.key_prefix);
         let limit = self.inner.config.op_timeout;
-        let secret: Option<Vec<u8>> = match tokio::time::timeout(
-            limit,
-            redis::cmd("GET").arg(key).query_async(&mut con),
-        )
-        .await
-        {
-            Err(_) => return Err(Error::Timeout(limit)),
-            Ok(r) => r.map_err(redis_error)?,
-        };
+        let secret: Option<Vec<u8>> =
+            match tokio::time::timeout(limit, redis::cmd("GET").arg(key).query_async(&mut con))
+                .await
+            {
+                Err(_) => return Err(Error::Timeout(limit)),
+                Ok(r) => r.map_err(redis_error)?,
+            };
         if let Some(s) = secret {
             self.install_secret(s);
         }

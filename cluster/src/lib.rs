@@ -50,7 +50,7 @@ pub mod token;
 
 pub use config::{DirectoryConfig, random_node_id, validate_node_id};
 pub use directory::{
-    CleanupReport, Directory, LobbyEntry, LobbyKey, LobbySource, ListedLobby, MAX_LOCAL_LOBBY_ID,
+    CleanupReport, Directory, ListedLobby, LobbyEntry, LobbyKey, LobbySource, MAX_LOCAL_LOBBY_ID,
     MAX_PAGE, MAX_SLOTS, NodeInfo, Redeemed, Renewal, Reservation, SLOT_SPAN, cluster_id,
     split_cluster_id,
 };

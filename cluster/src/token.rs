@@ -164,7 +164,10 @@ mod tests {
         for i in 0..bytes.len() {
             let mut bad = bytes.clone();
             bad[i] ^= 1;
-            assert!(ReservationToken::decode(&bad, &[b"secret".to_vec()]).is_err(), "byte {i}");
+            assert!(
+                ReservationToken::decode(&bad, &[b"secret".to_vec()]).is_err(),
+                "byte {i}"
+            );
         }
         assert_eq!(
             ReservationToken::decode(&bytes[..bytes.len() - 1], &[b"secret".to_vec()]),
