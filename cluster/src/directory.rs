@@ -693,7 +693,7 @@ impl Directory {
             }
             Err(e) => {
                 DirectoryMetrics::add(&m.redis_errors, 1);
-                if e.is_unavailable() {
+                if connection_lost(&e) {
                     m.redis_up.store(false, Ordering::Relaxed);
                 }
                 Err(e)
@@ -745,6 +745,20 @@ impl Directory {
 
 fn redis_error(e: RedisError) -> Error {
     Error::Redis(e)
+}
+
+/// Whether `e` means Redis is out of reach (not a refused command).
+fn connection_lost(e: &Error) -> bool {
+    match e {
+        Error::Timeout(_) => true,
+        Error::Redis(r) => {
+            r.is_io_error()
+                || r.is_connection_dropped()
+                || r.is_connection_refusal()
+                || r.is_timeout()
+        }
+        _ => false,
+    }
 }
 
 fn listed(l: LobbyReply) -> ListedLobby {

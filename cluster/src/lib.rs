@@ -28,6 +28,7 @@
 //! | `P:code:<code>`          | string | the lobby key of a private lobby's code, `PX` lease                   |
 //! | `P:nodelobbies:<node>`   | set    | the lobby keys the node last published (to drop closed ones at once)  |
 //! | `P:resv:<node>/<id>`     | zset   | reservation ids holding seats, scored by expiry; `u:<id>` once redeemed |
+//! | `P:pending:<node>`       | zset   | the node's live reservations, holds and create tickets (quick-join's load) |
 //! | `P:rsv:<id>`             | string | a reservation's lobby key (`<node>/0`: create ticket), then `U` once used; `PX` ttl |
 //! | `P:secret`               | string | the cluster's HMAC key, created once with the first node's random offer |
 //!

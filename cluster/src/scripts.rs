@@ -56,6 +56,11 @@ local function remove_lobby(key)
   redis.call('ZREM', P .. 'lobbies', key)
   redis.call('ZREM', P .. 'public', key)
 end
+local function add_pending(node, member, score, ttl)
+  local p = P .. 'pending:' .. node
+  redis.call('ZADD', p, score, member)
+  if redis.call('PTTL', p) < ttl then redis.call('PEXPIRE', p, ttl) end
+end
 local function try_reserve(key, now, rid, ttl, lease)
   if not is_live(key, now) then return nil, 'NOT_FOUND' end
   local l = lobby_info(key)
@@ -68,6 +73,7 @@ local function try_reserve(key, now, rid, ttl, lease)
   local r = P .. 'resv:' .. key
   redis.call('ZADD', r, now + ttl, rid)
   redis.call('PEXPIRE', r, ttl + lease)
+  add_pending(l.node, rid, now + ttl, ttl + lease)
   redis.call('SET', P .. 'rsv:' .. rid, key, 'PX', ttl)
   return { kind = 'join', node = l.node, lobby = l.lobby, gid = l.gid,
     url = n.public_url, expires = now + ttl }
@@ -151,6 +157,8 @@ for i = 0, count - 1 do
   redis.call('ZREMRANGEBYSCORE', r, '-inf', now)
   if redis.call('EXISTS', r) == 1 then redis.call('PEXPIRE', r, rttl + lease) end
 end
+
+redis.call('ZREMRANGEBYSCORE', P .. 'pending:' .. node, '-inf', now)
 
 -- Lobbies this node listed before and no longer has: gone now, not at their lease's end.
 local set = P .. 'nodelobbies:' .. node
@@ -260,19 +268,23 @@ local best = nil
 for _, node in ipairs(redis.call('ZRANGEBYSCORE', P .. 'nodes', '(' .. now, '+inf')) do
   local n = node_record(node)
   if n and not n.draining then
-    if not best or n.load < best.load or (n.load == best.load and node < best.node) then
-      best = { node = node, load = n.load, url = n.public_url }
+    -- Players it reported, plus seats reserved or held on it and its create tickets:
+    -- concurrent creates spread over the nodes instead of all landing on one.
+    local load = n.load + redis.call('ZCOUNT', P .. 'pending:' .. node, '(' .. now, '+inf')
+    if not best or load < best.load or (load == best.load and node < best.node) then
+      best = { node = node, load = load, url = n.public_url }
     end
   end
 end
 if not best then return cjson.encode({ err = 'NO_NODE' }) end
 redis.call('SET', P .. 'rsv:' .. rid, best.node .. '/0', 'PX', ttl)
+add_pending(best.node, rid, now + ttl, ttl + lease)
 return cjson.encode({ kind = 'create', node = best.node, lobby = 0, gid = 0,
   url = best.url, expires = now + ttl })
 "#;
 
-/// Redeems a reservation once. Its seat stays held (as `u:<id>`) for `hold` ms more, until
-/// the owning node's next renewal reports the player in its true count.
+/// Redeems a reservation once. Its seat stays held (as `u:<id>`) for `hold` ms from now,
+/// until the owning node's next renewal reports the player in its true count.
 ///
 /// ARGV: prefix, reservation id, expected key (`node/lobby`), hold ms.
 /// Answers `{ok}` or `{err}`: GONE (expired or unknown), USED or MISMATCH.
@@ -286,11 +298,17 @@ if not v then return cjson.encode({ err = 'GONE' }) end
 if v == 'U' then return cjson.encode({ err = 'USED' }) end
 if v ~= key then return cjson.encode({ err = 'MISMATCH' }) end
 redis.call('SET', P .. 'rsv:' .. rid, 'U', 'KEEPTTL')
-local r = P .. 'resv:' .. key
-local s = redis.call('ZSCORE', r, rid)
-if s then
+-- Held for `hold` from now whatever the reservation's own expiry: until the owner's next
+-- renewal counts the player, this is the only thing keeping the seat taken.
+local node = string.match(key, '^(.*)/[0-9]+$')
+local p = P .. 'pending:' .. node
+redis.call('ZREM', p, rid)
+add_pending(node, 'u:' .. rid, now + hold, 2 * hold)
+if string.sub(key, -2) ~= '/0' then
+  local r = P .. 'resv:' .. key
   redis.call('ZREM', r, rid)
-  redis.call('ZADD', r, math.min(tonumber(s), now + hold), 'u:' .. rid)
+  redis.call('ZADD', r, now + hold, 'u:' .. rid)
+  if redis.call('PTTL', r) < 2 * hold then redis.call('PEXPIRE', r, 2 * hold) end
 end
 return cjson.encode({ ok = true })
 "#;
@@ -307,7 +325,7 @@ local n = node_record(node)
 if n and n.slot and redis.call('GET', P .. 'slot:' .. n.slot) == node then
   redis.call('DEL', P .. 'slot:' .. n.slot)
 end
-redis.call('DEL', set, P .. 'node:' .. node)
+redis.call('DEL', set, P .. 'node:' .. node, P .. 'pending:' .. node)
 redis.call('ZREM', P .. 'nodes', node)
 return cjson.encode({ lobbies = #keys })
 "#;

@@ -237,6 +237,33 @@ async fn a_reservation_is_signed_single_use_and_for_its_node() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seat_redeemed_just_before_expiry_stays_held_until_counted() {
+    let redis = RedisServer::start();
+    let mut cfg = config(&redis, "a");
+    cfg.reservation_ttl = Duration::from_millis(400);
+    let a = Node::start(cfg, vec![lobby(1, 0, 1)]).await;
+    let r = a.dir.reserve(&key("a", 1)).await.expect("a seat");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    a.dir.redeem(&r.token).await.expect("redeemed in time");
+    let redeemed = Instant::now();
+    tokio::time::sleep(Duration::from_millis(300)).await; // past the reservation's expiry
+    let refused = a.dir.reserve(&key("a", 1)).await;
+    if redeemed.elapsed() < Duration::from_millis(850) {
+        assert!(matches!(refused, Err(Error::LobbyFull)), "{refused:?}");
+    }
+    // The owner seats the player and reports it: the lobby stays full after the hold.
+    a.set_lobbies(vec![lobby(1, 1, 1)]).await;
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    assert!(matches!(
+        a.dir.reserve(&key("a", 1)).await,
+        Err(Error::LobbyFull)
+    ));
+    // The player leaves: the seat is free again at once.
+    a.set_lobbies(vec![lobby(1, 0, 1)]).await;
+    a.dir.reserve(&key("a", 1)).await.expect("the seat is free");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_node_vanishes_within_its_lease() {
     let redis = RedisServer::start();
     let (a, mut b, c) = three(&redis).await;
@@ -303,7 +330,8 @@ async fn a_killed_node_vanishes_within_its_lease() {
             ("a".into(), Some(1)),
             ("c".into(), Some(1)),
             ("c".into(), Some(1)),
-            ("c".into(), None)
+            // Loads with the seats just reserved: a 5 + 1, c 4 + 2; the tie goes by id.
+            ("a".into(), None)
         ]
     );
 }
@@ -526,11 +554,14 @@ async fn thirty_concurrent_quick_joins_through_three_nodes_never_overfill() {
         let r = r.expect("task").expect("quick-join");
         *seats.entry((r.node, r.lobby)).or_default() += 1;
     }
-    // 16 free seats, filled fullest first; the other 14 are told to create on a (0 players).
+    // 16 free seats, filled fullest first. Then every node's load (players + seats held)
+    // is 10, and the other 14 creates spread over the three nodes.
     assert_eq!(
         seats,
         BTreeMap::from([
-            (("a".into(), None), 14),
+            (("a".into(), None), 5),
+            (("b".into(), None), 5),
+            (("c".into(), None), 4),
             (("a".into(), Some(1)), 10),
             (("b".into(), Some(1)), 5),
             (("c".into(), Some(1)), 1),
