@@ -443,17 +443,19 @@ impl Directory {
         Ok(list.into_iter().map(listed).collect())
     }
 
-    /// A live lobby by cluster id (public or private), unless its node is draining.
+    /// A live public lobby by cluster id, unless its node is draining. Like `JoinLobby`
+    /// on one node, an id never finds a private lobby: those are found by code.
     pub async fn lookup_id(&self, cluster_id: u32) -> Result<Option<ListedLobby>, Error> {
         self.lookup("gid", cluster_id.to_string()).await
     }
 
-    /// A live private lobby by its code (canonical form, as the registry stores it).
+    /// A live private lobby by its code (canonical form, as the registry stores it),
+    /// unless its node is draining.
     pub async fn lookup_code(&self, code: &str) -> Result<Option<ListedLobby>, Error> {
         self.lookup("code", code.to_owned()).await
     }
 
-    /// A live lobby by its key.
+    /// A live lobby by its key (public or private), unless its node is draining.
     pub async fn lookup_key(&self, key: &LobbyKey) -> Result<Option<ListedLobby>, Error> {
         self.lookup("key", key.redis_key()).await
     }
@@ -469,11 +471,28 @@ impl Directory {
     /// live reservations are under its cap. The seat returns when the reservation expires
     /// unredeemed.
     pub async fn reserve(&self, lobby: &LobbyKey) -> Result<Reservation, Error> {
+        self.reserve_by("key", lobby.redis_key()).await
+    }
+
+    /// [`reserve`](Self::reserve) a seat in the public lobby with this cluster id (what
+    /// `JoinLobby` names), in one round trip.
+    pub async fn reserve_id(&self, cluster_id: u32) -> Result<Reservation, Error> {
+        self.reserve_by("gid", cluster_id.to_string()).await
+    }
+
+    /// [`reserve`](Self::reserve) a seat in the private lobby with this code (canonical
+    /// form), in one round trip.
+    pub async fn reserve_code(&self, code: &str) -> Result<Reservation, Error> {
+        self.reserve_by("code", code.to_owned()).await
+    }
+
+    async fn reserve_by(&self, mode: &str, value: String) -> Result<Reservation, Error> {
         let id = new_reservation_id()?;
         let cfg = &self.inner.config;
         let mut inv = scripts::RESERVE_SCRIPT.prepare_invoke();
         inv.arg(&cfg.key_prefix)
-            .arg(lobby.redis_key())
+            .arg(mode)
+            .arg(value)
             .arg(hex(&id))
             .arg(millis(cfg.reservation_ttl))
             .arg(millis(cfg.lease));

@@ -61,6 +61,27 @@ local function add_pending(node, member, score, ttl)
   redis.call('ZADD', p, score, member)
   if redis.call('PTTL', p) < ttl then redis.call('PEXPIRE', p, ttl) end
 end
+-- The lobby key named by mode 'gid' (cluster id: public lobbies only, as JoinLobby),
+-- 'code' (private lobbies only) or 'key'; nil if none.
+local function resolve(mode, v)
+  local key = nil
+  if mode == 'gid' then
+    local gid = tonumber(v)
+    local node = redis.call('GET', P .. 'slot:' .. math.floor(gid / SLOT_SPAN))
+    if not node then return nil end
+    key = node .. '/' .. (gid % SLOT_SPAN)
+    local l = lobby_info(key)
+    if not l or l.gid ~= gid or l.private then return nil end
+  elseif mode == 'code' then
+    key = redis.call('GET', P .. 'code:' .. v)
+    if not key then return nil end
+    local l = lobby_info(key)
+    if not l or not l.private then return nil end
+  else
+    key = v
+  end
+  return key
+end
 local function try_reserve(key, now, rid, ttl, lease)
   if not is_live(key, now) then return nil, 'NOT_FOUND' end
   local l = lobby_info(key)
@@ -207,38 +228,28 @@ if #out == 0 then return '[]' end
 return cjson.encode(out)
 "#;
 
-/// One live lobby by cluster id, private code or directory key.
+/// One live lobby of a node that is not draining, by cluster id, private code or key.
 ///
 /// ARGV: prefix, mode ('gid', 'code' or 'key'), value. Answers the lobby or `null`.
 const LOOKUP: &str = r#"
-local mode = ARGV[2]
-local v = ARGV[3]
 local now = now_ms()
-local key = nil
-local gid = nil
-if mode == 'gid' then
-  gid = tonumber(v)
-  local node = redis.call('GET', P .. 'slot:' .. math.floor(gid / SLOT_SPAN))
-  if node then key = node .. '/' .. (gid % SLOT_SPAN) end
-elseif mode == 'code' then
-  key = redis.call('GET', P .. 'code:' .. v)
-else
-  key = v
-end
+local key = resolve(ARGV[2], ARGV[3])
 if not key or not is_live(key, now) then return 'null' end
 local l = lobby_info(key)
-if not l or l.draining or (gid and l.gid ~= gid) then return 'null' end
+if not l or l.draining then return 'null' end
 l.reserved = reserved(key, now)
 return cjson.encode(l)
 "#;
 
 /// Reserves a seat in one lobby if players + live reservations < max.
 ///
-/// ARGV: prefix, lobby key, reservation id, ttl ms, lease ms.
+/// ARGV: prefix, mode ('gid', 'code' or 'key'), value, reservation id, ttl ms, lease ms.
 /// Answers the reservation, or `{err}`: NOT_FOUND, DRAINING or FULL.
 const RESERVE: &str = r#"
 local now = now_ms()
-local res, err = try_reserve(ARGV[2], now, ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]))
+local key = resolve(ARGV[2], ARGV[3])
+if not key then return cjson.encode({ err = 'NOT_FOUND' }) end
+local res, err = try_reserve(key, now, ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]))
 if not res then return cjson.encode({ err = err }) end
 return cjson.encode(res)
 "#;

@@ -85,8 +85,39 @@ async fn listings_agree_across_nodes() {
     assert_eq!(found.key, key("a", 3));
     assert!(found.private);
     assert_eq!(found.cluster_id, cluster_id(1, 3));
-    let by_id = b.dir.lookup_id(found.cluster_id).await.expect("lookup");
-    assert_eq!(by_id, Some(found));
+    assert_eq!(
+        b.dir.lookup_id(found.cluster_id).await.expect("lookup"),
+        None
+    );
+    assert_eq!(
+        b.dir.lookup_key(&key("a", 3)).await.expect("lookup"),
+        Some(found)
+    );
+    let by_id = b.dir.lookup_id(cluster_id(3, 1)).await.expect("lookup");
+    assert_eq!(by_id.as_ref(), Some(&from_a[1]));
+    // Reserving by id and by code, in one round trip each; not the other way round.
+    let r = b.dir.reserve_id(cluster_id(3, 1)).await.expect("by id");
+    assert_eq!(
+        (r.node.as_str(), r.lobby, r.url.as_str()),
+        ("c", Some(1), "ws://c.test/ws")
+    );
+    let r = c.dir.reserve_code("ABCDE-FGHJK").await.expect("by code");
+    assert_eq!(
+        (r.node.as_str(), r.lobby, r.cluster_id),
+        ("a", Some(3), cluster_id(1, 3))
+    );
+    assert!(matches!(
+        c.dir.reserve_id(cluster_id(1, 3)).await,
+        Err(Error::LobbyNotFound)
+    ));
+    assert!(matches!(
+        c.dir.reserve_code("ZZZZZ-ZZZZZ").await,
+        Err(Error::LobbyNotFound)
+    ));
+    assert!(matches!(
+        c.dir.reserve_id(cluster_id(1, 1) + 99).await,
+        Err(Error::LobbyNotFound)
+    ));
     assert_eq!(
         b.dir.lookup_code("ZZZZZ-ZZZZZ").await.expect("lookup"),
         None
