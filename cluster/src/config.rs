@@ -25,7 +25,7 @@ pub struct DirectoryConfig {
     /// How long a seat reservation holds its seat unless redeemed.
     pub reservation_ttl: Duration,
     /// The longest any one Redis call may take before it fails with
-    /// [`Error::Timeout`](crate::Error::Timeout).
+    /// [`Error::Timeout`].
     pub op_timeout: Duration,
     /// Renewals between two clean-ups of expired entries (by this node).
     pub cleanup_every: u32,

@@ -31,9 +31,10 @@ pub const MAX_PAGE: usize = 100;
 /// Expired lobbies one clean-up removes at most.
 const CLEANUP_BATCH: usize = 500;
 
-/// The cluster-wide id of local lobby `local` on the node holding `slot`.
+/// The cluster-wide id of local lobby `local` on the node holding `slot` (both masked to
+/// their bits: a slot is at most [`MAX_SLOTS`], a local id at most [`MAX_LOCAL_LOBBY_ID`]).
 pub fn cluster_id(slot: u32, local: u32) -> u32 {
-    (slot << 22) | (local & MAX_LOCAL_LOBBY_ID)
+    ((slot & MAX_SLOTS) << 22) | (local & MAX_LOCAL_LOBBY_ID)
 }
 
 /// The slot and local id of a cluster-wide lobby id.

@@ -40,7 +40,6 @@
 //! whoever can read Redis can rewrite the directory anyway, and Redis' record of each
 //! reservation stays the authority. After Redis loses its data a new secret is made and
 //! tokens signed before it fail, as their records are gone too.
-#![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod config;
 pub mod directory;
