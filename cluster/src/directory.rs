@@ -391,7 +391,6 @@ impl Directory {
             .arg(&self.inner.secret_offer)
             .arg(if draining { "1" } else { "0" })
             .arg(MAX_SLOTS)
-            .arg(millis(cfg.reservation_ttl))
             .arg(lobbies.len());
         for l in &lobbies {
             inv.arg(l.id)

@@ -23,12 +23,12 @@
 //! | `P:nodes`                | zset   | node ids scored by lease expiry (ms, Redis time)                      |
 //! | `P:slot:<n>`             | string | the node holding slot `n` (1..=1023), `PX` lease                      |
 //! | `P:lobbies`              | zset   | `<node>/<local id>` scored by lease expiry: the source of liveness   |
-//! | `P:lobby:<node>/<id>`    | hash   | node, lobby, gid, name, players, max, private, code, draining; `PEXPIRE` lease |
+//! | `P:lobby:<node>/<id>`    | hash   | node, lobby, gid, name, players, max, private, code, draining (no TTL: liveness is `P:lobbies`; clean-up removes it) |
 //! | `P:public`               | zset   | public lobbies of non-draining nodes, scored `players·2³² + (2³²−1−gid)` (fullest first, then lowest id) |
 //! | `P:code:<code>`          | string | the lobby key of a private lobby's code, `PX` lease                   |
 //! | `P:nodelobbies:<node>`   | set    | the lobby keys the node last published (to drop closed ones at once)  |
 //! | `P:resv:<node>/<id>`     | zset   | reservation ids holding seats, scored by expiry; `u:<id>` once redeemed |
-//! | `P:pending:<node>`       | zset   | the node's live reservations, holds and create tickets (quick-join's load) |
+//! | `P:pending:<node>`       | zset   | `<key>\|<id>` of the node's reservations, holds (`u:`) and create tickets (`<node>/0`), by expiry: quick-join's load, and how renewals find expired ones |
 //! | `P:rsv:<id>`             | string | a reservation's lobby key (`<node>/0`: create ticket), then `U` once used; `PX` ttl |
 //! | `P:secret`               | string | the cluster's HMAC key, created once with the first node's random offer |
 //!

@@ -94,7 +94,7 @@ local function try_reserve(key, now, rid, ttl, lease)
   local r = P .. 'resv:' .. key
   redis.call('ZADD', r, now + ttl, rid)
   redis.call('PEXPIRE', r, ttl + lease)
-  add_pending(l.node, rid, now + ttl, ttl + lease)
+  add_pending(l.node, key .. '|' .. rid, now + ttl, ttl + lease)
   redis.call('SET', P .. 'rsv:' .. rid, key, 'PX', ttl)
   return { kind = 'join', node = l.node, lobby = l.lobby, gid = l.gid,
     url = n.public_url, expires = now + ttl }
@@ -104,18 +104,23 @@ end
 /// Renews this node's lease and rewrites all of its lobbies.
 ///
 /// ARGV: prefix, node id, lease ms, slot hint (0: none), node record JSON, a fresh secret
-/// (used only if Redis has none), draining ('0'/'1'), number of slots, reservation ttl
-/// ms, number of lobbies, then six per lobby: local id, name, players, max, private
-/// ('0'/'1'), code ('' for none).
+/// (used only if Redis has none), draining ('0'/'1'), number of slots, number of lobbies,
+/// then six per lobby: local id, name, players, max, private ('0'/'1'), code
+/// ('' for none).
 /// Answers `{slot, now, expired, secret}`.
+///
+/// Cost is what keeps Redis responsive: a lobby whose hash already holds its static
+/// fields costs one `HSET` of the three that change (players, gid, draining); only a new
+/// lobby, or every lobby after Redis lost its data, gets the full write. The sorted sets
+/// are written in batches, and expired reservations are found through the node's
+/// `pending` set, not by visiting every lobby.
 const RENEW: &str = r#"
 local node = ARGV[2]
 local lease = tonumber(ARGV[3])
 local hint = tonumber(ARGV[4])
 local draining = ARGV[7] == '1'
 local slots = tonumber(ARGV[8])
-local rttl = tonumber(ARGV[9])
-local count = tonumber(ARGV[10])
+local count = tonumber(ARGV[9])
 local now = now_ms()
 local exp = now + lease
 
@@ -140,11 +145,17 @@ record.slot = slot
 redis.call('SET', P .. 'node:' .. node, cjson.encode(record), 'PX', lease)
 redis.call('ZADD', P .. 'nodes', exp, node)
 
+local BATCH = 500
 local keep = {}
 local keys = {}
-local expired = 0
+local live_args = {}
+local public_args = {}
+local unlisted = {}
+local function flush(zset, args, cmd)
+  if #args > 0 then redis.call(cmd, P .. zset, unpack(args)) end
+end
 for i = 0, count - 1 do
-  local o = 11 + i * 6
+  local o = 10 + i * 6
   local id = ARGV[o]
   local key = node .. '/' .. id
   keep[key] = true
@@ -154,15 +165,17 @@ for i = 0, count - 1 do
   local private = ARGV[o + 4]
   local code = ARGV[o + 5]
   local h = P .. 'lobby:' .. key
-  redis.call('HSET', h, 'node', node, 'lobby', id, 'gid', gid, 'name', ARGV[o + 1],
-    'players', players, 'max', ARGV[o + 3], 'private', private, 'code', code,
-    'draining', ARGV[7])
-  redis.call('PEXPIRE', h, lease)
-  redis.call('ZADD', P .. 'lobbies', exp, key)
+  if redis.call('HSET', h, 'players', players, 'gid', gid, 'draining', ARGV[7]) > 0 then
+    redis.call('HSET', h, 'node', node, 'lobby', id, 'name', ARGV[o + 1], 'max', ARGV[o + 3],
+      'private', private, 'code', code)
+  end
+  live_args[#live_args + 1] = exp
+  live_args[#live_args + 1] = key
   if private == '0' and not draining then
-    redis.call('ZADD', P .. 'public', players * 4294967296 + (4294967295 - gid), key)
+    public_args[#public_args + 1] = players * 4294967296 + (4294967295 - gid)
+    public_args[#public_args + 1] = key
   else
-    redis.call('ZREM', P .. 'public', key)
+    unlisted[#unlisted + 1] = key
   end
   if code ~= '' then
     if draining then
@@ -171,15 +184,27 @@ for i = 0, count - 1 do
       redis.call('SET', P .. 'code:' .. code, key, 'PX', lease)
     end
   end
-  local r = P .. 'resv:' .. key
-  for _, m in ipairs(redis.call('ZRANGEBYSCORE', r, '-inf', now)) do
-    if string.sub(m, 1, 2) ~= 'u:' then expired = expired + 1 end
-  end
-  redis.call('ZREMRANGEBYSCORE', r, '-inf', now)
-  if redis.call('EXISTS', r) == 1 then redis.call('PEXPIRE', r, rttl + lease) end
+  if #live_args >= 2 * BATCH then flush('lobbies', live_args, 'ZADD'); live_args = {} end
+  if #public_args >= 2 * BATCH then flush('public', public_args, 'ZADD'); public_args = {} end
+  if #unlisted >= BATCH then flush('public', unlisted, 'ZREM'); unlisted = {} end
 end
+flush('lobbies', live_args, 'ZADD')
+flush('public', public_args, 'ZADD')
+flush('public', unlisted, 'ZREM')
 
-redis.call('ZREMRANGEBYSCORE', P .. 'pending:' .. node, '-inf', now)
+-- Reservations that ran out: counted (seats, not holds or create tickets) and dropped
+-- from their lobby's set.
+local pending = P .. 'pending:' .. node
+local expired = 0
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', pending, '-inf', now)) do
+  local held = string.sub(m, 1, 2) == 'u:'
+  local key, rid = string.match(held and string.sub(m, 3) or m, '^(.*)|(.*)$')
+  if key and string.sub(key, -2) ~= '/0' then
+    if not held then expired = expired + 1 end
+    redis.call('ZREM', P .. 'resv:' .. key, held and ('u:' .. rid) or rid)
+  end
+end
+redis.call('ZREMRANGEBYSCORE', pending, '-inf', now)
 
 -- Lobbies this node listed before and no longer has: gone now, not at their lease's end.
 local set = P .. 'nodelobbies:' .. node
@@ -187,10 +212,10 @@ for _, key in ipairs(redis.call('SMEMBERS', set)) do
   if not keep[key] then remove_lobby(key) end
 end
 redis.call('DEL', set)
-if #keys > 0 then
-  redis.call('SADD', set, unpack(keys))
-  redis.call('PEXPIRE', set, lease)
+for i = 1, #keys, BATCH do
+  redis.call('SADD', set, unpack(keys, i, math.min(i + BATCH - 1, #keys)))
 end
+if #keys > 0 then redis.call('PEXPIRE', set, lease) end
 
 local secret = redis.call('GET', P .. 'secret')
 if not secret then
@@ -289,7 +314,7 @@ for _, node in ipairs(redis.call('ZRANGEBYSCORE', P .. 'nodes', '(' .. now, '+in
 end
 if not best then return cjson.encode({ err = 'NO_NODE' }) end
 redis.call('SET', P .. 'rsv:' .. rid, best.node .. '/0', 'PX', ttl)
-add_pending(best.node, rid, now + ttl, ttl + lease)
+add_pending(best.node, best.node .. '/0|' .. rid, now + ttl, ttl + lease)
 return cjson.encode({ kind = 'create', node = best.node, lobby = 0, gid = 0,
   url = best.url, expires = now + ttl })
 "#;
@@ -312,9 +337,8 @@ redis.call('SET', P .. 'rsv:' .. rid, 'U', 'KEEPTTL')
 -- Held for `hold` from now whatever the reservation's own expiry: until the owner's next
 -- renewal counts the player, this is the only thing keeping the seat taken.
 local node = string.match(key, '^(.*)/[0-9]+$')
-local p = P .. 'pending:' .. node
-redis.call('ZREM', p, rid)
-add_pending(node, 'u:' .. rid, now + hold, 2 * hold)
+redis.call('ZREM', P .. 'pending:' .. node, key .. '|' .. rid)
+add_pending(node, 'u:' .. key .. '|' .. rid, now + hold, 2 * hold)
 if string.sub(key, -2) ~= '/0' then
   local r = P .. 'resv:' .. key
   redis.call('ZREM', r, rid)
