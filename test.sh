@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every ticksync test on a fresh machine, installing what it needs when missing:
 # formatting and lints, the Rust suites (unit, property, end-to-end against the real
-# server on 127.0.0.1), and the demo client's Node and headless-Chromium tests.
+# server on 127.0.0.1; the cluster directory's against redis-server processes of their
+# own), and the demo client's Node and headless-Chromium tests.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -14,6 +15,7 @@ apt_install() {
 
 command -v chromium >/dev/null || { echo "== installing Debian's chromium"; apt_install chromium; }
 command -v node >/dev/null || { echo "== installing node and npm"; apt_install nodejs npm; }
+command -v redis-server >/dev/null || { echo "== installing Debian's redis-server"; apt_install redis-server; }
 if [ ! -d demo-client/node_modules ] || [ demo-client/package-lock.json -nt demo-client/node_modules ]; then
   echo "== npm ci (demo-client)"
   (cd demo-client && npm ci --no-audit --no-fund --loglevel=error && touch node_modules)
