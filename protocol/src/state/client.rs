@@ -524,7 +524,11 @@ impl ClientState {
                 in_own: None,
             });
             touch(&mut self.touched, c.id, e.in_shared || e.in_own.is_some());
-            if e.kind != c.kind {
+            // A new entity for this client, unless the other list holds it (then its
+            // fields there stay): start from zero, so no field of an earlier life of
+            // the id survives.
+            let in_other = if own { e.in_shared } else { e.in_own.is_some() };
+            if !in_other || e.kind != c.kind {
                 e.kind = c.kind;
                 e.row = Row::zero(row);
             }
