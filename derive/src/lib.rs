@@ -165,12 +165,16 @@ fn check_type(ty: &Type, a: &Attrs, span: Span) -> syn::Result<()> {
     let fail = |m: &str| Err(Error::new(span, m.to_owned()));
     match type_name(ty).as_deref() {
         Some("f32") if a.angle_bits.is_none() && (a.range.is_none() || a.precision.is_none()) => {
-            fail("an f32 field needs `range = MIN..=MAX` and `precision = STEP`, or `angle_bits = N`")
+            fail(
+                "an f32 field needs `range = MIN..=MAX` and `precision = STEP`, or `angle_bits = N`",
+            )
         }
         Some("Vec2")
             if a.precision.is_none() || (a.range.is_none() && (a.x.is_none() || a.y.is_none())) =>
         {
-            fail("a Vec2 field needs `range = MIN..=MAX` (or `x = ..` and `y = ..`) and `precision = STEP`")
+            fail(
+                "a Vec2 field needs `range = MIN..=MAX` (or `x = ..` and `y = ..`) and `precision = STEP`",
+            )
         }
         Some("String") if a.max_len.is_none() => fail("a String field needs `max_len = N`"),
         Some("f64" | "u64" | "i64" | "usize" | "isize") => {
@@ -411,7 +415,10 @@ fn expand_messages(input: &DeriveInput) -> syn::Result<Tokens> {
         });
     }
     if data.variants.len() > 256 {
-        return Err(Error::new(ident.span(), "at most 256 message or event types"));
+        return Err(Error::new(
+            ident.span(),
+            "at most 256 message or event types",
+        ));
     }
     Ok(quote! {
         impl ::ticksync_protocol::schema::Messages for #ident {
@@ -527,6 +534,9 @@ mod tests {
         .expect("expands")
         .to_string();
         assert!(tokens.contains("\"player\""), "{tokens}");
-        assert!(tokens.contains("- 1f64") || tokens.contains("-1f64"), "{tokens}");
+        assert!(
+            tokens.contains("- 1f64") || tokens.contains("-1f64"),
+            "{tokens}"
+        );
     }
 }

@@ -323,9 +323,7 @@ impl FieldType {
 
 fn check_name(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > MAX_NAME_BYTES {
-        return Err(format!(
-            "name {name:?} must be 1 to {MAX_NAME_BYTES} bytes"
-        ));
+        return Err(format!("name {name:?} must be 1 to {MAX_NAME_BYTES} bytes"));
     }
     if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
         return Err(format!(
@@ -371,10 +369,9 @@ fn check_row(path: &str, fields: &[Field], role: RowRole) -> Result<u32, SchemaE
     let mut bits = 0;
     for f in fields {
         let at = format!("{path}, field {}", f.name);
-        bits += f
-            .ty
-            .max_bits(u16::from(MAX_LOBBY_PLAYERS))
-            .map_err(|e| SchemaError::new(&at, e))?;
+        bits +=
+            f.ty.max_bits(u16::from(MAX_LOBBY_PLAYERS))
+                .map_err(|e| SchemaError::new(&at, e))?;
         if f.ty == FieldType::Button && role != RowRole::Input {
             return Err(SchemaError::new(at, "a button belongs in the input only"));
         }
@@ -745,7 +742,10 @@ mod tests {
                 precision: 0.1,
             },
         )]);
-        assert!(e.contains("entity player, field x") && e.contains("min must be below max"), "{e}");
+        assert!(
+            e.contains("entity player, field x") && e.contains("min must be below max"),
+            "{e}"
+        );
         let e = bad(vec![f(
             "x",
             FieldType::F32 {
@@ -766,7 +766,9 @@ mod tests {
         assert!(e.contains("more than 32 bits"), "{e}");
         let e = bad(vec![f("a", FieldType::Bool), f("a", FieldType::Bool)]);
         assert!(e.contains("duplicate field name \"a\""), "{e}");
-        let e = bad((0..33).map(|i| f(&format!("f{i}"), FieldType::Bool)).collect());
+        let e = bad((0..33)
+            .map(|i| f(&format!("f{i}"), FieldType::Bool))
+            .collect());
         assert!(e.contains("33 fields: at most 32"), "{e}");
         let e = bad(vec![f("b", FieldType::Button)]);
         assert!(e.contains("input only"), "{e}");
@@ -783,23 +785,44 @@ mod tests {
         assert!(e.contains("duplicate variant"), "{e}");
         let e = bad(vec![f("bad name", FieldType::Bool)]);
         assert!(e.contains("ASCII"), "{e}");
-        let e = bad(vec![f("i", FieldType::Int { min: 0, max: 1 << 40 })]);
+        let e = bad(vec![f(
+            "i",
+            FieldType::Int {
+                min: 0,
+                max: 1 << 40,
+            },
+        )]);
         assert!(e.contains("more than 32 bits"), "{e}");
         let e = bad(vec![f("a", FieldType::Angle { bits: 0 })]);
         assert!(e.contains("1 to 32"), "{e}");
 
         let mut s = base();
         s.entities.push(s.entities[0].clone());
-        assert!(s.validate().expect_err("dup").to_string().contains("duplicate entity"));
+        assert!(
+            s.validate()
+                .expect_err("dup")
+                .to_string()
+                .contains("duplicate entity")
+        );
         let mut s = base();
         s.lobby = vec![Field {
             owner_only: true,
             ..f("x", FieldType::Bool)
         }];
-        assert!(s.validate().expect_err("owner").to_string().contains("owner_only"));
+        assert!(
+            s.validate()
+                .expect_err("owner")
+                .to_string()
+                .contains("owner_only")
+        );
         let mut s = base();
         s.input = vec![f("s", FieldType::Str { max_len: 255 })];
-        assert!(s.validate().expect_err("big").to_string().contains("must fit"));
+        assert!(
+            s.validate()
+                .expect_err("big")
+                .to_string()
+                .contains("must fit")
+        );
     }
 
     #[test]

@@ -296,16 +296,24 @@ fn a_delta_equals_the_full_snapshot_of_its_tick() {
     let mut b = State::new(&codec);
     build(&codec, &mut b, 2, &moved, true);
     let mut by_delta = ClientState::new(Arc::clone(&codec), PlayerRef(2));
-    by_delta.apply(&snapshot(&codec, None, &a, 2, 0)).expect("full");
+    by_delta
+        .apply(&snapshot(&codec, None, &a, 2, 0))
+        .expect("full");
     by_delta
         .apply(&snapshot(&codec, Some(&a), &b, 2, 0))
         .expect("delta");
     let mut by_full = ClientState::new(Arc::clone(&codec), PlayerRef(2));
-    by_full.apply(&snapshot(&codec, None, &b, 2, 0)).expect("full");
+    by_full
+        .apply(&snapshot(&codec, None, &b, 2, 0))
+        .expect("full");
     let ids: Vec<u32> = by_full.entities().map(|e| e.id).collect();
     assert_eq!(ids, by_delta.entities().map(|e| e.id).collect::<Vec<_>>());
     for id in ids {
-        assert_eq!(by_full.entity_values(id), by_delta.entity_values(id), "{id}");
+        assert_eq!(
+            by_full.entity_values(id),
+            by_delta.entity_values(id),
+            "{id}"
+        );
     }
 }
 
@@ -323,13 +331,21 @@ fn errors_leave_the_client_unchanged() {
     // A delta before any full snapshot.
     assert!(matches!(
         client.apply(&snapshot(&codec, Some(&a), &b, 1, 0)),
-        Err(StateDecodeError::BaselineMismatch { baseline: 5, held: None })
+        Err(StateDecodeError::BaselineMismatch {
+            baseline: 5,
+            held: None
+        })
     ));
-    client.apply(&snapshot(&codec, None, &a, 1, 0)).expect("full");
+    client
+        .apply(&snapshot(&codec, None, &a, 1, 0))
+        .expect("full");
     // A delta against tick 6 while the client holds 5.
     assert!(matches!(
         client.apply(&snapshot(&codec, Some(&b), &c, 1, 0)),
-        Err(StateDecodeError::BaselineMismatch { baseline: 6, held: Some(5) })
+        Err(StateDecodeError::BaselineMismatch {
+            baseline: 6,
+            held: Some(5)
+        })
     ));
     let good = snapshot(&codec, Some(&a), &b, 1, 0);
     for cut in 1..good.len() {
@@ -337,7 +353,10 @@ fn errors_leave_the_client_unchanged() {
     }
     let mut long = good.clone();
     long.push(1);
-    assert_eq!(client.apply(&long).err(), Some(StateDecodeError::TrailingBytes));
+    assert_eq!(
+        client.apply(&long).err(),
+        Some(StateDecodeError::TrailingBytes)
+    );
     assert_eq!(client.tick(), Some(5));
     client.apply(&good).expect("still applies");
     assert_eq!(client.tick(), Some(6));
@@ -378,10 +397,12 @@ fn hidden_entities_and_owner_fields_never_reach_other_players_bytes() {
     assert_eq!(part(&mut enc, &ammo, 2), part(&mut enc, &without, 2));
     assert_ne!(part(&mut enc, &ammo, 1), part(&mut enc, &without, 1));
     let mut c1 = ClientState::new(Arc::clone(&codec), PlayerRef(1));
-    c1.apply(&snapshot(&codec, None, &ammo, 1, 0)).expect("full");
+    c1.apply(&snapshot(&codec, None, &ammo, 1, 0))
+        .expect("full");
     assert_eq!(c1.entity_as::<Unit>(1).map(|u| u.ammo), Some(29));
     let mut c2 = ClientState::new(Arc::clone(&codec), PlayerRef(2));
-    c2.apply(&snapshot(&codec, None, &ammo, 2, 0)).expect("full");
+    c2.apply(&snapshot(&codec, None, &ammo, 2, 0))
+        .expect("full");
     assert_eq!(c2.entity_as::<Unit>(1).map(|u| u.ammo), Some(0));
     assert!(c2.entity(100).is_none());
 
@@ -389,18 +410,32 @@ fn hidden_entities_and_owner_fields_never_reach_other_players_bytes() {
     // shared body; seat 2's client keeps it throughout.
     let kind = codec.kind::<Unit>().expect("kind");
     let mut c2 = ClientState::new(Arc::clone(&codec), PlayerRef(2));
-    c2.apply(&snapshot(&codec, None, &with, 2, 0)).expect("full");
+    c2.apply(&snapshot(&codec, None, &with, 2, 0))
+        .expect("full");
     let mut public = State::new(&codec);
     build(&codec, &mut public, 4, &units, false);
-    public.push_entity(&codec, kind, 100, PlayerRef(2), Visibility::Everyone, &unit(100));
+    public.push_entity(
+        &codec,
+        kind,
+        100,
+        PlayerRef(2),
+        Visibility::Everyone,
+        &unit(100),
+    );
     public.finish(&codec).expect("finish");
     let applied = c2
         .apply(&snapshot(&codec, Some(&with), &public, 2, 0))
         .expect("delta");
     assert!(applied.changed.contains(&100), "{applied:?}");
     assert!(!applied.removed.contains(&100) && !applied.created.contains(&100));
-    assert_eq!(c2.entity_as::<Unit>(100), public.entity::<Unit>(&codec, 100));
-    assert_eq!(c2.entity_as::<Unit>(100).map(|u| u.name), Some("unit-100".into()));
+    assert_eq!(
+        c2.entity_as::<Unit>(100),
+        public.entity::<Unit>(&codec, 100)
+    );
+    assert_eq!(
+        c2.entity_as::<Unit>(100).map(|u| u.name),
+        Some("unit-100".into())
+    );
 }
 
 #[test]
@@ -410,13 +445,24 @@ fn values_are_quantized_within_their_steps() {
     let mut s = State::new(&codec);
     build(&codec, &mut s, 1, std::slice::from_ref(&u), false);
     let q: Unit = s.entity(&codec, 1).expect("entity");
-    assert_eq!((q.alive, q.health, q.level, q.team), (u.alive, u.health, u.level, u.team));
-    assert_eq!((q.name.as_str(), q.owner, q.ammo), (u.name.as_str(), u.owner, u.ammo));
+    assert_eq!(
+        (q.alive, q.health, q.level, q.team),
+        (u.alive, u.health, u.level, u.team)
+    );
+    assert_eq!(
+        (q.name.as_str(), q.owner, q.ammo),
+        (u.name.as_str(), u.owner, u.ammo)
+    );
     assert!((q.throttle - u.throttle).abs() <= 0.005 + 1e-6);
     assert!((q.pos - u.pos).abs().max_element() <= 0.025 + 1e-4);
     let turn = std::f32::consts::TAU;
     let d = (q.aim - u.aim.rem_euclid(turn)).abs();
-    assert!(d.min(turn - d) <= turn / 2048.0 + 1e-5, "{} {}", q.aim, u.aim);
+    assert!(
+        d.min(turn - d) <= turn / 2048.0 + 1e-5,
+        "{} {}",
+        q.aim,
+        u.aim
+    );
     // Out of range and non-finite values clamp when written.
     let wild = Unit {
         health: 250,
@@ -472,14 +518,19 @@ fn inputs_messages_and_events_roundtrip_and_validate() {
     assert_eq!(b.presses_since(before), 2);
 
     for m in [
-        Msg::Chat { text: "gg wp".into() },
+        Msg::Chat {
+            text: "gg wp".into(),
+        },
         Msg::Ready,
         Msg::Buy { item: 9 },
     ] {
         let mut out = Vec::new();
         assert!(encode_message(&codec, &m, &mut out));
         let d = decode_message(&codec, &out).expect("decodes");
-        assert_eq!(d.get::<Msg>(codec.message_row(d.index).expect("row")), Some(m));
+        assert_eq!(
+            d.get::<Msg>(codec.message_row(d.index).expect("row")),
+            Some(m)
+        );
     }
     let mut out = Vec::new();
     assert!(encode_event(
@@ -527,7 +578,10 @@ fn inputs_messages_and_events_roundtrip_and_validate() {
     long.extend([0x41; 70]);
     assert!(decode_message(&codec, &long).is_err());
     assert!(decode_input(&codec, &bytes[..bytes.len() - 1]).is_err());
-    assert_eq!(decode_input(&codec, &[0; 300]).err(), Some(IoError::TooLarge(300)));
+    assert_eq!(
+        decode_input(&codec, &[0; 300]).err(),
+        Some(IoError::TooLarge(300))
+    );
 }
 
 #[test]
@@ -580,7 +634,10 @@ fn derived_schema_is_what_the_attributes_say() {
         .build()
         .expect_err("invalid")
         .to_string();
-    assert!(e.contains("Bad.small") && e.contains("outside the type's 0..=255"), "{e}");
+    assert!(
+        e.contains("Bad.small") && e.contains("outside the type's 0..=255"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -589,19 +646,27 @@ fn dynamic_values_match_typed_values() {
     let mut s = State::new(&codec);
     build(&codec, &mut s, 1, &[unit(2)], false);
     let mut client = ClientState::new(Arc::clone(&codec), PlayerRef(2));
-    client.apply(&snapshot(&codec, None, &s, 2, 0)).expect("full");
+    client
+        .apply(&snapshot(&codec, None, &s, 2, 0))
+        .expect("full");
     let values = client.entity_values(1).expect("entity");
     let names: Vec<&str> = values.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
         names,
-        ["alive", "health", "level", "throttle", "pos", "aim", "team", "name", "owner", "ammo"]
+        [
+            "alive", "health", "level", "throttle", "pos", "aim", "team", "name", "owner", "ammo"
+        ]
     );
     assert_eq!(values[0].1, Value::Bool(true));
     assert_eq!(values[1].1, Value::Int(14));
     assert_eq!(values[6].1, Value::Enum(1));
     assert_eq!(values[7].1, Value::Str("unit-2".into()));
     assert_eq!(values[8].1, Value::Player(2));
-    assert_eq!(values[9].1, Value::Int(2), "seat 2 controls unit 1 and sees its ammo");
+    assert_eq!(
+        values[9].1,
+        Value::Int(2),
+        "seat 2 controls unit 1 and sees its ammo"
+    );
     // The same state built from dynamic values encodes to the same bytes.
     let mut d = State::new(&codec);
     d.begin(&codec, 1);
@@ -610,7 +675,10 @@ fn dynamic_values_match_typed_values() {
         d.set_private_values(
             &codec,
             PlayerRef(seat),
-            &[Value::Int(i64::from(seat) * 10), Value::Str(format!("h{seat}"))],
+            &[
+                Value::Int(i64::from(seat) * 10),
+                Value::Str(format!("h{seat}")),
+            ],
         )
         .expect("seat");
     }
@@ -628,7 +696,10 @@ fn dynamic_values_match_typed_values() {
     )
     .expect("kind");
     d.finish(&codec).expect("finish");
-    assert_eq!(snapshot(&codec, None, &d, 2, 0), snapshot(&codec, None, &s, 2, 0));
+    assert_eq!(
+        snapshot(&codec, None, &d, 2, 0),
+        snapshot(&codec, None, &s, 2, 0)
+    );
 }
 
 #[test]
@@ -647,8 +718,12 @@ fn changed_entities_use_the_smaller_of_bitmap_and_positions() {
     // Positions: far below the 201-bit bitmap.
     assert!(body.len() < 20, "{} bytes", body.len());
     let mut client = ClientState::new(Arc::clone(&codec), PlayerRef(1));
-    client.apply(&snapshot(&codec, None, &a, 1, 0)).expect("full");
-    let applied = client.apply(&snapshot(&codec, Some(&a), &b, 1, 0)).expect("delta");
+    client
+        .apply(&snapshot(&codec, None, &a, 1, 0))
+        .expect("full");
+    let applied = client
+        .apply(&snapshot(&codec, Some(&a), &b, 1, 0))
+        .expect("delta");
     assert_eq!(applied.changed, &[11, 151]);
     assert_eq!(client.entity_as::<Unit>(151).map(|u| u.health), Some(2));
     // The same tick at rest: 4 bytes of tick, then a few bits.
@@ -776,7 +851,11 @@ fn arena_costs_no_more_than_protocol_1() {
         old_delta as f64 * 30.0 / 1000.0,
     );
     assert!(full.len() <= old_full, "full {} > {old_full}", full.len());
-    assert!(delta.len() <= old_delta, "delta {} > {old_delta}", delta.len());
+    assert!(
+        delta.len() <= old_delta,
+        "delta {} > {old_delta}",
+        delta.len()
+    );
     // The figures, pinned: tag 1 + ack 4 + own length 1, then the body.
     assert_eq!(full.len(), 85);
     assert_eq!(delta.len(), 57);
@@ -786,7 +865,9 @@ fn arena_costs_no_more_than_protocol_1() {
     client.apply(&full).expect("full");
     client.apply(&delta).expect("delta");
     for (i, (p, q)) in p1.iter().zip(protocol1(&p1)).enumerate() {
-        let got = client.entity_as::<ArenaPlayer>(i as u32 + 1).expect("entity");
+        let got = client
+            .entity_as::<ArenaPlayer>(i as u32 + 1)
+            .expect("entity");
         assert_eq!(got.it, p.it);
         let x = ticksync_protocol::quantize::position_value(q.x, 1000.0);
         assert!((got.pos.x - x).abs() < 1e-3, "{} vs {x}", got.pos.x);
@@ -805,4 +886,3 @@ fn snapshot_layout_puts_ack_and_own_part_first() {
     assert_eq!(snapshot_ack(&out), Some(0x0102_0304));
     assert_eq!(snapshot_ack(&[12, 1]), None);
 }
-

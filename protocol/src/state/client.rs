@@ -251,7 +251,13 @@ impl ClientState {
         let result = (|| {
             let mut own_r = BitReader::with_zero_tail(own_bytes);
             let own_list: &[u32] = if full { &[] } else { &self.own };
-            self.decode_section(View::Player(self.me), full, own_list, &mut own_r, &mut ops[0])?;
+            self.decode_section(
+                View::Player(self.me),
+                full,
+                own_list,
+                &mut own_r,
+                &mut ops[0],
+            )?;
             if own_r.remaining() >= 8 {
                 return Err(StateDecodeError::TrailingBytes);
             }
@@ -285,8 +291,12 @@ impl ClientState {
         }
         self.apply_top(true, &ops[0]);
         self.apply_top(false, &ops[1]);
-        self.apply_entities(View::Player(self.me), &ops[0], &mut seq);
-        self.apply_entities(View::Shared, &ops[1], &mut seq);
+        // Removals of both lists first, so that a creation knows whether the other list
+        // still holds the entity after this snapshot.
+        for phase in [Phase::Remove, Phase::Change, Phase::Create] {
+            self.apply_entities(View::Player(self.me), &ops[0], &mut seq, phase);
+            self.apply_entities(View::Shared, &ops[1], &mut seq, phase);
+        }
         self.ops = ops;
 
         // Classify what happened to every touched entity.
@@ -328,7 +338,11 @@ impl ClientState {
     }
 
     fn top_row(&self, own: bool) -> &RowCodec {
-        if own { &self.codec.private } else { &self.codec.lobby }
+        if own {
+            &self.codec.private
+        } else {
+            &self.codec.lobby
+        }
     }
 
     fn decode_section(
@@ -404,7 +418,10 @@ impl ClientState {
         }
         for &at in &positions[removed_len..] {
             let id = ops.kept[at as usize];
-            let e = self.entities.get(&id).ok_or(StateDecodeError::BadPosition)?;
+            let e = self
+                .entities
+                .get(&id)
+                .ok_or(StateDecodeError::BadPosition)?;
             let row = codec
                 .kinds
                 .get(usize::from(e.kind))
@@ -483,7 +500,7 @@ impl ClientState {
         }
     }
 
-    fn apply_entities(&mut self, view: View, ops: &Ops, seq: &mut u32) {
+    fn apply_entities(&mut self, view: View, ops: &Ops, seq: &mut u32, phase: Phase) {
         let codec = Arc::clone(&self.codec);
         let own = matches!(view, View::Player(_));
         let list = if own { &mut self.own } else { &mut self.shared };
@@ -491,25 +508,35 @@ impl ClientState {
             touched.push((id, *seq, existed));
             *seq += 1;
         };
-        for &at in &ops.removed {
-            let id = list[at as usize];
-            if let Some(e) = self.entities.get_mut(&id) {
-                touch(&mut self.touched, id, e.in_shared || e.in_own.is_some());
-                if own {
-                    e.in_own = None;
-                } else {
-                    e.in_shared = false;
+        if phase == Phase::Remove {
+            for &at in &ops.removed {
+                let id = list[at as usize];
+                if let Some(e) = self.entities.get_mut(&id) {
+                    touch(&mut self.touched, id, e.in_shared || e.in_own.is_some());
+                    if own {
+                        e.in_own = None;
+                    } else {
+                        e.in_shared = false;
+                    }
                 }
             }
+            return;
         }
-        for c in &ops.changed {
-            if let Some(e) = self.entities.get_mut(&c.id) {
-                touch(&mut self.touched, c.id, true);
-                if let Some(row) = codec.kinds.get(usize::from(e.kind)) {
-                    e.row
-                        .copy_fields(row, c.mask, &ops.words[c.at..c.at + row.words], &ops.text);
+        if phase == Phase::Change {
+            for c in &ops.changed {
+                if let Some(e) = self.entities.get_mut(&c.id) {
+                    touch(&mut self.touched, c.id, true);
+                    if let Some(row) = codec.kinds.get(usize::from(e.kind)) {
+                        e.row.copy_fields(
+                            row,
+                            c.mask,
+                            &ops.words[c.at..c.at + row.words],
+                            &ops.text,
+                        );
+                    }
                 }
             }
+            return;
         }
         for c in &ops.created {
             let Some(row) = codec.kinds.get(usize::from(c.kind)) else {
@@ -538,8 +565,12 @@ impl ClientState {
             } else {
                 e.in_shared = true;
             }
-            e.row
-                .copy_fields(row, c.include, &ops.words[c.at..c.at + row.words], &ops.text);
+            e.row.copy_fields(
+                row,
+                c.include,
+                &ops.words[c.at..c.at + row.words],
+                &ops.text,
+            );
         }
         // The new list: the kept ids and the created ones, merged.
         list.clear();
@@ -552,6 +583,15 @@ impl ClientState {
         }
         list.extend(created);
     }
+}
+
+/// The order of applying a snapshot's two sections: all removals, then all changes,
+/// then all creations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Remove,
+    Change,
+    Create,
 }
 
 fn read_mask(r: &mut BitReader<'_>, include: u32, fields: usize) -> Result<u32, EndOfStream> {

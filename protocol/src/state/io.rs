@@ -80,7 +80,12 @@ impl Decoded {
 }
 
 fn write_row(row: &RowCodec, words: &Row, w: &mut BitWriter<'_>) {
-    row.write_wire(super::mask_of(row.fields.len()), &words.words, &words.text, w);
+    row.write_wire(
+        super::mask_of(row.fields.len()),
+        &words.words,
+        &words.text,
+        w,
+    );
 }
 
 fn read_row(row: &RowCodec, r: &mut BitReader<'_>) -> Result<(Row, u32), IoError> {

@@ -303,7 +303,11 @@ impl RowCodec {
                     words[f.word + 1] = len;
                 }
                 _ => {
-                    let n = if matches!(f.quant, Quant::Vec2(..)) { 2 } else { 1 };
+                    let n = if matches!(f.quant, Quant::Vec2(..)) {
+                        2
+                    } else {
+                        1
+                    };
                     for k in 0..n {
                         let v = r.read(f.bits[k])?;
                         words[f.word + k] = if v <= f.max[k] {
@@ -390,7 +394,11 @@ fn compile(ty: &FieldType, max_players: u16) -> (Quant, [u32; 2], [u32; 2]) {
         }
         FieldType::Enum { variants } => {
             let last = variants.len().saturating_sub(1) as u32;
-            (Quant::Enum { last }, [bits_for(u64::from(last)), 0], [last, 0])
+            (
+                Quant::Enum { last },
+                [bits_for(u64::from(last)), 0],
+                [last, 0],
+            )
         }
         FieldType::Str { max_len } => {
             let max_len = u32::from(*max_len);
@@ -399,7 +407,11 @@ fn compile(ty: &FieldType, max_players: u16) -> (Quant, [u32; 2], [u32; 2]) {
         }
         FieldType::Player => {
             let cap = u32::from(max_players);
-            (Quant::Player { cap }, [bits_for(u64::from(cap)), 0], [cap, 0])
+            (
+                Quant::Player { cap },
+                [bits_for(u64::from(cap)), 0],
+                [cap, 0],
+            )
         }
         FieldType::Button => (
             Quant::Button,
@@ -481,12 +493,24 @@ impl Codec {
             max_players,
             player_bits: bits_for(u64::from(max_players)),
             kind_bits: bits_for(schema.entities.len().saturating_sub(1) as u64),
-            kinds: schema.entities.iter().map(|t| row(&t.name, &t.fields)).collect(),
+            kinds: schema
+                .entities
+                .iter()
+                .map(|t| row(&t.name, &t.fields))
+                .collect(),
             lobby: row("", &schema.lobby),
             private: row("", &schema.private),
             input: row("", &schema.input),
-            messages: schema.messages.iter().map(|t| row(&t.name, &t.fields)).collect(),
-            events: schema.events.iter().map(|t| row(&t.name, &t.fields)).collect(),
+            messages: schema
+                .messages
+                .iter()
+                .map(|t| row(&t.name, &t.fields))
+                .collect(),
+            events: schema
+                .events
+                .iter()
+                .map(|t| row(&t.name, &t.fields))
+                .collect(),
             schema,
         })
     }
@@ -677,7 +701,11 @@ impl<'a> RowWriter<'a> {
     /// A `Button` field.
     pub fn button(&mut self, v: Button) {
         if let Some(f) = self.field() {
-            let word = if f.quant == Quant::Button { v.word() } else { 0 };
+            let word = if f.quant == Quant::Button {
+                v.word()
+            } else {
+                0
+            };
             self.put(&f, 0, word);
         }
     }
@@ -844,7 +872,9 @@ fn int_type(attrs: &FieldAttrs, lo: i64, hi: i64) -> Result<FieldType, String> {
                 return Err(format!("integer range {min}..={max} must be whole numbers"));
             }
             if min < lo as f64 || max > hi as f64 {
-                return Err(format!("range {min}..={max} is outside the type's {lo}..={hi}"));
+                return Err(format!(
+                    "range {min}..={max} is outside the type's {lo}..={hi}"
+                ));
             }
             Ok(FieldType::Int {
                 min: min as i64,
@@ -902,7 +932,10 @@ impl FieldValue for f32 {
                 max: max as f32,
                 precision: precision as f32,
             }),
-            _ => Err("an f32 needs `range = MIN..=MAX` and `precision = STEP`, or `angle_bits = N`".into()),
+            _ => Err(
+                "an f32 needs `range = MIN..=MAX` and `precision = STEP`, or `angle_bits = N`"
+                    .into(),
+            ),
         }
     }
     fn write(&self, w: &mut RowWriter<'_>) {

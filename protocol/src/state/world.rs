@@ -278,9 +278,7 @@ impl State {
                 .kinds
                 .get(usize::from(e.kind))
                 .is_some_and(|k| k.owner_mask != 0);
-            if e.visibility != Visibility::Everyone
-                || (e.controlled_by.is_some() && owner_fields)
-            {
+            if e.visibility != Visibility::Everyone || (e.controlled_by.is_some() && owner_fields) {
                 self.personal.push(i as u32);
             }
         }
@@ -306,6 +304,14 @@ impl State {
         Some(T::read_fields(&mut super::RowReader::new(
             row, words, &self.text,
         )))
+    }
+
+    /// An entity's fields, dynamically, in field order.
+    pub fn entity_values(&self, codec: &Codec, id: u32) -> Option<Vec<Value>> {
+        let i = self.entities.binary_search_by_key(&id, |e| e.id).ok()?;
+        let e = &self.entities[i];
+        let row = codec.kinds.get(usize::from(e.kind))?;
+        Some(row.values(self.entity_words(codec, e), &self.text))
     }
 
     fn entity_words(&self, codec: &Codec, e: &EntityRecord) -> &[u32] {
@@ -533,9 +539,12 @@ impl Encoder {
             let b = self.to.get(j);
             match (a, b) {
                 (Some(a), Some(b)) if a.id == b.id => {
-                    if a.kind == b.kind && a.controlled_by == b.controlled_by && a.partial == b.partial
+                    if a.kind == b.kind
+                        && a.controlled_by == b.controlled_by
+                        && a.partial == b.partial
                     {
-                        if let (Some(f), Some(krow)) = (from, codec.kinds.get(usize::from(b.kind))) {
+                        if let (Some(f), Some(krow)) = (from, codec.kinds.get(usize::from(b.kind)))
+                        {
                             let ea = &f.entities[a.at as usize];
                             let eb = &to.entities[b.at as usize];
                             let mask = krow.diff(
