@@ -9,6 +9,12 @@
 //! One WebSocket binary message carries exactly one encoded message. Every message starts
 //! with a one-byte tag (its variant index) followed by its fields in order.
 //!
+//! Game state (protocol 2, beside the messages above until the server switches): a game
+//! describes its entities, lobby and private state, input, messages and events in a
+//! [`schema::Schema`] (declared with the `ticksync-derive` macros re-exported here);
+//! [`state`] quantizes them into rows and encodes snapshots, deltas, inputs, messages
+//! and events by that schema, bit-packed ([`bits`]).
+//!
 //! It is also the one source of every protocol constant: message tags and their names
 //! (`ClientMessage::tag`, `NAMES`, `KIND_NAMES`), error codes ([`ErrorCode::ALL`]), left
 //! reasons, close codes ([`close::ALL`], [`close::FINAL`]), limits ([`limits::ALL`]) and
@@ -73,13 +79,20 @@ macro_rules! wire_enum {
 }
 pub(crate) use {listed_consts, wire_enum};
 
+// The derives name `::ticksync_protocol`; let them work inside this crate too.
+extern crate self as ticksync_protocol;
+
+pub mod bits;
 pub mod codec;
 pub mod limits;
 mod messages;
 pub mod quantize;
+pub mod schema;
+pub mod state;
 
 pub use codec::{CodecError, decode_client, decode_server, encode_client, encode_server};
 pub use messages::*;
+pub use ticksync_derive::{Messages, State, StateEnum};
 
 /// Version of the wire protocol. A client whose `Hello` carries another version is
 /// refused with [`ErrorCode::VersionMismatch`] and close code [`close::VERSION_MISMATCH`].

@@ -1,0 +1,273 @@
+//! Bit packing for the game-state encoding (protocol 2): LSB-first.
+//!
+//! Bit `i` of a stream is bit `i % 8` of byte `i / 8`; a value of `n` bits is written low
+//! bit first. So 32 bits written at a byte boundary are the value's 4 little-endian bytes,
+//! and a reader needs only shifts and masks (the JavaScript decoder does the same with
+//! `>>>` on 32-bit numbers). A stream ends on a byte boundary: the last byte is padded
+//! with zero bits.
+//!
+//! [`BitWriter::var`] / [`BitReader::var`] are the variable-length integers of counts and
+//! id gaps ("var4"): groups of 4 bits, each 3 value bits (low first) and a continuation
+//! bit; values 0..=7 take 4 bits, 8..=63 take 8, up to 11 groups for a `u32`.
+
+/// Bits in one var4 group: 3 value bits and a continuation bit.
+pub const VAR_GROUP_BITS: u32 = 4;
+
+/// Appends bits to a byte buffer.
+#[derive(Debug)]
+pub struct BitWriter<'a> {
+    /// The buffer written to; bytes before `start` are not ours.
+    out: &'a mut Vec<u8>,
+    /// Bits not yet flushed to `out`, the oldest at bit 0.
+    acc: u64,
+    /// How many bits of `acc` are in use (always below 32 between calls).
+    fill: u32,
+    /// Where this stream started in `out`.
+    start: usize,
+}
+
+impl<'a> BitWriter<'a> {
+    /// A writer appending to `out` (at its current end, a byte boundary).
+    pub fn new(out: &'a mut Vec<u8>) -> Self {
+        let start = out.len();
+        Self {
+            out,
+            acc: 0,
+            fill: 0,
+            start,
+        }
+    }
+
+    /// Writes the low `bits` bits of `value` (`bits` at most 32; higher bits of `value`
+    /// are ignored).
+    #[inline]
+    pub fn write(&mut self, value: u32, bits: u32) {
+        debug_assert!(bits <= 32);
+        if bits == 0 {
+            return;
+        }
+        let masked = u64::from(value) & ((1u64 << bits) - 1);
+        self.acc |= masked << self.fill;
+        self.fill += bits;
+        if self.fill >= 32 {
+            let low = (self.acc & 0xffff_ffff) as u32;
+            self.out.extend_from_slice(&low.to_le_bytes());
+            self.acc >>= 32;
+            self.fill -= 32;
+        }
+    }
+
+    /// Writes one bit.
+    #[inline]
+    pub fn bit(&mut self, value: bool) {
+        self.write(u32::from(value), 1);
+    }
+
+    /// Writes a var4 integer.
+    pub fn var(&mut self, mut value: u32) {
+        loop {
+            let group = value & 7;
+            value >>= 3;
+            let more = value != 0;
+            self.write(group | (u32::from(more) << 3), VAR_GROUP_BITS);
+            if !more {
+                return;
+            }
+        }
+    }
+
+    /// Bits written so far.
+    pub fn bits_written(&self) -> usize {
+        (self.out.len() - self.start) * 8 + self.fill as usize
+    }
+
+    /// Pads to a byte boundary with zero bits and flushes; returns the stream's length in
+    /// bytes.
+    pub fn finish(mut self) -> usize {
+        while self.fill > 0 {
+            self.out.push((self.acc & 0xff) as u8);
+            self.acc >>= 8;
+            self.fill = self.fill.saturating_sub(8);
+        }
+        self.out.len() - self.start
+    }
+}
+
+/// Bits in a var4 encoding of `value`.
+pub fn var_bits(value: u32) -> u32 {
+    let significant = 32 - value.leading_zeros();
+    significant.div_ceil(3).max(1) * VAR_GROUP_BITS
+}
+
+/// Bits needed for every value in `0..=max`.
+pub fn bits_for(max: u64) -> u32 {
+    64 - max.leading_zeros()
+}
+
+/// A stream ended before a value was complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the bit stream ended early")]
+pub struct EndOfStream;
+
+/// Reads bits from a byte slice.
+#[derive(Debug, Clone)]
+pub struct BitReader<'a> {
+    /// The stream.
+    bytes: &'a [u8],
+    /// The next bit to read.
+    pos: usize,
+    /// Past the end, read zero bits instead of failing (a trimmed per-player part).
+    zero_tail: bool,
+}
+
+impl<'a> BitReader<'a> {
+    /// A reader of `bytes`; reading past the end fails.
+    pub fn new(bytes: &'a [u8]) -> Self {
+        Self {
+            bytes,
+            pos: 0,
+            zero_tail: false,
+        }
+    }
+
+    /// A reader of `bytes` followed by as many zero bits as asked for: trailing zero
+    /// bytes may have been trimmed off.
+    pub fn with_zero_tail(bytes: &'a [u8]) -> Self {
+        Self {
+            bytes,
+            pos: 0,
+            zero_tail: true,
+        }
+    }
+
+    /// Reads `bits` bits (at most 32), low bit first.
+    #[inline]
+    pub fn read(&mut self, bits: u32) -> Result<u32, EndOfStream> {
+        debug_assert!(bits <= 32);
+        if bits == 0 {
+            return Ok(0);
+        }
+        let end = self.pos + bits as usize;
+        if end > self.bytes.len() * 8 && !self.zero_tail {
+            return Err(EndOfStream);
+        }
+        // Eight bytes from the first one covering the range (zeros past the end) hold
+        // the whole range: at most 7 bits of offset plus 32 bits.
+        let first = (self.pos / 8).min(self.bytes.len());
+        let avail = &self.bytes[first..];
+        let n = avail.len().min(8);
+        let mut buf = [0u8; 8];
+        buf[..n].copy_from_slice(&avail[..n]);
+        let acc = u64::from_le_bytes(buf);
+        let value = (acc >> (self.pos % 8)) & ((1u64 << bits) - 1);
+        self.pos = end;
+        Ok(value as u32)
+    }
+
+    /// Reads one bit.
+    #[inline]
+    pub fn bit(&mut self) -> Result<bool, EndOfStream> {
+        Ok(self.read(1)? == 1)
+    }
+
+    /// Reads a var4 integer; more than 11 groups, or a value over `u32::MAX`, is an
+    /// error (reported as the end of the stream: the bytes are not a valid stream).
+    pub fn var(&mut self) -> Result<u32, EndOfStream> {
+        let mut value = 0u64;
+        for group in 0..11 {
+            let g = self.read(VAR_GROUP_BITS)?;
+            value |= u64::from(g & 7) << (3 * group);
+            if g & 8 == 0 {
+                return u32::try_from(value).map_err(|_| EndOfStream);
+            }
+        }
+        Err(EndOfStream)
+    }
+
+    /// Bits left before the end of the bytes (ignoring any zero tail).
+    pub fn remaining(&self) -> usize {
+        (self.bytes.len() * 8).saturating_sub(self.pos)
+    }
+
+    /// True if everything left is at most 7 zero padding bits of the last byte.
+    pub fn at_padded_end(&self) -> bool {
+        let len = self.bytes.len() * 8;
+        if self.pos > len || len - self.pos >= 8 {
+            return self.pos >= len;
+        }
+        let rest = len - self.pos;
+        if rest == 0 {
+            return true;
+        }
+        let last = self.bytes[self.bytes.len() - 1];
+        last >> (8 - rest) == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lsb_first_layout() {
+        let mut out = Vec::new();
+        let mut w = BitWriter::new(&mut out);
+        w.write(1, 1);
+        w.write(0b10, 2);
+        w.write(0x1f, 5);
+        w.write(0xabcd, 16);
+        w.write(3, 3);
+        assert_eq!(w.finish(), 4);
+        assert_eq!(out, [0b1111_1101, 0xcd, 0xab, 0b011]);
+        let mut r = BitReader::new(&out);
+        assert_eq!(r.read(1), Ok(1));
+        assert_eq!(r.read(2), Ok(2));
+        assert_eq!(r.read(5), Ok(0x1f));
+        assert_eq!(r.read(16), Ok(0xabcd));
+        assert_eq!(r.read(3), Ok(3));
+        assert!(r.at_padded_end());
+        assert_eq!(r.read(6), Err(EndOfStream));
+    }
+
+    #[test]
+    fn var_roundtrip_and_sizes() {
+        for v in [0, 1, 7, 8, 63, 64, 511, 512, 70_000, u32::MAX] {
+            let mut out = Vec::new();
+            let mut w = BitWriter::new(&mut out);
+            w.bit(true);
+            w.var(v);
+            assert_eq!(w.bits_written(), 1 + var_bits(v) as usize, "{v}");
+            w.finish();
+            let mut r = BitReader::new(&out);
+            assert_eq!(r.bit(), Ok(true));
+            assert_eq!(r.var(), Ok(v));
+        }
+        assert_eq!(var_bits(7), 4);
+        assert_eq!(var_bits(8), 8);
+        assert_eq!(var_bits(u32::MAX), 44);
+        // 12 groups of "more" never end a valid var.
+        assert_eq!(BitReader::new(&[0xff; 8]).var(), Err(EndOfStream));
+    }
+
+    #[test]
+    fn full_words_and_zero_tail() {
+        let mut out = Vec::new();
+        let mut w = BitWriter::new(&mut out);
+        w.write(5, 3);
+        w.write(u32::MAX, 32);
+        w.write(0x1234_5678, 32);
+        w.finish();
+        let mut r = BitReader::new(&out);
+        assert_eq!(r.read(3), Ok(5));
+        assert_eq!(r.read(32), Ok(u32::MAX));
+        assert_eq!(r.read(32), Ok(0x1234_5678));
+        let mut z = BitReader::with_zero_tail(&[0x01]);
+        assert_eq!(z.read(1), Ok(1));
+        assert_eq!(z.read(32), Ok(0));
+        assert_eq!(z.var(), Ok(0));
+        assert_eq!(bits_for(0), 0);
+        assert_eq!(bits_for(1), 1);
+        assert_eq!(bits_for(255), 8);
+        assert_eq!(bits_for(256), 9);
+    }
+}

@@ -1,0 +1,1102 @@
+//! Game state driven by a [`Schema`] (protocol 2): quantized rows, snapshots, deltas,
+//! inputs, messages and events.
+//!
+//! - [`Codec`]: a validated schema compiled for one lobby (its player cap decides the
+//!   width of player references). Every encoder and decoder takes one.
+//! - Rows: every value of an entity, of the lobby, of a player's private state or of an
+//!   input is quantized into a row of `u32` words (one per field; two for a `Vec2` or a
+//!   string, whose bytes sit beside the row), so equality and deltas are word compares.
+//!   [`RowWriter`] / [`RowReader`] move typed values in and out; [`Value`] is the
+//!   dynamic form for clients without generated code.
+//! - [`State`]: a world at one tick, built every tick into reused buffers;
+//!   [`Encoder`] writes snapshots as changes from any earlier `State` (or in full), for
+//!   what everyone sees and for each player's own part; [`ClientState`] applies them.
+//! - [`io`]: inputs, messages and events.
+//!
+//! `PROTOCOL.md` ("Game state (protocol 2)") documents every bit.
+
+mod client;
+pub mod io;
+mod world;
+
+use std::marker::PhantomData;
+
+use serde::Serialize;
+
+pub use client::{Applied, ClientEntity, ClientState, StateDecodeError};
+pub use world::{
+    Encoder, EntityRecord, MAX_SNAPSHOT_ENTITIES, SNAPSHOT_TAG, State, StateError, View,
+    Visibility, snapshot_ack, write_snapshot,
+};
+
+use crate::bits::{BitReader, BitWriter, EndOfStream, bits_for};
+use crate::schema::{
+    AxisQuant, BUTTON_COUNTER_BITS, Field, FieldAttrs, FieldType, FieldValue, Fields, Schema,
+    SchemaError,
+};
+
+/// A lobby seat: 1 up to the lobby's player cap, or 0 for nobody. Player references in
+/// state take `bits_for(cap)` bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize)]
+pub struct PlayerRef(pub u16);
+
+impl PlayerRef {
+    /// Nobody.
+    pub const NONE: PlayerRef = PlayerRef(0);
+
+    /// True for a seat (not [`PlayerRef::NONE`]).
+    pub fn is_some(self) -> bool {
+        self.0 != 0
+    }
+}
+
+/// A button of an input: whether it is held, and a wrapping counter of presses (4 bits).
+/// A client increments `presses` on every press, so a press and release between two
+/// inputs is not lost, and the server counts presses since the input it applied last
+/// with [`Button::presses_since`], however many inputs it skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct Button {
+    /// Held down now.
+    pub held: bool,
+    /// Presses so far, modulo 16.
+    pub presses: u8,
+}
+
+impl Button {
+    /// Presses the button (held, and one more press).
+    pub fn press(&mut self) {
+        self.held = true;
+        self.presses = (self.presses + 1) & 15;
+    }
+
+    /// Releases it.
+    pub fn release(&mut self) {
+        self.held = false;
+    }
+
+    /// Presses between `earlier` and this state (at most 15 tell apart).
+    pub fn presses_since(self, earlier: Button) -> u8 {
+        self.presses.wrapping_sub(earlier.presses) & 15
+    }
+
+    fn word(self) -> u32 {
+        u32::from(self.held) | (u32::from(self.presses & 15) << 1)
+    }
+
+    fn from_word(w: u32) -> Self {
+        Self {
+            held: w & 1 == 1,
+            presses: ((w >> 1) & 15) as u8,
+        }
+    }
+}
+
+/// One decoded value, for clients without generated code.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", content = "value")]
+pub enum Value {
+    /// A `Bool` field.
+    Bool(bool),
+    /// An `Int` field.
+    Int(i64),
+    /// An `F32` field.
+    F32(f32),
+    /// A `Vec2` field, `[x, y]`.
+    Vec2([f32; 2]),
+    /// An `Angle` field, in radians, `0..2π`.
+    Angle(f32),
+    /// An `Enum` field: the variant index.
+    Enum(u32),
+    /// A `Str` field.
+    Str(String),
+    /// A `Player` field.
+    Player(u16),
+    /// A `Button` field.
+    Button(Button),
+}
+
+/// How one field is quantized, compiled from its [`FieldType`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Quant {
+    Bool,
+    Int { min: i64, span: u32 },
+    F32(AxisQuant),
+    Vec2(AxisQuant, AxisQuant),
+    Angle { bits: u32 },
+    Enum { last: u32 },
+    Str { max_len: u32, len_bits: u32 },
+    Player { cap: u32 },
+    Button,
+}
+
+/// One field of a compiled row.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct FieldCodec {
+    quant: Quant,
+    /// Its first word in the row.
+    word: usize,
+    /// Bits on the wire of its first and second word (0 when it has one word).
+    bits: [u32; 2],
+    /// Largest valid word values (a decoded larger one is clamped).
+    max: [u32; 2],
+    /// Sent only to the controlling player.
+    owner_only: bool,
+}
+
+impl FieldCodec {
+    fn words(&self) -> usize {
+        match self.quant {
+            Quant::Vec2(..) | Quant::Str { .. } => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// A row's layout: its fields' quantization and word offsets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowCodec {
+    /// The row's name (kind, message or event type), empty for the others.
+    name: String,
+    /// The schema's fields.
+    declared: Vec<Field>,
+    /// Their compiled form.
+    fields: Vec<FieldCodec>,
+    /// Words per row.
+    words: usize,
+    /// Whether any field is a string.
+    has_text: bool,
+    /// Bit i set: field i is `owner_only`.
+    owner_mask: u32,
+}
+
+impl RowCodec {
+    fn new(name: &str, declared: &[Field], max_players: u16) -> Self {
+        let mut word = 0;
+        let mut fields = Vec::with_capacity(declared.len());
+        let mut owner_mask = 0;
+        for (i, f) in declared.iter().enumerate() {
+            let (quant, bits, max) = compile(&f.ty, max_players);
+            let fc = FieldCodec {
+                quant,
+                word,
+                bits,
+                max,
+                owner_only: f.owner_only,
+            };
+            word += fc.words();
+            if f.owner_only {
+                owner_mask |= 1 << i;
+            }
+            fields.push(fc);
+        }
+        Self {
+            name: name.into(),
+            declared: declared.to_vec(),
+            has_text: fields.iter().any(|f| matches!(f.quant, Quant::Str { .. })),
+            fields,
+            words: word,
+            owner_mask,
+        }
+    }
+
+    /// The row's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The declared fields.
+    pub fn fields(&self) -> &[Field] {
+        &self.declared
+    }
+
+    /// Words in one row.
+    pub fn words(&self) -> usize {
+        self.words
+    }
+
+    /// Mask of every field.
+    fn all_mask(&self) -> u32 {
+        mask_of(self.fields.len())
+    }
+
+    /// Whether field `i` differs between two rows (words, and string contents).
+    #[inline]
+    fn field_differs(&self, i: usize, a: &[u32], at: &str, b: &[u32], bt: &str) -> bool {
+        let f = &self.fields[i];
+        match f.quant {
+            Quant::Str { .. } => str_at(a, at, f.word) != str_at(b, bt, f.word),
+            Quant::Vec2(..) => a[f.word] != b[f.word] || a[f.word + 1] != b[f.word + 1],
+            _ => a[f.word] != b[f.word],
+        }
+    }
+
+    /// Mask of the fields in `include` that differ.
+    #[inline]
+    fn diff(&self, include: u32, a: &[u32], at: &str, b: &[u32], bt: &str) -> u32 {
+        if !self.has_text && include == self.all_mask() && a == b {
+            return 0;
+        }
+        let mut mask = 0;
+        for i in 0..self.fields.len() {
+            if include & (1 << i) != 0 && self.field_differs(i, a, at, b, bt) {
+                mask |= 1 << i;
+            }
+        }
+        mask
+    }
+
+    /// Writes the fields in `mask` of a row to the wire.
+    #[inline]
+    fn write_wire(&self, mask: u32, words: &[u32], text: &str, w: &mut BitWriter<'_>) {
+        for (i, f) in self.fields.iter().enumerate() {
+            if mask & (1 << i) == 0 {
+                continue;
+            }
+            match f.quant {
+                Quant::Str { len_bits, .. } => {
+                    let s = str_at(words, text, f.word).as_bytes();
+                    w.write(s.len() as u32, len_bits);
+                    for &b in s {
+                        w.write(u32::from(b), 8);
+                    }
+                }
+                _ => {
+                    w.write(words[f.word], f.bits[0]);
+                    if matches!(f.quant, Quant::Vec2(..)) {
+                        w.write(words[f.word + 1], f.bits[1]);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads the fields in `mask` into `words` (a row of this layout; string words point
+    /// into `text`, appended to). Out-of-range words are clamped (a player reference
+    /// above the cap becomes 0); returns how many were.
+    fn read_wire(
+        &self,
+        mask: u32,
+        r: &mut BitReader<'_>,
+        words: &mut [u32],
+        text: &mut String,
+    ) -> Result<u32, WireError> {
+        let mut clamped = 0;
+        for (i, f) in self.fields.iter().enumerate() {
+            if mask & (1 << i) == 0 {
+                continue;
+            }
+            match f.quant {
+                Quant::Str { max_len, len_bits } => {
+                    let len = r.read(len_bits)?;
+                    if len > max_len {
+                        return Err(WireError::StringTooLong);
+                    }
+                    let start = text.len();
+                    let mut buf = [0u8; 255];
+                    for b in buf.iter_mut().take(len as usize) {
+                        *b = r.read(8)? as u8;
+                    }
+                    let s = std::str::from_utf8(&buf[..len as usize])
+                        .map_err(|_| WireError::InvalidUtf8)?;
+                    text.push_str(s);
+                    words[f.word] = start as u32;
+                    words[f.word + 1] = len;
+                }
+                _ => {
+                    let n = if matches!(f.quant, Quant::Vec2(..)) {
+                        2
+                    } else {
+                        1
+                    };
+                    for k in 0..n {
+                        let v = r.read(f.bits[k])?;
+                        words[f.word + k] = if v <= f.max[k] {
+                            v
+                        } else {
+                            clamped += 1;
+                            if matches!(f.quant, Quant::Player { .. }) {
+                                0
+                            } else {
+                                f.max[k]
+                            }
+                        };
+                    }
+                }
+            }
+        }
+        Ok(clamped)
+    }
+
+    /// The row's values, dynamically.
+    pub fn values(&self, words: &[u32], text: &str) -> Vec<Value> {
+        let mut r = RowReader::new(self, words, text);
+        self.fields.iter().map(|_| r.value()).collect()
+    }
+}
+
+fn mask_of(n: usize) -> u32 {
+    if n >= 32 { u32::MAX } else { (1u32 << n) - 1 }
+}
+
+fn str_at<'t>(words: &[u32], text: &'t str, word: usize) -> &'t str {
+    let start = words[word] as usize;
+    let end = start + words[word + 1] as usize;
+    text.get(start..end).unwrap_or("")
+}
+
+/// Compiles a (validated) field type: quantization, bits and largest value per word.
+fn compile(ty: &FieldType, max_players: u16) -> (Quant, [u32; 2], [u32; 2]) {
+    // Validated before compiling; the fallbacks only keep this total.
+    let axis = |min, max, precision| {
+        AxisQuant::new(min, max, precision).unwrap_or(AxisQuant {
+            min: 0.0,
+            max: 1.0,
+            steps: 1,
+            bits: 1,
+        })
+    };
+    match ty {
+        FieldType::Bool => (Quant::Bool, [1, 0], [1, 0]),
+        FieldType::Int { min, max } => {
+            let span = (i128::from(*max) - i128::from(*min)).clamp(0, i128::from(u32::MAX)) as u32;
+            (
+                Quant::Int { min: *min, span },
+                [bits_for(u64::from(span)), 0],
+                [span, 0],
+            )
+        }
+        FieldType::F32 {
+            min,
+            max,
+            precision,
+        } => {
+            let a = axis(*min, *max, *precision);
+            (Quant::F32(a), [a.bits, 0], [a.steps, 0])
+        }
+        FieldType::Vec2 {
+            min_x,
+            max_x,
+            min_y,
+            max_y,
+            precision,
+        } => {
+            let x = axis(*min_x, *max_x, *precision);
+            let y = axis(*min_y, *max_y, *precision);
+            (Quant::Vec2(x, y), [x.bits, y.bits], [x.steps, y.steps])
+        }
+        FieldType::Angle { bits } => {
+            let bits = u32::from(*bits).clamp(1, 32);
+            (
+                Quant::Angle { bits },
+                [bits, 0],
+                [(u64::from(u32::MAX) >> (32 - bits)) as u32, 0],
+            )
+        }
+        FieldType::Enum { variants } => {
+            let last = variants.len().saturating_sub(1) as u32;
+            (
+                Quant::Enum { last },
+                [bits_for(u64::from(last)), 0],
+                [last, 0],
+            )
+        }
+        FieldType::Str { max_len } => {
+            let max_len = u32::from(*max_len);
+            let len_bits = bits_for(u64::from(max_len));
+            (Quant::Str { max_len, len_bits }, [0, 0], [0, 0])
+        }
+        FieldType::Player => {
+            let cap = u32::from(max_players);
+            (
+                Quant::Player { cap },
+                [bits_for(u64::from(cap)), 0],
+                [cap, 0],
+            )
+        }
+        FieldType::Button => (
+            Quant::Button,
+            [1 + BUTTON_COUNTER_BITS, 0],
+            [(1 << (1 + BUTTON_COUNTER_BITS)) - 1, 0],
+        ),
+    }
+}
+
+/// A wire value could not be decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    /// The bytes ended early.
+    #[error("the bytes ended early")]
+    Truncated,
+    /// A string longer than its declared maximum.
+    #[error("a string is longer than its declared maximum")]
+    StringTooLong,
+    /// A string that is not UTF-8.
+    #[error("a string is not valid UTF-8")]
+    InvalidUtf8,
+}
+
+impl From<EndOfStream> for WireError {
+    fn from(_: EndOfStream) -> Self {
+        WireError::Truncated
+    }
+}
+
+/// A typed handle on an entity kind of a [`Codec`], checked against `T`'s declaration.
+#[derive(Debug)]
+pub struct Kind<T> {
+    index: u16,
+    _type: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for Kind<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Kind<T> {}
+
+impl<T> Kind<T> {
+    /// The kind's index in the schema (its wire number).
+    pub fn index(self) -> u16 {
+        self.index
+    }
+}
+
+/// A validated schema compiled for one lobby. Cheap to share behind an `Arc`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Codec {
+    schema: Schema,
+    hash: u64,
+    max_players: u16,
+    player_bits: u32,
+    kind_bits: u32,
+    kinds: Vec<RowCodec>,
+    lobby: RowCodec,
+    private: RowCodec,
+    input: RowCodec,
+    messages: Vec<RowCodec>,
+    events: Vec<RowCodec>,
+}
+
+impl Codec {
+    /// Validates `schema` and compiles it for lobbies of at most `max_players` players
+    /// (1 or more: the width of player references).
+    pub fn new(schema: Schema, max_players: u16) -> Result<Self, SchemaError> {
+        schema.validate()?;
+        if max_players == 0 {
+            return Err(SchemaError::new("lobby", "a player cap of 0"));
+        }
+        let row = |name: &str, fields: &[Field]| RowCodec::new(name, fields, max_players);
+        Ok(Self {
+            hash: schema.hash(),
+            max_players,
+            player_bits: bits_for(u64::from(max_players)),
+            kind_bits: bits_for(schema.entities.len().saturating_sub(1) as u64),
+            kinds: schema
+                .entities
+                .iter()
+                .map(|t| row(&t.name, &t.fields))
+                .collect(),
+            lobby: row("", &schema.lobby),
+            private: row("", &schema.private),
+            input: row("", &schema.input),
+            messages: schema
+                .messages
+                .iter()
+                .map(|t| row(&t.name, &t.fields))
+                .collect(),
+            events: schema
+                .events
+                .iter()
+                .map(|t| row(&t.name, &t.fields))
+                .collect(),
+            schema,
+        })
+    }
+
+    /// The schema.
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    /// The schema's hash ([`Schema::hash`]).
+    pub fn hash(&self) -> u64 {
+        self.hash
+    }
+
+    /// The lobby's player cap.
+    pub fn max_players(&self) -> u16 {
+        self.max_players
+    }
+
+    /// The entity kind `T`, checked: the schema has a kind named `T::NAME` with exactly
+    /// `T`'s fields.
+    pub fn kind<T: Fields>(&self) -> Result<Kind<T>, SchemaError> {
+        let fields = T::fields()?;
+        let index = self
+            .kinds
+            .iter()
+            .position(|k| k.name == T::NAME)
+            .ok_or_else(|| SchemaError::new(T::NAME, "no entity kind of this name"))?;
+        if self.kinds[index].declared != fields {
+            return Err(SchemaError::new(
+                T::NAME,
+                "the type's fields differ from the schema's",
+            ));
+        }
+        Ok(Kind {
+            index: index as u16,
+            _type: PhantomData,
+        })
+    }
+
+    /// The layout of entity kind `index`.
+    pub fn kind_row(&self, index: u16) -> Option<&RowCodec> {
+        self.kinds.get(usize::from(index))
+    }
+
+    /// The lobby row's layout.
+    pub fn lobby_row(&self) -> &RowCodec {
+        &self.lobby
+    }
+
+    /// The private row's layout.
+    pub fn private_row(&self) -> &RowCodec {
+        &self.private
+    }
+
+    /// The input row's layout.
+    pub fn input_row(&self) -> &RowCodec {
+        &self.input
+    }
+
+    /// The layout of message type `index`.
+    pub fn message_row(&self, index: usize) -> Option<&RowCodec> {
+        self.messages.get(index)
+    }
+
+    /// The layout of event type `index`.
+    pub fn event_row(&self, index: usize) -> Option<&RowCodec> {
+        self.events.get(index)
+    }
+}
+
+/// Writes typed values into a row, quantizing each as its field declares. Values go in
+/// field order; a value of the wrong type for its field writes zero words (a derive
+/// always matches its own declaration; [`Codec::kind`] checks that).
+#[derive(Debug)]
+pub struct RowWriter<'a> {
+    row: &'a RowCodec,
+    next: usize,
+    words: &'a mut [u32],
+    text: &'a mut String,
+}
+
+impl<'a> RowWriter<'a> {
+    /// A writer of `row`'s fields into `words` (exactly `row.words()` long), appending
+    /// string bytes to `text`.
+    pub fn new(row: &'a RowCodec, words: &'a mut [u32], text: &'a mut String) -> Self {
+        debug_assert_eq!(words.len(), row.words);
+        Self {
+            row,
+            next: 0,
+            words,
+            text,
+        }
+    }
+
+    fn field(&mut self) -> Option<FieldCodec> {
+        let f = self.row.fields.get(self.next).copied();
+        self.next += 1;
+        f
+    }
+
+    fn put(&mut self, f: &FieldCodec, k: usize, v: u32) {
+        if let Some(w) = self.words.get_mut(f.word + k) {
+            *w = v;
+        }
+    }
+
+    /// A `Bool` field.
+    pub fn bool(&mut self, v: bool) {
+        if let Some(f) = self.field() {
+            self.put(&f, 0, u32::from(v && f.quant == Quant::Bool));
+        }
+    }
+
+    /// An `Int` field (clamped to its range).
+    pub fn int(&mut self, v: i64) {
+        if let Some(f) = self.field() {
+            let word = match f.quant {
+                Quant::Int { min, span } => {
+                    (i128::from(v) - i128::from(min)).clamp(0, i128::from(span)) as u32
+                }
+                _ => 0,
+            };
+            self.put(&f, 0, word);
+        }
+    }
+
+    /// An `F32` or `Angle` field.
+    pub fn f32(&mut self, v: f32) {
+        if let Some(f) = self.field() {
+            let word = match f.quant {
+                Quant::F32(a) => a.quantize(v),
+                Quant::Angle { bits } => quantize_angle(v, bits),
+                _ => 0,
+            };
+            self.put(&f, 0, word);
+        }
+    }
+
+    /// A `Vec2` field.
+    pub fn vec2(&mut self, v: [f32; 2]) {
+        if let Some(f) = self.field() {
+            if let Quant::Vec2(x, y) = f.quant {
+                self.put(&f, 0, x.quantize(v[0]));
+                self.put(&f, 1, y.quantize(v[1]));
+            }
+        }
+    }
+
+    /// An `Enum` field, by variant index (clamped to the last variant).
+    pub fn enum_index(&mut self, v: u32) {
+        if let Some(f) = self.field() {
+            let word = match f.quant {
+                Quant::Enum { last } => v.min(last),
+                _ => 0,
+            };
+            self.put(&f, 0, word);
+        }
+    }
+
+    /// A `Str` field (cut to its longest length at a character boundary).
+    pub fn str(&mut self, v: &str) {
+        if let Some(f) = self.field() {
+            if let Quant::Str { max_len, .. } = f.quant {
+                let mut end = v.len().min(max_len as usize);
+                while !v.is_char_boundary(end) {
+                    end -= 1;
+                }
+                let start = self.text.len();
+                self.text.push_str(&v[..end]);
+                self.put(&f, 0, start as u32);
+                self.put(&f, 1, end as u32);
+            }
+        }
+    }
+
+    /// A `Player` field (a seat above the cap is written as none).
+    pub fn player(&mut self, v: PlayerRef) {
+        if let Some(f) = self.field() {
+            let word = match f.quant {
+                Quant::Player { cap } if u32::from(v.0) <= cap => u32::from(v.0),
+                _ => 0,
+            };
+            self.put(&f, 0, word);
+        }
+    }
+
+    /// A `Button` field.
+    pub fn button(&mut self, v: Button) {
+        if let Some(f) = self.field() {
+            let word = if f.quant == Quant::Button {
+                v.word()
+            } else {
+                0
+            };
+            self.put(&f, 0, word);
+        }
+    }
+
+    /// Any field, from its dynamic value.
+    pub fn value(&mut self, v: &Value) {
+        match v {
+            Value::Bool(b) => self.bool(*b),
+            Value::Int(i) => self.int(*i),
+            Value::F32(x) | Value::Angle(x) => self.f32(*x),
+            Value::Vec2(xy) => self.vec2(*xy),
+            Value::Enum(i) => self.enum_index(*i),
+            Value::Str(s) => self.str(s),
+            Value::Player(p) => self.player(PlayerRef(*p)),
+            Value::Button(b) => self.button(*b),
+        }
+    }
+}
+
+/// Reads typed values out of a row, in field order (dequantized: always in range and
+/// finite).
+#[derive(Debug, Clone)]
+pub struct RowReader<'a> {
+    row: &'a RowCodec,
+    next: usize,
+    words: &'a [u32],
+    text: &'a str,
+}
+
+impl<'a> RowReader<'a> {
+    /// A reader of a row of layout `row`.
+    pub fn new(row: &'a RowCodec, words: &'a [u32], text: &'a str) -> Self {
+        Self {
+            row,
+            next: 0,
+            words,
+            text,
+        }
+    }
+
+    fn field(&mut self) -> Option<FieldCodec> {
+        let f = self.row.fields.get(self.next).copied();
+        self.next += 1;
+        f
+    }
+
+    fn word(&self, f: &FieldCodec, k: usize) -> u32 {
+        self.words.get(f.word + k).copied().unwrap_or(0)
+    }
+
+    /// A `Bool` field.
+    pub fn bool(&mut self) -> bool {
+        self.field().is_some_and(|f| self.word(&f, 0) != 0)
+    }
+
+    /// An `Int` field.
+    pub fn int(&mut self) -> i64 {
+        match self.field() {
+            Some(f) => match f.quant {
+                Quant::Int { min, .. } => min + i64::from(self.word(&f, 0)),
+                _ => 0,
+            },
+            None => 0,
+        }
+    }
+
+    /// An `F32` or `Angle` field.
+    pub fn f32(&mut self) -> f32 {
+        match self.field() {
+            Some(f) => match f.quant {
+                Quant::F32(a) => a.value(self.word(&f, 0)),
+                Quant::Angle { bits } => angle_value(self.word(&f, 0), bits),
+                _ => 0.0,
+            },
+            None => 0.0,
+        }
+    }
+
+    /// A `Vec2` field.
+    pub fn vec2(&mut self) -> [f32; 2] {
+        match self.field() {
+            Some(f) => match f.quant {
+                Quant::Vec2(x, y) => [x.value(self.word(&f, 0)), y.value(self.word(&f, 1))],
+                _ => [0.0; 2],
+            },
+            None => [0.0; 2],
+        }
+    }
+
+    /// An `Enum` field's variant index.
+    pub fn enum_index(&mut self) -> u32 {
+        self.field().map_or(0, |f| self.word(&f, 0))
+    }
+
+    /// A `Str` field.
+    pub fn str(&mut self) -> &'a str {
+        match self.field() {
+            Some(f) if matches!(f.quant, Quant::Str { .. }) && f.word + 1 < self.words.len() => {
+                str_at(self.words, self.text, f.word)
+            }
+            _ => "",
+        }
+    }
+
+    /// A `Player` field.
+    pub fn player(&mut self) -> PlayerRef {
+        PlayerRef(self.field().map_or(0, |f| self.word(&f, 0)) as u16)
+    }
+
+    /// A `Button` field.
+    pub fn button(&mut self) -> Button {
+        Button::from_word(self.field().map_or(0, |f| self.word(&f, 0)))
+    }
+
+    /// The next field, dynamically.
+    pub fn value(&mut self) -> Value {
+        let Some(f) = self.row.fields.get(self.next).copied() else {
+            self.next += 1;
+            return Value::Bool(false);
+        };
+        match f.quant {
+            Quant::Bool => Value::Bool(self.bool()),
+            Quant::Int { .. } => Value::Int(self.int()),
+            Quant::F32(_) => Value::F32(self.f32()),
+            Quant::Angle { .. } => Value::Angle(self.f32()),
+            Quant::Vec2(..) => Value::Vec2(self.vec2()),
+            Quant::Enum { .. } => Value::Enum(self.enum_index()),
+            Quant::Str { .. } => Value::Str(self.str().to_owned()),
+            Quant::Player { .. } => Value::Player(self.player().0),
+            Quant::Button => Value::Button(self.button()),
+        }
+    }
+}
+
+/// An angle quantized to `bits` bits of a turn: `round(frac(v / 2π) × 2^bits) mod
+/// 2^bits`, in f64; a non-finite angle is 0.
+pub fn quantize_angle(v: f32, bits: u32) -> u32 {
+    if !v.is_finite() {
+        return 0;
+    }
+    let turns = f64::from(v) / std::f64::consts::TAU;
+    let frac = turns - turns.floor();
+    let scale = (1u64 << bits) as f64;
+    ((frac * scale).round() as u64 % (1u64 << bits)) as u32
+}
+
+/// The angle a quantized `q` stands for: `f32(q × 2π / 2^bits)`, in f64.
+pub fn angle_value(q: u32, bits: u32) -> f32 {
+    (f64::from(q) * std::f64::consts::TAU / (1u64 << bits) as f64) as f32
+}
+
+fn range(attrs: &FieldAttrs) -> Option<(f64, f64)> {
+    attrs.range
+}
+
+fn int_type(attrs: &FieldAttrs, lo: i64, hi: i64) -> Result<FieldType, String> {
+    if attrs.precision.is_some() || attrs.angle_bits.is_some() || attrs.max_len.is_some() {
+        return Err("an integer takes only `range`".into());
+    }
+    match range(attrs) {
+        None => Ok(FieldType::Int { min: lo, max: hi }),
+        Some((min, max)) => {
+            if min.fract() != 0.0 || max.fract() != 0.0 {
+                return Err(format!("integer range {min}..={max} must be whole numbers"));
+            }
+            if min < lo as f64 || max > hi as f64 {
+                return Err(format!(
+                    "range {min}..={max} is outside the type's {lo}..={hi}"
+                ));
+            }
+            Ok(FieldType::Int {
+                min: min as i64,
+                max: max as i64,
+            })
+        }
+    }
+}
+
+macro_rules! int_field {
+    ($($t:ty),*) => {$(
+        impl FieldValue for $t {
+            fn field_type(attrs: &FieldAttrs) -> Result<FieldType, String> {
+                int_type(attrs, i64::from(<$t>::MIN), i64::from(<$t>::MAX))
+            }
+            fn write(&self, w: &mut RowWriter<'_>) {
+                w.int(i64::from(*self));
+            }
+            fn read(r: &mut RowReader<'_>) -> Self {
+                let v = r.int();
+                <$t>::try_from(v).unwrap_or(if v < 0 { <$t>::MIN } else { <$t>::MAX })
+            }
+        }
+    )*};
+}
+
+int_field!(u8, u16, u32, i8, i16, i32);
+
+impl FieldValue for bool {
+    fn field_type(attrs: &FieldAttrs) -> Result<FieldType, String> {
+        if *attrs != FieldAttrs::default() {
+            return Err("a bool takes no range, precision or length".into());
+        }
+        Ok(FieldType::Bool)
+    }
+    fn write(&self, w: &mut RowWriter<'_>) {
+        w.bool(*self);
+    }
+    fn read(r: &mut RowReader<'_>) -> Self {
+        r.bool()
+    }
+}
+
+impl FieldValue for f32 {
+    fn field_type(attrs: &FieldAttrs) -> Result<FieldType, String> {
+        if let Some(bits) = attrs.angle_bits {
+            if attrs.range.is_some() || attrs.precision.is_some() {
+                return Err("an angle takes `angle_bits` only".into());
+            }
+            return Ok(FieldType::Angle { bits });
+        }
+        match (attrs.range, attrs.precision) {
+            (Some((min, max)), Some(precision)) => Ok(FieldType::F32 {
+                min: min as f32,
+                max: max as f32,
+                precision: precision as f32,
+            }),
+            _ => Err(
+                "an f32 needs `range = MIN..=MAX` and `precision = STEP`, or `angle_bits = N`"
+                    .into(),
+            ),
+        }
+    }
+    fn write(&self, w: &mut RowWriter<'_>) {
+        w.f32(*self);
+    }
+    fn read(r: &mut RowReader<'_>) -> Self {
+        r.f32()
+    }
+}
+
+impl FieldValue for glam::Vec2 {
+    fn field_type(attrs: &FieldAttrs) -> Result<FieldType, String> {
+        let x = attrs.x.or(attrs.range);
+        let y = attrs.y.or(attrs.range);
+        match (x, y, attrs.precision) {
+            (Some((min_x, max_x)), Some((min_y, max_y)), Some(precision)) => Ok(FieldType::Vec2 {
+                min_x: min_x as f32,
+                max_x: max_x as f32,
+                min_y: min_y as f32,
+                max_y: max_y as f32,
+                precision: precision as f32,
+            }),
+            _ => Err("a Vec2 needs `range = MIN..=MAX` (or `x = ..` and `y = ..`) and `precision = STEP`".into()),
+        }
+    }
+    fn write(&self, w: &mut RowWriter<'_>) {
+        w.vec2([self.x, self.y]);
+    }
+    fn read(r: &mut RowReader<'_>) -> Self {
+        let [x, y] = r.vec2();
+        glam::Vec2::new(x, y)
+    }
+}
+
+impl FieldValue for String {
+    fn field_type(attrs: &FieldAttrs) -> Result<FieldType, String> {
+        match attrs.max_len {
+            Some(max_len) => Ok(FieldType::Str { max_len }),
+            None => Err("a String needs `max_len = N` (bytes)".into()),
+        }
+    }
+    fn write(&self, w: &mut RowWriter<'_>) {
+        w.str(self);
+    }
+    fn read(r: &mut RowReader<'_>) -> Self {
+        r.str().to_owned()
+    }
+}
+
+impl FieldValue for PlayerRef {
+    fn field_type(attrs: &FieldAttrs) -> Result<FieldType, String> {
+        if *attrs != FieldAttrs::default() {
+            return Err("a PlayerRef takes no range, precision or length".into());
+        }
+        Ok(FieldType::Player)
+    }
+    fn write(&self, w: &mut RowWriter<'_>) {
+        w.player(*self);
+    }
+    fn read(r: &mut RowReader<'_>) -> Self {
+        r.player()
+    }
+}
+
+impl FieldValue for Button {
+    fn field_type(attrs: &FieldAttrs) -> Result<FieldType, String> {
+        if *attrs != FieldAttrs::default() {
+            return Err("a Button takes no range, precision or length".into());
+        }
+        Ok(FieldType::Button)
+    }
+    fn write(&self, w: &mut RowWriter<'_>) {
+        w.button(*self);
+    }
+    fn read(r: &mut RowReader<'_>) -> Self {
+        r.button()
+    }
+}
+
+/// A row of words with its string bytes, owned (inputs, messages, events, and each
+/// entity of a [`ClientState`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Row {
+    /// The words.
+    pub words: Vec<u32>,
+    /// String bytes the words point into.
+    pub text: String,
+}
+
+impl Row {
+    /// A zero row of `row`'s layout (every field at its minimum, strings empty).
+    pub fn zero(row: &RowCodec) -> Self {
+        Self {
+            words: vec![0; row.words],
+            text: String::new(),
+        }
+    }
+
+    /// The row as `T` (typed decode).
+    pub fn get<T: Fields>(&self, row: &RowCodec) -> T {
+        T::read_fields(&mut RowReader::new(row, &self.words, &self.text))
+    }
+
+    /// Sets the row from `value`.
+    pub fn set<T: Fields>(&mut self, row: &RowCodec, value: &T) {
+        self.words.clear();
+        self.words.resize(row.words, 0);
+        self.text.clear();
+        value.write_fields(&mut RowWriter::new(row, &mut self.words, &mut self.text));
+    }
+
+    /// Sets the row from dynamic values (in field order).
+    pub fn set_values(&mut self, row: &RowCodec, values: &[Value]) {
+        self.words.clear();
+        self.words.resize(row.words, 0);
+        self.text.clear();
+        let mut w = RowWriter::new(row, &mut self.words, &mut self.text);
+        for v in values {
+            w.value(v);
+        }
+    }
+
+    /// Copies the fields in `mask` from another row of the same layout.
+    fn copy_fields(&mut self, row: &RowCodec, mask: u32, from: &[u32], from_text: &str) {
+        if !row.has_text {
+            for (i, f) in row.fields.iter().enumerate() {
+                if mask & (1 << i) != 0 {
+                    let n = f.words();
+                    self.words[f.word..f.word + n].copy_from_slice(&from[f.word..f.word + n]);
+                }
+            }
+            return;
+        }
+        // Rebuild the text: every string field from wherever it comes now.
+        let mut text = String::new();
+        for (i, f) in row.fields.iter().enumerate() {
+            let take = mask & (1 << i) != 0;
+            match f.quant {
+                Quant::Str { .. } => {
+                    let s = if take {
+                        str_at(from, from_text, f.word)
+                    } else {
+                        str_at(&self.words, &self.text, f.word)
+                    };
+                    let start = text.len();
+                    text.push_str(s);
+                    self.words[f.word] = start as u32;
+                    self.words[f.word + 1] = s.len() as u32;
+                }
+                _ if take => {
+                    let n = f.words();
+                    self.words[f.word..f.word + n].copy_from_slice(&from[f.word..f.word + n]);
+                }
+                _ => {}
+            }
+        }
+        self.text = text;
+    }
+
+    /// The row's values, dynamically.
+    pub fn values(&self, row: &RowCodec) -> Vec<Value> {
+        row.values(&self.words, &self.text)
+    }
+}

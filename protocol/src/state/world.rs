@@ -1,0 +1,701 @@
+//! A world at one tick ([`State`]) and the snapshot encoder ([`Encoder`]).
+
+use super::{Codec, Kind, PlayerRef, RowCodec, RowWriter, Value};
+use crate::bits::BitWriter;
+use crate::schema::Fields;
+
+/// The tag byte of a game-state snapshot (protocol 2), beside the protocol-1 tags.
+pub const SNAPSHOT_TAG: u8 = 12;
+
+/// Most entities one section of a snapshot may create, change or remove, and the most a
+/// client keeps in one of its two lists; a decoder refuses more.
+pub const MAX_SNAPSHOT_ENTITIES: usize = 16_384;
+
+/// Who may see an entity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Visibility {
+    /// Every player: the entity goes in the shared body, encoded once per tick.
+    #[default]
+    Everyone,
+    /// One player only.
+    Only(PlayerRef),
+    /// The seats whose bit is set (bit `s - 1` for seat `s`, seats 1 to 64).
+    Seats(u64),
+    /// Nobody (the game keeps it to itself this tick).
+    Nobody,
+}
+
+impl Visibility {
+    /// Whether `seat` sees the entity.
+    pub fn sees(self, seat: PlayerRef) -> bool {
+        match self {
+            Visibility::Everyone => true,
+            Visibility::Only(p) => p == seat && seat.is_some(),
+            Visibility::Seats(mask) => {
+                (1..=64).contains(&seat.0) && mask & (1u64 << (seat.0 - 1)) != 0
+            }
+            Visibility::Nobody => false,
+        }
+    }
+}
+
+/// Which part of a snapshot an encoding is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    /// What everyone sees: the lobby state, and the fields (but `owner_only`) of the
+    /// entities visible to [`Visibility::Everyone`]. Encoded once per tick.
+    Shared,
+    /// One player's own part: its private state, the entities visible to it but not to
+    /// everyone (all their fields it may see), and the `owner_only` fields of the
+    /// entities it controls.
+    Player(PlayerRef),
+}
+
+/// One entity of a [`State`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntityRecord {
+    /// Its id: allocated by the server, never reused within a lobby.
+    pub id: u32,
+    /// Its kind (index into the schema's entity kinds).
+    pub kind: u16,
+    /// The player who controls (and predicts) it, or none.
+    pub controlled_by: PlayerRef,
+    /// Who sees it.
+    pub visibility: Visibility,
+    /// Its row's first word in `State::words`.
+    start: u32,
+}
+
+/// Why a [`State`] could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StateError {
+    /// Two entities with one id.
+    #[error("two entities have the id {0}")]
+    DuplicateId(u32),
+    /// No entity kind of that index.
+    #[error("no entity kind {0}")]
+    UnknownKind(u16),
+    /// A private row for a seat outside 1..=cap.
+    #[error("no seat {0} in this lobby")]
+    NoSuchSeat(u16),
+}
+
+/// The world at one tick, quantized: the lobby row, the entities (in ascending id
+/// order, each with its kind, controller, visibility and row) and every seat's private
+/// row. Built every tick into the same buffers: [`State::begin`], then the `set_*` and
+/// `push_*` calls, then [`State::finish`]. Keep earlier ticks with `clone_from` into
+/// states of a history ring (which reuses their buffers).
+#[derive(Debug, Default)]
+pub struct State {
+    tick: u32,
+    /// The lobby row.
+    lobby: Vec<u32>,
+    /// Every seat's private row, seat 1 first.
+    private: Vec<u32>,
+    private_words: usize,
+    /// The lobby's player cap (seats with a private row).
+    max_players: u16,
+    /// Sorted by id after `finish`.
+    entities: Vec<EntityRecord>,
+    /// Indices (into `entities`) of those some player's own part may carry: not visible
+    /// to everyone, or controlled with `owner_only` fields.
+    personal: Vec<u32>,
+    /// Entity rows, back to back.
+    words: Vec<u32>,
+    /// String bytes of every row.
+    text: String,
+}
+
+impl Clone for State {
+    fn clone(&self) -> Self {
+        let mut s = State::default();
+        s.clone_from(self);
+        s
+    }
+
+    fn clone_from(&mut self, o: &Self) {
+        self.tick = o.tick;
+        self.lobby.clone_from(&o.lobby);
+        self.private.clone_from(&o.private);
+        self.private_words = o.private_words;
+        self.max_players = o.max_players;
+        self.entities.clone_from(&o.entities);
+        self.personal.clone_from(&o.personal);
+        self.words.clone_from(&o.words);
+        self.text.clone_from(&o.text);
+    }
+}
+
+impl State {
+    /// An empty state (tick 0, no entities, zero rows) for `codec`'s lobby.
+    pub fn new(codec: &Codec) -> Self {
+        let mut s = State::default();
+        s.begin(codec, 0);
+        s
+    }
+
+    /// Starts building the state of `tick`: no entities, every row zero.
+    pub fn begin(&mut self, codec: &Codec, tick: u32) {
+        self.tick = tick;
+        self.lobby.clear();
+        self.lobby.resize(codec.lobby.words, 0);
+        self.private_words = codec.private.words;
+        self.max_players = codec.max_players;
+        self.private.clear();
+        self.private
+            .resize(usize::from(codec.max_players) * self.private_words, 0);
+        self.entities.clear();
+        self.personal.clear();
+        self.words.clear();
+        self.text.clear();
+    }
+
+    /// Sets the lobby state.
+    pub fn set_lobby<T: Fields>(&mut self, codec: &Codec, value: &T) {
+        value.write_fields(&mut RowWriter::new(
+            &codec.lobby,
+            &mut self.lobby,
+            &mut self.text,
+        ));
+    }
+
+    /// Sets the lobby state from dynamic values.
+    pub fn set_lobby_values(&mut self, codec: &Codec, values: &[Value]) {
+        let mut w = RowWriter::new(&codec.lobby, &mut self.lobby, &mut self.text);
+        values.iter().for_each(|v| w.value(v));
+    }
+
+    fn private_range(&self, seat: PlayerRef) -> Result<std::ops::Range<usize>, StateError> {
+        if seat.0 == 0 || seat.0 > self.max_players {
+            return Err(StateError::NoSuchSeat(seat.0));
+        }
+        let start = (usize::from(seat.0) - 1) * self.private_words;
+        Ok(start..start + self.private_words)
+    }
+
+    /// Sets `seat`'s private state.
+    pub fn set_private<T: Fields>(
+        &mut self,
+        codec: &Codec,
+        seat: PlayerRef,
+        value: &T,
+    ) -> Result<(), StateError> {
+        let range = self.private_range(seat)?;
+        value.write_fields(&mut RowWriter::new(
+            &codec.private,
+            &mut self.private[range],
+            &mut self.text,
+        ));
+        Ok(())
+    }
+
+    /// Sets `seat`'s private state from dynamic values.
+    pub fn set_private_values(
+        &mut self,
+        codec: &Codec,
+        seat: PlayerRef,
+        values: &[Value],
+    ) -> Result<(), StateError> {
+        let range = self.private_range(seat)?;
+        let mut w = RowWriter::new(&codec.private, &mut self.private[range], &mut self.text);
+        values.iter().for_each(|v| w.value(v));
+        Ok(())
+    }
+
+    fn push_row(
+        &mut self,
+        row: &RowCodec,
+        kind: u16,
+        id: u32,
+        controlled_by: PlayerRef,
+        visibility: Visibility,
+    ) -> std::ops::Range<usize> {
+        let start = self.words.len();
+        self.words.resize(start + row.words, 0);
+        self.entities.push(EntityRecord {
+            id,
+            kind,
+            controlled_by,
+            visibility,
+            start: start as u32,
+        });
+        start..start + row.words
+    }
+
+    /// Adds an entity of kind `kind`. Any order; [`State::finish`] sorts.
+    pub fn push_entity<T: Fields>(
+        &mut self,
+        codec: &Codec,
+        kind: Kind<T>,
+        id: u32,
+        controlled_by: PlayerRef,
+        visibility: Visibility,
+        value: &T,
+    ) {
+        let Some(row) = codec.kinds.get(usize::from(kind.index)) else {
+            return;
+        };
+        let range = self.push_row(row, kind.index, id, controlled_by, visibility);
+        value.write_fields(&mut RowWriter::new(
+            row,
+            &mut self.words[range],
+            &mut self.text,
+        ));
+    }
+
+    /// Adds an entity from dynamic values (in field order).
+    pub fn push_entity_values(
+        &mut self,
+        codec: &Codec,
+        kind: u16,
+        id: u32,
+        controlled_by: PlayerRef,
+        visibility: Visibility,
+        values: &[Value],
+    ) -> Result<(), StateError> {
+        let row = codec
+            .kinds
+            .get(usize::from(kind))
+            .ok_or(StateError::UnknownKind(kind))?;
+        let range = self.push_row(row, kind, id, controlled_by, visibility);
+        let mut w = RowWriter::new(row, &mut self.words[range], &mut self.text);
+        values.iter().for_each(|v| w.value(v));
+        Ok(())
+    }
+
+    /// Ends building: sorts the entities by id (cheap when they came in order) and
+    /// indexes the ones players' own parts may carry.
+    pub fn finish(&mut self, codec: &Codec) -> Result<(), StateError> {
+        if !self.entities.is_sorted_by_key(|e| e.id) {
+            self.entities.sort_unstable_by_key(|e| e.id);
+        }
+        if let Some(w) = self.entities.windows(2).find(|w| w[0].id == w[1].id) {
+            return Err(StateError::DuplicateId(w[0].id));
+        }
+        self.personal.clear();
+        for (i, e) in self.entities.iter().enumerate() {
+            let owner_fields = codec
+                .kinds
+                .get(usize::from(e.kind))
+                .is_some_and(|k| k.owner_mask != 0);
+            if e.visibility != Visibility::Everyone || (e.controlled_by.is_some() && owner_fields) {
+                self.personal.push(i as u32);
+            }
+        }
+        Ok(())
+    }
+
+    /// The tick.
+    pub fn tick(&self) -> u32 {
+        self.tick
+    }
+
+    /// The entities, in ascending id order.
+    pub fn entities(&self) -> &[EntityRecord] {
+        &self.entities
+    }
+
+    /// An entity's row as `T` (typed decode of the quantized values).
+    pub fn entity<T: Fields>(&self, codec: &Codec, id: u32) -> Option<T> {
+        let i = self.entities.binary_search_by_key(&id, |e| e.id).ok()?;
+        let e = &self.entities[i];
+        let row = codec.kinds.get(usize::from(e.kind))?;
+        let words = &self.words[e.start as usize..e.start as usize + row.words];
+        Some(T::read_fields(&mut super::RowReader::new(
+            row, words, &self.text,
+        )))
+    }
+
+    /// An entity's fields, dynamically, in field order.
+    pub fn entity_values(&self, codec: &Codec, id: u32) -> Option<Vec<Value>> {
+        let i = self.entities.binary_search_by_key(&id, |e| e.id).ok()?;
+        let e = &self.entities[i];
+        let row = codec.kinds.get(usize::from(e.kind))?;
+        Some(row.values(self.entity_words(codec, e), &self.text))
+    }
+
+    fn entity_words(&self, codec: &Codec, e: &EntityRecord) -> &[u32] {
+        let n = codec.kinds.get(usize::from(e.kind)).map_or(0, |k| k.words);
+        &self.words[e.start as usize..e.start as usize + n]
+    }
+
+    fn private_words(&self, seat: PlayerRef) -> &[u32] {
+        match self.private_range(seat) {
+            Ok(r) => &self.private[r],
+            Err(_) => &[],
+        }
+    }
+}
+
+/// How an entity is carried in one view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Member {
+    /// Index into the state's entities.
+    at: u32,
+    id: u32,
+    kind: u16,
+    controlled_by: PlayerRef,
+    /// Only the `owner_only` fields (the rest is in the shared body).
+    partial: bool,
+    /// Mask of the fields carried.
+    include: u32,
+}
+
+/// The fields an entity carries in a view (see `PROTOCOL.md`): the decoder computes
+/// the same from the kind, the controller, the partial bit and its own seat.
+pub(crate) fn included(row: &RowCodec, view: View, controlled_by: PlayerRef, partial: bool) -> u32 {
+    let all = row.all_mask();
+    match view {
+        View::Shared => all & !row.owner_mask,
+        View::Player(_) if partial => row.owner_mask,
+        View::Player(p) if controlled_by == p => all,
+        View::Player(_) => all & !row.owner_mask,
+    }
+}
+
+fn membership(codec: &Codec, e: &EntityRecord, view: View) -> Option<(bool, u32)> {
+    let row = codec.kinds.get(usize::from(e.kind))?;
+    match view {
+        View::Shared if e.visibility == Visibility::Everyone => {
+            Some((false, included(row, view, e.controlled_by, false)))
+        }
+        View::Shared => None,
+        View::Player(p) if e.visibility != Visibility::Everyone && e.visibility.sees(p) => {
+            Some((false, included(row, view, e.controlled_by, false)))
+        }
+        View::Player(p)
+            if e.visibility == Visibility::Everyone
+                && e.controlled_by == p
+                && p.is_some()
+                && row.owner_mask != 0 =>
+        {
+            Some((true, row.owner_mask))
+        }
+        View::Player(_) => None,
+    }
+}
+
+/// A changed entity: its position in the kept list and what changed.
+#[derive(Debug, Clone, Copy)]
+struct Change {
+    kept: u32,
+    to: u32,
+    mask: u32,
+    include: u32,
+}
+
+/// Writes snapshots. Holds scratch buffers only, so one encoder serves a whole lobby;
+/// every call is a pure function of its arguments.
+#[derive(Debug, Default)]
+pub struct Encoder {
+    from: Vec<Member>,
+    to: Vec<Member>,
+    removed: Vec<u32>,
+    changed: Vec<Change>,
+    created: Vec<u32>,
+}
+
+/// The baseline a snapshot from `from` to `to` really uses: none (a full snapshot) if
+/// `from` is not an earlier tick.
+fn baseline<'s>(from: Option<&'s State>, to: &State) -> Option<&'s State> {
+    from.filter(|f| f.tick < to.tick)
+}
+
+impl Encoder {
+    /// An encoder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends the shared body of the snapshot of `to`: as changes from `from` (a state
+    /// the recipients have), or in full if `from` is None or not an earlier tick.
+    /// Returns its length in bytes.
+    pub fn encode_shared(
+        &mut self,
+        codec: &Codec,
+        from: Option<&State>,
+        to: &State,
+        out: &mut Vec<u8>,
+    ) -> usize {
+        let from = baseline(from, to);
+        let mut w = BitWriter::new(out);
+        w.write(to.tick, 32);
+        w.var(from.map_or(0, |f| to.tick - f.tick));
+        self.section(codec, from, to, View::Shared, &mut w);
+        w.finish()
+    }
+
+    /// Appends `seat`'s own part of the snapshot of `to`, against the same baseline as
+    /// the shared body it goes with, trailing zero bytes trimmed (often nothing at all).
+    /// Returns its length in bytes.
+    pub fn encode_player(
+        &mut self,
+        codec: &Codec,
+        from: Option<&State>,
+        to: &State,
+        seat: PlayerRef,
+        out: &mut Vec<u8>,
+    ) -> usize {
+        let from = baseline(from, to);
+        let start = out.len();
+        let mut w = BitWriter::new(out);
+        self.section(codec, from, to, View::Player(seat), &mut w);
+        w.finish();
+        while out.len() > start && out.last() == Some(&0) {
+            out.pop();
+        }
+        out.len() - start
+    }
+
+    /// Appends a whole snapshot message for `seat` (tag, `ack_seq`, its own part, the
+    /// shared body): what a lobby with one player, a test or a per-player encoder sends.
+    pub fn encode_snapshot(
+        &mut self,
+        codec: &Codec,
+        from: Option<&State>,
+        to: &State,
+        seat: PlayerRef,
+        ack_seq: u32,
+        out: &mut Vec<u8>,
+    ) {
+        let mut personal = Vec::new();
+        self.encode_player(codec, from, to, seat, &mut personal);
+        let mut body = Vec::new();
+        self.encode_shared(codec, from, to, &mut body);
+        write_snapshot(ack_seq, &personal, &body, out);
+    }
+
+    fn members(codec: &Codec, state: &State, view: View, out: &mut Vec<Member>) {
+        out.clear();
+        let mut add = |i: usize, e: &EntityRecord| {
+            if let Some((partial, include)) = membership(codec, e, view) {
+                out.push(Member {
+                    at: i as u32,
+                    id: e.id,
+                    kind: e.kind,
+                    controlled_by: e.controlled_by,
+                    partial,
+                    include,
+                });
+            }
+        };
+        match view {
+            View::Shared => state
+                .entities
+                .iter()
+                .enumerate()
+                .for_each(|(i, e)| add(i, e)),
+            View::Player(_) => state
+                .personal
+                .iter()
+                .for_each(|&i| add(i as usize, &state.entities[i as usize])),
+        }
+    }
+
+    fn section(
+        &mut self,
+        codec: &Codec,
+        from: Option<&State>,
+        to: &State,
+        view: View,
+        w: &mut BitWriter<'_>,
+    ) {
+        // The lobby row (shared) or the player's private row.
+        let (row, from_top, to_top) = match view {
+            View::Shared => (&codec.lobby, from.map(|f| &f.lobby[..]), &to.lobby[..]),
+            View::Player(p) => (
+                &codec.private,
+                from.map(|f| f.private_words(p)),
+                to.private_words(p),
+            ),
+        };
+        let all = row.all_mask();
+        match (from, from_top) {
+            (Some(f), Some(ft)) if ft.len() == to_top.len() && to_top.len() == row.words => {
+                let mask = row.diff(all, ft, &f.text, to_top, &to.text);
+                w.write(mask, row.fields.len() as u32);
+                row.write_wire(mask, to_top, &to.text, w);
+            }
+            _ if to_top.len() == row.words => row.write_wire(all, to_top, &to.text, w),
+            // A seat without a row (0, or above the cap): zeros.
+            _ => {
+                let zero = vec![0; row.words];
+                row.write_wire(all, &zero, "", w);
+            }
+        }
+
+        // The entities: merge the baseline's list and the new one by id.
+        Self::members(codec, to, view, &mut self.to);
+        self.from.clear();
+        if let Some(f) = from {
+            Self::members(codec, f, view, &mut self.from);
+        }
+        self.removed.clear();
+        self.changed.clear();
+        self.created.clear();
+        let (mut i, mut j, mut kept) = (0usize, 0usize, 0u32);
+        while i < self.from.len() || j < self.to.len() {
+            let a = self.from.get(i);
+            let b = self.to.get(j);
+            match (a, b) {
+                (Some(a), Some(b)) if a.id == b.id => {
+                    if a.kind == b.kind
+                        && a.controlled_by == b.controlled_by
+                        && a.partial == b.partial
+                    {
+                        if let (Some(f), Some(krow)) = (from, codec.kinds.get(usize::from(b.kind)))
+                        {
+                            let ea = &f.entities[a.at as usize];
+                            let eb = &to.entities[b.at as usize];
+                            let mask = krow.diff(
+                                b.include,
+                                f.entity_words(codec, ea),
+                                &f.text,
+                                to.entity_words(codec, eb),
+                                &to.text,
+                            );
+                            if mask != 0 {
+                                self.changed.push(Change {
+                                    kept,
+                                    to: b.at,
+                                    mask,
+                                    include: b.include,
+                                });
+                            }
+                        }
+                        kept += 1;
+                    } else {
+                        // A new controller or carriage: removed and created again.
+                        self.removed.push(i as u32);
+                        self.created.push(j as u32);
+                    }
+                    i += 1;
+                    j += 1;
+                }
+                (Some(a), b) if b.is_none_or(|b| a.id < b.id) => {
+                    self.removed.push(i as u32);
+                    i += 1;
+                }
+                _ => {
+                    self.created.push(j as u32);
+                    j += 1;
+                }
+            }
+        }
+
+        // Removed: positions in the baseline's list, as gaps.
+        w.var(self.removed.len() as u32);
+        let mut next = 0;
+        for &r in &self.removed {
+            w.var(r - next);
+            next = r + 1;
+        }
+
+        // Changed: a bitmap over the kept list, or positions as gaps, whichever is
+        // smaller (the bitmap on a tie).
+        let bitmap_bits = kept as usize;
+        let mut list_bits = crate::bits::var_bits(self.changed.len() as u32) as usize;
+        let mut next = 0;
+        for c in &self.changed {
+            list_bits += crate::bits::var_bits(c.kept - next) as usize;
+            next = c.kept + 1;
+        }
+        if list_bits < bitmap_bits {
+            w.bit(true);
+            w.var(self.changed.len() as u32);
+            let mut next = 0;
+            for c in &self.changed {
+                w.var(c.kept - next);
+                next = c.kept + 1;
+            }
+        } else {
+            w.bit(false);
+            let mut next = 0u32;
+            for c in &self.changed {
+                let mut gap = c.kept - next;
+                while gap >= 32 {
+                    w.write(0, 32);
+                    gap -= 32;
+                }
+                w.write(0, gap);
+                w.bit(true);
+                next = c.kept + 1;
+            }
+            let mut rest = kept - next;
+            while rest >= 32 {
+                w.write(0, 32);
+                rest -= 32;
+            }
+            w.write(0, rest);
+        }
+        for c in &self.changed {
+            let e = &to.entities[c.to as usize];
+            let Some(krow) = codec.kinds.get(usize::from(e.kind)) else {
+                continue;
+            };
+            write_mask(w, c.mask, c.include, krow.fields.len());
+            krow.write_wire(c.mask, to.entity_words(codec, e), &to.text, w);
+        }
+
+        // Created: ids as gaps, kind, controller, (own part: the partial bit), fields.
+        w.var(self.created.len() as u32);
+        let mut next = 0u32;
+        for &c in &self.created {
+            let m = self.to[c as usize];
+            let e = &to.entities[m.at as usize];
+            w.var(m.id - next);
+            next = m.id.wrapping_add(1);
+            w.write(u32::from(m.kind), codec.kind_bits);
+            w.write(u32::from(m.controlled_by.0), codec.player_bits);
+            if matches!(view, View::Player(_)) {
+                w.bit(m.partial);
+            }
+            if let Some(krow) = codec.kinds.get(usize::from(m.kind)) {
+                krow.write_wire(m.include, to.entity_words(codec, e), &to.text, w);
+            }
+        }
+    }
+}
+
+/// Writes a changed-field mask: one bit per carried field, in field order.
+fn write_mask(w: &mut BitWriter<'_>, mask: u32, include: u32, fields: usize) {
+    if include == super::mask_of(fields) {
+        w.write(mask, fields as u32);
+        return;
+    }
+    for i in 0..fields {
+        if include & (1 << i) != 0 {
+            w.bit(mask & (1 << i) != 0);
+        }
+    }
+}
+
+/// Appends a snapshot message: the tag, `ack_seq` (4 bytes little-endian, so a bot
+/// reads it at bytes 1..5 without decoding), the length of the player's own part (a
+/// LEB128 varint: 7 bits per byte, low first, high bit = more), that part, and the
+/// shared body.
+pub fn write_snapshot(ack_seq: u32, personal: &[u8], body: &[u8], out: &mut Vec<u8>) {
+    out.reserve(1 + 4 + 3 + personal.len() + body.len());
+    out.push(SNAPSHOT_TAG);
+    out.extend_from_slice(&ack_seq.to_le_bytes());
+    let mut len = personal.len();
+    loop {
+        let byte = (len & 0x7f) as u8;
+        len >>= 7;
+        if len == 0 {
+            out.push(byte);
+            break;
+        }
+        out.push(byte | 0x80);
+    }
+    out.extend_from_slice(personal);
+    out.extend_from_slice(body);
+}
+
+/// The `ack_seq` of a snapshot message, read without decoding the rest.
+pub fn snapshot_ack(message: &[u8]) -> Option<u32> {
+    match message {
+        [SNAPSHOT_TAG, a, b, c, d, ..] => Some(u32::from_le_bytes([*a, *b, *c, *d])),
+        _ => None,
+    }
+}
