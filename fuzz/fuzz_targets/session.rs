@@ -1,13 +1,16 @@
 //! The session state machine under arbitrary sequences of client frames, over an
-//! in-memory pipe to a real session: no panic, every server message decodes, every close
-//! code is documented. The input is split into frames: the first byte of each chunk picks
-//! the kind (binary, text, ping), the next its length.
+//! in-memory pipe to a real session: no panic, and what the client saw keeps the
+//! protocol's promises (`ticksync_server::testing::check`: every message decodes, close
+//! codes are documented, snapshots move forward, acks never go back, deltas apply to the
+//! snapshot before them). The input is split into frames: the first byte of each chunk
+//! picks the kind (binary, text, ping), the next its length.
 #![no_main]
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
+use ticksync_protocol::ClientMessage;
 use ticksync_server::Config;
-use ticksync_server::testing::{DOCUMENTED_CLOSE_CODES, Harness, drive};
+use ticksync_server::testing::{Harness, check, drive};
 use tokio_tungstenite::tungstenite::Message;
 
 fn frames(mut data: &[u8]) -> Vec<Message> {
@@ -32,14 +35,20 @@ fuzz_target!(|data: &[u8]| {
         .expect("runtime");
     let mut config = Config::default();
     config.hello_timeout = std::time::Duration::from_millis(200);
+    let frames = frames(data);
+    let deltas_asked = frames.iter().any(|f| {
+        matches!(f, Message::Binary(b) if matches!(
+            ticksync_protocol::decode_client(b),
+            Ok(ClientMessage::Options { delta_snapshots: true })
+        ))
+    });
     let outcome = runtime.block_on(async {
         let harness = Harness::new(config);
-        let outcome = drive(&harness, frames(data)).await;
+        let outcome = drive(&harness, frames).await;
         harness.shutdown().await;
         outcome
     });
-    assert_eq!(outcome.undecodable, 0);
-    if let Some(code) = outcome.close_code {
-        assert!(DOCUMENTED_CLOSE_CODES.contains(&code), "close code {code}");
+    if let Err(broken) = check(&outcome, deltas_asked) {
+        panic!("{broken}");
     }
 });

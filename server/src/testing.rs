@@ -74,12 +74,29 @@ pub struct Outcome {
 /// Every close code the server may send (PROTOCOL.md lists them).
 pub const DOCUMENTED_CLOSE_CODES: &[(&str, u16)] = ticksync_protocol::close::ALL;
 
+/// One step of a scripted client (see [`drive_steps`]).
+#[derive(Debug, Clone)]
+pub enum Step {
+    /// Send this frame.
+    Send(tokio_tungstenite::tungstenite::Message),
+    /// Let this much time pass (reading all the while), so that lobbies tick. Run on a
+    /// runtime with a paused clock, it costs no wall time.
+    Wait(std::time::Duration),
+}
+
 /// Plays `frames` into a fresh session over an in-memory pipe, then says goodbye, and
 /// collects what the server sent until the connection ends (bounded in time).
 pub async fn drive(
     harness: &Harness,
     frames: Vec<tokio_tungstenite::tungstenite::Message>,
 ) -> Outcome {
+    drive_steps(harness, frames.into_iter().map(Step::Send).collect()).await
+}
+
+/// Plays `steps` into a fresh session over an in-memory pipe, reading what the server
+/// sends all the while (as a client does, answering its pings), then says goodbye and
+/// collects the rest until the connection ends (bounded in time).
+pub async fn drive_steps(harness: &Harness, steps: Vec<Step>) -> Outcome {
     use futures_util::{SinkExt, StreamExt};
     use std::time::Duration;
     use tokio_tungstenite::tungstenite::Message;
@@ -87,17 +104,11 @@ pub async fn drive(
     let (client_io, server_io) = tokio::io::duplex(64 * 1024);
     let server = harness.session(server_io);
     let client = async move {
-        let mut ws = WebSocketStream::from_raw_socket(client_io, Role::Client, None).await;
+        let ws = WebSocketStream::from_raw_socket(client_io, Role::Client, None).await;
+        let (mut sink, mut stream) = ws.split();
         let mut outcome = Outcome::default();
-        for frame in frames {
-            if ws.feed(frame).await.is_err() {
-                break;
-            }
-        }
-        let _ = ws.flush().await;
-        let _ = ws.send(Message::Close(None)).await;
-        let read_all = async {
-            while let Some(Ok(message)) = ws.next().await {
+        let read = async {
+            while let Some(Ok(message)) = stream.next().await {
                 match message {
                     Message::Binary(bytes) => match ticksync_protocol::decode_server(&bytes) {
                         Ok(m) => outcome.messages.push(m),
@@ -108,11 +119,128 @@ pub async fn drive(
                 }
             }
         };
-        let _ = tokio::time::timeout(Duration::from_secs(5), read_all).await;
+        let write = async {
+            for step in steps {
+                match step {
+                    Step::Send(frame) => {
+                        if sink.send(frame).await.is_err() {
+                            break;
+                        }
+                    }
+                    Step::Wait(d) => tokio::time::sleep(d).await,
+                }
+            }
+            let _ = sink.send(Message::Close(None)).await;
+            // Keep the sink: the reader's replies (pongs, the close reply) go through it.
+            std::future::pending::<()>().await;
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(30), async {
+            tokio::select! {
+                () = read => {}
+                () = write => {}
+            }
+        })
+        .await;
         outcome
     };
     let ((), outcome) = tokio::join!(server, client);
     outcome
+}
+
+/// Checks what a client saw against the protocol's promises; `deltas_asked` says whether
+/// the client sent `Options { delta_snapshots: true }` at some point. Returns the first
+/// broken promise:
+/// - every message decodes, and a close code is a documented one (or there is none);
+/// - snapshots come only within a stay in a lobby (`Joined` .. `Left`), their ticks move
+///   forward from the `Joined` tick on, and the ack never goes backwards within a stay;
+/// - a `SnapshotDelta` comes only to a client that asked for deltas, its baseline is the
+///   snapshot just before it, and applying it to that snapshot succeeds (the client's
+///   reconstruction of the state never fails).
+///
+/// Returns how many deltas were applied.
+pub fn check(outcome: &Outcome, deltas_asked: bool) -> Result<usize, String> {
+    use ticksync_protocol::{EntityState, ServerMessage};
+
+    struct Stay {
+        joined_tick: u32,
+        last: Option<(u32, Vec<EntityState>)>,
+        ack: u32,
+    }
+
+    impl Stay {
+        fn advance(&mut self, tick: u32, ack: u32) -> Result<(), String> {
+            if ack < self.ack {
+                return Err(format!("the ack went back from {} to {ack}", self.ack));
+            }
+            self.ack = ack;
+            match &self.last {
+                Some((last, _)) if tick <= *last => {
+                    Err(format!("snapshot of tick {tick} after tick {last}"))
+                }
+                None if tick < self.joined_tick => Err(format!(
+                    "first snapshot of tick {tick} before the Joined tick {}",
+                    self.joined_tick
+                )),
+                _ => Ok(()),
+            }
+        }
+    }
+
+    if outcome.undecodable > 0 {
+        return Err(format!("{} undecodable messages", outcome.undecodable));
+    }
+    if let Some(code) = outcome.close_code {
+        if !DOCUMENTED_CLOSE_CODES.iter().any(|&(_, c)| c == code) {
+            return Err(format!("undocumented close code {code}"));
+        }
+    }
+    let mut stay: Option<Stay> = None;
+    let mut deltas = 0;
+    for (i, message) in outcome.messages.iter().enumerate() {
+        match message {
+            ServerMessage::Joined(joined) => {
+                stay = Some(Stay {
+                    joined_tick: joined.tick,
+                    last: None,
+                    ack: 0,
+                });
+            }
+            ServerMessage::Left { .. } => stay = None,
+            ServerMessage::Snapshot(snapshot) => {
+                let stay = stay
+                    .as_mut()
+                    .ok_or_else(|| format!("message {i}: a snapshot outside a lobby"))?;
+                stay.advance(snapshot.tick, snapshot.ack_seq)
+                    .map_err(|e| format!("message {i}: {e}"))?;
+                stay.last = Some((snapshot.tick, snapshot.entities.clone()));
+            }
+            ServerMessage::SnapshotDelta(delta) => {
+                if !deltas_asked {
+                    return Err(format!("message {i}: a delta nobody asked for"));
+                }
+                let stay = stay
+                    .as_mut()
+                    .ok_or_else(|| format!("message {i}: a delta outside a lobby"))?;
+                let Some((baseline, base)) = &stay.last else {
+                    return Err(format!("message {i}: a delta without a snapshot before it"));
+                };
+                if *baseline != delta.baseline {
+                    return Err(format!(
+                        "message {i}: a delta on tick {}, but the last snapshot was of tick {baseline}",
+                        delta.baseline
+                    ));
+                }
+                let entities = ticksync_protocol::codec::apply_delta(base, delta)
+                    .map_err(|e| format!("message {i}: the delta does not apply: {e}"))?;
+                stay.advance(delta.tick, delta.ack_seq)
+                    .map_err(|e| format!("message {i}: {e}"))?;
+                stay.last = Some((delta.tick, entities));
+                deltas += 1;
+            }
+            _ => {}
+        }
+    }
+    Ok(deltas)
 }
 
 /// One lobby tick's delivery to `players` real loopback TCP connections, each with its

@@ -1,4 +1,7 @@
-//! Helpers for the end-to-end tests: start the real server on `127.0.0.1:0` and stop it.
+//! Helpers for the end-to-end tests: start the real server on `127.0.0.1:0` and stop it,
+//! talk plain HTTP to it, and put a TCP [`Proxy`] between a client and the server that can
+//! freeze a link the way a pulled cable does, so that a test awaits the server's verdict
+//! (it closes the link) instead of sleeping until it "should" have come.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,7 +11,8 @@ use ticksync_server::Config;
 use ticksync_server::game::GameFactory;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 /// A server running in this process on a loopback port.
@@ -129,6 +133,187 @@ pub async fn error_then_close(client: &mut ticksync_client::Client) -> (Option<u
             Ok(_) => {}
             Err(ClientError::Closed { code, .. }) => return (error, code),
             Err(e) => panic!("expected a close, got {e}"),
+        }
+    }
+}
+
+/// What a proxied link does with its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Both ways, as they come.
+    Pass,
+    /// Nothing passes: the client's bytes stay unread, the server's are read and held
+    /// (so that the server's writes and its close are seen), like a pulled cable.
+    Frozen,
+    /// The cable is back, too late: the held bytes go to the client, then the link
+    /// ends as the server ended it.
+    Released,
+}
+
+/// One link's controls, kept by the proxy.
+#[derive(Debug)]
+struct LinkCtl {
+    mode: watch::Sender<Mode>,
+    /// Turns true when the server closed its side.
+    server_closed: watch::Receiver<bool>,
+}
+
+/// A TCP proxy on a loopback port in front of `target`. Each accepted connection is one
+/// link to `target`; [`Proxy::freeze`] freezes the links open at that moment. Dropping
+/// the proxy ends every link.
+#[derive(Debug)]
+pub struct Proxy {
+    /// Its address.
+    pub addr: SocketAddr,
+    links: Arc<std::sync::Mutex<Vec<LinkCtl>>>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        // The accept task owns the links' tasks (a `JoinSet`): aborting it ends them.
+        self.task.abort();
+    }
+}
+
+/// Links frozen by [`Proxy::freeze`].
+#[derive(Debug)]
+pub struct Frozen {
+    links: Vec<LinkCtl>,
+}
+
+impl Proxy {
+    /// Starts a proxy to `target`.
+    pub async fn start(target: SocketAddr) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a loopback port");
+        let addr = listener.local_addr().expect("local address");
+        let links = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let registered = Arc::clone(&links);
+        let task = tokio::spawn(async move {
+            let mut tasks = JoinSet::new();
+            loop {
+                let Ok((client, _)) = listener.accept().await else {
+                    continue;
+                };
+                let Ok(server) = TcpStream::connect(target).await else {
+                    continue;
+                };
+                let _ = client.set_nodelay(true);
+                let _ = server.set_nodelay(true);
+                let (mode, mode_rx) = watch::channel(Mode::Pass);
+                let (closed_tx, server_closed) = watch::channel(false);
+                registered.lock().expect("links").push(LinkCtl {
+                    mode,
+                    server_closed,
+                });
+                tasks.spawn(pump(client, server, mode_rx, closed_tx));
+                // Reap the links that ended.
+                while tasks.try_join_next().is_some() {}
+            }
+        });
+        Proxy { addr, links, task }
+    }
+
+    /// The WebSocket URL through the proxy.
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    /// Freezes every link open now (later connections pass normally).
+    pub fn freeze(&self) -> Frozen {
+        let links: Vec<LinkCtl> = std::mem::take(&mut *self.links.lock().expect("links"));
+        for link in &links {
+            link.mode.send_replace(Mode::Frozen);
+        }
+        Frozen { links }
+    }
+}
+
+impl Frozen {
+    /// Waits until the server has closed every frozen link; false if it did not within
+    /// `limit`.
+    pub async fn server_closed(&mut self, limit: Duration) -> bool {
+        let all = async {
+            for link in &mut self.links {
+                if link.server_closed.wait_for(|closed| *closed).await.is_err() {
+                    // The link's task ended: it saw the server close first.
+                }
+            }
+        };
+        tokio::time::timeout(limit, all).await.is_ok()
+    }
+
+    /// The cable comes back: the client gets what the server sent meanwhile, then the
+    /// end of the stream.
+    pub fn release(self) {
+        for link in &self.links {
+            link.mode.send_replace(Mode::Released);
+        }
+    }
+}
+
+/// Moves one link's bytes until both sides are done (see [`Mode`]).
+async fn pump(
+    client: TcpStream,
+    server: TcpStream,
+    mut mode: watch::Receiver<Mode>,
+    server_closed: watch::Sender<bool>,
+) {
+    let (mut client_read, mut client_write) = client.into_split();
+    let (mut server_read, mut server_write) = server.into_split();
+    let mut from_client = vec![0u8; 16 * 1024];
+    let mut from_server = vec![0u8; 16 * 1024];
+    let mut held = Vec::new();
+    let (mut client_open, mut server_open) = (true, true);
+    let mut now = Mode::Pass;
+    while client_open || server_open {
+        tokio::select! {
+            changed = mode.changed(), if now != Mode::Released => {
+                now = if changed.is_ok() { *mode.borrow_and_update() } else { Mode::Released };
+                if now == Mode::Released {
+                    let _ = client_write.write_all(&held).await;
+                    held.clear();
+                    if !server_open {
+                        let _ = client_write.shutdown().await;
+                    }
+                }
+            }
+            read = client_read.read(&mut from_client), if client_open && now != Mode::Frozen => {
+                match read {
+                    Ok(0) | Err(_) => {
+                        client_open = false;
+                        let _ = server_write.shutdown().await;
+                    }
+                    // After the release the server is gone or going: drain the client
+                    // (unread data would make the close a reset).
+                    Ok(_) if now == Mode::Released => {}
+                    Ok(n) => {
+                        if server_write.write_all(&from_client[..n]).await.is_err() {
+                            client_open = false;
+                        }
+                    }
+                }
+            }
+            read = server_read.read(&mut from_server), if server_open => {
+                match read {
+                    Ok(0) | Err(_) => {
+                        server_open = false;
+                        server_closed.send_replace(true);
+                        if now != Mode::Frozen {
+                            let _ = client_write.shutdown().await;
+                        }
+                    }
+                    Ok(n) if now == Mode::Frozen => held.extend_from_slice(&from_server[..n]),
+                    Ok(n) => {
+                        let _ = client_write.write_all(&from_server[..n]).await;
+                    }
+                }
+            }
+        }
+        if !server_open && now == Mode::Frozen && !client_open {
+            break;
         }
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use ticksync_client::{Client, ClientError};
 use ticksync_protocol::{ClientMessage, ErrorCode, Input, close};
-use ticksync_tests::{error_then_close, spawn_server, test_config};
+use ticksync_tests::{Proxy, error_then_close, spawn_server, test_config};
 use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test]
@@ -261,14 +261,20 @@ async fn lobby_request_floods_are_cut_off() {
 async fn a_vanished_client_is_noticed_by_the_idle_timeout() {
     let mut config = test_config();
     config.ping_interval = Duration::from_millis(200);
-    config.idle_timeout = Duration::from_millis(800);
+    config.idle_timeout = Duration::from_millis(400);
     let server = spawn_server(config).await;
-    let (mut gone, _, _) = Client::quick_player(&server.ws_url(), "gone")
+    let proxy = Proxy::start(server.addr).await;
+    let (mut gone, _, _) = Client::quick_player(&proxy.ws_url(), "gone")
         .await
         .expect("player");
-    // Like a pulled cable: nothing read, nothing sent, no pongs. (Reading resumes only
-    // to collect the verdict: the pongs this sends then come too late.)
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Like a pulled cable: nothing passes, no pongs, until the server gives up on the
+    // link and closes it. Then the client reads the verdict the server sent.
+    let mut frozen = proxy.freeze();
+    assert!(
+        frozen.server_closed(Duration::from_secs(5)).await,
+        "the server drops a silent link"
+    );
+    frozen.release();
     assert_eq!(
         error_then_close(&mut gone).await,
         (Some(ErrorCode::Timeout.as_u16()), close::IDLE_TIMEOUT)

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use ticksync_client::{Client, ClientError};
 use ticksync_protocol::{ClientMessage, ErrorCode, JoinTarget, ServerMessage};
-use ticksync_tests::{spawn_server, test_config};
+use ticksync_tests::{http_get, spawn_server, test_config};
 
 const T: Duration = Duration::from_secs(5);
 
@@ -239,18 +239,41 @@ async fn an_empty_lobby_closes_after_its_grace() {
         })
         .await
         .expect("create");
-    // Occupied: it stays open well past the grace.
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // Occupied: it stays open well past the grace (counted in its own ticks: 24 ticks at
+    // 30 Hz are 800 ms).
+    p.recv_until(T, |m| match m {
+        ServerMessage::Snapshot(s) if s.tick >= joined.tick + 24 => Some(()),
+        _ => None,
+    })
+    .await
+    .expect("the lobby ticks on");
     assert!(list(&mut p).await.iter().any(|l| l.id == joined.lobby_id));
     p.send(&ClientMessage::LeaveLobby).await.expect("leave");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        if list(&mut p).await.iter().all(|l| l.id != joined.lobby_id) {
-            break;
+    p.recv_until(T, |m| matches!(m, ServerMessage::Left { .. }).then_some(()))
+        .await
+        .expect("left");
+    // Nothing tells anyone that an empty lobby closed: watch the public listing (over
+    // HTTP, which has no rate limit), within a deadline.
+    let listed = |body: &str| {
+        let lobbies: serde_json::Value = serde_json::from_str(body).expect("JSON");
+        lobbies
+            .as_array()
+            .expect("a list")
+            .iter()
+            .any(|l| l["id"] == joined.lobby_id)
+    };
+    assert!(listed(&http_get(server.addr, "/api/lobbies").await.2));
+    let closed = tokio::time::timeout(T, async {
+        let mut every = tokio::time::interval(Duration::from_millis(20));
+        loop {
+            every.tick().await;
+            if !listed(&http_get(server.addr, "/api/lobbies").await.2) {
+                break;
+            }
         }
-        assert!(tokio::time::Instant::now() < deadline, "lobby never closed");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await;
+    assert!(closed.is_ok(), "the empty lobby never closed");
     let gone = p
         .join(&ClientMessage::JoinLobby {
             target: JoinTarget::Id(joined.lobby_id),

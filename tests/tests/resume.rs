@@ -6,24 +6,23 @@ use std::time::Duration;
 
 use ticksync_client::{Client, ClientError};
 use ticksync_protocol::{ClientMessage, ErrorCode, ServerMessage, close};
-use ticksync_tests::{spawn_server, test_config};
+use ticksync_tests::{Proxy, spawn_server, test_config};
 
 const T: Duration = Duration::from_secs(5);
 
-/// Waits `d`, failing if a PlayerLeft arrives meanwhile; returns the snapshots seen.
-async fn no_leave_for(client: &mut Client, d: Duration) -> usize {
-    let until = tokio::time::Instant::now() + d;
+/// Reads the next `n` snapshots (ticks, not wall time, measure the wait), failing if a
+/// PlayerLeft or PlayerJoined arrives meanwhile.
+async fn no_leave_for(client: &mut Client, n: usize) {
     let mut snapshots = 0;
-    while tokio::time::Instant::now() < until {
-        match client.recv_timeout(Duration::from_millis(200)).await {
+    while snapshots < n {
+        match client.recv_timeout(T).await {
             Ok(ServerMessage::PlayerLeft { .. }) => panic!("the other player saw a leave"),
             Ok(ServerMessage::PlayerJoined(p)) => panic!("the other player saw a join: {p:?}"),
             Ok(ServerMessage::Snapshot(_)) => snapshots += 1,
-            Ok(_) | Err(ClientError::Timeout) => {}
+            Ok(_) => {}
             Err(e) => panic!("{e}"),
         }
     }
-    snapshots
 }
 
 #[tokio::test]
@@ -35,7 +34,8 @@ async fn a_dropped_player_resumes_with_its_token() {
 
     // Ann's connection drops without a close frame.
     drop(ann);
-    assert!(no_leave_for(&mut bob, Duration::from_millis(500)).await > 5);
+    // Half a second of ticks at 30 Hz.
+    no_leave_for(&mut bob, 15).await;
 
     let mut back = Client::connect(&url).await.expect("reconnect");
     let again = back
@@ -66,7 +66,7 @@ async fn a_dropped_player_resumes_with_its_token() {
         .await
         .expect("snapshots again");
     assert!(snapshot.entities.iter().any(|e| e.id == joined.your_entity));
-    assert!(no_leave_for(&mut bob, Duration::from_millis(300)).await > 3);
+    no_leave_for(&mut bob, 10).await;
     server.stop().await;
 }
 
@@ -181,8 +181,8 @@ async fn the_client_module_reconnects_by_itself() {
     config.ping_interval = Duration::from_millis(200);
     config.idle_timeout = Duration::from_millis(700);
     let server = spawn_server(config).await;
-    let url = server.ws_url();
-    let (mut auto, welcome) = ticksync_client::AutoClient::connect(&url, "auto")
+    let proxy = Proxy::start(server.addr).await;
+    let (mut auto, welcome) = ticksync_client::AutoClient::connect(&proxy.ws_url(), "auto")
         .await
         .expect("connect");
     let joined = auto
@@ -190,8 +190,14 @@ async fn the_client_module_reconnects_by_itself() {
         .join(&ClientMessage::QuickJoin)
         .await
         .expect("join");
-    // Go silent long enough for the server to drop the link (idle timeout: resumable).
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // The link goes silent until the server drops it (idle timeout: resumable); then
+    // the client hears the verdict, and its reconnection passes the proxy as usual.
+    let mut frozen = proxy.freeze();
+    assert!(
+        frozen.server_closed(T).await,
+        "the server drops a silent link"
+    );
+    frozen.release();
     let mut welcomed_again = None;
     let rejoined = loop {
         match auto.recv().await.expect("the client module recovers") {

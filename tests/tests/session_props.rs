@@ -1,123 +1,343 @@
-//! The session state machine under arbitrary message sequences (valid messages in any
-//! order, garbage bytes, text frames, pings), driven over an in-memory pipe: it never
-//! panics, everything it sends decodes, and any close code it sends is a documented one.
+//! The session state machine under arbitrary scripts (valid messages in any order,
+//! `Options` turning delta snapshots on and off, garbage bytes, text frames, pings, and
+//! waits during which lobbies tick), driven over an in-memory pipe on a paused clock (so
+//! that a script's seconds of play cost no wall time and every run is deterministic). It
+//! checks what the client saw, decoded, against the protocol's promises
+//! (`ticksync_server::testing::check`): nothing undecodable, only documented close codes,
+//! snapshots only within a stay in a lobby with ticks moving forward and acks never going
+//! back, and every delta applying to the snapshot just before it.
 //! `fuzz/fuzz_targets/session.rs` runs the same harness under libFuzzer.
+
+use std::time::Duration;
 
 use bytes::Bytes;
 use proptest::prelude::*;
-use ticksync_protocol::{ClientMessage, Input, JoinTarget, encode_client};
+use ticksync_protocol::{ClientMessage, Input, JoinTarget, ServerMessage, close, encode_client};
 use ticksync_server::Config;
-use ticksync_server::testing::{DOCUMENTED_CLOSE_CODES, Harness, drive};
+use ticksync_server::testing::{Harness, Outcome, Step, check, drive_steps};
 use tokio_tungstenite::tungstenite::Message;
 
-fn client_message() -> impl Strategy<Value = ClientMessage> {
-    let name = prop_oneof![
+fn name() -> impl Strategy<Value = String> {
+    prop_oneof![
         Just("ann".to_owned()),
         Just(String::new()),
         "[a-z\u{1}]{0,30}"
-    ];
-    prop_oneof![
-        3 => (prop_oneof![Just(ticksync_protocol::PROTOCOL_VERSION), any::<u16>()], name.clone(),
-              proptest::option::of(any::<[u8; 16]>()))
-            .prop_map(|(v, n, t)| ClientMessage::Hello { protocol_version: v, name: n, resume_token: t }),
-        1 => Just(ClientMessage::ListLobbies),
-        1 => (name, any::<u8>(), any::<bool>())
-            .prop_map(|(n, m, p)| ClientMessage::CreateLobby { name: n, max_players: m, private: p }),
-        1 => (0u32..4).prop_map(|id| ClientMessage::JoinLobby { target: JoinTarget::Id(id) }),
-        1 => "[A-Z2-9-]{0,12}".prop_map(|c| ClientMessage::JoinLobby { target: JoinTarget::Code(c) }),
-        2 => Just(ClientMessage::QuickJoin),
-        1 => Just(ClientMessage::LeaveLobby),
-        4 => (any::<u32>(), prop_oneof![any::<f32>(), -2.0f32..2.0], prop_oneof![any::<f32>(), -2.0f32..2.0], any::<u8>())
-            .prop_map(|(seq, x, y, b)| ClientMessage::Input(Input { seq, dir_x: x, dir_y: y, buttons: b })),
-        1 => any::<u32>().prop_map(|t| ClientMessage::Ping { client_time: t }),
     ]
 }
 
-fn frame() -> impl Strategy<Value = Message> {
+fn hello_message() -> impl Strategy<Value = ClientMessage> {
+    (
+        prop_oneof![3 => Just(ticksync_protocol::PROTOCOL_VERSION), 1 => any::<u16>()],
+        name(),
+        proptest::option::weighted(0.2, any::<[u8; 16]>()),
+    )
+        .prop_map(|(v, n, t)| ClientMessage::Hello {
+            protocol_version: v,
+            name: n,
+            resume_token: t,
+        })
+}
+
+/// A request to enter a lobby (in a lobby: a protocol error).
+fn lobby_request() -> impl Strategy<Value = ClientMessage> {
     prop_oneof![
-        8 => client_message().prop_map(|m| Message::Binary(Bytes::from(encode_client(&m)))),
-        1 => prop::collection::vec(any::<u8>(), 0..40).prop_map(|b| Message::Binary(Bytes::from(b))),
-        1 => "[ -~]{0,20}".prop_map(Message::text),
-        1 => Just(Message::Ping(Bytes::from_static(b"hi"))),
+        (name(), any::<u8>(), any::<bool>()).prop_map(|(n, m, p)| ClientMessage::CreateLobby {
+            name: n,
+            max_players: m,
+            private: p
+        }),
+        (0u32..4).prop_map(|id| ClientMessage::JoinLobby {
+            target: JoinTarget::Id(id)
+        }),
+        "[A-Z2-9-]{0,12}".prop_map(|c| ClientMessage::JoinLobby {
+            target: JoinTarget::Code(c)
+        }),
+        Just(ClientMessage::QuickJoin),
     ]
+}
+
+/// Any message but Hello.
+fn client_message() -> impl Strategy<Value = ClientMessage> {
+    // Mostly small, growing-ish sequence numbers (so that acks move), sometimes anything.
+    let seq = prop_oneof![4 => 1u32..64, 1 => any::<u32>()];
+    let dir = prop_oneof![1 => any::<f32>(), 4 => -2.0f32..2.0];
+    prop_oneof![
+        2 => Just(ClientMessage::ListLobbies),
+        1 => lobby_request(),
+        2 => Just(ClientMessage::LeaveLobby),
+        12 => (seq, dir.clone(), dir, any::<u8>())
+            .prop_map(|(seq, x, y, b)| ClientMessage::Input(Input { seq, dir_x: x, dir_y: y, buttons: b })),
+        2 => any::<u32>().prop_map(|t| ClientMessage::Ping { client_time: t }),
+        4 => prop::bool::weighted(0.75).prop_map(|on| ClientMessage::Options { delta_snapshots: on }),
+    ]
+}
+
+fn binary(message: &ClientMessage) -> Step {
+    Step::Send(Message::Binary(Bytes::from(encode_client(message))))
+}
+
+/// One step, or a few that go together (leave, then enter another lobby).
+fn steps() -> impl Strategy<Value = Vec<Step>> {
+    prop_oneof![
+        60 => client_message().prop_map(|m| vec![binary(&m)]),
+        8 => lobby_request().prop_map(|m| vec![binary(&ClientMessage::LeaveLobby), binary(&m)]),
+        4 => Just(vec![Step::Send(Message::Ping(Bytes::from_static(b"hi")))]),
+        24 => (0u64..500).prop_map(|ms| vec![Step::Wait(Duration::from_millis(ms))]),
+        // Protocol errors, which end the session: rare, so that most scripts play on.
+        1 => hello_message().prop_map(|m| vec![binary(&m)]),
+        1 => prop::collection::vec(any::<u8>(), 0..40)
+            .prop_map(|b| vec![Step::Send(Message::Binary(Bytes::from(b)))]),
+        1 => "[ -~]{0,20}".prop_map(|t| vec![Step::Send(Message::text(t))]),
+    ]
+}
+
+fn valid_hello() -> ClientMessage {
+    ClientMessage::Hello {
+        protocol_version: ticksync_protocol::PROTOCOL_VERSION,
+        name: "ann".into(),
+        resume_token: None,
+    }
+}
+
+/// A script: usually a Hello first and often a lobby, then anything.
+fn script() -> impl Strategy<Value = Vec<Step>> {
+    let enter = prop_oneof![
+        Just(ClientMessage::QuickJoin),
+        (1u8..6, any::<bool>()).prop_map(|(m, p)| ClientMessage::CreateLobby {
+            name: "room".into(),
+            max_players: m,
+            private: p,
+        }),
+    ];
+    (
+        proptest::option::weighted(
+            0.9,
+            prop_oneof![4 => Just(valid_hello()), 1 => hello_message()],
+        ),
+        proptest::option::weighted(0.85, enter),
+        prop::collection::vec(steps(), 0..32),
+    )
+        .prop_map(|(hello, enter, body)| {
+            hello
+                .iter()
+                .chain(enter.iter())
+                .map(binary)
+                .chain(body.into_iter().flatten())
+                .collect()
+        })
 }
 
 fn config() -> Config {
     Config {
-        hello_timeout: std::time::Duration::from_millis(500),
-        empty_lobby_grace: std::time::Duration::from_millis(100),
+        hello_timeout: Duration::from_millis(500),
+        empty_lobby_grace: Duration::from_millis(100),
         ..Config::default()
     }
 }
 
+/// Whether the script asks for deltas at some point.
+fn asks_for_deltas(steps: &[Step]) -> bool {
+    steps.iter().any(|s| match s {
+        Step::Send(Message::Binary(b)) => matches!(
+            ticksync_protocol::decode_client(b),
+            Ok(ClientMessage::Options {
+                delta_snapshots: true
+            })
+        ),
+        _ => false,
+    })
+}
+
+/// Runs `steps` on a fresh harness, on a current-thread runtime with a paused clock.
+fn play(steps: Vec<Step>) -> Outcome {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let harness = Harness::new(config());
+        let outcome = drive_steps(&harness, steps).await;
+        harness.shutdown().await;
+        outcome
+    })
+}
+
+fn send(message: ClientMessage) -> Step {
+    binary(&message)
+}
+
+fn hello() -> Step {
+    send(valid_hello())
+}
+
+fn input(seq: u32, dir_x: f32) -> Step {
+    send(ClientMessage::Input(Input {
+        seq,
+        dir_x,
+        dir_y: 0.0,
+        buttons: 0,
+    }))
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
 
     #[test]
-    fn any_sequence_is_handled_cleanly(frames in prop::collection::vec(frame(), 0..24)) {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let outcome = runtime.block_on(async {
-            let harness = Harness::new(config());
-            let outcome = drive(&harness, frames).await;
-            harness.shutdown().await;
-            outcome
-        });
-        prop_assert_eq!(outcome.undecodable, 0);
-        if let Some(code) = outcome.close_code {
-            prop_assert!(DOCUMENTED_CLOSE_CODES.iter().any(|&(_, c)| c == code), "close code {}", code);
+    fn any_script_keeps_the_protocol_s_promises(steps in script()) {
+        let deltas_asked = asks_for_deltas(&steps);
+        let outcome = play(steps);
+        if let Err(broken) = check(&outcome, deltas_asked) {
+            return Err(TestCaseError::fail(format!("{broken}; saw {:?}", outcome.messages)));
         }
     }
 }
 
 #[test]
-fn a_well_behaved_sequence_plays() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let frames = [
-        ClientMessage::Hello {
-            protocol_version: ticksync_protocol::PROTOCOL_VERSION,
-            name: "ann".into(),
-            resume_token: None,
-        },
-        ClientMessage::QuickJoin,
-        ClientMessage::Input(Input {
-            seq: 1,
-            dir_x: 1.0,
-            dir_y: 0.0,
-            buttons: 0,
+fn a_well_behaved_script_plays_with_deltas_and_acks() {
+    let wait = || Step::Wait(Duration::from_millis(300));
+    let steps = vec![
+        hello(),
+        send(ClientMessage::QuickJoin),
+        wait(),
+        send(ClientMessage::Options {
+            delta_snapshots: true,
         }),
-        ClientMessage::Ping { client_time: 7 },
-    ]
-    .iter()
-    .map(|m| Message::Binary(Bytes::from(encode_client(m))))
-    .collect();
-    let outcome = runtime.block_on(async {
-        let harness = Harness::new(config());
-        let outcome = drive(&harness, frames).await;
-        harness.shutdown().await;
-        outcome
+        input(1, 1.0),
+        wait(),
+        input(2, 0.0),
+        wait(),
+        send(ClientMessage::Ping { client_time: 7 }),
+        wait(),
+    ];
+    let outcome = play(steps);
+    let deltas = check(&outcome, true).expect("the promises hold");
+    let m = &outcome.messages;
+    assert!(
+        matches!(m.first(), Some(ServerMessage::Welcome { .. })),
+        "{m:?}"
+    );
+    assert!(m.iter().any(|m| matches!(m, ServerMessage::Joined(_))));
+    assert!(
+        m.iter()
+            .any(|m| matches!(m, ServerMessage::Pong { client_time: 7, .. }))
+    );
+    // The arena's entity moves while the input says so, and stops: deltas carry that.
+    assert!(deltas > 10, "{deltas} deltas applied");
+    let last_ack = m.iter().rev().find_map(|m| match m {
+        ServerMessage::Snapshot(s) => Some(s.ack_seq),
+        ServerMessage::SnapshotDelta(d) => Some(d.ack_seq),
+        _ => None,
     });
-    let kinds: Vec<_> = outcome
+    assert_eq!(last_ack, Some(2), "the newest input is acked");
+    assert_eq!(outcome.close_code, None, "a goodbye is no error");
+}
+
+#[test]
+fn deltas_stop_when_turned_off() {
+    let wait = || Step::Wait(Duration::from_millis(300));
+    let steps = vec![
+        hello(),
+        send(ClientMessage::QuickJoin),
+        send(ClientMessage::Options {
+            delta_snapshots: true,
+        }),
+        input(1, 1.0),
+        wait(),
+        send(ClientMessage::Options {
+            delta_snapshots: false,
+        }),
+        // A marker: everything after its Pong was sent with deltas off.
+        send(ClientMessage::Ping { client_time: 1 }),
+        wait(),
+    ];
+    let outcome = play(steps);
+    check(&outcome, true).expect("the promises hold");
+    let m = &outcome.messages;
+    let marker = m
+        .iter()
+        .position(|m| matches!(m, ServerMessage::Pong { client_time: 1, .. }))
+        .expect("pong");
+    assert!(
+        m[..marker]
+            .iter()
+            .any(|m| matches!(m, ServerMessage::SnapshotDelta(_)))
+    );
+    let after = &m[marker..];
+    assert!(
+        after
+            .iter()
+            .filter(|m| matches!(m, ServerMessage::Snapshot(_)))
+            .count()
+            > 5
+    );
+    assert!(
+        !after
+            .iter()
+            .any(|m| matches!(m, ServerMessage::SnapshotDelta(_))),
+        "no delta after Options off"
+    );
+}
+
+#[test]
+fn a_broken_promise_is_caught() {
+    // The checker itself: a delta on a baseline the client never had fails it.
+    let outcome = play(vec![
+        hello(),
+        send(ClientMessage::QuickJoin),
+        send(ClientMessage::Options {
+            delta_snapshots: true,
+        }),
+        input(1, 1.0),
+        Step::Wait(Duration::from_millis(300)),
+    ]);
+    check(&outcome, true).expect("the real run holds");
+    let mut forged = Outcome {
+        messages: outcome.messages.clone(),
+        ..Outcome::default()
+    };
+    let first_delta = forged
         .messages
         .iter()
-        .map(|m| {
-            format!("{m:?}")
-                .split([' ', '(', '{'])
-                .next()
-                .unwrap_or("")
-                .to_owned()
-        })
-        .collect();
-    assert_eq!(
-        kinds.first().map(String::as_str),
-        Some("Welcome"),
-        "{kinds:?}"
+        .position(|m| matches!(m, ServerMessage::SnapshotDelta(_)))
+        .expect("a delta");
+    if let ServerMessage::SnapshotDelta(d) = &mut forged.messages[first_delta] {
+        d.baseline = d.baseline.wrapping_sub(1);
+    }
+    assert!(
+        check(&forged, true).is_err(),
+        "a delta on the wrong baseline"
     );
-    assert!(kinds.iter().any(|k| k == "Joined"), "{kinds:?}");
-    assert_eq!(outcome.undecodable, 0);
+    let mut forged = Outcome {
+        messages: outcome.messages.clone(),
+        ..Outcome::default()
+    };
+    forged
+        .messages
+        .retain(|m| !matches!(m, ServerMessage::Joined(_)));
+    assert!(check(&forged, true).is_err(), "snapshots outside a lobby");
+    let mut forged = Outcome {
+        messages: outcome.messages.clone(),
+        ..Outcome::default()
+    };
+    let last_ack = forged.messages.iter_mut().rev().find_map(|m| match m {
+        ServerMessage::Snapshot(s) => Some(&mut s.ack_seq),
+        ServerMessage::SnapshotDelta(d) => Some(&mut d.ack_seq),
+        _ => None,
+    });
+    let last_ack = last_ack.expect("snapshots");
+    assert_eq!(*last_ack, 1, "the input was acked");
+    *last_ack = 0;
+    assert!(check(&forged, true).is_err(), "an ack going back");
+    assert!(check(&outcome, false).is_err(), "deltas nobody asked for");
+    let closed = Outcome {
+        close_code: Some(4999),
+        ..Outcome::default()
+    };
+    assert!(check(&closed, false).is_err());
+    let normal = Outcome {
+        close_code: Some(close::NORMAL),
+        ..Outcome::default()
+    };
+    assert!(check(&normal, false).is_ok());
 }

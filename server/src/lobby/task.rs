@@ -662,3 +662,494 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".into())
 }
+
+/// The tick task without sockets: a tiny game that records what it is given, players
+/// whose connection is an in-memory pipe read by a WebSocket client, joins through the
+/// handle's claims, inputs through the seat mailboxes, and tokio's paused clock (which
+/// jumps to the next timer whenever every task waits), so that ticks and graces are
+/// exact and take no wall time.
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use futures_util::StreamExt;
+    use ticksync_protocol::{Input, decode_server};
+    use tokio::io::{DuplexStream, ReadHalf};
+    use tokio::task::JoinHandle;
+    use tokio_tungstenite::WebSocketStream;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::protocol::Role;
+
+    use super::*;
+    use crate::wire::outbox::{self, Conn, Outbox, Signal};
+
+    const TICK: Duration = Duration::from_millis(50);
+    /// Long enough for anything a test waits for (paused clock: it costs nothing).
+    const PATIENCE: Duration = Duration::from_secs(120);
+
+    /// What the game saw.
+    #[derive(Debug, Default)]
+    struct Log {
+        /// Each step's tick and inputs.
+        steps: Vec<(u32, Vec<(EntityId, PlayerInput)>)>,
+        /// Spawns (true) and despawns (false), in order.
+        seats: Vec<(EntityId, bool)>,
+    }
+
+    /// Entities stand at `50 + 10 * dir` of their current input. Panics at `panic_at`.
+    struct Probe {
+        log: Arc<Mutex<Log>>,
+        here: Vec<(EntityId, Vec2)>,
+        panic_at: Option<u32>,
+    }
+
+    impl Game for Probe {
+        fn world_size(&self) -> Vec2 {
+            Vec2::splat(100.0)
+        }
+        fn max_speed(&self) -> f32 {
+            10.0
+        }
+        fn spawn(&mut self, entity: EntityId) {
+            self.here.push((entity, Vec2::splat(50.0)));
+            self.here.sort_by_key(|(id, _)| *id);
+            self.log.lock().expect("log").seats.push((entity, true));
+        }
+        fn despawn(&mut self, entity: EntityId) {
+            self.here.retain(|(id, _)| *id != entity);
+            self.log.lock().expect("log").seats.push((entity, false));
+        }
+        fn step(&mut self, inputs: &[(EntityId, PlayerInput)], tick: u32, _dt: f32) {
+            assert!(
+                self.panic_at != Some(tick),
+                "the probe game fails at tick {tick}"
+            );
+            for (entity, input) in inputs {
+                if let Some((_, pos)) = self.here.iter_mut().find(|(id, _)| id == entity) {
+                    *pos = Vec2::splat(50.0) + input.dir * 10.0;
+                }
+            }
+            self.log
+                .lock()
+                .expect("log")
+                .steps
+                .push((tick, inputs.to_vec()));
+        }
+        fn view(&self, out: &mut Vec<EntityView>) {
+            out.extend(self.here.iter().map(|&(id, pos)| EntityView {
+                id,
+                pos,
+                ..EntityView::default()
+            }));
+        }
+    }
+
+    struct Running {
+        handle: Arc<LobbyHandle>,
+        log: Arc<Mutex<Log>>,
+        stats: Arc<Stats>,
+        task: JoinHandle<()>,
+        cancel: CancellationToken,
+    }
+
+    fn start(max_players: u8, panic_at: Option<u32>) -> Running {
+        start_with(
+            max_players,
+            panic_at,
+            Duration::from_secs(30),
+            Duration::from_secs(15),
+        )
+    }
+
+    fn start_with(
+        max_players: u8,
+        panic_at: Option<u32>,
+        empty_grace: Duration,
+        resume_grace: Duration,
+    ) -> Running {
+        let log = Arc::new(Mutex::new(Log::default()));
+        let stats = Arc::new(Stats::default());
+        let game = Probe {
+            log: Arc::clone(&log),
+            here: Vec::new(),
+            panic_at,
+        };
+        let spec = LobbySpec {
+            name: "probe".into(),
+            max_players,
+            private: false,
+        };
+        let env = LobbyEnv {
+            tick_period: TICK,
+            empty_grace,
+            resume_grace,
+            stats: Arc::clone(&stats),
+        };
+        let lobby = Lobby::new(1, spec, None, Box::new(game), env);
+        let handle = lobby.handle();
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(lobby.run(cancel.clone()));
+        Running {
+            handle,
+            log,
+            stats,
+            task,
+            cancel,
+        }
+    }
+
+    /// A player's connection: the lobby writes into `out`, the test reads `ws`.
+    struct Player {
+        conn: u64,
+        out: Arc<Outbox>,
+        epoch: u64,
+        ws: WebSocketStream<DuplexStream>,
+        _server: Conn<ReadHalf<DuplexStream>>,
+    }
+
+    impl Player {
+        async fn connect(conn: u64) -> Player {
+            // Roomy: nothing here finishes writes the pipe could not take (a session's job).
+            let (server, client) = tokio::io::duplex(1 << 20);
+            let server = outbox::any(server);
+            let out = Arc::clone(server.outbox());
+            let epoch = out.begin_seat();
+            let ws = WebSocketStream::from_raw_socket(client, Role::Client, None).await;
+            Player {
+                conn,
+                out,
+                epoch,
+                ws,
+                _server: server,
+            }
+        }
+
+        fn request(&self, player_id: u32) -> JoinRequest {
+            JoinRequest {
+                player_id,
+                name: format!("p{player_id}"),
+                conn: self.conn,
+                link: Link {
+                    out: Arc::clone(&self.out),
+                    epoch: self.epoch,
+                },
+            }
+        }
+
+        async fn recv(&mut self) -> ServerMessage {
+            match tokio::time::timeout(PATIENCE, self.ws.next()).await {
+                Ok(Some(Ok(Message::Binary(bytes)))) => decode_server(&bytes).expect("decodes"),
+                other => panic!("expected a message, got {other:?}"),
+            }
+        }
+
+        async fn recv_until<T>(&mut self, mut pick: impl FnMut(&ServerMessage) -> Option<T>) -> T {
+            loop {
+                let message = self.recv().await;
+                if let Some(found) = pick(&message) {
+                    return found;
+                }
+            }
+        }
+
+        async fn snapshot(&mut self) -> ticksync_protocol::Snapshot {
+            self.recv_until(|m| match m {
+                ServerMessage::Snapshot(s) => Some(s.clone()),
+                _ => None,
+            })
+            .await
+        }
+    }
+
+    /// Joins through a claim, as a session does; returns the player and its seat.
+    async fn join(lobby: &Arc<LobbyHandle>, player_id: u32) -> (Player, Seated) {
+        let (player, seated, _) = join_told(lobby, player_id).await;
+        (player, seated)
+    }
+
+    /// [`join`], also returning the `Joined` the player was sent.
+    async fn join_told(lobby: &Arc<LobbyHandle>, player_id: u32) -> (Player, Seated, Joined) {
+        let mut player = Player::connect(u64::from(player_id)).await;
+        let claim = lobby.claim().expect("a free seat");
+        let seated = claim.join(player.request(player_id)).await.expect("seated");
+        let joined = player
+            .recv_until(|m| match m {
+                ServerMessage::Joined(j) => Some(j.clone()),
+                _ => None,
+            })
+            .await;
+        assert_eq!(joined.your_entity, seated.entity);
+        (player, seated, joined)
+    }
+
+    fn input(seq: u32, dir_x: f32) -> Input {
+        Input {
+            seq,
+            dir_x,
+            ..Input::default()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_newest_input_is_applied_and_acked() {
+        let lobby = start(4, None);
+        let (mut ann, ann_seat) = join(&lobby.handle, 1).await;
+        let (mut bob, _) = join(&lobby.handle, 2).await;
+        ann.snapshot().await;
+        // A burst between two ticks: 8 "right", then 4 "stop" (a stall's backlog).
+        for seq in 1..=8 {
+            lobby
+                .handle
+                .input(&ann_seat.seat, ann.conn, input(seq, 1.0));
+        }
+        for seq in 9..=12 {
+            lobby
+                .handle
+                .input(&ann_seat.seat, ann.conn, input(seq, 0.0));
+        }
+        let acked = loop {
+            let s = ann.snapshot().await;
+            if s.ack_seq != 0 {
+                break s;
+            }
+        };
+        assert_eq!(
+            acked.ack_seq, 12,
+            "the ack is the newest input's, the one applied"
+        );
+        let log = lobby.log.lock().expect("log");
+        let ann_inputs = log
+            .steps
+            .iter()
+            .flat_map(|(_, inputs)| inputs.iter().filter(|(e, _)| *e == ann_seat.entity));
+        assert!(
+            ann_inputs.clone().all(|(_, i)| i.dir == Vec2::ZERO),
+            "no tick applied a superseded input"
+        );
+        assert!(ann_inputs.count() > 1);
+        drop(log);
+        assert_eq!(lobby.handle.figures().inputs_superseded, 11);
+        // Each player's ack is its own: bob sent nothing.
+        let s = bob.snapshot().await;
+        assert_eq!(s.ack_seq, 0);
+        // A later, older input never wins; the ack stays.
+        lobby.handle.input(&ann_seat.seat, ann.conn, input(5, 1.0));
+        for _ in 0..3 {
+            let s = ann.snapshot().await;
+            assert_eq!(s.ack_seq, 12);
+            let me = s
+                .entities
+                .iter()
+                .find(|e| e.id == ann_seat.entity)
+                .expect("ann");
+            assert_eq!(me.x, ticksync_protocol::quantize::position(50.0, 100.0));
+        }
+        lobby.cancel.cancel();
+        tokio::time::timeout(PATIENCE, lobby.task)
+            .await
+            .expect("stops")
+            .expect("no panic");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_leave_frees_the_seat_before_a_join_takes_it() {
+        let lobby = start(1, None);
+        let (mut ann, ann_seat) = join(&lobby.handle, 1).await;
+        ann.snapshot().await;
+        assert!(lobby.handle.claim().is_none(), "one seat, taken");
+        // Ann leaves and, before any tick, bob claims the seat she gave back.
+        lobby.handle.leave(&ann_seat.seat, ann.conn);
+        let (mut bob, bob_seat, joined) = join_told(&lobby.handle, 2).await;
+        assert_eq!(bob_seat.entity, ann_seat.entity, "the same seat");
+        let names: Vec<&str> = joined.players.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["p2"], "ann was gone when bob sat down");
+        let s = bob.snapshot().await;
+        assert_eq!(s.entities.len(), 1, "only bob is in the world");
+        let seats = lobby.log.lock().expect("log").seats.clone();
+        assert_eq!(
+            seats,
+            [(0, true), (0, false), (0, true)],
+            "removed, then seated"
+        );
+        assert_eq!(lobby.handle.players(), 1);
+        assert_eq!(lobby.handle.claimed(), 1);
+        lobby.cancel.cancel();
+        tokio::time::timeout(PATIENCE, lobby.task)
+            .await
+            .expect("stops")
+            .expect("no panic");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_empty_lobby_does_not_tick_and_closes_after_its_grace() {
+        let grace = Duration::from_secs(30);
+        let lobby = start_with(4, None, grace, Duration::from_secs(15));
+        // Nobody yet: no tick.
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert_eq!(lobby.handle.figures().ticks, 0);
+        // A join wakes it.
+        let (mut ann, seat) = join(&lobby.handle, 1).await;
+        for _ in 0..3 {
+            ann.snapshot().await;
+        }
+        lobby.handle.leave(&seat.seat, ann.conn);
+        let left_at = Instant::now();
+        // The next tick, within one period, removes the seat (paused clock: no race).
+        tokio::time::sleep(2 * TICK).await;
+        assert_eq!(lobby.handle.players(), 0);
+        let steps = lobby.log.lock().expect("log").steps.len();
+        let ticks = lobby.handle.figures().ticks;
+        tokio::time::sleep(grace / 2).await;
+        assert_eq!(lobby.log.lock().expect("log").steps.len(), steps, "no step");
+        assert!(
+            lobby.handle.figures().ticks <= ticks + 1,
+            "no tick while empty"
+        );
+        assert!(!lobby.handle.is_closed());
+        tokio::time::timeout(PATIENCE, lobby.task)
+            .await
+            .expect("the lobby ends")
+            .expect("no panic");
+        let empty_for = left_at.elapsed();
+        assert!(lobby.handle.is_closed());
+        assert!(
+            empty_for >= grace - TICK && empty_for <= grace + TICK,
+            "closed after {empty_for:?} empty"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_panicking_game_closes_only_its_lobby_and_tells_its_players() {
+        let failing = start(4, Some(3));
+        let healthy = start(4, None);
+        let (mut ann, _) = join(&failing.handle, 1).await;
+        let (mut bob, _) = join(&healthy.handle, 2).await;
+        let mut told = Vec::new();
+        loop {
+            match ann.recv().await {
+                ServerMessage::Error { code, .. } => told.push(("error", code)),
+                ServerMessage::Left { reason } => {
+                    told.push(("left", u16::from(reason)));
+                    break;
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(
+            told,
+            [
+                ("error", ErrorCode::LobbyClosed.as_u16()),
+                ("left", LeftReason::LobbyCrashed as u16)
+            ]
+        );
+        let signal = std::future::poll_fn(|cx| ann.out.poll_signal(cx)).await;
+        assert_eq!(signal, Signal::Left, "the session learns it is in no lobby");
+        tokio::time::timeout(PATIENCE, failing.task)
+            .await
+            .expect("the failed lobby ends")
+            .expect("the panic stays inside the lobby");
+        assert!(failing.handle.is_closed());
+        assert!(failing.handle.claim().is_none());
+        assert_eq!(failing.stats.lobby_panics.load(Ordering::Relaxed), 1);
+        // The other lobby plays on, tick after tick.
+        let mut last = bob.snapshot().await.tick;
+        while last < 20 {
+            let next = bob.snapshot().await.tick;
+            assert_eq!(next, last + 1);
+            last = next;
+        }
+        assert!(!healthy.handle.is_closed());
+        healthy.cancel.cancel();
+        tokio::time::timeout(PATIENCE, healthy.task)
+            .await
+            .expect("stops")
+            .expect("no panic");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_away_seat_goes_when_the_resume_grace_ends() {
+        let grace = Duration::from_secs(15);
+        let lobby = start_with(4, None, Duration::from_secs(30), grace);
+        let (mut ann, ann_seat) = join(&lobby.handle, 1).await;
+        let (mut bob, _) = join(&lobby.handle, 2).await;
+        ann.snapshot().await;
+        // Ann's connection drops: her session ends the seat, so the lobby's next write
+        // for her is refused and the seat goes idle, kept for the grace.
+        ann.out.end_seat(Some(ann.epoch));
+        let dropped = Instant::now();
+        let left = bob
+            .recv_until(|m| match m {
+                ServerMessage::PlayerLeft { entity, .. } => Some(*entity),
+                _ => None,
+            })
+            .await;
+        let away = dropped.elapsed();
+        assert_eq!(left, ann_seat.entity);
+        assert!(
+            away >= grace && away <= grace + 3 * TICK,
+            "the seat went after {away:?}"
+        );
+        assert_eq!(lobby.handle.players(), 1);
+        assert_eq!(lobby.handle.claimed(), 1, "its claim came back");
+        lobby.cancel.cancel();
+        tokio::time::timeout(PATIENCE, lobby.task)
+            .await
+            .expect("stops")
+            .expect("no panic");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_resumed_connection_takes_its_seat_back_within_the_grace() {
+        let lobby = start(4, None);
+        let (ann, ann_seat) = join(&lobby.handle, 1).await;
+        let (mut bob, _) = join(&lobby.handle, 2).await;
+        lobby.handle.input(&ann_seat.seat, ann.conn, input(40, 1.0));
+        bob.snapshot().await;
+        ann.out.end_seat(Some(ann.epoch));
+        // Some ticks later a new connection of the same player re-attaches.
+        for _ in 0..10 {
+            bob.snapshot().await;
+        }
+        let mut again = Player::connect(9).await;
+        let seated = lobby
+            .handle
+            .reattach(again.request(1), ann_seat.entity)
+            .await
+            .expect("re-attached");
+        assert_eq!(seated.entity, ann_seat.entity);
+        let joined = again
+            .recv_until(|m| match m {
+                ServerMessage::Joined(j) => Some(j.clone()),
+                _ => None,
+            })
+            .await;
+        assert_eq!(joined.players.len(), 2);
+        // The new connection's inputs start from seq 1 again; the old one's are ignored.
+        assert_eq!(
+            lobby.handle.input(&seated.seat, ann.conn, input(41, 0.5)),
+            crate::lobby::InputOutcome::NotYours
+        );
+        lobby.handle.input(&seated.seat, again.conn, input(1, -1.0));
+        let s = loop {
+            let s = again.snapshot().await;
+            if s.ack_seq == 1 {
+                break s;
+            }
+            assert_eq!(s.ack_seq, 0, "acks restart with the new connection");
+        };
+        let me = s
+            .entities
+            .iter()
+            .find(|e| e.id == seated.entity)
+            .expect("me");
+        assert_eq!(me.x, ticksync_protocol::quantize::position(40.0, 100.0));
+        // Nobody saw a leave or a join.
+        let seats = lobby.log.lock().expect("log").seats.clone();
+        assert_eq!(seats, [(0, true), (1, true)]);
+        lobby.cancel.cancel();
+        tokio::time::timeout(PATIENCE, lobby.task)
+            .await
+            .expect("stops")
+            .expect("no panic");
+    }
+}

@@ -202,3 +202,292 @@ fn upgrade(
     }
     response
 }
+
+/// Routing and the upgrade's refusals, over real loopback sockets through the real accept
+/// loop and hyper.
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::game::{Game, LobbySpec};
+
+    struct Server {
+        addr: SocketAddr,
+        shared: Arc<Shared>,
+        accepting: tokio::task::JoinHandle<()>,
+    }
+
+    impl Server {
+        async fn start(config: Config) -> Server {
+            let arena = |_: &LobbySpec| Box::new(crate::arena::Arena::new()) as Box<dyn Game>;
+            let shared = Shared::new(config, Arc::new(arena));
+            let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+                .await
+                .expect("bind");
+            let addr = listener.local_addr().expect("addr");
+            let accepting = tokio::spawn(crate::net::listener::accept_loop(
+                listener,
+                Arc::clone(&shared),
+            ));
+            Server {
+                addr,
+                shared,
+                accepting,
+            }
+        }
+
+        /// One request on its own connection: (status, head, body).
+        async fn request(&self, head: &str) -> (u16, String, Vec<u8>) {
+            let mut stream = TcpStream::connect(self.addr).await.expect("connect");
+            let request = format!("{head}\r\nHost: test\r\nConnection: close\r\n\r\n");
+            stream.write_all(request.as_bytes()).await.expect("write");
+            let mut response = Vec::new();
+            if head.starts_with("GET /ws") {
+                // A 101 keeps the connection open: read just the head.
+                let mut buf = [0u8; 1024];
+                while !response.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+                        .await
+                        .expect("a response in time")
+                        .expect("read");
+                    assert!(n > 0, "closed before a response");
+                    response.extend_from_slice(&buf[..n]);
+                }
+            } else {
+                tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut response))
+                    .await
+                    .expect("a response in time")
+                    .expect("read");
+            }
+            let split = response
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .expect("a head");
+            let head = String::from_utf8_lossy(&response[..split]).to_ascii_lowercase();
+            let body = response[split + 4..].to_vec();
+            let status = head
+                .split_whitespace()
+                .nth(1)
+                .and_then(|s| s.parse().ok())
+                .expect("a status");
+            (status, head, body)
+        }
+
+        async fn get(&self, path: &str) -> (u16, String, Vec<u8>) {
+            self.request(&format!("GET {path} HTTP/1.1")).await
+        }
+
+        async fn stop(self) {
+            self.shared.cancel.cancel();
+            self.shared.stop.cancel();
+            tokio::time::timeout(Duration::from_secs(5), self.accepting)
+                .await
+                .expect("stops")
+                .expect("no panic");
+        }
+    }
+
+    fn file(url: &str) -> &'static [u8] {
+        files::FILES
+            .iter()
+            .find(|(u, _)| *u == url)
+            .map(|(_, contents)| *contents)
+            .expect("embedded")
+    }
+
+    #[tokio::test]
+    async fn routes_static_files_health_and_errors() {
+        let server = Server::start(Config::default()).await;
+        let (status, head, body) = server.get("/").await;
+        assert_eq!(status, 200);
+        assert!(
+            head.contains("content-type: text/html; charset=utf-8"),
+            "{head}"
+        );
+        assert!(head.contains("cache-control: no-cache"), "{head}");
+        assert_eq!(body, file("/index.html"));
+        let (status, head, body) = server.get("/favicon.svg").await;
+        assert_eq!(status, 200);
+        assert!(head.contains("content-type: image/svg+xml"), "{head}");
+        assert_eq!(body, file("/favicon.svg"));
+        let (status, head, _) = server.get("/style.css").await;
+        assert_eq!(status, 200);
+        assert!(head.contains("content-type: text/css"), "{head}");
+        let (status, _, body) = server.get("/monitor").await;
+        assert_eq!(status, 200);
+        assert_eq!(body, file("/monitor/index.html"));
+        let (status, _, body) = server.request("HEAD / HTTP/1.1").await;
+        assert_eq!((status, body.len()), (200, 0), "HEAD: no body");
+
+        assert_eq!(server.get("/no/such/file.js").await.0, 404);
+        assert_eq!(server.get("/../Cargo.toml").await.0, 404);
+        let (status, _, body) = server.request("POST / HTTP/1.1").await;
+        assert_eq!(
+            (status, body.as_slice()),
+            (405, &b"method not allowed\n"[..])
+        );
+        assert_eq!(server.request("DELETE /healthz HTTP/1.1").await.0, 405);
+
+        let (status, head, body) = server.get("/healthz").await;
+        assert_eq!((status, body.as_slice()), (200, &b"ok\n"[..]));
+        assert!(
+            head.contains("content-type: text/plain; charset=utf-8"),
+            "{head}"
+        );
+        let (status, head, _) = server.get("/metrics").await;
+        assert_eq!(status, 200);
+        assert!(
+            head.contains("content-type: text/plain; version=0.0.4"),
+            "{head}"
+        );
+        server.stop().await;
+    }
+
+    #[tokio::test]
+    async fn readyz_says_503_while_draining_or_at_the_cap() {
+        let server = Server::start(Config {
+            max_connections: 2,
+            ..Config::default()
+        })
+        .await;
+        let (status, _, body) = server.get("/readyz").await;
+        assert_eq!((status, body.as_slice()), (200, &b"ready\n"[..]));
+        // The asking connection counts: with one more open the server is at its cap.
+        let _other = TcpStream::connect(server.addr).await.expect("connect");
+        // The accept loop takes connections in order: `_other` is counted first.
+        let (status, _, body) = server.get("/readyz").await;
+        assert_eq!((status, body.as_slice()), (503, &b"full\n"[..]));
+        drop(_other);
+
+        let server2 = Server::start(Config::default()).await;
+        server2.shared.start_draining();
+        let (status, _, body) = server2.get("/readyz").await;
+        assert_eq!((status, body.as_slice()), (503, &b"draining\n"[..]));
+        assert_eq!(server2.get("/healthz").await.0, 200, "still alive");
+        server.stop().await;
+        server2.stop().await;
+    }
+
+    #[tokio::test]
+    async fn api_lobbies_lists_public_lobbies_as_json() {
+        let server = Server::start(Config::default()).await;
+        let (status, head, body) = server.get("/api/lobbies").await;
+        assert_eq!(status, 200);
+        assert!(head.contains("content-type: application/json"), "{head}");
+        assert_eq!(body, b"[]");
+        let public = server
+            .shared
+            .create_lobby("room".into(), 4, false)
+            .expect("created");
+        server
+            .shared
+            .create_lobby("secret".into(), 2, true)
+            .expect("created");
+        let (_, _, body) = server.get("/api/lobbies").await;
+        let listed: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+        assert_eq!(
+            listed,
+            serde_json::json!([
+                {"id": public.id(), "name": "room", "players": 0, "max_players": 4}
+            ]),
+            "public lobbies only, with these four fields"
+        );
+        server.stop().await;
+    }
+
+    const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+
+    #[tokio::test]
+    async fn upgrades_without_what_websocket_needs_are_refused() {
+        let server = Server::start(Config::default()).await;
+        let upgrade = |headers: &str| format!("GET /ws HTTP/1.1\r\n{headers}");
+        let whole = format!(
+            "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {KEY}"
+        );
+        for (what, headers) in [
+            (
+                "no key",
+                whole.replace(&format!("\r\nSec-WebSocket-Key: {KEY}"), ""),
+            ),
+            ("version 8", whole.replace("Version: 13", "Version: 8")),
+            (
+                "no version",
+                whole.replace("\r\nSec-WebSocket-Version: 13", ""),
+            ),
+            ("no Upgrade", whole.replace("Upgrade: websocket\r\n", "")),
+            (
+                "Connection: keep-alive",
+                whole.replace("Connection: Upgrade", "Connection: keep-alive"),
+            ),
+            (
+                "Upgrade: h2c",
+                whole.replace("Upgrade: websocket", "Upgrade: h2c"),
+            ),
+        ] {
+            let (status, _, body) = server.request(&upgrade(&headers)).await;
+            assert_eq!(status, 400, "{what}");
+            assert_eq!(
+                body, b"expected a WebSocket upgrade (version 13)\n",
+                "{what}"
+            );
+        }
+        // Everything there (tokens in any case, in a list): switched, with the accept key
+        // RFC 6455 derives from the sample nonce.
+        let (status, head, _) = server
+            .request(&upgrade(&whole.replace(
+                "Connection: Upgrade",
+                "Connection: keep-alive, UPGRADE",
+            )))
+            .await;
+        assert_eq!(status, 101, "{head}");
+        assert!(
+            head.contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="),
+            "{head}"
+        );
+        server.stop().await;
+    }
+
+    #[tokio::test]
+    async fn origins_off_the_allowlist_are_refused_and_counted() {
+        let server = Server::start(Config {
+            allowed_origins: vec!["https://game.example".into()],
+            ..Config::default()
+        })
+        .await;
+        let upgrade = |origin: &str| {
+            format!(
+                "GET /ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+                 Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {KEY}{origin}"
+            )
+        };
+        for origin in [
+            "\r\nOrigin: https://evil.example",
+            "\r\nOrigin: https://game.example.evil",
+            "\r\nOrigin: http://game.example",
+            "",
+        ] {
+            let (status, _, body) = server.request(&upgrade(origin)).await;
+            assert_eq!(
+                (status, body.as_slice()),
+                (403, &b"origin not allowed\n"[..]),
+                "{origin:?}"
+            );
+        }
+        assert_eq!(
+            server.shared.stats.refused[Refusal::Origin as usize].load(Ordering::Relaxed),
+            4
+        );
+        let (status, _, _) = server
+            .request(&upgrade("\r\nOrigin: https://game.example"))
+            .await;
+        assert_eq!(status, 101);
+        server.stop().await;
+    }
+}

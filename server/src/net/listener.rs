@@ -111,3 +111,153 @@ async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, slot: A
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use socket2::SockRef;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::config::Config;
+    use crate::game::{Game, LobbySpec};
+
+    fn shared(config: Config) -> Arc<Shared> {
+        let arena = |_: &LobbySpec| Box::new(crate::arena::Arena::new()) as Box<dyn Game>;
+        Shared::new(config, Arc::new(arena))
+    }
+
+    /// A real loopback pair: (the server's end, the client's end).
+    async fn pair() -> (TcpStream, SocketAddr, TcpStream) {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .expect("bind");
+        let client = TcpStream::connect(listener.local_addr().expect("addr"))
+            .await
+            .expect("connect");
+        let (server, peer) = listener.accept().await.expect("accept");
+        (server, peer, client)
+    }
+
+    #[test]
+    fn a_failed_accept_of_one_connection_is_routine() {
+        for kind in [
+            io::ErrorKind::ConnectionAborted,
+            io::ErrorKind::ConnectionReset,
+            io::ErrorKind::ConnectionRefused,
+        ] {
+            assert!(is_per_connection(&io::Error::from(kind)), "{kind:?}");
+        }
+        // Out of descriptors (EMFILE, ENFILE) or memory: the process's problem, so the
+        // loop backs off instead of spinning.
+        for errno in [24, 23, 12] {
+            let e = io::Error::from_raw_os_error(errno);
+            assert!(!is_per_connection(&e), "{e}");
+        }
+    }
+
+    #[tokio::test]
+    async fn tune_sets_nodelay_and_the_send_buffer() {
+        let config = Config {
+            socket_send_buffer: 64 * 1024,
+            ..Config::default()
+        };
+        let shared = shared(config);
+        let (server, peer, _client) = pair().await;
+        assert!(!server.nodelay().expect("nodelay"), "off by default");
+        tune(&server, &shared, peer);
+        assert!(server.nodelay().expect("nodelay"));
+        // Linux doubles what it is asked for (for its bookkeeping).
+        let size = SockRef::from(&server)
+            .send_buffer_size()
+            .expect("SO_SNDBUF");
+        assert!(
+            (64 * 1024..=2 * 64 * 1024).contains(&size),
+            "send buffer {size}"
+        );
+
+        // 0 leaves the kernel's default alone.
+        let (server, peer, _client) = pair().await;
+        let default = SockRef::from(&server)
+            .send_buffer_size()
+            .expect("SO_SNDBUF");
+        let config = Config {
+            socket_send_buffer: 0,
+            ..Config::default()
+        };
+        tune(&server, &self::shared(config), peer);
+        assert_eq!(
+            SockRef::from(&server)
+                .send_buffer_size()
+                .expect("SO_SNDBUF"),
+            default
+        );
+        assert!(server.nodelay().expect("nodelay"));
+    }
+
+    /// Past the caps plus their margin a connection is dropped at once, uncounted and
+    /// unserved; the ones before it (over the cap, within the margin) are still served
+    /// (they are told why in their WebSocket, see `tests/tests/bad_clients.rs`).
+    #[tokio::test]
+    async fn past_the_margin_connections_are_dropped_at_once() {
+        let config = Config {
+            max_connections: 1,
+            ..Config::default()
+        };
+        let shared = shared(config);
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let accepting = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
+        // How many connections the caps admit at all (within the cap or its margin).
+        let margin = {
+            let counts = Arc::default();
+            let mut slots = Vec::new();
+            while let Some(slot) =
+                crate::net::admission::admit(&shared.config, &counts, Ipv4Addr::LOCALHOST.into())
+            {
+                slots.push(slot);
+            }
+            slots.len()
+        };
+        assert!(margin > 1, "a margin over the cap");
+        let mut held = Vec::new();
+        for _ in 0..margin {
+            held.push(TcpStream::connect(addr).await.expect("connect"));
+        }
+        // The accept loop takes connections in order: this one is the first past it.
+        let mut dropped = TcpStream::connect(addr).await.expect("connect");
+        let mut buf = [0u8; 16];
+        let read = tokio::time::timeout(Duration::from_secs(5), dropped.read(&mut buf))
+            .await
+            .expect("closed at once");
+        assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+        assert_eq!(
+            shared.stats.refused[Refusal::OverMargin as usize].load(Ordering::Relaxed),
+            1
+        );
+        assert_eq!(
+            shared.conns.total(),
+            margin,
+            "the dropped one is not counted"
+        );
+        // The last one within the margin is served.
+        let last = held.last_mut().expect("held");
+        last.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .expect("write");
+        let mut response = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), last.read_to_end(&mut response))
+            .await
+            .expect("answered")
+            .expect("read");
+        assert!(response.starts_with(b"HTTP/1.1 200"), "{response:?}");
+        shared.stop.cancel();
+        tokio::time::timeout(Duration::from_secs(5), accepting)
+            .await
+            .expect("the loop stops")
+            .expect("no panic");
+    }
+}
