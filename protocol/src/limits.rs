@@ -43,9 +43,47 @@ pub enum NameProblem {
     TooLong,
     /// Contains a control character.
     ControlCharacter,
+    /// Contains an invisible or text-direction character (a zero-width space, a
+    /// bidirectional override, ...): "adm\u{200b}in" would show as "admin".
+    InvisibleCharacter,
 }
 
-/// Trims `name` and checks it against `max_bytes`: not empty, no control characters.
+/// Whether `c` is invisible or steers text direction: Unicode's format characters (Cf:
+/// zero-width spaces and joiners, bidirectional marks, embeddings, overrides and
+/// isolates, the byte-order mark, tags...), the line and paragraph separators, and the
+/// blank fillers that render as nothing.
+pub fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{ad}'
+            | '\u{600}'..='\u{605}'
+            | '\u{61c}'
+            | '\u{6dd}'
+            | '\u{70f}'
+            | '\u{890}'..='\u{891}'
+            | '\u{8e2}'
+            | '\u{115f}'..='\u{1160}'
+            | '\u{180e}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{2028}'..='\u{202e}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206f}'
+            | '\u{3164}'
+            | '\u{feff}'
+            | '\u{ffa0}'
+            | '\u{fff9}'..='\u{fffb}'
+            | '\u{110bd}'
+            | '\u{110cd}'
+            | '\u{13430}'..='\u{1343f}'
+            | '\u{1bca0}'..='\u{1bca3}'
+            | '\u{1d173}'..='\u{1d17a}'
+            | '\u{e0001}'
+            | '\u{e0020}'..='\u{e007f}'
+    )
+}
+
+/// Trims `name` and checks it against `max_bytes`: not empty, no control characters, no
+/// invisible or text-direction characters ([`is_invisible`]).
 /// Returns the trimmed name.
 pub fn check_name(name: &str, max_bytes: usize) -> Result<&str, NameProblem> {
     let trimmed = name.trim();
@@ -57,6 +95,9 @@ pub fn check_name(name: &str, max_bytes: usize) -> Result<&str, NameProblem> {
     }
     if trimmed.chars().any(char::is_control) {
         return Err(NameProblem::ControlCharacter);
+    }
+    if trimmed.chars().any(is_invisible) {
+        return Err(NameProblem::InvisibleCharacter);
     }
     Ok(trimmed)
 }
@@ -84,5 +125,31 @@ mod tests {
             Err(NameProblem::ControlCharacter)
         );
         assert_eq!(check_name("émile", 24), Ok("émile"));
+    }
+
+    #[test]
+    fn invisible_and_direction_characters_are_refused_in_names() {
+        for c in [
+            '\u{200b}',
+            '\u{200d}',
+            '\u{200f}',
+            '\u{202a}',
+            '\u{202e}',
+            '\u{2060}',
+            '\u{2064}',
+            '\u{2066}',
+            '\u{2069}',
+            '\u{feff}',
+            '\u{ad}',
+            '\u{e0041}',
+        ] {
+            assert_eq!(
+                check_name(&format!("adm{c}in"), 24),
+                Err(NameProblem::InvisibleCharacter),
+                "U+{:04X}",
+                u32::from(c)
+            );
+        }
+        assert_eq!(check_name("Zoë 李 🙂", 24), Ok("Zoë 李 🙂"));
     }
 }

@@ -97,6 +97,48 @@ pub struct Config {
     #[arg(long, env = "TICKSYNC_SOCKET_SEND_BUFFER", default_value_t = 64 * 1024)]
     pub socket_send_buffer: usize,
 
+    /// Most lobbies one address may have open at once (lobbies it created with
+    /// CreateLobby that are still open). Beyond it, CreateLobby is refused
+    /// (`Error RateLimited`). Lobbies QuickJoin creates are not counted: it creates only
+    /// when every public lobby is full.
+    #[arg(long, env = "TICKSYNC_MAX_LOBBIES_PER_IP", default_value_t = 8)]
+    pub max_lobbies_per_ip: usize,
+
+    /// Lobbies one address may create with CreateLobby per minute (a token bucket per
+    /// address with this burst); beyond it, CreateLobby is refused (`Error RateLimited`).
+    #[arg(long, env = "TICKSYNC_LOBBY_CREATES_PER_MINUTE", default_value_t = 20)]
+    pub lobby_creates_per_minute: u32,
+
+    /// Share of `--max-lobbies` (percent) kept for lobbies that QuickJoin creates:
+    /// CreateLobby is refused (`ServerFull`) once only this share is left, so a newcomer
+    /// can always be placed by QuickJoin.
+    #[arg(long, env = "TICKSYNC_QUICK_JOIN_RESERVE_PERCENT", default_value_t = 10,
+          value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub quick_join_reserve_percent: u8,
+
+    /// How long an empty lobby stays open if it never had two players at once (created
+    /// and abandoned), instead of `--empty-lobby-grace`.
+    #[arg(long, env = "TICKSYNC_ABANDONED_LOBBY_GRACE", default_value = "3s", value_parser = parse_duration)]
+    pub abandoned_lobby_grace: Duration,
+
+    /// Proxies trusted to name the client (comma-separated addresses, e.g. the TLS
+    /// proxy's `127.0.0.1`): a connection from one of them is counted, limited and
+    /// logged by the last `X-Forwarded-For` address that is not itself a trusted proxy.
+    /// Empty: `X-Forwarded-For` is ignored.
+    #[arg(long, env = "TICKSYNC_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+
+    /// Failed guesses (wrong admin tokens, unknown join codes, bad join tokens) one
+    /// address may make per minute; past them the address is refused for the rest of
+    /// the minute (HTTP 429 on the admin API, `Error RateLimited` for join codes).
+    #[arg(long, env = "TICKSYNC_AUTH_FAILURES_PER_MINUTE", default_value_t = 20)]
+    pub auth_failures_per_minute: u32,
+
+    /// Longest lifetime (expiry minus now) of a single-use join token (one with a nonce);
+    /// a longer one is refused, so that remembered nonces stay bounded.
+    #[arg(long, env = "TICKSYNC_JOIN_TOKEN_MAX_LIFETIME", default_value = "10m", value_parser = parse_duration)]
+    pub join_token_max_lifetime: Duration,
+
     /// How long shutdown waits for sessions and lobbies to finish.
     #[arg(long, env = "TICKSYNC_SHUTDOWN_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
@@ -322,6 +364,34 @@ impl Config {
             format!("resume_grace = {}", d(self.resume_grace)),
             format!("shutdown_timeout = {}", d(self.shutdown_timeout)),
             format!("socket_send_buffer = {}", self.socket_send_buffer),
+            format!("max_lobbies_per_ip = {}", self.max_lobbies_per_ip),
+            format!(
+                "lobby_creates_per_minute = {}",
+                self.lobby_creates_per_minute
+            ),
+            format!(
+                "quick_join_reserve_percent = {}",
+                self.quick_join_reserve_percent
+            ),
+            format!("abandoned_lobby_grace = {}", d(self.abandoned_lobby_grace)),
+            format!(
+                "trusted_proxies = {}",
+                list(
+                    &self
+                        .trusted_proxies
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                )
+            ),
+            format!(
+                "auth_failures_per_minute = {}",
+                self.auth_failures_per_minute
+            ),
+            format!(
+                "join_token_max_lifetime = {}",
+                d(self.join_token_max_lifetime)
+            ),
             format!("allowed_origins = {}", list(&self.allowed_origins)),
             format!("join_secret = {}", secret(self.join_secret.is_some())),
             format!("admin_token = {}", secret(!self.admin_token.is_empty())),

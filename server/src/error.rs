@@ -16,7 +16,7 @@ pub enum Error {
     /// No join token was given, and the server requires one.
     #[error("a join token is required")]
     TokenMissing,
-    /// The join token is not `<expiry>.<hex>`.
+    /// The join token is not `<expiry>.<hex>` or `<expiry>.<nonce>.<hex>`.
     #[error("the join token is malformed")]
     TokenMalformed,
     /// The join token's expiry has passed.
@@ -25,4 +25,13 @@ pub enum Error {
     /// The join token's signature does not match the name and expiry.
     #[error("the join token does not match")]
     TokenBadSignature,
+    /// The single-use join token was used before.
+    #[error("the join token was already used")]
+    TokenUsed,
+    /// The single-use join token expires further ahead than the server remembers nonces.
+    #[error("the join token is valid for too long")]
+    TokenTooLong,
+    /// The server remembers as many single-use tokens as it may; try again later.
+    #[error("too many single-use join tokens in flight; try again later")]
+    TokenBusy,
 }

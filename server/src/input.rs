@@ -46,15 +46,27 @@ impl TokenBucket {
     /// Takes a token if there is one; `now` is the caller's clock reading (one per
     /// message serves every bucket).
     pub(crate) fn take(&mut self, now: Instant) -> bool {
-        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.last = now;
-        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
-        if self.tokens >= 1.0 {
+        if self.peek(now) >= 1.0 {
             self.tokens -= 1.0;
             true
         } else {
             false
         }
+    }
+}
+
+impl TokenBucket {
+    /// The tokens there are at `now`, taking none.
+    pub(crate) fn peek(&mut self, now: Instant) -> f64 {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        self.tokens
+    }
+
+    /// Whether the bucket has refilled completely at `now` (nothing to remember).
+    pub(crate) fn is_full(&mut self, now: Instant) -> bool {
+        self.peek(now) >= self.burst
     }
 }
 

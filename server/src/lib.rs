@@ -31,7 +31,9 @@
 //! - `session/` is one task per player: it reads the socket, decodes client messages,
 //!   answers them, and finishes writes the socket could not take at once.
 //! - `input` sanitizes inputs and holds the per-connection rate limits; `auth` the Origin
-//!   allowlist and signed join tokens.
+//!   allowlist and signed join tokens (reusable, or single-use with a nonce);
+//!   `net/quota` what one address may do (create lobbies, fail guesses); `fd_limit` the
+//!   descriptor limit the connection caps are sized to.
 //! - `directory/` holds the server's directories: `registry` of lobbies (by id and
 //!   private code, the listing, quick-join's pick), `players` by session token (resume,
 //!   kick).
@@ -57,6 +59,7 @@ pub mod auth;
 pub mod config;
 mod directory;
 mod error;
+pub mod fd_limit;
 pub mod game;
 pub mod input;
 mod lobby;
@@ -105,7 +108,23 @@ pub async fn run_with_game(
     let shutdown_timeout = config.shutdown_timeout;
     let resume_grace = config.resume_grace;
     let shared = Shared::new(config, game);
+    let caps = shared.conns.limits();
     info!(%addr, url = %format!("http://{addr}/"), "ticksync listening");
+    info!(
+        fd_limit = ?fd_limit::current(),
+        max_connections = caps.max_connections,
+        max_connections_per_ip = caps.max_per_ip,
+        "connection caps in force (the configured ones, sized to the descriptor limit)"
+    );
+    if caps.max_connections < shared.config.max_connections
+        || caps.max_per_ip < shared.config.max_connections_per_ip
+    {
+        warn!(
+            configured_max_connections = shared.config.max_connections,
+            configured_max_connections_per_ip = shared.config.max_connections_per_ip,
+            "the descriptor limit lowered the connection caps; raise `ulimit -n` (LimitNOFILE) for more"
+        );
+    }
     let accept = tokio::spawn(net::listener::accept_loop(listener, Arc::clone(&shared)));
     shared
         .tracker
@@ -135,7 +154,8 @@ pub async fn run_with_game(
     Ok(())
 }
 
-/// Forgets players whose resume grace ran out, so that tokens do not pile up.
+/// Forgets players whose resume grace ran out, so that tokens do not pile up, and the
+/// per-address quotas and the nonces that have nothing left to remember.
 async fn sweep_players(shared: Arc<Shared>, grace: Duration) {
     let mut every = tokio::time::interval(grace.max(Duration::from_secs(1)) / 2);
     loop {
@@ -143,6 +163,12 @@ async fn sweep_players(shared: Arc<Shared>, grace: Duration) {
             () = shared.cancel.cancelled() => return,
             _ = every.tick() => {
                 let forgotten = shared.players.sweep(grace);
+                shared.lobby_quota.sweep();
+                shared.guesses.sweep();
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                shared.nonces.sweep(now);
                 if forgotten > 0 {
                     tracing::debug!(forgotten, "expired sessions forgotten");
                 }

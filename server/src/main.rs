@@ -35,6 +35,12 @@ fn main() -> anyhow::Result<()> {
             .with_env_filter(filter)
             .init(),
     }
+    // Every connection costs a descriptor: take all the hard limit allows (the caps are
+    // sized to what this gives, see `fd_limit`).
+    match ticksync_server::fd_limit::raise() {
+        Ok(limit) => tracing::info!(fd_limit = ?limit, "descriptor limit raised to the hard limit"),
+        Err(e) => tracing::warn!(error = %e, "could not raise the descriptor limit"),
+    }
     let config = cli.config;
     let workers = match cli.worker_threads {
         0 => std::thread::available_parallelism().map_or(1, usize::from),

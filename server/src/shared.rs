@@ -10,12 +10,14 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::auth::Nonces;
 use crate::config::Config;
 use crate::directory::players::Players;
 use crate::directory::registry::{self, Registry};
 use crate::game::{GameFactory, LobbySpec};
 use crate::lobby::{Lobby, LobbyEnv, LobbyHandle};
 use crate::net::admission::{self, ConnCounts, ConnSlot};
+use crate::net::quota::{Guesses, LobbyQuota, QuotaRefusal};
 use crate::stats::Stats;
 
 /// What every task of the server shares.
@@ -24,6 +26,12 @@ pub(crate) struct Shared {
     pub(crate) registry: Registry,
     pub(crate) players: Players,
     pub(crate) conns: Arc<ConnCounts>,
+    /// Lobby creation per address.
+    pub(crate) lobby_quota: Arc<LobbyQuota>,
+    /// Failed guesses per address.
+    pub(crate) guesses: Guesses,
+    /// Nonces of single-use join tokens already used.
+    pub(crate) nonces: Nonces,
     pub(crate) game: Arc<dyn GameFactory>,
     /// Fired when shutdown starts: sessions say goodbye, lobbies stop.
     pub(crate) cancel: CancellationToken,
@@ -44,10 +52,16 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn new(config: Config, game: Arc<dyn GameFactory>) -> Arc<Self> {
         Arc::new(Shared {
-            config,
             registry: Registry::default(),
             players: Players::default(),
-            conns: Arc::default(),
+            conns: Arc::new(ConnCounts::new(&config, crate::fd_limit::current())),
+            lobby_quota: LobbyQuota::new(
+                config.lobby_creates_per_minute,
+                config.max_lobbies_per_ip,
+            ),
+            guesses: Guesses::new(config.auth_failures_per_minute),
+            nonces: Nonces::default(),
+            config,
             game,
             cancel: CancellationToken::new(),
             stop: CancellationToken::new(),
@@ -67,7 +81,7 @@ impl Shared {
 
     /// Counts a new connection from `ip` against the caps; None past their hard margin.
     pub(crate) fn admit(&self, ip: IpAddr) -> Option<ConnSlot> {
-        admission::admit(&self.config, &self.conns, ip)
+        admission::admit(&self.conns, ip)
     }
 
     /// Shutdown begins: `/readyz` answers 503, newcomers are turned away.
@@ -80,18 +94,39 @@ impl Shared {
         self.draining.load(Ordering::Acquire)
     }
 
-    /// Creates a lobby and starts its tick task.
+    /// Creates a lobby for a client at `owner` (its address key) and starts its tick
+    /// task. CreateLobby (`quick` false) counts against the owner's lobby quota and may
+    /// not take the share of `--max-lobbies` kept for QuickJoin (`quick` true).
     pub(crate) fn create_lobby(
         self: &Arc<Self>,
         name: String,
         max_players: u8,
         private: bool,
-    ) -> Result<Arc<LobbyHandle>, String> {
-        if self.registry.len() >= self.config.max_lobbies {
-            return Err("the server has as many lobbies as it can run".into());
+        owner: IpAddr,
+        quick: bool,
+    ) -> Result<Arc<LobbyHandle>, CreateRefused> {
+        let max = self.config.max_lobbies;
+        let reserve = if quick {
+            0
+        } else {
+            (max * usize::from(self.config.quick_join_reserve_percent)).div_ceil(100)
+        };
+        if self.registry.len() >= max.saturating_sub(reserve) {
+            return Err(CreateRefused::ServerFull);
         }
+        // QuickJoin creates only when no public lobby has room, so its lobbies fill
+        // with players before there are more of them: not counted against the address.
+        let open = if quick {
+            None
+        } else {
+            Some(
+                self.lobby_quota
+                    .create(owner)
+                    .map_err(CreateRefused::Quota)?,
+            )
+        };
         let code = if private {
-            Some(registry::new_code().map_err(|_| "no randomness available".to_owned())?)
+            Some(registry::new_code().map_err(|_| CreateRefused::NoRandomness)?)
         } else {
             None
         };
@@ -105,6 +140,7 @@ impl Shared {
         let env = LobbyEnv {
             tick_period: self.config.tick_period(),
             empty_grace: self.config.empty_lobby_grace,
+            abandoned_grace: self.config.abandoned_lobby_grace,
             resume_grace: self.config.resume_grace,
             stats: Arc::clone(&self.stats),
         };
@@ -119,11 +155,23 @@ impl Shared {
             async move {
                 lobby.run(cancel).await;
                 shared.registry.remove(&registered);
+                drop(open);
             },
             span,
         ));
         Ok(handle)
     }
+}
+
+/// Why a lobby was not created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CreateRefused {
+    /// The server is at its lobby cap (for CreateLobby: at the QuickJoin reserve).
+    ServerFull,
+    /// The client's address is over its lobby quota.
+    Quota(QuotaRefusal),
+    /// No code could be drawn.
+    NoRandomness,
 }
 
 /// The WebSocket limits: client messages are tiny, so a small read buffer (tungstenite's

@@ -5,6 +5,7 @@
 //! Each record has a small lock of its own, held only to read or swap a few fields,
 //! never across an `.await`.
 
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -14,6 +15,7 @@ use ticksync_protocol::{EntityId, SessionToken};
 use tokio::time::Instant;
 
 use crate::lobby::LobbyHandle;
+use crate::net::admission::HeldSlot;
 use crate::wire::outbox::{Control, Outbox};
 
 /// One player, connected or not.
@@ -44,6 +46,8 @@ struct RecordState {
     lobby: Option<(Arc<LobbyHandle>, EntityId)>,
     /// When the last connection dropped without a goodbye.
     detached_at: Option<Instant>,
+    /// Its place under its address's connection cap while it may resume.
+    held: Option<HeldSlot>,
 }
 
 impl PlayerRecord {
@@ -59,17 +63,26 @@ impl PlayerRecord {
     pub(crate) fn attach(&self, conn: u64, out: Arc<Outbox>) -> Option<Arc<Outbox>> {
         let mut state = self.state();
         state.detached_at = None;
+        // The new connection holds its own place.
+        state.held = None;
         state.live.replace((conn, out)).map(|(_, out)| out)
     }
 
     /// Connection `conn` dropped without a goodbye: the player may resume until the grace
-    /// runs out. Does nothing if another connection has taken over.
-    pub(crate) fn detach(&self, conn: u64) {
+    /// runs out, and keeps `held`, its address's place, until then. Does nothing if
+    /// another connection has taken over.
+    pub(crate) fn detach(&self, conn: u64, held: Option<HeldSlot>) {
         let mut state = self.state();
         if state.live.as_ref().is_some_and(|(c, _)| *c == conn) {
             state.live = None;
             state.detached_at = Some(Instant::now());
+            state.held = held;
         }
+    }
+
+    /// The address whose place the player holds while it may resume.
+    pub(crate) fn held_under(&self) -> Option<IpAddr> {
+        self.state().held.as_ref().map(HeldSlot::key)
     }
 
     /// Whether `conn` is still the player's live connection.
@@ -174,6 +187,7 @@ impl Players {
     pub(crate) fn forget(&self, token: &SessionToken) {
         if let Some((_, record)) = self.by_token.remove(token) {
             self.by_id.remove(&record.player_id);
+            record.state().held = None;
         }
     }
 
@@ -216,7 +230,7 @@ mod tests {
         let (record, token) = players.create("ann".into()).expect("random");
         assert!(record.attach(1, crate::wire::outbox::detached()).is_none());
         assert!(players.resume(&token, grace).is_some(), "live: resumable");
-        record.detach(1);
+        record.detach(1, None);
         tokio::time::advance(Duration::from_secs(10)).await;
         let again = players.resume(&token, grace).expect("within grace");
         assert_eq!(again.player_id, record.player_id);
@@ -235,11 +249,11 @@ mod tests {
             record.attach(2, crate::wire::outbox::detached()).is_some(),
             "the first connection is handed back"
         );
-        record.detach(1);
+        record.detach(1, None);
         assert!(record.is_live(2));
         tokio::time::advance(Duration::from_secs(60)).await;
         assert_eq!(players.sweep(Duration::from_secs(15)), 0);
-        record.detach(2);
+        record.detach(2, None);
         tokio::time::advance(Duration::from_secs(16)).await;
         assert_eq!(players.sweep(Duration::from_secs(15)), 1);
         assert_eq!(players.len(), 0);

@@ -9,7 +9,8 @@
 //! with the snapshots; a player too far behind to take them is dropped from the lobby.
 //!
 //! A lobby with no player does not tick: it sleeps until a join, a close or the end of
-//! its empty grace.
+//! its empty grace (`--empty-lobby-grace`, or the shorter `--abandoned-lobby-grace` if it
+//! never had two players at once).
 //!
 //! A player whose connection drops without a goodbye (its outbox refuses the seat's
 //! writes) keeps its seat, idle, for the resume grace; a resumed connection re-attaches to
@@ -47,6 +48,8 @@ pub(crate) struct LobbyEnv {
     pub(crate) tick_period: Duration,
     /// How long an empty lobby stays open.
     pub(crate) empty_grace: Duration,
+    /// How long it stays open if it never had two players at once (created and left).
+    pub(crate) abandoned_grace: Duration,
     /// How long a dropped player keeps its seat.
     pub(crate) resume_grace: Duration,
     /// Server-wide counters.
@@ -110,6 +113,9 @@ pub(crate) struct Lobby {
     seats: Vec<Option<Seat>>,
     tick: u32,
     empty_since: Option<Instant>,
+    /// Most players seated at once so far: a lobby that never had two is one its creator
+    /// abandoned, and closes after the short grace.
+    peak_players: usize,
     // Scratch buffers reused every tick.
     step_inputs: Vec<(EntityId, PlayerInput)>,
     views: Vec<EntityView>,
@@ -149,6 +155,7 @@ impl Lobby {
             seats: (0..max_players).map(|_| None).collect(),
             tick: 0,
             empty_since: Some(Instant::now()),
+            peak_players: 0,
             step_inputs: Vec::new(),
             views: Vec::new(),
             states: Vec::new(),
@@ -239,7 +246,12 @@ impl Lobby {
     /// the empty grace (a close) or `cancel`.
     async fn idle(&mut self, cancel: &CancellationToken) -> Idle {
         let since = *self.empty_since.get_or_insert_with(Instant::now);
-        let deadline = tokio::time::sleep_until(since + self.env.empty_grace);
+        let grace = if self.peak_players >= 2 {
+            self.env.empty_grace
+        } else {
+            self.env.abandoned_grace.min(self.env.empty_grace)
+        };
+        let deadline = tokio::time::sleep_until(since + grace);
         tokio::pin!(deadline);
         loop {
             if let Some(reason) = self.handle.close_requested() {
@@ -298,8 +310,10 @@ impl Lobby {
         self.seats.iter().filter(|s| s.is_some()).count()
     }
 
-    fn update_count(&self) {
-        let n = u8::try_from(self.player_count()).unwrap_or(u8::MAX);
+    fn update_count(&mut self) {
+        let count = self.player_count();
+        self.peak_players = self.peak_players.max(count);
+        let n = u8::try_from(count).unwrap_or(u8::MAX);
         self.handle.set_players(n);
     }
 
@@ -782,6 +796,7 @@ mod tests {
         let env = LobbyEnv {
             tick_period: TICK,
             empty_grace,
+            abandoned_grace: empty_grace,
             resume_grace,
             stats: Arc::clone(&stats),
         };

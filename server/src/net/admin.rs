@@ -2,13 +2,22 @@
 //! carries `Authorization: Bearer <token>`, compared in constant time. Every action is
 //! logged with the token's id (a hash prefix, never the token) and what it did.
 //!
-//! - `GET  /admin/api/overview`: server figures, lobbies with their players and tick
-//!   statistics.
+//! - `GET  /admin/api/overview?page=N`: server figures, and one page (the N-th, from 1)
+//!   of [`PAGE_SIZE`] lobbies, by id, with their players and tick statistics. It costs
+//!   one pass over the players and one over the lobbies, on a blocking thread, not a
+//!   runtime worker.
 //! - `POST /admin/api/lobbies/{id}/close` `{"reason": "..."}`: close a lobby.
 //! - `POST /admin/api/players/{id}/kick` `{"reason": "..."}`: disconnect a player.
 //! - `POST /admin/api/notice` `{"text": "...", "lobby_id": 3}`: show a notice to a lobby,
-//!   or to everyone without `lobby_id`.
+//!   or to everyone without `lobby_id`. Control characters are taken out (line breaks
+//!   and tabs become spaces), and so are invisible and text-direction characters.
+//!
+//! Wrong tokens are counted and logged (`net/quota.rs`); an address that presents more
+//! than `--auth-failures-per-minute` of them is answered 429 for a while, right token or
+//! not.
 
+use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -21,8 +30,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tracing::info;
 
-use ticksync_protocol::limits::clip_text;
+use ticksync_protocol::limits::{clip_text, is_invisible};
 
+use crate::net::admission::ip_key;
+use crate::net::quota::Guess;
 use crate::shared::Shared;
 use crate::wire::outbox::Control;
 
@@ -30,6 +41,9 @@ type Body = Full<Bytes>;
 
 /// Largest admin request body.
 const MAX_BODY: usize = 4 * 1024;
+
+/// Lobbies per page of the overview.
+pub(crate) const PAGE_SIZE: usize = 50;
 
 fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
     let body = serde_json::to_vec(value).unwrap_or_default();
@@ -63,13 +77,28 @@ pub(crate) fn token_id(token: &str) -> String {
 }
 
 /// The id of the configured token `req` presents, or the response refusing it.
-fn authorize(req: &Request<Incoming>, shared: &Shared) -> Result<String, Box<Response<Body>>> {
+fn authorize(
+    req: &Request<Incoming>,
+    client: SocketAddr,
+    shared: &Shared,
+) -> Result<String, Box<Response<Body>>> {
     let tokens = &shared.config.admin_token;
     if tokens.is_empty() {
         return Err(Box::new(message(
             StatusCode::NOT_FOUND,
             "the admin API is off (set --admin-token)",
         )));
+    }
+    let key = ip_key(client.ip());
+    if !shared.guesses.may_try(key, Guess::AdminToken) {
+        let mut response = message(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many wrong tokens from your address; try again later",
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+        return Err(Box::new(response));
     }
     let presented = req
         .headers()
@@ -91,6 +120,7 @@ fn authorize(req: &Request<Incoming>, shared: &Shared) -> Result<String, Box<Res
     if matched {
         Ok(token_id(presented))
     } else {
+        shared.guesses.failed(key, Guess::AdminToken);
         Err(Box::new(message(StatusCode::FORBIDDEN, "wrong token")))
     }
 }
@@ -126,15 +156,33 @@ async fn read_json<T: for<'de> Deserialize<'de>>(
 }
 
 /// Serves one admin request.
-pub(crate) async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {
-    let who = match authorize(&req, &shared) {
+pub(crate) async fn handle(
+    req: Request<Incoming>,
+    client: SocketAddr,
+    shared: Arc<Shared>,
+) -> Response<Body> {
+    let who = match authorize(&req, client, &shared) {
         Ok(who) => who,
         Err(response) => return *response,
     };
     let path = req.uri().path().trim_end_matches('/').to_owned();
     let parts: Vec<&str> = path.split('/').skip(3).collect();
     match (req.method().clone(), parts.as_slice()) {
-        (Method::GET, ["overview"]) => json(StatusCode::OK, &overview(&shared)),
+        (Method::GET, ["overview"]) => {
+            let page = req
+                .uri()
+                .query()
+                .and_then(|q| crate::auth::query_param(q, "page"))
+                .and_then(|p| p.parse::<usize>().ok())
+                .unwrap_or(1);
+            // One pass over every player and lobby: not on a runtime worker, where it
+            // would delay ticks and sessions.
+            let overview = tokio::task::spawn_blocking(move || overview(&shared, page)).await;
+            match overview {
+                Ok(overview) => json(StatusCode::OK, &overview),
+                Err(_) => message(StatusCode::INTERNAL_SERVER_ERROR, "overview failed"),
+            }
+        }
         (Method::POST, ["lobbies", id, "close"]) => {
             let Ok(id) = id.parse::<u32>() else {
                 return message(StatusCode::BAD_REQUEST, "bad lobby id");
@@ -177,7 +225,7 @@ pub(crate) async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Respo
                 Ok(body) => body,
                 Err(response) => return *response,
             };
-            let text = clip_text(body.text.trim()).to_owned();
+            let text = clip_text(plain_text(&body.text).trim()).to_owned();
             if text.is_empty() {
                 return message(StatusCode::BAD_REQUEST, "empty notice");
             }
@@ -198,7 +246,21 @@ pub(crate) async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Respo
     }
 }
 
+/// `text` without control characters (line breaks and tabs become spaces) and without
+/// invisible or text-direction characters: what players see is what the operator typed,
+/// never a terminal escape, a NUL or a reversed line.
+fn plain_text(text: &str) -> String {
+    text.chars()
+        .filter_map(|c| match c {
+            '\t' | '\n' | '\r' => Some(' '),
+            c if c.is_control() || is_invisible(c) => None,
+            c => Some(c),
+        })
+        .collect()
+}
+
 fn non_empty(text: &str, default: &str) -> String {
+    let text = plain_text(text);
     match clip_text(text.trim()) {
         "" => default.to_owned(),
         text => text.to_owned(),
@@ -219,6 +281,14 @@ struct Overview {
     snapshots_skipped: u64,
     ticks: u64,
     ticks_overrun: u64,
+    /// This page (from 1), lobbies per page, pages and lobbies in all.
+    page: usize,
+    /// See `page`.
+    page_size: usize,
+    /// See `page`.
+    pages: usize,
+    /// See `page`.
+    lobbies_total: usize,
     /// Cumulative tick-time histogram: bucket bounds (µs) and counts (the last: above).
     tick_buckets_us: &'static [u64],
     tick_counts: Vec<u64>,
@@ -251,31 +321,40 @@ struct PlayerView {
     bytes_out: u64,
 }
 
-fn overview(shared: &Shared) -> Overview {
+/// The overview's `page`-th page: one pass over the players (grouped by lobby) and one
+/// over the lobbies, whatever their numbers.
+fn overview(shared: &Shared, page: usize) -> Overview {
     let s = &shared.stats;
-    let records = shared.players.all();
-    let mut lobbies: Vec<LobbyView> = shared
-        .registry
-        .handles()
-        .into_iter()
+    let mut by_lobby: HashMap<u32, Vec<PlayerView>> = HashMap::new();
+    let mut players = 0;
+    for r in shared.players.all() {
+        let Some((lobby, entity)) = r.lobby() else {
+            continue;
+        };
+        players += 1;
+        by_lobby.entry(lobby.id()).or_default().push(PlayerView {
+            player_id: r.player_id,
+            name: r.name.clone(),
+            entity,
+            connected: r.connected(),
+            rtt_ms: f64::from(r.rtt_us.load(Ordering::Relaxed)) / 1000.0,
+            connected_for_s: r.since.elapsed().as_secs(),
+            bytes_in: r.bytes_in.load(Ordering::Relaxed),
+            bytes_out: r.bytes_out.load(Ordering::Relaxed),
+        });
+    }
+    let mut handles = shared.registry.handles();
+    handles.sort_by_key(|h| h.id());
+    let lobbies_total = handles.len();
+    let pages = lobbies_total.div_ceil(PAGE_SIZE).max(1);
+    let page = page.clamp(1, pages);
+    let lobbies: Vec<LobbyView> = handles
+        .iter()
+        .skip((page - 1) * PAGE_SIZE)
+        .take(PAGE_SIZE)
         .map(|h| {
             let st = h.figures();
-            let mut players: Vec<PlayerView> = records
-                .iter()
-                .filter_map(|r| {
-                    let (lobby, entity) = r.lobby()?;
-                    (lobby.id() == h.id()).then(|| PlayerView {
-                        player_id: r.player_id,
-                        name: r.name.clone(),
-                        entity,
-                        connected: r.connected(),
-                        rtt_ms: f64::from(r.rtt_us.load(Ordering::Relaxed)) / 1000.0,
-                        connected_for_s: r.since.elapsed().as_secs(),
-                        bytes_in: r.bytes_in.load(Ordering::Relaxed),
-                        bytes_out: r.bytes_out.load(Ordering::Relaxed),
-                    })
-                })
-                .collect();
+            let mut players = by_lobby.remove(&h.id()).unwrap_or_default();
             players.sort_by_key(|p| p.entity);
             LobbyView {
                 id: h.id(),
@@ -291,21 +370,24 @@ fn overview(shared: &Shared) -> Overview {
             }
         })
         .collect();
-    lobbies.sort_by_key(|l| l.id);
     let (tick_counts, _) = s.tick_time.read();
     Overview {
         uptime_s: shared.started.elapsed().as_secs(),
         draining: shared.is_draining(),
         connections: shared.conns.total(),
         sessions: s.sessions_open.load(Ordering::Relaxed),
-        players: lobbies.iter().map(|l| l.players.len()).sum(),
-        lobbies_open: lobbies.len(),
+        players,
+        lobbies_open: lobbies_total,
         bytes_in: s.bytes_in.load(Ordering::Relaxed),
         bytes_out: s.bytes_out.load(Ordering::Relaxed),
         snapshots_sent: s.snapshots_sent.load(Ordering::Relaxed),
         snapshots_skipped: s.snapshots_skipped.load(Ordering::Relaxed),
         ticks: s.ticks.load(Ordering::Relaxed),
         ticks_overrun: s.ticks_overrun.load(Ordering::Relaxed),
+        page,
+        page_size: PAGE_SIZE,
+        pages,
+        lobbies_total,
         tick_buckets_us: &crate::stats::BUCKETS_US,
         tick_counts,
         lobbies,
@@ -324,5 +406,17 @@ mod tests {
         let id = token_id("secret");
         assert_eq!(id.len(), 8);
         assert!(!id.contains("secret"));
+    }
+
+    #[test]
+    fn notices_lose_control_and_invisible_characters() {
+        assert_eq!(
+            plain_text("a\u{0}b\u{1b}[31mc\r\nd\te\u{202e}f\u{200b}g"),
+            "ab[31mc  d efg"
+        );
+        assert_eq!(
+            plain_text("Server restarts in 5 min ✓"),
+            "Server restarts in 5 min ✓"
+        );
     }
 }

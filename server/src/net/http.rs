@@ -19,6 +19,7 @@ use tracing::debug;
 
 use crate::auth::query_param;
 use crate::net::admission::ConnSlot;
+use crate::net::deadline::Deadline;
 use crate::net::{admin, metrics};
 use crate::session;
 use crate::shared::Shared;
@@ -39,14 +40,21 @@ pub(crate) async fn handle(
     shared: Arc<Shared>,
     slot: Arc<ConnSlot>,
 ) -> Result<Response<Body>, Infallible> {
+    // Behind a trusted proxy, the client is who the proxy says it is.
+    let client = client_addr(&req, peer, &shared);
     let path = req.uri().path();
-    let response = match (req.method(), path) {
-        (&Method::GET, "/ws") => upgrade(req, peer, shared, slot),
+    let mut response = match (req.method(), path) {
+        (&Method::GET, "/ws") => {
+            // A trusted proxy's connection is counted under the client it names (a
+            // no-op for any other connection, counted under its peer at accept).
+            slot.forwarded(client.ip());
+            upgrade(req, client, shared, slot)
+        }
         (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
         (&Method::GET, "/readyz") => {
             if shared.is_draining() {
                 text(StatusCode::SERVICE_UNAVAILABLE, "draining\n")
-            } else if shared.conns.total() >= shared.config.max_connections {
+            } else if shared.conns.total() >= shared.conns.limits().max_connections {
                 text(StatusCode::SERVICE_UNAVAILABLE, "full\n")
             } else {
                 text(StatusCode::OK, "ready\n")
@@ -56,7 +64,7 @@ pub(crate) async fn handle(
             Response::new(Full::from(metrics::render(&shared))),
             "text/plain; version=0.0.4; charset=utf-8",
         ),
-        (_, p) if p.starts_with("/admin/api/") => admin::handle(req, shared).await,
+        (_, p) if p.starts_with("/admin/api/") => admin::handle(req, client, shared).await,
         (&Method::GET, "/api/lobbies") => {
             let body = serde_json::to_vec(&*shared.registry.list_public()).unwrap_or_default();
             with_type(Response::new(Full::from(body)), "application/json")
@@ -64,7 +72,52 @@ pub(crate) async fn handle(
         (&Method::GET | &Method::HEAD, path) => static_file(path),
         _ => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
     };
+    secure(response.headers_mut());
     Ok(response)
+}
+
+/// The policy headers every response carries: pages load only this server's own files
+/// and talk only to WebSocket servers (the demo client's `connect-src`); nothing sniffs
+/// content types, frames the pages or learns where a visitor came from.
+fn secure(headers: &mut hyper::HeaderMap) {
+    const POLICY: [(&str, &str); 4] = [
+        (
+            "content-security-policy",
+            "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; \
+             object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+        ),
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+        ("referrer-policy", "no-referrer"),
+    ];
+    for (name, value) in POLICY {
+        headers.insert(
+            header::HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        );
+    }
+}
+
+/// The client's address: the peer's, or, when the peer is a trusted proxy, the last
+/// `X-Forwarded-For` address that is not itself a trusted proxy (proxies append, so what
+/// lies left of that is the client's own claim and is not believed).
+fn client_addr(req: &Request<Incoming>, peer: SocketAddr, shared: &Shared) -> SocketAddr {
+    if !shared.conns.is_trusted_proxy(peer.ip()) {
+        return peer;
+    }
+    let values: Vec<&str> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    values
+        .iter()
+        .rev()
+        .flat_map(|v| v.rsplit(','))
+        .map_while(|hop| hop.trim().parse::<std::net::IpAddr>().ok())
+        .find(|ip| !shared.conns.is_trusted_proxy(*ip))
+        .map_or(peer, |ip| SocketAddr::new(ip, peer.port()))
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Body> {
@@ -168,9 +221,9 @@ fn upgrade(
         };
         // We serve hyper a plain TcpStream, so take it back: the session then reads and
         // writes the socket directly, without hyper's wrapper in between.
-        match upgraded.downcast::<TokioIo<TcpStream>>() {
+        match upgraded.downcast::<TokioIo<Deadline<TcpStream>>>() {
             Ok(parts) => {
-                let conn = outbox::tcp(parts.io.into_inner());
+                let conn = outbox::tcp(parts.io.into_inner().into_inner());
                 // `read_buf` shares hyper's 8 KiB read buffer: copy what the client sent
                 // early (if anything) and let the buffer go before the session starts,
                 // or every connection would keep it for life.
@@ -384,11 +437,11 @@ mod tests {
         assert_eq!(body, b"[]");
         let public = server
             .shared
-            .create_lobby("room".into(), 4, false)
+            .create_lobby("room".into(), 4, false, Ipv4Addr::LOCALHOST.into(), false)
             .expect("created");
         server
             .shared
-            .create_lobby("secret".into(), 2, true)
+            .create_lobby("secret".into(), 2, true, Ipv4Addr::LOCALHOST.into(), false)
             .expect("created");
         let (_, _, body) = server.get("/api/lobbies").await;
         let listed: serde_json::Value = serde_json::from_slice(&body).expect("JSON");

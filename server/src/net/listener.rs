@@ -1,7 +1,8 @@
 //! The accept loop and connection caps: one task per connection, at most
 //! `--max-connections` in all and `--max-connections-per-ip` from one address.
 //!
-//! A connection over a cap is still accepted, so that it can be told why: its WebSocket
+//! The caps in force are the configured ones sized to the descriptor limit (see
+//! `admission.rs`). A connection over a cap is still accepted, so that it can be told why: its WebSocket
 //! upgrade is answered, then closed with an Error and close code 1013 (server full) or
 //! 1008 (too many from this address). Past a small margin over the cap, connections are
 //! dropped at once to protect the process's file descriptors.
@@ -20,6 +21,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, warn};
 
 use crate::net::admission::ConnSlot;
+use crate::net::deadline::Deadline;
 use crate::net::http;
 use crate::shared::Shared;
 use crate::stats::Refusal;
@@ -91,12 +93,16 @@ async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, slot: A
         http::handle(req, peer, Arc::clone(&service_shared), Arc::clone(&slot))
     });
     // The header timeout is the handshake deadline: a client that connects and never
-    // finishes its request is cut off. It also bounds idle keep-alive connections.
+    // finishes its request is cut off. It also bounds idle keep-alive connections. The
+    // write deadline cuts off a client that does not read its responses.
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(shared.config.handshake_timeout)
         .max_buf_size(16 * 1024)
-        .serve_connection(TokioIo::new(stream), service)
+        .serve_connection(
+            TokioIo::new(Deadline::new(stream, shared.config.write_timeout)),
+            service,
+        )
         .with_upgrades();
     tokio::pin!(conn);
     tokio::select! {
@@ -213,11 +219,8 @@ mod tests {
         let accepting = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
         // How many connections the caps admit at all (within the cap or its margin).
         let margin = {
-            let counts = Arc::default();
             let mut slots = Vec::new();
-            while let Some(slot) =
-                crate::net::admission::admit(&shared.config, &counts, Ipv4Addr::LOCALHOST.into())
-            {
+            while let Some(slot) = shared.admit(Ipv4Addr::LOCALHOST.into()) {
                 slots.push(slot);
             }
             slots.len()

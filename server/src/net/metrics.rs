@@ -14,6 +14,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
+use crate::net::quota::GUESS_KINDS;
 use crate::shared::Shared;
 use ticksync_protocol::{ClientMessage, close};
 
@@ -269,6 +270,40 @@ impl Collector for ServerCollector {
             "admin_actions",
             "Admin API actions performed.",
             &s.admin_actions,
+        )?;
+        let guesses = &shared.guesses;
+        labelled_counter(
+            &mut e,
+            "auth_failures",
+            "Failed guesses: wrong admin tokens, unknown join codes, bad join tokens.",
+            "kind",
+            GUESS_KINDS
+                .iter()
+                .zip(&guesses.failures)
+                .map(|(k, n)| ((*k).to_owned(), n.load(Ordering::Relaxed))),
+        )?;
+        labelled_counter(
+            &mut e,
+            "auth_refused",
+            "Attempts refused because their address failed too many guesses.",
+            "kind",
+            GUESS_KINDS
+                .iter()
+                .zip(&guesses.refused)
+                .map(|(k, n)| ((*k).to_owned(), n.load(Ordering::Relaxed))),
+        )?;
+        let caps = shared.conns.limits();
+        gauge(
+            &mut e,
+            "max_connections",
+            "The connection cap in force (--max-connections, sized to the descriptor limit).",
+            i64::try_from(caps.max_connections).unwrap_or(i64::MAX),
+        )?;
+        gauge(
+            &mut e,
+            "max_connections_per_ip",
+            "The per-address cap in force (--max-connections-per-ip, sized to the descriptor limit).",
+            i64::try_from(caps.max_per_ip).unwrap_or(i64::MAX),
         )?;
         Ok(())
     }

@@ -23,7 +23,7 @@
 //! A client closing, resetting or sending garbage is a normal end: logged once, never a
 //! panic.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -46,12 +46,13 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tracing::{Instrument, debug, field, info, info_span};
 
-use crate::auth::verify_join_token;
+use crate::auth::check_join_token;
 use crate::directory::players::PlayerRecord;
 use crate::input::{RateLimits, sanitize};
 use crate::lobby::{Claim, InputOutcome, JoinRefused, JoinRequest, LobbyHandle, SeatBox, Seated};
-use crate::net::admission::{Admission, ConnSlot};
-use crate::shared::Shared;
+use crate::net::admission::{Admission, ConnSlot, ip_key};
+use crate::net::quota::{Guess, QuotaRefusal};
+use crate::shared::{CreateRefused, Shared};
 use crate::stats::Refusal;
 use crate::wire::outbox::{Conn, Control, Link, Outbox, Signal};
 /// After sending a close frame, how long to wait for the client's.
@@ -71,7 +72,11 @@ pub(crate) async fn run<R>(
     let span = info_span!("session", %peer, conn, player_id = field::Empty);
     let limits = RateLimits::new(shared.config.tick_rate);
     let out = Arc::clone(ws.get_ref().outbox());
+    let admission = slot.admission();
     let session = Session {
+        addr: ip_key(peer.ip()),
+        slot,
+        must_resume: admission == Admission::AddressHeld,
         shared,
         out,
         ws,
@@ -85,8 +90,7 @@ pub(crate) async fn run<R>(
         started: Instant::now(),
         last_heard: Instant::now(),
     };
-    session.run(slot.admission).instrument(span).await;
-    drop(slot);
+    session.run(admission).instrument(span).await;
 }
 
 /// What happens to the player when the session ends.
@@ -158,6 +162,14 @@ struct InLobby {
 
 struct Session<R> {
     shared: Arc<Shared>,
+    /// The client's address as counted under the caps and quotas (`admission::ip_key`).
+    addr: IpAddr,
+    /// The connection's place under the caps; a dropped player keeps its address's
+    /// place for its resume grace.
+    slot: Arc<ConnSlot>,
+    /// The address is at its cap because of players that may resume: only such a
+    /// resume may go on.
+    must_resume: bool,
     /// The connection's outbox (also inside `ws`), shared with the lobby; given to the
     /// player record, so operators and resumes can reach this connection.
     out: Arc<Outbox>,
@@ -188,7 +200,7 @@ where
             _ if self.shared.is_draining() => Some(Refusal::Draining),
             Admission::ServerFull => Some(Refusal::ServerFull),
             Admission::AddressFull => Some(Refusal::AddressFull),
-            Admission::Ok => None,
+            Admission::Ok | Admission::AddressHeld => None,
         };
         if let Some(why) = refusal {
             stats.refuse(why);
@@ -206,13 +218,8 @@ where
                 close::TRY_AGAIN_LATER,
                 "server full",
             ),
-            Admission::AddressFull => End::close(
-                ErrorCode::ServerFull,
-                "too many connections from your address",
-                close::POLICY_VIOLATION,
-                "too many connections from this address",
-            ),
-            Admission::Ok => self.main_loop().await,
+            Admission::AddressFull => address_full(),
+            Admission::Ok | Admission::AddressHeld => self.main_loop().await,
         };
         Box::pin(self.finish(end)).await;
         self.out.shutdown();
@@ -246,8 +253,9 @@ where
                         }
                     }
                 }
-                // The ended seat tells the lobby the player is away.
-                After::Detach => player.detach(self.conn),
+                // The ended seat tells the lobby the player is away; the address keeps
+                // the player's place under its cap until the grace ends.
+                After::Detach => player.detach(self.conn, self.slot.hold()),
                 After::Keep => {}
             }
         }
@@ -553,7 +561,13 @@ where
         if let Some(token) = resume_token {
             let grace = self.shared.config.resume_grace;
             match self.shared.players.resume(&token, grace) {
-                Some(record) => return self.resume(record, token).await,
+                // A connection over its address's cap may only take back a place that
+                // address holds.
+                Some(record) if !self.must_resume || record.held_under() == self.slot.key() => {
+                    self.must_resume = false;
+                    return self.resume(record, token).await;
+                }
+                Some(_) => {}
                 None => {
                     self.send_error(
                         ErrorCode::ResumeFailed,
@@ -563,25 +577,17 @@ where
                 }
             }
         }
+        if self.must_resume {
+            self.shared.stats.refuse(Refusal::AddressFull);
+            return Err(address_full());
+        }
         let name = match check_name(name, MAX_PLAYER_NAME_BYTES) {
             Ok(name) => name.to_owned(),
             // The client may correct the name and say Hello again.
             Err(problem) => return self.send_name_error(problem, "player").await,
         };
         if let Some(secret) = &self.shared.config.join_secret {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            if let Err(e) =
-                verify_join_token(secret.as_bytes(), &name, self.join_token.as_deref(), now)
-            {
-                return Err(End::close(
-                    ErrorCode::Unauthorized,
-                    e.to_string(),
-                    close::POLICY_VIOLATION,
-                    "unauthorized",
-                ));
-            }
+            self.check_join_token(secret.as_bytes(), &name)?;
         }
         let (record, token) = self.shared.players.create(name).map_err(|_| {
             End::close(
@@ -596,6 +602,37 @@ where
         tracing::Span::current().record("player_id", record.player_id);
         info!(name = %record.name, "player connected");
         self.welcome(record, token).await
+    }
+
+    /// Checks the connection's join token for `name` (see `auth.rs`): signed, not
+    /// expired, and, if it carries a nonce, not used before. An address that keeps
+    /// presenting bad tokens is refused for a while.
+    fn check_join_token(&self, secret: &[u8], name: &str) -> Result<(), End> {
+        let guesses = &self.shared.guesses;
+        if !guesses.may_try(self.addr, Guess::JoinToken) {
+            return Err(rate_limited("too many failed join tokens; try again later"));
+        }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let config = &self.shared.config;
+        let checked =
+            check_join_token(secret, name, self.join_token.as_deref(), now).and_then(|token| {
+                self.shared
+                    .nonces
+                    .use_once(&token, now, config.join_token_max_lifetime)
+            });
+        checked.map_err(|e| {
+            if !matches!(e, crate::error::Error::TokenMissing) {
+                guesses.failed(self.addr, Guess::JoinToken);
+            }
+            End::close(
+                ErrorCode::Unauthorized,
+                e.to_string(),
+                close::POLICY_VIOLATION,
+                "unauthorized",
+            )
+        })
     }
 
     async fn welcome(&mut self, record: Arc<PlayerRecord>, token: SessionToken) -> Result<(), End> {
@@ -645,6 +682,9 @@ where
             NameProblem::Empty => format!("the {what} name is empty"),
             NameProblem::TooLong => format!("the {what} name is too long"),
             NameProblem::ControlCharacter => format!("the {what} name has a control character"),
+            NameProblem::InvisibleCharacter => {
+                format!("the {what} name has an invisible or text-direction character")
+            }
         };
         self.send_error(ErrorCode::InvalidName, text).await
     }
@@ -690,10 +730,32 @@ where
                 )
                 .await;
         }
-        match self.shared.create_lobby(name, max_players, private) {
+        match self
+            .shared
+            .create_lobby(name, max_players, private, self.addr, false)
+        {
             Ok(handle) => self.enter(handle).await,
-            Err(message) => self.send_error(ErrorCode::ServerFull, message).await,
+            Err(refused) => self.send_create_refused(refused).await,
         }
+    }
+
+    async fn send_create_refused(&mut self, refused: CreateRefused) -> Result<(), End> {
+        let (code, text) = match refused {
+            CreateRefused::ServerFull => (
+                ErrorCode::ServerFull,
+                "the server has as many lobbies as it can run",
+            ),
+            CreateRefused::Quota(QuotaRefusal::TooFast) => (
+                ErrorCode::RateLimited,
+                "your address is creating lobbies too fast; try again in a minute",
+            ),
+            CreateRefused::Quota(QuotaRefusal::TooMany) => (
+                ErrorCode::RateLimited,
+                "your address has as many lobbies open as it may",
+            ),
+            CreateRefused::NoRandomness => (ErrorCode::Internal, "no randomness available"),
+        };
+        self.send_error(code, text).await
     }
 
     async fn join_target(&mut self, target: JoinTarget) -> Result<(), End> {
@@ -701,7 +763,22 @@ where
         let handle = match &target {
             // Private lobbies are reached by code only: ids are sequential, codes are not.
             JoinTarget::Id(id) => registry.get(*id).filter(|h| !h.is_private()),
-            JoinTarget::Code(code) => registry.by_code(code),
+            JoinTarget::Code(code) => {
+                // Codes are secrets: an address that keeps guessing is slowed down.
+                if !self.shared.guesses.may_try(self.addr, Guess::JoinCode) {
+                    return self
+                        .send_error(
+                            ErrorCode::RateLimited,
+                            "too many unknown join codes; try again later",
+                        )
+                        .await;
+                }
+                let found = registry.by_code(code);
+                if found.is_none() {
+                    self.shared.guesses.failed(self.addr, Guess::JoinCode);
+                }
+                found
+            }
         };
         match handle {
             Some(handle) => self.enter(handle).await,
@@ -721,9 +798,9 @@ where
         }
         let size = self.shared.config.quick_lobby_size;
         let name = format!("Arena {}", self.shared.registry.len() + 1);
-        match self.shared.create_lobby(name, size, false) {
+        match self.shared.create_lobby(name, size, false, self.addr, true) {
             Ok(handle) => self.enter(handle).await,
-            Err(message) => self.send_error(ErrorCode::ServerFull, message).await,
+            Err(refused) => self.send_create_refused(refused).await,
         }
     }
 
@@ -902,6 +979,15 @@ fn invalid_state(message: &str) -> End {
         message,
         close::PROTOCOL_ERROR,
         "message not valid now",
+    )
+}
+
+fn address_full() -> End {
+    End::close(
+        ErrorCode::ServerFull,
+        "too many connections from your address",
+        close::POLICY_VIOLATION,
+        "too many connections from this address",
     )
 }
 
