@@ -932,17 +932,18 @@ mod tests {
             acked.ack_seq, 12,
             "the ack is the newest input's, the one applied"
         );
-        let log = lobby.log.lock().expect("log");
-        let ann_inputs = log
-            .steps
-            .iter()
-            .flat_map(|(_, inputs)| inputs.iter().filter(|(e, _)| *e == ann_seat.entity));
-        assert!(
-            ann_inputs.clone().all(|(_, i)| i.dir == Vec2::ZERO),
-            "no tick applied a superseded input"
-        );
-        assert!(ann_inputs.count() > 1);
-        drop(log);
+        {
+            let log = lobby.log.lock().expect("log");
+            let ann_inputs = log
+                .steps
+                .iter()
+                .flat_map(|(_, inputs)| inputs.iter().filter(|(e, _)| *e == ann_seat.entity));
+            assert!(
+                ann_inputs.clone().all(|(_, i)| i.dir == Vec2::ZERO),
+                "no tick applied a superseded input"
+            );
+            assert!(ann_inputs.count() > 1);
+        }
         assert_eq!(lobby.handle.figures().inputs_superseded, 11);
         // Each player's ack is its own: bob sent nothing.
         let s = bob.snapshot().await;

@@ -206,7 +206,10 @@ mod tests {
         let quota = LobbyQuota::new(3, 2);
         let a = quota.create(ip(1)).expect("first");
         let b = quota.create(ip(1)).expect("second");
-        assert_eq!(quota.create(ip(1)).unwrap_err(), QuotaRefusal::TooMany);
+        assert_eq!(
+            quota.create(ip(1)).expect_err("refused"),
+            QuotaRefusal::TooMany
+        );
         assert!(
             quota.create(ip(2)).is_ok(),
             "another address is not affected"
@@ -214,7 +217,10 @@ mod tests {
         drop(a);
         let c = quota.create(ip(1)).expect("a lobby closed: room again");
         drop((b, c));
-        assert_eq!(quota.create(ip(1)).unwrap_err(), QuotaRefusal::TooFast);
+        assert_eq!(
+            quota.create(ip(1)).expect_err("refused"),
+            QuotaRefusal::TooFast
+        );
         tokio::time::advance(std::time::Duration::from_secs(21)).await;
         assert!(
             quota.create(ip(1)).is_ok(),
