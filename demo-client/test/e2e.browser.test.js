@@ -151,7 +151,7 @@ describe('in headless Chromium, against the real server', { skip, timeout: 60_00
   const pageErrors = [];
 
   async function openPage(query, name) {
-    const context = await browser.newContext({ viewport: { width: 1100, height: 800 }, deviceScaleFactor: 1 });
+    const context = await browser.newContext({ viewport: { width: 1100, height: 800 }, deviceScaleFactor: 1, bypassCSP: true });
     const page = await context.newPage();
     page.setDefaultTimeout(WAIT.timeout);
     page.on('pageerror', (e) => pageErrors.push(`${name}: ${e.message}`));
@@ -317,7 +317,7 @@ describe('in headless Chromium, against the real server', { skip, timeout: 60_00
     // C arrives by B's invite link and talks to the server through a proxy.
     proxy = await startProxy(server.port);
     const code = await state(b, 't.lobby.code');
-    const context = await browser.newContext({ viewport: { width: 900, height: 700 } });
+    const context = await browser.newContext({ viewport: { width: 900, height: 700 }, bypassCSP: true });
     const c = await context.newPage();
     c.on('pageerror', (e) => pageErrors.push(`carol: ${e.message}`));
     await c.goto(`${server.base}?name=carol&server=127.0.0.1:${proxy.port}&join=${code}`);
