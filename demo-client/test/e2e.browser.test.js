@@ -3,8 +3,10 @@
 // within a frame on a 150 ms link, a private lobby is joined by its code, a third page
 // (by the invite link, through a TCP proxy) loses its connection and resumes in the same
 // seat without the others noticing, and stopping the server shows the reconnecting state
-// with its reason (then a restarted server takes the pages back). Reads the game state
-// through the page's read-only `window.__ticksync`.
+// with its reason (then a new server, on a fresh port behind the same address, takes the
+// pages back). The pages reach the server through a TCP proxy (their origin), so that the
+// server can move to a fresh port while the address they reconnect to stays. Reads the
+// game state through the page's read-only `window.__ticksync`.
 //
 // Needs the server binary (TICKSYNC_SERVER_BIN, default ../target/debug/ticksync-server,
 // built from the current demo-client: it embeds these files) and Debian's chromium at
@@ -39,8 +41,9 @@ const WAIT = { timeout: 8000 };
 
 const skip = process.env.TICKSYNC_SKIP_BROWSER === '1' ? 'TICKSYNC_SKIP_BROWSER=1' : false;
 
-/** Starts the server on `bind`; resolves once it printed its address. */
-function startServer(bind = '127.0.0.1:0') {
+/** Starts the server on a fresh loopback port; resolves once it printed its address. */
+function startServer() {
+  const bind = '127.0.0.1:0';
   if (!existsSync(SERVER_BIN)) {
     throw new Error(`no server binary at ${SERVER_BIN}: run \`cargo build -p ticksync-server\` (or set TICKSYNC_SERVER_BIN)`);
   }
@@ -104,13 +107,15 @@ async function checkEmbedded(base) {
 }
 
 /**
- * A TCP proxy to the server, so a test can cut a page's connection the way a network
- * does: no close frame, just gone.
+ * A TCP proxy to the server's port as `target()` tells it when a connection arrives (so
+ * the server behind it can move), so that a test can also cut a page's connection the
+ * way a network does: no close frame, just gone. While nothing listens behind it, a
+ * connection is refused the way a stopped server refuses it (closed at once).
  */
-async function startProxy(port) {
+async function startProxy(target) {
   const pairs = new Set();
   const proxy = net.createServer((client) => {
-    const upstream = net.connect(port, '127.0.0.1');
+    const upstream = net.connect(target(), '127.0.0.1');
     const pair = { client, upstream };
     pairs.add(pair);
     const end = () => {
@@ -124,8 +129,10 @@ async function startProxy(port) {
     upstream.pipe(client);
   });
   await new Promise((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+  const port = proxy.address().port;
   return {
-    port: proxy.address().port,
+    port,
+    base: `http://127.0.0.1:${port}/`,
     /** Cuts every connection through the proxy (it keeps accepting new ones). */
     cut() {
       for (const { client, upstream } of pairs) {
@@ -145,6 +152,8 @@ const until = (page, expr, timeout = WAIT.timeout) =>
 describe('in headless Chromium, against the real server', { skip, timeout: 60_000 }, () => {
   let server;
   let browser;
+  // The pages' address: in front of whichever server runs now.
+  let front;
   let proxy;
   let a;
   let b;
@@ -161,7 +170,7 @@ describe('in headless Chromium, against the real server', { skip, timeout: 60_00
         pageErrors.push(`${name} console: ${m.text()}`);
       }
     });
-    await page.goto(server.base + query);
+    await page.goto(front.base + query);
     await until(page, "t.state === 'online'");
     await page.fill('#name', name);
     return page;
@@ -170,15 +179,45 @@ describe('in headless Chromium, against the real server', { skip, timeout: 60_00
   before(async () => {
     server = await startServer();
     await checkEmbedded(server.base);
+    front = await startProxy(() => server.port);
     browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: 20_000 });
   });
 
   after(async () => {
     await browser?.close().catch(() => {});
     await proxy?.close().catch(() => {});
+    await front?.close().catch(() => {});
     if (server && server.child.exitCode === null && server.child.signalCode === null) {
       server.child.kill('SIGKILL');
       await exited(server.child).catch(() => {});
+    }
+  });
+
+  test("the page runs under its own Content-Security-Policy, which keeps ?server= to this server", async () => {
+    // No bypassCSP here: the page as a visitor gets it (the other tests bypass the policy
+    // only because Playwright evaluates their string predicates with eval).
+    const context = await browser.newContext();
+    try {
+      const page = await context.newPage();
+      const violations = [];
+      page.on('console', (m) => {
+        if (/Content.Security.Policy/i.test(m.text())) violations.push(m.text());
+      });
+      page.on('pageerror', (e) => pageErrors.push(`csp page: ${e.message}`));
+      await page.goto(front.base);
+      await page.locator('#status[data-state="online"]').waitFor(WAIT);
+      assert.deepEqual(violations, []);
+      // Another origin (the server's own port, not the page's): the policy refuses it.
+      const refused = new Promise((resolve) => {
+        page.on('console', (m) => {
+          if (/Content.Security.Policy/i.test(m.text()) && m.text().includes(`127.0.0.1:${server.port}`)) resolve(m.text());
+        });
+      });
+      await page.goto(`${front.base}?server=127.0.0.1:${server.port}`);
+      assert.match(await refused, /connect-src/);
+      assert.notEqual(await page.locator('#status').getAttribute('data-state'), 'online');
+    } finally {
+      await context.close();
     }
   });
 
@@ -315,12 +354,12 @@ describe('in headless Chromium, against the real server', { skip, timeout: 60_00
 
   test('a dropped connection resumes: the same player in the same seat, unseen by the others', async () => {
     // C arrives by B's invite link and talks to the server through a proxy.
-    proxy = await startProxy(server.port);
+    proxy = await startProxy(() => server.port);
     const code = await state(b, 't.lobby.code');
     const context = await browser.newContext({ viewport: { width: 900, height: 700 }, bypassCSP: true });
     const c = await context.newPage();
     c.on('pageerror', (e) => pageErrors.push(`carol: ${e.message}`));
-    await c.goto(`${server.base}?name=carol&server=127.0.0.1:${proxy.port}&join=${code}`);
+    await c.goto(`${proxy.base}?name=carol&join=${code}`);
     await until(c, `t.state === 'online' && t.screen === 'game' && t.lobby.code === '${code}'`);
     await until(b, 't.players.length === 3');
     const before = await state(c, '({ player: t.playerId, entity: t.myEntity, lobby: t.lobby.id })');
@@ -368,7 +407,7 @@ describe('in headless Chromium, against the real server', { skip, timeout: 60_00
     assert.ok(existsSync(path.join(ARTIFACTS, 'game.png')));
   });
 
-  test('stopping the server: reconnecting, with the close code and reason; a new server takes the page back', async () => {
+  test('stopping the server: reconnecting, with the close code and reason; a new server takes the pages back', async () => {
     server.child.kill('SIGTERM');
     for (const page of [a, b]) {
       await until(page, "t.state === 'reconnecting' || t.state === 'connecting'");
@@ -384,9 +423,10 @@ describe('in headless Chromium, against the real server', { skip, timeout: 60_00
     assert.ok(await b.isVisible('#conn-retry'));
     await b.screenshot({ path: path.join(ARTIFACTS, 'reconnecting.png') });
 
-    // The same address again: the old session is unknown there, so the page becomes a
-    // new player; its lobby is gone too, so it lands in the lobby browser, online.
-    server = await startServer(`127.0.0.1:${server.port}`);
+    // A new server on a fresh port, behind the pages' unchanged address (the front
+    // proxy): the old session is unknown there, so each page becomes a new player; its
+    // lobby is gone too, so it lands in the lobby browser, online.
+    server = await startServer();
     // B does not wait for its next attempt: the button (if it has not reconnected already).
     await b.evaluate(() => {
       if (window.__ticksync.state === 'reconnecting') document.getElementById('conn-retry').click();

@@ -77,13 +77,14 @@ pub(crate) async fn handle(
 }
 
 /// The policy headers every response carries: pages load only this server's own files
-/// and talk only to WebSocket servers (the demo client's `connect-src`); nothing sniffs
+/// and talk only to this server (`connect-src 'self'`: a `?server=` parameter cannot point
+/// the page served here at another server, whose notices would show in its UI); nothing sniffs
 /// content types, frames the pages or learns where a visitor came from.
 fn secure(headers: &mut hyper::HeaderMap) {
     const POLICY: [(&str, &str); 4] = [
         (
             "content-security-policy",
-            "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; \
+            "default-src 'self'; connect-src 'self'; img-src 'self' data:; \
              object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
         ),
         ("x-content-type-options", "nosniff"),

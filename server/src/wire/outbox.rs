@@ -519,6 +519,7 @@ impl<R> Conn<R> {
     }
 
     /// The read side alone (the outbox lives on in its `Arc`s).
+    #[cfg(feature = "testing")]
     pub(crate) fn into_read(self) -> R {
         self.read
     }
