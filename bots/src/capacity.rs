@@ -199,6 +199,12 @@ impl ServerProcess {
             .arg((opts.max_bots.max(opts.bots) + 100).to_string())
             .arg("--max-connections")
             .arg((opts.max_bots.max(opts.bots) + 1000).to_string());
+        // And the per-address lobby quota: one bot of each group creates its lobby.
+        let lobbies = (opts.max_bots.max(opts.bots) / u32::from(opts.players_per_lobby.max(1))
+            + 100)
+            .to_string();
+        cmd.env("TICKSYNC_MAX_LOBBIES_PER_IP", &lobbies)
+            .env("TICKSYNC_LOBBY_CREATES_PER_MINUTE", &lobbies);
         cmd.args(&opts.server_args)
             .env(
                 "RUST_LOG",
