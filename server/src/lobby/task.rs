@@ -1,12 +1,16 @@
 //! A lobby's tick task: it owns the game world.
 //!
 //! It takes what its handle (`handle.rs`) collected at the start of each tick: joins from
-//! the bounded queue, every seat's newest input and leave flag from the seat's mailbox,
-//! an operator's close. Every tick it steps the game, encodes the snapshot body once (see
-//! `wire/broadcast.rs`) and writes each player's snapshot to the player's socket itself,
-//! through the connection's outbox (`wire/outbox.rs`): no session wakes up for it. Rare,
-//! must-arrive messages (players joining and leaving, scores) take the same way, in order
-//! with the snapshots; a player too far behind to take them is dropped from the lobby.
+//! the bounded queue, every seat's newest input, game messages and leave flag from the
+//! seat's mailbox, an operator's close. Every tick it steps the game (a `Box<dyn Sim>`,
+//! see `game/`), has it write the tick's `State`, encodes what everyone sees once (in
+//! full and as a delta, see `wire/broadcast.rs`) and writes each player's snapshot (its
+//! own small part, then the shared bytes) to the player's socket itself, through the
+//! connection's outbox (`wire/outbox.rs`): no session wakes up for it. Must-arrive
+//! messages (the game's events, players joining and leaving, the match's end) take the
+//! same way, in order with the snapshots: a tick's events before its snapshot, its
+//! `MatchEnded` after. A player too far behind to take them is dropped from the lobby
+//! (its session closes with 4004, `SLOW_CONSUMER`); nobody else waits for it.
 //!
 //! A lobby with no player does not tick: it sleeps until a join, a close or the end of
 //! its empty grace (`--empty-lobby-grace`, or the shorter `--abandoned-lobby-grace` if it
@@ -14,7 +18,7 @@
 //!
 //! A player whose connection drops without a goodbye (its outbox refuses the seat's
 //! writes) keeps its seat, idle, for the resume grace; a resumed connection re-attaches to
-//! the same entity.
+//! the same seat.
 //! A panic in the game's code ends only this lobby: its players are told, every other
 //! lobby keeps ticking.
 
@@ -24,20 +28,19 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
-use glam::Vec2;
-use ticksync_protocol::codec::{encode_delta_body, encode_server, encode_snapshot_body};
-use ticksync_protocol::{
-    EntityId, EntityState, ErrorCode, Joined, LeftReason, PlayerInfo, ScoreEntry, ServerMessage,
-};
+use ticksync_protocol::codec::encode_server;
+use ticksync_protocol::state::io::Decoded;
+use ticksync_protocol::state::{Encoder, PlayerRef, State};
+use ticksync_protocol::{ErrorCode, Joined, LeftReason, MatchResult, PlayerInfo, ServerMessage};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use super::handle::{Command, JoinRefused, JoinRequest, LobbyHandle, SeatBox, Seated};
-use crate::game::legacy::{EntityView, Game, LobbySpec, PlayerInput, quantize_views};
+use crate::game::{Audience, LeaveReason, LobbySpec, MatchEnd, Output, Sim};
 use crate::stats::Stats;
-use crate::wire::broadcast::{TickFrame, deliver};
+use crate::wire::broadcast::{Parts, TickFrame, deliver};
 use crate::wire::frame::{binary_frame, payload_len};
 use crate::wire::outbox::{Delivery, Link};
 
@@ -58,14 +61,13 @@ pub(crate) struct LobbyEnv {
 
 struct Seat {
     player_id: u32,
-    /// Where the player's session puts inputs and its leave.
+    /// Where the player's session puts inputs, messages and its leave.
     mailbox: Arc<SeatBox>,
     name: String,
     /// The connection the seat belongs to now.
     conn: u64,
     presence: Presence,
-    input: PlayerInput,
-    /// Sequence of the input in `input`.
+    /// Sequence of the newest input applied (the snapshots' ack).
     applied_seq: u32,
 }
 
@@ -85,83 +87,91 @@ impl Seat {
             Presence::Away(_) => None,
         }
     }
+}
 
-    /// The connection dropped (or left the seat): keep the seat, idle, for the resume
-    /// grace.
-    fn detach(&mut self) {
-        if let Presence::Here(_) = self.presence {
-            self.presence = Presence::Away(Instant::now());
-            // Idle while away: others see it stand still.
-            self.input = PlayerInput::default();
-        }
-    }
+/// Seat numbers are 1 to the cap; `seats[i]` is seat `i + 1`.
+fn seat_of(index: usize) -> PlayerRef {
+    PlayerRef(u16::try_from(index + 1).unwrap_or(u16::MAX))
+}
+
+/// How a tick ended, if it ends the lobby.
+enum Closing {
+    /// An operator's close, or the game's state could not be built.
+    Closed(String),
+    /// The game closed its lobby after its match.
+    MatchOver(String),
 }
 
 /// The tick task's state. Owned by the task; nothing else can reach the game.
 pub(crate) struct Lobby {
     handle: Arc<LobbyHandle>,
     env: LobbyEnv,
-    game: Box<dyn Game>,
+    sim: Box<dyn Sim>,
+    /// The schema's bytes and hash, for every `Joined`.
+    schema: Vec<u8>,
+    schema_hash: [u8; 8],
     commands: mpsc::Receiver<Command>,
-    /// This tick's snapshot, its buffers reused from tick to tick.
+    /// This tick's shared snapshot parts, their buffers reused from tick to tick.
     frame: TickFrame,
-    /// Where each player's snapshot message is built.
+    /// The state of this tick and of the previous one (the deltas' baseline).
+    state: State,
+    previous: State,
+    /// Whether `previous` holds the state of the tick before `state`.
+    has_previous: bool,
+    encoder: Encoder,
+    /// Where each player's own part and snapshot message are built.
+    own: Vec<u8>,
     scratch: Vec<u8>,
     /// Players whose connection turned out gone during delivery.
-    gone: Vec<EntityId>,
-    /// Indexed by entity id.
+    gone: Vec<PlayerRef>,
+    /// What the game produced this tick.
+    output: Output,
+    /// Messages taken from a seat's mailbox, reused.
+    messages: Vec<Decoded>,
+    /// Indexed by seat - 1.
     seats: Vec<Option<Seat>>,
     tick: u32,
     empty_since: Option<Instant>,
     /// Most players seated at once so far: a lobby that never had two is one its creator
     /// abandoned, and closes after the short grace.
     peak_players: usize,
-    // Scratch buffers reused every tick.
-    step_inputs: Vec<(EntityId, PlayerInput)>,
-    views: Vec<EntityView>,
-    states: Vec<EntityState>,
-    /// Last tick's entities, the baseline of this tick's delta.
-    previous: Vec<EntityState>,
-    scores: Vec<ScoreEntry>,
-    last_scores: Vec<ScoreEntry>,
 }
 
 impl Lobby {
-    /// Creates a lobby and its handle. The caller spawns [`Lobby::run`].
+    /// Creates a lobby and its handle around its game. The caller spawns [`Lobby::run`].
     pub(crate) fn new(
         id: u32,
         spec: LobbySpec,
         code: Option<String>,
-        game: Box<dyn Game>,
+        sim: Box<dyn Sim>,
         env: LobbyEnv,
     ) -> Self {
         let LobbySpec {
             name, max_players, ..
         } = spec;
         let (handle, commands) = LobbyHandle::new(id, name, max_players, code);
+        let codec = Arc::clone(sim.codec());
         Self {
             handle,
             env,
-            game,
+            schema: codec.schema().encode(),
+            schema_hash: codec.hash().to_le_bytes(),
+            sim,
             commands,
-            frame: TickFrame {
-                tick: 0,
-                body: Vec::new(),
-                delta: Vec::new(),
-                acks: Vec::new(),
-            },
+            frame: TickFrame::default(),
+            state: State::new(&codec),
+            previous: State::new(&codec),
+            has_previous: false,
+            encoder: Encoder::new(),
+            own: Vec::new(),
             scratch: Vec::new(),
             gone: Vec::new(),
+            output: Output::default(),
+            messages: Vec::new(),
             seats: (0..max_players).map(|_| None).collect(),
             tick: 0,
             empty_since: Some(Instant::now()),
             peak_players: 0,
-            step_inputs: Vec::new(),
-            views: Vec::new(),
-            states: Vec::new(),
-            previous: Vec::new(),
-            scores: Vec::new(),
-            last_scores: Vec::new(),
         }
     }
 
@@ -170,8 +180,8 @@ impl Lobby {
         Arc::clone(&self.handle)
     }
 
-    /// Runs the fixed tick until the lobby empties for its grace period, an operator
-    /// closes it, or `cancel` fires.
+    /// Runs the fixed tick until the lobby empties for its grace period, an operator or
+    /// the game closes it, or `cancel` fires.
     ///
     /// `MissedTickBehavior::Skip`: when the process falls behind (a stall, an overloaded
     /// core), missed ticks are dropped rather than run back to back. The schedule stays
@@ -190,6 +200,10 @@ impl Lobby {
                     Idle::Cancelled => break,
                     Idle::Close(reason) => {
                         self.close(ErrorCode::LobbyClosed, &reason, LeftReason::LobbyClosed);
+                        return;
+                    }
+                    Idle::Crashed => {
+                        self.crashed();
                         return;
                     }
                 }
@@ -217,20 +231,19 @@ impl Lobby {
                 stats.ticks_overrun.fetch_add(1, Ordering::Relaxed);
             }
             match outcome {
-                Ok(Err(reason)) => {
+                Ok(Err(Closing::Closed(reason))) => {
                     self.close(ErrorCode::LobbyClosed, &reason, LeftReason::LobbyClosed);
+                    return;
+                }
+                Ok(Err(Closing::MatchOver(reason))) => {
+                    self.close(ErrorCode::LobbyClosed, &reason, LeftReason::MatchEnded);
                     return;
                 }
                 Ok(Ok(_)) => {}
                 Err(panic) => {
                     let what = panic_message(panic.as_ref());
                     error!(lobby = self.handle.id(), panic = %what, "the game panicked; closing this lobby");
-                    self.env.stats.lobby_panics.fetch_add(1, Ordering::Relaxed);
-                    self.close(
-                        ErrorCode::LobbyClosed,
-                        "the game crashed; the lobby is closed",
-                        LeftReason::LobbyCrashed,
-                    );
+                    self.crashed();
                     return;
                 }
             }
@@ -239,6 +252,16 @@ impl Lobby {
             ErrorCode::ShuttingDown,
             "the server is shutting down",
             LeftReason::LobbyClosed,
+        );
+    }
+
+    /// The game panicked: close, telling the players, without calling it again.
+    fn crashed(self) {
+        self.env.stats.lobby_panics.fetch_add(1, Ordering::Relaxed);
+        self.close(
+            ErrorCode::LobbyClosed,
+            "the game crashed; the lobby is closed",
+            LeftReason::LobbyCrashed,
         );
     }
 
@@ -266,7 +289,15 @@ impl Lobby {
                 }
                 command = self.commands.recv() => match command {
                     Some(command) => {
-                        self.handle_command(command);
+                        // A join runs the game's on_join: a panic there ends the lobby too.
+                        let done = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                            self.handle_command(command);
+                        }));
+                        if let Err(panic) = done {
+                            let what = panic_message(panic.as_ref());
+                            error!(lobby = self.handle.id(), panic = %what, "the game panicked; closing this lobby");
+                            return Idle::Crashed;
+                        }
                         if self.player_count() > 0 {
                             return Idle::Woken;
                         }
@@ -278,11 +309,11 @@ impl Lobby {
         }
     }
 
-    /// One tick. Returns its simulation and encoding time, or why the lobby should close.
-    fn run_tick(&mut self) -> Result<Duration, String> {
+    /// One tick. Returns its simulation and encoding time, or why the lobby closes.
+    fn run_tick(&mut self) -> Result<Duration, Closing> {
         let started = Instant::now();
         if let Some(reason) = self.handle.close_requested() {
-            return Err(reason);
+            return Err(Closing::Closed(reason));
         }
         // Leaves first: a seat its player left may be claimed by a join queued since.
         self.take_inputs();
@@ -291,18 +322,36 @@ impl Lobby {
             self.handle_command(command);
         }
         if self.player_count() == 0 {
-            // The next round of `run` sleeps; nothing to simulate or send.
+            // The next round of `run` sleeps; nothing to simulate or send. The next
+            // snapshot is full for everyone (there is nobody to have the baseline).
+            self.has_previous = false;
             self.empty_since.get_or_insert_with(Instant::now);
             return Ok(started.elapsed());
         }
         self.empty_since = None;
-        self.step();
+        let dt = self.env.tick_period.as_secs_f32();
+        self.sim.step(self.tick, dt);
+        std::mem::swap(&mut self.state, &mut self.previous);
+        if let Err(e) = self.sim.write(self.tick, &mut self.state) {
+            error!(lobby = self.handle.id(), error = %e, "the game wrote an invalid state; closing this lobby");
+            return Err(Closing::Closed(format!("the game failed: {e}")));
+        }
+        self.sim.take_output(&mut self.output);
         self.encode();
         let compute = started.elapsed();
+        // The tick's events go before its snapshot, the match's end after it.
+        self.send_events();
         self.deliver();
-        self.send_scores();
+        self.has_previous = true;
+        let ended = self.output.ended.take();
+        if let Some(end) = ended {
+            self.match_ended(end);
+        }
         self.tick = self.tick.wrapping_add(1);
         self.handle.set_tick(self.tick);
+        if let Some(reason) = self.output.close.take() {
+            return Err(Closing::MatchOver(reason));
+        }
         Ok(compute)
     }
 
@@ -313,8 +362,8 @@ impl Lobby {
     fn update_count(&mut self) {
         let count = self.player_count();
         self.peak_players = self.peak_players.max(count);
-        let n = u8::try_from(count).unwrap_or(u8::MAX);
-        self.handle.set_players(n);
+        self.handle
+            .set_players(u16::try_from(count).unwrap_or(u16::MAX));
     }
 
     fn handle_command(&mut self, command: Command) {
@@ -328,12 +377,8 @@ impl Lobby {
                 // ends the seat, and the seat expires like a dropped one.
                 let _ = reply.send(result);
             }
-            Command::Reattach {
-                join,
-                entity,
-                reply,
-            } => {
-                let result = self.reattach(join, entity);
+            Command::Reattach { join, seat, reply } => {
+                let result = self.reattach(join, seat);
                 let _ = reply.send(result);
             }
         }
@@ -343,21 +388,23 @@ impl Lobby {
         let JoinRequest {
             player_id,
             name,
+            options,
             conn,
             link,
         } = join;
         let Some(free) = self.seats.iter().position(Option::is_none) else {
             return Err(JoinRefused::Full);
         };
-        // Seats are at most 250 (the protocol's cap), so the index fits an entity id.
-        let entity = EntityId::try_from(free).map_err(|_| JoinRefused::Full)?;
-        self.game.spawn(entity);
+        let seat = seat_of(free);
+        self.sim
+            .join(seat, &name, &options)
+            .map_err(JoinRefused::Game)?;
         let me = PlayerInfo {
-            entity,
+            seat: seat.0,
             player_id,
             name: name.clone(),
         };
-        self.broadcast_event(&ServerMessage::PlayerJoined(me));
+        self.broadcast_message(&ServerMessage::PlayerJoined(me));
         let mailbox = SeatBox::new(conn);
         self.seats[free] = Some(Seat {
             player_id,
@@ -365,74 +412,68 @@ impl Lobby {
             name,
             conn,
             presence: Presence::Here(link),
-            input: PlayerInput::default(),
             applied_seq: 0,
         });
-        self.welcome(entity);
+        self.welcome(seat);
         self.update_count();
-        debug!(lobby = self.handle.id(), player_id, entity, "player joined");
+        debug!(
+            lobby = self.handle.id(),
+            player_id,
+            seat = seat.0,
+            "player joined"
+        );
         Ok(Seated {
-            entity,
-            seat: mailbox,
+            seat: seat.0,
+            mailbox,
+            codec: Arc::clone(self.sim.codec()),
         })
     }
 
-    fn reattach(&mut self, join: JoinRequest, entity: EntityId) -> Result<Seated, JoinRefused> {
+    fn reattach(&mut self, join: JoinRequest, seat: u16) -> Result<Seated, JoinRefused> {
         let JoinRequest {
             player_id,
             conn,
             link,
             ..
         } = join;
-        let Some(seat) = self
-            .seats
-            .get_mut(usize::from(entity))
+        let Some(slot) = usize::from(seat)
+            .checked_sub(1)
+            .and_then(|i| self.seats.get_mut(i))
             .and_then(Option::as_mut)
             .filter(|s| s.player_id == player_id)
         else {
             return Err(JoinRefused::Closed);
         };
-        seat.conn = conn;
-        seat.presence = Presence::Here(link);
+        slot.conn = conn;
+        slot.presence = Presence::Here(link);
         // The client restarts its input sequence with the new connection's inputs.
-        seat.mailbox.hand_over(conn);
-        seat.input = PlayerInput::default();
-        seat.applied_seq = 0;
-        let mailbox = Arc::clone(&seat.mailbox);
-        self.welcome(entity);
-        debug!(
-            lobby = self.handle.id(),
-            player_id, entity, "player resumed"
-        );
+        slot.mailbox.hand_over(conn);
+        slot.applied_seq = 0;
+        let mailbox = Arc::clone(&slot.mailbox);
+        self.sim.resume(PlayerRef(seat));
+        self.welcome(PlayerRef(seat));
+        debug!(lobby = self.handle.id(), player_id, seat, "player resumed");
         Ok(Seated {
-            entity,
-            seat: mailbox,
+            seat,
+            mailbox,
+            codec: Arc::clone(self.sim.codec()),
         })
     }
 
-    /// Queues `Joined` and the scoreboard for a player who (re-)enters.
-    fn welcome(&mut self, entity: EntityId) {
-        let size = self.game.world_size();
+    /// Queues `Joined` (with the game's schema) for a player who (re-)enters.
+    fn welcome(&mut self, seat: PlayerRef) {
         let joined = ServerMessage::Joined(Joined {
             lobby_id: self.handle.id(),
             name: self.handle.name().to_owned(),
             code: self.handle.code().map(str::to_owned),
             max_players: self.handle.max_players(),
-            your_entity: entity,
+            seat: seat.0,
             tick: self.tick,
-            world_width: size.x,
-            world_height: size.y,
-            max_speed: self.game.max_speed(),
+            schema: self.schema.clone(),
+            schema_hash: self.schema_hash,
             players: self.player_list(),
         });
-        self.send_event(entity, &binary_frame(&encode_server(&joined)));
-        self.scores.clear();
-        self.game.scores(&mut self.scores);
-        let board = ServerMessage::Scoreboard {
-            entries: self.scores.clone(),
-        };
-        // Everyone else gets the new scoreboard when this tick publishes.
-        self.send_event(entity, &binary_frame(&encode_server(&board)));
+        self.send_frame(seat, &binary_frame(&encode_server(&joined)));
     }
 
     fn player_list(&self) -> Vec<PlayerInfo> {
@@ -440,17 +481,30 @@ impl Lobby {
             .iter()
             .enumerate()
             .filter_map(|(i, seat)| {
-                let seat = seat.as_ref()?;
+                let seat_info = seat.as_ref()?;
                 Some(PlayerInfo {
-                    entity: EntityId::try_from(i).ok()?,
-                    player_id: seat.player_id,
-                    name: seat.name.clone(),
+                    seat: seat_of(i).0,
+                    player_id: seat_info.player_id,
+                    name: seat_info.name.clone(),
                 })
             })
             .collect()
     }
 
-    /// Removes players detached (see [`Seat::detach`]) for longer than the resume grace.
+    /// The connection dropped (or left the seat): keep the seat, idle, for the resume
+    /// grace.
+    fn detach(&mut self, index: usize) {
+        let Some(seat) = self.seats.get_mut(index).and_then(Option::as_mut) else {
+            return;
+        };
+        if let Presence::Here(_) = seat.presence {
+            seat.presence = Presence::Away(Instant::now());
+            // Idle while away: others see it stand still.
+            self.sim.away(seat_of(index));
+        }
+    }
+
+    /// Removes players detached for longer than the resume grace.
     fn check_connections(&mut self) {
         let grace = self.env.resume_grace;
         for i in 0..self.seats.len() {
@@ -458,42 +512,43 @@ impl Lobby {
                 |seat| matches!(seat.presence, Presence::Away(at) if at.elapsed() >= grace),
             );
             if expired {
-                self.remove(i);
+                self.remove(i, LeaveReason::Dropped);
             }
         }
     }
 
-    fn remove(&mut self, index: usize) {
+    fn remove(&mut self, index: usize, reason: LeaveReason) {
         let Some(seat) = self.seats[index].take() else {
             return;
         };
-        let Ok(entity) = EntityId::try_from(index) else {
-            return;
-        };
-        self.game.despawn(entity);
+        let me = seat_of(index);
+        self.sim.leave(me, reason);
         if seat.mailbox.free() {
             self.handle.seat_freed();
         }
-        self.broadcast_event(&ServerMessage::PlayerLeft {
-            entity,
+        self.broadcast_message(&ServerMessage::PlayerLeft {
+            seat: me.0,
             player_id: seat.player_id,
         });
         self.update_count();
         debug!(
             lobby = self.handle.id(),
             player_id = seat.player_id,
-            entity,
+            seat = me.0,
+            ?reason,
             "player left"
         );
     }
 
     /// Sends one must-arrive frame to a player.
-    fn send_event(&mut self, entity: EntityId, frame: &Bytes) {
-        let index = usize::from(entity);
-        let Some(seat) = self.seats.get_mut(index).and_then(Option::as_mut) else {
+    fn send_frame(&mut self, seat: PlayerRef, frame: &Bytes) {
+        let Some(index) = usize::from(seat.0).checked_sub(1) else {
             return;
         };
-        let Some(link) = seat.link() else {
+        let Some(slot) = self.seats.get_mut(index).and_then(Option::as_mut) else {
+            return;
+        };
+        let Some(link) = slot.link() else {
             return;
         };
         match link.out.send_event(link.epoch, frame) {
@@ -503,87 +558,74 @@ impl Lobby {
                     .bytes_out
                     .fetch_add(payload_len(frame) as u64, Ordering::Relaxed);
             }
-            Delivery::Stale => seat.detach(),
+            Delivery::Stale => self.detach(index),
             Delivery::Overflow => {
                 // The client is too far behind to follow the lobby; its session closes
-                // with a clear reason.
+                // with a clear reason (close 4004), and nobody else waits for it.
                 warn!(
                     lobby = self.handle.id(),
-                    player_id = seat.player_id,
+                    player_id = slot.player_id,
                     "too much waiting for a slow client; dropping player"
                 );
-                self.remove(index);
+                self.env
+                    .stats
+                    .events_overflowed
+                    .fetch_add(1, Ordering::Relaxed);
+                self.remove(index, LeaveReason::Kicked);
             }
         }
     }
 
-    fn broadcast_event(&mut self, message: &ServerMessage) {
-        let frame = binary_frame(&encode_server(message));
+    fn broadcast_frame(&mut self, frame: &Bytes) {
         for i in 0..self.seats.len() {
-            if let Ok(entity) = EntityId::try_from(i) {
-                self.send_event(entity, &frame);
-            }
+            self.send_frame(seat_of(i), frame);
         }
     }
 
-    /// Takes every seat's newest input and removes the seats whose player left.
+    fn broadcast_message(&mut self, message: &ServerMessage) {
+        self.broadcast_frame(&binary_frame(&encode_server(message)));
+    }
+
+    /// Takes every seat's newest input and messages, and removes the seats whose player
+    /// left.
     fn take_inputs(&mut self) {
         for i in 0..self.seats.len() {
             let Some(seat) = self.seats[i].as_mut() else {
                 continue;
             };
-            let taken = seat.mailbox.take();
+            self.messages.clear();
+            let taken = seat.mailbox.take(&mut self.messages);
             if taken.leave {
-                self.remove(i);
+                self.remove(i, LeaveReason::Left);
                 continue;
             }
+            let me = seat_of(i);
             if let Some(input) = taken.input {
                 seat.applied_seq = input.seq;
-                seat.input = PlayerInput {
-                    dir: Vec2::new(input.dir_x, input.dir_y),
-                    buttons: input.buttons,
-                };
+                self.sim.input(me, &input);
+            }
+            for message in &self.messages {
+                self.sim.message(me, message);
             }
         }
     }
 
-    fn step(&mut self) {
-        self.step_inputs.clear();
-        for (i, seat) in self.seats.iter_mut().enumerate() {
-            if let (Some(seat), Ok(entity)) = (seat.as_mut(), EntityId::try_from(i)) {
-                self.step_inputs.push((entity, seat.input));
-            }
-        }
-        let dt = self.env.tick_period.as_secs_f32();
-        self.game.step(&self.step_inputs, self.tick, dt);
-    }
-
-    /// Views, quantizes and encodes this tick's snapshot into `frame`, once for everyone.
+    /// Encodes this tick's shared parts into `frame`, once for everyone.
     fn encode(&mut self) {
-        self.views.clear();
-        self.game.view(&mut self.views);
-        let size = self.game.world_size();
-        let max_speed = self.game.max_speed();
-        self.states.clear();
-        quantize_views(&self.views, size, max_speed, &mut self.states);
+        let codec = Arc::clone(self.sim.codec());
         let frame = &mut self.frame;
         frame.tick = self.tick;
-        frame.body.clear();
-        encode_snapshot_body(self.tick, 0, &self.states, &mut frame.body);
+        frame.full.clear();
+        self.encoder
+            .encode_shared(&codec, None, &self.state, &mut frame.full);
         frame.delta.clear();
-        let delta_ok = self.tick.checked_sub(1).is_some_and(|baseline| {
-            encode_delta_body(
-                self.tick,
-                baseline,
-                &self.previous,
-                &self.states,
-                &mut frame.delta,
-            )
-        });
-        if !delta_ok || frame.delta.len() >= frame.body.len() {
-            frame.delta.clear();
+        if self.has_previous && self.previous.tick().wrapping_add(1) == self.tick {
+            self.encoder
+                .encode_shared(&codec, Some(&self.previous), &self.state, &mut frame.delta);
+            if frame.delta.len() >= frame.full.len() {
+                frame.delta.clear();
+            }
         }
-        std::mem::swap(&mut self.previous, &mut self.states);
         frame.acks.clear();
         frame.acks.extend(
             self.seats
@@ -592,20 +634,72 @@ impl Lobby {
         );
     }
 
+    /// Sends this tick's events, each encoded once.
+    fn send_events(&mut self) {
+        let events = std::mem::take(&mut self.output.events);
+        for (audience, event) in &events {
+            let frame = binary_frame(event);
+            match audience {
+                Audience::Everyone => self.broadcast_frame(&frame),
+                Audience::Player(seat) => self.send_frame(*seat, &frame),
+            }
+        }
+        self.env
+            .stats
+            .events_sent
+            .fetch_add(events.len() as u64, Ordering::Relaxed);
+        self.output.events = events;
+        self.output.events.clear();
+    }
+
+    /// Tells everyone the match's results, with the players' names.
+    fn match_ended(&mut self, end: MatchEnd) {
+        let results = end
+            .results
+            .iter()
+            .map(|s| MatchResult {
+                seat: s.player.0,
+                name: usize::from(s.player.0)
+                    .checked_sub(1)
+                    .and_then(|i| self.seats.get(i))
+                    .and_then(Option::as_ref)
+                    .map_or_else(String::new, |seat| seat.name.clone()),
+                score: s.score,
+                place: s.place,
+            })
+            .collect();
+        self.broadcast_message(&ServerMessage::MatchEnded {
+            summary: end.summary,
+            results,
+        });
+    }
+
     /// Writes each player's snapshot to its connection.
     fn deliver(&mut self) {
-        let links =
-            self.seats.iter().enumerate().filter_map(|(i, seat)| {
-                Some((EntityId::try_from(i).ok()?, seat.as_ref()?.link()?))
-            });
-        let done = deliver(&self.frame, links, &mut self.scratch, &mut self.gone);
-        for entity in self.gone.drain(..) {
-            if let Some(seat) = self
-                .seats
-                .get_mut(usize::from(entity))
-                .and_then(Option::as_mut)
-            {
-                seat.detach();
+        let codec = Arc::clone(self.sim.codec());
+        let from = (self.has_previous && !self.frame.delta.is_empty()).then_some(&self.previous);
+        let mut parts = Parts {
+            codec: &codec,
+            from,
+            to: &self.state,
+            encoder: &mut self.encoder,
+            own: &mut self.own,
+        };
+        let links = self
+            .seats
+            .iter()
+            .enumerate()
+            .filter_map(|(i, seat)| Some((seat_of(i), seat.as_ref()?.link()?)));
+        let done = deliver(
+            &self.frame,
+            &mut parts,
+            links,
+            &mut self.scratch,
+            &mut self.gone,
+        );
+        for seat in std::mem::take(&mut self.gone) {
+            if let Some(i) = usize::from(seat.0).checked_sub(1) {
+                self.detach(i);
             }
         }
         let stats = &self.env.stats;
@@ -615,19 +709,6 @@ impl Lobby {
             stats
                 .snapshots_skipped
                 .fetch_add(done.skipped, Ordering::Relaxed);
-        }
-    }
-
-    /// Tells everyone the scores when they changed.
-    fn send_scores(&mut self) {
-        self.scores.clear();
-        self.game.scores(&mut self.scores);
-        if self.scores != self.last_scores {
-            let board = ServerMessage::Scoreboard {
-                entries: self.scores.clone(),
-            };
-            self.broadcast_event(&board);
-            std::mem::swap(&mut self.scores, &mut self.last_scores);
         }
     }
 
@@ -667,6 +748,8 @@ enum Idle {
     Cancelled,
     /// Close the lobby, for this reason.
     Close(String),
+    /// The game panicked in a join.
+    Crashed,
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {

@@ -270,7 +270,6 @@ mod tests {
 
     use super::*;
     use crate::config::Config;
-    use crate::game::legacy::{Game, LobbySpec};
 
     struct Server {
         addr: SocketAddr,
@@ -280,8 +279,10 @@ mod tests {
 
     impl Server {
         async fn start(config: Config) -> Server {
-            let arena = |_: &LobbySpec| Box::new(crate::arena::Arena::new()) as Box<dyn Game>;
-            let shared = Shared::new(config, Arc::new(arena));
+            let arena = crate::games::BuiltinGame::Arena
+                .factory()
+                .expect("arena's schema is valid");
+            let shared = Shared::new(config, arena);
             let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
                 .await
                 .expect("bind");
