@@ -231,8 +231,19 @@ mod tests {
             .expect("an options kind");
         assert_eq!(stats.messages_by_kind[i].load(Ordering::Relaxed), 1);
         stats.count_in(&[200]);
-        let unknown = ClientMessage::KIND_NAMES.len();
-        assert_eq!(stats.messages_by_kind[unknown].load(Ordering::Relaxed), 1);
+        stats.count_in(&[ticksync_protocol::state::io::INPUT_TAG, 1]);
+        stats.count_in(&[ticksync_protocol::state::io::MESSAGE_TAG, 0]);
+        stats.count_in(&[ticksync_protocol::state::io::MESSAGE_TAG, 0]);
+        let kinds: Vec<&str> = message_kinds().collect();
+        let count = |kind: &str| {
+            let i = kinds.iter().position(|k| *k == kind).expect("a kind");
+            stats.messages_by_kind[i].load(Ordering::Relaxed)
+        };
+        assert_eq!(kinds.len(), stats.messages_by_kind.len());
+        assert_eq!(
+            (count("unknown"), count("input"), count("game_message")),
+            (1, 1, 2)
+        );
         stats.count_close(close::REPLACED);
         stats.count_close(0);
         stats.count_close(3999);

@@ -770,7 +770,10 @@ mod tests {
     use std::sync::Mutex;
 
     use futures_util::StreamExt;
-    use ticksync_protocol::{Input, decode_server};
+    use ticksync_protocol::schema::Schema;
+    use ticksync_protocol::state::io::{EVENT_TAG, decode_event, decode_input, encode_input};
+    use ticksync_protocol::state::{Button, ClientState, Codec, SNAPSHOT_TAG};
+    use ticksync_protocol::{GameOptions, Messages, State as DeriveState, decode_server};
     use tokio::io::{DuplexStream, ReadHalf};
     use tokio::task::JoinHandle;
     use tokio_tungstenite::WebSocketStream;
@@ -778,66 +781,133 @@ mod tests {
     use tokio_tungstenite::tungstenite::protocol::Role;
 
     use super::*;
+    use crate::game::{Ctx, EntityId, Game, GameSim, PlayerInput, Writer, rank_by_score};
     use crate::wire::outbox::{self, Conn, Outbox, Signal};
 
     const TICK: Duration = Duration::from_millis(50);
     /// Long enough for anything a test waits for (paused clock: it costs nothing).
     const PATIENCE: Duration = Duration::from_secs(120);
 
+    #[derive(Messages, Debug, Clone, PartialEq)]
+    enum Thing {
+        Dot {
+            #[state(range = -100..=100)]
+            x: i16,
+        },
+    }
+
+    #[derive(DeriveState, Debug, Clone, Default, PartialEq)]
+    struct ProbeInput {
+        #[state(range = -100..=100)]
+        x: i16,
+        fire: Button,
+    }
+
+    #[derive(Messages, Debug, Clone, PartialEq)]
+    enum ProbeEvent {
+        Fired { by: PlayerRef, count: u8 },
+    }
+
     /// What the game saw.
     #[derive(Debug, Default)]
     struct Log {
-        /// Each step's tick and inputs.
-        steps: Vec<(u32, Vec<(EntityId, PlayerInput)>)>,
-        /// Spawns (true) and despawns (false), in order.
-        seats: Vec<(EntityId, bool)>,
+        /// Each step's tick and (seat, seq, x) inputs.
+        steps: Vec<(u32, Vec<(u16, u32, i16)>)>,
+        /// Joins (true) and leaves (false), in order.
+        seats: Vec<(u16, bool)>,
+        /// Leave reasons, in order.
+        reasons: Vec<LeaveReason>,
+        /// Presses counted.
+        presses: u32,
     }
 
-    /// Entities stand at `50 + 10 * dir` of their current input. Panics at `panic_at`.
+    /// Dots stand at their player's input `x`. Refuses the name "nobody"; panics at
+    /// `panic_at`; ends its match and closes at `end_at`.
     struct Probe {
         log: Arc<Mutex<Log>>,
-        here: Vec<(EntityId, Vec2)>,
+        dots: Vec<(PlayerRef, EntityId, i16)>,
         panic_at: Option<u32>,
+        end_at: Option<u32>,
     }
 
     impl Game for Probe {
-        fn world_size(&self) -> Vec2 {
-            Vec2::splat(100.0)
+        const NAME: &'static str = "probe";
+        type Entity = Thing;
+        type Lobby = ();
+        type Private = ();
+        type Input = ProbeInput;
+        type Message = crate::game::NoMessages;
+        type Event = ProbeEvent;
+
+        fn on_join(
+            &mut self,
+            ctx: &mut Ctx<'_, ProbeEvent>,
+            player: PlayerRef,
+            name: &str,
+            _: &GameOptions,
+        ) -> Result<(), String> {
+            if name == "nobody" {
+                return Err("nobody may play".into());
+            }
+            let id = ctx.spawn();
+            self.dots.push((player, id, 0));
+            self.log.lock().expect("log").seats.push((player.0, true));
+            Ok(())
         }
-        fn max_speed(&self) -> f32 {
-            10.0
+
+        fn on_leave(&mut self, ctx: &mut Ctx<'_, ProbeEvent>, player: PlayerRef, why: LeaveReason) {
+            for (_, id, _) in self.dots.iter().filter(|d| d.0 == player) {
+                ctx.despawn(*id);
+            }
+            self.dots.retain(|d| d.0 != player);
+            let mut log = self.log.lock().expect("log");
+            log.seats.push((player.0, false));
+            log.reasons.push(why);
         }
-        fn spawn(&mut self, entity: EntityId) {
-            self.here.push((entity, Vec2::splat(50.0)));
-            self.here.sort_by_key(|(id, _)| *id);
-            self.log.lock().expect("log").seats.push((entity, true));
-        }
-        fn despawn(&mut self, entity: EntityId) {
-            self.here.retain(|(id, _)| *id != entity);
-            self.log.lock().expect("log").seats.push((entity, false));
-        }
-        fn step(&mut self, inputs: &[(EntityId, PlayerInput)], tick: u32, _dt: f32) {
+
+        fn step(
+            &mut self,
+            ctx: &mut Ctx<'_, ProbeEvent>,
+            inputs: &[PlayerInput<ProbeInput>],
+            tick: u32,
+            _: f32,
+        ) {
             assert!(
                 self.panic_at != Some(tick),
                 "the probe game fails at tick {tick}"
             );
-            for (entity, input) in inputs {
-                if let Some((_, pos)) = self.here.iter_mut().find(|(id, _)| id == entity) {
-                    *pos = Vec2::splat(50.0) + input.dir * 10.0;
+            let mut log = self.log.lock().expect("log");
+            for i in inputs {
+                if let Some(dot) = self.dots.iter_mut().find(|d| d.0 == i.player) {
+                    dot.2 = i.input.x;
+                }
+                let presses = i.presses(|i| i.fire);
+                if presses > 0 {
+                    log.presses += u32::from(presses);
+                    ctx.broadcast(ProbeEvent::Fired {
+                        by: i.player,
+                        count: presses,
+                    });
                 }
             }
-            self.log
-                .lock()
-                .expect("log")
-                .steps
-                .push((tick, inputs.to_vec()));
+            log.steps.push((
+                tick,
+                inputs
+                    .iter()
+                    .map(|i| (i.player.0, i.seq, i.input.x))
+                    .collect(),
+            ));
+            if self.end_at == Some(tick) {
+                let scores = self.dots.iter().map(|d| (d.0, i32::from(d.2)));
+                ctx.end_match("the probe is done", rank_by_score(scores));
+                ctx.close_lobby("the match is over");
+            }
         }
-        fn view(&self, out: &mut Vec<EntityView>) {
-            out.extend(self.here.iter().map(|&(id, pos)| EntityView {
-                id,
-                pos,
-                ..EntityView::default()
-            }));
+
+        fn write(&self, out: &mut Writer<'_, Self>) {
+            for &(player, id, x) in &self.dots {
+                out.controlled(id, player, &Thing::Dot { x });
+            }
         }
     }
 
@@ -849,18 +919,20 @@ mod tests {
         cancel: CancellationToken,
     }
 
-    fn start(max_players: u8, panic_at: Option<u32>) -> Running {
+    fn start(max_players: u16, panic_at: Option<u32>) -> Running {
         start_with(
             max_players,
             panic_at,
+            None,
             Duration::from_secs(30),
             Duration::from_secs(15),
         )
     }
 
     fn start_with(
-        max_players: u8,
+        max_players: u16,
         panic_at: Option<u32>,
+        end_at: Option<u32>,
         empty_grace: Duration,
         resume_grace: Duration,
     ) -> Running {
@@ -868,14 +940,11 @@ mod tests {
         let stats = Arc::new(Stats::default());
         let game = Probe {
             log: Arc::clone(&log),
-            here: Vec::new(),
+            dots: Vec::new(),
             panic_at,
+            end_at,
         };
-        let spec = LobbySpec {
-            name: "probe".into(),
-            max_players,
-            private: false,
-        };
+        let sim = GameSim::new(game, max_players).expect("valid schema");
         let env = LobbyEnv {
             tick_period: TICK,
             empty_grace,
@@ -883,7 +952,13 @@ mod tests {
             resume_grace,
             stats: Arc::clone(&stats),
         };
-        let lobby = Lobby::new(1, spec, None, Box::new(game), env);
+        let lobby = Lobby::new(
+            1,
+            LobbySpec::new("probe", max_players),
+            None,
+            Box::new(sim),
+            env,
+        );
         let handle = lobby.handle();
         let cancel = CancellationToken::new();
         let task = tokio::spawn(lobby.run(cancel.clone()));
@@ -896,6 +971,16 @@ mod tests {
         }
     }
 
+    /// What a player received.
+    #[derive(Debug)]
+    enum Got {
+        Control(ServerMessage),
+        /// A snapshot, applied: (tick, ack, full, every dot's (id, x)).
+        Snapshot(u32, u32, bool, Vec<(u32, i64)>),
+        /// An event: (tick, the event).
+        Event(u32, ProbeEvent),
+    }
+
     /// A player's connection: the lobby writes into `out`, the test reads `ws`.
     struct Player {
         conn: u64,
@@ -903,6 +988,9 @@ mod tests {
         epoch: u64,
         ws: WebSocketStream<DuplexStream>,
         _server: Conn<ReadHalf<DuplexStream>>,
+        /// The state, from the `Joined` on.
+        client: Option<ClientState>,
+        seq: u32,
     }
 
     impl Player {
@@ -919,13 +1007,16 @@ mod tests {
                 epoch,
                 ws,
                 _server: server,
+                client: None,
+                seq: 0,
             }
         }
 
-        fn request(&self, player_id: u32) -> JoinRequest {
+        fn request_as(&self, player_id: u32, name: &str) -> JoinRequest {
             JoinRequest {
                 player_id,
-                name: format!("p{player_id}"),
+                name: name.into(),
+                options: GameOptions::none(),
                 conn: self.conn,
                 link: Link {
                     out: Arc::clone(&self.out),
@@ -934,28 +1025,87 @@ mod tests {
             }
         }
 
-        async fn recv(&mut self) -> ServerMessage {
-            match tokio::time::timeout(PATIENCE, self.ws.next()).await {
-                Ok(Some(Ok(Message::Binary(bytes)))) => decode_server(&bytes).expect("decodes"),
+        fn request(&self, player_id: u32) -> JoinRequest {
+            self.request_as(player_id, &format!("p{player_id}"))
+        }
+
+        async fn recv(&mut self) -> Got {
+            let bytes = match tokio::time::timeout(PATIENCE, self.ws.next()).await {
+                Ok(Some(Ok(Message::Binary(bytes)))) => bytes,
                 other => panic!("expected a message, got {other:?}"),
+            };
+            match bytes.first() {
+                Some(&SNAPSHOT_TAG) => {
+                    let client = self.client.as_mut().expect("a snapshot after Joined");
+                    let a = client.apply(&bytes).expect("every snapshot applies");
+                    let (tick, ack, full) = (a.tick, a.ack_seq, a.full);
+                    let dots = client
+                        .entities()
+                        .map(|e| {
+                            let x = match e
+                                .row
+                                .values(client.codec().kind_row(e.kind).expect("kind"))[0]
+                            {
+                                ticksync_protocol::state::Value::Int(x) => x,
+                                _ => panic!("not an int"),
+                            };
+                            (e.id, x)
+                        })
+                        .collect();
+                    Got::Snapshot(tick, ack, full, dots)
+                }
+                Some(&EVENT_TAG) => {
+                    let codec = self.client.as_ref().expect("joined").codec();
+                    let e = decode_event(codec, &bytes).expect("decodes");
+                    let row = codec.event_row(e.index).expect("type");
+                    Got::Event(e.tick, e.get::<ProbeEvent>(row).expect("typed"))
+                }
+                _ => {
+                    let message = decode_server(&bytes).expect("decodes");
+                    if let ServerMessage::Joined(j) = &message {
+                        let schema = Schema::decode(&j.schema).expect("schema");
+                        assert_eq!(schema.hash().to_le_bytes(), j.schema_hash);
+                        let codec = Codec::new(schema, j.max_players).expect("codec");
+                        self.client = Some(ClientState::new(Arc::new(codec), PlayerRef(j.seat)));
+                    }
+                    Got::Control(message)
+                }
             }
         }
 
-        async fn recv_until<T>(&mut self, mut pick: impl FnMut(&ServerMessage) -> Option<T>) -> T {
+        async fn recv_until<T>(&mut self, mut pick: impl FnMut(&Got) -> Option<T>) -> T {
             loop {
-                let message = self.recv().await;
-                if let Some(found) = pick(&message) {
+                let got = self.recv().await;
+                if let Some(found) = pick(&got) {
                     return found;
                 }
             }
         }
 
-        async fn snapshot(&mut self) -> ticksync_protocol::Snapshot {
-            self.recv_until(|m| match m {
-                ServerMessage::Snapshot(s) => Some(s.clone()),
+        /// The next snapshot: (tick, ack, full, dots).
+        async fn snapshot(&mut self) -> (u32, u32, bool, Vec<(u32, i64)>) {
+            self.recv_until(|g| match g {
+                Got::Snapshot(t, a, f, d) => Some((*t, *a, *f, d.clone())),
                 _ => None,
             })
             .await
+        }
+
+        /// An input with `x` and the fire button's press counter, through the schema's
+        /// bytes as a session decodes them.
+        fn input(&mut self, lobby: &LobbyHandle, seated: &Seated, seq: u32, x: i16, presses: u8) {
+            let mut bytes = Vec::new();
+            let input = ProbeInput {
+                x,
+                fire: Button {
+                    held: false,
+                    presses,
+                },
+            };
+            encode_input(&seated.codec, seq, 0, &input, &mut bytes);
+            let decoded = decode_input(&seated.codec, &bytes).expect("decodes");
+            self.seq = seq;
+            lobby.input(&seated.mailbox, self.conn, decoded);
         }
     }
 
@@ -971,21 +1121,21 @@ mod tests {
         let claim = lobby.claim().expect("a free seat");
         let seated = claim.join(player.request(player_id)).await.expect("seated");
         let joined = player
-            .recv_until(|m| match m {
-                ServerMessage::Joined(j) => Some(j.clone()),
+            .recv_until(|g| match g {
+                Got::Control(ServerMessage::Joined(j)) => Some(j.clone()),
                 _ => None,
             })
             .await;
-        assert_eq!(joined.your_entity, seated.entity);
+        assert_eq!(joined.seat, seated.seat);
         (player, seated, joined)
     }
 
-    fn input(seq: u32, dir_x: f32) -> Input {
-        Input {
-            seq,
-            dir_x,
-            ..Input::default()
-        }
+    async fn stop(running: Running) {
+        running.cancel.cancel();
+        tokio::time::timeout(PATIENCE, running.task)
+            .await
+            .expect("stops")
+            .expect("no panic");
     }
 
     #[tokio::test(start_paused = true)]
@@ -993,61 +1143,149 @@ mod tests {
         let lobby = start(4, None);
         let (mut ann, ann_seat) = join(&lobby.handle, 1).await;
         let (mut bob, _) = join(&lobby.handle, 2).await;
-        ann.snapshot().await;
+        let (_, _, full, _) = ann.snapshot().await;
+        assert!(full, "a new seat's first snapshot is full");
         // A burst between two ticks: 8 "right", then 4 "stop" (a stall's backlog).
         for seq in 1..=8 {
-            lobby
-                .handle
-                .input(&ann_seat.seat, ann.conn, input(seq, 1.0));
+            ann.input(&lobby.handle, &ann_seat, seq, 50, 0);
         }
         for seq in 9..=12 {
-            lobby
-                .handle
-                .input(&ann_seat.seat, ann.conn, input(seq, 0.0));
+            ann.input(&lobby.handle, &ann_seat, seq, 0, 0);
         }
         let acked = loop {
             let s = ann.snapshot().await;
-            if s.ack_seq != 0 {
+            if s.1 != 0 {
                 break s;
             }
         };
         assert_eq!(
-            acked.ack_seq, 12,
+            acked.1, 12,
             "the ack is the newest input's, the one applied"
         );
+        assert!(!acked.2, "deltas by default");
         {
             let log = lobby.log.lock().expect("log");
             let ann_inputs = log
                 .steps
                 .iter()
-                .flat_map(|(_, inputs)| inputs.iter().filter(|(e, _)| *e == ann_seat.entity));
+                .flat_map(|(_, inputs)| inputs.iter().filter(|(s, _, _)| *s == ann_seat.seat));
             assert!(
-                ann_inputs.clone().all(|(_, i)| i.dir == Vec2::ZERO),
+                ann_inputs.clone().all(|&(_, _, x)| x == 0),
                 "no tick applied a superseded input"
             );
-            assert!(ann_inputs.count() > 1);
+            assert!(ann_inputs.clone().any(|&(_, seq, _)| seq == 12));
         }
         assert_eq!(lobby.handle.figures().inputs_superseded, 11);
         // Each player's ack is its own: bob sent nothing.
-        let s = bob.snapshot().await;
-        assert_eq!(s.ack_seq, 0);
+        assert_eq!(bob.snapshot().await.1, 0);
         // A later, older input never wins; the ack stays.
-        lobby.handle.input(&ann_seat.seat, ann.conn, input(5, 1.0));
+        ann.input(&lobby.handle, &ann_seat, 5, 50, 0);
         for _ in 0..3 {
-            let s = ann.snapshot().await;
-            assert_eq!(s.ack_seq, 12);
-            let me = s
-                .entities
-                .iter()
-                .find(|e| e.id == ann_seat.entity)
-                .expect("ann");
-            assert_eq!(me.x, ticksync_protocol::quantize::position(50.0, 100.0));
+            let (_, ack, _, dots) = ann.snapshot().await;
+            assert_eq!(ack, 12);
+            assert!(dots.iter().all(|&(_, x)| x == 0), "{dots:?}");
         }
-        lobby.cancel.cancel();
+        stop(lobby).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_press_between_two_ticks_reaches_the_game_once_and_its_event_precedes_the_snapshot() {
+        let lobby = start(4, None);
+        let (mut ann, ann_seat) = join(&lobby.handle, 1).await;
+        let (mut bob, _) = join(&lobby.handle, 2).await;
+        ann.snapshot().await;
+        // Pressed and released (counter 1, not held), then two more inputs without
+        // presses, all before the next tick.
+        ann.input(&lobby.handle, &ann_seat, 1, 0, 1);
+        ann.input(&lobby.handle, &ann_seat, 2, 0, 1);
+        ann.input(&lobby.handle, &ann_seat, 3, 0, 1);
+        // Bob sees the event, then the snapshot of the same tick.
+        let (event_tick, event) = bob
+            .recv_until(|g| match g {
+                Got::Event(t, e) => Some((*t, e.clone())),
+                _ => None,
+            })
+            .await;
+        assert_eq!(
+            event,
+            ProbeEvent::Fired {
+                by: PlayerRef(ann_seat.seat),
+                count: 1
+            }
+        );
+        let (tick, ..) = bob.snapshot().await;
+        assert_eq!(
+            tick, event_tick,
+            "the event comes before its tick's snapshot"
+        );
+        for _ in 0..5 {
+            ann.snapshot().await;
+        }
+        assert_eq!(lobby.log.lock().expect("log").presses, 1, "exactly once");
+        stop(lobby).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refused_join_gets_the_games_reason_and_gives_the_seat_back() {
+        let lobby = start(1, None);
+        let player = Player::connect(5).await;
+        let claim = lobby.handle.claim().expect("a free seat");
+        let refused = claim
+            .join(player.request_as(5, "nobody"))
+            .await
+            .expect_err("refused");
+        assert_eq!(refused, JoinRefused::Game("nobody may play".into()));
+        assert_eq!(lobby.handle.claimed(), 0, "the claim came back");
+        let (_ann, _) = join(&lobby.handle, 1).await;
+        stop(lobby).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_ended_match_reports_results_and_closes_the_lobby() {
+        let lobby = start_with(
+            4,
+            None,
+            Some(5),
+            Duration::from_secs(30),
+            Duration::from_secs(15),
+        );
+        let (mut ann, ann_seat) = join(&lobby.handle, 1).await;
+        ann.input(&lobby.handle, &ann_seat, 1, 42, 0);
+        let mut told = Vec::new();
+        loop {
+            match ann.recv().await {
+                Got::Control(ServerMessage::MatchEnded { summary, results }) => {
+                    assert_eq!(summary, "the probe is done");
+                    assert_eq!(results.len(), 1);
+                    assert_eq!(
+                        (
+                            results[0].seat,
+                            results[0].name.as_str(),
+                            results[0].score,
+                            results[0].place
+                        ),
+                        (ann_seat.seat, "p1", 42, 1)
+                    );
+                    told.push("match_ended");
+                }
+                Got::Control(ServerMessage::Error { code, .. }) => {
+                    assert_eq!(code, ErrorCode::LobbyClosed.as_u16());
+                    told.push("error");
+                }
+                Got::Control(ServerMessage::Left { reason }) => {
+                    assert_eq!(reason, LeftReason::MatchEnded.as_u8());
+                    told.push("left");
+                    break;
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(told, ["match_ended", "error", "left"]);
         tokio::time::timeout(PATIENCE, lobby.task)
             .await
-            .expect("stops")
+            .expect("the lobby ends")
             .expect("no panic");
+        assert!(lobby.handle.is_closed());
     }
 
     #[tokio::test(start_paused = true)]
@@ -1057,32 +1295,31 @@ mod tests {
         ann.snapshot().await;
         assert!(lobby.handle.claim().is_none(), "one seat, taken");
         // Ann leaves and, before any tick, bob claims the seat she gave back.
-        lobby.handle.leave(&ann_seat.seat, ann.conn);
+        lobby.handle.leave(&ann_seat.mailbox, ann.conn);
         let (mut bob, bob_seat, joined) = join_told(&lobby.handle, 2).await;
-        assert_eq!(bob_seat.entity, ann_seat.entity, "the same seat");
+        assert_eq!(bob_seat.seat, ann_seat.seat, "the same seat");
         let names: Vec<&str> = joined.players.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["p2"], "ann was gone when bob sat down");
-        let s = bob.snapshot().await;
-        assert_eq!(s.entities.len(), 1, "only bob is in the world");
-        let seats = lobby.log.lock().expect("log").seats.clone();
+        let (_, _, _, dots) = bob.snapshot().await;
+        assert_eq!(dots.len(), 1, "only bob is in the world");
+        assert_eq!(dots[0].0, 2, "a new entity id: ids are never reused");
+        let log = lobby.log.lock().expect("log");
         assert_eq!(
-            seats,
-            [(0, true), (0, false), (0, true)],
+            log.seats,
+            [(1, true), (1, false), (1, true)],
             "removed, then seated"
         );
+        assert_eq!(log.reasons, [LeaveReason::Left]);
+        drop(log);
         assert_eq!(lobby.handle.players(), 1);
         assert_eq!(lobby.handle.claimed(), 1);
-        lobby.cancel.cancel();
-        tokio::time::timeout(PATIENCE, lobby.task)
-            .await
-            .expect("stops")
-            .expect("no panic");
+        stop(lobby).await;
     }
 
     #[tokio::test(start_paused = true)]
     async fn an_empty_lobby_does_not_tick_and_closes_after_its_grace() {
         let grace = Duration::from_secs(30);
-        let lobby = start_with(4, None, grace, Duration::from_secs(15));
+        let lobby = start_with(4, None, None, grace, Duration::from_secs(15));
         // Nobody yet: no tick.
         tokio::time::sleep(Duration::from_secs(10)).await;
         assert_eq!(lobby.handle.figures().ticks, 0);
@@ -1091,7 +1328,7 @@ mod tests {
         for _ in 0..3 {
             ann.snapshot().await;
         }
-        lobby.handle.leave(&seat.seat, ann.conn);
+        lobby.handle.leave(&seat.mailbox, ann.conn);
         let left_at = Instant::now();
         // The next tick, within one period, removes the seat (paused clock: no race).
         tokio::time::sleep(2 * TICK).await;
@@ -1126,8 +1363,8 @@ mod tests {
         let mut told = Vec::new();
         loop {
             match ann.recv().await {
-                ServerMessage::Error { code, .. } => told.push(("error", code)),
-                ServerMessage::Left { reason } => {
+                Got::Control(ServerMessage::Error { code, .. }) => told.push(("error", code)),
+                Got::Control(ServerMessage::Left { reason }) => {
                     told.push(("left", u16::from(reason)));
                     break;
                 }
@@ -1150,25 +1387,22 @@ mod tests {
         assert!(failing.handle.is_closed());
         assert!(failing.handle.claim().is_none());
         assert_eq!(failing.stats.lobby_panics.load(Ordering::Relaxed), 1);
-        // The other lobby plays on, tick after tick.
-        let mut last = bob.snapshot().await.tick;
+        // The other lobby plays on, tick after tick, in deltas.
+        let mut last = bob.snapshot().await.0;
         while last < 20 {
-            let next = bob.snapshot().await.tick;
+            let (next, _, full, _) = bob.snapshot().await;
             assert_eq!(next, last + 1);
+            assert!(!full);
             last = next;
         }
         assert!(!healthy.handle.is_closed());
-        healthy.cancel.cancel();
-        tokio::time::timeout(PATIENCE, healthy.task)
-            .await
-            .expect("stops")
-            .expect("no panic");
+        stop(healthy).await;
     }
 
     #[tokio::test(start_paused = true)]
     async fn an_away_seat_goes_when_the_resume_grace_ends() {
         let grace = Duration::from_secs(15);
-        let lobby = start_with(4, None, Duration::from_secs(30), grace);
+        let lobby = start_with(4, None, None, Duration::from_secs(30), grace);
         let (mut ann, ann_seat) = join(&lobby.handle, 1).await;
         let (mut bob, _) = join(&lobby.handle, 2).await;
         ann.snapshot().await;
@@ -1177,32 +1411,32 @@ mod tests {
         ann.out.end_seat(Some(ann.epoch));
         let dropped = Instant::now();
         let left = bob
-            .recv_until(|m| match m {
-                ServerMessage::PlayerLeft { entity, .. } => Some(*entity),
+            .recv_until(|g| match g {
+                Got::Control(ServerMessage::PlayerLeft { seat, .. }) => Some(*seat),
                 _ => None,
             })
             .await;
         let away = dropped.elapsed();
-        assert_eq!(left, ann_seat.entity);
+        assert_eq!(left, ann_seat.seat);
         assert!(
             away >= grace && away <= grace + 3 * TICK,
             "the seat went after {away:?}"
         );
+        assert_eq!(
+            lobby.log.lock().expect("log").reasons,
+            [LeaveReason::Dropped]
+        );
         assert_eq!(lobby.handle.players(), 1);
         assert_eq!(lobby.handle.claimed(), 1, "its claim came back");
-        lobby.cancel.cancel();
-        tokio::time::timeout(PATIENCE, lobby.task)
-            .await
-            .expect("stops")
-            .expect("no panic");
+        stop(lobby).await;
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_resumed_connection_takes_its_seat_back_within_the_grace() {
         let lobby = start(4, None);
-        let (ann, ann_seat) = join(&lobby.handle, 1).await;
+        let (mut ann, ann_seat) = join(&lobby.handle, 1).await;
         let (mut bob, _) = join(&lobby.handle, 2).await;
-        lobby.handle.input(&ann_seat.seat, ann.conn, input(40, 1.0));
+        ann.input(&lobby.handle, &ann_seat, 40, 40, 0);
         bob.snapshot().await;
         ann.out.end_seat(Some(ann.epoch));
         // Some ticks later a new connection of the same player re-attaches.
@@ -1212,43 +1446,44 @@ mod tests {
         let mut again = Player::connect(9).await;
         let seated = lobby
             .handle
-            .reattach(again.request(1), ann_seat.entity)
+            .reattach(again.request(1), ann_seat.seat)
             .await
             .expect("re-attached");
-        assert_eq!(seated.entity, ann_seat.entity);
+        assert_eq!(seated.seat, ann_seat.seat);
         let joined = again
-            .recv_until(|m| match m {
-                ServerMessage::Joined(j) => Some(j.clone()),
+            .recv_until(|g| match g {
+                Got::Control(ServerMessage::Joined(j)) => Some(j.clone()),
                 _ => None,
             })
             .await;
         assert_eq!(joined.players.len(), 2);
         // The new connection's inputs start from seq 1 again; the old one's are ignored.
+        let mut bytes = Vec::new();
+        encode_input(&seated.codec, 41, 0, &ProbeInput::default(), &mut bytes);
+        let old = decode_input(&seated.codec, &bytes).expect("decodes");
         assert_eq!(
-            lobby.handle.input(&seated.seat, ann.conn, input(41, 0.5)),
+            lobby.handle.input(&seated.mailbox, ann.conn, old),
             crate::lobby::InputOutcome::NotYours
         );
-        lobby.handle.input(&seated.seat, again.conn, input(1, -1.0));
-        let s = loop {
-            let s = again.snapshot().await;
-            if s.ack_seq == 1 {
-                break s;
+        let (_, _, full, dots) = again.snapshot().await;
+        assert!(full, "a re-attached connection starts from a full snapshot");
+        assert_eq!(
+            dots.iter().find(|d| d.0 == 1).map(|d| d.1),
+            Some(0),
+            "idle while away"
+        );
+        again.input(&lobby.handle, &seated, 1, -10, 0);
+        let dots = loop {
+            let (_, ack, _, dots) = again.snapshot().await;
+            if ack == 1 {
+                break dots;
             }
-            assert_eq!(s.ack_seq, 0, "acks restart with the new connection");
+            assert_eq!(ack, 0, "acks restart with the new connection");
         };
-        let me = s
-            .entities
-            .iter()
-            .find(|e| e.id == seated.entity)
-            .expect("me");
-        assert_eq!(me.x, ticksync_protocol::quantize::position(40.0, 100.0));
+        assert_eq!(dots.iter().find(|d| d.0 == 1).map(|d| d.1), Some(-10));
         // Nobody saw a leave or a join.
         let seats = lobby.log.lock().expect("log").seats.clone();
-        assert_eq!(seats, [(0, true), (1, true)]);
-        lobby.cancel.cancel();
-        tokio::time::timeout(PATIENCE, lobby.task)
-            .await
-            .expect("stops")
-            .expect("no panic");
+        assert_eq!(seats, [(1, true), (2, true)]);
+        stop(lobby).await;
     }
 }

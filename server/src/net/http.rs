@@ -439,11 +439,25 @@ mod tests {
         assert_eq!(body, b"[]");
         let public = server
             .shared
-            .create_lobby("room".into(), 4, false, Ipv4Addr::LOCALHOST.into(), false)
+            .create_lobby(
+                "room".into(),
+                4,
+                false,
+                Default::default(),
+                Ipv4Addr::LOCALHOST.into(),
+                false,
+            )
             .expect("created");
         server
             .shared
-            .create_lobby("secret".into(), 2, true, Ipv4Addr::LOCALHOST.into(), false)
+            .create_lobby(
+                "secret".into(),
+                2,
+                true,
+                Default::default(),
+                Ipv4Addr::LOCALHOST.into(),
+                false,
+            )
             .expect("created");
         let (_, _, body) = server.get("/api/lobbies").await;
         let listed: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
