@@ -460,6 +460,34 @@ impl Client {
         }
     }
 
+    /// Receives until `pick` returns `Some` for a control message, within `limit`; other
+    /// messages (and every snapshot and event, still applied) are dropped.
+    pub async fn recv_message_until<T>(
+        &mut self,
+        limit: Duration,
+        mut pick: impl FnMut(&ServerMessage) -> Option<T>,
+    ) -> Result<T, ClientError> {
+        self.recv_until(limit, |incoming| match incoming {
+            Incoming::Message(m) => pick(m),
+            _ => None,
+        })
+        .await
+    }
+
+    /// The next control message within `limit` (snapshots and events on the way are
+    /// applied and skipped).
+    pub async fn recv_message_timeout(
+        &mut self,
+        limit: Duration,
+    ) -> Result<ServerMessage, ClientError> {
+        self.recv_message_until(limit, |m| Some(m.clone())).await
+    }
+
+    /// The next snapshot within `limit` (other messages on the way are dropped).
+    pub async fn recv_snapshot(&mut self, limit: Duration) -> Result<SnapshotInfo, ClientError> {
+        self.recv_until(limit, Incoming::snapshot).await
+    }
+
     /// Says Hello and waits for Welcome.
     pub async fn hello(&mut self, name: &str) -> Result<Welcome, ClientError> {
         self.hello_with(PROTOCOL_VERSION, name, None).await

@@ -8,7 +8,7 @@ use glam::Vec2;
 use ticksync_client::Client;
 use ticksync_protocol::{ClientMessage, Input, JoinTarget, ServerMessage, Snapshot, quantize};
 use ticksync_server::arena;
-use ticksync_tests::{http_request, spawn_server, test_config};
+use ticksync_tests::*;
 use tokio::time::{Instant, timeout};
 
 fn pos(snapshot: &Snapshot, entity: u8) -> Option<Vec2> {
@@ -57,14 +57,10 @@ async fn a_burst_ends_with_the_newest_input_applied_and_acked() {
     let mut client = player(&server.ws_url(), "burst").await;
     // A lobby of two: its whole input queue used to be eight inputs deep.
     let joined = client
-        .join(&ClientMessage::CreateLobby {
-            name: "pair".into(),
-            max_players: 2,
-            private: false,
-        })
+        .join(&create_lobby("pair", 2, false))
         .await
         .expect("joined");
-    let me = joined.your_entity;
+    let me = joined.seat;
     // Eight "move right", then four "stop", all at once: what a client sends after a
     // stalled link comes back.
     for seq in 1..=8 {
@@ -125,11 +121,7 @@ async fn a_leave_is_never_lost_and_its_seat_is_free_at_once() {
     let url = server.ws_url();
     let mut owner = player(&url, "owner").await;
     let joined = owner
-        .join(&ClientMessage::CreateLobby {
-            name: "duo".into(),
-            max_players: 2,
-            private: false,
-        })
+        .join(&create_lobby("duo", 2, false))
         .await
         .expect("joined");
     // A second player joins, floods inputs, and leaves with a close frame, twenty times:
@@ -137,9 +129,7 @@ async fn a_leave_is_never_lost_and_its_seat_is_free_at_once() {
     for round in 0..20 {
         let mut guest = player(&url, "guest").await;
         guest
-            .join(&ClientMessage::JoinLobby {
-                target: JoinTarget::Id(joined.lobby_id),
-            })
+            .join(&join_id(joined.lobby_id))
             .await
             .unwrap_or_else(|e| panic!("round {round}: the seat was not freed: {e}"));
         for seq in 1..=40 {
@@ -158,11 +148,7 @@ async fn an_operator_close_gets_through_a_join_flood() {
     let url = server.ws_url();
     let mut owner = player(&url, "owner").await;
     let joined = owner
-        .join(&ClientMessage::CreateLobby {
-            name: "tiny".into(),
-            max_players: 1,
-            private: false,
-        })
+        .join(&create_lobby("tiny", 1, false))
         .await
         .expect("joined");
     // Others keep asking to join the full lobby (refused cheaply) while the operator
@@ -176,9 +162,7 @@ async fn an_operator_close_gets_through_a_join_flood() {
         let until = Instant::now() + Duration::from_secs(2);
         while Instant::now() < until {
             for client in &mut flooders {
-                let join = ClientMessage::JoinLobby {
-                    target: JoinTarget::Id(target),
-                };
+                let join = join_id(target);
                 if client.send(&join).await.is_err() {
                     return;
                 }
@@ -218,7 +202,7 @@ async fn delta_snapshots_stay_on_across_a_resume() {
     let mut first = Client::connect(&url).await.expect("connect");
     let welcome = first.hello("delta").await.expect("welcome");
     first.enable_deltas().await.expect("options");
-    first.join(&ClientMessage::QuickJoin).await.expect("joined");
+    first.join(&quick_join()).await.expect("joined");
     // Deltas flow (an idle entity changes nothing, so a delta is what comes).
     let deltas = first.deltas_received();
     timeout(Duration::from_secs(5), async {

@@ -9,7 +9,7 @@ use ticksync_client::Client;
 use ticksync_protocol::{ClientMessage, ErrorCode, LeftReason, ServerMessage};
 use ticksync_server::arena::Arena;
 use ticksync_server::game::legacy::{EntityView, Game, LobbySpec, PlayerInput};
-use ticksync_tests::{http_get, spawn_server_with_game, test_config};
+use ticksync_tests::*;
 
 /// A game whose step panics on its 20th tick.
 struct Doomed;
@@ -46,18 +46,14 @@ async fn a_panicking_game_ends_only_its_own_lobby() {
     let mut victim = Client::connect(&url).await.expect("connect");
     victim.hello("victim").await.expect("hello");
     victim
-        .join(&ClientMessage::CreateLobby {
-            name: "doomed".into(),
-            max_players: 4,
-            private: false,
-        })
+        .join(&create_lobby("doomed", 4, false))
         .await
         .expect("create");
 
     // The victim is told, in order: an error, then that it left because of a crash.
     let mut saw_error = false;
     let left = victim
-        .recv_until(Duration::from_secs(5), |m| match m {
+        .recv_message_until(Duration::from_secs(5), |m| match m {
             ServerMessage::Error { code, .. } if *code == ErrorCode::LobbyClosed.as_u16() => {
                 saw_error = true;
                 None
@@ -75,13 +71,13 @@ async fn a_panicking_game_ends_only_its_own_lobby() {
         .await
         .expect("send");
     victim
-        .recv_until(Duration::from_secs(5), |m| {
+        .recv_message_until(Duration::from_secs(5), |m| {
             matches!(m, ServerMessage::LobbyList { .. }).then_some(())
         })
         .await
         .expect("the session lives on");
     victim
-        .join(&ClientMessage::QuickJoin)
+        .join(&quick_join())
         .await
         .expect("can play elsewhere");
 

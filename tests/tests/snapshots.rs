@@ -9,7 +9,7 @@ use glam::Vec2;
 use ticksync_client::Client;
 use ticksync_protocol::{ClientMessage, Input, ServerMessage, Snapshot, quantize};
 use ticksync_server::arena::{self, Arena};
-use ticksync_tests::{spawn_server, test_config};
+use ticksync_tests::*;
 
 fn pos(snapshot: &Snapshot, entity: u8) -> Option<Vec2> {
     snapshot.entities.iter().find(|e| e.id == entity).map(|e| {
@@ -31,7 +31,7 @@ async fn both_players_see_a_held_direction_move_the_entity() {
         .await
         .expect("watcher");
     assert_eq!(moving.lobby_id, watching.lobby_id);
-    let me = moving.your_entity;
+    let me = moving.seat;
 
     // Hold "right" at the tick rate for a second, reading our own snapshots meanwhile.
     let mut seen_by_mover: HashMap<u32, Vec2> = HashMap::new();
@@ -43,7 +43,7 @@ async fn both_players_see_a_held_direction_move_the_entity() {
         tokio::select! {
             _ = ticker.tick() => {
                 seq += 1;
-                mover.send(&ClientMessage::Input(Input { seq, dir_x: 1.0, dir_y: 0.0, buttons: 0 }))
+                send_dir(&mut mover, seq, 1.0, 0.0)
                     .await.expect("send input");
             }
             message = mover.recv() => {
@@ -128,7 +128,7 @@ async fn snapshots_arrive_at_the_tick_rate_with_advancing_acks() {
         tokio::select! {
             _ = ticker.tick() => {
                 seq += 1;
-                a.send(&ClientMessage::Input(Input { seq, dir_x: 0.0, dir_y: -1.0, buttons: 0 }))
+                send_dir(&mut a, seq, 0.0, -1.0)
                     .await.expect("send");
             }
             m = a.recv() => if let ServerMessage::Snapshot(s) = m.expect("recv") {
@@ -161,7 +161,7 @@ async fn delta_snapshots_rebuild_the_same_state_in_fewer_bytes() {
     let (mut full, _, _) = Client::quick_player(&url, "full").await.expect("full");
     let (mut delta, _, _) = Client::quick_player(&url, "delta").await.expect("delta");
     delta.enable_deltas().await.expect("options");
-    let me = moving.your_entity;
+    let me = moving.seat;
 
     let mut by_full: HashMap<u32, Snapshot> = HashMap::new();
     let mut by_delta: HashMap<u32, Snapshot> = HashMap::new();
@@ -175,7 +175,7 @@ async fn delta_snapshots_rebuild_the_same_state_in_fewer_bytes() {
                 seq += 1;
                 // Turn now and then, so velocities change too.
                 let angle = (seq / 10) as f32;
-                mover.send(&ClientMessage::Input(Input { seq, dir_x: angle.cos(), dir_y: angle.sin(), buttons: 0 }))
+                send_dir(&mut mover, seq, angle.cos(), angle.sin())
                     .await.expect("input");
             }
             m = mover.recv() => { m.expect("mover"); }

@@ -156,6 +156,11 @@ impl ClientState {
         }
     }
 
+    /// The seat this state is for.
+    pub fn me(&self) -> PlayerRef {
+        self.me
+    }
+
     /// The codec.
     pub fn codec(&self) -> &Codec {
         &self.codec

@@ -418,10 +418,11 @@ where
                 // joins with their timeouts) is boxed so that every session's future,
                 // which lives as long as the connection, stays small.
                 match bytes.first() {
-                    Some(&INPUT_TAG) if self.player.is_some() => return self.on_input(&bytes),
-                    Some(&MESSAGE_TAG) if self.player.is_some() => {
-                        return Box::pin(self.on_game_message(&bytes)).await;
+                    Some(&(INPUT_TAG | MESSAGE_TAG)) if self.player.is_none() => {
+                        return Err(invalid_state("the first message must be Hello"));
                     }
+                    Some(&INPUT_TAG) => return self.on_input(&bytes),
+                    Some(&MESSAGE_TAG) => return Box::pin(self.on_game_message(&bytes)).await,
                     _ => {}
                 }
                 match decode_client(&bytes) {
