@@ -150,11 +150,16 @@ pub fn positions(client: &Client) -> Vec<(u32, [f32; 2])> {
 
 /// The `pos` of the entity this client's player controls.
 pub fn my_position(client: &Client) -> Option<[f32; 2]> {
+    position_of(client, client.state()?.me().0)
+}
+
+/// The `pos` of the entity the player of `seat` controls, as this client sees it.
+pub fn position_of(client: &Client, seat: u16) -> Option<[f32; 2]> {
     let state = client.state()?;
-    let me = state.entities().find(|e| e.controlled_by == state.me())?.id;
+    let id = state.entities().find(|e| e.controlled_by.0 == seat)?.id;
     positions(client)
         .into_iter()
-        .find(|(id, _)| *id == me)
+        .find(|(e, _)| *e == id)
         .map(|(_, p)| p)
 }
 
