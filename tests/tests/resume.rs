@@ -63,7 +63,10 @@ async fn a_dropped_player_resumes_with_its_token() {
     assert_eq!(rejoined.seat, joined.seat);
     assert_eq!(rejoined.players.len(), 2);
     let snapshot = back.recv_snapshot(T).await.expect("snapshots again");
-    assert!(snapshot.full, "a resumed connection starts from a full snapshot");
+    assert!(
+        snapshot.full,
+        "a resumed connection starts from a full snapshot"
+    );
     assert!(
         position_of(&back, joined.seat).is_some(),
         "ann's entity is still there"
