@@ -46,8 +46,8 @@ fn hello_message() -> impl Strategy<Value = ClientMessage> {
 fn lobby_request() -> impl Strategy<Value = ClientMessage> {
     prop_oneof![
         (name(), any::<u16>(), any::<bool>()).prop_map(|(n, m, p)| create_lobby(n, m, p)),
-        (0u32..4).prop_map(|id| join_id(id)),
-        "[A-Z2-9-]{0,12}".prop_map(|c| join_code(c)),
+        (0u32..4).prop_map(join_id),
+        "[A-Z2-9-]{0,12}".prop_map(join_code),
         Just(quick_join()),
     ]
 }
