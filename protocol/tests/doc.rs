@@ -194,5 +194,75 @@ fn version_join_codes_and_pong_are_stated() {
     // Pong.server_tick has one meaning, in the flow and in the message's table.
     let meaning = "the tick number the lobby's next snapshot will carry";
     assert!(flat(section(&doc, "## Handshake and lobby flow")).contains(meaning));
-    assert!(flat(section(&doc, "#### Pong (tag 6)")).contains(meaning));
+    let pong = ServerMessage::NAMES
+        .iter()
+        .position(|n| *n == "Pong")
+        .expect("a Pong");
+    assert!(flat(section(&doc, &format!("#### Pong (tag {pong})"))).contains(meaning));
+}
+
+#[test]
+fn game_frames_are_stated_with_their_tags_field_types_and_golden_bytes() {
+    use ticksync_protocol::codec::FIRST_FRAME_TAG;
+    use ticksync_protocol::state::SNAPSHOT_TAG;
+    use ticksync_protocol::state::io::{EVENT_TAG, INPUT_TAG, MESSAGE_TAG};
+
+    let doc = doc();
+    let frames = section(&doc, "## Game frames");
+    let tags: Vec<(String, String)> = rows(table_after(frames, "`Joined`; game frames"))
+        .into_iter()
+        .map(|r| (r[0].clone(), r[2].clone()))
+        .collect();
+    assert_eq!(
+        tags,
+        [
+            (SNAPSHOT_TAG.to_string(), "snapshot".to_owned()),
+            (EVENT_TAG.to_string(), "event".to_owned()),
+            (INPUT_TAG.to_string(), "input".to_owned()),
+            (MESSAGE_TAG.to_string(), "game message".to_owned()),
+        ]
+    );
+    assert!(flat(section(&doc, "## Transport")).contains(&format!(
+        "tags from {FIRST_FRAME_TAG} (`codec::FIRST_FRAME_TAG`)"
+    )));
+    // The FieldType table: tag and name, in the enum's order.
+    let names: Vec<(String, String)> = rows(table_after(
+        section(&doc, "### The schema"),
+        "`FieldType` is an enum",
+    ))
+    .into_iter()
+    .map(|r| (r[0].clone(), r[1].clone()))
+    .collect();
+    let want = [
+        "Bool", "Int", "F32", "Vec2", "Angle", "Enum", "Str", "Player", "Button",
+    ];
+    let want: Vec<(String, String)> = want
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (i.to_string(), (*n).to_owned()))
+        .collect();
+    assert_eq!(names, want, "the FieldType table");
+    // Every quoted game-frame example is the golden bytes.
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("golden/state_vectors.json");
+    let golden: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("read")).expect("json");
+    for (name, value) in [
+        ("arena_full", &golden["arena"]["full"]["hex"]),
+        ("arena_delta", &golden["arena"]["delta"]["hex"]),
+        ("every_type_input", &golden["every_type"]["input"]["hex"]),
+        (
+            "every_type_message",
+            &golden["every_type"]["message"]["hex"],
+        ),
+        ("every_type_event", &golden["every_type"]["event"]["hex"]),
+    ] {
+        let hex = value.as_str().expect("hex");
+        let quoted = format!("- `{name}` ({} bytes): `{hex}`", hex.len() / 2);
+        assert!(
+            frames.contains(&quoted),
+            "PROTOCOL.md should quote {quoted}"
+        );
+    }
+    let schema = golden["arena"]["schema_hex"].as_str().expect("hex");
+    assert!(frames.contains(&format!("{} bytes, hash", schema.len() / 2)));
 }
