@@ -232,3 +232,48 @@ async fn full_snapshots_stay_asked_for_across_a_resume() {
     assert_eq!(again.deltas_received(), 0);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn inputs_are_clamped_by_the_schema_and_bad_ones_rejected_by_reason() {
+    use bytes::Bytes;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let server = spawn_server(test_config()).await;
+    let url = server.ws_url();
+    let (mut client, _, _) = Client::quick_player(&url, "edge").await.expect("joined");
+    // The arena's direction is 15 bits per axis with 32 766 steps (symmetric): all ones,
+    // 32 767, is out of range on both axes and clamped to 1.0.
+    let mut input = vec![64u8];
+    input.extend_from_slice(&1u32.to_le_bytes());
+    input.extend_from_slice(&0u32.to_le_bytes());
+    input.extend_from_slice(&((1u32 << 30) - 1).to_le_bytes());
+    client
+        .send_raw(Message::Binary(Bytes::from(input)))
+        .await
+        .expect("send");
+    let acked = snapshot_until(&mut client, |s| s.ack_seq >= 1).await;
+    assert_eq!(acked.ack_seq, 1, "a clamped input is applied");
+    let metrics = http_get(server.addr, "/metrics").await.2;
+    assert!(
+        metrics.contains("ticksync_inputs_clamped_total 2"),
+        "{metrics}"
+    );
+    // A truncated input ends the session: BadMessage, 1002, counted by reason.
+    client
+        .send_raw(Message::Binary(Bytes::from_static(&[64, 2, 0, 0, 0, 0, 0])))
+        .await
+        .expect("send");
+    assert_eq!(
+        error_then_close(&mut client).await,
+        (
+            Some(ticksync_protocol::ErrorCode::BadMessage.as_u16()),
+            ticksync_protocol::close::PROTOCOL_ERROR
+        )
+    );
+    let metrics = http_get(server.addr, "/metrics").await.2;
+    assert!(
+        metrics.contains("ticksync_inputs_rejected_total{reason=\"truncated\"} 1"),
+        "{metrics}"
+    );
+    server.stop().await;
+}
