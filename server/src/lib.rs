@@ -61,6 +61,7 @@ mod directory;
 mod error;
 pub mod fd_limit;
 pub mod game;
+pub mod games;
 pub mod input;
 mod lobby;
 mod net;

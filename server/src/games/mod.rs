@@ -1,0 +1,3 @@
+//! The built-in games' rules, each a deterministic simulation with no networking.
+
+pub mod shooter;
