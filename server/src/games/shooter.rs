@@ -54,46 +54,105 @@ pub const SPAWN_POINTS: usize = 8;
 /// The spawn ring's radius.
 pub const SPAWN_RING: f32 = 450.0;
 
-/// A ship as every player sees it (entity kind "ship", controlled by its player).
-#[derive(State, Debug, Clone, Copy, PartialEq)]
-#[state(name = "ship")]
+/// The shooter's entity kinds, as every player sees them (the variant index is the
+/// kind's wire number).
+#[derive(Messages, Debug, Clone, Copy, PartialEq)]
+pub enum ShooterEntity {
+    /// A player's ship, controlled by its player.
+    Ship {
+        /// The player flying it.
+        owner: PlayerRef,
+        /// Position, inside the walls.
+        #[state(range = 0.0..=1200.0, precision = 0.05)]
+        pos: Vec2,
+        /// Velocity, at most [`SPEED`] long.
+        #[state(range = -240.0..=240.0, precision = 0.25)]
+        vel: Vec2,
+        /// Where the gun points, in radians.
+        #[state(angle_bits = 10)]
+        aim: f32,
+        /// Health, 0 when dead.
+        #[state(range = 0..=100)]
+        health: u8,
+        /// False from its death until it respawns.
+        alive: bool,
+        /// Kills this match (the score).
+        #[state(range = 0..=999)]
+        kills: u16,
+        /// Deaths this match.
+        #[state(range = 0..=999)]
+        deaths: u16,
+    },
+    /// A bullet in flight, controlled by nobody.
+    Bullet {
+        /// Who fired it.
+        owner: PlayerRef,
+        /// Position.
+        #[state(range = 0.0..=1200.0, precision = 0.1)]
+        pos: Vec2,
+        /// Velocity ([`BULLET_SPEED`] long).
+        #[state(range = -700.0..=700.0, precision = 1.0)]
+        vel: Vec2,
+    },
+}
+
+/// A ship (what [`ShooterEntity::Ship`] replicates).
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Ship {
     /// The player flying it.
     pub owner: PlayerRef,
     /// Position, inside the walls.
-    #[state(range = 0.0..=1200.0, precision = 0.05)]
     pub pos: Vec2,
     /// Velocity, at most [`SPEED`] long.
-    #[state(range = -240.0..=240.0, precision = 0.25)]
     pub vel: Vec2,
     /// Where the gun points, in radians.
-    #[state(angle_bits = 10)]
     pub aim: f32,
     /// Health, 0 when dead.
-    #[state(range = 0..=100)]
     pub health: u8,
     /// False from its death until it respawns.
     pub alive: bool,
     /// Kills this match (the score).
-    #[state(range = 0..=999)]
     pub kills: u16,
     /// Deaths this match.
-    #[state(range = 0..=999)]
     pub deaths: u16,
 }
 
-/// A bullet in flight (entity kind "bullet", controlled by nobody).
-#[derive(State, Debug, Clone, Copy, PartialEq)]
-#[state(name = "bullet")]
+impl Ship {
+    /// The ship as an entity.
+    pub fn entity(&self) -> ShooterEntity {
+        ShooterEntity::Ship {
+            owner: self.owner,
+            pos: self.pos,
+            vel: self.vel,
+            aim: self.aim,
+            health: self.health,
+            alive: self.alive,
+            kills: self.kills,
+            deaths: self.deaths,
+        }
+    }
+}
+
+/// A bullet (what [`ShooterEntity::Bullet`] replicates).
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Bullet {
     /// Who fired it.
     pub owner: PlayerRef,
     /// Position.
-    #[state(range = 0.0..=1200.0, precision = 0.1)]
     pub pos: Vec2,
     /// Velocity ([`BULLET_SPEED`] long).
-    #[state(range = -700.0..=700.0, precision = 1.0)]
     pub vel: Vec2,
+}
+
+impl Bullet {
+    /// The bullet as an entity.
+    pub fn entity(&self) -> ShooterEntity {
+        ShooterEntity::Bullet {
+            owner: self.owner,
+            pos: self.pos,
+            vel: self.vel,
+        }
+    }
 }
 
 /// Where the match is.
@@ -1184,5 +1243,24 @@ mod tests {
             "the bots' fight had hits"
         );
         assert_eq!((ships, events, results), play());
+    }
+
+    #[test]
+    fn the_declarations_make_a_valid_schema() {
+        use ticksync_protocol::schema::{Messages as _, Schema};
+        use ticksync_protocol::state::Codec;
+        let mut builder = Schema::builder("shooter");
+        for kind in ShooterEntity::types().expect("entity kinds") {
+            builder = builder.entity_fields(kind.name, kind.fields);
+        }
+        let schema = builder
+            .lobby::<Lobby>()
+            .private::<Private>()
+            .input::<ShooterInput>()
+            .events::<ShooterEvent>()
+            .build()
+            .expect("valid");
+        assert_eq!(schema.entities.len(), 2);
+        Codec::new(schema, 250).expect("compiles for the largest lobby");
     }
 }
