@@ -11,7 +11,7 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use ticksync_client::Client;
 use ticksync_protocol::{ClientMessage, Input, JoinTarget, ServerMessage, close, encode_client};
-use ticksync_tests::{http_get, spawn_server, test_config};
+use ticksync_tests::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::task::JoinSet;
@@ -137,9 +137,7 @@ async fn stop_reading(addr: SocketAddr, lobby: u32) -> Ws {
         .await
         .expect("handshake");
     ws.send(hello("deaf")).await.expect("hello");
-    let join = ClientMessage::JoinLobby {
-        target: JoinTarget::Id(lobby),
-    };
+    let join = join_id(lobby);
     ws.send(Message::Binary(Bytes::from(encode_client(&join))))
         .await
         .expect("join");
@@ -228,9 +226,7 @@ async fn a_probe_keeps_playing_through_every_attack() {
         // A flood from inside the probe's own lobby.
         let url = url.clone();
         attackers.spawn(async move {
-            let join = ClientMessage::JoinLobby {
-                target: JoinTarget::Id(lobby),
-            };
+            let join = join_id(lobby);
             let mut frames = vec![
                 hello("flood"),
                 Message::Binary(Bytes::from(encode_client(&join))),
@@ -306,7 +302,7 @@ async fn a_probe_keeps_playing_through_every_attack() {
         tokio::select! {
             _ = ticker.tick() => {
                 seq += 1;
-                probe.send(&ClientMessage::Input(Input { seq, dir_x: 0.0, dir_y: 1.0, buttons: 0 }))
+                send_dir(&mut probe, seq, 0.0, 1.0)
                     .await.expect("the probe's input goes through");
             }
             message = probe.recv() => match message.expect("the probe stays connected") {
@@ -333,7 +329,7 @@ async fn a_probe_keeps_playing_through_every_attack() {
     let deaf_entity = deaf_entity.expect("the probe saw the deaf player join");
     if !deaf_left {
         deaf_left = probe
-            .recv_until(Duration::from_secs(40), |m| match m {
+            .recv_message_until(Duration::from_secs(40), |m| match m {
                 ServerMessage::PlayerLeft { entity, .. } if *entity == deaf_entity => Some(()),
                 _ => None,
             })

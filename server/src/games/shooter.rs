@@ -7,10 +7,12 @@
 //! (its time left is lobby state) and ends when time is up or someone reaches
 //! `kill_limit`, with the standings as its results.
 //!
-//! [`Shooter`] is the whole simulation: deterministic, no clock and no I/O (durations are
-//! counted in ticks of the `dt` that [`Shooter::step`] receives), unit-tested below
-//! without a runtime. The server's game adapter turns its view into entities, the lobby
-//! row and private rows, and its events into game events.
+//! [`Shooter`] is a [`Game`] on the public Game API only, as an outside crate's game would
+//! be: deterministic, no clock and no I/O (durations are counted in ticks of the `dt`
+//! that `step` receives), unit-tested below through a `GameSim` without a runtime. Ships
+//! and bullets are entities it spawns; the ammo is the private row; the phase, time left
+//! and kill limit are the lobby row; hits and kills are events to everyone; the match
+//! ends with `end_match` (kills are the score) and closes the lobby.
 //!
 //! Client prediction replays [`move_ship`] (the only rule that moves the controlled ship);
 //! `server/golden/shooter-prediction.json` holds cases generated from it.
@@ -18,6 +20,11 @@
 use glam::Vec2;
 use ticksync_protocol::state::{Button, PlayerRef};
 use ticksync_protocol::{Messages, State, StateEnum};
+
+use crate::game::{
+    Ctx, EntityId, Game, GameOptions, LeaveReason, LobbySpec, NoMessages, PlayerInput, Standing,
+    Writer,
+};
 
 /// World side length, in world units (the world is square).
 pub const WORLD_SIZE: f32 = 1200.0;
@@ -230,19 +237,6 @@ pub enum ShooterEvent {
     },
 }
 
-/// One line of the results: a player's kills and place.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Standing {
-    /// The player.
-    pub seat: PlayerRef,
-    /// Kills (the score).
-    pub kills: u16,
-    /// Deaths.
-    pub deaths: u16,
-    /// 1 for the best; players with equal kills and deaths share a place.
-    pub place: u16,
-}
-
 /// A match's settings, from the lobby's creation options.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rules {
@@ -296,6 +290,7 @@ impl Rules {
 /// One player's ship and the state only the simulation keeps.
 #[derive(Debug, Clone)]
 struct Pilot {
+    entity: EntityId,
     ship: Ship,
     private: Private,
     /// Tick from which the gun may fire again.
@@ -306,34 +301,48 @@ struct Pilot {
     reload_done: Option<u32>,
     /// Tick the ship respawns, while dead.
     respawn_at: u32,
-    /// The buttons as the last step saw them, to count presses since.
-    last_fire: Button,
-    last_reload: Button,
+}
+
+impl Pilot {
+    /// Back to full health and a full magazine, still, at `pos`.
+    fn refit(&mut self, pos: Vec2) {
+        self.ship.pos = pos;
+        self.ship.vel = Vec2::ZERO;
+        self.ship.health = MAX_HEALTH;
+        self.ship.alive = true;
+        self.private = Private {
+            ammo: MAGAZINE,
+            reloading: false,
+        };
+        self.reload_done = None;
+        self.pending = 0;
+    }
 }
 
 /// A bullet and when it vanishes.
 #[derive(Debug, Clone, Copy)]
 struct Flying {
-    id: u32,
+    entity: EntityId,
     bullet: Bullet,
     expires: u32,
 }
 
-/// The shooter's world.
+/// The shooter's world (a [`Game`]: hand `factory(|spec| Shooter::for_lobby(spec))` to
+/// the server, or step it in a [`crate::game::GameSim`]).
 #[derive(Debug, Clone)]
 pub struct Shooter {
     rules: Rules,
     phase: Phase,
     /// In ascending seat order.
     pilots: Vec<Pilot>,
-    /// In ascending id order (ids only grow).
+    /// In ascending entity order (ids only grow).
     bullets: Vec<Flying>,
-    next_bullet: u32,
     /// The tick the match ends at, once it runs.
     end_tick: u32,
     /// The last tick stepped and its `dt` (for the time left).
     tick: u32,
     dt: f32,
+    /// The final standings, once ended.
     results: Vec<Standing>,
 }
 
@@ -375,7 +384,8 @@ pub fn spawn_point(i: usize) -> Vec2 {
     Vec2::splat(WORLD_SIZE / 2.0) + Vec2::new(angle.cos(), angle.sin()) * SPAWN_RING
 }
 
-/// Whether a bullet moving from `a` to `b` passes within `r` of `c`.
+/// Where along a bullet's move from `a` to `b` (0 to 1) it comes within `r` of `c`, if
+/// it does.
 fn segment_hits(a: Vec2, b: Vec2, c: Vec2, r: f32) -> Option<f32> {
     let ab = b - a;
     let len_sq = ab.length_squared();
@@ -384,7 +394,34 @@ fn segment_hits(a: Vec2, b: Vec2, c: Vec2, r: f32) -> Option<f32> {
     } else {
         0.0
     };
-    (a + ab * t).distance_squared(c).le(&(r * r)).then_some(t)
+    ((a + ab * t).distance_squared(c) <= r * r).then_some(t)
+}
+
+/// Standings by kills (more first), then deaths (fewer first), then seat; equal kills
+/// and deaths share a place.
+fn rank(ships: impl Iterator<Item = Ship>) -> Vec<Standing> {
+    let mut ships: Vec<Ship> = ships.collect();
+    ships.sort_by(|a, b| {
+        b.kills
+            .cmp(&a.kills)
+            .then(a.deaths.cmp(&b.deaths))
+            .then(a.owner.cmp(&b.owner))
+    });
+    let mut out: Vec<Standing> = Vec::with_capacity(ships.len());
+    for (i, s) in ships.iter().enumerate() {
+        let place = match i.checked_sub(1).map(|j| ships[j]) {
+            Some(prev) if (prev.kills, prev.deaths) == (s.kills, s.deaths) => {
+                out.last().map_or(1, |p| p.place)
+            }
+            _ => u16::try_from(i + 1).unwrap_or(u16::MAX),
+        };
+        out.push(Standing {
+            player: s.owner,
+            score: i32::from(s.kills),
+            place,
+        });
+    }
+    out
 }
 
 impl Shooter {
@@ -395,12 +432,18 @@ impl Shooter {
             phase: Phase::Waiting,
             pilots: Vec::new(),
             bullets: Vec::new(),
-            next_bullet: 1,
             end_tick: 0,
             tick: 0,
             dt: 1.0 / 30.0,
             results: Vec::new(),
         }
+    }
+
+    /// The game of a new lobby: its rules from the creation options
+    /// ([`Rules::from_options`]; a bad option refuses the lobby with the reason).
+    pub fn for_lobby(spec: &LobbySpec) -> Result<Self, String> {
+        let rules = Rules::from_options(spec.options.0.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+        Ok(Self::new(rules))
     }
 
     /// The rules.
@@ -413,68 +456,16 @@ impl Shooter {
         self.phase
     }
 
-    /// Whether a new player may come in: not once the match has ended.
-    pub fn can_join(&self) -> Result<(), String> {
-        match self.phase {
-            Phase::Ended => Err("this match has ended".into()),
-            _ => Ok(()),
-        }
-    }
-
-    /// A player joined: its ship appears at the spawn point farthest from the others.
-    pub fn join(&mut self, seat: PlayerRef) {
-        let at = self.pilots.partition_point(|p| p.ship.owner < seat);
-        if self.pilots.get(at).is_some_and(|p| p.ship.owner == seat) {
-            return;
-        }
-        let pos = self.free_spawn_point(seat);
-        self.pilots.insert(
-            at,
-            Pilot {
-                ship: Ship {
-                    owner: seat,
-                    pos,
-                    vel: Vec2::ZERO,
-                    aim: 0.0,
-                    health: MAX_HEALTH,
-                    alive: true,
-                    kills: 0,
-                    deaths: 0,
-                },
-                private: Private {
-                    ammo: MAGAZINE,
-                    reloading: false,
-                },
-                next_shot: 0,
-                pending: 0,
-                reload_done: None,
-                respawn_at: 0,
-                last_fire: Button::default(),
-                last_reload: Button::default(),
-            },
-        );
-    }
-
-    /// A player left: its ship and its bullets go.
-    pub fn leave(&mut self, seat: PlayerRef) {
-        self.pilots.retain(|p| p.ship.owner != seat);
-        self.bullets.retain(|b| b.bullet.owner != seat);
-    }
-
     /// The spawn point farthest from every other living ship (the lowest index on a tie).
     fn free_spawn_point(&self, except: PlayerRef) -> Vec2 {
-        let others: Vec<Vec2> = self
-            .pilots
-            .iter()
-            .filter(|p| p.ship.alive && p.ship.owner != except)
-            .map(|p| p.ship.pos)
-            .collect();
         let mut best = (0, f32::NEG_INFINITY);
         for i in 0..SPAWN_POINTS {
             let at = spawn_point(i);
-            let nearest = others
+            let nearest = self
+                .pilots
                 .iter()
-                .map(|o| o.distance(at))
+                .filter(|p| p.ship.alive && p.ship.owner != except)
+                .map(|p| p.ship.pos.distance(at))
                 .fold(f32::INFINITY, f32::min);
             if nearest > best.1 {
                 best = (i, nearest);
@@ -483,176 +474,42 @@ impl Shooter {
         spawn_point(best.0)
     }
 
-    /// Advances the world by one tick of `dt` seconds and appends the events of that
-    /// tick (all for every player) to `events`. `inputs` holds each player's current
-    /// controls (a player keeps its last input until a newer one arrives); players not
-    /// in it hold still.
-    pub fn step(
-        &mut self,
-        inputs: &[(PlayerRef, ShooterInput)],
-        tick: u32,
-        dt: f32,
-        events: &mut Vec<ShooterEvent>,
-    ) {
-        self.tick = tick;
-        self.dt = dt;
-        match self.phase {
-            Phase::Ended => return,
-            Phase::Waiting if self.pilots.len() >= usize::from(self.rules.min_players) => {
-                self.start_match(tick, dt, events);
-            }
-            _ => {}
-        }
-
-        // Respawns.
-        for i in 0..self.pilots.len() {
-            let p = &self.pilots[i];
-            if !p.ship.alive && tick >= p.respawn_at {
-                let pos = self.free_spawn_point(p.ship.owner);
-                let p = &mut self.pilots[i];
-                p.ship.alive = true;
-                p.ship.health = MAX_HEALTH;
-                p.ship.pos = pos;
-                p.ship.vel = Vec2::ZERO;
-                p.private = Private {
-                    ammo: MAGAZINE,
-                    reloading: false,
-                };
-                p.reload_done = None;
-                p.pending = 0;
-            }
-        }
-
-        // Ships: movement, aim, reloads; the shots they fire come out after the bullets
-        // already in flight have moved.
-        let mut shots = Vec::new();
-        let mut next_input = inputs.iter().peekable();
-        for p in &mut self.pilots {
-            while next_input.next_if(|(s, _)| *s < p.ship.owner).is_some() {}
-            let input = next_input.next_if(|(s, _)| *s == p.ship.owner).map_or_else(
-                || ShooterInput {
-                    fire: Button {
-                        held: false,
-                        presses: p.last_fire.presses,
-                    },
-                    reload: Button {
-                        held: false,
-                        presses: p.last_reload.presses,
-                    },
-                    ..ShooterInput::default()
-                },
-                |(_, i)| *i,
-            );
-            let presses = input.fire.presses_since(p.last_fire);
-            let reload_presses = input.reload.presses_since(p.last_reload);
-            p.last_fire = input.fire;
-            p.last_reload = input.reload;
-            if !p.ship.alive {
-                continue;
-            }
-            let (pos, vel) = move_ship(p.ship.pos, p.ship.vel, input.dir, dt);
-            p.ship.pos = pos;
-            p.ship.vel = vel;
-            if input.aim.is_finite() {
-                p.ship.aim = input.aim;
-            }
-
-            if let Some(done) = p.reload_done {
-                if tick >= done {
-                    p.private.ammo = MAGAZINE;
-                    p.private.reloading = false;
-                    p.reload_done = None;
-                }
-            }
-            if reload_presses > 0 && p.reload_done.is_none() && p.private.ammo < MAGAZINE {
-                p.reload_done = Some(tick + ticks(RELOAD_SECS, dt));
-                p.private.reloading = true;
-            }
-
-            p.pending = (p.pending + presses).min(MAX_PENDING_SHOTS);
-            if p.reload_done.is_some() {
-                // Taps during a reload are dropped, not kept for after it.
-                p.pending = 0;
-                continue;
-            }
-            if tick >= p.next_shot && (p.pending > 0 || input.fire.held) {
-                p.pending = p.pending.saturating_sub(1);
-                p.next_shot = tick + ticks(FIRE_COOLDOWN_SECS, dt);
-                p.private.ammo -= 1;
-                if p.private.ammo == 0 {
-                    p.reload_done = Some(tick + ticks(RELOAD_SECS, dt));
-                    p.private.reloading = true;
-                    p.pending = 0;
-                }
-                let aim = Vec2::from_angle(p.ship.aim);
-                shots.push(Bullet {
-                    owner: p.ship.owner,
-                    pos: p.ship.pos + aim * MUZZLE,
-                    vel: aim * BULLET_SPEED,
-                });
-            }
-        }
-
-        self.move_bullets(tick, dt, events);
-
-        let expires = tick + ticks(BULLET_SECS, dt);
-        for bullet in shots {
-            self.bullets.push(Flying {
-                id: self.next_bullet,
-                bullet,
-                expires,
-            });
-            self.next_bullet += 1;
-        }
-
-        if self.phase == Phase::Playing {
-            let limit_reached = self
-                .pilots
-                .iter()
-                .any(|p| p.ship.kills >= self.rules.kill_limit);
-            if limit_reached || tick >= self.end_tick {
-                self.end_match();
-            }
-        }
-    }
-
-    /// Moves every bullet; a bullet that meets a ship (its nearest along its path, then
+    /// Moves every bullet; a bullet that meets a ship (the first along its path, then
     /// the lowest seat) hits it and vanishes, as do bullets out of time or out of the
     /// world.
-    fn move_bullets(&mut self, tick: u32, dt: f32, events: &mut Vec<ShooterEvent>) {
+    fn move_bullets(&mut self, ctx: &mut Ctx<'_, ShooterEvent>, tick: u32, dt: f32) {
         let damage = self.phase == Phase::Playing;
         let mut i = 0;
         while i < self.bullets.len() {
             let b = self.bullets[i].bullet;
             let to = b.pos + b.vel * dt;
-            let hit = self
-                .pilots
-                .iter()
-                .enumerate()
-                .filter(|(_, p)| p.ship.alive && p.ship.owner != b.owner)
-                .filter_map(|(k, p)| {
-                    segment_hits(b.pos, to, p.ship.pos, SHIP_RADIUS).map(|t| (k, t))
-                })
-                .fold(None, |best: Option<(usize, f32)>, (k, t)| match best {
-                    Some((_, bt)) if bt <= t => best,
-                    _ => Some((k, t)),
-                });
+            let mut hit: Option<(usize, f32)> = None;
+            for (k, p) in self.pilots.iter().enumerate() {
+                if !p.ship.alive || p.ship.owner == b.owner {
+                    continue;
+                }
+                if let Some(t) = segment_hits(b.pos, to, p.ship.pos, SHIP_RADIUS) {
+                    if hit.is_none_or(|(_, best)| t < best) {
+                        hit = Some((k, t));
+                    }
+                }
+            }
             let gone = match hit {
                 Some((k, _)) => {
                     if damage {
-                        self.hit(k, b.owner, tick, dt, events);
+                        self.hit(ctx, k, b.owner, tick, dt);
                     }
                     true
                 }
                 None => {
-                    let inside =
-                        (0.0..=WORLD_SIZE).contains(&to.x) && (0.0..=WORLD_SIZE).contains(&to.y);
+                    let inside = (0.0..=WORLD_SIZE).contains(&to.x)
+                        && (0.0..=WORLD_SIZE).contains(&to.y);
                     self.bullets[i].bullet.pos = to;
                     !inside || tick >= self.bullets[i].expires
                 }
             };
             if gone {
-                self.bullets.remove(i);
+                ctx.despawn(self.bullets.remove(i).entity);
             } else {
                 i += 1;
             }
@@ -660,11 +517,11 @@ impl Shooter {
     }
 
     /// Ship `k` takes a bullet from `by`.
-    fn hit(&mut self, k: usize, by: PlayerRef, tick: u32, dt: f32, events: &mut Vec<ShooterEvent>) {
+    fn hit(&mut self, ctx: &mut Ctx<'_, ShooterEvent>, k: usize, by: PlayerRef, tick: u32, dt: f32) {
         let target = &mut self.pilots[k];
         target.ship.health = target.ship.health.saturating_sub(DAMAGE);
         let victim = target.ship.owner;
-        events.push(ShooterEvent::Hit {
+        ctx.broadcast(ShooterEvent::Hit {
             by,
             target: victim,
             health: target.ship.health,
@@ -680,63 +537,44 @@ impl Shooter {
         if let Some(killer) = self.pilots.iter_mut().find(|p| p.ship.owner == by) {
             killer.ship.kills = killer.ship.kills.saturating_add(1);
         }
-        events.push(ShooterEvent::Kill { killer: by, victim });
+        ctx.broadcast(ShooterEvent::Kill { killer: by, victim });
     }
 
-    fn start_match(&mut self, tick: u32, dt: f32, events: &mut Vec<ShooterEvent>) {
+    fn start_match(&mut self, ctx: &mut Ctx<'_, ShooterEvent>, tick: u32, dt: f32) {
         self.phase = Phase::Playing;
         self.end_tick = tick + ticks(f32::from(self.rules.match_secs), dt);
-        self.bullets.clear();
-        for i in 0..self.pilots.len() {
-            let pos = spawn_point(i * SPAWN_POINTS / self.pilots.len().max(1));
-            let p = &mut self.pilots[i];
-            p.ship.pos = pos;
-            p.ship.vel = Vec2::ZERO;
-            p.ship.health = MAX_HEALTH;
-            p.ship.alive = true;
+        for b in self.bullets.drain(..) {
+            ctx.despawn(b.entity);
+        }
+        let n = self.pilots.len().max(1);
+        for (i, p) in self.pilots.iter_mut().enumerate() {
+            p.refit(spawn_point(i * SPAWN_POINTS / n));
             p.ship.kills = 0;
             p.ship.deaths = 0;
-            p.private = Private {
-                ammo: MAGAZINE,
-                reloading: false,
-            };
-            p.reload_done = None;
-            p.pending = 0;
             p.next_shot = tick;
         }
-        events.push(ShooterEvent::MatchStarted);
+        ctx.broadcast(ShooterEvent::MatchStarted);
     }
 
-    fn end_match(&mut self) {
+    fn end_match(&mut self, ctx: &mut Ctx<'_, ShooterEvent>) {
         self.phase = Phase::Ended;
-        self.bullets.clear();
-        let mut standings: Vec<Standing> = self
-            .pilots
-            .iter()
-            .map(|p| Standing {
-                seat: p.ship.owner,
-                kills: p.ship.kills,
-                deaths: p.ship.deaths,
-                place: 0,
-            })
-            .collect();
-        standings.sort_by(|a, b| {
-            b.kills
-                .cmp(&a.kills)
-                .then(a.deaths.cmp(&b.deaths))
-                .then(a.seat.cmp(&b.seat))
-        });
-        for i in 0..standings.len() {
-            standings[i].place = match i.checked_sub(1).map(|j| standings[j]) {
-                Some(prev)
-                    if (prev.kills, prev.deaths) == (standings[i].kills, standings[i].deaths) =>
-                {
-                    prev.place
-                }
-                _ => i as u16 + 1,
-            };
+        for b in self.bullets.drain(..) {
+            ctx.despawn(b.entity);
         }
-        self.results = standings;
+        self.results = rank(self.pilots.iter().map(|p| p.ship));
+        let summary = match self.results.first() {
+            Some(best) => {
+                let winners = self.results.iter().filter(|s| s.place == 1).count();
+                if winners > 1 {
+                    format!("a draw at {} kills", best.score)
+                } else {
+                    format!("seat {} wins with {} kills", best.player.0, best.score)
+                }
+            }
+            None => "nobody played".to_owned(),
+        };
+        ctx.end_match(summary, self.results.clone());
+        ctx.close_lobby("the match is over");
     }
 
     /// The final standings, best first, once the match has ended (empty before).
@@ -751,15 +589,12 @@ impl Shooter {
 
     /// One player's ship.
     pub fn ship(&self, seat: PlayerRef) -> Option<&Ship> {
-        self.pilots
-            .iter()
-            .map(|p| &p.ship)
-            .find(|s| s.owner == seat)
+        self.ships().find(|s| s.owner == seat)
     }
 
-    /// The bullets in flight with their ids (ascending; an id is never reused).
-    pub fn bullets(&self) -> impl ExactSizeIterator<Item = (u32, &Bullet)> + '_ {
-        self.bullets.iter().map(|b| (b.id, &b.bullet))
+    /// The bullets in flight with their entity ids (ascending; an id is never reused).
+    pub fn bullets(&self) -> impl ExactSizeIterator<Item = (EntityId, &Bullet)> + '_ {
+        self.bullets.iter().map(|b| (b.entity, &b.bullet))
     }
 
     /// What only `seat` sees.
@@ -801,31 +636,262 @@ impl Shooter {
     }
 }
 
+impl Game for Shooter {
+    const NAME: &'static str = "shooter";
+    type Entity = ShooterEntity;
+    type Lobby = Lobby;
+    type Private = Private;
+    type Input = ShooterInput;
+    type Message = NoMessages;
+    type Event = ShooterEvent;
+
+    /// Refused once the match has ended; otherwise the ship appears at the spawn point
+    /// farthest from the others.
+    fn on_join(
+        &mut self,
+        ctx: &mut Ctx<'_, ShooterEvent>,
+        seat: PlayerRef,
+        _name: &str,
+        _options: &GameOptions,
+    ) -> Result<(), String> {
+        if self.phase == Phase::Ended {
+            return Err("this match has ended".into());
+        }
+        let pos = self.free_spawn_point(seat);
+        let at = self.pilots.partition_point(|p| p.ship.owner < seat);
+        let mut pilot = Pilot {
+            entity: ctx.spawn(),
+            ship: Ship {
+                owner: seat,
+                pos,
+                vel: Vec2::ZERO,
+                aim: 0.0,
+                health: MAX_HEALTH,
+                alive: true,
+                kills: 0,
+                deaths: 0,
+            },
+            private: Private::default(),
+            next_shot: 0,
+            pending: 0,
+            reload_done: None,
+            respawn_at: 0,
+        };
+        pilot.refit(pos);
+        self.pilots.insert(at, pilot);
+        Ok(())
+    }
+
+    /// The ship and its bullets go.
+    fn on_leave(&mut self, ctx: &mut Ctx<'_, ShooterEvent>, seat: PlayerRef, _: LeaveReason) {
+        if let Some(at) = self.pilots.iter().position(|p| p.ship.owner == seat) {
+            ctx.despawn(self.pilots.remove(at).entity);
+        }
+        self.bullets.retain(|b| {
+            let mine = b.bullet.owner == seat;
+            if mine {
+                ctx.despawn(b.entity);
+            }
+            !mine
+        });
+    }
+
+    fn step(
+        &mut self,
+        ctx: &mut Ctx<'_, ShooterEvent>,
+        inputs: &[PlayerInput<ShooterInput>],
+        tick: u32,
+        dt: f32,
+    ) {
+        self.tick = tick;
+        self.dt = dt;
+        match self.phase {
+            Phase::Ended => return,
+            Phase::Waiting if self.pilots.len() >= usize::from(self.rules.min_players) => {
+                self.start_match(ctx, tick, dt);
+            }
+            _ => {}
+        }
+
+        // Respawns.
+        for i in 0..self.pilots.len() {
+            let p = &self.pilots[i];
+            if !p.ship.alive && tick >= p.respawn_at {
+                let pos = self.free_spawn_point(p.ship.owner);
+                self.pilots[i].refit(pos);
+            }
+        }
+
+        // Ships: movement, aim, reloads; the shots they fire come out after the bullets
+        // already in flight have moved.
+        let mut shots = Vec::new();
+        let mut next_input = inputs.iter().peekable();
+        let idle = ShooterInput::default();
+        for p in &mut self.pilots {
+            while next_input.next_if(|i| i.player < p.ship.owner).is_some() {}
+            let pi = next_input.next_if(|i| i.player == p.ship.owner);
+            let (input, presses, reloads) = match pi {
+                Some(pi) => (&pi.input, pi.presses(|i| i.fire), pi.presses(|i| i.reload)),
+                None => (&idle, 0, 0),
+            };
+            if !p.ship.alive {
+                continue;
+            }
+            (p.ship.pos, p.ship.vel) = move_ship(p.ship.pos, p.ship.vel, input.dir, dt);
+            if input.aim.is_finite() {
+                p.ship.aim = input.aim;
+            }
+
+            if p.reload_done.is_some_and(|done| tick >= done) {
+                p.private = Private {
+                    ammo: MAGAZINE,
+                    reloading: false,
+                };
+                p.reload_done = None;
+            }
+            if reloads > 0 && p.reload_done.is_none() && p.private.ammo < MAGAZINE {
+                p.reload_done = Some(tick + ticks(RELOAD_SECS, dt));
+                p.private.reloading = true;
+            }
+
+            p.pending = (p.pending + presses).min(MAX_PENDING_SHOTS);
+            if p.reload_done.is_some() {
+                // Taps during a reload are dropped, not kept for after it.
+                p.pending = 0;
+                continue;
+            }
+            if tick >= p.next_shot && (p.pending > 0 || input.fire.held) {
+                p.pending = p.pending.saturating_sub(1);
+                p.next_shot = tick + ticks(FIRE_COOLDOWN_SECS, dt);
+                p.private.ammo = p.private.ammo.saturating_sub(1);
+                if p.private.ammo == 0 {
+                    p.reload_done = Some(tick + ticks(RELOAD_SECS, dt));
+                    p.private.reloading = true;
+                    p.pending = 0;
+                }
+                let aim = Vec2::from_angle(p.ship.aim);
+                shots.push(Bullet {
+                    owner: p.ship.owner,
+                    pos: p.ship.pos + aim * MUZZLE,
+                    vel: aim * BULLET_SPEED,
+                });
+            }
+        }
+
+        self.move_bullets(ctx, tick, dt);
+
+        let expires = tick + ticks(BULLET_SECS, dt);
+        for bullet in shots {
+            self.bullets.push(Flying {
+                entity: ctx.spawn(),
+                bullet,
+                expires,
+            });
+        }
+
+        if self.phase == Phase::Playing {
+            let limit_reached = self
+                .pilots
+                .iter()
+                .any(|p| p.ship.kills >= self.rules.kill_limit);
+            if limit_reached || tick >= self.end_tick {
+                self.end_match(ctx);
+            }
+        }
+    }
+
+    fn write(&self, out: &mut Writer<'_, Self>) {
+        out.lobby(&self.lobby());
+        for p in &self.pilots {
+            out.private(p.ship.owner, &p.private);
+            out.controlled(p.entity, p.ship.owner, &p.ship.entity());
+        }
+        for b in &self.bullets {
+            out.entity(b.entity, &b.bullet.entity());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::game::{Audience, GameSim, Sim};
 
     const DT: f32 = 1.0 / 30.0;
     const A: PlayerRef = PlayerRef(1);
     const B: PlayerRef = PlayerRef(2);
 
-    fn solo() -> Shooter {
-        let mut game = Shooter::new(Rules {
-            min_players: 1,
-            ..Rules::default()
-        });
-        game.join(A);
-        // The match starts on the first step (and puts ships on spawn points).
-        game.step(&[], 0, DT, &mut Vec::new());
-        assert_eq!(game.phase(), Phase::Playing);
-        game
+    /// A shooter in a `GameSim`, as the lobby drives it (inputs quantized by the schema).
+    struct Run {
+        sim: GameSim<Shooter>,
+        seq: u32,
     }
 
-    fn duel(rules: Rules) -> Shooter {
-        let mut game = Shooter::new(rules);
-        game.join(A);
-        game.join(B);
-        game
+    impl Run {
+        fn new(rules: Rules, seats: u16) -> Self {
+            let mut sim = GameSim::new(Shooter::new(rules), 8).expect("valid schema");
+            for seat in 1..=seats {
+                sim.join(PlayerRef(seat), "pilot", &GameOptions::none())
+                    .expect("joins");
+            }
+            Self { sim, seq: 0 }
+        }
+
+        fn game(&self) -> &Shooter {
+            self.sim.game()
+        }
+
+        fn place(&mut self, seat: PlayerRef, pos: Vec2, aim: f32) {
+            self.sim.game_mut().place(seat, pos, aim);
+        }
+
+        /// Steps ticks `ticks`, each with `inputs` sent again (the same button counters:
+        /// no new presses), returning the events.
+        fn run(
+            &mut self,
+            inputs: &[(PlayerRef, ShooterInput)],
+            ticks: std::ops::Range<u32>,
+        ) -> Vec<ShooterEvent> {
+            let mut events = Vec::new();
+            for tick in ticks {
+                for (seat, input) in inputs {
+                    self.seq += 1;
+                    self.sim.push_input(*seat, self.seq, tick, input);
+                }
+                self.sim.step(tick, DT);
+                for (to, e) in self.sim.take_events() {
+                    assert_eq!(to, Audience::Everyone);
+                    events.push(e);
+                }
+            }
+            events
+        }
+
+        fn ship(&self, seat: PlayerRef) -> Ship {
+            *self.game().ship(seat).expect("ship")
+        }
+
+        fn ammo(&self, seat: PlayerRef) -> Private {
+            self.game().private(seat).expect("private")
+        }
+
+        fn newest_bullet(&self) -> Option<EntityId> {
+            self.game().bullets().map(|(id, _)| id).max()
+        }
+    }
+
+    /// One player, the match started by its first step (ships on spawn points).
+    fn solo() -> Run {
+        let mut run = Run::new(
+            Rules {
+                min_players: 1,
+                ..Rules::default()
+            },
+            1,
+        );
+        run.run(&[], 0..1);
+        assert_eq!(run.game().phase(), Phase::Playing);
+        run
     }
 
     fn aim_input(aim: f32) -> ShooterInput {
@@ -835,134 +901,126 @@ mod tests {
         }
     }
 
-    /// Runs ticks `from..to` with fixed inputs, collecting events.
-    fn run(
-        game: &mut Shooter,
-        inputs: &[(PlayerRef, ShooterInput)],
-        ticks: std::ops::Range<u32>,
-    ) -> Vec<ShooterEvent> {
-        let mut events = Vec::new();
-        for tick in ticks {
-            game.step(inputs, tick, DT, &mut events);
-        }
-        events
+    fn tap(mut input: ShooterInput) -> ShooterInput {
+        input.fire.press();
+        input.fire.release();
+        input
     }
 
     #[test]
     fn ships_accelerate_to_speed_and_stop_at_walls() {
-        let mut game = solo();
-        game.place(A, Vec2::splat(600.0), 0.0);
+        let mut run = solo();
+        run.place(A, Vec2::splat(600.0), 0.0);
         let right = ShooterInput {
             dir: Vec2::X,
             ..ShooterInput::default()
         };
-        run(&mut game, &[(A, right)], 0..1);
-        let ship = *game.ship(A).expect("ship");
+        run.run(&[(A, right)], 1..2);
+        let ship = run.ship(A);
         assert!((ship.vel.x - ACCEL * DT).abs() < 1e-3, "{}", ship.vel);
-        run(&mut game, &[(A, right)], 1..30);
-        assert_eq!(game.ship(A).expect("ship").vel, Vec2::new(SPEED, 0.0));
-        run(&mut game, &[(A, right)], 30..200);
-        let ship = *game.ship(A).expect("ship");
+        run.run(&[(A, right)], 2..31);
+        assert_eq!(run.ship(A).vel, Vec2::new(SPEED, 0.0));
+        run.run(&[(A, right)], 31..200);
+        let ship = run.ship(A);
         assert_eq!(ship.pos.x, WORLD_SIZE - SHIP_RADIUS);
         assert_eq!(ship.vel.x, 0.0, "the wall stops it");
         // A diagonal longer than 1 is capped at full speed.
-        let mut game = solo();
-        game.place(A, Vec2::splat(600.0), 0.0);
+        let mut run = solo();
+        run.place(A, Vec2::splat(600.0), 0.0);
         let long = ShooterInput {
             dir: Vec2::new(1.0, 1.0),
             ..ShooterInput::default()
         };
-        run(&mut game, &[(A, long)], 0..30);
-        let speed = game.ship(A).expect("ship").vel.length();
+        run.run(&[(A, long)], 1..31);
+        let speed = run.ship(A).vel.length();
         assert!((speed - SPEED).abs() < 1e-3, "{speed}");
     }
 
     #[test]
     fn a_tap_between_ticks_fires_exactly_once() {
-        let mut game = solo();
-        game.place(A, Vec2::new(100.0, 600.0), 0.0);
-        let mut input = aim_input(0.0);
+        let mut run = solo();
+        run.place(A, Vec2::new(100.0, 600.0), 0.0);
         // Pressed and released before the tick: held is false, the counter moved.
-        input.fire.press();
-        input.fire.release();
-        run(&mut game, &[(A, input)], 0..1);
-        assert_eq!(game.bullets().len(), 1);
-        // The same input again (no new input arrived) fires nothing more.
-        run(&mut game, &[(A, input)], 1..10);
-        assert_eq!(game.bullets().len(), 1);
-        assert_eq!(game.private(A).expect("private").ammo, MAGAZINE - 1);
+        let input = tap(aim_input(0.0));
+        run.run(&[(A, input)], 1..2);
+        assert_eq!(run.game().bullets().len(), 1);
+        // The same input again (no new press) fires nothing more.
+        run.run(&[(A, input)], 2..10);
+        assert_eq!(run.game().bullets().len(), 1);
+        assert_eq!(run.ammo(A).ammo, MAGAZINE - 1);
     }
 
     #[test]
     fn two_taps_in_one_tick_fire_twice_a_cooldown_apart() {
-        let mut game = solo();
-        let mut input = aim_input(0.0);
-        for _ in 0..2 {
-            input.fire.press();
-            input.fire.release();
-        }
-        run(&mut game, &[(A, input)], 0..1);
-        assert_eq!(game.bullets().len(), 1, "one now");
+        let mut run = solo();
+        run.place(A, Vec2::new(100.0, 600.0), 0.0);
+        let input = tap(tap(aim_input(0.0)));
+        run.run(&[(A, input)], 1..2);
+        assert_eq!(run.game().bullets().len(), 1, "one now");
         let cooldown = ticks(FIRE_COOLDOWN_SECS, DT);
-        run(&mut game, &[(A, input)], 1..cooldown);
-        assert_eq!(game.bullets().len(), 1, "not before the cooldown");
-        run(&mut game, &[(A, input)], cooldown..cooldown + 1);
-        assert_eq!(game.bullets().len(), 2, "the second after it");
-        run(&mut game, &[(A, input)], cooldown + 1..40);
-        assert_eq!(game.private(A).expect("private").ammo, MAGAZINE - 2);
+        run.run(&[(A, input)], 2..1 + cooldown);
+        assert_eq!(run.game().bullets().len(), 1, "not before the cooldown");
+        run.run(&[(A, input)], 1 + cooldown..2 + cooldown);
+        assert_eq!(run.game().bullets().len(), 2, "the second after it");
+        run.run(&[(A, input)], 2 + cooldown..40);
+        assert_eq!(run.ammo(A).ammo, MAGAZINE - 2);
     }
 
     #[test]
     fn holding_fire_shoots_at_the_gun_rate_and_reloads_when_empty() {
-        let mut game = solo();
+        let mut run = solo();
         let mut input = aim_input(std::f32::consts::FRAC_PI_2);
         input.fire.press();
         let cooldown = ticks(FIRE_COOLDOWN_SECS, DT);
         let mut fired = 0;
-        let mut seen = 0;
-        for tick in 0..cooldown * u32::from(MAGAZINE) {
-            run(&mut game, &[(A, input)], tick..tick + 1);
-            let newest = game.bullets().map(|(id, _)| id).max().unwrap_or(0);
+        let mut seen = None;
+        let end = 1 + cooldown * u32::from(MAGAZINE);
+        for tick in 1..end {
+            run.run(&[(A, input)], tick..tick + 1);
+            let newest = run.newest_bullet();
             if newest > seen {
-                assert_eq!(tick % cooldown, 0, "tick {tick}");
+                assert_eq!((tick - 1) % cooldown, 0, "tick {tick}");
                 fired += 1;
                 seen = newest;
             }
         }
         assert_eq!(fired, MAGAZINE);
-        let private = game.private(A).expect("private");
-        assert_eq!(private.ammo, 0);
-        assert!(private.reloading);
-        // Still held: nothing until the reload is done, then a full magazine.
-        let start = cooldown * u32::from(MAGAZINE);
-        let last_shot = start - cooldown;
-        let done = last_shot + ticks(RELOAD_SECS, DT);
-        run(&mut game, &[(A, input)], start..done);
-        assert!(game.private(A).expect("private").reloading);
-        let before = game.bullets().map(|(id, _)| id).max();
-        run(&mut game, &[(A, input)], done..done + 1);
-        assert!(!game.private(A).expect("private").reloading);
-        assert!(
-            game.bullets().map(|(id, _)| id).max() > before,
-            "fires again"
+        assert_eq!(
+            run.ammo(A),
+            Private {
+                ammo: 0,
+                reloading: true
+            }
         );
-        assert_eq!(game.private(A).expect("private").ammo, MAGAZINE - 1);
+        // Still held: nothing until the reload is done, then a full magazine.
+        let last_shot = end - cooldown;
+        let done = last_shot + ticks(RELOAD_SECS, DT);
+        run.run(&[(A, input)], end..done);
+        assert!(run.ammo(A).reloading);
+        let before = run.newest_bullet();
+        run.run(&[(A, input)], done..done + 1);
+        assert!(run.newest_bullet() > before, "fires again");
+        assert_eq!(
+            run.ammo(A),
+            Private {
+                ammo: MAGAZINE - 1,
+                reloading: false
+            }
+        );
     }
 
     #[test]
     fn the_reload_button_refills_a_partial_magazine() {
-        let mut game = solo();
-        let mut input = aim_input(0.0);
-        input.fire.press();
-        input.fire.release();
-        run(&mut game, &[(A, input)], 0..1);
+        let mut run = solo();
+        let mut input = tap(aim_input(0.0));
+        run.run(&[(A, input)], 1..2);
         input.reload.press();
         input.reload.release();
-        run(&mut game, &[(A, input)], 1..2);
-        assert!(game.private(A).expect("private").reloading);
-        run(&mut game, &[(A, input)], 2..1 + ticks(RELOAD_SECS, DT) + 1);
+        run.run(&[(A, input)], 2..3);
+        assert!(run.ammo(A).reloading);
+        run.run(&[(A, input)], 3..3 + ticks(RELOAD_SECS, DT));
         assert_eq!(
-            game.private(A).expect("private"),
+            run.ammo(A),
             Private {
                 ammo: MAGAZINE,
                 reloading: false
@@ -971,53 +1029,54 @@ mod tests {
     }
 
     #[test]
-    fn bullets_fly_straight_and_vanish_after_their_lifetime() {
-        let mut game = solo();
-        game.place(A, Vec2::new(100.0, 600.0), 0.0);
-        let mut input = aim_input(0.0);
-        input.fire.press();
-        input.fire.release();
-        run(&mut game, &[(A, input)], 0..1);
-        let (_, b) = game.bullets().next().expect("fired");
+    fn bullets_fly_straight_spawn_and_vanish_as_entities() {
+        let mut run = solo();
+        run.place(A, Vec2::new(100.0, 600.0), 0.0);
+        let input = tap(aim_input(0.0));
+        run.run(&[(A, input)], 1..2);
+        let (id, b) = run.game().bullets().next().expect("fired");
+        let (id, b) = (id, *b);
         assert_eq!(b.pos, Vec2::new(100.0 + MUZZLE, 600.0));
         assert_eq!(b.owner, A);
-        run(&mut game, &[(A, input)], 1..11);
-        let (_, b) = game.bullets().next().expect("flying");
+        assert!(run.sim.live_entities().any(|e| e == id), "spawned");
+        run.run(&[(A, input)], 2..12);
+        let (_, b) = run.game().bullets().next().expect("flying");
         assert!((b.pos.x - (100.0 + MUZZLE + BULLET_SPEED * 10.0 * DT)).abs() < 1e-2);
-        // Aimed along the wall it would stay inside for long; it still ends in time.
-        let mut game = solo();
-        game.place(A, Vec2::new(20.0, 20.0), std::f32::consts::FRAC_PI_4);
-        run(&mut game, &[(A, input)], 0..1);
+        // In the state every player receives, with the ship.
+        let state = run.sim.state(12).expect("state");
+        assert_eq!(state.entities().len(), 2);
+        // Aimed along the diagonal it stays inside for long; it still ends in time.
+        let mut run = solo();
+        run.place(A, Vec2::new(20.0, 20.0), std::f32::consts::FRAC_PI_4);
+        run.run(&[(A, tap(aim_input(std::f32::consts::FRAC_PI_4)))], 1..2);
+        let (id, _) = run.game().bullets().next().expect("fired");
         let life = ticks(BULLET_SECS, DT);
-        run(&mut game, &[(A, input)], 1..life);
-        assert_eq!(game.bullets().len(), 1);
-        run(&mut game, &[(A, input)], life..life + 1);
-        assert_eq!(game.bullets().len(), 0);
+        run.run(&[], 2..1 + life);
+        assert_eq!(run.game().bullets().len(), 1);
+        run.run(&[], 1 + life..2 + life);
+        assert_eq!(run.game().bullets().len(), 0);
+        assert!(run.sim.live_entities().all(|e| e != id), "despawned");
     }
 
     /// Ships A and B facing each other 200 apart, the match running.
-    fn facing() -> Shooter {
-        let mut game = duel(Rules::default());
-        run(&mut game, &[], 0..1);
-        assert_eq!(game.phase(), Phase::Playing);
-        game.place(A, Vec2::new(400.0, 600.0), 0.0);
-        game.place(B, Vec2::new(600.0, 600.0), std::f32::consts::PI);
-        game
+    fn facing() -> Run {
+        let mut run = Run::new(Rules::default(), 2);
+        run.run(&[], 0..1);
+        assert_eq!(run.game().phase(), Phase::Playing);
+        run.place(A, Vec2::new(400.0, 600.0), 0.0);
+        run.place(B, Vec2::new(600.0, 600.0), std::f32::consts::PI);
+        run
     }
 
     #[test]
     fn hits_cost_health_and_the_fourth_kills_then_respawn() {
-        let mut game = facing();
+        let mut run = facing();
         let mut fire = aim_input(0.0);
         fire.fire.press();
         // Held for four shots, then released; the bullets take a few ticks to arrive.
-        let mut events = run(
-            &mut game,
-            &[(A, fire)],
-            1..2 + 3 * ticks(FIRE_COOLDOWN_SECS, DT),
-        );
+        let mut events = run.run(&[(A, fire)], 1..2 + 3 * ticks(FIRE_COOLDOWN_SECS, DT));
         fire.fire.release();
-        events.extend(run(&mut game, &[(A, fire)], 17..40));
+        events.extend(run.run(&[(A, fire)], 17..40));
         let hits: Vec<_> = events
             .iter()
             .filter_map(|e| match e {
@@ -1033,34 +1092,33 @@ mod tests {
                 victim: B
             })
         );
-        let dead = *game.ship(B).expect("ship");
+        let dead = run.ship(B);
         assert!(!dead.alive);
         assert_eq!((dead.health, dead.deaths), (0, 1));
-        assert_eq!(game.ship(A).expect("ship").kills, 1);
-        // A dead ship neither moves nor shoots, and bullets pass it.
+        assert_eq!(run.ship(A).kills, 1);
+        // A dead ship neither moves nor shoots.
         let mut b_input = aim_input(std::f32::consts::PI);
         b_input.dir = Vec2::Y;
         b_input.fire.press();
-        run(&mut game, &[(A, fire), (B, b_input)], 40..41);
-        assert_eq!(game.ship(B).expect("ship").pos, dead.pos);
-        assert!(game.bullets().all(|(_, b)| b.owner != B));
-        // Respawned after the delay, healthy, full magazine.
-        run(&mut game, &[], 41..41 + ticks(RESPAWN_SECS, DT));
-        let ship = *game.ship(B).expect("ship");
+        run.run(&[(A, fire), (B, b_input)], 40..41);
+        assert_eq!(run.ship(B).pos, dead.pos);
+        assert!(run.game().bullets().all(|(_, b)| b.owner != B));
+        // Respawned after the delay, healthy, with a full magazine.
+        b_input.fire.release();
+        run.run(&[(B, b_input)], 41..41 + ticks(RESPAWN_SECS, DT));
+        let ship = run.ship(B);
         assert!(ship.alive);
         assert_eq!(ship.health, MAX_HEALTH);
-        assert_eq!(game.private(B).expect("private").ammo, MAGAZINE);
+        assert_eq!(run.ammo(B).ammo, MAGAZINE);
     }
 
     #[test]
     fn own_bullets_do_not_hit_and_warm_up_does_no_damage() {
-        let mut game = facing();
+        let mut run = facing();
         // A's bullet starts at its muzzle and passes through nothing of A's own.
-        let mut fire = aim_input(0.0);
-        fire.fire.press();
-        fire.fire.release();
-        let events = run(&mut game, &[(A, fire)], 1..20);
-        assert_eq!(game.ship(A).expect("ship").health, MAX_HEALTH);
+        let fire = tap(aim_input(0.0));
+        let events = run.run(&[(A, fire)], 1..20);
+        assert_eq!(run.ship(A).health, MAX_HEALTH);
         assert_eq!(
             events,
             vec![ShooterEvent::Hit {
@@ -1070,122 +1128,132 @@ mod tests {
             }]
         );
 
-        // Waiting for a second player: bullets hit nothing.
-        let mut game = duel(Rules {
-            min_players: 3,
-            ..Rules::default()
-        });
-        run(&mut game, &[], 0..1);
-        assert_eq!(game.phase(), Phase::Waiting);
-        game.place(A, Vec2::new(400.0, 600.0), 0.0);
-        game.place(B, Vec2::new(600.0, 600.0), 0.0);
-        let events = run(&mut game, &[(A, fire)], 1..20);
+        // Waiting for a third player: bullets hit nothing.
+        let mut run = Run::new(
+            Rules {
+                min_players: 3,
+                ..Rules::default()
+            },
+            2,
+        );
+        run.run(&[], 0..1);
+        assert_eq!(run.game().phase(), Phase::Waiting);
+        run.place(A, Vec2::new(400.0, 600.0), 0.0);
+        run.place(B, Vec2::new(600.0, 600.0), 0.0);
+        let events = run.run(&[(A, fire)], 1..20);
         assert!(events.is_empty(), "{events:?}");
-        assert_eq!(game.ship(B).expect("ship").health, MAX_HEALTH);
+        assert_eq!(run.ship(B).health, MAX_HEALTH);
     }
 
     #[test]
-    fn the_match_starts_with_enough_players_and_ends_on_time() {
-        let mut game = Shooter::new(Rules {
+    fn the_match_starts_with_enough_players_ends_on_time_and_closes() {
+        let rules = Rules {
             match_secs: 2,
             kill_limit: 5,
             min_players: 2,
-        });
-        game.join(A);
-        let events = run(&mut game, &[], 0..10);
-        assert!(events.is_empty());
-        assert_eq!(game.lobby().phase, Phase::Waiting);
-        assert_eq!(game.lobby().time_left, 2);
-        game.join(B);
-        let events = run(&mut game, &[], 10..11);
-        assert_eq!(events, vec![ShooterEvent::MatchStarted]);
+        };
+        let mut run = Run::new(rules, 1);
+        assert!(run.run(&[], 0..10).is_empty());
+        assert_eq!(run.game().lobby().phase, Phase::Waiting);
+        assert_eq!(run.game().lobby().time_left, 2);
+        run.sim.join(B, "late", &GameOptions::none()).expect("joins");
+        assert_eq!(run.run(&[], 10..11), vec![ShooterEvent::MatchStarted]);
         assert_eq!(
-            game.lobby(),
+            run.game().lobby(),
             Lobby {
                 phase: Phase::Playing,
                 time_left: 2,
                 kill_limit: 5
             }
         );
-        run(&mut game, &[], 11..41);
-        assert_eq!(game.lobby().time_left, 1);
-        assert!(game.results().is_empty());
-        run(&mut game, &[], 41..71);
-        assert_eq!(game.phase(), Phase::Ended);
-        assert_eq!(game.lobby().time_left, 0);
-        assert_eq!(
-            game.results(),
-            &[
-                Standing {
-                    seat: A,
-                    kills: 0,
-                    deaths: 0,
-                    place: 1
-                },
-                Standing {
-                    seat: B,
-                    kills: 0,
-                    deaths: 0,
-                    place: 1
-                }
-            ]
-        );
-        assert!(game.can_join().is_err());
-        // Frozen: nothing moves any more.
-        let before = *game.ship(A).expect("ship");
-        run(
-            &mut game,
-            &[(
-                A,
-                ShooterInput {
-                    dir: Vec2::X,
-                    ..ShooterInput::default()
-                },
-            )],
-            71..80,
-        );
-        assert_eq!(*game.ship(A).expect("ship"), before);
+        run.run(&[], 11..41);
+        assert_eq!(run.game().lobby().time_left, 1);
+        assert!(run.sim.take_match_end().is_none());
+        run.run(&[], 41..71);
+        assert_eq!(run.game().phase(), Phase::Ended);
+        assert_eq!(run.game().lobby().time_left, 0);
+        let end = run.sim.take_match_end().expect("ended");
+        assert_eq!(end.summary, "a draw at 0 kills");
+        let places: Vec<_> = end.results.iter().map(|s| (s.player, s.score, s.place)).collect();
+        assert_eq!(places, vec![(A, 0, 1), (B, 0, 1)]);
+        assert!(run.sim.close_requested().is_some());
+        // Frozen, and closed to newcomers.
+        let err = run
+            .sim
+            .join(PlayerRef(3), "too late", &GameOptions::none())
+            .expect_err("refused");
+        assert_eq!(err, "this match has ended");
+        let before = run.ship(A);
+        let right = ShooterInput {
+            dir: Vec2::X,
+            ..ShooterInput::default()
+        };
+        run.run(&[(A, right)], 71..80);
+        assert_eq!(run.ship(A), before);
     }
 
     #[test]
     fn the_kill_limit_ends_the_match_with_standings() {
-        let mut game = Shooter::new(Rules {
-            kill_limit: 1,
-            ..Rules::default()
-        });
-        game.join(A);
-        game.join(B);
-        game.join(PlayerRef(3));
-        run(&mut game, &[], 0..1);
-        game.place(A, Vec2::new(400.0, 600.0), 0.0);
-        game.place(B, Vec2::new(600.0, 600.0), 0.0);
-        game.place(PlayerRef(3), Vec2::new(600.0, 1000.0), 0.0);
+        let mut run = Run::new(
+            Rules {
+                kill_limit: 1,
+                ..Rules::default()
+            },
+            3,
+        );
+        run.run(&[], 0..1);
+        run.place(A, Vec2::new(400.0, 600.0), 0.0);
+        run.place(B, Vec2::new(600.0, 600.0), 0.0);
+        run.place(PlayerRef(3), Vec2::new(600.0, 1000.0), 0.0);
         let mut fire = aim_input(0.0);
         fire.fire.press();
-        run(&mut game, &[(A, fire)], 1..60);
-        assert_eq!(game.phase(), Phase::Ended);
-        let places: Vec<_> = game
-            .results()
-            .iter()
-            .map(|s| (s.seat, s.kills, s.deaths, s.place))
-            .collect();
-        assert_eq!(
-            places,
-            vec![(A, 1, 0, 1), (PlayerRef(3), 0, 0, 2), (B, 0, 1, 3)]
-        );
+        run.run(&[(A, fire)], 1..60);
+        assert_eq!(run.game().phase(), Phase::Ended);
+        let end = run.sim.take_match_end().expect("ended");
+        assert_eq!(end.summary, "seat 1 wins with 1 kills");
+        let places: Vec<_> = end.results.iter().map(|s| (s.player, s.score, s.place)).collect();
+        // Seat 3 (no deaths) above seat 2 (one death) at equal kills.
+        assert_eq!(places, vec![(A, 1, 1), (PlayerRef(3), 0, 2), (B, 0, 3)]);
+        assert_eq!(run.game().results(), &end.results[..]);
     }
 
     #[test]
     fn leaving_takes_the_ship_and_its_bullets() {
-        let mut game = facing();
+        let mut run = facing();
         let mut fire = aim_input(std::f32::consts::FRAC_PI_2);
         fire.fire.press();
-        run(&mut game, &[(A, fire), (B, fire)], 1..3);
-        assert!(game.bullets().any(|(_, b)| b.owner == A));
-        game.leave(A);
-        assert!(game.ship(A).is_none());
-        assert!(game.bullets().all(|(_, b)| b.owner == B));
-        assert!(game.private(A).is_none());
+        run.run(&[(A, fire), (B, fire)], 1..3);
+        assert!(run.game().bullets().any(|(_, b)| b.owner == A));
+        let live_before = run.sim.live_entities().count();
+        let a_things = 1 + run.game().bullets().filter(|(_, b)| b.owner == A).count();
+        run.sim.leave(A, LeaveReason::Left);
+        assert!(run.game().ship(A).is_none());
+        assert!(run.game().bullets().all(|(_, b)| b.owner == B));
+        assert!(run.game().private(A).is_none());
+        assert_eq!(run.sim.live_entities().count(), live_before - a_things);
+    }
+
+    #[test]
+    fn ammo_is_private_to_its_player() {
+        use ticksync_protocol::state::{ClientState, Encoder, write_snapshot};
+        let mut run = facing();
+        run.run(&[(A, tap(aim_input(0.0)))], 1..2);
+        let state = run.sim.state(2).expect("state");
+        let codec = run.sim.codec().clone();
+        let mut enc = Encoder::new();
+        let mut shared = Vec::new();
+        enc.encode_shared(&codec, None, &state, &mut shared);
+        let view = |seat: PlayerRef, enc: &mut Encoder| {
+            let mut own = Vec::new();
+            enc.encode_player(&codec, None, &state, seat, &mut own);
+            let mut message = Vec::new();
+            write_snapshot(0, &own, &shared, &mut message);
+            let mut client = ClientState::new(codec.clone(), seat);
+            client.apply(&message).expect("applies");
+            client.private::<Private>()
+        };
+        assert_eq!(view(A, &mut enc).ammo, MAGAZINE - 1);
+        assert_eq!(view(B, &mut enc).ammo, MAGAZINE);
     }
 
     #[test]
@@ -1203,15 +1271,20 @@ mod tests {
         assert!(Rules::from_options([("match_secs", "3601")]).is_err());
         let err = Rules::from_options([("map", "dust")]).expect_err("unknown");
         assert!(err.contains("map"), "{err}");
+        let spec = LobbySpec {
+            options: GameOptions::none().with("min_players", "1"),
+            ..LobbySpec::new("solo", 4)
+        };
+        assert_eq!(
+            Shooter::for_lobby(&spec).expect("valid").rules().min_players,
+            1
+        );
     }
 
     #[test]
     fn simulation_is_deterministic() {
         let play = || {
-            let mut game = Shooter::new(Rules::default());
-            for seat in 1..=6 {
-                game.join(PlayerRef(seat));
-            }
+            let mut run = Run::new(Rules::default(), 6);
             let mut events = Vec::new();
             for tick in 0..600u32 {
                 let inputs: Vec<_> = (1..=6u16)
@@ -1232,35 +1305,23 @@ mod tests {
                         )
                     })
                     .collect();
-                game.step(&inputs, tick, DT, &mut events);
+                events.extend(run.run(&inputs, tick..tick + 1));
             }
-            let ships: Vec<Ship> = game.ships().copied().collect();
-            (ships, events, game.results().to_vec())
+            let ships: Vec<Ship> = run.game().ships().copied().collect();
+            (ships, events, run.game().results().to_vec())
         };
         let (ships, events, results) = play();
         assert!(
             events.iter().any(|e| matches!(e, ShooterEvent::Hit { .. })),
-            "the bots' fight had hits"
+            "the fight had hits"
         );
         assert_eq!((ships, events, results), play());
     }
 
     #[test]
     fn the_declarations_make_a_valid_schema() {
-        use ticksync_protocol::schema::{Messages as _, Schema};
-        use ticksync_protocol::state::Codec;
-        let mut builder = Schema::builder("shooter");
-        for kind in ShooterEntity::types().expect("entity kinds") {
-            builder = builder.entity_fields(kind.name, kind.fields);
-        }
-        let schema = builder
-            .lobby::<Lobby>()
-            .private::<Private>()
-            .input::<ShooterInput>()
-            .events::<ShooterEvent>()
-            .build()
-            .expect("valid");
+        let schema = crate::game::schema_of::<Shooter>().expect("valid");
         assert_eq!(schema.entities.len(), 2);
-        Codec::new(schema, 250).expect("compiles for the largest lobby");
+        ticksync_protocol::state::Codec::new(schema, 250).expect("compiles for the largest lobby");
     }
 }
