@@ -442,7 +442,8 @@ impl Shooter {
     /// The game of a new lobby: its rules from the creation options
     /// ([`Rules::from_options`]; a bad option refuses the lobby with the reason).
     pub fn for_lobby(spec: &LobbySpec) -> Result<Self, String> {
-        let rules = Rules::from_options(spec.options.0.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+        let rules =
+            Rules::from_options(spec.options.0.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
         Ok(Self::new(rules))
     }
 
@@ -502,8 +503,8 @@ impl Shooter {
                     true
                 }
                 None => {
-                    let inside = (0.0..=WORLD_SIZE).contains(&to.x)
-                        && (0.0..=WORLD_SIZE).contains(&to.y);
+                    let inside =
+                        (0.0..=WORLD_SIZE).contains(&to.x) && (0.0..=WORLD_SIZE).contains(&to.y);
                     self.bullets[i].bullet.pos = to;
                     !inside || tick >= self.bullets[i].expires
                 }
@@ -517,7 +518,14 @@ impl Shooter {
     }
 
     /// Ship `k` takes a bullet from `by`.
-    fn hit(&mut self, ctx: &mut Ctx<'_, ShooterEvent>, k: usize, by: PlayerRef, tick: u32, dt: f32) {
+    fn hit(
+        &mut self,
+        ctx: &mut Ctx<'_, ShooterEvent>,
+        k: usize,
+        by: PlayerRef,
+        tick: u32,
+        dt: f32,
+    ) {
         let target = &mut self.pilots[k];
         target.ship.health = target.ship.health.saturating_sub(DAMAGE);
         let victim = target.ship.owner;
@@ -1156,7 +1164,9 @@ mod tests {
         assert!(run.run(&[], 0..10).is_empty());
         assert_eq!(run.game().lobby().phase, Phase::Waiting);
         assert_eq!(run.game().lobby().time_left, 2);
-        run.sim.join(B, "late", &GameOptions::none()).expect("joins");
+        run.sim
+            .join(B, "late", &GameOptions::none())
+            .expect("joins");
         assert_eq!(run.run(&[], 10..11), vec![ShooterEvent::MatchStarted]);
         assert_eq!(
             run.game().lobby(),
@@ -1174,7 +1184,11 @@ mod tests {
         assert_eq!(run.game().lobby().time_left, 0);
         let end = run.sim.take_match_end().expect("ended");
         assert_eq!(end.summary, "a draw at 0 kills");
-        let places: Vec<_> = end.results.iter().map(|s| (s.player, s.score, s.place)).collect();
+        let places: Vec<_> = end
+            .results
+            .iter()
+            .map(|s| (s.player, s.score, s.place))
+            .collect();
         assert_eq!(places, vec![(A, 0, 1), (B, 0, 1)]);
         assert!(run.sim.close_requested().is_some());
         // Frozen, and closed to newcomers.
@@ -1211,7 +1225,11 @@ mod tests {
         assert_eq!(run.game().phase(), Phase::Ended);
         let end = run.sim.take_match_end().expect("ended");
         assert_eq!(end.summary, "seat 1 wins with 1 kills");
-        let places: Vec<_> = end.results.iter().map(|s| (s.player, s.score, s.place)).collect();
+        let places: Vec<_> = end
+            .results
+            .iter()
+            .map(|s| (s.player, s.score, s.place))
+            .collect();
         // Seat 3 (no deaths) above seat 2 (one death) at equal kills.
         assert_eq!(places, vec![(A, 1, 1), (PlayerRef(3), 0, 2), (B, 0, 3)]);
         assert_eq!(run.game().results(), &end.results[..]);
@@ -1276,7 +1294,10 @@ mod tests {
             ..LobbySpec::new("solo", 4)
         };
         assert_eq!(
-            Shooter::for_lobby(&spec).expect("valid").rules().min_players,
+            Shooter::for_lobby(&spec)
+                .expect("valid")
+                .rules()
+                .min_players,
             1
         );
     }
