@@ -10,7 +10,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use ticksync_client::Client;
-use ticksync_protocol::{ClientMessage, Input, JoinTarget, ServerMessage, close, encode_client};
+use ticksync_client::Incoming;
+use ticksync_protocol::state::{Codec, Value};
+use ticksync_protocol::{ClientMessage, ServerMessage, close, encode_client};
 use ticksync_tests::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -28,13 +30,27 @@ fn hello(name: &str) -> Message {
     })))
 }
 
-fn input(seq: u32) -> Message {
-    Message::Binary(Bytes::from(encode_client(&ClientMessage::Input(Input {
+/// The arena's input encoding (its schema, compiled for any cap: inputs hold no seats).
+fn arena_codec() -> Codec {
+    let schema = ticksync_server::game::schema_of::<ticksync_server::games::arena::Arena>()
+        .expect("arena's schema");
+    Codec::new(schema, 10).expect("compiles")
+}
+
+fn input_bytes(seq: u32) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    ticksync_protocol::state::io::encode_input_values(
+        &arena_codec(),
         seq,
-        dir_x: 1.0,
-        dir_y: 0.0,
-        buttons: 0,
-    }))))
+        seq,
+        &[Value::Vec2([1.0, 0.0])],
+        &mut bytes,
+    );
+    bytes
+}
+
+fn input(seq: u32) -> Message {
+    Message::Binary(Bytes::from(input_bytes(seq)))
 }
 
 async fn connect(url: &str) -> Ws {
@@ -193,7 +209,7 @@ async fn a_probe_keeps_playing_through_every_attack() {
     {
         let url = url.clone();
         attackers.spawn(async move {
-            let mut truncated = encode_client(&ClientMessage::Input(Input::default()));
+            let mut truncated = input_bytes(1);
             truncated.truncate(3);
             let frames = vec![hello("cut"), Message::Binary(Bytes::from(truncated))];
             (
@@ -306,9 +322,9 @@ async fn a_probe_keeps_playing_through_every_attack() {
                     .await.expect("the probe's input goes through");
             }
             message = probe.recv() => match message.expect("the probe stays connected") {
-                ServerMessage::Snapshot(_) => snapshots += 1,
-                ServerMessage::PlayerJoined(p) if p.name == "deaf" => deaf_entity = Some(p.entity),
-                ServerMessage::PlayerLeft { entity, .. } if Some(entity) == deaf_entity => deaf_left = true,
+                Incoming::Snapshot(_) => snapshots += 1,
+                Incoming::Message(ServerMessage::PlayerJoined(p)) if p.name == "deaf" => deaf_entity = Some(p.seat),
+                Incoming::Message(ServerMessage::PlayerLeft { seat, .. }) if Some(seat) == deaf_entity => deaf_left = true,
                 _ => {}
             },
         }
@@ -330,7 +346,7 @@ async fn a_probe_keeps_playing_through_every_attack() {
     if !deaf_left {
         deaf_left = probe
             .recv_message_until(Duration::from_secs(40), |m| match m {
-                ServerMessage::PlayerLeft { entity, .. } if *entity == deaf_entity => Some(()),
+                ServerMessage::PlayerLeft { seat, .. } if *seat == deaf_entity => Some(()),
                 _ => None,
             })
             .await

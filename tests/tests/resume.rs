@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use ticksync_client::{Client, ClientError};
+use ticksync_client::{Client, ClientError, Incoming};
 use ticksync_protocol::{ClientMessage, ErrorCode, ServerMessage, close};
 use ticksync_tests::*;
 
@@ -16,9 +16,13 @@ async fn no_leave_for(client: &mut Client, n: usize) {
     let mut snapshots = 0;
     while snapshots < n {
         match client.recv_timeout(T).await {
-            Ok(ServerMessage::PlayerLeft { .. }) => panic!("the other player saw a leave"),
-            Ok(ServerMessage::PlayerJoined(p)) => panic!("the other player saw a join: {p:?}"),
-            Ok(ServerMessage::Snapshot(_)) => snapshots += 1,
+            Ok(Incoming::Message(ServerMessage::PlayerLeft { .. })) => {
+                panic!("the other player saw a leave")
+            }
+            Ok(Incoming::Message(ServerMessage::PlayerJoined(p))) => {
+                panic!("the other player saw a join: {p:?}")
+            }
+            Ok(Incoming::Snapshot(_)) => snapshots += 1,
             Ok(_) => {}
             Err(e) => panic!("{e}"),
         }
@@ -58,14 +62,15 @@ async fn a_dropped_player_resumes_with_its_token() {
     assert_eq!(rejoined.lobby_id, joined.lobby_id);
     assert_eq!(rejoined.seat, joined.seat);
     assert_eq!(rejoined.players.len(), 2);
-    let snapshot = back
-        .recv_until(T, |m| match m {
-            Incoming::Snapshot(s) => Some(s.clone()),
-            _ => None,
-        })
-        .await
-        .expect("snapshots again");
-    assert!(snapshot.entities.iter().any(|e| e.id == joined.seat));
+    let snapshot = back.recv_snapshot(T).await.expect("snapshots again");
+    assert!(
+        snapshot.full,
+        "a resumed connection starts from a full snapshot"
+    );
+    assert!(
+        position_of(&back, joined.seat).is_some(),
+        "ann's entity is still there"
+    );
     no_leave_for(&mut bob, 10).await;
     server.stop().await;
 }
@@ -134,12 +139,12 @@ async fn an_expired_token_starts_a_new_player_and_the_seat_is_freed() {
     })
     .await
     .expect("send");
-    let first = late.recv_timeout(T).await.expect("an answer");
+    let first = late.recv_message_timeout(T).await.expect("an answer");
     assert!(
         matches!(first, ServerMessage::Error { code, .. } if code == ErrorCode::ResumeFailed.as_u16()),
         "{first:?}"
     );
-    match late.recv_timeout(T).await.expect("welcome") {
+    match late.recv_message_timeout(T).await.expect("welcome") {
         ServerMessage::Welcome { player_id, .. } => assert_ne!(player_id, welcome.player_id),
         other => panic!("{other:?}"),
     }
@@ -167,7 +172,7 @@ async fn a_clean_close_leaves_at_once_and_ends_the_token() {
         })
         .await
         .expect("send");
-    let first = again.recv_timeout(T).await.expect("answer");
+    let first = again.recv_message_timeout(T).await.expect("answer");
     assert!(
         matches!(first, ServerMessage::Error { code, .. } if code == ErrorCode::ResumeFailed.as_u16()),
         "{first:?}"
@@ -197,8 +202,10 @@ async fn the_client_module_reconnects_by_itself() {
     let mut welcomed_again = None;
     let rejoined = loop {
         match auto.recv().await.expect("the client module recovers") {
-            ServerMessage::Welcome { player_id, .. } => welcomed_again = Some(player_id),
-            ServerMessage::Joined(j) if welcomed_again.is_some() => break j,
+            Incoming::Message(ServerMessage::Welcome { player_id, .. }) => {
+                welcomed_again = Some(player_id);
+            }
+            Incoming::Message(ServerMessage::Joined(j)) if welcomed_again.is_some() => break j,
             _ => {}
         }
     };
