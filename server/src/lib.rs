@@ -53,7 +53,7 @@
 //! on `wire` and `game`.
 //!
 //! Game rules live behind [`game::Game`] (the Game API: typed state, inputs, messages,
-//! events, hooks); [`games`] holds the built-in games (`--game arena|hill`). Start a
+//! events, hooks); [`games`] holds the built-in games (`--game arena|hill|shooter`). Start a
 //! server with [`run`] (the arena) or [`run_with_game`] (your game, from
 //! [`game::factory`]).
 

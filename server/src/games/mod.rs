@@ -5,6 +5,7 @@
 
 pub mod arena;
 pub mod hill;
+pub mod shooter;
 
 use std::sync::Arc;
 
@@ -20,6 +21,8 @@ pub enum BuiltinGame {
     Arena,
     /// King of the hill, with momentum.
     Hill,
+    /// A top-down shooter: aim, fire, bullets, health, private ammo, a timed match.
+    Shooter,
 }
 
 impl BuiltinGame {
@@ -28,6 +31,7 @@ impl BuiltinGame {
         match self {
             BuiltinGame::Arena => factory(|_| Ok(arena::Arena::new())),
             BuiltinGame::Hill => factory(|_| Ok(hill::Hill::new())),
+            BuiltinGame::Shooter => factory(shooter::Shooter::for_lobby),
         }
     }
 }
