@@ -269,3 +269,146 @@ describe('quantization', () => {
     assert.throws(() => decodeSchema(bytes.subarray(0, bytes.length - 1)), SchemaError);
   });
 });
+
+describe('the JS snapshot encoder re-encodes the golden snapshots byte for byte', () => {
+  const unit = (alive, health, level, throttle, pos, aim, team, name, target, ammo) => ({
+    alive,
+    health,
+    level,
+    throttle,
+    pos: { x: pos[0], y: pos[1] },
+    aim,
+    team,
+    name,
+    target,
+    ammo,
+  });
+  const marker = (x, y) => ({ at: { x, y } });
+
+  test('every_type (the states of state_golden.rs), seat 2', async () => {
+    const { buildState, encodeSnapshot } = await import('../src/state/encoder.js');
+    const v = golden.every_type;
+    const codec = new Codec(decodeSchema(unhex(v.schema_hex)), v.max_players);
+    const tag = unhex(v.full.hex)[0];
+    const a = buildState(codec, {
+      tick: 1000,
+      lobby: { phase: 1, time_left: 90 },
+      private: new Map([
+        [2, { coins: 12, hand: 'AK' }],
+        [3, { coins: 99, hand: 'QQ' }],
+      ]),
+      entities: [
+        { id: 1, kind: 'unit', controlledBy: 2, values: unit(true, 100, -3, 0.5, [250, 300], 1.0, 1, 'ada', 3, 30) },
+        { id: 2, kind: 'unit', controlledBy: 3, values: unit(true, 80, 7, -1.0, [900.5, 12.25], 3.5, 0, 'bob', 2, 11) },
+        { id: 7, kind: 'marker', values: marker(500, 300) },
+        { id: 9, kind: 'marker', visibility: { only: 2 }, values: marker(10, 20) },
+        { id: 10, kind: 'marker', visibility: { only: 3 }, values: marker(30, 40) },
+      ],
+    });
+    const b = buildState(codec, {
+      tick: 1001,
+      lobby: { phase: 1, time_left: 89 },
+      private: new Map([
+        [2, { coins: 13, hand: 'AK' }],
+        [3, { coins: 99, hand: 'QQ' }],
+      ]),
+      entities: [
+        { id: 1, kind: 'unit', controlledBy: 2, values: unit(true, 100, -3, 0.5, [251, 300], 1.0, 1, 'ada', 3, 29) },
+        { id: 7, kind: 'marker', values: marker(500, 300) },
+        { id: 9, kind: 'marker', visibility: { only: 2 }, values: marker(11, 20) },
+        { id: 12, kind: 'unit', controlledBy: 4, values: unit(false, 0, 0, 0.0, [0, 600], 6.0, 2, 'Émile', 0, 5) },
+      ],
+    });
+    assert.equal(hex(encodeSnapshot(codec, tag, null, a, v.seat, 41)), v.full.hex);
+    assert.equal(hex(encodeSnapshot(codec, tag, a, b, v.seat, 42)), v.delta.hex);
+  });
+
+  test('arena, seat 1', async () => {
+    const { buildState, encodeSnapshot } = await import('../src/state/encoder.js');
+    const v = golden.arena;
+    const codec = new Codec(decodeSchema(unhex(v.schema_hex)), v.max_players);
+    const tag = unhex(v.full.hex)[0];
+    const arena = (tick, players) =>
+      buildState(codec, {
+        tick,
+        entities: players.map(([pos, vel, it], i) => ({
+          id: i + 1,
+          kind: 'player',
+          controlledBy: i + 1,
+          values: { pos: { x: pos[0], y: pos[1] }, vel: { x: vel[0], y: vel[1] }, it },
+        })),
+      });
+    const a0 = arena(99, [
+      [[500, 1000], [200, -200], true],
+      [[0, 4.5777], [0, 100.787], false],
+    ]);
+    const a1 = arena(100, [
+      [[493.3318, 1000], [200, -200], true],
+      [[0, 4.5777], [0, 100.787], false],
+    ]);
+    assert.equal(hex(encodeSnapshot(codec, tag, null, a0, 1, 1234)), v.full.hex);
+    assert.equal(hex(encodeSnapshot(codec, tag, a0, a1, 1, 1235)), v.delta.hex);
+  });
+
+  test('random worlds round trip through the encoder and ClientState', async () => {
+    const { buildState, encodeSnapshot } = await import('../src/state/encoder.js');
+    const v = golden.every_type;
+    const codec = new Codec(decodeSchema(unhex(v.schema_hex)), v.max_players);
+    let seed = 7;
+    const rnd = () => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return seed / 2147483648;
+    };
+    const world = (tick) => {
+      const entities = [];
+      for (let id = 1; id <= 30; id++) {
+        if (rnd() < 0.4) continue;
+        const vis = rnd() < 0.7 ? 'everyone' : { only: 1 + Math.floor(rnd() * 3) };
+        if (rnd() < 0.5) {
+          entities.push({ id, kind: 'marker', visibility: vis, values: marker(rnd() * 1000, rnd() * 600) });
+        } else {
+          entities.push({
+            id,
+            kind: 'unit',
+            controlledBy: Math.floor(rnd() * 4),
+            visibility: vis,
+            values: unit(rnd() < 0.5, Math.floor(rnd() * 101), -8 + Math.floor(rnd() * 16), rnd() * 2 - 1,
+              [rnd() * 1000, rnd() * 600], rnd() * 7, Math.floor(rnd() * 3), rnd() < 0.5 ? 'x' : 'yz', Math.floor(rnd() * 9),
+              Math.floor(rnd() * 31)),
+          });
+        }
+      }
+      return buildState(codec, {
+        tick,
+        lobby: { phase: Math.floor(rnd() * 3), time_left: Math.floor(rnd() * 600) },
+        private: new Map([[2, { coins: Math.floor(rnd() * 256), hand: rnd() < 0.5 ? 'A' : '' }]]),
+        entities,
+      });
+    };
+    const client = new ClientState(codec, 2, 64);
+    let prev = null;
+    for (let t = 1; t <= 40; t++) {
+      const s = world(t);
+      client.apply(encodeSnapshot(codec, 64, prev, s, 2, t));
+      // What seat 2 may see, and only that.
+      const visible = s.entities.filter((e) => sees(e.visibility, 2));
+      assert.deepEqual([...client.entities.keys()].sort((x, y) => x - y), visible.map((e) => e.id), `tick ${t}`);
+      for (const e of visible) {
+        const row = codec.kinds[e.kind];
+        const got = client.entities.get(e.id);
+        const fields = row.values(e.row);
+        if (e.controlledBy !== 2) for (const f of row.fields) if (f.ownerOnly) fields[f.name] = row.fieldValue(row.index.get(f.name), row.zero());
+        assert.deepEqual(row.values(got.row), fields, `tick ${t} entity ${e.id}`);
+        assert.equal(got.controlledBy, e.controlledBy);
+      }
+      assert.deepEqual(client.privateValues(), codec.private.values(s.private.get(2)));
+      assert.deepEqual(client.lobbyValues(), codec.lobby.values(s.lobby));
+      prev = s;
+    }
+  });
+});
+
+function sees(visibility, seat) {
+  if (visibility === 'everyone') return true;
+  return visibility.only === seat;
+}
