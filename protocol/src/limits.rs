@@ -24,6 +24,56 @@ crate::listed_consts! {
     MAX_LOBBY_PLAYERS: u8 = 250;
 }
 
+/// Most key-value pairs of one [`crate::GameOptions`].
+pub const MAX_GAME_OPTIONS: usize = 8;
+/// Longest game option key, in bytes (ASCII lowercase letters, digits and `_`).
+pub const MAX_OPTION_KEY_BYTES: usize = 32;
+/// Longest game option value, in bytes of UTF-8.
+pub const MAX_OPTION_VALUE_BYTES: usize = 64;
+
+/// Why game options were refused by [`check_game_options`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OptionsProblem {
+    /// More than [`MAX_GAME_OPTIONS`] pairs.
+    #[error("{0} game options: at most {MAX_GAME_OPTIONS}")]
+    TooMany(usize),
+    /// A key that is empty, too long or not of `[a-z0-9_]`.
+    #[error("game option key {0:?}: 1 to {MAX_OPTION_KEY_BYTES} bytes of a-z, 0-9 and _")]
+    BadKey(String),
+    /// A value longer than [`MAX_OPTION_VALUE_BYTES`].
+    #[error("game option {0:?}: the value is over {MAX_OPTION_VALUE_BYTES} bytes")]
+    ValueTooLong(String),
+    /// A key given twice.
+    #[error("game option {0:?} given twice")]
+    Duplicate(String),
+}
+
+/// Checks game options against the limits: at most [`MAX_GAME_OPTIONS`] pairs, keys of
+/// 1 to [`MAX_OPTION_KEY_BYTES`] bytes of `[a-z0-9_]`, each key once, values of at most
+/// [`MAX_OPTION_VALUE_BYTES`] bytes.
+pub fn check_game_options(options: &[(String, String)]) -> Result<(), OptionsProblem> {
+    if options.len() > MAX_GAME_OPTIONS {
+        return Err(OptionsProblem::TooMany(options.len()));
+    }
+    for (i, (key, value)) in options.iter().enumerate() {
+        let key_ok = !key.is_empty()
+            && key.len() <= MAX_OPTION_KEY_BYTES
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !key_ok {
+            return Err(OptionsProblem::BadKey(key.clone()));
+        }
+        if value.len() > MAX_OPTION_VALUE_BYTES {
+            return Err(OptionsProblem::ValueTooLong(key.clone()));
+        }
+        if options[..i].iter().any(|(k, _)| k == key) {
+            return Err(OptionsProblem::Duplicate(key.clone()));
+        }
+    }
+    Ok(())
+}
+
 /// `text` cut to at most [`MAX_TEXT_BYTES`] at a character boundary (what an `Error`
 /// message or a `Notice` may carry).
 pub fn clip_text(text: &str) -> &str {

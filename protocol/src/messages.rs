@@ -64,6 +64,39 @@ pub enum ClientMessage {
     },
 }
 
+/// Game options of a `CreateLobby` (the lobby's map, mode...) or of a join: key-value
+/// pairs, in bincode a `Vec<(String, String)>` (a varint count, then each key and value).
+/// The game reads them; the server only checks the limits
+/// ([`crate::limits::check_game_options`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Encode, Decode, Serialize)]
+pub struct GameOptions(pub Vec<(String, String)>);
+
+impl GameOptions {
+    /// No options.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// The value of `key`, if given.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Adds a pair (builder style, for clients and tests).
+    pub fn with(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.0.push((key.into(), value.into()));
+        self
+    }
+
+    /// Checks the limits ([`crate::limits::check_game_options`]).
+    pub fn check(&self) -> Result<(), crate::limits::OptionsProblem> {
+        crate::limits::check_game_options(&self.0)
+    }
+}
+
 /// Which lobby a `JoinLobby` means.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, Serialize)]
 #[serde(tag = "type", content = "value")]

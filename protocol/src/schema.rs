@@ -664,6 +664,36 @@ pub trait Messages: Sized {
     fn read_fields(index: usize, r: &mut crate::state::RowReader<'_>) -> Option<Self>;
 }
 
+/// No fields: the lobby or private state of a game that has none (`type Private = ();`).
+impl Fields for () {
+    const NAME: &'static str = "none";
+    fn fields() -> Result<Vec<Field>, SchemaError> {
+        Ok(Vec::new())
+    }
+    fn write_fields(&self, _: &mut crate::state::RowWriter<'_>) {}
+    fn read_fields(_: &mut crate::state::RowReader<'_>) -> Self {}
+}
+
+/// No types: the messages or events of a game that has none (`type Event =
+/// NoMessages;`). It has no values, so nothing of it is ever sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoMessages {}
+
+impl Messages for NoMessages {
+    fn types() -> Result<Vec<TypeDef>, SchemaError> {
+        Ok(Vec::new())
+    }
+    fn type_index(&self) -> usize {
+        match *self {}
+    }
+    fn write_fields(&self, _: &mut crate::state::RowWriter<'_>) {
+        match *self {}
+    }
+    fn read_fields(_: usize, _: &mut crate::state::RowReader<'_>) -> Option<Self> {
+        None
+    }
+}
+
 /// Helper of the derives: the fields of a row, checked for duplicate names.
 pub fn collect_fields(
     row: &str,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use glam::Vec2;
 use ticksync_protocol::{EntityId, ScoreEntry};
-use ticksync_server::game::{EntityView, Game, LobbySpec, PlayerInput};
+use ticksync_server::game::legacy::{EntityView, Game, LobbySpec, PlayerInput};
 use ticksync_server::{Config, run_with_game};
 use tokio::net::TcpListener;
 

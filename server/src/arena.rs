@@ -6,7 +6,7 @@
 use glam::Vec2;
 use ticksync_protocol::{EntityId, ScoreEntry};
 
-use crate::game::{EntityView, Game, PlayerInput};
+use crate::game::legacy::{EntityView, Game, PlayerInput};
 
 /// Arena side length, in world units.
 pub const ARENA_SIZE: f32 = 1000.0;

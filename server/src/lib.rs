@@ -61,6 +61,7 @@ mod directory;
 mod error;
 pub mod fd_limit;
 pub mod game;
+pub mod games;
 pub mod input;
 mod lobby;
 mod net;
@@ -82,7 +83,7 @@ use tracing::{info, warn};
 pub use crate::config::Config;
 pub use crate::error::Error;
 
-use crate::game::{Game, GameFactory, LobbySpec};
+use crate::game::legacy::{Game, GameFactory, LobbySpec};
 use crate::shared::Shared;
 
 /// Runs the server with the demo arena game until `shutdown` resolves.

@@ -14,7 +14,7 @@ use crate::auth::Nonces;
 use crate::config::Config;
 use crate::directory::players::Players;
 use crate::directory::registry::{self, Registry};
-use crate::game::{GameFactory, LobbySpec};
+use crate::game::legacy::{GameFactory, LobbySpec};
 use crate::lobby::{Lobby, LobbyEnv, LobbyHandle};
 use crate::net::admission::{self, ConnCounts, ConnSlot};
 use crate::net::quota::{Guesses, LobbyQuota, QuotaRefusal};

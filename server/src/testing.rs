@@ -10,7 +10,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
 use crate::config::Config;
-use crate::game::{Game, LobbySpec};
+use crate::game::legacy::{Game, LobbySpec};
 use crate::shared::Shared;
 use crate::wire::{broadcast, outbox};
 use crate::{arena, session};

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use glam::Vec2;
 use serde_json::json;
 use ticksync_server::arena::{self, Arena};
-use ticksync_server::game::{EntityView, Game, PlayerInput};
+use ticksync_server::game::legacy::{EntityView, Game, PlayerInput};
 
 fn case(name: &str, start: Vec2, tick_rate: f32, inputs: &[(f32, f32)]) -> serde_json::Value {
     // Run the real game with one player, so the cases are what the server computes.

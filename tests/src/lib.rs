@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ticksync_server::Config;
-use ticksync_server::game::GameFactory;
+use ticksync_server::game::legacy::GameFactory;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;

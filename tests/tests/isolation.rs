@@ -8,7 +8,7 @@ use glam::Vec2;
 use ticksync_client::Client;
 use ticksync_protocol::{ClientMessage, ErrorCode, LeftReason, ServerMessage};
 use ticksync_server::arena::Arena;
-use ticksync_server::game::{EntityView, Game, LobbySpec, PlayerInput};
+use ticksync_server::game::legacy::{EntityView, Game, LobbySpec, PlayerInput};
 use ticksync_tests::{http_get, spawn_server_with_game, test_config};
 
 /// A game whose step panics on its 20th tick.

@@ -35,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use super::handle::{Command, JoinRefused, JoinRequest, LobbyHandle, SeatBox, Seated};
-use crate::game::{EntityView, Game, LobbySpec, PlayerInput, quantize_views};
+use crate::game::legacy::{EntityView, Game, LobbySpec, PlayerInput, quantize_views};
 use crate::stats::Stats;
 use crate::wire::broadcast::{TickFrame, deliver};
 use crate::wire::frame::{binary_frame, payload_len};

@@ -270,7 +270,7 @@ mod tests {
 
     use super::*;
     use crate::config::Config;
-    use crate::game::{Game, LobbySpec};
+    use crate::game::legacy::{Game, LobbySpec};
 
     struct Server {
         addr: SocketAddr,

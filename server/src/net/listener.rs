@@ -127,7 +127,7 @@ mod tests {
 
     use super::*;
     use crate::config::Config;
-    use crate::game::{Game, LobbySpec};
+    use crate::game::legacy::{Game, LobbySpec};
 
     fn shared(config: Config) -> Arc<Shared> {
         let arena = |_: &LobbySpec| Box::new(crate::arena::Arena::new()) as Box<dyn Game>;

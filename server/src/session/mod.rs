@@ -1008,8 +1008,8 @@ mod tests {
     /// (lobby requests, Hello, controls, closing) are boxed so that it stays small.
     #[tokio::test]
     async fn a_session_future_stays_small() {
-        let game = |_: &crate::game::LobbySpec| {
-            Box::new(crate::arena::Arena::new()) as Box<dyn crate::game::Game>
+        let game = |_: &crate::game::legacy::LobbySpec| {
+            Box::new(crate::arena::Arena::new()) as Box<dyn crate::game::legacy::Game>
         };
         let shared = Shared::new(crate::Config::default(), Arc::new(game));
         let (server, _client) = tokio::io::duplex(64);

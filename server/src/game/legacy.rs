@@ -1,6 +1,5 @@
-//! The game rules interface. A game author implements [`Game`]; the server does the rest
-//! (sessions, lobbies, ticks, snapshots). See `arena.rs` for the demo game and
-//! `examples/` for another one.
+//! The protocol-1 game interface (one disc per seat), which the lobby task still drives
+//! until it moves to the Game API of [`crate::game`] (protocol 2); it goes then.
 //!
 //! A game is deterministic: [`Game::step`] sees only the inputs and the tick, no clock and
 //! no I/O, so it can be unit-tested without a runtime and replayed exactly.
