@@ -757,7 +757,12 @@ function messageType(m) {
 }
 
 function writeOptions(w, options, field) {
-  const list = options == null ? [] : Array.isArray(options) ? options : Object.entries(options);
+  let list = options;
+  if (options == null) list = [];
+  else if (!Array.isArray(options)) {
+    if (typeof options !== 'object') bad(field, 'an array of [key, value] pairs or an object of strings', options);
+    list = Object.entries(options);
+  }
   w.vec(list, field, (w, pair, f) => {
     if (!Array.isArray(pair) || pair.length !== 2) bad(f, 'a [key, value] pair', pair);
     w.string(pair[0], `${f}[0]`);

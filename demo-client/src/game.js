@@ -57,7 +57,10 @@ function positionField(row) {
 export function resolveGame(module, codec) {
   const m = module ?? {};
   const kinds = codec.kinds;
-  const controlledKind = m.controlled !== undefined ? codec.kindIndex(m.controlled) : -1;
+  // Kind names compare without case: a derived kind is named after its variant ("Ship").
+  const lower = (n) => String(n).toLowerCase();
+  const controlledKind = m.controlled !== undefined ? kinds.findIndex((k) => lower(k.name) === lower(m.controlled)) : -1;
+  const radii = new Map(Object.entries(m.radius ?? {}).map(([k, r]) => [lower(k), r]));
   const mainRow = kinds[controlledKind] ?? kinds.find((k) => positionField(k)) ?? null;
   const pf = mainRow ? positionField(mainRow) : null;
   const posName = pf?.name ?? 'pos';
@@ -93,7 +96,7 @@ export function resolveGame(module, codec) {
     position,
     withPosition,
     extrapolate: extrapolateFn,
-    radius: (kind) => m.radius?.[kinds[kind]?.name] ?? 12,
+    radius: (kind) => radii.get(lower(kinds[kind]?.name ?? '')) ?? 12,
     score,
     controls,
     aims: Object.values(controls).includes('aim'),
