@@ -370,7 +370,7 @@ fn check_row(path: &str, fields: &[Field], role: RowRole) -> Result<u32, SchemaE
     for f in fields {
         let at = format!("{path}, field {}", f.name);
         bits +=
-            f.ty.max_bits(u16::from(MAX_LOBBY_PLAYERS))
+            f.ty.max_bits(MAX_LOBBY_PLAYERS)
                 .map_err(|e| SchemaError::new(&at, e))?;
         if f.ty == FieldType::Button && role != RowRole::Input {
             return Err(SchemaError::new(at, "a button belongs in the input only"));

@@ -4,8 +4,9 @@ use super::{Codec, Kind, PlayerRef, RowCodec, RowWriter, Value};
 use crate::bits::BitWriter;
 use crate::schema::{Fields, Messages};
 
-/// The tag byte of a game-state snapshot (protocol 2), beside the protocol-1 tags.
-pub const SNAPSHOT_TAG: u8 = 12;
+/// The tag byte of a snapshot (server → client), the first game frame tag
+/// ([`crate::codec::FIRST_FRAME_TAG`]).
+pub const SNAPSHOT_TAG: u8 = 64;
 
 /// Most entities one section of a snapshot may create, change or remove, and the most a
 /// client keeps in one of its two lists; a decoder refuses more.
