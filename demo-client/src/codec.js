@@ -194,10 +194,20 @@ export const ServerTag = Object.freeze({
 
 /** The first tag of a game frame (`codec::FIRST_FRAME_TAG`); below it, control messages. */
 export const FIRST_FRAME_TAG = 64;
-/** Tags of the client's game frames (state/io.rs INPUT_TAG, MESSAGE_TAG). */
-export const ClientFrameTag = Object.freeze({ Input: 64, GameMessage: 65 });
-/** Tags of the server's game frames (state/world.rs SNAPSHOT_TAG, state/io.rs EVENT_TAG). */
-export const ServerFrameTag = Object.freeze({ Snapshot: 64, Event: 65 });
+/** Tag of a snapshot frame (state/world.rs SNAPSHOT_TAG). */
+export const SNAPSHOT_TAG = 64;
+/** Tag of a game event frame (state/io.rs EVENT_TAG). */
+export const EVENT_TAG = 65;
+/** Tag of an input frame (state/io.rs INPUT_TAG). */
+export const INPUT_TAG = 64;
+/** Tag of a game message frame (state/io.rs MESSAGE_TAG). */
+export const MESSAGE_TAG = 65;
+/** Tags of the client's game frames. */
+export const ClientFrameTag = Object.freeze({ Input: INPUT_TAG, GameMessage: MESSAGE_TAG });
+/** Tags of the server's game frames. */
+export const ServerFrameTag = Object.freeze({ Snapshot: SNAPSHOT_TAG, Event: EVENT_TAG });
+/** Most entities one snapshot section may create, and one list may hold (state/world.rs). */
+export const MAX_SNAPSHOT_ENTITIES = 16_384;
 
 /** Wire tags of a `JoinLobby`'s target. */
 export const JoinTargetTag = Object.freeze({ Id: 0, Code: 1 });

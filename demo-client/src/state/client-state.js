@@ -11,11 +11,11 @@
 // those fields), creations (id gaps, kind, controller, in the own part a partial bit,
 // the fields it carries).
 
+import { MAX_SNAPSHOT_ENTITIES } from '../codec.js';
 import { BitReader, EndOfStream } from './bits.js';
 import { WireError, hasBit, maskOf } from './codec.js';
 
-/** Most entities one section may create, and the most one list may hold. */
-export const MAX_SNAPSHOT_ENTITIES = 16384;
+export { MAX_SNAPSHOT_ENTITIES };
 
 /** Why a snapshot could not be applied (the state is unchanged). */
 export class StateDecodeError extends Error {
