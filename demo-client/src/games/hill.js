@@ -10,14 +10,15 @@ export const ACCEL = 400;
 export const MAX_SPEED = 250;
 export const DRAG = 0.9;
 export const HILL_RADIUS = 60;
-export const RADIUS = 20;
+/** Drawing radius of a player (the rules have none: a player is a point). */
+export const RADIUS = 16;
 
+// glam's Vec2::clamp_length_max in f32: `max * (v / |v|)` when longer than max.
 function clampLength(x, y, max) {
   const lengthSq = f32(f32(x * x) + f32(y * y));
   if (lengthSq > f32(max * max)) {
     const length = f32(Math.sqrt(lengthSq));
-    const k = f32(max / length);
-    return { x: f32(x * k), y: f32(y * k) };
+    return { x: f32(max * f32(x / length)), y: f32(max * f32(y / length)) };
   }
   return { x, y };
 }
