@@ -310,3 +310,35 @@ describe('Smoother', () => {
     assert.equal(s.snaps, 1);
   });
 });
+
+describe('the other games\' prediction steps (the Rust rules in f32)', () => {
+  test('shooter: full speed from rest in 0.2 s, a wall stops its axis, a dead ship stays', async () => {
+    const { ACCEL, SHIP_RADIUS, SPEED, WORLD_SIZE, moveShip, shipStep } = await import('../src/games/shooter.js');
+    const dt = tickSeconds(30);
+    let s = { pos: { x: 600, y: 600 }, vel: { x: 0, y: 0 }, aim: 0, alive: true };
+    const right = { dir: { x: 1, y: 0 }, aim: 1 };
+    s = shipStep(s, right, dt);
+    assert.equal(s.vel.x, Math.fround(ACCEL * dt));
+    assert.equal(s.aim, 1, 'the aim follows the input');
+    for (let i = 0; i < 5; i++) s = shipStep(s, right, dt);
+    assert.equal(s.vel.x, SPEED, 'full speed after 6 ticks (0.2 s)');
+    const wall = moveShip({ x: WORLD_SIZE - SHIP_RADIUS - 1, y: 100 }, { x: 170, y: 170 }, { x: 1, y: 1 }, dt);
+    assert.equal(wall.pos.x, WORLD_SIZE - SHIP_RADIUS);
+    assert.equal(wall.vel.x, 0);
+    assert.ok(wall.vel.y !== 0, 'the other axis keeps going');
+    const dead = { ...s, alive: false };
+    assert.equal(shipStep(dead, right, dt), dead);
+  });
+
+  test('hill: momentum, drag and the speed cap', async () => {
+    const { MAX_SPEED, hillStep } = await import('../src/games/hill.js');
+    const dt = tickSeconds(30);
+    let s = { pos: { x: 300, y: 300 }, vel: { x: 0, y: 0 } };
+    for (let i = 0; i < 300; i++) s = hillStep(s, { dir: { x: 1, y: 1 } }, dt);
+    const speed = Math.hypot(s.vel.x, s.vel.y);
+    assert.ok(speed <= MAX_SPEED + 1e-3 && speed > MAX_SPEED - 1, `speed ${speed}`);
+    assert.deepEqual(s.pos, { x: 600, y: 600 }, 'clamped to the field');
+    const coast = hillStep({ pos: { x: 300, y: 300 }, vel: { x: 100, y: 0 } }, { dir: { x: 0, y: 0 } }, dt);
+    assert.ok(coast.vel.x < 100 && coast.vel.x > 95, `dragged to ${coast.vel.x}`);
+  });
+});
