@@ -71,7 +71,10 @@ client = new GameClient({
   onChange: () => {
     dirty = true;
   },
-  onEvent: ({ kind, text }) => ui.toast(kind, text),
+  // Game events go to the feed (ui.js renders it), everything else is a toast.
+  onEvent: ({ kind, text }) => {
+    if (kind !== 'game') ui.toast(kind, text);
+  },
 });
 
 const ui = new Ui({ client, controls, names, defaultName, url });
