@@ -255,10 +255,15 @@ export class Ui {
     if (session.codec) {
       const describe = (row, values) => {
         for (const f of row.fields) {
+          const label = f.name.replace(/_/g, ' ');
           let v = values[f.name];
+          if (f.type === 'Bool') {
+            if (v) parts.push(label);
+            continue;
+          }
           if (f.type === 'Enum') v = f.ty.variants[v] ?? v;
           else if (typeof v === 'object') continue;
-          parts.push(`${f.name.replace(/_/g, ' ')} ${v}`);
+          parts.push(`${label} ${v}`);
         }
       };
       describe(session.codec.lobby, session.lobbyValues());

@@ -240,6 +240,29 @@ describe('GameClient: the lobby flow', () => {
     assert.equal(h.client.session.matchEnded.summary, 'time is up');
   });
 
+  test('game messages go out by the schema; unknown types and no lobby send nothing', async () => {
+    const { decodeMessage } = await import('../src/state/io.js');
+    const schema = {
+      ...arenaSchema,
+      messages: [{ name: 'chat', fields: [{ name: 'text', owner_only: false, ty: { type: 'Str', max_len: 16 } }] }],
+    };
+    const bytes = encodeSchema(schema);
+    const hash = fnv1a64(bytes);
+    const h = harness();
+    h.client.connect();
+    h.ws.open();
+    h.ws.deliver(welcome);
+    assert.equal(h.client.sendGameMessage('chat', { text: 'hi' }), false, 'not in a lobby');
+    h.client.quickJoin();
+    h.ws.deliver({ ...joined, schema: bytes, schema_hash: Uint8Array.from({ length: 8 }, (_, i) => parseInt(hash.slice(14 - 2 * i, 16 - 2 * i), 16)) });
+    assert.equal(h.client.sendGameMessage('chat', { text: 'gg, well played all' }), true);
+    assert.equal(h.client.sendGameMessage('nope', {}), false);
+    const sent = h.ws.ofType('GameMessage');
+    assert.equal(sent.length, 1);
+    const m = decodeMessage(h.client.session.codec, ClientFrameTag.GameMessage, sent[0].bytes);
+    assert.deepEqual(m.values, { text: 'gg, well played ' }, 'cut to the declared 16 bytes');
+  });
+
   test('a refused join shows the game\'s reason', () => {
     const h = harness();
     h.client.connect();
