@@ -47,8 +47,6 @@ use ticksync_protocol::state::io::{Decoded, DecodedInput, encode_event};
 pub use ticksync_protocol::state::{Button, PlayerRef, Visibility};
 use ticksync_protocol::state::{Codec, Row, State, StateError};
 
-pub mod legacy;
-
 /// An entity's id: allocated by the server ([`Ctx::spawn`]), unique and never reused
 /// within a lobby. Ids start at 1 and increase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
