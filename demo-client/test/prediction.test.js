@@ -342,3 +342,33 @@ describe('the other games\' prediction steps (the Rust rules in f32)', () => {
     assert.ok(coast.vel.x < 100 && coast.vel.x > 95, `dragged to ${coast.vel.x}`);
   });
 });
+
+describe('the shared hill cases (Rust simulation, server/golden/hill-prediction.json)', () => {
+  const hill = JSON.parse(readFileSync(new URL('../../server/golden/hill-prediction.json', import.meta.url), 'utf8'));
+
+  test('the file matches the hill constants', async () => {
+    const { ACCEL, DRAG, MAX_SPEED, SIZE } = await import('../src/games/hill.js');
+    assert.equal(hill.accel, ACCEL);
+    assert.equal(hill.drag, Math.fround(DRAG));
+    assert.equal(hill.max_speed, MAX_SPEED);
+    assert.equal(hill.size, SIZE);
+    assert.ok(hill.cases.length >= 2);
+  });
+
+  for (const c of hill.cases) {
+    test(`${c.name}: every predicted position and velocity matches the server's`, async () => {
+      const { hillStep } = await import('../src/games/hill.js');
+      const p = new Predictor({ step: hillStep, dt: tickSeconds(c.tick_rate), zeroInput: { dir: { x: 0, y: 0 } } });
+      p.reconcile(0, 0, { pos: { x: c.start[0], y: c.start[1] }, vel: { x: 0, y: 0 } });
+      let worst = 0;
+      c.inputs.forEach((dir, i) => {
+        const s = p.applyInput(i + 1, input(dir));
+        const [x, y] = c.positions[i];
+        const [vx, vy] = c.velocities[i];
+        worst = Math.max(worst, Math.abs(s.pos.x - x), Math.abs(s.pos.y - y), Math.abs(s.vel.x - vx), Math.abs(s.vel.y - vy));
+      });
+      // In f32 like the server, exact here too (powf included, on this machine).
+      assert.equal(worst, 0, `${c.name}: largest difference ${worst}`);
+    });
+  }
+});
