@@ -1,19 +1,28 @@
 // The game client without the page: the connection and its lifecycle (Hello, resume,
 // reconnect with backoff), the lobby flow, one Input per tick, Pings, and the netcode
 // that turns the snapshot stream into what to draw each frame (prediction for the local
-// player, interpolation for the others). No DOM: the page supplies the input direction,
-// calls `frame(now)` from requestAnimationFrame and reacts to `onChange` / `onEvent`.
+// player, interpolation for the others). No DOM: the page supplies the controls, calls
+// `frame(now)` from requestAnimationFrame and reacts to `onChange` / `onEvent`.
+//
+// The netcode knows no game (protocol 2): the lobby's schema (in Joined) says what the
+// state, the input, the messages and the events are; the game module the schema names
+// (games/*.js, resolved by game.js) supplies the prediction step of the controlled
+// entity and how controls map to input fields; interpolation follows the declared field
+// types.
 // Timers, clock, randomness and the WebSocket class are injectable, so the whole flow
 // runs in Node against a fake socket.
 
-import { CloseCode, ErrorCode, LeftReason, PROTOCOL_VERSION, applyDelta, nameOf } from './codec.js';
+import { ClientFrameTag, CloseCode, ErrorCode, LeftReason, PROTOCOL_VERSION, nameOf } from './codec.js';
 import { TickClock } from './clock.js';
 import { LinkConditioner } from './conditioner.js';
 import { Connection } from './connection.js';
-import { SnapshotBuffer } from './interpolation.js';
-import { Arena, Predictor, Smoother, arenaStep, tickSeconds } from './prediction.js';
+import { buildInput } from './game.js';
+import { SnapshotBuffer, fieldMixer } from './interpolation.js';
+import { Predictor, Smoother, tickSeconds } from './prediction.js';
 import { Backoff, closeCodeText, describeClose, shouldReconnect } from './reconnect.js';
-import { FLAG_IT, Phase, Session, worldEntities } from './session.js';
+import { Phase, Session } from './session.js';
+import { StateDecodeError } from './state/client-state.js';
+import { encodeInput, encodeMessage } from './state/io.js';
 import { RateMeter } from './stats.js';
 
 export { describeClose };
@@ -68,19 +77,30 @@ const FATAL_ERRORS = new Set([
   ErrorCode.Unauthorized,
 ]);
 
+/** Controls that hold nothing (before the page supplies its own). */
+const NO_CONTROLS = Object.freeze({
+  sample: () => ({ x: 0, y: 0 }),
+  direction: () => ({ x: 0, y: 0 }),
+  button: () => ({ held: false, presses: 0 }),
+});
+
 /**
  * A ticksync client.
  *
  * options: {
  *   url,                        the WebSocket URL (see connection.js serverUrl)
  *   name,                       the display name sent in Hello
- *   direction() -> {x, y},      the movement direction to send, sampled once per tick
- *   heldDirection() -> {x, y},  the direction held now, read every frame (default: direction)
+ *   controls,                   {sample(), direction(), button(name)}: input.js Controls (the
+ *                               direction to send once per tick, the one held now, and the
+ *                               buttons with their press counters)
+ *   aimAt() -> {x, y} | null,   the world point the player aims at (the pointer), or null
  *   conditioner,                {lagMs, jitterMs} for a LinkConditioner, or null
- *   deltaSnapshots = true,      ask for SnapshotDelta messages (Options) after each Welcome
+ *   deltaSnapshots = true,      delta snapshots (the default of protocol 2); false sends
+ *                               Options asking for full snapshots after each Welcome
  *   autoReconnect = true,
  *   onChange(),                 the state changed (a message arrived, the connection moved on)
- *   onEvent({kind, text}),      something to tell the player: kind 'error' | 'notice' | 'info' | 'left'
+ *   onEvent({kind, text}),      something to tell the player: kind 'error' | 'notice' | 'info' |
+ *                               'left' | 'game' (a game event's line) | 'match' (a match ended)
  *   WebSocketImpl, now, setTimeout, clearTimeout, random,   for tests
  *   backoff,                    options of reconnect.js Backoff
  *   interpolation,              options of clock.js TickClock (minDelayTicks...)
@@ -135,7 +155,19 @@ export class GameClient {
     this.frameCount = 0;
     this.lastFrameAt = null;
     this.view = emptyView();
-    this.resetNetcode(30, Arena);
+    /** The aim angle sent last (kept while the pointer is away). */
+    this.lastAim = 0;
+    this.resetNetcode(30, null);
+  }
+
+  /** The seq of the newest input the server has applied (from the last snapshot). */
+  get ackSeq() {
+    return this.session.state?.ackSeq ?? 0;
+  }
+
+  /** The lobby's game (game.js resolveGame), or null outside a lobby. */
+  get game() {
+    return this.session.game;
   }
 
   // ---------------------------------------------------------------------------------------
@@ -312,8 +344,8 @@ export class GameClient {
       this.onSnapshot(m, now);
       return; // 30 times a second: no onChange (the frame loop reads the state)
     }
-    if (m.type === 'SnapshotDelta') {
-      this.onSnapshotDelta(m, now);
+    if (m.type === 'Event') {
+      this.onGameEvent(m);
       return;
     }
     const wasInLobby = this.session.lobby !== null;
@@ -341,6 +373,7 @@ export class GameClient {
             [LeftReason.LobbyClosed]: 'The lobby closed.',
             [LeftReason.LobbyCrashed]: 'The lobby crashed and is gone.',
             [LeftReason.Kicked]: 'You were removed from the lobby.',
+            [LeftReason.MatchEnded]: 'The match is over; the lobby closed.',
           };
           this.emit('left', why[m.reason] ?? `You left the lobby (${this.session.lastLeft.name}).`);
         }
@@ -355,6 +388,11 @@ export class GameClient {
       case 'Notice':
         this.emit('notice', m.text);
         break;
+      case 'MatchEnded': {
+        const winner = m.results.find((r) => r.place === 1);
+        this.emit('match', `${m.summary}${winner ? ` — ${winner.name} wins` : ''}`);
+        break;
+      }
       default:
         break;
     }
@@ -364,8 +402,10 @@ export class GameClient {
   onWelcome(m, now) {
     this.setState(ConnState.Online, false);
     this.backoff.reset();
-    // Each connection starts with full snapshots; deltas are asked for per connection.
-    this.deltasOn = this.options.deltaSnapshots && this.send({ type: 'Options', delta_snapshots: true });
+    // Deltas are protocol 2's default on every connection; a page that wants full
+    // snapshots asks per connection.
+    this.deltasOn = this.options.deltaSnapshots;
+    if (!this.deltasOn) this.send({ type: 'Options', delta_snapshots: false });
     this.welcomedName = this.options.name;
     if (this.clock.tickRate !== m.tick_rate) this.clock.setTickRate(m.tick_rate);
     this.startPings();
@@ -407,7 +447,13 @@ export class GameClient {
     this.pendingOp = null;
     this.cancelTimer('resume-join');
     this.cancelTimer('list');
-    this.resetNetcode(this.tickRate, { width: m.world_width, height: m.world_height });
+    this.resetNetcode(this.tickRate, this.session.game);
+    if (this.session.schemaError) {
+      // Nothing of this lobby's game decodes: say so and leave it.
+      this.emit('error', `This lobby's game cannot be played here: ${this.session.schemaError}`);
+      this.leaveLobby();
+      return;
+    }
     this.startInputs(now);
     this.ping();
   }
@@ -427,6 +473,7 @@ export class GameClient {
       case ErrorCode.InvalidName:
       case ErrorCode.InvalidArgument:
       case ErrorCode.ServerFull:
+      case ErrorCode.JoinRefused:
         if (this.pendingOp) {
           const rejoin = this.pendingOp.kind === 'rejoin';
           this.pendingOp = null;
@@ -454,25 +501,37 @@ export class GameClient {
     return this.pendingOp !== null;
   }
 
-  quickJoin() {
-    return this.lobbyRequest('quick', { type: 'QuickJoin' });
+  /** Joins any lobby with room (or a new one); `options` [[key, value]] go to the game. */
+  quickJoin(options = []) {
+    return this.lobbyRequest('quick', { type: 'QuickJoin', options });
   }
 
-  createLobby({ name, maxPlayers, private: priv }) {
+  createLobby({ name, maxPlayers, private: priv, options = [] }) {
     return this.lobbyRequest('create', {
       type: 'CreateLobby',
       name,
       max_players: maxPlayers,
       private: Boolean(priv),
+      options,
     });
   }
 
-  joinLobby(id) {
-    return this.lobbyRequest('join', { type: 'JoinLobby', target: { type: 'Id', value: id } });
+  joinLobby(id, options = []) {
+    return this.lobbyRequest('join', { type: 'JoinLobby', target: { type: 'Id', value: id }, options });
   }
 
-  joinCode(code) {
-    return this.lobbyRequest('join', { type: 'JoinLobby', target: { type: 'Code', value: code } });
+  joinCode(code, options = []) {
+    return this.lobbyRequest('join', { type: 'JoinLobby', target: { type: 'Code', value: code }, options });
+  }
+
+  /**
+   * Sends a game message of `type` (its name in the schema) with `values` by field name.
+   * Returns false when not in a lobby, not connected, or the game has no such message.
+   */
+  sendGameMessage(type, values = {}) {
+    const codec = this.session.codec;
+    if (!codec || !this.session.lobby || codec.messageIndex(type) < 0) return false;
+    return this.send({ type: 'GameMessage', bytes: encodeMessage(codec, ClientFrameTag.GameMessage, type, values) });
   }
 
   leaveLobby() {
@@ -575,24 +634,19 @@ export class GameClient {
   // ---------------------------------------------------------------------------------------
   // Netcode: inputs, snapshots, frames
 
-  resetNetcode(tickRate, world) {
-    const worldRule = {
-      width: world.width ?? world.SIZE ?? Arena.SIZE,
-      height: world.height ?? world.SIZE ?? Arena.SIZE,
-      SPEED: Arena.SPEED,
-      RADIUS: Arena.RADIUS,
-    };
-    const step = (state, input, dt) => arenaStep(state, input, dt, worldRule);
-    this.world = worldRule;
+  resetNetcode(tickRate, game) {
     this.dt = tickSeconds(tickRate);
-    this.predictor = new Predictor({ step, dt: this.dt });
-    this.smoother = new Smoother({ step, tickSeconds: this.dt });
-    const r = Arena.RADIUS;
+    const codec = this.session.codec;
+    const step = game?.predict ?? null;
+    const position = game?.position;
+    const withPosition = game?.withPosition;
+    this.predicting = step !== null;
+    const zeroInput = codec ? codec.input.values(codec.input.zero()) : {};
+    this.predictor = new Predictor({ step, position, zeroInput, dt: this.dt });
+    this.smoother = new Smoother({ step, position, withPosition, tickSeconds: this.dt });
     this.buffer = new SnapshotBuffer({
-      clamp: (x, y) => ({
-        x: Math.min(Math.max(x, r), worldRule.width - r),
-        y: Math.min(Math.max(y, r), worldRule.height - r),
-      }),
+      mix: codec ? fieldMixer(codec) : undefined,
+      extrapolate: game?.extrapolate ?? undefined,
     });
     this.clock.resetArrivals();
     for (const meter of [this.meters.snapshots, this.meters.corrections, this.meters.deltas]) meter.reset();
@@ -601,6 +655,10 @@ export class GameClient {
     this.lastSnapshotTick = null;
     this.inputSeq = 0;
     this.inputs = null;
+    /** The id of the entity this player controls, once a snapshot showed it. */
+    this.myEntityId = null;
+    /** The last input sent, as the server will see it (quantized). */
+    this.lastInput = zeroInput;
   }
 
   startInputs(now) {
@@ -633,60 +691,101 @@ export class GameClient {
     });
   }
 
-  /** Samples the direction and sends the next Input; applies it to the prediction. */
+  // The aim angle: from the own entity (as drawn) to the point aimed at.
+  aimAngle() {
+    const target = this.options.aimAt?.() ?? null;
+    const from = this.view.me ?? this.view.entities.find((e) => e.me) ?? null;
+    if (!target || !from) return null;
+    const dx = target.x - from.x;
+    const dy = target.y - from.y;
+    if (dx === 0 && dy === 0) return null;
+    let a = Math.atan2(dy, dx);
+    if (a < 0) a += 2 * Math.PI;
+    return a;
+  }
+
+  /** The input values of the controls now (`held`: what is held, not the tick's sample). */
+  inputValues(held) {
+    const codec = this.session.codec;
+    const game = this.session.game;
+    if (!codec || !game) return {};
+    const aim = game.aims ? this.aimAngle() : null;
+    if (aim !== null && !held) this.lastAim = aim;
+    return buildInput(codec.input, game.controls, this.options.controls ?? NO_CONTROLS, {
+      held,
+      aim,
+      lastAim: this.lastAim,
+    });
+  }
+
+  /** Samples the controls and sends the next Input; applies it to the prediction. */
   sendInput() {
-    if (!this.inputs || !this.connected || !this.session.lobby) return;
-    const d = this.options.direction?.() ?? { x: 0, y: 0 };
+    if (!this.inputs || !this.connected || !this.session.lobby || !this.session.codec) return;
+    const codec = this.session.codec;
+    const row = codec.input.fromValues(this.inputValues(false));
     const seq = this.inputSeq >= U32 - 1 ? 1 : this.inputSeq + 1;
-    const input = { type: 'Input', seq, dir_x: Math.fround(d.x), dir_y: Math.fround(d.y), buttons: 0 };
-    if (!this.send(input)) return;
+    const serverTick = this.clock.serverTick(this.now());
+    const clientTick = serverTick === null ? 0 : Math.max(0, Math.floor(serverTick)) % U32;
+    const bytes = encodeInput(codec, ClientFrameTag.Input, seq, clientTick, row);
+    if (!this.send({ type: 'Input', bytes })) return;
     this.inputSeq = seq;
+    // What the server will see: the quantized values.
+    const input = codec.input.values(row);
+    this.lastInput = input;
+    if (!this.predicting) return;
     const before = this.predictor.state;
     this.predictor.applyInput(seq, input);
     this.smoother.input(before);
   }
 
-  // A delta against the previous snapshot this connection received (over TCP, always the
-  // one before it): rebuilt into a full snapshot. One that does not fit means the two
-  // sides disagree about the baseline; full snapshots from then on are the safe way out.
-  onSnapshotDelta(m, now) {
-    if (!this.session.lobby) return;
-    const base = this.session.snapshot;
-    let entities = null;
-    if (base && base.tick === m.baseline) {
-      try {
-        entities = applyDelta(base.entities, m);
-      } catch {
-        entities = null;
-      }
-    }
-    if (!entities) {
-      if (this.deltasOn) {
-        this.deltasOn = false;
-        this.send({ type: 'Options', delta_snapshots: false });
-        this.emit('error', `A delta snapshot did not fit (baseline ${m.baseline}); back to full snapshots.`);
+  // A snapshot frame: applied to the lobby's state (a delta against the previous snapshot
+  // this connection received). One that does not fit means the two sides disagree about
+  // the baseline; full snapshots from then on are the safe way out.
+  onSnapshot(m, now) {
+    const lobby = this.session.lobby;
+    if (!lobby || !this.session.state) return; // in flight when we left
+    let applied;
+    try {
+      applied = this.session.applySnapshot(m.bytes);
+    } catch (e) {
+      if (e instanceof StateDecodeError && e.kind === 'BaselineMismatch') {
+        if (this.deltasOn) {
+          this.deltasOn = false;
+          this.send({ type: 'Options', delta_snapshots: false });
+          this.emit('error', `A delta snapshot did not fit (${e.message}); back to full snapshots.`);
+        }
+      } else {
+        this.emit('error', `An undecodable snapshot: ${e.message}`);
       }
       return;
     }
-    this.meters.deltas.add(now);
-    this.onSnapshot({ type: 'Snapshot', ack_seq: m.ack_seq, tick: m.tick, baseline: 0, entities }, now);
-  }
-
-  onSnapshot(m, now) {
-    const lobby = this.session.lobby;
-    if (!lobby) return; // in flight when we left
-    this.session.apply(m);
     this.meters.snapshots.add(now);
-    if (this.lastSnapshotTick !== null && m.tick > this.lastSnapshotTick + 1) {
-      this.snapshotGaps += m.tick - this.lastSnapshotTick - 1;
+    if (!applied.full) this.meters.deltas.add(now);
+    if (this.lastSnapshotTick !== null && applied.tick > this.lastSnapshotTick + 1) {
+      this.snapshotGaps += applied.tick - this.lastSnapshotTick - 1;
     }
-    this.lastSnapshotTick = m.tick;
-    this.clock.onSnapshot(m.tick, now);
-    const entities = worldEntities(m, lobby);
-    this.buffer.push(m.tick, entities);
-    const mine = entities.find((e) => e.id === this.session.myEntity);
-    if (!mine || !this.inputs) return;
-    const result = this.predictor.reconcile(m.tick, m.ack_seq, mine);
+    this.lastSnapshotTick = applied.tick;
+    this.clock.onSnapshot(applied.tick, now);
+    const state = this.session.state;
+    const codec = this.session.codec;
+    const entities = [];
+    for (const e of state.entities.values()) {
+      entities.push({ id: e.id, kind: e.kind, controlledBy: e.controlledBy, values: codec.kinds[e.kind].values(e.row) });
+    }
+    this.buffer.push(applied.tick, entities);
+    const mine = this.session.myEntity();
+    if (mine && mine.id !== this.myEntityId) {
+      // Another entity to control (a respawn as a new entity): the prediction starts
+      // over from the server's state of it, keeping the inputs not yet acknowledged.
+      if (this.myEntityId !== null) {
+        this.predictor.state = null;
+        this.smoother.reset();
+      }
+      this.myEntityId = mine.id;
+    }
+    if (!mine || !this.inputs || !this.predicting) return;
+    const values = codec.kinds[mine.kind].values(mine.row);
+    const result = this.predictor.reconcile(applied.tick, applied.ackSeq, values);
     if (!result.delta) {
       this.smoother.correct(0, 0, result.state);
     } else if (result.delta.size > 0) {
@@ -698,11 +797,25 @@ export class GameClient {
     }
   }
 
+  onGameEvent(m) {
+    if (!this.session.lobby || !this.session.codec) return;
+    let event;
+    try {
+      event = this.session.applyEvent(m.bytes);
+    } catch (e) {
+      this.emit('error', `An undecodable game event: ${e.message}`);
+      return;
+    }
+    if (event.text) this.emit('game', event.text);
+    this.changed();
+  }
+
   /**
    * Computes what to draw at `now` (call once per animation frame). Returns and keeps in
    * `this.view`: {
    *   renderTick, mode ('interpolate' | 'extrapolate' | 'hold' | 'early' | 'empty'),
-   *   entities: [{id, name, x, y, flags, it, me}] in world units (own entity predicted),
+   *   entities: [{id, kind, kindName, controlledBy, values, x, y, name, me, style}] (the own
+   *   entity predicted, the others interpolated; x, y its position in world units),
    *   me: {x, y} drawn, predicted: {x, y} after the newest input, server: {x, y} last
    *   authoritative, or null each,
    * }
@@ -712,40 +825,67 @@ export class GameClient {
     const frameMs = this.lastFrameAt === null ? 0 : Math.min(Math.max(now - this.lastFrameAt, 0), 250);
     this.lastFrameAt = now;
     const session = this.session;
-    if (!session.lobby) {
+    const game = session.game;
+    if (!session.lobby || !game) {
       this.view = emptyView();
       return this.view;
     }
     const renderTick = this.clock.renderTick(now, this.buffer.newestTick);
     const sample = renderTick === null ? { mode: 'empty', entities: [] } : this.buffer.sample(renderTick, this.dt);
     if (renderTick !== null) this.buffer.discardBefore(renderTick - 1);
-    // The own entity moves with the held keys only while inputs flow (not while reconnecting).
-    const held = this.inputs && this.connected ? (this.options.heldDirection ?? this.options.direction)?.() : null;
-    const me = this.smoother.frame(frameMs, held);
-    const myId = session.myEntity;
+    // The own entity moves with the held controls only while inputs flow (not while reconnecting).
+    const playing = this.inputs && this.connected && this.predicting;
+    const held = playing ? session.codec.input.values(session.codec.input.fromValues(this.inputValues(true))) : null;
+    this.smoother.frame(frameMs, held);
+    const drawn = this.predicting ? this.smoother.state : null;
+    const myId = this.myEntityId;
     const entities = [];
     let mine = null;
     for (const e of sample.entities) {
       if (e.id === myId) mine = e;
-      else entities.push(decorate(session, e, false));
+      else entities.push(this.decorate(e, false));
     }
-    mine ??= this.buffer.newest?.entities.get(myId) ?? null;
+    mine ??= myId !== null ? (this.buffer.newest?.entities.get(myId) ?? null) : null;
     if (mine) {
       // Predicted where the prediction has started; interpolated until then.
-      const at = me ?? mine;
-      entities.push(decorate(session, { id: myId, x: at.x, y: at.y, flags: mine.flags }, true));
+      entities.push(this.decorate(drawn ? { ...mine, values: { ...mine.values, ...drawn } } : mine, true));
     }
     const predicted = this.predictor.state;
     const server = this.predictor.server;
+    const pos = (s) => (s ? game.position(s) : null);
+    const me = drawn ? game.position(drawn) : null;
     this.view = {
       renderTick,
       mode: sample.mode,
       entities,
       me: me ? { x: me.x, y: me.y } : null,
-      predicted: predicted ? { x: predicted.x, y: predicted.y } : null,
-      server: server ? { x: server.x, y: server.y } : null,
+      predicted: predicted ? { ...pos(predicted) } : null,
+      server: server ? { ...pos(server) } : null,
     };
     return this.view;
+  }
+
+  decorate(e, me) {
+    const session = this.session;
+    const game = session.game;
+    const p = game.position(e.values);
+    const row = session.codec.kinds[e.kind];
+    const health = row?.index.has('health') ? row.fields[row.index.get('health')] : null;
+    return {
+      radius: game.radius(e.kind),
+      healthMax: health?.type === 'Int' ? health.ty.max : null,
+      id: e.id,
+      kind: e.kind,
+      kindName: session.codec.kinds[e.kind]?.name ?? '',
+      controlledBy: e.controlledBy,
+      values: e.values,
+      x: p.x,
+      y: p.y,
+      name: e.controlledBy ? session.nameOf(e.controlledBy) : '',
+      it: e.values.it === true,
+      me,
+      style: game.style(e),
+    };
   }
 
   /** Net stats for the overlay (all numbers; null when unknown). */
@@ -780,7 +920,7 @@ export class GameClient {
       pendingInputs: this.predictor.pending.length,
       inputLagTicks: this.predictor.lag,
       inputSeq: this.inputSeq,
-      ackSeq: this.predictor.ackSeq,
+      ackSeq: this.ackSeq,
       tickRate: this.tickRate,
       conditioner: this.options.conditioner ?? null,
     };
@@ -825,18 +965,6 @@ export class GameClient {
 
 function emptyView() {
   return { renderTick: null, mode: 'empty', entities: [], me: null, predicted: null, server: null };
-}
-
-function decorate(session, e, me) {
-  return {
-    id: e.id,
-    name: session.nameOf(e.id),
-    x: e.x,
-    y: e.y,
-    flags: e.flags,
-    it: (e.flags & FLAG_IT) !== 0,
-    me,
-  };
 }
 
 function capitalize(text) {

@@ -1,32 +1,40 @@
 // The ticksync wire codec, in JavaScript: a byte-exact mirror of protocol/src/codec.rs
-// (bincode 2.0.1, `standard()` configuration, with the per-direction decode limits).
+// (bincode 2.0.1, `standard()` configuration, with the per-direction decode limits) for
+// the control messages of protocol 2, and the framing of its game frames.
 //
 // Plain ES module, no dependencies, no build step: runs as-is in browsers and Node 20.
 // PROTOCOL.md documents the bytes; protocol/golden/vectors.json pins them (see
 // test/codec.test.js, which checks every golden vector in both directions).
 //
-// Messages are plain objects shaped like the golden file's "message" field (the Rust
-// types' serde view): `{type: 'Input', seq, dir_x, dir_y, buttons}`, field names in
-// snake_case as in Rust. Tokens decode to a Uint8Array(16); on encode a Uint8Array or an
-// array of 16 bytes is accepted. `Option` fields are `null` when absent (`undefined` is
-// accepted on encode).
+// Control messages (tags 0..=63) are plain objects shaped like the golden file's
+// "message" field (the Rust types' serde view): `{type: 'Ping', client_time}`, field
+// names in snake_case as in Rust. Tokens and byte strings decode to Uint8Arrays; on
+// encode a Uint8Array or an array of bytes is accepted. `Option` fields are `null` when
+// absent (`undefined` is accepted on encode). Game options are `[[key, value], ...]`
+// (an object of strings is accepted on encode).
+//
+// Game frames (tags >= FIRST_FRAME_TAG) are schema-driven and bit-packed: this module
+// only frames them. A decoded server frame is `{type: 'Snapshot', bytes, ack_seq}` or
+// `{type: 'Event', bytes}`, the bytes for state/ (client-state.js, io.js) to decode
+// with the lobby's schema; a client frame to send is `{type: 'Input' | 'GameMessage',
+// bytes}` with the bytes state/io.js encoded.
 //
 // Decoding mirrors bincode exactly, including two of its less obvious rules:
 // - varints need not be minimal: bincode accepts e.g. `fb 05 00` for 5 (any marker up to
 //   the integer type's width), and so does this decoder; the encoder always writes the
 //   shortest form, like bincode;
 // - the decode limit is bincode's "claimed bytes" accounting, not the wire length: every
-//   decoded primitive claims its in-memory size (u16 2, u32/i32/f32 4, a length 8, bool/u8
-//   1, a token 16, an entity 8), every string its byte length, and every Vec claims
-//   `count * size_of::<T>()` up front (returning one item's worth as each item is
-//   decoded). The total may never exceed the direction's limit (256 bytes client->server,
-//   16 KiB server->client). Sizes of Rust items on a 64-bit server: LobbyInfo 32,
-//   PlayerInfo 32, ScoreEntry 8, EntityState 8.
+//   decoded primitive claims its in-memory size (u16 2, u32/i32 4, a length 8, bool/u8
+//   1, a token 16, a schema hash 8), every string and byte vector its byte length, and
+//   every Vec claims `count * size_of::<T>()` up front (returning one item's worth as
+//   each item is decoded). The total may never exceed the direction's limit. Sizes of
+//   Rust items on a 64-bit server: LobbyInfo 32, PlayerInfo 32, MatchResult 32, an
+//   option pair (String, String) 48.
 // Decoding never allocates from an untrusted length: a length is checked against the
 // limit and against the bytes left before anything is read.
 
 // ---------------------------------------------------------------------------------------
-// Constants (protocol/src/lib.rs, messages.rs, limits.rs)
+// Constants (protocol/src/lib.rs, messages.rs, limits.rs, state/)
 //
 // The one JavaScript home of every protocol constant: the rest of the client imports them
 // from here. test/constants.test.js checks each one against the `constants` object of
@@ -34,12 +42,12 @@
 // constant here that the file does not have.
 
 /** Version of the wire protocol (`ticksync_protocol::PROTOCOL_VERSION`). */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 /** Largest client message the server accepts, in bytes. */
 export const MAX_CLIENT_MESSAGE_BYTES = 256;
 /** Largest server message a client must accept, in bytes. */
-export const MAX_SERVER_MESSAGE_BYTES = 16 * 1024;
+export const MAX_SERVER_MESSAGE_BYTES = 64 * 1024;
 /** Longest player name, in bytes of UTF-8. */
 export const MAX_PLAYER_NAME_BYTES = 24;
 /** Longest lobby name, in bytes of UTF-8. */
@@ -50,10 +58,14 @@ export const MAX_CODE_BYTES = 16;
 export const MAX_TEXT_BYTES = 256;
 /** Most lobbies one LobbyList carries. */
 export const MAX_LISTED_LOBBIES = 100;
-/** Most entities one snapshot carries. */
-export const MAX_ENTITIES = 255;
 /** Most players one lobby can hold. */
 export const MAX_LOBBY_PLAYERS = 250;
+/** Most game options of one request. */
+export const MAX_GAME_OPTIONS = 8;
+/** Longest game option key, in bytes ([a-z0-9_]). */
+export const MAX_OPTION_KEY_BYTES = 32;
+/** Longest game option value, in bytes of UTF-8. */
+export const MAX_OPTION_VALUE_BYTES = 64;
 
 /** All limits of limits.rs in one object. */
 export const Limits = Object.freeze({
@@ -64,8 +76,10 @@ export const Limits = Object.freeze({
   MAX_CODE_BYTES,
   MAX_TEXT_BYTES,
   MAX_LISTED_LOBBIES,
-  MAX_ENTITIES,
   MAX_LOBBY_PLAYERS,
+  MAX_GAME_OPTIONS,
+  MAX_OPTION_KEY_BYTES,
+  MAX_OPTION_VALUE_BYTES,
 });
 
 /** Error codes carried by the server's `Error` message (`ErrorCode`). */
@@ -88,6 +102,7 @@ export const ErrorCode = Object.freeze({
   Kicked: 16,
   Internal: 17,
   Unauthorized: 18,
+  JoinRefused: 19,
 });
 
 /** Why a player left a lobby (the server's `Left` message). */
@@ -96,6 +111,7 @@ export const LeftReason = Object.freeze({
   LobbyClosed: 1,
   LobbyCrashed: 2,
   Kicked: 3,
+  MatchEnded: 4,
 });
 
 /** WebSocket close codes the server uses (`ticksync_protocol::close`). */
@@ -150,7 +166,7 @@ export function nameOf(table, value) {
   return undefined;
 }
 
-/** Wire tags of the client messages. */
+/** Wire tags of the client control messages. */
 export const ClientTag = Object.freeze({
   Hello: 0,
   ListLobbies: 1,
@@ -158,84 +174,48 @@ export const ClientTag = Object.freeze({
   JoinLobby: 3,
   QuickJoin: 4,
   LeaveLobby: 5,
-  Input: 6,
-  Ping: 7,
-  Options: 8,
+  Ping: 6,
+  Options: 7,
 });
 
-/** Wire tags of the server messages. */
+/** Wire tags of the server control messages. */
 export const ServerTag = Object.freeze({
   Welcome: 0,
   LobbyList: 1,
   Joined: 2,
   PlayerJoined: 3,
   PlayerLeft: 4,
-  Snapshot: 5,
-  Pong: 6,
-  Error: 7,
-  Left: 8,
-  Scoreboard: 9,
-  Notice: 10,
-  SnapshotDelta: 11,
+  Pong: 5,
+  Error: 6,
+  Left: 7,
+  Notice: 8,
+  MatchEnded: 9,
 });
+
+/** The first tag of a game frame (`codec::FIRST_FRAME_TAG`); below it, control messages. */
+export const FIRST_FRAME_TAG = 64;
+/** Tag of a snapshot frame (state/world.rs SNAPSHOT_TAG). */
+export const SNAPSHOT_TAG = 64;
+/** Tag of a game event frame (state/io.rs EVENT_TAG). */
+export const EVENT_TAG = 65;
+/** Tag of an input frame (state/io.rs INPUT_TAG). */
+export const INPUT_TAG = 64;
+/** Tag of a game message frame (state/io.rs MESSAGE_TAG). */
+export const MESSAGE_TAG = 65;
+/** Tags of the client's game frames. */
+export const ClientFrameTag = Object.freeze({ Input: INPUT_TAG, GameMessage: MESSAGE_TAG });
+/** Tags of the server's game frames. */
+export const ServerFrameTag = Object.freeze({ Snapshot: SNAPSHOT_TAG, Event: EVENT_TAG });
+/** Most entities one snapshot section may create, and one list may hold (state/world.rs). */
+export const MAX_SNAPSHOT_ENTITIES = 16_384;
 
 /** Wire tags of a `JoinLobby`'s target. */
 export const JoinTargetTag = Object.freeze({ Id: 0, Code: 1 });
 
-/** The wire tag of the server's `Snapshot`. */
-export const SNAPSHOT_TAG = ServerTag.Snapshot;
-/** The wire tag of the server's `SnapshotDelta`. */
-export const SNAPSHOT_DELTA_TAG = ServerTag.SnapshotDelta;
-/** Field-mask bits of an entity change in a `SnapshotDelta`. */
-export const ChangeBit = Object.freeze({ dx: 1, dy: 2, vx: 4, vy: 8, flags: 16 });
-/** Bytes of one entity in a snapshot (fixed width). */
-export const ENTITY_WIRE_BYTES = 8;
 /** Bytes of a session token. */
 export const TOKEN_BYTES = 16;
-
-// ---------------------------------------------------------------------------------------
-// Quantization (protocol/src/quantize.rs), computed in f32 like Rust.
-
-/** Largest quantized position. */
-export const POSITION_STEPS = 65535;
-/** Largest quantized velocity magnitude. */
-export const VELOCITY_STEPS = 127;
-
-const f32 = Math.fround;
-
-// f32::round: halves away from zero (Math.round rounds them up).
-function roundHalfAway(v) {
-  return v < 0 ? -Math.round(-v) : Math.round(v);
-}
-
-/** The coordinate a quantized position `q` (u16) stands for, over `0..=extent`. */
-export function positionValue(q, extent) {
-  return f32(f32(q / POSITION_STEPS) * f32(extent));
-}
-
-/** The velocity component a quantized velocity `q` (i8) stands for, over `-max..=max`. */
-export function velocityValue(q, max) {
-  return f32(f32(q / VELOCITY_STEPS) * f32(max));
-}
-
-/** Quantizes a coordinate in `0..=extent` (clamped) to a u16; 0 for NaN or a bad extent. */
-export function quantizePosition(value, extent) {
-  const v = f32(value);
-  const e = f32(extent);
-  if (!(e > 0) || !Number.isFinite(v)) return 0;
-  const unit = Math.min(Math.max(f32(v / e), 0), 1);
-  return roundHalfAway(f32(unit * POSITION_STEPS));
-}
-
-/** Quantizes a velocity component in `-max..=max` (clamped) to an i8; 0 for NaN/inf. */
-export function quantizeVelocity(value, max) {
-  const v = f32(value);
-  const m = f32(max);
-  if (!(m > 0) || !Number.isFinite(v)) return 0;
-  const unit = Math.min(Math.max(f32(v / m), -1), 1);
-  // `+ 0` turns -0 into 0.
-  return roundHalfAway(f32(unit * VELOCITY_STEPS)) + 0;
-}
+/** Bytes of a schema hash (`Joined.schema_hash`, the u64 little-endian). */
+export const SCHEMA_HASH_BYTES = 8;
 
 // ---------------------------------------------------------------------------------------
 // Errors
@@ -267,9 +247,8 @@ const utf8Encoder = new TextEncoder();
 // In-memory sizes bincode claims for the Vec items (64-bit Rust).
 const SIZE_LOBBY_INFO = 32;
 const SIZE_PLAYER_INFO = 32;
-const SIZE_SCORE_ENTRY = 8;
-const SIZE_ENTITY_STATE = 8;
-const SIZE_ENTITY_CHANGE = 16;
+const SIZE_MATCH_RESULT = 32;
+const SIZE_OPTION_PAIR = 48;
 
 const TWO_POW_32 = 4294967296;
 
@@ -300,19 +279,6 @@ class Reader {
     this.claim(1);
     if (this.p >= this.n) this.fail(ENDS_EARLY);
     return this.b[this.p++];
-  }
-
-  i8() {
-    return (this.u8() << 24) >> 24;
-  }
-
-  // A fixed-width little-endian i16 (inside an entity change).
-  i16() {
-    this.claim(2);
-    this.need(2);
-    const v = this.dv.getInt16(this.p, true);
-    this.p += 2;
-    return v;
   }
 
   bool() {
@@ -374,12 +340,23 @@ class Reader {
     return this.varint(253);
   }
 
-  f32() {
-    this.claim(4);
-    this.need(4);
-    const v = this.dv.getFloat32(this.p, true);
-    this.p += 4;
-    return v;
+  // A fixed array of `n` bytes ([u8; n]): n bytes claimed.
+  fixed(n) {
+    this.claim(n);
+    this.need(n);
+    const t = this.b.slice(this.p, this.p + n);
+    this.p += n;
+    return t;
+  }
+
+  // A Vec<u8>: the length, then the bytes (one claimed each).
+  byteVec() {
+    const len = this.len();
+    this.claim(len);
+    this.need(len);
+    const t = this.b.slice(this.p, this.p + len);
+    this.p += len;
+    return t;
   }
 
   string() {
@@ -397,11 +374,7 @@ class Reader {
   }
 
   token() {
-    this.claim(TOKEN_BYTES);
-    this.need(TOKEN_BYTES);
-    const t = this.b.slice(this.p, this.p + TOKEN_BYTES);
-    this.p += TOKEN_BYTES;
-    return t;
+    return this.fixed(TOKEN_BYTES);
   }
 
   // Reads an Option tag (a raw byte 0 or 1); true when a value follows.
@@ -458,99 +431,55 @@ function reader(bytes, max) {
 function readLobbyInfo(r) {
   const id = r.u32();
   const name = r.string();
-  const players = r.u8();
-  const max_players = r.u8();
+  const players = r.u16();
+  const max_players = r.u16();
   return { id, name, players, max_players };
 }
 
 function readPlayerInfo(r) {
-  const entity = r.u8();
+  const seat = r.u16();
   const player_id = r.u32();
   const name = r.string();
-  return { entity, player_id, name };
+  return { seat, player_id, name };
 }
 
-function readScoreEntry(r) {
-  const entity = r.u8();
+function readMatchResult(r) {
+  const seat = r.u16();
+  const name = r.string();
   const score = r.i32();
-  return { entity, score };
+  const place = r.u16();
+  return { seat, name, score, place };
 }
 
-// The hot path (a snapshot per tick): one bounds check for all entities, then DataView
-// reads straight into the result objects.
-function readSnapshot(r) {
-  const ack_seq = r.u32();
-  const tick = r.u32();
-  const baseline = r.u32();
-  const count = r.len();
-  // Each entity unclaims its container share (8) and claims its [u8; 8] (8): net zero.
-  r.claim(count * SIZE_ENTITY_STATE);
-  r.need(count * ENTITY_WIRE_BYTES);
-  const dv = r.dv;
-  const entities = new Array(count);
-  let p = r.p;
-  for (let i = 0; i < count; i++, p += ENTITY_WIRE_BYTES) {
-    entities[i] = {
-      id: dv.getUint8(p),
-      flags: dv.getUint8(p + 1),
-      x: dv.getUint16(p + 2, true),
-      y: dv.getUint16(p + 4, true),
-      vx: dv.getInt8(p + 6),
-      vy: dv.getInt8(p + 7),
-    };
+// GameOptions: Vec<(String, String)>.
+function readOptions(r) {
+  return r.vec(SIZE_OPTION_PAIR, (r) => {
+    const key = r.string();
+    const value = r.string();
+    return [key, value];
+  });
+}
+
+// A game frame: the bytes as they are (their schema-driven decoding is state/'s).
+function frame(b, type) {
+  const bytes = b.slice();
+  if (type === 'Snapshot') {
+    if (bytes.length < 5) throw new CodecError('Decode', `the message could not be decoded: ${ENDS_EARLY}`, bytes.length);
+    const ack_seq = new DataView(bytes.buffer).getUint32(1, true);
+    return { type, ack_seq, bytes };
   }
-  r.p = p;
-  return { type: 'Snapshot', ack_seq, tick, baseline, entities };
-}
-
-// One entity change of a SnapshotDelta: id, field mask, then the fields the mask names.
-function readEntityChange(r) {
-  const id = r.u8();
-  const mask = r.u8();
-  if (mask === 0 || (mask & ~0x1f) !== 0) {
-    r.p--;
-    r.fail('an entity change has an invalid field mask');
-  }
-  return {
-    id,
-    dx: mask & ChangeBit.dx ? r.i16() : null,
-    dy: mask & ChangeBit.dy ? r.i16() : null,
-    vx: mask & ChangeBit.vx ? r.i8() : null,
-    vy: mask & ChangeBit.vy ? r.i8() : null,
-    flags: mask & ChangeBit.flags ? r.u8() : null,
-  };
-}
-
-function readSnapshotDelta(r) {
-  const ack_seq = r.u32();
-  const tick = r.u32();
-  const baseline = r.u32();
-  const changes = r.vec(SIZE_ENTITY_CHANGE, readEntityChange);
-  return { type: 'SnapshotDelta', ack_seq, tick, baseline, changes };
-}
-
-/**
- * The entities of a SnapshotDelta applied to those of its baseline snapshot (a new
- * array; the inputs are not changed). Throws CodecError if a change names an entity the
- * baseline does not have.
- */
-export function applyDelta(baseEntities, delta) {
-  const out = baseEntities.map((e) => ({ ...e }));
-  for (const c of delta.changes) {
-    const e = out.find((x) => x.id === c.id);
-    if (!e) throw new CodecError('Decode', `the delta changes entity ${c.id}, which its baseline does not have`);
-    if (c.dx !== null) e.x = (e.x + c.dx) & 0xffff;
-    if (c.dy !== null) e.y = (e.y + c.dy) & 0xffff;
-    if (c.vx !== null) e.vx = c.vx;
-    if (c.vy !== null) e.vy = c.vy;
-    if (c.flags !== null) e.flags = c.flags;
-  }
-  return out;
+  return { type, bytes };
 }
 
 /** Decodes one client message (one WebSocket binary message). Throws CodecError. */
 export function decodeClient(bytes) {
   const r = reader(bytes, MAX_CLIENT_MESSAGE_BYTES);
+  if (r.n > 0 && r.b[0] >= FIRST_FRAME_TAG) {
+    const t = r.b[0];
+    if (t === ClientFrameTag.Input) return frame(r.b, 'Input');
+    if (t === ClientFrameTag.GameMessage) return frame(r.b, 'GameMessage');
+    return r.fail(`unknown message type ${t}`);
+  }
   const tag = r.tag();
   let m;
   switch (tag) {
@@ -566,9 +495,10 @@ export function decodeClient(bytes) {
       break;
     case ClientTag.CreateLobby: {
       const name = r.string();
-      const max_players = r.u8();
+      const max_players = r.u16();
       const priv = r.bool();
-      m = { type: 'CreateLobby', name, max_players, private: priv };
+      const options = readOptions(r);
+      m = { type: 'CreateLobby', name, max_players, private: priv, options };
       break;
     }
     case ClientTag.JoinLobby: {
@@ -577,23 +507,16 @@ export function decodeClient(bytes) {
       if (t === JoinTargetTag.Id) target = { type: 'Id', value: r.u32() };
       else if (t === JoinTargetTag.Code) target = { type: 'Code', value: r.string() };
       else r.fail(`unknown value ${t} for JoinTarget`);
-      m = { type: 'JoinLobby', target };
+      const options = readOptions(r);
+      m = { type: 'JoinLobby', target, options };
       break;
     }
     case ClientTag.QuickJoin:
-      m = { type: 'QuickJoin' };
+      m = { type: 'QuickJoin', options: readOptions(r) };
       break;
     case ClientTag.LeaveLobby:
       m = { type: 'LeaveLobby' };
       break;
-    case ClientTag.Input: {
-      const seq = r.u32();
-      const dir_x = r.f32();
-      const dir_y = r.f32();
-      const buttons = r.u8();
-      m = { type: 'Input', seq, dir_x, dir_y, buttons };
-      break;
-    }
     case ClientTag.Ping:
       m = { type: 'Ping', client_time: r.u32() };
       break;
@@ -609,12 +532,15 @@ export function decodeClient(bytes) {
 /** Decodes one server message (one WebSocket binary message). Throws CodecError. */
 export function decodeServer(bytes) {
   const r = reader(bytes, MAX_SERVER_MESSAGE_BYTES);
+  if (r.n > 0 && r.b[0] >= FIRST_FRAME_TAG) {
+    const t = r.b[0];
+    if (t === ServerFrameTag.Snapshot) return frame(r.b, 'Snapshot');
+    if (t === ServerFrameTag.Event) return frame(r.b, 'Event');
+    return r.fail(`unknown message type ${t}`);
+  }
   const tag = r.tag();
   let m;
   switch (tag) {
-    case ServerTag.Snapshot:
-      m = readSnapshot(r);
-      break;
     case ServerTag.Welcome: {
       const player_id = r.u32();
       const session_token = r.token();
@@ -630,37 +556,24 @@ export function decodeServer(bytes) {
       const lobby_id = r.u32();
       const name = r.string();
       const code = r.some() ? r.string() : null;
-      const max_players = r.u8();
-      const your_entity = r.u8();
+      const max_players = r.u16();
+      const seat = r.u16();
       const tick = r.u32();
-      const world_width = r.f32();
-      const world_height = r.f32();
-      const max_speed = r.f32();
+      const schema = r.byteVec();
+      const schema_hash = r.fixed(SCHEMA_HASH_BYTES);
       const players = r.vec(SIZE_PLAYER_INFO, readPlayerInfo);
-      m = {
-        type: 'Joined',
-        lobby_id,
-        name,
-        code,
-        max_players,
-        your_entity,
-        tick,
-        world_width,
-        world_height,
-        max_speed,
-        players,
-      };
+      m = { type: 'Joined', lobby_id, name, code, max_players, seat, tick, schema, schema_hash, players };
       break;
     }
     case ServerTag.PlayerJoined: {
       const p = readPlayerInfo(r);
-      m = { type: 'PlayerJoined', entity: p.entity, player_id: p.player_id, name: p.name };
+      m = { type: 'PlayerJoined', seat: p.seat, player_id: p.player_id, name: p.name };
       break;
     }
     case ServerTag.PlayerLeft: {
-      const entity = r.u8();
+      const seat = r.u16();
       const player_id = r.u32();
-      m = { type: 'PlayerLeft', entity, player_id };
+      m = { type: 'PlayerLeft', seat, player_id };
       break;
     }
     case ServerTag.Pong: {
@@ -678,15 +591,15 @@ export function decodeServer(bytes) {
     case ServerTag.Left:
       m = { type: 'Left', reason: r.u8() };
       break;
-    case ServerTag.Scoreboard:
-      m = { type: 'Scoreboard', entries: r.vec(SIZE_SCORE_ENTRY, readScoreEntry) };
-      break;
     case ServerTag.Notice:
       m = { type: 'Notice', text: r.string() };
       break;
-    case ServerTag.SnapshotDelta:
-      m = readSnapshotDelta(r);
+    case ServerTag.MatchEnded: {
+      const summary = r.string();
+      const results = r.vec(SIZE_MATCH_RESULT, readMatchResult);
+      m = { type: 'MatchEnded', summary, results };
       break;
+    }
     default:
       r.fail(`unknown message type ${tag}`);
   }
@@ -741,13 +654,6 @@ class Writer {
     this.raw(checkUint(v, 0xff, field, 'a u8 (integer 0..=255)'));
   }
 
-  i8(v, field) {
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < -128 || v > 127) {
-      bad(field, 'an i8 (integer -128..=127)', v);
-    }
-    this.raw(v & 0xff);
-  }
-
   bool(v, field) {
     if (typeof v !== 'boolean') bad(field, 'a boolean', v);
     this.raw(v ? 1 : 0);
@@ -790,11 +696,34 @@ class Writer {
     this.varint(((v << 1) ^ (v >> 31)) >>> 0);
   }
 
-  f32(v, field) {
-    if (typeof v !== 'number') bad(field, 'a number', v);
-    this.reserve(4);
-    this.dv.setFloat32(this.p, v, true);
-    this.p += 4;
+  // A fixed array of `n` bytes, from a Uint8Array or an array of numbers.
+  fixed(v, n, field) {
+    const ok =
+      v != null &&
+      (v instanceof Uint8Array || Array.isArray(v)) &&
+      v.length === n &&
+      (v instanceof Uint8Array || v.every((x) => Number.isInteger(x) && x >= 0 && x <= 255));
+    if (!ok) bad(field, `a Uint8Array or array of ${n} bytes`, v);
+    this.reserve(n);
+    for (let i = 0; i < n; i++) this.b[this.p + i] = v[i];
+    this.p += n;
+  }
+
+  // A Vec<u8>.
+  byteVec(v, field) {
+    const ok = v instanceof Uint8Array || (Array.isArray(v) && v.every((x) => Number.isInteger(x) && x >= 0 && x <= 255));
+    if (!ok) bad(field, 'a Uint8Array or an array of bytes', v);
+    this.varint(v.length);
+    this.reserve(v.length);
+    for (let i = 0; i < v.length; i++) this.b[this.p + i] = v[i];
+    this.p += v.length;
+  }
+
+  // Bytes as they are (a game frame, already encoded).
+  rawBytes(v) {
+    this.reserve(v.length);
+    this.b.set(v, this.p);
+    this.p += v.length;
   }
 
   string(v, field) {
@@ -807,15 +736,7 @@ class Writer {
   }
 
   token(v, field) {
-    const ok =
-      v != null &&
-      (v instanceof Uint8Array || Array.isArray(v)) &&
-      v.length === TOKEN_BYTES &&
-      (v instanceof Uint8Array || v.every((x) => Number.isInteger(x) && x >= 0 && x <= 255));
-    if (!ok) bad(field, 'a Uint8Array or array of 16 bytes', v);
-    this.reserve(TOKEN_BYTES);
-    for (let i = 0; i < TOKEN_BYTES; i++) this.b[this.p + i] = v[i];
-    this.p += TOKEN_BYTES;
+    this.fixed(v, TOKEN_BYTES, field);
   }
 
   // Writes the Option tag; true when the value must follow.
@@ -845,6 +766,26 @@ function messageType(m) {
   return m.type;
 }
 
+function writeOptions(w, options, field) {
+  let list = options;
+  if (options == null) list = [];
+  else if (!Array.isArray(options)) {
+    if (typeof options !== 'object') bad(field, 'an array of [key, value] pairs or an object of strings', options);
+    list = Object.entries(options);
+  }
+  w.vec(list, field, (w, pair, f) => {
+    if (!Array.isArray(pair) || pair.length !== 2) bad(f, 'a [key, value] pair', pair);
+    w.string(pair[0], `${f}[0]`);
+    w.string(pair[1], `${f}[1]`);
+  });
+}
+
+function writeFrame(w, m, tag) {
+  const b = m.bytes;
+  if (!(b instanceof Uint8Array) || b.length === 0 || b[0] !== tag) bad('bytes', `a game frame of tag ${tag}`, b);
+  w.rawBytes(b);
+}
+
 /** Encodes a client message. Throws CodecError ('Encode') on an invalid message. */
 export function encodeClient(m) {
   const w = new Writer();
@@ -862,8 +803,9 @@ export function encodeClient(m) {
     case 'CreateLobby':
       w.raw(ClientTag.CreateLobby);
       w.string(m.name, 'name');
-      w.u8(m.max_players, 'max_players');
+      w.u16(m.max_players, 'max_players');
       w.bool(m.private, 'private');
+      writeOptions(w, m.options, 'options');
       break;
     case 'JoinLobby': {
       w.raw(ClientTag.JoinLobby);
@@ -878,20 +820,15 @@ export function encodeClient(m) {
       } else {
         bad('target.type', "'Id' or 'Code'", t.type);
       }
+      writeOptions(w, m.options, 'options');
       break;
     }
     case 'QuickJoin':
       w.raw(ClientTag.QuickJoin);
+      writeOptions(w, m.options, 'options');
       break;
     case 'LeaveLobby':
       w.raw(ClientTag.LeaveLobby);
-      break;
-    case 'Input':
-      w.raw(ClientTag.Input);
-      w.u32(m.seq, 'seq');
-      w.f32(m.dir_x, 'dir_x');
-      w.f32(m.dir_y, 'dir_y');
-      w.u8(m.buttons, 'buttons');
       break;
     case 'Ping':
       w.raw(ClientTag.Ping);
@@ -901,6 +838,12 @@ export function encodeClient(m) {
       w.raw(ClientTag.Options);
       w.bool(m.delta_snapshots, 'delta_snapshots');
       break;
+    case 'Input':
+      writeFrame(w, m, ClientFrameTag.Input);
+      break;
+    case 'GameMessage':
+      writeFrame(w, m, ClientFrameTag.GameMessage);
+      break;
     default:
       bad('type', 'a client message type', type);
   }
@@ -908,7 +851,7 @@ export function encodeClient(m) {
 }
 
 function writePlayerInfo(w, p, field) {
-  w.u8(p.entity, `${field}.entity`);
+  w.u16(p.seat, `${field}.seat`);
   w.u32(p.player_id, `${field}.player_id`);
   w.string(p.name, `${field}.name`);
 }
@@ -930,8 +873,8 @@ export function encodeServer(m) {
       w.vec(m.lobbies, 'lobbies', (w, l, f) => {
         w.u32(l.id, `${f}.id`);
         w.string(l.name, `${f}.name`);
-        w.u8(l.players, `${f}.players`);
-        w.u8(l.max_players, `${f}.max_players`);
+        w.u16(l.players, `${f}.players`);
+        w.u16(l.max_players, `${f}.max_players`);
       });
       break;
     case 'Joined':
@@ -939,12 +882,11 @@ export function encodeServer(m) {
       w.u32(m.lobby_id, 'lobby_id');
       w.string(m.name, 'name');
       if (w.some(m.code)) w.string(m.code, 'code');
-      w.u8(m.max_players, 'max_players');
-      w.u8(m.your_entity, 'your_entity');
+      w.u16(m.max_players, 'max_players');
+      w.u16(m.seat, 'seat');
       w.u32(m.tick, 'tick');
-      w.f32(m.world_width, 'world_width');
-      w.f32(m.world_height, 'world_height');
-      w.f32(m.max_speed, 'max_speed');
+      w.byteVec(m.schema, 'schema');
+      w.fixed(m.schema_hash, SCHEMA_HASH_BYTES, 'schema_hash');
       w.vec(m.players, 'players', writePlayerInfo);
       break;
     case 'PlayerJoined':
@@ -953,26 +895,8 @@ export function encodeServer(m) {
       break;
     case 'PlayerLeft':
       w.raw(ServerTag.PlayerLeft);
-      w.u8(m.entity, 'entity');
+      w.u16(m.seat, 'seat');
       w.u32(m.player_id, 'player_id');
-      break;
-    case 'Snapshot':
-      w.raw(ServerTag.Snapshot);
-      w.u32(m.ack_seq, 'ack_seq');
-      w.u32(m.tick, 'tick');
-      w.u32(m.baseline, 'baseline');
-      w.vec(m.entities, 'entities', (w, e, f) => {
-        w.u8(e.id, `${f}.id`);
-        w.u8(e.flags, `${f}.flags`);
-        checkUint(e.x, 0xffff, `${f}.x`, 'a u16 (integer 0..=65535)');
-        checkUint(e.y, 0xffff, `${f}.y`, 'a u16 (integer 0..=65535)');
-        w.reserve(4);
-        w.dv.setUint16(w.p, e.x, true);
-        w.dv.setUint16(w.p + 2, e.y, true);
-        w.p += 4;
-        w.i8(e.vx, `${f}.vx`);
-        w.i8(e.vy, `${f}.vy`);
-      });
       break;
     case 'Pong':
       w.raw(ServerTag.Pong);
@@ -988,40 +912,25 @@ export function encodeServer(m) {
       w.raw(ServerTag.Left);
       w.u8(m.reason, 'reason');
       break;
-    case 'Scoreboard':
-      w.raw(ServerTag.Scoreboard);
-      w.vec(m.entries, 'entries', (w, e, f) => {
-        w.u8(e.entity, `${f}.entity`);
-        w.i32(e.score, `${f}.score`);
-      });
-      break;
     case 'Notice':
       w.raw(ServerTag.Notice);
       w.string(m.text, 'text');
       break;
-    case 'SnapshotDelta':
-      w.raw(ServerTag.SnapshotDelta);
-      w.u32(m.ack_seq, 'ack_seq');
-      w.u32(m.tick, 'tick');
-      w.u32(m.baseline, 'baseline');
-      w.vec(m.changes, 'changes', (w, c, f) => {
-        const has = (v) => v !== null && v !== undefined;
-        let mask = 0;
-        for (const k of Object.keys(ChangeBit)) if (has(c[k])) mask |= ChangeBit[k];
-        if (mask === 0) bad(f, 'a change of at least one field', c);
-        w.u8(c.id, `${f}.id`);
-        w.raw(mask);
-        for (const k of ['dx', 'dy']) {
-          if (!has(c[k])) continue;
-          if (!Number.isInteger(c[k]) || c[k] < -32768 || c[k] > 32767) bad(`${f}.${k}`, 'an i16', c[k]);
-          w.reserve(2);
-          w.dv.setInt16(w.p, c[k], true);
-          w.p += 2;
-        }
-        if (has(c.vx)) w.i8(c.vx, `${f}.vx`);
-        if (has(c.vy)) w.i8(c.vy, `${f}.vy`);
-        if (has(c.flags)) w.u8(c.flags, `${f}.flags`);
+    case 'MatchEnded':
+      w.raw(ServerTag.MatchEnded);
+      w.string(m.summary, 'summary');
+      w.vec(m.results, 'results', (w, x, f) => {
+        w.u16(x.seat, `${f}.seat`);
+        w.string(x.name, `${f}.name`);
+        w.i32(x.score, `${f}.score`);
+        w.u16(x.place, `${f}.place`);
       });
+      break;
+    case 'Snapshot':
+      writeFrame(w, m, ServerFrameTag.Snapshot);
+      break;
+    case 'Event':
+      writeFrame(w, m, ServerFrameTag.Event);
       break;
     default:
       bad('type', 'a server message type', type);

@@ -2,6 +2,11 @@
 // a little in the past, between the two received snapshots around a render tick that
 // `TickClock` keeps behind the newest one. No DOM, no clock of its own: runs in Node.
 //
+// What interpolates follows the schema's declared field types (`fieldMixer`): Vec2 and
+// F32 fields are interpolated linearly, Angle fields along the shorter arc, and Int,
+// Enum, Bool, Str and Player fields snap (the earlier snapshot's value until the render
+// tick reaches the later one).
+//
 // Snapshots are kept by tick, so a dropped or late snapshot only widens the gap the
 // render tick crosses (the positions on either side are still exact). Past the newest
 // snapshot the entities are extrapolated along their last velocity for at most
@@ -10,22 +15,27 @@
 /**
  * A buffer of snapshots in world units.
  *
+ * Entities are {id, kind, controlledBy, values} (values: the decoded fields by name).
+ *
  * options: {
  *   capacity = 64,               snapshots kept at most (2 s at 30 Hz)
  *   maxExtrapolationTicks = 3,   how far past the newest snapshot entities keep moving
- *   clamp(x, y) -> {x, y},       keeps extrapolated positions in the world (optional)
+ *   mix(kind, a, b, alpha),      the values between two snapshots' (default: a's)
+ *   extrapolate(entity, secs),   the values `secs` past the newest snapshot (default: none,
+ *                                the entity holds still)
  * }
  */
 export class SnapshotBuffer {
   constructor(options = {}) {
     this.capacity = options.capacity ?? 64;
     this.maxExtrapolationTicks = options.maxExtrapolationTicks ?? 3;
-    this.clamp = options.clamp ?? null;
+    this.mix = options.mix ?? ((kind, a) => a);
+    this.extrapolateFn = options.extrapolate ?? null;
     this.clear();
   }
 
   clear() {
-    /** [{tick, entities: Map id -> {id, x, y, vx, vy, flags}}], ascending tick. */
+    /** [{tick, entities: Map id -> {id, kind, controlledBy, values}}], ascending tick. */
     this.snapshots = [];
   }
 
@@ -49,9 +59,8 @@ export class SnapshotBuffer {
   }
 
   /**
-   * Adds a snapshot: `entities` [{id, x, y, vx, vy, flags}] in world units (velocities
-   * in units per second). A tick already held is ignored; an older one is put in its
-   * place. Returns false when ignored.
+   * Adds a snapshot: `entities` [{id, kind, controlledBy, values}]. A tick already held
+   * is ignored; an older one is put in its place. Returns false when ignored.
    */
   push(tick, entities) {
     const snap = { tick, entities: new Map(entities.map((e) => [e.id, e])) };
@@ -81,7 +90,7 @@ export class SnapshotBuffer {
    *   mode: 'empty' | 'interpolate' | 'extrapolate' | 'hold' | 'early',
    *   from, to,        the ticks used (to === from when not interpolating)
    *   alpha,           0..1 between them
-   *   entities: [{id, x, y, vx, vy, flags}],
+   *   entities: [{id, kind, controlledBy, values}],
    * }
    * An entity is drawn from the earlier snapshot's view of it: one that appears only in
    * the later snapshot shows up when the render tick reaches it; one missing from the
@@ -97,15 +106,10 @@ export class SnapshotBuffer {
     const last = list[list.length - 1];
     if (renderTick >= last.tick) {
       const ahead = Math.min(renderTick - last.tick, this.maxExtrapolationTicks);
-      if (ahead <= 0 || !(tickSeconds > 0)) return { mode: 'hold', ...still(last) };
+      if (ahead <= 0 || !(tickSeconds > 0) || !this.extrapolateFn) return { mode: 'hold', ...still(last) };
       const t = ahead * tickSeconds;
       const entities = [];
-      for (const e of last.entities.values()) {
-        let x = e.x + e.vx * t;
-        let y = e.y + e.vy * t;
-        if (this.clamp) ({ x, y } = this.clamp(x, y));
-        entities.push({ ...e, x, y });
-      }
+      for (const e of last.entities.values()) entities.push({ ...e, values: this.extrapolateFn(e, t) });
       const mode = renderTick - last.tick > this.maxExtrapolationTicks ? 'hold' : 'extrapolate';
       return { mode, from: last.tick, to: last.tick, alpha: 0, entities };
     }
@@ -122,14 +126,12 @@ export class SnapshotBuffer {
         entities.push({ ...ea });
         continue;
       }
-      entities.push({
-        id: ea.id,
-        x: ea.x + (eb.x - ea.x) * alpha,
-        y: ea.y + (eb.y - ea.y) * alpha,
-        vx: ea.vx + (eb.vx - ea.vx) * alpha,
-        vy: ea.vy + (eb.vy - ea.vy) * alpha,
-        flags: ea.flags,
-      });
+      // A new life of the id (another kind or controller) is not interpolated into.
+      if (eb.kind !== ea.kind || eb.controlledBy !== ea.controlledBy) {
+        entities.push({ ...ea });
+        continue;
+      }
+      entities.push({ ...ea, values: this.mix(ea.kind, ea.values, eb.values, alpha) });
     }
     return { mode: 'interpolate', from: a.tick, to: b.tick, alpha, entities };
   }
@@ -141,5 +143,35 @@ function still(snap) {
     to: snap.tick,
     alpha: 0,
     entities: [...snap.entities.values()].map((e) => ({ ...e })),
+  };
+}
+
+const TAU = 2 * Math.PI;
+
+/** `a` to `b` (radians) by `alpha` along the shorter arc, in 0..2π. */
+export function lerpAngle(a, b, alpha) {
+  let d = (b - a) % TAU;
+  if (d > Math.PI) d -= TAU;
+  else if (d < -Math.PI) d += TAU;
+  const v = (a + d * alpha) % TAU;
+  return v < 0 ? v + TAU : v;
+}
+
+/**
+ * The mix function of a codec (state/codec.js): for entity kind `kind`, the values
+ * between `a` and `b` by `alpha`, each field as its declared type says.
+ */
+export function fieldMixer(codec) {
+  const plans = codec.kinds.map((row) => row.fields.map((f) => [f.name, f.type]));
+  return (kind, a, b, alpha) => {
+    const out = { ...a };
+    for (const [name, type] of plans[kind] ?? []) {
+      const x = a[name];
+      const y = b[name];
+      if (type === 'Vec2') out[name] = { x: x.x + (y.x - x.x) * alpha, y: x.y + (y.y - x.y) * alpha };
+      else if (type === 'F32') out[name] = x + (y - x) * alpha;
+      else if (type === 'Angle') out[name] = lerpAngle(x, y, alpha);
+    }
+    return out;
   };
 }

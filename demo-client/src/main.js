@@ -10,6 +10,7 @@
 import { ConnState, GameClient } from './client.js';
 import { conditionerSettings } from './conditioner.js';
 import { serverUrl } from './connection.js';
+import { gameModule } from './games/index.js';
 import { Controls } from './input.js';
 import { Renderer } from './render.js';
 import { Ui, cleanName } from './ui.js';
@@ -42,21 +43,38 @@ const url = serverUrl(location);
 const conditioner = conditionerSettings(location.search);
 const minDelay = Number.parseFloat(params.get('interp') ?? '');
 let client = null;
-const controls = new Controls({ keyTarget: window, surface: canvas, enabled: () => client?.inLobby ?? false });
+const controls = new Controls({
+  keyTarget: window,
+  surface: canvas,
+  enabled: () => client?.inLobby ?? false,
+  mouseAims: () => client?.game?.aims ?? false,
+});
+const renderer = new Renderer(canvas);
+
+// The world point under the mouse pointer (for games that aim), or null.
+function aimAt() {
+  const p = controls.pointer;
+  const l = renderer.layout;
+  if (!p || !l) return null;
+  return { x: (p.x - l.ox) / l.scale, y: (p.y - l.oy) / l.scale };
+}
 
 let dirty = true;
 client = new GameClient({
   url,
   name: initialName,
-  direction: () => controls.sample(),
-  heldDirection: () => controls.direction(),
+  controls,
+  aimAt,
   conditioner,
   deltaSnapshots: params.get('delta') !== '0',
   interpolation: Number.isFinite(minDelay) && minDelay > 0 ? { minDelayTicks: minDelay } : undefined,
   onChange: () => {
     dirty = true;
   },
-  onEvent: ({ kind, text }) => ui.toast(kind, text),
+  // Game events go to the feed (ui.js renders it), everything else is a toast.
+  onEvent: ({ kind, text }) => {
+    if (kind !== 'game') ui.toast(kind, text);
+  },
 });
 
 const ui = new Ui({ client, controls, names, defaultName, url });
@@ -69,7 +87,6 @@ if (joinCode) client.afterWelcome = () => client.joinCode(joinCode.trim().toUppe
 // ---------------------------------------------------------------------------------------
 // Frames: rendering runs at the display rate; inputs go out on their own tick timer.
 
-const renderer = new Renderer(canvas);
 let frameTime = 0;
 let lastStats = -Infinity;
 let lastStatus = -Infinity;
@@ -90,9 +107,10 @@ function frame(time) {
   }
   let message = null;
   if (inGame && view.entities.length === 0) message = 'Waiting for the first snapshot…';
-  const lobby = client.session.lobby;
+  const game = client.game;
   renderer.draw({
-    world: lobby ? { width: lobby.worldWidth, height: lobby.worldHeight } : null,
+    world: inGame && game ? { width: game.world.width, height: game.world.height } : null,
+    backdrop: game ? (gameModule(game.name)?.backdrop ?? null) : null,
     entities: view.entities,
     server: ui.statsVisible ? view.server : null,
     drag: inGame ? controls.drag : null,
@@ -138,7 +156,7 @@ const debug = Object.freeze({
   get name() {
     return client.welcomedName;
   },
-  /** {id, name, code, maxPlayers, worldWidth, worldHeight, maxSpeed, joinedTick} or null. */
+  /** {id, name, code, maxPlayers, seat, joinedTick, game, schemaHash} or null. */
   get lobby() {
     const l = client.session.lobby;
     return l ? { ...l } : null;
@@ -147,9 +165,37 @@ const debug = Object.freeze({
   get lobbies() {
     return client.session.lobbies.map((l) => ({ ...l }));
   },
-  /** This player's entity id in the lobby, or null. */
+  /** The id of the entity this player controls, or null. */
   get myEntity() {
-    return client.session.myEntity;
+    return client.myEntityId;
+  },
+  /** This player's seat in the lobby, or null. */
+  get seat() {
+    return client.session.seat;
+  },
+  /** The lobby's game: {name, title, known (has a module), predicts, aims} or null. */
+  get game() {
+    const g = client.game;
+    return g ? { name: g.name, title: g.title, known: g.known, predicts: g.predict !== null, aims: g.aims } : null;
+  },
+  /** The lobby state and this player's private state ({field: value}). */
+  get lobbyState() {
+    return structuredClone(client.session.lobbyValues());
+  },
+  get privateState() {
+    return structuredClone(client.session.privateValues());
+  },
+  /** Recent game events, newest last: [{tick, type, values, text}]. */
+  get events() {
+    return structuredClone(client.session.events);
+  },
+  /** The last MatchEnded: {summary, results} or null. */
+  get matchEnded() {
+    return structuredClone(client.session.matchEnded);
+  },
+  /** Where the world is on the page: {ox, oy, scale} (CSS pixels of the canvas), or null. */
+  get layout() {
+    return renderer.layout ? { ...renderer.layout } : null;
   },
   /** The predicted own position after the newest input sent (world units), or null. */
   get predicted() {
@@ -163,9 +209,12 @@ const debug = Object.freeze({
   get serverPosition() {
     return copy(client.view.server);
   },
-  /** Every entity as drawn in the last frame: [{id, name, x, y, flags, it, me}], world units. */
+  /**
+   * Every entity as drawn in the last frame: [{id, kind, kindName, controlledBy, name, x,
+   * y, values, it, me}], world units.
+   */
   get entities() {
-    return client.view.entities.map((e) => ({ ...e }));
+    return client.view.entities.map((e) => ({ ...e, values: structuredClone(e.values), style: { ...e.style } }));
   },
   /** The render tick of the last frame and how it was made ('interpolate', 'extrapolate'...). */
   get renderTick() {
@@ -187,7 +236,7 @@ const debug = Object.freeze({
     return client.inputSeq;
   },
   get ackSeq() {
-    return client.predictor.ackSeq;
+    return client.ackSeq;
   },
   /** Frames drawn so far (requestAnimationFrame callbacks), and the last one's time (ms). */
   get frame() {
@@ -200,11 +249,11 @@ const debug = Object.freeze({
   get stats() {
     return client.stats(performance.now());
   },
-  /** The players of the lobby: [{entity, playerId, name}]. */
+  /** The players of the lobby: [{seat, playerId, name}]. */
   get players() {
     return [...client.session.players.values()].map((p) => ({ ...p }));
   },
-  /** The scoreboard, best first: [{entity, name, score, me}]. */
+  /** The scoreboard, best first (the game's score field): [{seat, name, score, me}]. */
   get scores() {
     return client.session.scoreboard();
   },

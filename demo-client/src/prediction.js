@@ -13,23 +13,8 @@
 const f32 = Math.fround;
 
 /**
- * The arena game's rules (server/src/arena.rs), computed in f32 like the server so the
- * prediction matches it to the last bit or nearly: speed 200 units/s in the input
- * direction (a direction longer than 1 is scaled to length 1), then clamped to the walls
- * (radius 20 inside a 1000 x 1000 arena). Pushing players apart is server-only: the
- * corrections take care of it.
- */
-export const Arena = Object.freeze({
-  SIZE: 1000,
-  SPEED: 200,
-  RADIUS: 20,
-  /** Entity flag: this player is "it". */
-  FLAG_IT: 1,
-});
-
-/**
  * glam's `Vec2::clamp_length_max(1.0)` in f32: a direction longer than 1 scaled to 1.
- * A non-finite direction is zero, as the server's input sanitizing makes it.
+ * A non-finite direction is zero. For the games' prediction steps (games/*.js).
  */
 export function clampDirection(x, y) {
   x = f32(x);
@@ -43,29 +28,15 @@ export function clampDirection(x, y) {
   return { x, y };
 }
 
-/**
- * One arena tick for one player: `state` {x, y}, `input` {dir_x, dir_y} (as sent), `dt`
- * seconds. Mirrors the server path exactly: the session's sanitizing (clamp the length),
- * then `arena::move_player` (clamp the length again, times the speed, times dt, then to
- * the walls).
- */
-export function arenaStep(state, input, dt, world = Arena) {
-  const sane = clampDirection(input.dir_x, input.dir_y);
-  const dir = clampDirection(sane.x, sane.y);
-  const speed = f32(world.SPEED ?? Arena.SPEED);
-  const step = f32(dt);
-  const lo = f32(world.RADIUS ?? Arena.RADIUS);
-  const hiX = f32(f32(world.width ?? world.SIZE ?? Arena.SIZE) - lo);
-  const hiY = f32(f32(world.height ?? world.SIZE ?? Arena.SIZE) - lo);
-  const x = f32(state.x + f32(f32(dir.x * speed) * step));
-  const y = f32(state.y + f32(f32(dir.y * speed) * step));
-  return { x: Math.min(Math.max(x, lo), hiX), y: Math.min(Math.max(y, lo), hiY) };
-}
-
 /** The tick length the server uses for `tickRate` (Duration::as_secs_f32 of 1/rate). */
 export function tickSeconds(tickRate) {
   return f32(1 / tickRate);
 }
+
+/** The default position of a predicted state: its `pos` field ({x, y}). */
+export const defaultPosition = (state) => state.pos;
+/** The default way to move a predicted state: a copy with another `pos`. */
+export const defaultWithPosition = (state, pos) => ({ ...state, pos });
 
 const DEFAULT_MAX_PENDING = 256;
 const MAPPING_WINDOW = 31;
@@ -87,8 +58,14 @@ const MAPPING_WINDOW = 31;
  * replay; on a jittery one it absorbs late inputs without correcting back and forth.
  * Until the first acknowledgement it replays every pending input once.
  *
+ * States and inputs are the game's values ({field: value}, as the schema decodes them):
+ * the game module's `predict` step moves one, and `position(state)` ({x, y}) measures
+ * how far a reconciliation moved the prediction.
+ *
  * options: {
- *   step(state, input, dt) -> state,   the game's rule (arenaStep by default)
+ *   step(state, input, dt) -> state,   the game's rule (games/*.js `predict`)
+ *   position(state) -> {x, y},         where a state is (default: its `pos` field)
+ *   zeroInput,                         the idle input (the server's default before the first)
  *   dt,                                seconds per tick
  *   maxPending = 256,                  unacknowledged inputs kept at most (oldest dropped)
  *   correctionEpsilon = 0.05,          a reconciliation moving the prediction less than this
@@ -100,7 +77,9 @@ const MAPPING_WINDOW = 31;
  */
 export class Predictor {
   constructor(options = {}) {
-    this.step = options.step ?? arenaStep;
+    this.step = options.step;
+    this.position = options.position ?? defaultPosition;
+    this.zeroInput = options.zeroInput ?? {};
     this.dt = options.dt ?? tickSeconds(30);
     this.maxPending = options.maxPending ?? DEFAULT_MAX_PENDING;
     this.correctionEpsilon = options.correctionEpsilon ?? 0.05;
@@ -117,7 +96,7 @@ export class Predictor {
     this.serverTick = null;
     this.ackSeq = 0;
     /** The input the server applied last (it repeats it until a newer one arrives). */
-    this.lastApplied = ZERO_INPUT;
+    this.lastApplied = this.zeroInput;
     /** Recent `tick - seq` observations, and their median (null until the first). */
     this.lags = [];
     this.lag = null;
@@ -160,7 +139,7 @@ export class Predictor {
       this.lag = median(this.lags);
       this.ackSeq = ackSeq;
     }
-    this.server = { x: serverState.x, y: serverState.y };
+    this.server = serverState;
     this.serverTick = tick;
     let drop = 0;
     while (drop < this.pending.length && this.pending[drop].seq <= ackSeq) drop++;
@@ -169,8 +148,10 @@ export class Predictor {
     const before = this.state;
     this.state = this.replay();
     if (!before) return { state: this.state, delta: null, correction: null };
-    const dx = this.state.x - before.x;
-    const dy = this.state.y - before.y;
+    const a = this.position(this.state);
+    const b = this.position(before);
+    const dx = a.x - b.x;
+    const dy = a.y - b.y;
     const size = Math.hypot(dx, dy);
     const delta = { dx, dy, size };
     return { state: this.state, delta, correction: size >= this.correctionEpsilon ? delta : null };
@@ -202,8 +183,6 @@ export class Predictor {
   }
 }
 
-const ZERO_INPUT = Object.freeze({ dir_x: 0, dir_y: 0, buttons: 0 });
-
 function median(values) {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[(sorted.length - 1) >> 1];
@@ -225,6 +204,8 @@ function median(values) {
  *
  * options: {
  *   step(state, input, dt),   the game's rule, used to advance within a tick
+ *   position(state),          where a state is (default: its `pos`)
+ *   withPosition(state, p),   the state moved to p (default: `pos` replaced)
  *   tickSeconds,              the tick length
  *   maxAheadTicks = 2,        the longest it advances past the newest input, in ticks: one
  *                             tick, plus one for an input timer that fires late (a frame
@@ -235,7 +216,9 @@ function median(values) {
  */
 export class Smoother {
   constructor(options = {}) {
-    this.step = options.step ?? arenaStep;
+    this.step = options.step;
+    this.positionOf = options.position ?? defaultPosition;
+    this.withPosition = options.withPosition ?? defaultWithPosition;
     this.tickSeconds = options.tickSeconds ?? tickSeconds(30);
     this.maxAheadTicks = options.maxAheadTicks ?? 2;
     this.smoothingMs = options.smoothingMs ?? 100;
@@ -244,7 +227,7 @@ export class Smoother {
   }
 
   reset() {
-    /** The prediction before the newest input, advanced by the held direction. */
+    /** The prediction before the newest input, advanced by the held input. */
     this.ghost = null;
     /** Seconds the ghost has advanced since the newest input. */
     this.advanced = 0;
@@ -257,7 +240,14 @@ export class Smoother {
   /** The position drawn (ghost + offset), or null before the first prediction. */
   get position() {
     if (!this.ghost) return null;
-    return { x: this.ghost.x + this.offset.x, y: this.ghost.y + this.offset.y };
+    const p = this.positionOf(this.ghost);
+    return { x: p.x + this.offset.x, y: p.y + this.offset.y };
+  }
+
+  /** The state drawn: the ghost at the drawn position (null before the first prediction). */
+  get state() {
+    if (!this.ghost) return null;
+    return this.withPosition(this.ghost, this.position);
   }
 
   /**
@@ -266,7 +256,7 @@ export class Smoother {
    */
   input(before) {
     if (!before) return;
-    this.moveGhost({ x: before.x, y: before.y });
+    this.moveGhost(before);
     this.advanced = 0;
   }
 
@@ -277,13 +267,14 @@ export class Smoother {
   correct(dx, dy, state) {
     if (!this.ghost) {
       if (state) {
-        this.ghost = { x: state.x, y: state.y };
+        this.ghost = state;
         // The state already includes the newest input: nothing to advance until the next.
         this.advanced = this.tickSeconds;
       }
       return;
     }
-    this.moveGhost({ x: this.ghost.x + dx, y: this.ghost.y + dy });
+    const p = this.positionOf(this.ghost);
+    this.moveGhost(this.withPosition(this.ghost, { x: p.x + dx, y: p.y + dy }));
   }
 
   // Moves the ghost while the drawn position stays put (the offset takes the difference),
@@ -292,8 +283,9 @@ export class Smoother {
     const shown = this.position;
     this.ghost = next;
     if (!shown) return;
-    const ox = shown.x - next.x;
-    const oy = shown.y - next.y;
+    const p = this.positionOf(next);
+    const ox = shown.x - p.x;
+    const oy = shown.y - p.y;
     if (Math.hypot(ox, oy) > this.snapDistance) {
       this.offset = { x: 0, y: 0 };
       this.snaps++;
@@ -303,16 +295,14 @@ export class Smoother {
   }
 
   /**
-   * Advances one frame of `frameMs` with the direction held now ({x, y}); returns the
-   * position to draw (null before the first prediction).
+   * Advances one frame of `frameMs` with the input held now (the game's input values,
+   * or null: not playing); returns the position to draw (null before the first prediction).
    */
   frame(frameMs, held) {
     if (!this.ghost) return null;
     const ms = Math.max(0, frameMs);
     const seconds = Math.min(ms / 1000, Math.max(0, this.maxAheadTicks * this.tickSeconds - this.advanced));
-    if (seconds > 0 && held && (held.x !== 0 || held.y !== 0)) {
-      this.ghost = this.step(this.ghost, { dir_x: held.x, dir_y: held.y }, seconds);
-    }
+    if (seconds > 0 && held) this.ghost = this.step(this.ghost, held, seconds);
     this.advanced += seconds;
     const decay = Math.exp(-ms / this.smoothingMs);
     const ox = this.offset.x * decay;

@@ -1,13 +1,13 @@
-// Draws the world on a full-window canvas: the arena, every entity (positions in world
-// units, as client.js `frame()` computes them: predicted for the own player, interpolated
-// for the others), names, the own player's ring, who is "it", the drag joystick and, with
-// the net stats on, where the server last said the own player was. Device-pixel-ratio
-// aware: the backing store follows the element size times devicePixelRatio.
+// Draws the world on a full-window canvas: the field (its size from the schema's position
+// range), every entity (positions in world units, as client.js `frame()` computes them:
+// predicted for the own player, interpolated for the others) as a disc of the game's
+// radius for its kind, its aim (an Angle field `aim`) and health (an Int field `health`)
+// when it has them, names, the own player's ring, the game's style hints (a ring, a
+// badge, a glow), the drag joystick and, with the net stats on, where the server last
+// said the own player was. Device-pixel-ratio aware: the backing store follows the
+// element size times devicePixelRatio.
 
 import { JOYSTICK_RADIUS } from './input.js';
-
-/** Radius of a player, in world units (the arena game's RADIUS). */
-export const PLAYER_RADIUS = 20;
 
 const MARGIN = 16; // CSS pixels left and right of the arena
 const TOP = 60; // room for the top bar
@@ -47,7 +47,8 @@ export class Renderer {
   /**
    * Draws one frame. view: {
    *   world: {width, height} | null,          null: just the backdrop
-   *   entities: [{id, name, x, y, it, me}],   in world units
+   *   entities: [{id, name, x, y, me, controlledBy, values, style, radius}],   in world units
+   *   backdrop: {circle: {x, y, r}} | null,   a game's mark on the field (the hill)
    *   server: {x, y} | null,                  the own entity's last authoritative position
    *   drag: {origin, point} | null,           the joystick, CSS pixels
    *   message: string | null,                 a caption over the arena
@@ -93,9 +94,19 @@ export class Renderer {
     ctx.strokeStyle = '#3b4a7a';
     ctx.lineWidth = 2;
     ctx.strokeRect(-1, -1, ww * scale + 2, wh * scale + 2);
+    const mark = view.backdrop?.circle;
+    if (mark) {
+      ctx.beginPath();
+      ctx.arc(mark.x * scale, mark.y * scale, mark.r * scale, 0, Math.PI * 2);
+      ctx.fillStyle = 'rgba(255, 209, 102, 0.12)';
+      ctx.fill();
+      ctx.strokeStyle = 'rgba(255, 209, 102, 0.5)';
+      ctx.stroke();
+    }
 
     // Entities: others first, own entity on top.
-    const r = PLAYER_RADIUS * scale;
+    const own = view.entities.find((e) => e.me);
+    const r = (own?.radius ?? 20) * scale;
     if (view.server) {
       // Where the server last put the own player: prediction runs ahead of it by the lag.
       ctx.beginPath();
@@ -109,32 +120,53 @@ export class Renderer {
     const ordered = [...view.entities].sort((a, b) => Number(a.me) - Number(b.me));
     const pulse = 0.5 + 0.5 * Math.sin((view.time ?? 0) / 160);
     for (const e of ordered) {
+      const style = e.style ?? {};
+      if (style.hidden) continue;
       const x = e.x * scale;
       const y = e.y * scale;
-      if (e.it) {
+      const er = (e.radius ?? 12) * scale;
+      const player = e.controlledBy > 0;
+      if (style.glow) {
         ctx.beginPath();
-        ctx.arc(x, y, r + 4 + 4 * pulse, 0, Math.PI * 2);
+        ctx.arc(x, y, er + 4 + 4 * pulse, 0, Math.PI * 2);
         ctx.fillStyle = `rgba(255, 72, 72, ${0.18 + 0.17 * pulse})`;
         ctx.fill();
       }
       ctx.beginPath();
-      ctx.arc(x, y, r, 0, Math.PI * 2);
-      ctx.fillStyle = colourOf(e.id);
+      ctx.arc(x, y, er, 0, Math.PI * 2);
+      ctx.fillStyle = style.colour ?? (player ? colourOf(e.controlledBy) : colourOf(e.values.owner ?? e.id));
       ctx.fill();
-      if (e.it) {
+      if (style.ring) {
         ctx.lineWidth = 3;
-        ctx.strokeStyle = '#ff4848';
+        ctx.strokeStyle = style.ring;
+        ctx.stroke();
+      }
+      if (typeof e.values.aim === 'number' && player) {
+        ctx.beginPath();
+        ctx.moveTo(x, y);
+        ctx.lineTo(x + Math.cos(e.values.aim) * er * 1.6, y + Math.sin(e.values.aim) * er * 1.6);
+        ctx.lineWidth = 3;
+        ctx.strokeStyle = '#e8ecff';
         ctx.stroke();
       }
       if (e.me) {
         ctx.beginPath();
-        ctx.arc(x, y, r + (e.it ? 5 : 3), 0, Math.PI * 2);
+        ctx.arc(x, y, er + (style.ring ? 5 : 3), 0, Math.PI * 2);
         ctx.lineWidth = 2.5;
         ctx.strokeStyle = '#ffffff';
         ctx.stroke();
       }
-      this.label(e.me ? `${e.name} (you)` : e.name, x, y - r - 8, e.me ? '#ffffff' : '#c9d1ee');
-      if (e.it) this.badge('IT', x, y);
+      if (player) {
+        this.label(e.me ? `${e.name} (you)` : e.name, x, y - er - 8, e.me ? '#ffffff' : '#c9d1ee');
+        if (typeof e.values.health === 'number' && e.healthMax) {
+          const w = er * 2;
+          ctx.fillStyle = 'rgba(0, 0, 0, 0.5)';
+          ctx.fillRect(x - w / 2, y + er + 4, w, 4);
+          ctx.fillStyle = e.values.health / e.healthMax > 0.3 ? '#5ee08a' : '#ff5b5b';
+          ctx.fillRect(x - w / 2, y + er + 4, (w * e.values.health) / e.healthMax, 4);
+        }
+      }
+      if (style.badge) this.badge(style.badge, x, y);
     }
     // A message over the world (e.g. disconnected) dims it.
     if (view.message) {

@@ -1,11 +1,19 @@
 // The client's view of the protocol state: what the server has told it so far. Pure (no
 // DOM, no socket, no clock), so it runs under `node --test`; client.js builds prediction
 // and interpolation on top of it.
+//
+// Protocol 2: `Joined` carries the lobby's schema; the session decodes it, compiles it
+// for the lobby's player cap (state/codec.js), picks the game module by the schema's
+// name (games/index.js) and keeps a ClientState (state/client-state.js) that each
+// snapshot frame updates. Players are known by seat.
 
-import { ErrorCode, LeftReason, nameOf, positionValue, velocityValue } from './codec.js';
-
-/** Entity flag of the arena game: this player is "it". */
-export const FLAG_IT = 1;
+import { ErrorCode, LeftReason, ServerFrameTag, nameOf } from './codec.js';
+import { resolveGame } from './game.js';
+import { gameModule } from './games/index.js';
+import { ClientState } from './state/client-state.js';
+import { Codec } from './state/codec.js';
+import { decodeEvent } from './state/io.js';
+import { decodeSchema, fnv1a64, hashFromBytes } from './state/schema.js';
 
 /** Lifecycle of a session, as far as the protocol goes. */
 export const Phase = Object.freeze({
@@ -23,17 +31,8 @@ export const Phase = Object.freeze({
   Closed: 'closed',
 });
 
-/** A snapshot's entities in world units, with the scales of `lobby` (from Joined). */
-export function worldEntities(snapshot, lobby) {
-  return snapshot.entities.map((e) => ({
-    id: e.id,
-    x: positionValue(e.x, lobby.worldWidth),
-    y: positionValue(e.y, lobby.worldHeight),
-    vx: velocityValue(e.vx, lobby.maxSpeed),
-    vy: velocityValue(e.vy, lobby.maxSpeed),
-    flags: e.flags,
-  }));
-}
+/** Events kept for the feed. */
+const MAX_EVENTS = 20;
 
 export class Session {
   constructor() {
@@ -55,6 +54,8 @@ export class Session {
     this.lastLeft = null;
     /** The last Notice text. */
     this.lastNotice = null;
+    /** The last MatchEnded: {summary, results: [{seat, name, score, place}]}. */
+    this.matchEnded = null;
     /** The last LobbyList (for a lobby browser). */
     this.lobbies = [];
     /** Round-trip time from the last Pong, in ms. */
@@ -62,24 +63,27 @@ export class Session {
   }
 
   clearLobby() {
-    /** {id, name, code, maxPlayers, worldWidth, worldHeight, maxSpeed, joinedTick} */
+    /** {id, name, code, maxPlayers, seat, joinedTick, game, schemaHash} */
     this.lobby = null;
-    this.myEntity = null;
-    /** entity -> {entity, playerId, name} */
+    /** This player's seat in the lobby. */
+    this.seat = null;
+    /** seat -> {seat, playerId, name} */
     this.players = new Map();
-    /** entity -> score */
-    this.scores = new Map();
-    /** The latest Snapshot message, as decoded. */
-    this.snapshot = null;
+    /** The lobby's schema compiled (state/codec.js Codec), the game, the state. */
+    this.codec = null;
+    this.game = null;
+    this.state = null;
+    /** Why the lobby's schema could not be used (then nothing of the game decodes). */
+    this.schemaError = null;
+    /** The last applied snapshot: {tick, full, ackSeq, created, changed, removed}. */
+    this.applied = null;
+    /** Recent game events, newest last: [{tick, type, values, text}]. */
+    this.events = [];
   }
 
-  /** Updates the state with one decoded server message. */
+  /** Updates the state with one decoded control message (frames: applySnapshot / applyEvent). */
   apply(m) {
     switch (m.type) {
-      case 'Snapshot':
-        // WebSocket delivers in order; keep the newest tick all the same.
-        if (!this.snapshot || m.tick >= this.snapshot.tick) this.snapshot = m;
-        break;
       case 'Welcome':
         this.playerId = m.player_id;
         this.sessionToken = m.session_token;
@@ -91,27 +95,13 @@ export class Session {
         this.lobbies = m.lobbies;
         break;
       case 'Joined':
-        this.clearLobby();
-        this.lobby = {
-          id: m.lobby_id,
-          name: m.name,
-          code: m.code,
-          maxPlayers: m.max_players,
-          worldWidth: m.world_width,
-          worldHeight: m.world_height,
-          maxSpeed: m.max_speed,
-          joinedTick: m.tick,
-        };
-        this.myEntity = m.your_entity;
-        for (const p of m.players) this.addPlayer(p);
-        this.phase = Phase.InLobby;
+        this.join(m);
         break;
       case 'PlayerJoined':
         this.addPlayer(m);
         break;
       case 'PlayerLeft':
-        this.players.delete(m.entity);
-        this.scores.delete(m.entity);
+        this.players.delete(m.seat);
         break;
       case 'Pong':
         break;
@@ -123,46 +113,115 @@ export class Session {
         this.clearLobby();
         if (this.phase === Phase.InLobby) this.phase = Phase.Lobbyless;
         break;
-      case 'Scoreboard':
-        this.scores = new Map(m.entries.map((e) => [e.entity, e.score]));
-        break;
       case 'Notice':
         this.lastNotice = m.text;
+        break;
+      case 'MatchEnded':
+        this.matchEnded = { summary: m.summary, results: m.results.map((r) => ({ ...r })) };
         break;
       default:
         break;
     }
   }
 
-  addPlayer(p) {
-    this.players.set(p.entity, { entity: p.entity, playerId: p.player_id, name: p.name });
-  }
-
-  /** A player's display name by entity. */
-  nameOf(entity) {
-    return this.players.get(entity)?.name ?? `#${entity}`;
+  join(m) {
+    this.clearLobby();
+    this.matchEnded = null;
+    let schema = null;
+    try {
+      const hash = hashFromBytes(m.schema_hash);
+      if (fnv1a64(m.schema) !== hash) throw new Error(`the schema's hash is ${fnv1a64(m.schema)}, Joined says ${hash}`);
+      schema = decodeSchema(m.schema);
+      this.codec = new Codec(schema, m.max_players);
+      this.game = resolveGame(gameModule(schema.game), this.codec);
+      this.state = new ClientState(this.codec, m.seat, ServerFrameTag.Snapshot);
+    } catch (e) {
+      this.schemaError = e.message;
+      this.codec = null;
+      this.game = null;
+      this.state = null;
+    }
+    this.lobby = {
+      id: m.lobby_id,
+      name: m.name,
+      code: m.code,
+      maxPlayers: m.max_players,
+      seat: m.seat,
+      joinedTick: m.tick,
+      game: schema?.game ?? null,
+      schemaHash: hashFromBytes(m.schema_hash),
+    };
+    this.seat = m.seat;
+    for (const p of m.players) this.addPlayer(p);
+    this.phase = Phase.InLobby;
   }
 
   /**
-   * The entities of the latest snapshot in world units:
-   * [{id, name, x, y, vx, vy, flags, it, me}].
+   * Applies a snapshot frame's bytes to the lobby's state. Returns what it did ({tick,
+   * full, ackSeq, created, changed, removed}); throws StateDecodeError (the state is
+   * then unchanged), or Error when the lobby has no usable schema.
    */
-  entities() {
-    const s = this.snapshot;
-    const l = this.lobby;
-    if (!s || !l) return [];
-    return worldEntities(s, l).map((e) => ({
-      ...e,
-      name: this.nameOf(e.id),
-      it: (e.flags & FLAG_IT) !== 0,
-      me: e.id === this.myEntity,
-    }));
+  applySnapshot(bytes) {
+    if (!this.state) throw new Error(this.schemaError ?? 'not in a lobby');
+    this.applied = this.state.apply(bytes);
+    return this.applied;
   }
 
-  /** The scoreboard, best first: [{entity, name, score, me}]. */
+  /** Decodes an event frame and keeps it for the feed. Returns {tick, type, values, text}. */
+  applyEvent(bytes) {
+    if (!this.codec) throw new Error(this.schemaError ?? 'not in a lobby');
+    const e = decodeEvent(this.codec, ServerFrameTag.Event, bytes);
+    const text = this.game.describeEvent(e, (seat) => this.nameOf(seat));
+    const event = { tick: e.tick, type: e.type, values: e.values, text };
+    this.events.push(event);
+    if (this.events.length > MAX_EVENTS) this.events.shift();
+    return event;
+  }
+
+  addPlayer(p) {
+    this.players.set(p.seat, { seat: p.seat, playerId: p.player_id, name: p.name });
+  }
+
+  /** A player's display name by seat. */
+  nameOf(seat) {
+    return this.players.get(seat)?.name ?? (seat ? `#${seat}` : 'nobody');
+  }
+
+  /** The entity this player controls (of the game's controlled kind), or null. */
+  myEntity() {
+    if (!this.state) return null;
+    for (const e of this.state.entities.values()) {
+      if (e.controlledBy === this.seat && (this.game.controlled < 0 || e.kind === this.game.controlled)) return e;
+    }
+    return null;
+  }
+
+  /** The lobby state as {field: value} (empty outside a lobby). */
+  lobbyValues() {
+    return this.state ? this.state.lobbyValues() : {};
+  }
+
+  /** This player's private state as {field: value}. */
+  privateValues() {
+    return this.state ? this.state.privateValues() : {};
+  }
+
+  /**
+   * The scoreboard, best first: [{seat, name, score, me}], from the game's score field
+   * of the entities players control; every player in the lobby has a row.
+   */
   scoreboard() {
-    return [...this.scores]
-      .map(([entity, score]) => ({ entity, name: this.nameOf(entity), score, me: entity === this.myEntity }))
-      .sort((a, b) => b.score - a.score || a.entity - b.entity);
+    if (!this.state || !this.game?.score) return [];
+    const scores = new Map();
+    for (const e of this.state.entities.values()) {
+      if (!e.controlledBy) continue;
+      const row = this.codec.kinds[e.kind];
+      const i = row.index.get(this.game.score);
+      if (i === undefined) continue;
+      scores.set(e.controlledBy, row.fieldValue(i, e.row));
+    }
+    return [...this.players.values()]
+      .map((p) => ({ seat: p.seat, name: p.name, score: scores.get(p.seat) ?? 0, me: p.seat === this.seat }))
+      .sort((a, b) => b.score - a.score || a.seat - b.seat);
   }
 }

@@ -55,6 +55,7 @@ export class Ui {
       createName: $('create-name'),
       createMax: $('create-max'),
       createPrivate: $('create-private'),
+      createOptions: $('create-options'),
       create: $('create'),
       codeForm: $('code-form'),
       code: $('code'),
@@ -70,6 +71,14 @@ export class Ui {
       leave: $('leave'),
       scoreboard: $('scoreboard'),
       scores: $('scores'),
+      gameTitle: $('game-title'),
+      gameState: $('game-state'),
+      feed: $('feed'),
+      results: $('results'),
+      resultsSummary: $('results-summary'),
+      resultsList: $('results-list'),
+      resultsClose: $('results-close'),
+      hint: $('hint-text'),
       netstats: $('netstats'),
       netstatsList: $('netstats-list'),
       conn: $('conn'),
@@ -81,6 +90,9 @@ export class Ui {
     };
     this.lastLobbies = '';
     this.lastScores = '';
+    this.lastFeed = '';
+    this.lastResults = null;
+    this.resultsDismissed = null;
     this.statRows = new Map();
     this.wire();
   }
@@ -88,14 +100,14 @@ export class Ui {
   wire() {
     const { els, client } = this;
     els.name.value = cleanName(this.names.get() ?? '') || this.defaultName;
-    els.createName.placeholder = `${els.name.value}'s arena`.slice(0, MAX_LOBBY_NAME_BYTES);
+    els.createName.placeholder = `${els.name.value}'s lobby`.slice(0, MAX_LOBBY_NAME_BYTES);
 
     const commitName = () => {
       const name = cleanName(els.name.value) || this.defaultName;
       els.name.value = name;
       this.names.set(name);
       client.setName(name);
-      els.createName.placeholder = cleanName(`${name}'s arena`, MAX_LOBBY_NAME_BYTES);
+      els.createName.placeholder = cleanName(`${name}'s lobby`, MAX_LOBBY_NAME_BYTES);
     };
     els.name.addEventListener('change', commitName);
     els.nameForm.addEventListener('submit', (e) => {
@@ -109,7 +121,7 @@ export class Ui {
       const name = cleanName(els.createName.value, MAX_LOBBY_NAME_BYTES) || els.createName.placeholder;
       const max = Math.min(64, Math.max(1, Math.round(Number(els.createMax.value) || 8)));
       els.createMax.value = String(max);
-      client.createLobby({ name, maxPlayers: max, private: els.createPrivate.checked });
+      client.createLobby({ name, maxPlayers: max, private: els.createPrivate.checked, options: this.gameOptions() });
     });
     els.codeForm.addEventListener('submit', (e) => {
       e.preventDefault();
@@ -136,6 +148,10 @@ export class Ui {
       els.statsToggle.blur();
     });
     els.hudCopy.addEventListener('click', () => this.copyInvite());
+    els.resultsClose.addEventListener('click', () => {
+      this.resultsDismissed = this.client.session.matchEnded;
+      els.results.hidden = true;
+    });
     els.connRetry.addEventListener('click', () => client.reconnectNow());
     els.connReload.addEventListener('click', () => location.reload());
     window.addEventListener('keydown', (e) => {
@@ -145,6 +161,19 @@ export class Ui {
         e.preventDefault();
       }
     });
+  }
+
+  /** The game options of the create form (`key=value` pairs, comma separated) as [[key, value]]. */
+  gameOptions() {
+    const raw = this.els.createOptions?.value ?? '';
+    return raw
+      .split(',')
+      .map((p) => p.trim())
+      .filter(Boolean)
+      .map((p) => {
+        const at = p.indexOf('=');
+        return at < 0 ? [p, ''] : [p.slice(0, at).trim(), p.slice(at + 1).trim()];
+      });
   }
 
   toggleStats(on = !this.statsVisible) {
@@ -209,6 +238,66 @@ export class Ui {
     els.quickPlay.textContent = busy && client.pendingOp.kind === 'quick' ? 'Joining…' : 'Quick play';
     this.renderLobbies(!usable);
     this.renderScores();
+    this.renderGame();
+  }
+
+  // The game's title and hint, its lobby and private state, the event feed, the results.
+  renderGame() {
+    const { els, client } = this;
+    const session = client.session;
+    const game = session.game;
+    const title = game ? `ticksync ${game.title}` : 'ticksync';
+    if (document.title !== title) document.title = title;
+    setText(els.gameTitle, game ? game.title : '');
+    setText(els.hint, game ? game.hint : 'Move with WASD or the arrows');
+    document.body.dataset.game = game?.name ?? '';
+    const parts = [];
+    if (session.codec) {
+      const describe = (row, values) => {
+        for (const f of row.fields) {
+          const label = f.name.replace(/_/g, ' ');
+          let v = values[f.name];
+          if (f.type === 'Bool') {
+            if (v) parts.push(label);
+            continue;
+          }
+          if (f.type === 'Enum') v = f.ty.variants[v] ?? v;
+          else if (typeof v === 'object') continue;
+          parts.push(`${label} ${v}`);
+        }
+      };
+      describe(session.codec.lobby, session.lobbyValues());
+      describe(session.codec.private, session.privateValues());
+    }
+    setText(els.gameState, parts.join(' · '));
+    els.gameState.hidden = parts.length === 0;
+
+    const lines = session.events.filter((e) => e.text).slice(-5);
+    const key = lines.map((e) => `${e.tick}:${e.text}`).join('|');
+    if (key !== this.lastFeed) {
+      this.lastFeed = key;
+      els.feed.replaceChildren(...lines.map((e) => el('li', { textContent: e.text })));
+      els.feed.hidden = lines.length === 0;
+    }
+
+    const ended = session.matchEnded;
+    if (ended !== this.lastResults) {
+      this.lastResults = ended;
+      if (ended) {
+        setText(els.resultsSummary, ended.summary);
+        els.resultsList.replaceChildren(
+          ...[...ended.results]
+            .sort((a, b) => a.place - b.place)
+            .map((r) =>
+              el('li', { class: r.seat === session.seat ? 'me' : '' },
+                el('span', { class: 'place', textContent: `${r.place}.` }),
+                el('span', { class: 'who', textContent: r.name }),
+                el('span', { class: 'score', textContent: String(r.score) })),
+            ),
+        );
+      }
+    }
+    els.results.hidden = !ended || ended === this.resultsDismissed;
   }
 
   renderStatus(now) {
@@ -312,7 +401,7 @@ export class Ui {
     const { els, client } = this;
     const session = client.session;
     const rows = session.lobby ? session.scoreboard() : [];
-    const it = new Set(client.view.entities.filter((e) => e.it).map((e) => e.id));
+    const it = new Set(client.view.entities.filter((e) => e.it).map((e) => e.controlledBy));
     const key = JSON.stringify(rows) + [...it].join();
     if (key === this.lastScores) return;
     this.lastScores = key;
@@ -320,11 +409,11 @@ export class Ui {
     els.scores.replaceChildren(
       ...rows.map((r) => {
         const name = el('span', { class: 'who', textContent: r.name });
-        if (it.has(r.entity)) name.append(' ', el('span', { class: 'it', textContent: 'IT' }));
+        if (it.has(r.seat)) name.append(' ', el('span', { class: 'it', textContent: 'IT' }));
         return el(
           'li',
           { class: r.me ? 'me' : '' },
-          el('span', { class: 'dot', style: { background: colourOf(r.entity) } }),
+          el('span', { class: 'dot', style: { background: colourOf(r.seat) } }),
           name,
           el('span', { class: 'score', textContent: String(r.score) }),
         );

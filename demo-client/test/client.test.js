@@ -4,58 +4,56 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { CodecError, PROTOCOL_VERSION, positionValue } from '../src/codec.js';
+import { ClientFrameTag, CodecError, PROTOCOL_VERSION, ServerFrameTag } from '../src/codec.js';
 import { ConnState, describeClose } from '../src/client.js';
 import { LinkConditioner, conditionerSettings } from '../src/conditioner.js';
 import { serverUrl } from '../src/connection.js';
 import { directionOf, joystickDirection } from '../src/input.js';
 import { Phase, Session } from '../src/session.js';
 import { FakeTime } from './support/fake-time.js';
-import { harness, joined, welcome } from './support/harness.js';
+import { arenaSchema, codec, harness, joined, player, welcome } from './support/harness.js';
+import { buildState, encodeSnapshot } from '../src/state/encoder.js';
+import { encodeEvent } from '../src/state/io.js';
+import { encodeSchema, fnv1a64 } from '../src/state/schema.js';
 
-const snapshot = {
-  type: 'Snapshot',
-  ack_seq: 3,
-  tick: 100,
-  baseline: 0,
-  entities: [
-    { id: 0, flags: 1, x: 65535, y: 0, vx: 127, vy: 0 },
-    { id: 1, flags: 0, x: 32768, y: 13107, vx: 0, vy: -127 },
-  ],
+const snapshotOf = (tick, ack, entities, from = null) => {
+  const state = buildState(codec, { tick, entities });
+  return { state, bytes: encodeSnapshot(codec, ServerFrameTag.Snapshot, from, state, joined.seat, ack) };
 };
 
 describe('Session', () => {
-  test('tracks welcome, lobby, players, snapshots and scores', () => {
+  test('tracks welcome, lobby (its schema and game), players, snapshots and scores', () => {
     const s = new Session();
     s.apply(welcome);
     assert.equal(s.phase, Phase.Lobbyless);
     assert.equal(s.tickRate, 30);
     s.apply(joined);
     assert.equal(s.phase, Phase.InLobby);
-    assert.equal(s.myEntity, 1);
-    s.apply(snapshot);
-    const [a, b] = s.entities();
-    assert.deepEqual(
-      { id: a.id, name: a.name, x: a.x, y: a.y, vx: a.vx, it: a.it, me: a.me },
-      { id: 0, name: 'bo', x: 1000, y: 0, vx: 200, it: true, me: false },
-    );
-    assert.equal(b.name, 'ada');
-    assert.ok(b.me && !b.it);
-    assert.ok(Math.abs(b.x - 500) < 0.01 && Math.abs(b.y - 200) < 0.01);
-    assert.equal(b.vy, -200);
+    assert.equal(s.seat, 2);
+    assert.equal(s.schemaError, null);
+    assert.equal(s.lobby.game, 'arena');
+    assert.equal(s.game.name, 'arena');
+    assert.equal(s.game.known, true);
+    assert.deepEqual(s.game.world, { width: 1000, height: 1000, minX: 0, minY: 0 });
+    const a = snapshotOf(100, 3, [player(1, 1000, 0, { vx: 200, it: true, score: 1 }), player(2, 500, 200, { vy: -200, score: 4 })]);
+    const applied = s.applySnapshot(a.bytes);
+    assert.deepEqual(applied.created, [11, 12]);
+    const mine = s.myEntity();
+    assert.equal(mine.id, 12);
+    const values = codec.kinds[0].values(mine.row);
+    assert.ok(Math.abs(values.pos.x - 500) < 0.01 && Math.abs(values.pos.y - 200) < 0.01);
+    assert.equal(values.vel.y, -200);
+    // A delta against it.
+    const b = snapshotOf(101, 4, [player(1, 990, 0, { vx: 200, it: true, score: 1 }), player(2, 500, 200, { vy: -200, score: 5 })], a.state);
+    assert.deepEqual(s.applySnapshot(b.bytes).changed, [11, 12]);
 
-    // An older snapshot does not replace a newer one.
-    s.apply({ ...snapshot, tick: 90, entities: [] });
-    assert.equal(s.snapshot.tick, 100);
-
-    s.apply({ type: 'PlayerJoined', entity: 3, player_id: 9, name: 'cy' });
-    s.apply({ type: 'Scoreboard', entries: [{ entity: 0, score: 1 }, { entity: 1, score: 4 }, { entity: 3, score: 0 }] });
+    s.apply({ type: 'PlayerJoined', seat: 3, player_id: 9, name: 'cy' });
     assert.deepEqual(s.scoreboard().map((r) => [r.name, r.score, r.me]), [
-      ['ada', 4, true],
+      ['ada', 5, true],
       ['bo', 1, false],
       ['cy', 0, false],
     ]);
-    s.apply({ type: 'PlayerLeft', entity: 3, player_id: 9 });
+    s.apply({ type: 'PlayerLeft', seat: 3, player_id: 9 });
     assert.equal(s.players.size, 2);
     assert.equal(s.scoreboard().length, 2);
 
@@ -63,13 +61,38 @@ describe('Session', () => {
     assert.deepEqual(s.lastError, { code: 5, name: 'LobbyFull', message: 'lobby is full' });
     s.apply({ type: 'Error', code: 999, message: '?' });
     assert.equal(s.lastError.name, 'Unknown');
+    s.apply({ type: 'MatchEnded', summary: 'time is up', results: [{ seat: 2, name: 'ada', score: 5, place: 1 }] });
+    assert.equal(s.matchEnded.results[0].name, 'ada');
 
-    s.apply({ type: 'Left', reason: 1 });
+    s.apply({ type: 'Left', reason: 4 });
     assert.equal(s.phase, Phase.Lobbyless);
     assert.equal(s.lobby, null);
-    assert.equal(s.snapshot, null);
-    assert.deepEqual(s.entities(), []);
-    assert.equal(s.lastLeft.name, 'LobbyClosed');
+    assert.equal(s.state, null);
+    assert.equal(s.myEntity(), null);
+    assert.equal(s.lastLeft.name, 'MatchEnded');
+  });
+
+  test('a schema whose hash does not match, or that does not decode, is refused', () => {
+    const s = new Session();
+    s.apply({ ...joined, schema_hash: new Uint8Array(8) });
+    assert.match(s.schemaError, /hash/);
+    assert.equal(s.state, null);
+    const bad = Uint8Array.of(...joined.schema, 0);
+    s.apply({ ...joined, schema: bad, schema_hash: Uint8Array.from({ length: 8 }, (_, i) => parseInt(fnv1a64(bad).slice(14 - 2 * i, 16 - 2 * i), 16)) });
+    assert.match(s.schemaError, /trailing/);
+  });
+
+  test('a game without a module still plays with the defaults (no prediction)', () => {
+    const schema = { ...arenaSchema, game: 'mystery' };
+    const bytes = encodeSchema(schema);
+    const hash = fnv1a64(bytes);
+    const s = new Session();
+    s.apply({ ...joined, schema: bytes, schema_hash: Uint8Array.from({ length: 8 }, (_, i) => parseInt(hash.slice(14 - 2 * i, 16 - 2 * i), 16)) });
+    assert.equal(s.game.name, 'mystery');
+    assert.equal(s.game.known, false);
+    assert.equal(s.game.predict, null);
+    assert.deepEqual(s.game.controls, { dir: 'move' });
+    assert.equal(s.game.score, 'score');
   });
 });
 
@@ -89,10 +112,8 @@ describe('GameClient: the lobby flow', () => {
     assert.equal(h.client.session.lobbies[0].name, 'arena');
     h.time.advance(6000);
     assert.equal(h.ws.ofType('ListLobbies').length, 4, 'at 0, 2, 4 and 6 s');
-    // Nothing but pings and lists while in the browser (and the options asking for delta
-    // snapshots): no inputs before a lobby.
-    assert.deepEqual(h.ws.ofType('Options'), [{ type: 'Options', delta_snapshots: true }]);
-    assert.deepEqual(new Set(h.ws.sent.slice(1).map((m) => m.type)), new Set(['Options', 'ListLobbies', 'Ping']));
+    // Nothing but pings and lists while in the browser: no inputs before a lobby.
+    assert.deepEqual(new Set(h.ws.sent.slice(1).map((m) => m.type)), new Set(['ListLobbies', 'Ping']));
   });
 
   test('one lobby request at a time; Joined starts one input per tick', () => {
@@ -129,12 +150,17 @@ describe('GameClient: the lobby flow', () => {
     h.client.quickJoin();
     h.ws.deliver(joined);
     const seq = h.client.inputSeq;
-    h.ws.deliver({ ...snapshot, ack_seq: seq, tick: 100 });
+    h.snapshot(100, seq, [player(1, 1000, 0, { it: true }), player(2, 500, 200)], { full: true });
     h.client.frame(h.time.now());
     const view = h.client.frame(h.time.now() + 16);
     const me = view.entities.find((e) => e.me);
     assert.equal(me.name, 'ada');
-    assert.ok(Math.abs(me.x - positionValue(32768, 1000)) < 1e-9);
+    assert.equal(me.kindName, 'Player');
+    assert.ok(Math.abs(me.x - 500) < 0.01, String(me.x));
+    assert.equal(h.client.myEntityId, 12);
+    const other = view.entities.find((e) => !e.me);
+    assert.equal(other.it, true);
+    assert.deepEqual(other.style, { ring: '#ff4848', badge: 'IT', glow: true });
     // Hold right: the next frame moves, before any input has been sent.
     h.dir = { x: 1, y: 0 };
     const moved = h.client.frame(h.time.now() + 32).entities.find((e) => e.me);
@@ -142,8 +168,26 @@ describe('GameClient: the lobby flow', () => {
     // The input goes out at the next tick and the prediction follows it.
     h.time.advance(40);
     const last = h.ws.ofType('Input').at(-1);
-    assert.equal(last.dir_x, 1);
-    assert.ok(h.client.view.predicted === null || h.client.predictor.state.x > me.x);
+    assert.deepEqual(last.dir, { x: 1, y: 0 });
+    assert.ok(h.client.predictor.state.pos.x > me.x);
+  });
+
+  test('inputs: one per tick, seq from 1, the client tick, quantized as the server reads them', () => {
+    const h = harness();
+    h.client.connect();
+    h.ws.open();
+    h.ws.deliver(welcome);
+    h.client.quickJoin();
+    h.ws.deliver(joined);
+    h.dir = { x: 3, y: 4 }; // longer than 1: scaled to 1 before it is sent
+    h.time.advance(100);
+    const inputs = h.ws.ofType('Input');
+    assert.deepEqual(inputs.map((i) => i.seq), inputs.map((_, i) => i + 1));
+    const d = inputs.at(-1).dir;
+    assert.ok(Math.abs(d.x - 0.6) < 1e-4 && Math.abs(d.y - 0.8) < 1e-4, JSON.stringify(d));
+    // The prediction steps with exactly what the server decodes.
+    assert.deepEqual(h.client.lastInput.dir, d);
+    assert.equal(inputs.at(-1).bytes[0], ClientFrameTag.Input);
   });
 
   test('delta snapshots are applied to the previous snapshot; one that does not fit turns them off', () => {
@@ -151,34 +195,92 @@ describe('GameClient: the lobby flow', () => {
     h.client.connect();
     h.ws.open();
     h.ws.deliver(welcome);
+    // Deltas are protocol 2's default: nothing to ask for.
+    assert.equal(h.ws.ofType('Options').length, 0);
     h.client.quickJoin();
     h.ws.deliver(joined);
-    h.ws.deliver({ ...snapshot, tick: 100 });
-    h.ws.deliver({
-      type: 'SnapshotDelta',
-      ack_seq: 4,
-      tick: 101,
-      baseline: 100,
-      changes: [{ id: 1, dx: 437, dy: null, vx: 127, vy: 0, flags: null }],
-    });
-    assert.equal(h.client.session.snapshot.tick, 101);
-    const e1 = h.client.session.snapshot.entities.find((e) => e.id === 1);
-    assert.deepEqual(e1, { id: 1, flags: 0, x: 32768 + 437, y: 13107, vx: 127, vy: 0 });
+    h.snapshot(100, 1, [player(1, 100, 100), player(2, 500, 200)], { full: true });
+    h.snapshot(101, 2, [player(1, 110, 100, { vx: 200 }), player(2, 500, 200)]);
+    assert.equal(h.client.session.state.tick, 101);
+    const e1 = h.client.session.state.entityValues(11);
+    assert.ok(Math.abs(e1.pos.x - 110) < 0.01);
+    assert.equal(e1.vel.x, 200);
     assert.equal(h.client.buffer.newestTick, 101);
     assert.equal(h.client.stats().deltaShare, 0.5);
     // A baseline the client does not have: ask for full snapshots, say so once.
-    h.ws.deliver({ type: 'SnapshotDelta', ack_seq: 5, tick: 103, baseline: 102, changes: [] });
-    assert.equal(h.client.session.snapshot.tick, 101);
+    const a = buildState(codec, { tick: 102, entities: [] });
+    const b = buildState(codec, { tick: 103, entities: [] });
+    h.ws.deliver({ type: 'Snapshot', bytes: encodeSnapshot(codec, ServerFrameTag.Snapshot, a, b, 2, 5) });
+    assert.equal(h.client.session.state.tick, 101);
     assert.deepEqual(h.ws.sent.at(-1), { type: 'Options', delta_snapshots: false });
     assert.equal(h.events.filter((e) => e.kind === 'error').length, 1);
   });
 
-  test('?delta=0: no Options, full snapshots', () => {
+  test('game events reach the feed and the page; MatchEnded and Left(MatchEnded) are told', () => {
+    const schema = {
+      ...arenaSchema,
+      events: [{ name: 'Tagged', fields: [{ name: 'by', owner_only: false, ty: { type: 'Player' } }] }],
+    };
+    const bytes = encodeSchema(schema);
+    const hash = fnv1a64(bytes);
+    const h = harness();
+    h.client.connect();
+    h.ws.open();
+    h.ws.deliver(welcome);
+    h.client.quickJoin();
+    h.ws.deliver({ ...joined, schema: bytes, schema_hash: Uint8Array.from({ length: 8 }, (_, i) => parseInt(hash.slice(14 - 2 * i, 16 - 2 * i), 16)) });
+    const c = h.client.session.codec;
+    h.ws.deliver({ type: 'Event', bytes: encodeEvent(c, ServerFrameTag.Event, 120, 'Tagged', { by: 1 }) });
+    assert.deepEqual(h.client.session.events.map((e) => [e.tick, e.type, e.values.by]), [[120, 'Tagged', 1]]);
+    assert.deepEqual(h.events.at(-1), { kind: 'game', text: 'Tagged: by 1' });
+    h.ws.deliver({ type: 'MatchEnded', summary: 'time is up', results: [{ seat: 1, name: 'bo', score: 3, place: 1 }] });
+    assert.deepEqual(h.events.at(-1), { kind: 'match', text: 'time is up — bo wins' });
+    h.ws.deliver({ type: 'Left', reason: 4 });
+    assert.deepEqual(h.events.at(-1), { kind: 'left', text: 'The match is over; the lobby closed.' });
+    assert.equal(h.client.session.matchEnded.summary, 'time is up');
+  });
+
+  test('game messages go out by the schema; unknown types and no lobby send nothing', async () => {
+    const { decodeMessage } = await import('../src/state/io.js');
+    const schema = {
+      ...arenaSchema,
+      messages: [{ name: 'chat', fields: [{ name: 'text', owner_only: false, ty: { type: 'Str', max_len: 16 } }] }],
+    };
+    const bytes = encodeSchema(schema);
+    const hash = fnv1a64(bytes);
+    const h = harness();
+    h.client.connect();
+    h.ws.open();
+    h.ws.deliver(welcome);
+    assert.equal(h.client.sendGameMessage('chat', { text: 'hi' }), false, 'not in a lobby');
+    h.client.quickJoin();
+    h.ws.deliver({ ...joined, schema: bytes, schema_hash: Uint8Array.from({ length: 8 }, (_, i) => parseInt(hash.slice(14 - 2 * i, 16 - 2 * i), 16)) });
+    assert.equal(h.client.sendGameMessage('chat', { text: 'gg, well played all' }), true);
+    assert.equal(h.client.sendGameMessage('nope', {}), false);
+    const sent = h.ws.ofType('GameMessage');
+    assert.equal(sent.length, 1);
+    const m = decodeMessage(h.client.session.codec, ClientFrameTag.GameMessage, sent[0].bytes);
+    assert.deepEqual(m.values, { text: 'gg, well played ' }, 'cut to the declared 16 bytes');
+  });
+
+  test('a refused join shows the game\'s reason', () => {
+    const h = harness();
+    h.client.connect();
+    h.ws.open();
+    h.ws.deliver(welcome);
+    h.client.createLobby({ name: 'x', maxPlayers: 4, private: false, options: [['match_secs', '60']] });
+    assert.deepEqual(h.ws.ofType('CreateLobby')[0].options, [['match_secs', '60']]);
+    h.ws.deliver({ type: 'Error', code: 19, message: 'the match has started' });
+    assert.equal(h.client.busy, false);
+    assert.deepEqual(h.events.at(-1), { kind: 'error', text: 'The match has started' });
+  });
+
+  test('?delta=0: Options asks for full snapshots', () => {
     const h = harness({ deltaSnapshots: false });
     h.client.connect();
     h.ws.open();
     h.ws.deliver(welcome);
-    assert.equal(h.ws.ofType('Options').length, 0);
+    assert.deepEqual(h.ws.ofType('Options'), [{ type: 'Options', delta_snapshots: false }]);
   });
 
   test('errors answer the pending request; Leave goes back to the list', () => {
@@ -264,7 +366,8 @@ describe('GameClient: the lobby flow', () => {
     const h = harness();
     h.client.connect();
     h.ws.open();
-    assert.throws(() => h.client.send({ type: 'Input', seq: -1, dir_x: 0, dir_y: 0, buttons: 0 }), CodecError);
+    assert.throws(() => h.client.send({ type: 'Input', bytes: Uint8Array.of(0) }), CodecError);
+    assert.throws(() => h.client.send({ type: 'Ping', client_time: -1 }), CodecError);
   });
 });
 

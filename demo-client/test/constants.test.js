@@ -29,8 +29,25 @@ const CHECKS = {
   protocol_version: scalar('PROTOCOL_VERSION'),
   client_tags: table('ClientTag'),
   server_tags: table('ServerTag'),
-  snapshot_tag: scalar('SNAPSHOT_TAG'),
-  snapshot_delta_tag: scalar('SNAPSHOT_DELTA_TAG'),
+  first_frame_tag: scalar('FIRST_FRAME_TAG'),
+  snapshot_tag: [['SNAPSHOT_TAG', 'ServerFrameTag'], (v) => {
+    assert.equal(codec.SNAPSHOT_TAG, v);
+    assert.equal(codec.ServerFrameTag.Snapshot, v);
+  }],
+  event_tag: [['EVENT_TAG'], (v) => {
+    assert.equal(codec.EVENT_TAG, v);
+    assert.equal(codec.ServerFrameTag.Event, v);
+    assert.deepEqual(Object.keys(codec.ServerFrameTag), ['Snapshot', 'Event']);
+  }],
+  input_tag: [['INPUT_TAG', 'ClientFrameTag'], (v) => {
+    assert.equal(codec.INPUT_TAG, v);
+    assert.equal(codec.ClientFrameTag.Input, v);
+  }],
+  message_tag: [['MESSAGE_TAG'], (v) => {
+    assert.equal(codec.MESSAGE_TAG, v);
+    assert.equal(codec.ClientFrameTag.GameMessage, v);
+    assert.deepEqual(Object.keys(codec.ClientFrameTag), ['Input', 'GameMessage']);
+  }],
   join_target_tags: table('JoinTargetTag'),
   error_codes: table('ErrorCode'),
   left_reasons: table('LeftReason'),
@@ -48,11 +65,9 @@ const CHECKS = {
       for (const { name, value } of list) assert.equal(codec[name], value, name);
     },
   ],
-  entity_wire_bytes: scalar('ENTITY_WIRE_BYTES'),
-  entity_change_bits: table('ChangeBit'),
   token_bytes: scalar('TOKEN_BYTES'),
-  position_steps: scalar('POSITION_STEPS'),
-  velocity_steps: scalar('VELOCITY_STEPS'),
+  schema_hash_bytes: scalar('SCHEMA_HASH_BYTES'),
+  max_snapshot_entities: scalar('MAX_SNAPSHOT_ENTITIES'),
 };
 
 // Golden constants the JS client has no use for (the server normalizes typed join codes).

@@ -14,97 +14,13 @@
 
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import net from 'node:net';
-import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 
 import { chromium } from 'playwright-core';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const clientDir = path.resolve(here, '..');
-const SERVER_BIN = process.env.TICKSYNC_SERVER_BIN ?? path.resolve(clientDir, '../target/debug/ticksync-server');
-const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
-const ARTIFACTS = path.join(clientDir, 'test-artifacts');
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--disable-quic',
-];
-const WAIT = { timeout: 8000 };
-
-const skip = process.env.TICKSYNC_SKIP_BROWSER === '1' ? 'TICKSYNC_SKIP_BROWSER=1' : false;
-
-/** Starts the server on a fresh loopback port; resolves once it printed its address. */
-function startServer() {
-  const bind = '127.0.0.1:0';
-  if (!existsSync(SERVER_BIN)) {
-    throw new Error(`no server binary at ${SERVER_BIN}: run \`cargo build -p ticksync-server\` (or set TICKSYNC_SERVER_BIN)`);
-  }
-  const child = spawn(SERVER_BIN, ['--bind', bind], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' },
-  });
-  const log = [];
-  // Drain stderr (a full pipe would block the server) and keep the tail for failures.
-  child.stderr.on('data', (d) => {
-    log.push(String(d));
-    if (log.length > 50) log.shift();
-  });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`the server printed no address in 10 s: ${out}${log.join('')}`));
-    }, 10_000);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`the server exited (${code}) before printing its address: ${log.join('')}`));
-    });
-    child.stdout.on('data', (d) => {
-      out += d;
-      const m = out.match(/ticksync: open (http:\/\/127\.0\.0\.1:(\d+)\/) to play/);
-      if (m) {
-        clearTimeout(timer);
-        child.removeAllListeners('exit');
-        resolve({ child, base: m[1], port: Number(m[2]), log });
-      }
-    });
-  });
-}
-
-function exited(child, ms = 10_000) {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('the server did not exit')), ms);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
-}
-
-/** The files the server embeds, compared with the ones on disk. */
-async function checkEmbedded(base) {
-  const files = ['index.html', 'style.css', 'favicon.svg', ...readdirSync(path.join(clientDir, 'src')).map((f) => `src/${f}`)];
-  for (const file of files) {
-    const res = await fetch(base + file);
-    const served = Buffer.from(await res.arrayBuffer());
-    const disk = readFileSync(path.join(clientDir, file));
-    if (res.status !== 200 || !served.equals(disk)) {
-      throw new Error(
-        `the server binary serves an older ${file} (HTTP ${res.status}): it embeds demo-client/ at build time; ` +
-          'run `cargo build -p ticksync-server`',
-      );
-    }
-  }
-}
+import { ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, WAIT, checkEmbedded, exited, skip, startServer, state, until } from './support/browser.js';
 
 /**
  * A TCP proxy to the server's port as `target()` tells it when a connection arrives (so
@@ -144,10 +60,6 @@ async function startProxy(target) {
     close: () => new Promise((resolve) => proxy.close(resolve)),
   };
 }
-
-const state = (page, expr) => page.evaluate(`(() => { const t = window.__ticksync; return ${expr}; })()`);
-const until = (page, expr, timeout = WAIT.timeout) =>
-  page.waitForFunction(`(() => { const t = window.__ticksync; return t && (${expr}); })()`, null, { timeout, polling: 20 });
 
 describe('in headless Chromium, against the real server', { skip, timeout: 60_000 }, () => {
   let server;

@@ -1,11 +1,28 @@
 // Entity interpolation and the tick clock, driven by synthetic snapshot streams: steady,
-// jittery (in order, as over one TCP stream), with a dropped snapshot, and stalled.
+// jittery (in order, as over one TCP stream), with a dropped snapshot, and stalled. The
+// entities are the golden arena schema's players (protocol/golden/state_vectors.json),
+// interpolated by their declared field types, extrapolated as games/arena.js says.
 
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 
 import { TickClock, quantile } from '../src/clock.js';
-import { SnapshotBuffer } from '../src/interpolation.js';
+import { resolveGame } from '../src/game.js';
+import arena from '../src/games/arena.js';
+import { SnapshotBuffer, fieldMixer, lerpAngle } from '../src/interpolation.js';
+import { Codec } from '../src/state/codec.js';
+
+const golden = JSON.parse(readFileSync(new URL('../../protocol/golden/state_vectors.json', import.meta.url), 'utf8'));
+const codec = new Codec(golden.arena.schema, 16);
+const game = resolveGame(arena, codec);
+const newBuffer = (options = {}) => new SnapshotBuffer({ mix: fieldMixer(codec), extrapolate: game.extrapolate, ...options });
+const player = (id, x, y, vx, vy, it = false) => ({
+  id,
+  kind: 0,
+  controlledBy: id,
+  values: { pos: { x, y }, vel: { x: vx, y: vy }, it },
+});
 
 const RATE = 30;
 const PERIOD = 1000 / RATE;
@@ -16,10 +33,7 @@ const DT = 1 / RATE;
 const BASE = 1234.5;
 const SPEED = 90;
 const xAt = (tick) => 100 + SPEED * DT * tick;
-const snapshot = (tick) => [
-  { id: 1, x: xAt(tick), y: 200, vx: SPEED, vy: 0, flags: 0 },
-  { id: 2, x: 500, y: 500, vx: 0, vy: 0, flags: 1 },
-];
+const snapshot = (tick) => [player(1, xAt(tick), 200, SPEED, 0), player(2, 500, 500, 0, 0, true)];
 
 function lcg(seed) {
   return () => {
@@ -44,7 +58,7 @@ function play({
 }) {
   const random = lcg(seed);
   const clock = new TickClock({ tickRate: RATE });
-  const buffer = new SnapshotBuffer();
+  const buffer = newBuffer();
   const arrivals = [];
   let last = -Infinity;
   for (let n = 1; n <= ticks; n++) {
@@ -76,7 +90,7 @@ function play({
     const s = buffer.sample(renderTick, DT);
     buffer.discardBefore(renderTick - 1);
     const e1 = s.entities.find((e) => e.id === 1);
-    frames.push({ t, renderTick, newest: buffer.newestTick, mode: s.mode, x: e1?.x, entities: s.entities });
+    frames.push({ t, renderTick, newest: buffer.newestTick, mode: s.mode, x: e1?.values.pos.x, entities: s.entities });
   }
   return { frames, clock, buffer };
 }
@@ -200,16 +214,16 @@ describe('underruns', () => {
 
 describe('SnapshotBuffer', () => {
   test('entities appear when the render tick reaches them and vanish after they left', () => {
-    const b = new SnapshotBuffer();
-    b.push(10, [{ id: 1, x: 0, y: 0, vx: 0, vy: 0, flags: 0 }]);
-    b.push(11, [
-      { id: 1, x: 10, y: 0, vx: 0, vy: 0, flags: 0 },
-      { id: 2, x: 50, y: 50, vx: 0, vy: 0, flags: 0 },
-    ]);
-    b.push(12, [{ id: 2, x: 60, y: 50, vx: 0, vy: 0, flags: 0 }]);
+    const b = newBuffer();
+    b.push(10, [player(1, 0, 0, 0, 0)]);
+    b.push(11, [player(1, 10, 0, 0, 0, true), player(2, 50, 50, 0, 0)]);
+    b.push(12, [player(2, 60, 50, 0, 0)]);
     const ids = (tick) => b.sample(tick, DT).entities.map((e) => e.id).sort();
     assert.deepEqual(ids(10.5), [1]);
-    assert.equal(b.sample(10.5, DT).entities[0].x, 5);
+    assert.equal(b.sample(10.5, DT).entities[0].values.pos.x, 5);
+    // A Bool snaps: the earlier snapshot's value until the later one is reached.
+    assert.equal(b.sample(10.9, DT).entities[0].values.it, false);
+    assert.equal(b.sample(11, DT).entities.find((e) => e.id === 1).values.it, true);
     assert.deepEqual(ids(11.5), [1, 2]);
     assert.deepEqual(ids(12), [2]);
   });
@@ -231,11 +245,31 @@ describe('SnapshotBuffer', () => {
   });
 
   test('extrapolation is capped and clamped to the world', () => {
-    const b = new SnapshotBuffer({ maxExtrapolationTicks: 3, clamp: (x, y) => ({ x: Math.min(x, 980), y }) });
-    b.push(1, [{ id: 1, x: 975, y: 0, vx: 200, vy: 0, flags: 0 }]);
-    assert.equal(b.sample(1.5, DT).entities[0].x, 978.3333333333334);
-    assert.equal(b.sample(100, DT).entities[0].x, 980);
+    const b = newBuffer({ maxExtrapolationTicks: 3 });
+    b.push(1, [player(1, 990, 0, 200, 0)]);
+    assert.equal(b.sample(1.5, DT).entities[0].values.pos.x, 993.3333333333334);
+    // Three ticks would take it to 1010: the schema's position range ends at 1000.
+    assert.equal(b.sample(100, DT).entities[0].values.pos.x, 1000);
     assert.equal(b.sample(100, DT).mode, 'hold');
+    // Without an extrapolation rule (a game that declares none), entities hold still.
+    const still = new SnapshotBuffer({ mix: fieldMixer(codec) });
+    still.push(1, [player(1, 500, 0, 200, 0)]);
+    assert.equal(still.sample(2, DT).entities[0].values.pos.x, 500);
+  });
+
+  test('field types decide: Vec2 and F32 lerp, angles take the shorter arc, the rest snaps', () => {
+    const schema = golden.every_type.schema;
+    const c = new Codec(schema, 8);
+    const mix = fieldMixer(c);
+    const a = { alive: true, health: 100, level: 1, throttle: 0, pos: { x: 0, y: 0 }, aim: 6.0, team: 0, name: 'a', target: 1, ammo: 3 };
+    const b = { alive: false, health: 50, level: 2, throttle: 1, pos: { x: 10, y: 20 }, aim: 0.5, team: 2, name: 'b', target: 2, ammo: 1 };
+    const m = mix(0, a, b, 0.5);
+    assert.deepEqual(m.pos, { x: 5, y: 10 });
+    assert.equal(m.throttle, 0.5);
+    // 6.0 to 0.5 the short way crosses 2π: halfway is about 6.39 - 2π = 0.108.
+    assert.ok(Math.abs(m.aim - lerpAngle(6.0, 0.5, 0.5)) < 1e-12);
+    assert.ok(Math.abs(m.aim - ((6.0 + 0.5 + 2 * Math.PI) / 2 - 2 * Math.PI)) < 1e-9, String(m.aim));
+    for (const k of ['alive', 'health', 'level', 'team', 'name', 'target', 'ammo']) assert.equal(m[k], a[k], k);
   });
 });
 

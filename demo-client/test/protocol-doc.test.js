@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 
-import { decodeClient, decodeServer } from '../src/codec.js';
+import { decodeClient } from '../src/codec.js';
 
 const golden = JSON.parse(
   readFileSync(new URL('../../protocol/golden/vectors.json', import.meta.url), 'utf8'),
@@ -50,15 +50,20 @@ test('every byte-by-byte table adds up to its vector', () => {
   assert.ok(tables >= types.size, `${tables} tables for ${types.size} message types`);
 });
 
-test('the documented snapshot example decodes as described', () => {
-  assert.ok(doc.includes('`0505630001020100802c017fff`'));
-  assert.deepEqual(decodeServer(Uint8Array.from([5, 5, 0x63, 0, 1, 2, 1, 0, 0x80, 0x2c, 1, 0x7f, 0xff])), {
-    type: 'Snapshot',
-    ack_seq: 5,
-    tick: 99,
-    baseline: 0,
-    entities: [{ id: 2, flags: 1, x: 32768, y: 300, vx: 127, vy: -1 }],
-  });
+test('the documented game-state examples are the golden ones, and decode as described', async () => {
+  const { Codec } = await import('../src/state/codec.js');
+  const { ClientState } = await import('../src/state/client-state.js');
+  const { decodeSchema } = await import('../src/state/schema.js');
+  const { SNAPSHOT_TAG } = await import('../src/codec.js');
+  const state = JSON.parse(readFileSync(new URL('../../protocol/golden/state_vectors.json', import.meta.url), 'utf8'));
+  // The worked examples: the arena's full snapshot and delta (hex, spaces allowed).
+  const flat = doc.replace(/[\s`]/g, '');
+  const arena = state.arena;
+  for (const hex of [arena.full.hex, arena.delta.hex]) assert.ok(flat.includes(hex), `PROTOCOL.md quotes ${hex}`);
+  const unhex = (h) => Uint8Array.from(h.match(/../g), (x) => parseInt(x, 16));
+  const client = new ClientState(new Codec(decodeSchema(unhex(arena.schema_hex)), arena.max_players), arena.seat, SNAPSHOT_TAG);
+  assert.deepEqual(client.apply(unhex(arena.full.hex)).created, arena.full.state.created);
+  assert.deepEqual(client.apply(unhex(arena.delta.hex)).changed, arena.delta.state.changed);
   // "a name claiming 4 GiB, `00 01 fc ff ff ff ff`, must fail at once"
   assert.ok(doc.includes('`00 01 fc ff ff ff ff`'));
   assert.throws(() => decodeClient(Uint8Array.of(0, 1, 0xfc, 0xff, 0xff, 0xff, 0xff)));

@@ -114,8 +114,8 @@ describe('GameClient: reconnecting', () => {
     assert.equal(h.client.inLobby, false);
     assert.deepEqual(h.ws.ofType('JoinLobby')[0].target, { type: 'Code', value: 'ABCDE-FGHJK' });
     assert.match(h.events.at(-1).text, /rejoining/);
-    h.ws.deliver({ ...joined, code: 'ABCDE-FGHJK', your_entity: 3 });
-    assert.equal(h.client.session.myEntity, 3);
+    h.ws.deliver({ ...joined, code: 'ABCDE-FGHJK', seat: 3 });
+    assert.equal(h.client.session.seat, 3);
     assert.equal(h.client.session.playerId, 99);
   });
 

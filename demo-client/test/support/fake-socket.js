@@ -3,8 +3,12 @@
 
 import { decodeClient, encodeServer } from '../../src/codec.js';
 
-/** A fresh FakeSocket class; `Socket.all` lists its instances, newest last. */
-export function fakeSocketClass() {
+/**
+ * A fresh FakeSocket class; `Socket.all` lists its instances, newest last. `frames`
+ * decodes the client's game frames for the tests ({type: 'Input', bytes} -> whatever it
+ * returns, e.g. the input's seq and values).
+ */
+export function fakeSocketClass(frames = (m) => m) {
   return class FakeSocket {
     static all = [];
 
@@ -22,7 +26,8 @@ export function fakeSocketClass() {
 
     send(bytes) {
       if (this.readyState !== 1) throw new Error('send on a socket that is not open');
-      this.sent.push(decodeClient(bytes));
+      const m = decodeClient(bytes);
+      this.sent.push(m.bytes ? frames(m) : m);
     }
 
     close(code, reason) {

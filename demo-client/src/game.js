@@ -1,0 +1,136 @@
+// What the netcode asks of a game, and the defaults for what a game module leaves out.
+// The netcode (client.js) knows no game: it finds the module by the schema's name
+// (games/index.js), and falls back to these defaults for a game it has no module for,
+// which still plays: inputs built from the declaration, every entity interpolated, no
+// prediction.
+//
+// A game module (games/arena.js is the smallest) may give:
+//   name                      the schema's game name
+//   title, blurb, hint        texts of the page
+//   controlled                the entity kind the player controls and predicts (default:
+//                             whichever entity the player controls)
+//   predict(state, input, dt) the movement rule of the controlled entity, as the server's
+//                             (states and inputs are values by field name); no prediction
+//                             without it
+//   position(values)          where an entity is ({x, y}; default its `pos` field)
+//   extrapolate               {positionField: velocityField}: how entities move past the
+//                             newest snapshot (default: they hold still)
+//   radius                    {kind: world units} for drawing (default 12)
+//   score                     the field of the controlled kind that is the player's score
+//   controls                  {inputField: 'move' | 'aim' | 'primary' | 'secondary'}
+//                             (default: by type, see defaultControls)
+//   describeEvent(event, names)  a line for the event feed, or null
+//   style(entity)             {colour, ring, badge, label} drawing hints, optional
+
+import { clampDirection } from './prediction.js';
+
+/** The default control of each input field: the first Vec2 moves, the first Angle aims,
+ *  Buttons are the primary then the secondary button. */
+export function defaultControls(inputRow) {
+  const out = {};
+  let move = false;
+  let aim = false;
+  const buttons = ['primary', 'secondary'];
+  for (const f of inputRow.fields) {
+    if (f.type === 'Vec2' && !move) {
+      out[f.name] = 'move';
+      move = true;
+    } else if (f.type === 'Angle' && !aim) {
+      out[f.name] = 'aim';
+      aim = true;
+    } else if (f.type === 'Button' && buttons.length) {
+      out[f.name] = buttons.shift();
+    }
+  }
+  return out;
+}
+
+/** The first Vec2 field of a row named `pos`, or the first Vec2 at all, or null. */
+function positionField(row) {
+  return row.fields.find((f) => f.type === 'Vec2' && f.name === 'pos') ?? row.fields.find((f) => f.type === 'Vec2') ?? null;
+}
+
+/**
+ * The game as the netcode uses it: the module's hooks, completed with defaults, and what
+ * the schema says (world bounds, the controlled kind, the score field).
+ */
+export function resolveGame(module, codec) {
+  const m = module ?? {};
+  const kinds = codec.kinds;
+  // Kind names compare without case: a derived kind is named after its variant ("Ship").
+  const lower = (n) => String(n).toLowerCase();
+  const controlledKind = m.controlled !== undefined ? kinds.findIndex((k) => lower(k.name) === lower(m.controlled)) : -1;
+  const radii = new Map(Object.entries(m.radius ?? {}).map(([k, r]) => [lower(k), r]));
+  const mainRow = kinds[controlledKind] ?? kinds.find((k) => positionField(k)) ?? null;
+  const pf = mainRow ? positionField(mainRow) : null;
+  const posName = pf?.name ?? 'pos';
+  const world = m.world ?? (pf ? { width: pf.ty.max_x, height: pf.ty.max_y, minX: pf.ty.min_x, minY: pf.ty.min_y } : { width: 1000, height: 1000 });
+  const controls = m.controls ?? defaultControls(codec.input);
+  const position = m.position ?? ((values) => values[posName] ?? values.pos ?? { x: 0, y: 0 });
+  const withPosition = m.withPosition ?? ((values, p) => ({ ...values, [posName]: p }));
+  const extrapolate = m.extrapolate ?? null;
+  let extrapolateFn = null;
+  if (extrapolate) {
+    extrapolateFn = (e, secs) => {
+      const v = { ...e.values };
+      for (const [p, vel] of Object.entries(extrapolate)) {
+        if (v[p] && v[vel]) {
+          const x = Math.min(Math.max(v[p].x + v[vel].x * secs, world.minX ?? 0), world.width);
+          const y = Math.min(Math.max(v[p].y + v[vel].y * secs, world.minY ?? 0), world.height);
+          v[p] = { x, y };
+        }
+      }
+      return v;
+    };
+  }
+  let score = m.score ?? null;
+  if (!score && mainRow?.index.has('score')) score = 'score';
+  return {
+    name: codec.schema.game,
+    known: module !== null && module !== undefined,
+    title: m.title ?? codec.schema.game,
+    blurb: m.blurb ?? '',
+    hint: m.hint ?? 'Move with WASD or the arrows',
+    controlled: controlledKind,
+    predict: m.predict ?? null,
+    position,
+    withPosition,
+    extrapolate: extrapolateFn,
+    radius: (kind) => radii.get(lower(kinds[kind]?.name ?? '')) ?? 12,
+    score,
+    controls,
+    aims: Object.values(controls).includes('aim'),
+    world,
+    describeEvent: m.describeEvent ?? defaultDescribe,
+    style: m.style ?? (() => ({})),
+  };
+}
+
+function defaultDescribe(event) {
+  const parts = Object.entries(event.values).map(([k, v]) => `${k} ${typeof v === 'object' ? JSON.stringify(v) : v}`);
+  return `${event.type}${parts.length ? `: ${parts.join(', ')}` : ''}`;
+}
+
+/**
+ * The input values to send: each input field from its control. `controls` is the
+ * Controls of input.js (or anything with sample(), direction(), button(name)), `held`
+ * true for what is held right now (drawing) rather than the next tick's sample; `aim` is
+ * the aim angle (radians) or null to keep `lastAim`.
+ */
+export function buildInput(inputRow, mapping, controls, { held = false, aim = null, lastAim = 0 } = {}) {
+  const out = {};
+  for (const f of inputRow.fields) {
+    const control = mapping[f.name];
+    if (control === 'move' && f.type === 'Vec2') {
+      const d = held ? controls.direction() : controls.sample();
+      out[f.name] = clampDirection(d.x, d.y);
+    } else if (control === 'aim' && (f.type === 'Angle' || f.type === 'F32')) {
+      out[f.name] = aim ?? lastAim;
+    } else if ((control === 'primary' || control === 'secondary') && f.type === 'Button') {
+      out[f.name] = controls.button(control);
+    } else if (control === 'primary' || control === 'secondary') {
+      out[f.name] = controls.button(control).held;
+    }
+  }
+  return out;
+}
