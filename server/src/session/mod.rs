@@ -509,7 +509,11 @@ where
                 Ok(())
             }
             ClientMessage::ListLobbies => {
-                let lobbies = self.shared.registry.list_public().to_vec();
+                // Cluster mode: every live node's public lobbies.
+                let lobbies = match self.shared.cluster() {
+                    Some(cluster) => cluster.list(&self.shared.registry).await.to_vec(),
+                    None => self.shared.registry.list_public().to_vec(),
+                };
                 self.send_message(&ServerMessage::LobbyList { lobbies })
                     .await
             }
