@@ -425,3 +425,26 @@ async fn draining_a_node_under_play_loses_nobody() {
     assert_eq!(live, ["a"], "b left the directory before it exited");
     a.stop().await;
 }
+
+#[tokio::test]
+async fn a_drain_ends_at_its_timeout_with_shutting_down() {
+    let redis = RedisServer::start();
+    let mut b = NodeProcess::node(&redis, "b", &["--drain-timeout", "1s"]);
+    let (mut player, _) = host(&b.ws_url(), "stays", "on b", 4).await;
+    b.terminate();
+    let asked = Instant::now();
+    // Plays on until the timeout, then is told and closed with 1001.
+    let (error, code) = ticksync_tests::error_then_close(&mut player).await;
+    let waited = asked.elapsed();
+    assert_eq!(
+        error,
+        Some(ticksync_protocol::ErrorCode::ShuttingDown.as_u16())
+    );
+    assert_eq!(code, ticksync_protocol::close::GOING_AWAY);
+    assert!(
+        waited >= Duration::from_millis(900),
+        "not before the timeout: {waited:?}"
+    );
+    let status = b.wait_exit(Duration::from_secs(8)).expect("exits");
+    assert!(status.success(), "{status:?}");
+}
