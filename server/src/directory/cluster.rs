@@ -575,6 +575,10 @@ pub(crate) fn parse_reservation(text: &str) -> Option<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
+    use std::io::{Read, Write};
+    use std::net::{SocketAddr, TcpListener, TcpStream};
+    use std::process::{Child, Command, Stdio};
+
     use super::*;
 
     #[test]
@@ -587,5 +591,258 @@ mod tests {
         for junk in ["abc", "zz", "0x12", &"00".repeat(200)] {
             assert_eq!(parse_reservation(junk), None, "{junk:?}");
         }
+    }
+
+    /// A private `redis-server` on a free port, killed when dropped.
+    struct Redis {
+        child: Child,
+        port: u16,
+    }
+
+    impl Redis {
+        fn start() -> Redis {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+                .port();
+            let child = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server (Debian's package) is installed");
+            let redis = Redis { child, port };
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            for _ in 0..250 {
+                if let Ok(mut s) = TcpStream::connect(addr) {
+                    let mut buf = [0u8; 8];
+                    if s.write_all(b"PING\r\n").is_ok()
+                        && matches!(s.read(&mut buf), Ok(n) if buf[..n].starts_with(b"+PONG"))
+                    {
+                        return redis;
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            panic!("redis-server did not answer");
+        }
+
+        fn url(&self) -> String {
+            format!("redis://127.0.0.1:{}", self.port)
+        }
+
+        fn kill(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    impl Drop for Redis {
+        fn drop(&mut self) {
+            self.kill();
+        }
+    }
+
+    struct Node {
+        cluster: Arc<Cluster>,
+        registry: Arc<Registry>,
+        players: Players,
+    }
+
+    async fn node(redis: &Redis, id: &str) -> Node {
+        let mut c = DirectoryConfig::new(redis.url(), id, format!("ws://{id}.test/ws"));
+        c.lease = Duration::from_millis(900);
+        c.renew_interval = Duration::from_millis(300);
+        c.op_timeout = Duration::from_millis(250);
+        let registry = Arc::new(Registry::default());
+        let players = Players::default();
+        let cluster = Cluster::join(c, Arc::clone(&registry), &players)
+            .await
+            .expect("joins the directory");
+        Node {
+            cluster,
+            registry,
+            players,
+        }
+    }
+
+    impl Node {
+        /// A lobby on this node, published at once.
+        async fn lobby(&self, name: &str, max: u8, code: Option<&str>) -> Arc<LobbyHandle> {
+            let id = self.registry.next_id();
+            let (handle, _commands) =
+                LobbyHandle::new(id, name.to_owned(), max, code.map(str::to_owned));
+            self.registry.insert(Arc::clone(&handle));
+            self.cluster.dir.renew_now().await.expect("published");
+            handle
+        }
+    }
+
+    fn redirect(routed: Routed) -> (String, String) {
+        match routed {
+            Routed::Redirect { url, reservation } => (url, reservation),
+            other => panic!("expected a redirect, got {other:?}"),
+        }
+    }
+
+    fn local(routed: Routed) -> Arc<LobbyHandle> {
+        match routed {
+            Routed::Local(handle) => handle,
+            other => panic!("expected a local lobby, got {other:?}"),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn joins_route_to_the_lobby_s_node_and_reservations_hold_seats_once() {
+        let redis = Redis::start();
+        let a = node(&redis, "a").await;
+        let b = node(&redis, "b").await;
+        assert_ne!(a.cluster.slot(), b.cluster.slot());
+        let pair = b.lobby("pair", 2, None).await;
+        assert_eq!(
+            split_cluster_id(pair.id()).0,
+            b.cluster.slot(),
+            "ids name the node"
+        );
+
+        // From a: a redirect to b with a reservation, which b redeems exactly once.
+        let (url, reservation) = redirect(a.cluster.route(&a.registry, Want::Id(pair.id())).await);
+        assert_eq!(url, "ws://b.test/ws");
+        assert!(
+            matches!(
+                a.cluster
+                    .route(&a.registry, Want::Reserved(reservation.clone()))
+                    .await,
+                Routed::Refused(Refusal::Reservation(ReservationError::WrongNode))
+            ),
+            "only the lobby's node redeems it"
+        );
+        let seated = local(
+            b.cluster
+                .route(&b.registry, Want::Reserved(reservation.clone()))
+                .await,
+        );
+        assert_eq!(seated.id(), pair.id());
+        assert!(matches!(
+            b.cluster
+                .route(&b.registry, Want::Reserved(reservation))
+                .await,
+            Routed::Refused(Refusal::Reservation(ReservationError::AlreadyUsed))
+        ));
+        // The redeemed seat stays held until b counts the player: one seat left of two.
+        redirect(a.cluster.route(&a.registry, Want::Id(pair.id())).await);
+        assert!(matches!(
+            a.cluster.route(&a.registry, Want::Id(pair.id())).await,
+            Routed::Refused(Refusal::Full)
+        ));
+        // b's own join goes through the directory too: the lobby is full for it as well.
+        assert!(matches!(
+            b.cluster.route(&b.registry, Want::Id(pair.id())).await,
+            Routed::Refused(Refusal::Full)
+        ));
+        assert!(matches!(
+            b.cluster
+                .route(&b.registry, Want::Reserved("zz".into()))
+                .await,
+            Routed::Refused(Refusal::Reservation(ReservationError::Malformed))
+        ));
+
+        // A lobby of a's own: seated here, no redirect.
+        let home = a.lobby("home", 4, None).await;
+        assert_eq!(
+            local(a.cluster.route(&a.registry, Want::Id(home.id())).await).id(),
+            home.id()
+        );
+        // A private lobby on b, by its code as typed.
+        let secret = b.lobby("secret", 4, Some("K7QXM-2PDHR")).await;
+        let (url, reservation) = redirect(
+            a.cluster
+                .route(&a.registry, Want::Code("k7qxm 2pdhr".into()))
+                .await,
+        );
+        assert_eq!(url, "ws://b.test/ws");
+        assert_eq!(
+            local(
+                b.cluster
+                    .route(&b.registry, Want::Reserved(reservation))
+                    .await
+            )
+            .id(),
+            secret.id()
+        );
+        assert!(
+            matches!(
+                a.cluster.route(&a.registry, Want::Id(secret.id())).await,
+                Routed::Refused(Refusal::NotFound)
+            ),
+            "an id never finds a private lobby"
+        );
+        assert!(matches!(
+            a.cluster
+                .route(&a.registry, Want::Code("AAAAA-AAAAA".into()))
+                .await,
+            Routed::Refused(Refusal::NotFound)
+        ));
+
+        // A session token of b's, shown to a, names b.
+        let (_, token) = b.players.create("ann".into()).expect("random");
+        assert_eq!(
+            a.cluster.home_of(&token).await,
+            Ok(Some("ws://b.test/ws".into()))
+        );
+        assert_eq!(b.cluster.home_of(&token).await, Ok(None), "b's own");
+        assert_eq!(a.cluster.counters.redirects.load(Ordering::Relaxed), 3);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn quick_join_fills_the_fullest_lobby_then_creates_and_local_play_outlives_redis() {
+        let mut redis = Redis::start();
+        let a = node(&redis, "a").await;
+        let b = node(&redis, "b").await;
+        // No lobby anywhere: a new one, on the node with the least load.
+        let first = a.cluster.route(&a.registry, Want::Quick).await;
+        assert!(
+            matches!(first, Routed::Create | Routed::Redirect { .. }),
+            "{first:?}"
+        );
+        let on_b = b.lobby("on b", 3, None).await;
+        let _small = a.lobby("on a", 3, None).await;
+        // Both have room: the first with room by fill, then id; every seat once.
+        let mut seats = 0;
+        for _ in 0..6 {
+            match a.cluster.route(&a.registry, Want::Quick).await {
+                Routed::Local(_) | Routed::Redirect { .. } => seats += 1,
+                Routed::Create => break,
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(seats, 6, "six seats in two lobbies of three");
+        assert!(matches!(
+            a.cluster.route(&a.registry, Want::Quick).await,
+            Routed::Create | Routed::Redirect { .. }
+        ));
+
+        redis.kill();
+        // Without Redis: this node's lobbies still take players; others are unreachable.
+        let here = a.registry.handles()[0].id();
+        assert_eq!(
+            local(a.cluster.route(&a.registry, Want::Id(here)).await).id(),
+            here
+        );
+        assert!(matches!(
+            a.cluster.route(&a.registry, Want::Id(on_b.id())).await,
+            Routed::Refused(Refusal::Unavailable)
+        ));
+        assert!(matches!(
+            a.cluster.route(&a.registry, Want::Quick).await,
+            Routed::Alone
+        ));
+        let listed = a.cluster.list(&a.registry).await;
+        assert!(
+            listed.iter().all(|l| l.id != on_b.id()),
+            "this node's alone"
+        );
+        assert!(a.cluster.counters.local_fallbacks.load(Ordering::Relaxed) >= 2);
     }
 }
