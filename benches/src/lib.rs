@@ -14,7 +14,7 @@ use glam::Vec2;
 use ticksync_protocol::codec::encode_snapshot_body;
 use ticksync_protocol::{ClientMessage, EntityId, EntityState, Input, ServerMessage, Snapshot};
 use ticksync_server::arena::Arena;
-use ticksync_server::game::{EntityView, Game, PlayerInput, quantize_views};
+use ticksync_server::game::legacy::{EntityView, Game, PlayerInput, quantize_views};
 
 /// `n` entities spread over the quantized range, moving.
 pub fn entities(n: usize) -> Vec<EntityState> {

@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 
 use ticksync_client::lean::{LeanClient, LeanReader};
 use ticksync_client::{ClientError, SnapshotHead, peek_snapshot_head};
-use ticksync_protocol::{ClientMessage, JoinTarget, ServerMessage, decode_server};
+use ticksync_protocol::state::Codec;
+use ticksync_protocol::{ClientMessage, GameOptions, JoinTarget, ServerMessage, decode_server};
 use tokio::sync::watch;
 
 use crate::inputs::{Link, Player, RING};
@@ -85,7 +86,7 @@ pub(crate) async fn run(swarm: Arc<Swarm>, index: u32, mut role: Role) -> BotRes
     tokio::time::sleep_until(swarm.start_slot(index).into()).await;
     let mut result = BotResult::default();
     let setup = tokio::time::timeout(SETUP_LIMIT, setup(&swarm, index, &mut role)).await;
-    let (client, tick_rate) = match setup {
+    let (client, tick_rate, codec) = match setup {
         Ok(Ok(ready)) => ready,
         Ok(Err(kind)) => {
             return fail(&swarm, role, result, kind);
@@ -106,7 +107,14 @@ pub(crate) async fn run(swarm: Arc<Swarm>, index: u32, mut role: Role) -> BotRes
     if input_hz > 0.0 && input_hz.is_finite() {
         let period = Duration::from_secs_f64(1.0 / input_hz.min(10_000.0));
         let pick = rng.next_u64();
-        let player = Player::new(writer, Arc::clone(&link), swarm.behavior, input_hz, rng);
+        let player = Player::new(
+            writer,
+            Arc::clone(&link),
+            swarm.behavior,
+            input_hz,
+            rng,
+            codec,
+        );
         swarm.buckets(period).add(pick, player);
     } else {
         idle_writer = Some(writer);
@@ -126,7 +134,11 @@ fn fail(swarm: &Swarm, role: Role, mut result: BotResult, kind: String) -> BotRe
     result
 }
 
-async fn setup(swarm: &Swarm, index: u32, role: &mut Role) -> Result<(LeanClient, u16), String> {
+async fn setup(
+    swarm: &Swarm,
+    index: u32,
+    role: &mut Role,
+) -> Result<(LeanClient, u16, Arc<Codec>), String> {
     let mut client = LeanClient::connect(&swarm.target, swarm.read_buffer)
         .await
         .map_err(|e| error_kind("connect", &e))?;
@@ -134,10 +146,12 @@ async fn setup(swarm: &Swarm, index: u32, role: &mut Role) -> Result<(LeanClient
         .hello(&format!("bot-{index}"), ANSWER_LIMIT)
         .await
         .map_err(|e| error_kind("hello", &e))?;
-    if swarm.delta {
+    // Deltas are the server's default; without --delta the bots ask for full snapshots,
+    // so that the figures compare with the earlier full-snapshot runs.
+    if !swarm.delta {
         client
             .send(&ClientMessage::Options {
-                delta_snapshots: true,
+                delta_snapshots: false,
             })
             .await
             .map_err(|e| error_kind("options", &e))?;
@@ -145,13 +159,15 @@ async fn setup(swarm: &Swarm, index: u32, role: &mut Role) -> Result<(LeanClient
     let request = match role {
         Role::Leader { group, size, .. } => ClientMessage::CreateLobby {
             name: format!("bots-{group}"),
-            max_players: *size,
+            max_players: u16::from(*size),
             private: false,
+            options: GameOptions::none(),
         },
         Role::Follower(slot) => match slot.wait_for(|s| *s != Slot::Pending).await {
             Ok(s) => match *s {
                 Slot::Ready(id) => ClientMessage::JoinLobby {
                     target: JoinTarget::Id(id),
+                    options: GameOptions::none(),
                 },
                 _ => return Err("join: the group's lobby was not created".into()),
             },
@@ -166,7 +182,8 @@ async fn setup(swarm: &Swarm, index: u32, role: &mut Role) -> Result<(LeanClient
         lobby.send_replace(Slot::Ready(joined.lobby_id));
     }
     swarm.note_tick_rate(welcome.tick_rate);
-    Ok((client, welcome.tick_rate))
+    let state = ticksync_client::state_for(&joined).map_err(|e| error_kind("join", &e))?;
+    Ok((client, welcome.tick_rate, Arc::new(state.codec().clone())))
 }
 
 /// A short, countable description of an error: the stage and the kind, not the details
@@ -180,6 +197,7 @@ pub(crate) fn error_kind(stage: &str, e: &ClientError) -> String {
         ClientError::Handshake(why) => format!("handshake failed ({why})"),
         ClientError::Protocol(why) => format!("websocket protocol ({why})"),
         ClientError::Codec(_) => "undecodable message".into(),
+        ClientError::Frame(_) => "undecodable game frame".into(),
         ClientError::Unexpected(_) => "unexpected message".into(),
         ClientError::Ws(_) => "websocket error".into(),
     };
@@ -237,6 +255,8 @@ impl<'a> Bot<'a> {
                 message = reader.next_binary() => match message {
                     Ok(bytes) => match peek_snapshot_head(bytes) {
                         Some(head) => Event::Snapshot(head),
+                        // Game events: counted, not decoded.
+                        None if ticksync_protocol::codec::is_game_frame(bytes) => Event::Other,
                         None => match decode_server(bytes) {
                             Ok(ServerMessage::Left { reason }) => Event::Left(reason),
                             Ok(_) => Event::Other,

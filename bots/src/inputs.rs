@@ -16,7 +16,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use ticksync_client::lean::LeanWriter;
-use ticksync_protocol::{ClientMessage, Input};
+use ticksync_protocol::schema::FieldType;
+use ticksync_protocol::state::io::encode_input_values;
+use ticksync_protocol::state::{Codec, Value};
 use tokio::time::MissedTickBehavior;
 
 use crate::bot::{Rng, error_kind};
@@ -94,6 +96,32 @@ pub(crate) struct Player {
     writer: LeanWriter,
     link: Arc<Link>,
     steer: Steer,
+    /// The lobby's schema: inputs are encoded by it.
+    codec: Arc<Codec>,
+    /// The input's fields, reused: every `Vec2` steers, the rest stays at its default.
+    values: Vec<Value>,
+    /// The encoded input, reused.
+    bytes: Vec<u8>,
+}
+
+/// Idle values for every input field of `codec`.
+fn idle_values(codec: &Codec) -> Vec<Value> {
+    codec
+        .input_row()
+        .fields()
+        .iter()
+        .map(|f| match &f.ty {
+            FieldType::Bool => Value::Bool(false),
+            FieldType::Int { min, max } => Value::Int(0.clamp(*min, *max)),
+            FieldType::F32 { min, max, .. } => Value::F32(0.0f32.clamp(*min, *max)),
+            FieldType::Vec2 { .. } => Value::Vec2([0.0, 0.0]),
+            FieldType::Angle { .. } => Value::Angle(0.0),
+            FieldType::Enum { .. } => Value::Enum(0),
+            FieldType::Str { .. } => Value::Str(String::new()),
+            FieldType::Player => Value::Player(0),
+            FieldType::Button => Value::Button(Default::default()),
+        })
+        .collect()
 }
 
 impl Player {
@@ -103,25 +131,30 @@ impl Player {
         behavior: Behavior,
         input_hz: f64,
         rng: Rng,
+        codec: Arc<Codec>,
     ) -> Self {
         Self {
             writer,
             link,
             steer: Steer::new(behavior, input_hz, rng),
+            values: idle_values(&codec),
+            codec,
+            bytes: Vec::new(),
         }
     }
 
     /// Sends the next input; false when the connection is done for.
     fn send_input(&mut self, swarm: &Swarm, measuring: bool) -> bool {
         let (seq, dir_x, dir_y) = self.steer.next();
-        let input = ClientMessage::Input(Input {
-            seq,
-            dir_x,
-            dir_y,
-            buttons: 0,
-        });
+        for v in &mut self.values {
+            if let Value::Vec2(xy) = v {
+                *xy = [dir_x, dir_y];
+            }
+        }
+        self.bytes.clear();
+        encode_input_values(&self.codec, seq, seq, &self.values, &mut self.bytes);
         self.link.record_sent(seq, swarm.micros(Instant::now()));
-        let sent = self.writer.try_send(&input);
+        let sent = self.writer.try_send_frame(&self.bytes);
         self.link
             .bytes_out
             .store(self.writer.bytes_out(), Ordering::Relaxed);

@@ -44,8 +44,9 @@ pub struct Options {
           value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub input_phases: u16,
 
-    /// Ask the server for delta snapshots (`Options { delta_snapshots: true }`):
-    /// changes against the previous snapshot instead of the whole lobby every tick.
+    /// Take delta snapshots (the server's default: changes against the previous
+    /// snapshot). Without it the bots send `Options { delta_snapshots: false }` and get
+    /// the whole lobby every tick, as the earlier full-snapshot figures did.
     #[arg(long)]
     pub delta: bool,
 

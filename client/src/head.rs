@@ -1,198 +1,140 @@
-//! Reading the start of a `Snapshot` or `SnapshotDelta` without decoding it.
+//! Reading the head of a snapshot without decoding it.
 //!
 //! A load generator receives one snapshot per player per tick and needs only the
-//! acknowledged input and the tick from it. Decoding the whole message allocates a
-//! `Vec` of entities; [`peek_snapshot_head`] reads the few varints in front instead and
-//! checks that the rest has the length the entity (or change) count promises.
+//! acknowledged input, the tick and whether it is a delta. [`peek_snapshot_head`] reads
+//! the bytes in front: the tag, `ack_seq` (4 bytes LE), the own part's length (LEB128),
+//! then, after the own part, the shared body's tick (4 bytes LE: 32 bits at a byte
+//! boundary of an LSB-first stream) and the first var4 group of its baseline distance
+//! (0 for a full snapshot).
 
-use ticksync_protocol::codec::{SNAPSHOT_DELTA_TAG, SNAPSHOT_TAG};
-use ticksync_protocol::{EntityChange, EntityState};
+use ticksync_protocol::state::SNAPSHOT_TAG;
 
-/// The fields in front of a `Snapshot`'s entities.
+/// The fields in front of a snapshot's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SnapshotHead {
     /// The last input sequence of this player the server applied.
     pub ack_seq: u32,
     /// The tick the state is the result of.
     pub tick: u32,
-    /// 0 for a full snapshot, else the tick it is relative to.
-    pub baseline: u32,
-    /// How many entities (or, in a delta, changed entities) follow.
-    pub entities: usize,
-    /// A `SnapshotDelta` (tag 11) rather than a full `Snapshot` (tag 5).
+    /// Changes against an earlier snapshot (true) or the whole state (false).
     pub delta: bool,
+    /// Bytes of this player's own part.
+    pub own_bytes: usize,
 }
 
-/// Reads the head of an encoded `ServerMessage::Snapshot` (tag byte 5, then the varints
-/// `ack_seq`, `tick`, `baseline` and the entity count, then 8 bytes per entity) or
-/// `ServerMessage::SnapshotDelta` (tag 11, the same varints, then per changed entity its
-/// id, a field mask and the fields: 2 bytes for each of dx and dy, 1 for each of vx, vy
-/// and flags).
-///
-/// Returns `None` when `bytes` is not a well-formed snapshot: another message, or a
-/// snapshot whose length does not match its entity count. Never allocates.
+/// Reads the head of a snapshot message (tag [`SNAPSHOT_TAG`]). Returns `None` when
+/// `bytes` is not a well-formed head: another message, a length running past the end,
+/// or a body too short for its tick. Never allocates.
 pub fn peek_snapshot_head(bytes: &[u8]) -> Option<SnapshotHead> {
-    let delta = match *bytes.first()? {
-        SNAPSHOT_TAG => false,
-        SNAPSHOT_DELTA_TAG => true,
-        _ => return None,
+    let [SNAPSHOT_TAG, a, b, c, d, rest @ ..] = bytes else {
+        return None;
     };
-    let mut at = 1;
-    let ack_seq = varint_u32(bytes, &mut at)?;
-    let tick = varint_u32(bytes, &mut at)?;
-    let baseline = varint_u32(bytes, &mut at)?;
-    let entities = usize::try_from(varint_u32(bytes, &mut at)?).ok()?;
-    let fits = if delta {
-        changes_fit(&bytes[at..], entities)
-    } else {
-        entities.checked_mul(EntityState::WIRE_BYTES)? == bytes.len() - at
-    };
-    fits.then_some(SnapshotHead {
-        ack_seq,
-        tick,
-        baseline,
-        entities,
-        delta,
-    })
-}
-
-/// Whether `rest` is exactly `count` entity changes.
-fn changes_fit(rest: &[u8], count: usize) -> bool {
-    const ALL: u8 = EntityChange::DX
-        | EntityChange::DY
-        | EntityChange::VX
-        | EntityChange::VY
-        | EntityChange::FLAGS;
+    let ack_seq = u32::from_le_bytes([*a, *b, *c, *d]);
+    let mut own_bytes = 0usize;
     let mut at = 0;
-    for _ in 0..count {
-        let Some(&mask) = rest.get(at + 1) else {
-            return false;
-        };
-        if mask == 0 || mask & !ALL != 0 {
-            return false;
+    loop {
+        let byte = *rest.get(at)?;
+        own_bytes |= usize::from(byte & 0x7f).checked_shl(7 * at as u32)?;
+        at += 1;
+        if byte & 0x80 == 0 {
+            break;
         }
-        let positions = (mask & (EntityChange::DX | EntityChange::DY)).count_ones() as usize;
-        let bytes = (mask & (EntityChange::VX | EntityChange::VY | EntityChange::FLAGS))
-            .count_ones() as usize;
-        at += 2 + 2 * positions + bytes;
+        if at >= 4 {
+            return None;
+        }
     }
-    at == rest.len()
-}
-
-/// One bincode varint that fits a `u32`: a byte below 251 is the value; 251 and 252 are
-/// followed by 2 and 4 little-endian bytes.
-fn varint_u32(bytes: &[u8], at: &mut usize) -> Option<u32> {
-    let first = *bytes.get(*at)?;
-    let (value, len) = match first {
-        0..=250 => (u32::from(first), 1),
-        251 => {
-            let b = bytes.get(*at + 1..*at + 3)?;
-            (u32::from(u16::from_le_bytes([b[0], b[1]])), 3)
-        }
-        252 => {
-            let b = bytes.get(*at + 1..*at + 5)?;
-            (u32::from_le_bytes([b[0], b[1], b[2], b[3]]), 5)
-        }
-        _ => return None,
+    let body = rest.get(at + own_bytes..)?;
+    let [t0, t1, t2, t3, first, ..] = body else {
+        return None;
     };
-    *at += len;
-    Some(value)
+    Some(SnapshotHead {
+        ack_seq,
+        tick: u32::from_le_bytes([*t0, *t1, *t2, *t3]),
+        delta: first & 0x0f != 0,
+        own_bytes,
+    })
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use ticksync_protocol::schema::{Field, FieldType, Schema};
+    use ticksync_protocol::state::{Codec, Encoder, PlayerRef, State, Value, Visibility};
+
     use super::*;
-    use ticksync_protocol::{ServerMessage, Snapshot, encode_server};
+
+    fn codec() -> Arc<Codec> {
+        let schema = Schema::builder("t")
+            .entity_fields(
+                "dot",
+                vec![Field::new("x", FieldType::Int { min: 0, max: 1000 })],
+            )
+            .private_fields(vec![Field::new(
+                "coins",
+                FieldType::Int { min: 0, max: 99 },
+            )])
+            .build()
+            .expect("valid");
+        Arc::new(Codec::new(schema, 4).expect("codec"))
+    }
+
+    fn state(codec: &Codec, tick: u32, x: i64) -> State {
+        let mut s = State::new(codec);
+        s.begin(codec, tick);
+        for id in 1..=3 {
+            s.push_entity_values(
+                codec,
+                0,
+                id,
+                PlayerRef(1),
+                Visibility::Everyone,
+                &[Value::Int(x)],
+            )
+            .expect("kind");
+        }
+        s.set_private_values(codec, PlayerRef(2), &[Value::Int(x % 99)])
+            .expect("seat");
+        s.finish(codec).expect("finish");
+        s
+    }
 
     #[test]
-    fn agrees_with_the_codec() {
-        for ack in [0, 1, 250, 251, 65_535, 65_536, u32::MAX] {
-            for tick in [0, 7, 251, 1 << 20, u32::MAX] {
-                for n in [0usize, 1, 10, 250, 255] {
-                    let entities = (0..n)
-                        .map(|i| EntityState {
-                            id: u8::try_from(i).unwrap_or(u8::MAX),
-                            x: 60_000,
-                            ..Default::default()
-                        })
-                        .collect();
-                    let bytes = encode_server(&ServerMessage::Snapshot(Snapshot {
-                        ack_seq: ack,
-                        tick,
-                        baseline: tick / 2,
-                        entities,
-                    }));
-                    let head = peek_snapshot_head(&bytes);
-                    assert_eq!(
-                        head,
-                        Some(SnapshotHead {
-                            ack_seq: ack,
-                            tick,
-                            baseline: tick / 2,
-                            entities: n,
-                            delta: false,
-                        }),
-                        "ack {ack} tick {tick} n {n}"
-                    );
-                    // Cut or padded: refused.
-                    assert_eq!(peek_snapshot_head(&bytes[..bytes.len() - 1]), None);
-                    let mut longer = bytes.clone();
-                    longer.push(0);
-                    assert_eq!(peek_snapshot_head(&longer), None);
+    fn agrees_with_the_encoder() {
+        let codec = codec();
+        let mut enc = Encoder::new();
+        for ack in [0, 1, 250, 65_536, u32::MAX] {
+            for tick in [1, 7, 251, 1 << 20, u32::MAX] {
+                let (a, b) = (state(&codec, tick - 1, 10), state(&codec, tick, 20));
+                for (from, delta) in [(None, false), (Some(&a), true)] {
+                    for seat in [1, 2] {
+                        let mut bytes = Vec::new();
+                        enc.encode_snapshot(&codec, from, &b, PlayerRef(seat), ack, &mut bytes);
+                        let head = peek_snapshot_head(&bytes).expect("a head");
+                        assert_eq!(
+                            (head.ack_seq, head.tick, head.delta),
+                            (ack, tick, delta),
+                            "ack {ack} tick {tick}"
+                        );
+                        assert_eq!(head.own_bytes > 0, seat == 2, "seat 2 has a private row");
+                    }
                 }
             }
         }
     }
 
     #[test]
-    fn deltas_agree_with_the_codec() {
-        use ticksync_protocol::SnapshotDelta;
-        let changes: Vec<EntityChange> = (0..40u8)
-            .map(|i| EntityChange {
-                id: i,
-                dx: (i % 2 == 0).then_some(-300),
-                dy: (i % 3 == 0).then_some(7),
-                vx: (i % 5 == 0).then_some(-1),
-                vy: (i % 7 == 0).then_some(100),
-                flags: (i % 4 == 0 || i % 2 == 1).then_some(1),
-            })
-            .filter(|c| c.mask() != 0)
-            .collect();
-        for n in [0, 1, 2, 17, changes.len()] {
-            let bytes = encode_server(&ServerMessage::SnapshotDelta(SnapshotDelta {
-                ack_seq: 70_000,
-                tick: 300,
-                baseline: 299,
-                changes: changes[..n].to_vec(),
-            }));
-            assert_eq!(
-                peek_snapshot_head(&bytes),
-                Some(SnapshotHead {
-                    ack_seq: 70_000,
-                    tick: 300,
-                    baseline: 299,
-                    entities: n,
-                    delta: true,
-                }),
-                "{n} changes"
-            );
-            if n > 0 {
-                assert_eq!(peek_snapshot_head(&bytes[..bytes.len() - 1]), None);
-            }
-            let mut longer = bytes.clone();
-            longer.push(0);
-            assert_eq!(peek_snapshot_head(&longer), None);
-        }
-    }
-
-    #[test]
     fn other_messages_are_not_snapshots() {
-        let pong = encode_server(&ServerMessage::Pong {
+        let pong = ticksync_protocol::encode_server(&ticksync_protocol::ServerMessage::Pong {
             client_time: 5,
             server_tick: 9,
         });
         assert_eq!(peek_snapshot_head(&pong), None);
         assert_eq!(peek_snapshot_head(&[]), None);
-        assert_eq!(peek_snapshot_head(&[SNAPSHOT_TAG, 253]), None);
+        assert_eq!(peek_snapshot_head(&[SNAPSHOT_TAG, 0, 0, 0, 0, 5, 1]), None);
+        assert_eq!(
+            peek_snapshot_head(&[SNAPSHOT_TAG, 0, 0, 0, 0, 0, 1, 2]),
+            None
+        );
     }
 }

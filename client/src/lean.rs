@@ -245,10 +245,15 @@ impl LeanClient {
         self.reader.next_binary(&mut self.stream).await
     }
 
-    /// Receives and decodes the next message.
+    /// Receives and decodes the next control message (game frames are skipped: read
+    /// them with [`LeanClient::next_binary`]).
     pub async fn recv(&mut self) -> Result<ServerMessage, ClientError> {
-        let bytes = self.next_binary().await?;
-        Ok(decode_server(bytes)?)
+        loop {
+            let bytes = self.next_binary().await?;
+            if !ticksync_protocol::codec::is_game_frame(bytes) {
+                return Ok(decode_server(bytes)?);
+            }
+        }
     }
 
     /// Receives and decodes the next message within `limit`.
@@ -262,6 +267,17 @@ impl LeanClient {
     /// replies owed to the server. Not cancel-safe.
     pub async fn send(&mut self, message: &ClientMessage) -> Result<(), ClientError> {
         self.writer.frame(OP_BINARY, Some(message), &[]);
+        self.write_out().await
+    }
+
+    /// Sends an encoded game frame (an input or a game message) as one masked binary
+    /// frame, like [`LeanClient::send`]. Not cancel-safe.
+    pub async fn send_frame(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
+        self.writer.frame(OP_BINARY, None, bytes);
+        self.write_out().await
+    }
+
+    async fn write_out(&mut self) -> Result<(), ClientError> {
         let unsent = &self.writer.out[self.writer.sent..];
         self.stream
             .write_all(unsent)
@@ -368,6 +384,13 @@ impl LeanWriter {
     /// stopped reading, an error.
     pub fn try_send(&mut self, message: &ClientMessage) -> Result<(), ClientError> {
         self.writer.frame(OP_BINARY, Some(message), &[]);
+        self.flush_now()
+    }
+
+    /// Sends an encoded game frame (an input or a game message) without waiting, like
+    /// [`LeanWriter::try_send`].
+    pub fn try_send_frame(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
+        self.writer.frame(OP_BINARY, None, bytes);
         self.flush_now()
     }
 
@@ -681,7 +704,7 @@ fn protocol(what: &str) -> ClientError {
 mod tests {
     use super::*;
     use futures_util::{SinkExt, StreamExt};
-    use ticksync_protocol::{Input, decode_client};
+    use ticksync_protocol::decode_client;
     use tokio::net::TcpListener;
     use tokio_tungstenite::tungstenite::Message;
     use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -777,7 +800,7 @@ mod tests {
                     }
                     Message::Binary(b) => {
                         let m = decode_client(&b).expect("decodes");
-                        assert!(matches!(m, ClientMessage::Input(Input { seq: 42, .. })));
+                        assert!(matches!(m, ClientMessage::Ping { client_time: 42 }));
                         break;
                     }
                     other => panic!("unexpected {other:?}"),
@@ -797,12 +820,7 @@ mod tests {
         assert_eq!(client.next_binary().await.expect("big"), &big[..]);
         assert_eq!(client.next_binary().await.expect("fragmented"), &[4, 5, 6]);
         client
-            .send(&ClientMessage::Input(Input {
-                seq: 42,
-                dir_x: 1.0,
-                dir_y: 0.0,
-                buttons: 0,
-            }))
+            .send(&ClientMessage::Ping { client_time: 42 })
             .await
             .expect("sends");
         match client.next_binary().await {
@@ -830,10 +848,11 @@ mod tests {
             while seqs.len() < 3 {
                 match ws.next().await.expect("open").expect("frame") {
                     Message::Pong(p) => got_pong = p[..] == [5],
-                    Message::Binary(b) => match decode_client(&b).expect("decodes") {
-                        ClientMessage::Input(i) => seqs.push(i.seq),
-                        other => panic!("unexpected {other:?}"),
-                    },
+                    Message::Binary(b) if b.first() == Some(&64) => {
+                        // A game frame: tag, seq (u32 LE), ...
+                        seqs.push(u32::from_le_bytes([b[1], b[2], b[3], b[4]]));
+                    }
+                    Message::Binary(b) => panic!("unexpected {:?}", decode_client(&b)),
                     other => panic!("unexpected {other:?}"),
                 }
             }
@@ -845,12 +864,11 @@ mod tests {
         let client = LeanClient::connect(&target, 1024).await.expect("connects");
         let (mut reader, mut writer) = client.into_split();
         assert_eq!(reader.next_binary().await.expect("data"), &[8, 9]);
-        for seq in 1..=3 {
-            let input = ClientMessage::Input(Input {
-                seq,
-                ..Input::default()
-            });
-            writer.try_send(&input).expect("sends");
+        for seq in 1u32..=3 {
+            let mut input = vec![64];
+            input.extend_from_slice(&seq.to_le_bytes());
+            input.extend_from_slice(&[0; 4]);
+            writer.try_send_frame(&input).expect("sends");
         }
         writer.try_close().expect("closes");
         assert!(writer.bytes_out() > 3 * 6);

@@ -3,7 +3,9 @@
 //! the client side too.
 //!
 //! - [`Client`]: tokio-tungstenite's general client, for tests that need every message
-//!   decoded and any frame sent, valid or not.
+//!   decoded and any frame sent, valid or not. It decodes any game by the schema its
+//!   `Joined` carries: snapshots are applied to a [`ClientState`], events decoded, and
+//!   inputs and game messages encoded by the schema (typed, or from dynamic values).
 //! - [`lean::LeanClient`]: a cut-down WebSocket client for the bots, whose receive path
 //!   neither allocates nor copies, with [`peek_snapshot_head`] to read a snapshot's
 //!   acknowledgement and tick without decoding its entities.
@@ -11,15 +13,20 @@
 mod head;
 pub mod lean;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use ticksync_protocol::codec::apply_delta;
+use ticksync_protocol::codec::is_game_frame;
 use ticksync_protocol::limits::MAX_SERVER_MESSAGE_BYTES;
+use ticksync_protocol::schema::{Fields, Messages, Schema};
+use ticksync_protocol::state::io::{self, EVENT_TAG};
+pub use ticksync_protocol::state::{ClientState, PlayerRef, Value};
+use ticksync_protocol::state::{Codec, SNAPSHOT_TAG};
 use ticksync_protocol::{
-    ClientMessage, CodecError, EntityState, ErrorCode, Joined, PROTOCOL_VERSION, ServerMessage,
-    SessionToken, Snapshot, close, decode_server, encode_client,
+    ClientMessage, CodecError, ErrorCode, GameOptions, Joined, PROTOCOL_VERSION, ServerMessage,
+    SessionToken, close, decode_server, encode_client,
 };
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -37,6 +44,9 @@ pub enum ClientError {
     /// The server sent bytes that are not a message.
     #[error("codec: {0}")]
     Codec(#[from] CodecError),
+    /// A game frame did not decode by the lobby's schema (or came outside a lobby).
+    #[error("game frame: {0}")]
+    Frame(String),
     /// The server closed the connection (code [`close::local::NO_CLOSE_CODE`] when it
     /// gave none, [`close::local::CONNECTION_LOST`] when the connection just ended).
     #[error("closed by the server: {code} {reason}")]
@@ -152,14 +162,76 @@ pub struct Welcome {
     pub tick_rate: u16,
 }
 
+/// A snapshot [`Client::recv`] applied to the client's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotInfo {
+    /// Its tick.
+    pub tick: u32,
+    /// The last input of this player the server had applied.
+    pub ack_seq: u32,
+    /// A full snapshot (not a delta).
+    pub full: bool,
+    /// Its size in bytes.
+    pub bytes: usize,
+}
+
+/// A game event [`Client::recv`] decoded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventInfo {
+    /// The tick it was sent at.
+    pub tick: u32,
+    /// Its type index.
+    pub index: usize,
+    /// Its type's name in the schema.
+    pub name: String,
+    /// Its fields: (name, value) in field order.
+    pub fields: Vec<(String, Value)>,
+}
+
+impl EventInfo {
+    /// The value of field `name`.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.fields.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+}
+
+/// What [`Client::recv`] returns.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Incoming {
+    /// A control message.
+    Message(ServerMessage),
+    /// A snapshot, applied to [`Client::state`].
+    Snapshot(SnapshotInfo),
+    /// A game event.
+    Event(EventInfo),
+}
+
+impl Incoming {
+    /// The control message, if it is one.
+    pub fn message(&self) -> Option<&ServerMessage> {
+        match self {
+            Incoming::Message(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// The snapshot, if it is one.
+    pub fn snapshot(&self) -> Option<SnapshotInfo> {
+        match self {
+            Incoming::Snapshot(s) => Some(*s),
+            _ => None,
+        }
+    }
+}
+
 /// One connection to a ticksync server.
 #[derive(Debug)]
 pub struct Client {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     bytes_in: u64,
     bytes_out: u64,
-    /// The last snapshot's tick and entities: the baseline of the next delta.
-    last_snapshot: Option<(u32, Vec<EntityState>)>,
+    /// The game state, from the last `Joined` on.
+    state: Option<ClientState>,
     deltas_received: u64,
 }
 
@@ -176,7 +248,7 @@ impl Client {
             ws,
             bytes_in: 0,
             bytes_out: 0,
-            last_snapshot: None,
+            state: None,
             deltas_received: 0,
         })
     }
@@ -192,6 +264,70 @@ impl Client {
         self.bytes_out += message.len() as u64;
         self.ws.send(message).await?;
         Ok(())
+    }
+
+    /// The game state (the lobby's schema, this player's seat, what the snapshots said),
+    /// from the last `Joined` on.
+    pub fn state(&self) -> Option<&ClientState> {
+        self.state.as_ref()
+    }
+
+    /// The lobby's compiled schema.
+    pub fn codec(&self) -> Option<&Codec> {
+        self.state.as_ref().map(ClientState::codec)
+    }
+
+    fn codec_or_err(&self) -> Result<&Codec, ClientError> {
+        self.codec()
+            .ok_or_else(|| ClientError::Frame("not in a lobby: no schema".into()))
+    }
+
+    /// Sends an input, encoded by the lobby's schema.
+    pub async fn send_input<T: Fields>(
+        &mut self,
+        seq: u32,
+        client_tick: u32,
+        input: &T,
+    ) -> Result<(), ClientError> {
+        let mut bytes = Vec::new();
+        io::encode_input(self.codec_or_err()?, seq, client_tick, input, &mut bytes);
+        self.send_raw(Message::Binary(Bytes::from(bytes))).await
+    }
+
+    /// Sends an input from dynamic values (in the input's field order).
+    pub async fn send_input_values(
+        &mut self,
+        seq: u32,
+        client_tick: u32,
+        values: &[Value],
+    ) -> Result<(), ClientError> {
+        let mut bytes = Vec::new();
+        io::encode_input_values(self.codec_or_err()?, seq, client_tick, values, &mut bytes);
+        self.send_raw(Message::Binary(Bytes::from(bytes))).await
+    }
+
+    /// Sends a game message, encoded by the lobby's schema.
+    pub async fn send_game_message<M: Messages>(&mut self, message: &M) -> Result<(), ClientError> {
+        let mut bytes = Vec::new();
+        if !io::encode_message(self.codec_or_err()?, message, &mut bytes) {
+            return Err(ClientError::Frame(
+                "the schema has no such message type".into(),
+            ));
+        }
+        self.send_raw(Message::Binary(Bytes::from(bytes))).await
+    }
+
+    /// Sends a game message of type `index` from dynamic values.
+    pub async fn send_game_message_values(
+        &mut self,
+        index: usize,
+        values: &[Value],
+    ) -> Result<(), ClientError> {
+        let mut bytes = Vec::new();
+        if !io::encode_message_values(self.codec_or_err()?, index, values, &mut bytes) {
+            return Err(ClientError::Frame(format!("no message type {index}")));
+        }
+        self.send_raw(Message::Binary(Bytes::from(bytes))).await
     }
 
     /// Receives the next binary message's bytes, skipping pings and pongs.
@@ -229,44 +365,69 @@ impl Client {
         }
     }
 
-    /// Receives and decodes the next message. A `SnapshotDelta` (after
-    /// [`Client::enable_deltas`]) is applied to the previous snapshot and returned as the
-    /// full `Snapshot` it stands for.
-    pub async fn recv(&mut self) -> Result<ServerMessage, ClientError> {
+    /// Receives and decodes the next message: a snapshot is applied to
+    /// [`Client::state`] (a delta to the snapshot before it), an event decoded by the
+    /// schema; a `Joined` sets up the state from its schema.
+    pub async fn recv(&mut self) -> Result<Incoming, ClientError> {
         let bytes = self.recv_bytes().await?;
-        match decode_server(&bytes)? {
-            ServerMessage::Snapshot(snapshot) => {
-                self.last_snapshot = Some((snapshot.tick, snapshot.entities.clone()));
-                Ok(ServerMessage::Snapshot(snapshot))
+        self.decode(&bytes)
+    }
+
+    fn decode(&mut self, bytes: &[u8]) -> Result<Incoming, ClientError> {
+        if !is_game_frame(bytes) {
+            let message = decode_server(bytes)?;
+            if let ServerMessage::Joined(joined) = &message {
+                self.state = Some(state_for(joined)?);
             }
-            ServerMessage::SnapshotDelta(delta) => {
-                let Some((tick, base)) = &self.last_snapshot else {
-                    return Err(ClientError::Unexpected("a delta without a baseline".into()));
+            return Ok(Incoming::Message(message));
+        }
+        let Some(state) = self.state.as_mut() else {
+            return Err(ClientError::Frame("a game frame before Joined".into()));
+        };
+        match bytes[0] {
+            SNAPSHOT_TAG => {
+                let applied = state
+                    .apply(bytes)
+                    .map_err(|e| ClientError::Frame(e.to_string()))?;
+                let info = SnapshotInfo {
+                    tick: applied.tick,
+                    ack_seq: applied.ack_seq,
+                    full: applied.full,
+                    bytes: bytes.len(),
                 };
-                if *tick != delta.baseline {
-                    return Err(ClientError::Unexpected(format!(
-                        "a delta from tick {} but the last snapshot was of tick {tick}",
-                        delta.baseline
-                    )));
+                if !info.full {
+                    self.deltas_received += 1;
                 }
-                let entities = apply_delta(base, &delta)?;
-                self.last_snapshot = Some((delta.tick, entities.clone()));
-                self.deltas_received += 1;
-                Ok(ServerMessage::Snapshot(Snapshot {
-                    ack_seq: delta.ack_seq,
-                    tick: delta.tick,
-                    baseline: 0,
-                    entities,
+                Ok(Incoming::Snapshot(info))
+            }
+            EVENT_TAG => {
+                let codec = state.codec();
+                let event = io::decode_event(codec, bytes)
+                    .map_err(|e| ClientError::Frame(e.to_string()))?;
+                let row = codec
+                    .event_row(event.index)
+                    .ok_or_else(|| ClientError::Frame("unknown event type".into()))?;
+                let fields = row
+                    .fields()
+                    .iter()
+                    .map(|f| f.name.clone())
+                    .zip(event.row.values(row))
+                    .collect();
+                Ok(Incoming::Event(EventInfo {
+                    tick: event.tick,
+                    index: event.index,
+                    name: row.name().to_owned(),
+                    fields,
                 }))
             }
-            other => Ok(other),
+            tag => Err(ClientError::Frame(format!("unknown game frame tag {tag}"))),
         }
     }
 
-    /// Asks for delta snapshots from now on (`Options`).
-    pub async fn enable_deltas(&mut self) -> Result<(), ClientError> {
+    /// Asks for delta snapshots (true, the default) or full ones (`Options`).
+    pub async fn set_deltas(&mut self, on: bool) -> Result<(), ClientError> {
         self.send(&ClientMessage::Options {
-            delta_snapshots: true,
+            delta_snapshots: on,
         })
         .await
     }
@@ -277,7 +438,7 @@ impl Client {
     }
 
     /// Receives within `limit`.
-    pub async fn recv_timeout(&mut self, limit: Duration) -> Result<ServerMessage, ClientError> {
+    pub async fn recv_timeout(&mut self, limit: Duration) -> Result<Incoming, ClientError> {
         tokio::time::timeout(limit, self.recv())
             .await
             .map_err(|_| ClientError::Timeout)?
@@ -287,7 +448,7 @@ impl Client {
     pub async fn recv_until<T>(
         &mut self,
         limit: Duration,
-        mut pick: impl FnMut(&ServerMessage) -> Option<T>,
+        mut pick: impl FnMut(&Incoming) -> Option<T>,
     ) -> Result<T, ClientError> {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
@@ -297,6 +458,34 @@ impl Client {
                 return Ok(found);
             }
         }
+    }
+
+    /// Receives until `pick` returns `Some` for a control message, within `limit`; other
+    /// messages (and every snapshot and event, still applied) are dropped.
+    pub async fn recv_message_until<T>(
+        &mut self,
+        limit: Duration,
+        mut pick: impl FnMut(&ServerMessage) -> Option<T>,
+    ) -> Result<T, ClientError> {
+        self.recv_until(limit, |incoming| match incoming {
+            Incoming::Message(m) => pick(m),
+            _ => None,
+        })
+        .await
+    }
+
+    /// The next control message within `limit` (snapshots and events on the way are
+    /// applied and skipped).
+    pub async fn recv_message_timeout(
+        &mut self,
+        limit: Duration,
+    ) -> Result<ServerMessage, ClientError> {
+        self.recv_message_until(limit, |m| Some(m.clone())).await
+    }
+
+    /// The next snapshot within `limit` (other messages on the way are dropped).
+    pub async fn recv_snapshot(&mut self, limit: Duration) -> Result<SnapshotInfo, ClientError> {
+        self.recv_until(limit, Incoming::snapshot).await
     }
 
     /// Says Hello and waits for Welcome.
@@ -318,9 +507,10 @@ impl Client {
         })
         .await?;
         loop {
-            let message = self.recv_timeout(Duration::from_secs(5)).await?;
-            if let Some(outcome) = expect_welcome(message) {
-                return outcome;
+            if let Incoming::Message(message) = self.recv_timeout(Duration::from_secs(5)).await? {
+                if let Some(outcome) = expect_welcome(message) {
+                    return outcome;
+                }
             }
         }
     }
@@ -330,8 +520,8 @@ impl Client {
         self.send(request).await?;
         loop {
             match self.recv_timeout(Duration::from_secs(5)).await? {
-                ServerMessage::Joined(joined) => return Ok(joined),
-                ServerMessage::Error { code, message } => {
+                Incoming::Message(ServerMessage::Joined(joined)) => return Ok(joined),
+                Incoming::Message(ServerMessage::Error { code, message }) => {
                     return Err(ClientError::Server { code, message });
                 }
                 // Leftovers of a previous lobby, or a lobby list: not the answer.
@@ -347,14 +537,18 @@ impl Client {
     ) -> Result<(Self, Welcome, Joined), ClientError> {
         let mut client = Self::connect(url).await?;
         let welcome = client.hello(name).await?;
-        let joined = client.join(&ClientMessage::QuickJoin).await?;
+        let joined = client
+            .join(&ClientMessage::QuickJoin {
+                options: GameOptions::none(),
+            })
+            .await?;
         Ok((client, welcome, joined))
     }
 
     /// Reconnects after a lost connection and resumes the session of `token`: tries
     /// `url` with exponential backoff (see [`Backoff`]) for at most `give_up_after`, and
     /// says Hello with the token. The server puts a resumed player back in its lobby on
-    /// the same entity (a `Joined` follows the `Welcome`); an expired token gets a new
+    /// the same seat (a `Joined` follows the `Welcome`); an expired token gets a new
     /// player (`Welcome::player_id` differs).
     pub async fn resume(
         url: &str,
@@ -400,6 +594,21 @@ impl Client {
     pub fn bytes_out(&self) -> u64 {
         self.bytes_out
     }
+}
+
+/// The client state a `Joined` sets up: its schema decoded (and checked against its
+/// hash), compiled for the lobby's cap, for the player's seat.
+pub fn state_for(joined: &Joined) -> Result<ClientState, ClientError> {
+    let schema = Schema::decode(&joined.schema)
+        .map_err(|e| ClientError::Frame(format!("the lobby's schema: {e}")))?;
+    if schema.hash().to_le_bytes() != joined.schema_hash {
+        return Err(ClientError::Frame(
+            "the schema's hash does not match".into(),
+        ));
+    }
+    let codec = Codec::new(schema, joined.max_players)
+        .map_err(|e| ClientError::Frame(format!("the lobby's schema: {e}")))?;
+    Ok(ClientState::new(Arc::new(codec), PlayerRef(joined.seat)))
 }
 
 #[cfg(test)]
@@ -488,7 +697,7 @@ impl AutoClient {
     /// The next message; reconnects first if the connection was lost. After a
     /// reconnection the next messages are the new `Welcome` and, if the player was in a
     /// lobby, `Joined`.
-    pub async fn recv(&mut self) -> Result<ServerMessage, ClientError> {
+    pub async fn recv(&mut self) -> Result<Incoming, ClientError> {
         match self.client.recv().await {
             Err(e) if e.is_connection_lost() => {
                 let (client, welcome) =
@@ -496,12 +705,12 @@ impl AutoClient {
                 self.client = client;
                 self.token = welcome.session_token;
                 self.reconnects += 1;
-                Ok(ServerMessage::Welcome {
+                Ok(Incoming::Message(ServerMessage::Welcome {
                     player_id: welcome.player_id,
                     session_token: welcome.session_token,
                     tick_rate: welcome.tick_rate,
                     protocol_version: PROTOCOL_VERSION,
-                })
+                }))
             }
             other => other,
         }

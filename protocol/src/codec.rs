@@ -1,4 +1,12 @@
-//! The codec: the one place that knows how messages become bytes.
+//! The codec: the one place that knows how control messages become bytes.
+//!
+//! Every WebSocket binary message starts with a tag byte. Tags below [`FIRST_FRAME_TAG`]
+//! (64) are control messages, encoded here with bincode; tags from 64 up are game frames
+//! (snapshots, inputs, game messages and events), hand-written and bit-packed by the
+//! lobby's schema in [`crate::state`]. Control messages are rare and varied: bincode's
+//! derive keeps them one declaration each, in one place. Game frames are every tick and
+//! typed by the game: a schema-driven bit writer makes them several times smaller than
+//! any self-describing or byte-aligned format.
 //!
 //! Every bincode setting lives here (bincode 2.0.1, pinned: it is unmaintained, see the
 //! README). The settings are bincode's `standard()` configuration:
@@ -17,7 +25,7 @@
 use bincode::config::{self, Configuration, Limit, LittleEndian, Varint};
 
 use crate::limits::{MAX_CLIENT_MESSAGE_BYTES, MAX_SERVER_MESSAGE_BYTES};
-use crate::{ClientMessage, EntityChange, EntityState, ServerMessage, SnapshotDelta};
+use crate::{ClientMessage, EntityChange, EntityState, ServerMessage};
 
 type ClientConfig = Configuration<LittleEndian, Varint, Limit<MAX_CLIENT_MESSAGE_BYTES>>;
 type ServerConfig = Configuration<LittleEndian, Varint, Limit<MAX_SERVER_MESSAGE_BYTES>>;
@@ -25,10 +33,15 @@ type ServerConfig = Configuration<LittleEndian, Varint, Limit<MAX_SERVER_MESSAGE
 const CLIENT: ClientConfig = config::standard().with_limit::<MAX_CLIENT_MESSAGE_BYTES>();
 const SERVER: ServerConfig = config::standard().with_limit::<MAX_SERVER_MESSAGE_BYTES>();
 
-/// The wire tag of `ServerMessage::Snapshot`.
-pub const SNAPSHOT_TAG: u8 = 5;
-/// The wire tag of `ServerMessage::SnapshotDelta`.
-pub const SNAPSHOT_DELTA_TAG: u8 = 11;
+/// The first tag of a game frame: a message whose first byte is at least this is not a
+/// control message (see [`crate::state::SNAPSHOT_TAG`], [`crate::state::io`]).
+pub const FIRST_FRAME_TAG: u8 = 64;
+
+/// Whether `bytes` is a game frame (its tag is [`FIRST_FRAME_TAG`] or above), decoded by
+/// the lobby's schema rather than by [`decode_client`] / [`decode_server`].
+pub fn is_game_frame(bytes: &[u8]) -> bool {
+    bytes.first().is_some_and(|&tag| tag >= FIRST_FRAME_TAG)
+}
 
 /// Why bytes could not be decoded (or a message encoded). The texts are plain sentences
 /// a client can show a person (the server sends them in `Error` messages): no Rust names
@@ -55,9 +68,6 @@ pub enum CodecError {
     /// The message could not be encoded (never for valid messages).
     #[error("the message could not be encoded: {}", encode_problem(.0))]
     Encode(#[from] bincode::error::EncodeError),
-    /// A delta names an entity its baseline does not have.
-    #[error("the delta changes entity {0}, which its baseline does not have")]
-    UnknownEntity(u8),
 }
 
 /// "1 byte follows", "2 bytes follow".
@@ -159,17 +169,16 @@ pub fn encode_server_into(message: &ServerMessage, out: &mut Vec<u8>) {
     let _ = bincode::encode_into_std_write(message, out, SERVER);
 }
 
-/// Appends the part of a `Snapshot` that is the same for every player of a lobby: tick,
-/// baseline and entities. A lobby encodes it once per tick; each player's message is
-/// [`write_snapshot_head`] followed by these bytes.
+/// Protocol 1's arena snapshot body (tick, baseline, 8-byte entities), the reference
+/// the generic state encoder is measured against (the figures test, the `state/`
+/// benchmarks). Not on the wire any more.
 pub fn encode_snapshot_body(tick: u32, baseline: u32, entities: &[EntityState], out: &mut Vec<u8>) {
     let _ = bincode::encode_into_std_write((tick, baseline, entities), out, SERVER);
 }
 
-/// Appends the shared part of a `SnapshotDelta` from `baseline` (whose entities are
-/// `old`) to `tick` (entities `new`): tick, baseline and the changes. Returns false,
-/// writing nothing, if the two do not have the same entities in the same order (then
-/// only a full snapshot will do).
+/// Protocol 1's arena delta body from `old` to `new` (the reference, as
+/// [`encode_snapshot_body`]). Returns false, writing nothing, if the two do not have
+/// the same entities in the same order.
 pub fn encode_delta_body(
     tick: u32,
     baseline: u32,
@@ -189,78 +198,16 @@ pub fn encode_delta_body(
     true
 }
 
-/// The entities of a `SnapshotDelta` applied to those of its baseline.
-pub fn apply_delta(
-    base: &[EntityState],
-    delta: &SnapshotDelta,
-) -> Result<Vec<EntityState>, CodecError> {
-    let mut out = base.to_vec();
-    for change in &delta.changes {
-        let entity = out
-            .iter_mut()
-            .find(|e| e.id == change.id)
-            .ok_or(CodecError::UnknownEntity(change.id))?;
-        *entity = change.apply(entity);
-    }
-    Ok(out)
-}
-
-/// Longest head [`write_snapshot_head`] writes: the tag and a 5-byte varint.
+/// Protocol 1's per-player snapshot head (tag and varint `ack_seq`), at most this long:
+/// the reference's per-player cost.
 pub const SNAPSHOT_HEAD_MAX: usize = 6;
-
-/// Writes the per-player start of a `Snapshot` (its tag and `ack_seq`) into `buf`,
-/// returning how many bytes it used.
-pub fn write_snapshot_head(ack_seq: u32, buf: &mut [u8; SNAPSHOT_HEAD_MAX]) -> usize {
-    write_head(SNAPSHOT_TAG, ack_seq, buf)
-}
-
-/// Writes the per-player start of a `SnapshotDelta` (tag and `ack_seq`); followed by an
-/// [`encode_delta_body`] it makes the whole message.
-pub fn write_delta_head(ack_seq: u32, buf: &mut [u8; SNAPSHOT_HEAD_MAX]) -> usize {
-    write_head(SNAPSHOT_DELTA_TAG, ack_seq, buf)
-}
-
-fn write_head(tag: u8, ack_seq: u32, buf: &mut [u8; SNAPSHOT_HEAD_MAX]) -> usize {
-    buf[0] = tag;
-    // Five bytes always hold a u32 varint, so this cannot fail.
-    1 + bincode::encode_into_slice(ack_seq, &mut buf[1..], SERVER).unwrap_or(0)
-}
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Input, Snapshot};
 
     #[test]
-    fn snapshot_head_and_body_equal_the_whole_message() {
-        let entities = vec![
-            EntityState {
-                id: 1,
-                flags: 1,
-                x: 40000,
-                y: 7,
-                vx: -3,
-                vy: 127,
-            },
-            EntityState::default(),
-        ];
-        for ack in [0, 250, 251, 65_535, 65_536, u32::MAX] {
-            let whole = encode_server(&ServerMessage::Snapshot(Snapshot {
-                ack_seq: ack,
-                tick: 70_000,
-                baseline: 0,
-                entities: entities.clone(),
-            }));
-            let mut head = [0; SNAPSHOT_HEAD_MAX];
-            let n = write_snapshot_head(ack, &mut head);
-            let mut split = head[..n].to_vec();
-            encode_snapshot_body(70_000, 0, &entities, &mut split);
-            assert_eq!(whole, split, "ack {ack}");
-        }
-    }
-
-    #[test]
-    fn delta_head_and_body_equal_the_whole_message() {
+    fn the_reference_delta_has_only_the_changes() {
         let old = [
             EntityState {
                 id: 0,
@@ -276,30 +223,32 @@ mod tests {
         ];
         let mut new = old;
         new[0].x = 30_000;
-        new[0].y = 10;
-        new[1].flags = 1;
-        let mut head = [0; SNAPSHOT_HEAD_MAX];
-        let n = write_delta_head(9, &mut head);
-        let mut split = head[..n].to_vec();
-        assert!(encode_delta_body(8, 7, &old, &new, &mut split));
-        let ServerMessage::SnapshotDelta(delta) = decode_server(&split).expect("decodes") else {
-            panic!("not a delta");
-        };
-        assert_eq!((delta.ack_seq, delta.tick, delta.baseline), (9, 8, 7));
-        assert_eq!(delta.changes.len(), 2);
-        assert_eq!(apply_delta(&old, &delta).expect("applies"), new);
+        let mut delta = Vec::new();
+        assert!(encode_delta_body(8, 7, &old, &new, &mut delta));
+        // tick, baseline, one change: id, mask, dx (2 bytes).
+        assert_eq!(delta, [8, 7, 1, 0, EntityChange::DX, 0xcc, 0x74]);
+        let mut full = Vec::new();
+        encode_snapshot_body(8, 0, &new, &mut full);
+        assert_eq!(full.len(), 3 + 2 * EntityState::WIRE_BYTES);
         // Different entities: no delta.
         assert!(!encode_delta_body(8, 7, &old, &new[..1], &mut Vec::new()));
     }
 
     #[test]
+    fn game_frames_are_told_from_control_messages() {
+        assert!(is_game_frame(&[64, 0]));
+        assert!(is_game_frame(&[65]));
+        assert!(!is_game_frame(&[63]));
+        assert!(!is_game_frame(&[]));
+        // A game frame is not a control message.
+        assert!(decode_client(&[64, 1, 0, 0, 0, 0, 0, 0, 0]).is_err());
+    }
+
+    #[test]
     fn oversized_trailing_and_truncated_are_refused() {
-        let ok = encode_client(&ClientMessage::Input(Input {
-            seq: 9,
-            dir_x: 1.0,
-            dir_y: 0.0,
-            buttons: 0,
-        }));
+        let ok = encode_client(&ClientMessage::Ping {
+            client_time: 70_000,
+        });
         assert!(decode_client(&ok).is_ok());
         let mut trailing = ok.clone();
         trailing.push(0);
@@ -315,8 +264,8 @@ mod tests {
             decode_client(&vec![0; MAX_CLIENT_MESSAGE_BYTES + 1]),
             Err(CodecError::TooLarge { .. })
         ));
-        // Tag 0 (Hello), version 1, a name claiming 4 GiB: refused without allocating.
-        let absurd = [0u8, 1, 252, 0xff, 0xff, 0xff, 0xff];
+        // Tag 0 (Hello), version 2, a name claiming 4 GiB: refused without allocating.
+        let absurd = [0u8, 2, 252, 0xff, 0xff, 0xff, 0xff];
         assert!(decode_client(&absurd).is_err());
         // Unknown tag.
         assert!(decode_client(&[200]).is_err());
@@ -338,7 +287,7 @@ mod tests {
                 "the message could not be decoded: the message ends early",
             ),
             (
-                &[6, 1, 0],
+                &[6, 252, 1],
                 "the message could not be decoded: the message ends early",
             ),
             // JoinLobby with target tag 7.
@@ -348,27 +297,27 @@ mod tests {
             ),
             // Hello with resume-token tag 2.
             (
-                &[0, 1, 1, b'a', 2],
+                &[0, 2, 1, b'a', 2],
                 "the message could not be decoded: unknown value 2 for an optional field (0 or 1)",
             ),
             // Options with a bool of 5.
             (
-                &[8, 5],
+                &[7, 5],
                 "the message could not be decoded: unknown value 5 for a true/false field (0 or 1)",
             ),
             // Hello, name of one byte 0xff.
             (
-                &[0, 1, 1, 0xff, 0],
+                &[0, 2, 1, 0xff, 0],
                 "the message could not be decoded: a text field is not valid UTF-8",
             ),
             // Hello, a name claiming 4 GiB.
             (
-                &[0, 1, 252, 0xff, 0xff, 0xff, 0xff],
+                &[0, 2, 252, 0xff, 0xff, 0xff, 0xff],
                 "the message could not be decoded: a length is over the limit",
             ),
             // Ping with a u64 marker for its u32.
             (
-                &[7, 253, 1, 0, 0, 0, 0, 0, 0, 0],
+                &[6, 253, 1, 0, 0, 0, 0, 0, 0, 0],
                 "the message could not be decoded: a number is wider than its field",
             ),
             (&[1, 0, 0], "2 bytes follow the end of the message"),
@@ -387,25 +336,6 @@ mod tests {
         assert_eq!(
             text(decode_server(&[200])),
             "the message could not be decoded: unknown message type 200"
-        );
-        // A delta whose change has mask 0.
-        assert_eq!(
-            text(decode_server(&[11, 0, 1, 0, 1, 3, 0])),
-            "the message could not be decoded: an entity change has an invalid field mask"
-        );
-        let delta = SnapshotDelta {
-            ack_seq: 0,
-            tick: 1,
-            baseline: 0,
-            changes: vec![EntityChange {
-                id: 9,
-                flags: Some(1),
-                ..Default::default()
-            }],
-        };
-        assert_eq!(
-            text(apply_delta(&[], &delta)),
-            "the delta changes entity 9, which its baseline does not have"
         );
     }
 }

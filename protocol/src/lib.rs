@@ -1,19 +1,19 @@
 //! The ticksync wire protocol.
 //!
-//! This crate is pure: message types ([`ClientMessage`], [`ServerMessage`]), the codec
-//! ([`codec`], the only place that knows bincode's settings), quantization helpers
-//! ([`quantize`]) and the limits every peer enforces ([`limits`]). It does no I/O and has
-//! no clock, so the server, the bots and any test can share it, and `PROTOCOL.md` at the
-//! repository root documents the same bytes for clients in other languages.
+//! This crate is pure: control message types ([`ClientMessage`], [`ServerMessage`]),
+//! their codec ([`codec`], the only place that knows bincode's settings), the game
+//! schema ([`schema`]), the game frames driven by it ([`state`]) and the limits every
+//! peer enforces ([`limits`]). It does no I/O and has no clock, so the server, the bots
+//! and any test can share it, and `PROTOCOL.md` at the repository root documents the
+//! same bytes for clients in other languages.
 //!
-//! One WebSocket binary message carries exactly one encoded message. Every message starts
-//! with a one-byte tag (its variant index) followed by its fields in order.
-//!
-//! Game state (protocol 2, beside the messages above until the server switches): a game
+//! One WebSocket binary message carries exactly one message, whose first byte is its tag.
+//! Tags 0 to 63 are control messages (bincode: the tag is the variant index, then the
+//! fields in order). Tags from 64 ([`codec::FIRST_FRAME_TAG`]) are game frames: a game
 //! describes its entities, lobby and private state, input, messages and events in a
-//! [`schema::Schema`] (declared with the `ticksync-derive` macros re-exported here);
-//! [`state`] quantizes them into rows and encodes snapshots, deltas, inputs, messages
-//! and events by that schema, bit-packed ([`bits`]).
+//! [`schema::Schema`] (declared with the `ticksync-derive` macros re-exported here), sent
+//! to each player in `Joined`; [`state`] quantizes them into rows and encodes snapshots,
+//! deltas, inputs, messages and events by that schema, bit-packed ([`bits`]).
 //!
 //! It is also the one source of every protocol constant: message tags and their names
 //! (`ClientMessage::tag`, `NAMES`, `KIND_NAMES`), error codes ([`ErrorCode::ALL`]), left
@@ -86,7 +86,6 @@ pub mod bits;
 pub mod codec;
 pub mod limits;
 mod messages;
-pub mod quantize;
 pub mod schema;
 pub mod state;
 
@@ -96,7 +95,7 @@ pub use ticksync_derive::{Messages, State, StateEnum};
 
 /// Version of the wire protocol. A client whose `Hello` carries another version is
 /// refused with [`ErrorCode::VersionMismatch`] and close code [`close::VERSION_MISMATCH`].
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// WebSocket close codes the server uses (RFC 6455 codes and ticksync's 4000-range codes).
 pub mod close {

@@ -5,9 +5,9 @@ crate::listed_consts! {
     /// Largest client message the server accepts, in bytes. The largest valid one (a `Hello`
     /// with the longest name and a resume token) is well under it.
     MAX_CLIENT_MESSAGE_BYTES: usize = 256;
-    /// Largest server message a client must accept, in bytes (a snapshot of
-    /// [`MAX_ENTITIES`] entities, or a lobby list of [`MAX_LISTED_LOBBIES`] lobbies).
-    MAX_SERVER_MESSAGE_BYTES: usize = 16 * 1024;
+    /// Largest server message a client must accept, in bytes (a `Joined` with the
+    /// largest schema, a snapshot, or a lobby list of [`MAX_LISTED_LOBBIES`] lobbies).
+    MAX_SERVER_MESSAGE_BYTES: usize = 64 * 1024;
     /// Longest player name, in bytes of UTF-8.
     MAX_PLAYER_NAME_BYTES: usize = 24;
     /// Longest lobby name, in bytes of UTF-8.
@@ -18,10 +18,57 @@ crate::listed_consts! {
     MAX_TEXT_BYTES: usize = 256;
     /// Most lobbies one `LobbyList` carries (the fullest first).
     MAX_LISTED_LOBBIES: usize = 100;
-    /// Most entities one snapshot carries; entity ids are one byte.
-    MAX_ENTITIES: usize = 255;
-    /// Most players one lobby can hold (entity ids 0..=254; the cap a server may set lower).
-    MAX_LOBBY_PLAYERS: u8 = 250;
+    /// Most players one lobby can hold (seats 1 to 250; a server may set a lower cap).
+    MAX_LOBBY_PLAYERS: u16 = 250;
+    /// Most key-value pairs of one [`crate::GameOptions`].
+    MAX_GAME_OPTIONS: usize = 8;
+    /// Longest game option key, in bytes (ASCII lowercase letters, digits and `_`).
+    MAX_OPTION_KEY_BYTES: usize = 32;
+    /// Longest game option value, in bytes of UTF-8.
+    MAX_OPTION_VALUE_BYTES: usize = 64;
+}
+
+/// Why game options were refused by [`check_game_options`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OptionsProblem {
+    /// More than [`MAX_GAME_OPTIONS`] pairs.
+    #[error("{0} game options: at most {MAX_GAME_OPTIONS}")]
+    TooMany(usize),
+    /// A key that is empty, too long or not of `[a-z0-9_]`.
+    #[error("game option key {0:?}: 1 to {MAX_OPTION_KEY_BYTES} bytes of a-z, 0-9 and _")]
+    BadKey(String),
+    /// A value longer than [`MAX_OPTION_VALUE_BYTES`].
+    #[error("game option {0:?}: the value is over {MAX_OPTION_VALUE_BYTES} bytes")]
+    ValueTooLong(String),
+    /// A key given twice.
+    #[error("game option {0:?} given twice")]
+    Duplicate(String),
+}
+
+/// Checks game options against the limits: at most [`MAX_GAME_OPTIONS`] pairs, keys of
+/// 1 to [`MAX_OPTION_KEY_BYTES`] bytes of `[a-z0-9_]`, each key once, values of at most
+/// [`MAX_OPTION_VALUE_BYTES`] bytes.
+pub fn check_game_options(options: &[(String, String)]) -> Result<(), OptionsProblem> {
+    if options.len() > MAX_GAME_OPTIONS {
+        return Err(OptionsProblem::TooMany(options.len()));
+    }
+    for (i, (key, value)) in options.iter().enumerate() {
+        let key_ok = !key.is_empty()
+            && key.len() <= MAX_OPTION_KEY_BYTES
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !key_ok {
+            return Err(OptionsProblem::BadKey(key.clone()));
+        }
+        if value.len() > MAX_OPTION_VALUE_BYTES {
+            return Err(OptionsProblem::ValueTooLong(key.clone()));
+        }
+        if options[..i].iter().any(|(k, _)| k == key) {
+            return Err(OptionsProblem::Duplicate(key.clone()));
+        }
+    }
+    Ok(())
 }
 
 /// `text` cut to at most [`MAX_TEXT_BYTES`] at a character boundary (what an `Error`

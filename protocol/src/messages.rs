@@ -11,10 +11,10 @@ use serde::Serialize;
 /// A session token: 128 random bits that let a client resume its session.
 pub type SessionToken = [u8; 16];
 
-/// An entity id, unique within one lobby (one byte on the wire).
-pub type EntityId = u8;
-
-/// A message from a client to the server.
+/// A message from a client to the server. Tags 0 to 63 are these control messages
+/// (bincode); an input and a game message are game frames, tags
+/// [`crate::state::io::INPUT_TAG`] and [`crate::state::io::MESSAGE_TAG`] (64 and 65),
+/// encoded by the lobby's schema.
 #[derive(Debug, Clone, PartialEq, Encode, Decode, Serialize)]
 #[serde(tag = "type")]
 pub enum ClientMessage {
@@ -34,34 +34,72 @@ pub enum ClientMessage {
         /// Lobby name, 1 to 32 bytes of UTF-8.
         name: String,
         /// Player cap, 1 up to the server's `--max-players-per-lobby`.
-        max_players: u8,
+        max_players: u16,
         /// A private lobby is not listed and is joined by its code.
         private: bool,
+        /// The game's creation options (map, mode...), also the creator's join options.
+        options: GameOptions,
     },
     /// Tag 3. Join an existing lobby; answered by `Joined` or `Error`.
     JoinLobby {
         /// Which lobby.
         target: JoinTarget,
+        /// The join options the game sees (team, class...).
+        options: GameOptions,
     },
     /// Tag 4. Join the fullest public lobby that has room, or create one.
-    QuickJoin,
+    QuickJoin {
+        /// The join options (also the creation options of a lobby made for it).
+        options: GameOptions,
+    },
     /// Tag 5. Leave the current lobby; answered by `Left` (`Requested`), also outside a
     /// lobby.
     LeaveLobby,
-    /// Tag 6. The player's controls, sent once per tick while in a lobby.
-    Input(Input),
-    /// Tag 7. Answered at once by `Pong` with the same `client_time`.
+    /// Tag 6. Answered at once by `Pong` with the same `client_time`.
     Ping {
         /// Any value the client wants back (typically milliseconds of its own clock).
         client_time: u32,
     },
-    /// Tag 8. Session options; may be sent at any time after `Hello`. They belong to the
+    /// Tag 7. Session options; may be sent at any time after `Hello`. They belong to the
     /// player's session and are kept across a resume.
     Options {
-        /// Receive `SnapshotDelta` messages (changes against the previous snapshot this
-        /// connection received) instead of full snapshots whenever possible.
+        /// Snapshots as changes against the previous snapshot this connection received
+        /// (true, the default) or always in full (false).
         delta_snapshots: bool,
     },
+}
+
+/// Game options of a `CreateLobby` (the lobby's map, mode...) or of a join: key-value
+/// pairs, in bincode a `Vec<(String, String)>` (a varint count, then each key and value).
+/// The game reads them; the server only checks the limits
+/// ([`crate::limits::check_game_options`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Encode, Decode, Serialize)]
+pub struct GameOptions(pub Vec<(String, String)>);
+
+impl GameOptions {
+    /// No options.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// The value of `key`, if given.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Adds a pair (builder style, for clients and tests).
+    pub fn with(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.0.push((key.into(), value.into()));
+        self
+    }
+
+    /// Checks the limits ([`crate::limits::check_game_options`]).
+    pub fn check(&self) -> Result<(), crate::limits::OptionsProblem> {
+        crate::limits::check_game_options(&self.0)
+    }
 }
 
 /// Which lobby a `JoinLobby` means.
@@ -74,20 +112,10 @@ pub enum JoinTarget {
     Code(String),
 }
 
-/// The player's controls for one tick.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Encode, Decode, Serialize)]
-pub struct Input {
-    /// Increases by one with every input the client sends; acknowledged in snapshots.
-    pub seq: u32,
-    /// Movement direction, x to the right. Length at most 1 (longer is scaled down).
-    pub dir_x: f32,
-    /// Movement direction, y downwards.
-    pub dir_y: f32,
-    /// Button bits, meaning defined by the game (the arena game uses none).
-    pub buttons: u8,
-}
-
-/// A message from the server to a client.
+/// A message from the server to a client. Tags 0 to 63 are these control messages
+/// (bincode); a snapshot and a game event are game frames, tags
+/// [`crate::state::SNAPSHOT_TAG`] and [`crate::state::io::EVENT_TAG`] (64 and 65),
+/// encoded by the lobby's schema.
 #[derive(Debug, Clone, PartialEq, Encode, Decode, Serialize)]
 #[serde(tag = "type")]
 pub enum ServerMessage {
@@ -113,14 +141,12 @@ pub enum ServerMessage {
     PlayerJoined(PlayerInfo),
     /// Tag 4. Another player left this lobby.
     PlayerLeft {
-        /// Their entity, now gone from snapshots.
-        entity: EntityId,
+        /// Their seat, free now.
+        seat: u16,
         /// Their player id.
         player_id: u32,
     },
-    /// Tag 5. The lobby's state at one tick.
-    Snapshot(Snapshot),
-    /// Tag 6. The answer to `Ping`.
+    /// Tag 5. The answer to `Ping`.
     Pong {
         /// The `client_time` of the ping.
         client_time: u32,
@@ -128,31 +154,43 @@ pub enum ServerMessage {
         /// snapshot's tick + 1), or 0 outside a lobby.
         server_tick: u32,
     },
-    /// Tag 7. Something went wrong; `code` says what.
+    /// Tag 6. Something went wrong; `code` says what.
     Error {
         /// An [`ErrorCode`] value (unknown values must be tolerated).
         code: u16,
         /// A human-readable explanation.
         message: String,
     },
-    /// Tag 8. The player is no longer in a lobby.
+    /// Tag 7. The player is no longer in a lobby.
     Left {
         /// A [`LeftReason`] value.
         reason: u8,
     },
-    /// Tag 9. The lobby's scores, sent on join and whenever they change.
-    Scoreboard {
-        /// One entry per player.
-        entries: Vec<ScoreEntry>,
-    },
-    /// Tag 10. A message from the operators, to be shown to the player.
+    /// Tag 8. A message from the operators, to be shown to the player.
     Notice {
         /// The text.
         text: String,
     },
-    /// Tag 11. The lobby's state at one tick, as changes against the snapshot of tick
-    /// `baseline`, the last one this connection received (only after `Options` asked).
-    SnapshotDelta(SnapshotDelta),
+    /// Tag 9. The lobby's game ended its match (in order with the snapshots).
+    MatchEnded {
+        /// A line for people ("Red wins 3 to 1").
+        summary: String,
+        /// Every player's standing, best first.
+        results: Vec<MatchResult>,
+    },
+}
+
+/// One player's standing in a `MatchEnded`.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, Serialize)]
+pub struct MatchResult {
+    /// Their seat.
+    pub seat: u16,
+    /// Their display name.
+    pub name: String,
+    /// Their score (meaning defined by the game).
+    pub score: i32,
+    /// Their place, 1 for the winner (equal scores may share one).
+    pub place: u16,
 }
 
 /// One lobby in a `LobbyList`.
@@ -163,9 +201,9 @@ pub struct LobbyInfo {
     /// Its name.
     pub name: String,
     /// Players in it now.
-    pub players: u8,
+    pub players: u16,
     /// Its cap.
-    pub max_players: u8,
+    pub max_players: u16,
 }
 
 /// Everything a client needs when it enters a lobby.
@@ -177,18 +215,16 @@ pub struct Joined {
     pub name: String,
     /// The join code, for players to share (private lobbies only).
     pub code: Option<String>,
-    /// The lobby's player cap.
-    pub max_players: u8,
-    /// This player's entity in snapshots.
-    pub your_entity: EntityId,
+    /// The lobby's player cap (the width of player references in the game frames).
+    pub max_players: u16,
+    /// This player's seat, 1 to `max_players` (the `PlayerRef` of its state).
+    pub seat: u16,
     /// The lobby's tick when the player joined.
     pub tick: u32,
-    /// World extent on x; positions are quantized over `0..=world_width`.
-    pub world_width: f32,
-    /// World extent on y.
-    pub world_height: f32,
-    /// Velocities are quantized over `-max_speed..=max_speed`.
-    pub max_speed: f32,
+    /// The game's schema: [`crate::schema::Schema::encode`] bytes.
+    pub schema: Vec<u8>,
+    /// [`crate::schema::Schema::hash`] of those bytes, little-endian (to cache schemas).
+    pub schema_hash: [u8; 8],
     /// Everyone in the lobby, this player included.
     pub players: Vec<PlayerInfo>,
 }
@@ -196,54 +232,21 @@ pub struct Joined {
 /// A player in a lobby.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, Serialize)]
 pub struct PlayerInfo {
-    /// Their entity in snapshots.
-    pub entity: EntityId,
+    /// Their seat.
+    pub seat: u16,
     /// Their player id.
     pub player_id: u32,
     /// Their display name.
     pub name: String,
 }
 
-/// One player's score.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode, Serialize)]
-pub struct ScoreEntry {
-    /// The player's entity.
-    pub entity: EntityId,
-    /// The score (meaning defined by the game).
-    pub score: i32,
-}
+/// Protocol 1's arena entity, kept as the reference the generic state encoder is
+/// measured against (benchmarks and the figures test); not on the wire any more. One
+/// byte of id.
+pub type EntityId = u8;
 
-/// The state of a lobby at one tick, as one player sees it.
-#[derive(Debug, Clone, PartialEq, Encode, Decode, Serialize)]
-pub struct Snapshot {
-    /// The last input sequence of this player that the server has applied (0: none yet).
-    /// First so that the rest of the message is the same for every player of the lobby.
-    pub ack_seq: u32,
-    /// The tick this state is the result of.
-    pub tick: u32,
-    /// 0 for a full snapshot. Reserved for delta snapshots: the tick this one is relative to.
-    pub baseline: u32,
-    /// Every entity of the lobby, in ascending id order.
-    pub entities: Vec<EntityState>,
-}
-
-/// A snapshot as changes against an earlier one (`baseline`), which has exactly the same
-/// entities: only the entities that changed are listed, with only the fields that
-/// changed. Apply it with [`crate::codec::apply_delta`].
-#[derive(Debug, Clone, PartialEq, Encode, Decode, Serialize)]
-pub struct SnapshotDelta {
-    /// As in `Snapshot`.
-    pub ack_seq: u32,
-    /// As in `Snapshot`.
-    pub tick: u32,
-    /// The tick of the snapshot this one changes (the previous one the client received).
-    pub baseline: u32,
-    /// The entities that changed, in ascending id order.
-    pub changes: Vec<EntityChange>,
-}
-
-/// What changed of one entity: an id, a byte saying which fields follow, and those
-/// fields. Positions are sent as the wrapping difference from the baseline (`i16`),
+/// Protocol 1's arena delta of one entity (the reference of the figures test; not on
+/// the wire any more): an id, a byte saying which fields follow, and those fields. Positions are sent as the wrapping difference from the baseline (`i16`),
 /// velocities and flags as their new values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct EntityChange {
@@ -373,18 +376,19 @@ impl<'de, C> BorrowDecode<'de, C> for EntityChange {
     }
 }
 
-/// One entity in a snapshot: 8 bytes on the wire, fixed width.
+/// Protocol 1's arena entity (the reference of the figures test and the benchmarks; not
+/// on the wire any more): 8 bytes, fixed width.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct EntityState {
     /// The entity id.
     pub id: EntityId,
     /// Game-defined bits (the arena game: bit 0 = this player is "it").
     pub flags: u8,
-    /// Position x, quantized: see [`crate::quantize::position`].
+    /// Position x, quantized over the arena's 0..=1000.
     pub x: u16,
     /// Position y, quantized.
     pub y: u16,
-    /// Velocity x, quantized: see [`crate::quantize::velocity`].
+    /// Velocity x, quantized over ±200.
     pub vx: i8,
     /// Velocity y, quantized.
     pub vy: i8,
@@ -484,6 +488,8 @@ crate::wire_enum! {
         Internal = 17,
         /// The server requires a valid join token (`/ws?token=...`).
         Unauthorized = 18,
+        /// The game refused the join; the message is the game's reason.
+        JoinRefused = 19,
     }
 }
 
@@ -506,6 +512,8 @@ crate::wire_enum! {
         LobbyCrashed = 2,
         /// An operator removed the player from the lobby.
         Kicked = 3,
+        /// The game closed the lobby after its match (`MatchEnded` came first).
+        MatchEnded = 4,
     }
 }
 
@@ -519,27 +527,25 @@ impl LeftReason {
 impl ClientMessage {
     /// The variant names in tag order (index = tag), as the golden vectors file and the
     /// JSON view spell them (`"type"`).
-    pub const NAMES: [&'static str; 9] = [
+    pub const NAMES: [&'static str; 8] = [
         "Hello",
         "ListLobbies",
         "CreateLobby",
         "JoinLobby",
         "QuickJoin",
         "LeaveLobby",
-        "Input",
         "Ping",
         "Options",
     ];
 
     /// The variant names in snake_case, in tag order (index = tag): metric labels.
-    pub const KIND_NAMES: [&'static str; 9] = [
+    pub const KIND_NAMES: [&'static str; 8] = [
         "hello",
         "list_lobbies",
         "create_lobby",
         "join_lobby",
         "quick_join",
         "leave_lobby",
-        "input",
         "ping",
         "options",
     ];
@@ -551,11 +557,10 @@ impl ClientMessage {
             ClientMessage::ListLobbies => 1,
             ClientMessage::CreateLobby { .. } => 2,
             ClientMessage::JoinLobby { .. } => 3,
-            ClientMessage::QuickJoin => 4,
+            ClientMessage::QuickJoin { .. } => 4,
             ClientMessage::LeaveLobby => 5,
-            ClientMessage::Input(_) => 6,
-            ClientMessage::Ping { .. } => 7,
-            ClientMessage::Options { .. } => 8,
+            ClientMessage::Ping { .. } => 6,
+            ClientMessage::Options { .. } => 7,
         }
     }
 
@@ -573,35 +578,31 @@ impl JoinTarget {
 impl ServerMessage {
     /// The variant names in tag order (index = tag), as the golden vectors file and the
     /// JSON view spell them (`"type"`).
-    pub const NAMES: [&'static str; 12] = [
+    pub const NAMES: [&'static str; 10] = [
         "Welcome",
         "LobbyList",
         "Joined",
         "PlayerJoined",
         "PlayerLeft",
-        "Snapshot",
         "Pong",
         "Error",
         "Left",
-        "Scoreboard",
         "Notice",
-        "SnapshotDelta",
+        "MatchEnded",
     ];
 
     /// The variant names in snake_case, in tag order (index = tag): metric labels.
-    pub const KIND_NAMES: [&'static str; 12] = [
+    pub const KIND_NAMES: [&'static str; 10] = [
         "welcome",
         "lobby_list",
         "joined",
         "player_joined",
         "player_left",
-        "snapshot",
         "pong",
         "error",
         "left",
-        "scoreboard",
         "notice",
-        "snapshot_delta",
+        "match_ended",
     ];
 
     /// The wire tag: the first byte of the encoded message.
@@ -612,13 +613,11 @@ impl ServerMessage {
             ServerMessage::Joined(_) => 2,
             ServerMessage::PlayerJoined(_) => 3,
             ServerMessage::PlayerLeft { .. } => 4,
-            ServerMessage::Snapshot(_) => crate::codec::SNAPSHOT_TAG,
-            ServerMessage::Pong { .. } => 6,
-            ServerMessage::Error { .. } => 7,
-            ServerMessage::Left { .. } => 8,
-            ServerMessage::Scoreboard { .. } => 9,
-            ServerMessage::Notice { .. } => 10,
-            ServerMessage::SnapshotDelta(_) => crate::codec::SNAPSHOT_DELTA_TAG,
+            ServerMessage::Pong { .. } => 5,
+            ServerMessage::Error { .. } => 6,
+            ServerMessage::Left { .. } => 7,
+            ServerMessage::Notice { .. } => 8,
+            ServerMessage::MatchEnded { .. } => 9,
         }
     }
 

@@ -370,7 +370,7 @@ fn check_row(path: &str, fields: &[Field], role: RowRole) -> Result<u32, SchemaE
     for f in fields {
         let at = format!("{path}, field {}", f.name);
         bits +=
-            f.ty.max_bits(u16::from(MAX_LOBBY_PLAYERS))
+            f.ty.max_bits(MAX_LOBBY_PLAYERS)
                 .map_err(|e| SchemaError::new(&at, e))?;
         if f.ty == FieldType::Button && role != RowRole::Input {
             return Err(SchemaError::new(at, "a button belongs in the input only"));
@@ -662,6 +662,36 @@ pub trait Messages: Sized {
     fn write_fields(&self, w: &mut crate::state::RowWriter<'_>);
     /// Reads the fields of type `index`; None for an unknown index.
     fn read_fields(index: usize, r: &mut crate::state::RowReader<'_>) -> Option<Self>;
+}
+
+/// No fields: the lobby or private state of a game that has none (`type Private = ();`).
+impl Fields for () {
+    const NAME: &'static str = "none";
+    fn fields() -> Result<Vec<Field>, SchemaError> {
+        Ok(Vec::new())
+    }
+    fn write_fields(&self, _: &mut crate::state::RowWriter<'_>) {}
+    fn read_fields(_: &mut crate::state::RowReader<'_>) -> Self {}
+}
+
+/// No types: the messages or events of a game that has none (`type Event =
+/// NoMessages;`). It has no values, so nothing of it is ever sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoMessages {}
+
+impl Messages for NoMessages {
+    fn types() -> Result<Vec<TypeDef>, SchemaError> {
+        Ok(Vec::new())
+    }
+    fn type_index(&self) -> usize {
+        match *self {}
+    }
+    fn write_fields(&self, _: &mut crate::state::RowWriter<'_>) {
+        match *self {}
+    }
+    fn read_fields(_: usize, _: &mut crate::state::RowReader<'_>) -> Option<Self> {
+        None
+    }
 }
 
 /// Helper of the derives: the fields of a row, checked for duplicate names.

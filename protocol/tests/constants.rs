@@ -6,7 +6,9 @@ use std::collections::HashSet;
 
 use bincode::error::DecodeError;
 
-use ticksync_protocol::codec::{SNAPSHOT_DELTA_TAG, SNAPSHOT_TAG, encode_client, encode_server};
+use ticksync_protocol::codec::{FIRST_FRAME_TAG, encode_client, encode_server, is_game_frame};
+use ticksync_protocol::state::SNAPSHOT_TAG;
+use ticksync_protocol::state::io::{EVENT_TAG, INPUT_TAG, MESSAGE_TAG};
 use ticksync_protocol::{
     ClientMessage, CodecError, ErrorCode, JoinTarget, LeftReason, ServerMessage, close,
     decode_client, decode_server, limits,
@@ -86,24 +88,32 @@ fn server_tags_names_and_kinds_match_the_encoding() {
     }
     let all: Vec<u8> = (0..ServerMessage::NAMES.len() as u8).collect();
     assert_eq!(found, all, "the decoder's server tags are 0..NAMES.len()");
-    assert_eq!(ServerMessage::NAMES[usize::from(SNAPSHOT_TAG)], "Snapshot");
-    assert_eq!(
-        ServerMessage::NAMES[usize::from(SNAPSHOT_DELTA_TAG)],
-        "SnapshotDelta"
-    );
+}
+
+#[test]
+fn game_frame_tags_are_above_every_control_tag() {
+    assert!(ClientMessage::NAMES.len() < usize::from(FIRST_FRAME_TAG));
+    assert!(ServerMessage::NAMES.len() < usize::from(FIRST_FRAME_TAG));
+    assert_eq!((SNAPSHOT_TAG, EVENT_TAG), (64, 65));
+    assert_eq!((INPUT_TAG, MESSAGE_TAG), (64, 65));
+    for tag in [SNAPSHOT_TAG, EVENT_TAG, INPUT_TAG, MESSAGE_TAG] {
+        assert!(is_game_frame(&[tag]));
+        assert!(zero_message(tag, decode_client).is_none());
+        assert!(zero_message(tag, decode_server).is_none());
+    }
 }
 
 #[test]
 fn join_target_tags_match_the_encoding() {
     let mut found = Vec::new();
     for tag in 0..=250u8 {
-        // JoinLobby (3), the target's tag, zeros.
-        let mut bytes = vec![3, tag, 0];
+        // JoinLobby (3), the target's tag, a zero, no options.
+        let mut bytes = vec![3, tag, 0, 0];
         let decoded = decode_client(&bytes).or_else(|_| {
-            bytes.pop();
+            bytes.remove(2);
             decode_client(&bytes)
         });
-        if let Ok(ClientMessage::JoinLobby { target }) = decoded {
+        if let Ok(ClientMessage::JoinLobby { target, .. }) = decoded {
             let name = match target {
                 JoinTarget::Id(_) => "Id",
                 JoinTarget::Code(_) => "Code",
@@ -170,5 +180,5 @@ fn the_limit_list_is_the_limits() {
         get("MAX_LOBBY_PLAYERS"),
         Some(u64::from(limits::MAX_LOBBY_PLAYERS))
     );
-    assert_eq!(limits::ALL.len(), 9);
+    assert_eq!(limits::ALL.len(), 11);
 }

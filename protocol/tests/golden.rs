@@ -10,11 +10,13 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 use serde_json::json;
-use ticksync_protocol::codec::{SNAPSHOT_DELTA_TAG, SNAPSHOT_TAG, encode_client, encode_server};
+use ticksync_protocol::codec::{FIRST_FRAME_TAG, encode_client, encode_server};
+use ticksync_protocol::state::io::{EVENT_TAG, INPUT_TAG, MESSAGE_TAG};
+use ticksync_protocol::state::{MAX_SNAPSHOT_ENTITIES, SNAPSHOT_TAG};
 use ticksync_protocol::{
-    ClientMessage, CodecError, EntityChange, EntityState, ErrorCode, Input, JoinTarget, Joined,
-    LeftReason, LobbyInfo, PROTOCOL_VERSION, PlayerInfo, ScoreEntry, ServerMessage, SessionToken,
-    Snapshot, SnapshotDelta, close, decode_client, decode_server, join_code, limits, quantize,
+    ClientMessage, CodecError, ErrorCode, GameOptions, JoinTarget, Joined, LeftReason, LobbyInfo,
+    MatchResult, PROTOCOL_VERSION, PlayerInfo, ServerMessage, SessionToken, close, decode_client,
+    decode_server, join_code, limits,
 };
 
 fn hex(bytes: &[u8]) -> String {
@@ -26,7 +28,7 @@ fn client_vectors() -> Vec<(&'static str, ClientMessage)> {
         (
             "hello",
             ClientMessage::Hello {
-                protocol_version: 1,
+                protocol_version: 2,
                 name: "ada".into(),
                 resume_token: None,
             },
@@ -34,7 +36,7 @@ fn client_vectors() -> Vec<(&'static str, ClientMessage)> {
         (
             "hello_resume",
             ClientMessage::Hello {
-                protocol_version: 1,
+                protocol_version: 2,
                 name: "Émile".into(),
                 resume_token: Some([0xab; 16]),
             },
@@ -44,42 +46,32 @@ fn client_vectors() -> Vec<(&'static str, ClientMessage)> {
             "create_lobby",
             ClientMessage::CreateLobby {
                 name: "friday night".into(),
-                max_players: 8,
+                max_players: 300,
                 private: true,
+                options: GameOptions::none().with("map", "dunes").with("mode", "ffa"),
             },
         ),
         (
             "join_by_id",
             ClientMessage::JoinLobby {
                 target: JoinTarget::Id(300),
+                options: GameOptions::none(),
             },
         ),
         (
             "join_by_code",
             ClientMessage::JoinLobby {
                 target: JoinTarget::Code("K7QXM-2PDHR".into()),
+                options: GameOptions::none().with("team", "red"),
             },
         ),
-        ("quick_join", ClientMessage::QuickJoin),
+        (
+            "quick_join",
+            ClientMessage::QuickJoin {
+                options: GameOptions::none(),
+            },
+        ),
         ("leave_lobby", ClientMessage::LeaveLobby),
-        (
-            "input",
-            ClientMessage::Input(Input {
-                seq: 1234,
-                dir_x: 0.6,
-                dir_y: -0.8,
-                buttons: 1,
-            }),
-        ),
-        (
-            "input_large_seq",
-            ClientMessage::Input(Input {
-                seq: 70_000,
-                dir_x: -1.0,
-                dir_y: 0.0,
-                buttons: 0,
-            }),
-        ),
         (
             "ping",
             ClientMessage::Ping {
@@ -89,7 +81,7 @@ fn client_vectors() -> Vec<(&'static str, ClientMessage)> {
         (
             "options",
             ClientMessage::Options {
-                delta_snapshots: true,
+                delta_snapshots: false,
             },
         ),
     ]
@@ -103,7 +95,7 @@ fn server_vectors() -> Vec<(&'static str, ServerMessage)> {
                 player_id: 7,
                 session_token: core::array::from_fn(|i| i as u8),
                 tick_rate: 30,
-                protocol_version: 1,
+                protocol_version: 2,
             },
         ),
         (
@@ -120,7 +112,7 @@ fn server_vectors() -> Vec<(&'static str, ServerMessage)> {
                         id: 1000,
                         name: "big".into(),
                         players: 0,
-                        max_players: 64,
+                        max_players: 250,
                     },
                 ],
             },
@@ -136,19 +128,19 @@ fn server_vectors() -> Vec<(&'static str, ServerMessage)> {
                 name: "private room".into(),
                 code: Some("K7QXM-2PDHR".into()),
                 max_players: 4,
-                your_entity: 1,
+                seat: 2,
                 tick: 99,
-                world_width: 1000.0,
-                world_height: 1000.0,
-                max_speed: 200.0,
+                // A schema's bytes are opaque here (state_vectors.json has real ones).
+                schema: vec![4, b't', b'e', b's', b't', 0, 0, 0, 0, 0, 0],
+                schema_hash: 0x0123_4567_89ab_cdef_u64.to_le_bytes(),
                 players: vec![
                     PlayerInfo {
-                        entity: 0,
+                        seat: 1,
                         player_id: 5,
                         name: "bo".into(),
                     },
                     PlayerInfo {
-                        entity: 1,
+                        seat: 2,
                         player_id: 7,
                         name: "ada".into(),
                     },
@@ -158,7 +150,7 @@ fn server_vectors() -> Vec<(&'static str, ServerMessage)> {
         (
             "player_joined",
             ServerMessage::PlayerJoined(PlayerInfo {
-                entity: 3,
+                seat: 3,
                 player_id: 260,
                 name: "cy".into(),
             }),
@@ -166,44 +158,9 @@ fn server_vectors() -> Vec<(&'static str, ServerMessage)> {
         (
             "player_left",
             ServerMessage::PlayerLeft {
-                entity: 3,
+                seat: 3,
                 player_id: 260,
             },
-        ),
-        (
-            "snapshot",
-            ServerMessage::Snapshot(Snapshot {
-                ack_seq: 1234,
-                tick: 99,
-                baseline: 0,
-                entities: vec![
-                    EntityState {
-                        id: 0,
-                        flags: 1,
-                        x: 32768,
-                        y: 65535,
-                        vx: 127,
-                        vy: -127,
-                    },
-                    EntityState {
-                        id: 1,
-                        flags: 0,
-                        x: 0,
-                        y: 300,
-                        vx: 0,
-                        vy: 64,
-                    },
-                ],
-            }),
-        ),
-        (
-            "snapshot_empty",
-            ServerMessage::Snapshot(Snapshot {
-                ack_seq: 0,
-                tick: 100_000,
-                baseline: 0,
-                entities: vec![],
-            }),
         ),
         (
             "pong",
@@ -219,22 +176,11 @@ fn server_vectors() -> Vec<(&'static str, ServerMessage)> {
                 message: "lobby is full".into(),
             },
         ),
-        ("left", ServerMessage::Left { reason: 2 }),
         (
-            "scoreboard",
-            ServerMessage::Scoreboard {
-                entries: vec![
-                    ScoreEntry {
-                        entity: 0,
-                        score: 3,
-                    },
-                    ScoreEntry {
-                        entity: 1,
-                        score: -2,
-                    },
-                ],
-            },
+            "join_refused",
+            ServerMessage::error(ErrorCode::JoinRefused, "the match has started"),
         ),
+        ("left", ServerMessage::Left { reason: 2 }),
         (
             "notice",
             ServerMessage::Notice {
@@ -242,35 +188,24 @@ fn server_vectors() -> Vec<(&'static str, ServerMessage)> {
             },
         ),
         (
-            "snapshot_delta",
-            ServerMessage::SnapshotDelta(SnapshotDelta {
-                ack_seq: 1235,
-                tick: 100,
-                baseline: 99,
-                changes: vec![
-                    EntityChange {
-                        id: 0,
-                        dx: Some(-437),
-                        dy: Some(2),
-                        ..Default::default()
+            "match_ended",
+            ServerMessage::MatchEnded {
+                summary: "ada wins".into(),
+                results: vec![
+                    MatchResult {
+                        seat: 2,
+                        name: "ada".into(),
+                        score: 12,
+                        place: 1,
                     },
-                    EntityChange {
-                        id: 1,
-                        vx: Some(-64),
-                        flags: Some(1),
-                        ..Default::default()
+                    MatchResult {
+                        seat: 1,
+                        name: "bo".into(),
+                        score: -3,
+                        place: 2,
                     },
                 ],
-            }),
-        ),
-        (
-            "snapshot_delta_empty",
-            ServerMessage::SnapshotDelta(SnapshotDelta {
-                ack_seq: 0,
-                tick: 101,
-                baseline: 100,
-                changes: vec![],
-            }),
+            },
         ),
     ]
 }
@@ -279,31 +214,31 @@ fn server_vectors() -> Vec<(&'static str, ServerMessage)> {
 /// and its text, which the JavaScript codec must match word for word.
 fn rejections() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     let mut too_large = vec![0u8; 300];
-    too_large[0] = 7;
+    too_large[0] = 6;
     vec![
         ("unknown_tag", "client", vec![42]),
         ("empty", "client", vec![]),
-        ("truncated_input", "client", vec![6, 1, 0]),
+        ("truncated_ping", "client", vec![6, 252, 1]),
         ("unknown_join_target", "client", vec![3, 7, 0]),
-        ("bad_option_tag", "client", vec![0, 1, 1, b'a', 2]),
-        ("bad_bool", "client", vec![8, 5]),
-        ("bad_utf8", "client", vec![0, 1, 1, 0xff, 0]),
+        ("bad_option_tag", "client", vec![0, 2, 1, b'a', 2]),
+        ("bad_bool", "client", vec![7, 5]),
+        ("bad_utf8", "client", vec![0, 2, 1, 0xff, 0]),
         (
             "name_claims_4_gib",
             "client",
-            vec![0, 1, 252, 0xff, 0xff, 0xff, 0xff],
+            vec![0, 2, 252, 0xff, 0xff, 0xff, 0xff],
         ),
         (
             "varint_too_wide",
             "client",
-            vec![7, 253, 1, 0, 0, 0, 0, 0, 0, 0],
+            vec![6, 253, 1, 0, 0, 0, 0, 0, 0, 0],
         ),
         ("one_trailing_byte", "client", vec![1, 0]),
         ("two_trailing_bytes", "client", vec![1, 0, 0]),
         ("too_large", "client", too_large),
+        ("options_truncated", "client", vec![4, 1, 3, b'm', b'a']),
         ("unknown_server_tag", "server", vec![200]),
-        ("change_mask_zero", "server", vec![11, 0, 1, 0, 1, 3, 0]),
-        ("truncated_snapshot", "server", vec![5, 0, 1, 0, 1, 2, 1, 0]),
+        ("truncated_joined", "server", vec![2, 2, 0]),
     ]
 }
 
@@ -321,7 +256,6 @@ fn rejection_json() -> Value {
                 CodecError::Decode(_) => "Decode",
                 CodecError::TrailingBytes { .. } => "TrailingBytes",
                 CodecError::Encode(_) => "Encode",
-                CodecError::UnknownEntity(_) => "UnknownEntity",
             };
             json!({
                 "name": name, "direction": direction, "hex": hex(&bytes),
@@ -355,8 +289,11 @@ fn constants() -> Value {
         "protocol_version": PROTOCOL_VERSION,
         "client_tags": tags(&ClientMessage::NAMES, &ClientMessage::KIND_NAMES),
         "server_tags": tags(&ServerMessage::NAMES, &ServerMessage::KIND_NAMES),
+        "first_frame_tag": FIRST_FRAME_TAG,
         "snapshot_tag": SNAPSHOT_TAG,
-        "snapshot_delta_tag": SNAPSHOT_DELTA_TAG,
+        "event_tag": EVENT_TAG,
+        "input_tag": INPUT_TAG,
+        "message_tag": MESSAGE_TAG,
         "join_target_tags": named(JoinTarget::NAMES.iter().copied().zip(0u8..)),
         "error_codes": named(ErrorCode::ALL.iter().map(|c| (c.name(), c.as_u16()))),
         "left_reasons": named(LeftReason::ALL.iter().map(|r| (r.name(), r.as_u8()))),
@@ -364,17 +301,9 @@ fn constants() -> Value {
         "local_close_codes": named(close::local::ALL.iter().copied()),
         "final_close_codes": close::FINAL,
         "limits": named(limits::ALL.iter().copied()),
-        "entity_wire_bytes": EntityState::WIRE_BYTES,
-        "entity_change_bits": named([
-            ("dx", EntityChange::DX),
-            ("dy", EntityChange::DY),
-            ("vx", EntityChange::VX),
-            ("vy", EntityChange::VY),
-            ("flags", EntityChange::FLAGS),
-        ]),
         "token_bytes": size_of::<SessionToken>(),
-        "position_steps": quantize::POSITION_STEPS,
-        "velocity_steps": quantize::VELOCITY_STEPS,
+        "schema_hash_bytes": 8,
+        "max_snapshot_entities": MAX_SNAPSHOT_ENTITIES,
         "join_code_alphabet": join_code::ALPHABET,
         "join_code_symbols": join_code::SYMBOLS,
     })
@@ -426,25 +355,16 @@ fn golden_vectors_are_current() {
 #[test]
 fn documented_examples_hold() {
     // PROTOCOL.md quotes these bytes.
-    let input = encode_client(&ClientMessage::Input(Input {
-        seq: 1234,
-        dir_x: 0.6,
-        dir_y: -0.8,
-        buttons: 1,
-    }));
-    assert_eq!(hex(&input), "06fbd2049a99193fcdcc4cbf01");
-    let snap = encode_server(&ServerMessage::Snapshot(Snapshot {
-        ack_seq: 5,
-        tick: 99,
-        baseline: 0,
-        entities: vec![EntityState {
-            id: 2,
-            flags: 1,
-            x: 32768,
-            y: 300,
-            vx: 127,
-            vy: -1,
-        }],
-    }));
-    assert_eq!(hex(&snap), "0505630001020100802c017fff");
+    let create = encode_client(&ClientMessage::CreateLobby {
+        name: "fun".into(),
+        max_players: 300,
+        private: false,
+        options: GameOptions::none().with("map", "dunes"),
+    });
+    assert_eq!(hex(&create), "020366756efb2c010001036d61700564756e6573");
+    let joined_tags: Vec<u8> = server_vectors()
+        .iter()
+        .map(|(_, m)| encode_server(m)[0])
+        .collect();
+    assert!(joined_tags.iter().all(|&t| t < FIRST_FRAME_TAG));
 }

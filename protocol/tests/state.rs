@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use glam::Vec2;
-use ticksync_protocol::codec::{SNAPSHOT_HEAD_MAX, encode_delta_body, encode_snapshot_body};
+use ticksync_protocol::codec::{encode_delta_body, encode_snapshot_body};
 use ticksync_protocol::schema::{FieldType, Fields, Messages as _, Schema};
 use ticksync_protocol::state::io::{
     self, IoError, decode_event, decode_input, decode_message, encode_event, encode_input,
@@ -782,8 +782,23 @@ fn arena_state(codec: &Codec, s: &mut State, tick: u32, players: &[ArenaPlayer])
     s.finish(codec).expect("finish");
 }
 
+/// Protocol 1's quantization: positions as u16 over 0..=1000, velocities as i8 over ±200.
+mod quantize {
+    pub(super) fn position(v: f32, extent: f32) -> u16 {
+        ((v / extent).clamp(0.0, 1.0) * 65535.0).round() as u16
+    }
+    pub(super) fn position_value(q: u16, extent: f32) -> f32 {
+        f32::from(q) / 65535.0 * extent
+    }
+    pub(super) fn velocity(v: f32, max: f32) -> i8 {
+        ((v / max).clamp(-1.0, 1.0) * 127.0).round() as i8
+    }
+    pub(super) fn velocity_value(q: i8, max: f32) -> f32 {
+        f32::from(q) / 127.0 * max
+    }
+}
+
 fn protocol1(players: &[ArenaPlayer]) -> Vec<EntityState> {
-    use ticksync_protocol::quantize;
     players
         .iter()
         .enumerate()
@@ -825,9 +840,9 @@ fn arena_costs_no_more_than_protocol_1() {
     enc.encode_player(&codec, Some(&a), &b, PlayerRef(3), &mut own);
     assert!(own.is_empty(), "arena has nothing per player");
 
-    // Protocol 1: head (tag + ack varint) + body.
-    let mut head = [0u8; SNAPSHOT_HEAD_MAX];
-    let head_len = ticksync_protocol::codec::write_snapshot_head(ack, &mut head);
+    // Protocol 1: head (tag + ack varint: 5 bytes above 65535) + body.
+    assert!(ack > 65_535);
+    let head_len = 1 + 5;
     let mut old_full = Vec::new();
     encode_snapshot_body(tick, 0, &protocol1(&p0), &mut old_full);
     let mut old_delta = Vec::new();
@@ -869,9 +884,9 @@ fn arena_costs_no_more_than_protocol_1() {
             .entity_as::<ArenaPlayer>(i as u32 + 1)
             .expect("entity");
         assert_eq!(got.it, p.it);
-        let x = ticksync_protocol::quantize::position_value(q.x, 1000.0);
+        let x = quantize::position_value(q.x, 1000.0);
         assert!((got.pos.x - x).abs() < 1e-3, "{} vs {x}", got.pos.x);
-        let vx = ticksync_protocol::quantize::velocity_value(q.vx, 200.0);
+        let vx = quantize::velocity_value(q.vx, 200.0);
         assert!((got.vel.x - vx).abs() < 1e-3, "{} vs {vx}", got.vel.x);
     }
 }
@@ -880,9 +895,9 @@ fn arena_costs_no_more_than_protocol_1() {
 fn snapshot_layout_puts_ack_and_own_part_first() {
     let mut out = Vec::new();
     write_snapshot(0x0102_0304, &[0xaa; 130], &[0xbb, 0xcc], &mut out);
-    assert_eq!(&out[..5], &[12, 4, 3, 2, 1]);
+    assert_eq!(&out[..5], &[64, 4, 3, 2, 1]);
     assert_eq!(&out[5..7], &[0x82, 0x01], "130 as LEB128");
     assert_eq!(out.len(), 7 + 130 + 2);
     assert_eq!(snapshot_ack(&out), Some(0x0102_0304));
-    assert_eq!(snapshot_ack(&[12, 1]), None);
+    assert_eq!(snapshot_ack(&[64, 1]), None);
 }

@@ -21,13 +21,13 @@ pub struct Config {
 
     /// The largest lobby a CreateLobby may ask for.
     #[arg(long, env = "TICKSYNC_MAX_PLAYERS_PER_LOBBY", default_value_t = 64,
-          value_parser = clap::value_parser!(u8).range(1..=i64::from(ticksync_protocol::limits::MAX_LOBBY_PLAYERS)))]
-    pub max_players_per_lobby: u8,
+          value_parser = clap::value_parser!(u16).range(1..=i64::from(ticksync_protocol::limits::MAX_LOBBY_PLAYERS)))]
+    pub max_players_per_lobby: u16,
 
     /// Size of the lobbies that QuickJoin creates when none has room.
     #[arg(long, env = "TICKSYNC_QUICK_LOBBY_SIZE", default_value_t = 10,
-          value_parser = clap::value_parser!(u8).range(1..=i64::from(ticksync_protocol::limits::MAX_LOBBY_PLAYERS)))]
-    pub quick_lobby_size: u8,
+          value_parser = clap::value_parser!(u16).range(1..=i64::from(ticksync_protocol::limits::MAX_LOBBY_PLAYERS)))]
+    pub quick_lobby_size: u16,
 
     /// Most simultaneous connections (HTTP and WebSocket). WebSockets over the cap are
     /// told so (close code 1013); /readyz answers 503 at the cap.
@@ -302,6 +302,10 @@ pub struct Cli {
     /// Print the effective settings (secrets hidden) and exit.
     #[arg(long)]
     pub print_config: bool,
+
+    /// The built-in game every lobby plays.
+    #[arg(long, env = "TICKSYNC_GAME", value_enum, default_value_t = crate::games::BuiltinGame::Arena)]
+    pub game: crate::games::BuiltinGame,
 
     /// Log format.
     #[arg(long, env = "TICKSYNC_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]

@@ -10,6 +10,9 @@ pub enum Error {
     /// `clap::Error::exit` prints it).
     #[error(transparent)]
     Args(#[from] clap::Error),
+    /// The game's declared state is wrong (found at start-up, never on the wire).
+    #[error(transparent)]
+    Schema(#[from] ticksync_protocol::schema::SchemaError),
     /// The config file is unreadable or wrong.
     #[error("config file: {0}")]
     ConfigFile(String),

@@ -1,27 +1,9 @@
-//! What a session does to client input before anything else sees it: sanitizing and
-//! rate limiting.
+//! The per-connection rate limits of client input. Inputs and game messages are
+//! validated by the lobby's schema (`ticksync_protocol::state::io`): every value is
+//! quantized into its declared range, so nothing non-finite or out of range reaches a
+//! game.
 
-use glam::Vec2;
-use ticksync_protocol::Input;
 use tokio::time::Instant;
-
-/// Button bits a client may set; higher bits are cleared. Games get at most these four.
-pub const BUTTON_MASK: u8 = 0x0f;
-
-/// Makes an input safe for any game: a non-finite direction becomes zero, a direction
-/// longer than 1 is scaled to length 1, buttons outside [`BUTTON_MASK`] are cleared.
-pub(crate) fn sanitize(mut input: Input) -> Input {
-    let dir = Vec2::new(input.dir_x, input.dir_y);
-    let dir = if dir.is_finite() {
-        dir.clamp_length_max(1.0)
-    } else {
-        Vec2::ZERO
-    };
-    input.dir_x = dir.x;
-    input.dir_y = dir.y;
-    input.buttons &= BUTTON_MASK;
-    input
-}
 
 /// A token bucket: `rate` tokens per second, at most `burst` saved up.
 #[derive(Debug, Clone)]
@@ -70,10 +52,17 @@ impl TokenBucket {
     }
 }
 
+/// Game messages a connection may send per second, sustained.
+pub const GAME_MESSAGES_PER_SECOND: f64 = 10.0;
+/// Game messages a connection may send at once.
+pub const GAME_MESSAGE_BURST: f64 = 20.0;
+
 /// The per-connection limits, derived from the tick rate.
 ///
 /// - Inputs: twice the tick rate, one second of burst; extra inputs are dropped and
 ///   counted (the tick only applies the newest anyway).
+/// - Game messages: 10/s, a burst of 20; over that, the message is dropped and the
+///   client told (`Error { RateLimited }`).
 /// - All messages: four times the tick rate plus 20/s, two seconds of burst; a client
 ///   that empties this bucket is flooding and is disconnected.
 /// - Lobby operations (list, create, join, quick-join, leave): 5/s, a burst of 10;
@@ -81,6 +70,7 @@ impl TokenBucket {
 #[derive(Debug, Clone)]
 pub(crate) struct RateLimits {
     pub(crate) inputs: TokenBucket,
+    pub(crate) game_messages: TokenBucket,
     pub(crate) messages: TokenBucket,
     pub(crate) lobby_ops: TokenBucket,
 }
@@ -92,6 +82,7 @@ impl RateLimits {
         let messages = 4.0 * tick + 20.0;
         Self {
             inputs: TokenBucket::new(2.0 * tick, 2.0 * tick),
+            game_messages: TokenBucket::new(GAME_MESSAGES_PER_SECOND, GAME_MESSAGE_BURST),
             messages: TokenBucket::new(messages, 2.0 * messages),
             lobby_ops: TokenBucket::new(5.0, 10.0),
         }
@@ -103,25 +94,6 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-
-    #[test]
-    fn inputs_are_sanitized() {
-        let i = |x, y, b| Input {
-            seq: 1,
-            dir_x: x,
-            dir_y: y,
-            buttons: b,
-        };
-        let s = sanitize(i(f32::NAN, 1.0, 0));
-        assert_eq!((s.dir_x, s.dir_y), (0.0, 0.0));
-        let s = sanitize(i(f32::INFINITY, 0.0, 0));
-        assert_eq!((s.dir_x, s.dir_y), (0.0, 0.0));
-        let s = sanitize(i(3.0, 4.0, 0xff));
-        assert!((s.dir_x - 0.6).abs() < 1e-6 && (s.dir_y - 0.8).abs() < 1e-6);
-        assert_eq!(s.buttons, 0x0f);
-        let s = sanitize(i(0.5, 0.0, 1));
-        assert_eq!((s.dir_x, s.dir_y, s.buttons), (0.5, 0.0, 1));
-    }
 
     #[tokio::test(start_paused = true)]
     async fn a_bucket_refills_at_its_rate() {

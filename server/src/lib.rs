@@ -15,12 +15,12 @@
 //!                            net/metrics                    │ seat's mailbox (newest wins)
 //!                                                           ▼
 //!              lobby/handle: one mailbox per seat ──► lobby/task (one task per lobby)
-//!              (inputs, leave), a bounded join          owns the Game (no Mutex)
-//!              queue of claimed seats, close            │ step, quantize,
-//!                                                       │ encode ONCE
+//!              (inputs, messages, leave), a         owns the game, a Box<dyn Sim> (no
+//!              bounded join queue of claimed        Mutex): step, write the State,
+//!              seats, close                         encode what all see ONCE per tick
 //!                                                       ▼
-//!  socket ◄── wire/outbox (per connection) ◄── wire/broadcast: each player's head +
-//!             one non-blocking send per         the shared body, written by the tick
+//!  socket ◄── wire/outbox (per connection) ◄── wire/broadcast: each player's own part
+//!             one non-blocking send per         + the shared bytes, written by the tick
 //!             player per tick; what waits is    task itself (frames: wire/frame)
 //!             finished by the session
 //! ```
@@ -30,7 +30,8 @@
 //!   and upgrades `/ws`; `admin` is the operators' API, `metrics` renders `/metrics`.
 //! - `session/` is one task per player: it reads the socket, decodes client messages,
 //!   answers them, and finishes writes the socket could not take at once.
-//! - `input` sanitizes inputs and holds the per-connection rate limits; `auth` the Origin
+//! - `input` holds the per-connection rate limits (inputs and game messages are decoded
+//!   and clamped by the lobby's schema); `auth` the Origin
 //!   allowlist and signed join tokens (reusable, or single-use with a nonce);
 //!   `net/quota` what one address may do (create lobbies, fail guesses); `fd_limit` the
 //!   descriptor limit the connection caps are sized to.
@@ -39,7 +40,7 @@
 //!   kick).
 //! - `lobby/` is one lobby: `handle` is what everyone else sees and the only way in
 //!   (claimed joins, per-seat mailboxes, close); `task` is its fixed tick, which owns the
-//!   [`game::Game`].
+//!   game (a [`game::Sim`]).
 //! - `wire/` is the way out: `frame` builds WebSocket frames, `outbox` is a connection's
 //!   way out shared by its session and its lobby (frames whole and in order; what the
 //!   socket does not take waits, events in order, the newest snapshot only), `broadcast`
@@ -51,16 +52,18 @@
 //! `shared` on `directory`, `lobby` and `net/admission`, `directory` on `lobby`, `lobby`
 //! on `wire` and `game`.
 //!
-//! Game rules live behind [`game::Game`]; [`arena::Arena`] is the demo game. Start a
-//! server with [`run`] (the arena) or [`run_with_game`] (your game).
+//! Game rules live behind [`game::Game`] (the Game API: typed state, inputs, messages,
+//! events, hooks); [`games`] holds the built-in games (`--game arena|hill`). Start a
+//! server with [`run`] (the arena) or [`run_with_game`] (your game, from
+//! [`game::factory`]).
 
-pub mod arena;
 pub mod auth;
 pub mod config;
 mod directory;
 mod error;
 pub mod fd_limit;
 pub mod game;
+pub mod games;
 pub mod input;
 mod lobby;
 mod net;
@@ -82,17 +85,17 @@ use tracing::{info, warn};
 pub use crate::config::Config;
 pub use crate::error::Error;
 
-use crate::game::{Game, GameFactory, LobbySpec};
+use crate::game::GameFactory;
 use crate::shared::Shared;
 
-/// Runs the server with the demo arena game until `shutdown` resolves.
+/// Runs the server with the default game (arena) until `shutdown` resolves.
 pub async fn run(
     listener: TcpListener,
     config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
-    let arena = |_: &LobbySpec| Box::new(arena::Arena::new()) as Box<dyn Game>;
-    run_with_game(listener, config, Arc::new(arena), shutdown).await
+    let arena = games::BuiltinGame::Arena.factory()?;
+    run_with_game(listener, config, arena, shutdown).await
 }
 
 /// Runs the server with the given game until `shutdown` resolves: stops accepting,

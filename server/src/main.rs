@@ -42,6 +42,8 @@ fn main() -> anyhow::Result<()> {
         Err(e) => tracing::warn!(error = %e, "could not raise the descriptor limit"),
     }
     let config = cli.config;
+    // The game's schema is checked here: a declaration mistake stops the start.
+    let game = cli.game.factory().context("the game's declared state")?;
     let workers = match cli.worker_threads {
         0 => std::thread::available_parallelism().map_or(1, usize::from),
         n => n,
@@ -63,7 +65,7 @@ fn main() -> anyhow::Result<()> {
             .with_context(|| format!("binding {}", config.bind))?;
         let addr = listener.local_addr().context("reading the bound address")?;
         println!("ticksync: open http://{addr}/ to play");
-        ticksync_server::run(listener, config, shutdown_signal())
+        ticksync_server::run_with_game(listener, config, game, shutdown_signal())
             .await
             .context("running the server")
     })

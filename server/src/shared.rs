@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::directory::cluster::Cluster;
 use crate::directory::players::Players;
 use crate::directory::registry::{self, Registry};
-use crate::game::{GameFactory, LobbySpec};
+use crate::game::{GameFactory, GameOptions, LobbySpec};
 use crate::lobby::{Lobby, LobbyEnv, LobbyHandle};
 use crate::net::admission::{self, ConnCounts, ConnSlot};
 use crate::net::quota::{Guesses, LobbyQuota, QuotaRefusal};
@@ -118,8 +118,9 @@ impl Shared {
     pub(crate) fn create_lobby(
         self: &Arc<Self>,
         name: String,
-        max_players: u8,
+        max_players: u16,
         private: bool,
+        options: GameOptions,
         owner: IpAddr,
         quick: bool,
     ) -> Result<Arc<LobbyHandle>, CreateRefused> {
@@ -152,8 +153,9 @@ impl Shared {
             name,
             max_players,
             private,
+            options,
         };
-        let game = self.game.create(&spec);
+        let game = self.game.create(&spec).map_err(CreateRefused::Game)?;
         let id = self.registry.next_id();
         let env = LobbyEnv {
             tick_period: self.config.tick_period(),
@@ -188,7 +190,7 @@ impl Shared {
 }
 
 /// Why a lobby was not created.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum CreateRefused {
     /// The server is at its lobby cap (for CreateLobby: at the QuickJoin reserve).
     ServerFull,
@@ -196,6 +198,8 @@ pub(crate) enum CreateRefused {
     Quota(QuotaRefusal),
     /// No code could be drawn.
     NoRandomness,
+    /// The game refused the creation options, for this reason.
+    Game(String),
 }
 
 /// The WebSocket limits: client messages are tiny, so a small read buffer (tungstenite's

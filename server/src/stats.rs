@@ -26,8 +26,9 @@ pub(crate) struct Stats {
     /// dropped or the client closed it), then one per documented code
     /// ([`close::ALL`]), the last for any other.
     pub(crate) closes: [AtomicU64; close::ALL.len() + 2],
-    /// Client messages by tag (the last slot: undecodable).
-    pub(crate) messages_by_kind: [AtomicU64; ClientMessage::KIND_NAMES.len() + 1],
+    /// Client messages by kind ([`message_kinds`]): the control messages by tag, then
+    /// inputs, game messages and anything else.
+    pub(crate) messages_by_kind: [AtomicU64; ClientMessage::KIND_NAMES.len() + 3],
     /// TCP connections accepted.
     pub(crate) connections_total: AtomicU64,
     /// Connections refused, by reason (see [`REFUSALS`]).
@@ -44,7 +45,71 @@ pub(crate) struct Stats {
     pub(crate) inputs_superseded: AtomicU64,
     pub(crate) inputs_stale: AtomicU64,
     pub(crate) inputs_rate_limited: AtomicU64,
+    /// Input values out of their declared range, clamped by the schema.
+    pub(crate) inputs_clamped: AtomicU64,
+    /// Inputs refused, by reason ([`FRAME_REJECTIONS`]).
+    pub(crate) inputs_rejected: [AtomicU64; FRAME_REJECTIONS.len()],
+    /// Game messages refused, by reason ([`FRAME_REJECTIONS`]).
+    pub(crate) game_messages_rejected: [AtomicU64; FRAME_REJECTIONS.len()],
+    /// Game messages passed to the lobby.
+    pub(crate) game_messages: AtomicU64,
+    /// Game message values out of their declared range, clamped.
+    pub(crate) game_messages_clamped: AtomicU64,
+    /// Game events sent (each once per tick, to one player or to all).
+    pub(crate) events_sent: AtomicU64,
+    /// Players dropped because their must-arrive queue (events) overflowed.
+    pub(crate) events_overflowed: AtomicU64,
     pub(crate) admin_actions: AtomicU64,
+}
+
+/// Why an input or a game message is refused, as metric labels (the index is
+/// [`FrameRejection`]'s).
+pub(crate) const FRAME_REJECTIONS: [&str; 8] = [
+    "truncated",
+    "trailing_bytes",
+    "string_too_long",
+    "invalid_utf8",
+    "unknown_type",
+    "too_large",
+    "not_in_lobby",
+    "rate_limited",
+];
+
+/// Index in [`Stats::inputs_rejected`] and [`Stats::game_messages_rejected`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FrameRejection {
+    Truncated = 0,
+    TrailingBytes = 1,
+    StringTooLong = 2,
+    InvalidUtf8 = 3,
+    UnknownType = 4,
+    TooLarge = 5,
+    NotInLobby = 6,
+    RateLimited = 7,
+}
+
+impl FrameRejection {
+    /// The reason an input or message failed to decode.
+    pub(crate) fn of(e: &ticksync_protocol::state::io::IoError) -> Self {
+        use ticksync_protocol::state::WireError;
+        use ticksync_protocol::state::io::IoError;
+        match e {
+            IoError::WrongTag | IoError::Wire(WireError::Truncated) => Self::Truncated,
+            IoError::TrailingBytes => Self::TrailingBytes,
+            IoError::Wire(WireError::StringTooLong) => Self::StringTooLong,
+            IoError::Wire(WireError::InvalidUtf8) => Self::InvalidUtf8,
+            IoError::UnknownType(_) => Self::UnknownType,
+            IoError::TooLarge(_) => Self::TooLarge,
+        }
+    }
+}
+
+/// The labels of [`Stats::messages_by_kind`].
+pub(crate) fn message_kinds() -> impl Iterator<Item = &'static str> {
+    ClientMessage::KIND_NAMES
+        .iter()
+        .copied()
+        .chain(["input", "game_message", "unknown"])
 }
 
 /// Why connections are refused, as metric labels.
@@ -85,7 +150,12 @@ impl Stats {
             .fetch_add(bytes.len() as u64, Ordering::Relaxed);
         self.messages_in.fetch_add(1, Ordering::Relaxed);
         let n = ClientMessage::KIND_NAMES.len();
-        let kind = bytes.first().map_or(n, |&t| usize::from(t).min(n));
+        let kind = match bytes.first() {
+            Some(&t) if usize::from(t) < n => usize::from(t),
+            Some(&ticksync_protocol::state::io::INPUT_TAG) => n,
+            Some(&ticksync_protocol::state::io::MESSAGE_TAG) => n + 1,
+            _ => n + 2,
+        };
         self.messages_by_kind[kind].fetch_add(1, Ordering::Relaxed);
     }
 
@@ -161,8 +231,19 @@ mod tests {
             .expect("an options kind");
         assert_eq!(stats.messages_by_kind[i].load(Ordering::Relaxed), 1);
         stats.count_in(&[200]);
-        let unknown = ClientMessage::KIND_NAMES.len();
-        assert_eq!(stats.messages_by_kind[unknown].load(Ordering::Relaxed), 1);
+        stats.count_in(&[ticksync_protocol::state::io::INPUT_TAG, 1]);
+        stats.count_in(&[ticksync_protocol::state::io::MESSAGE_TAG, 0]);
+        stats.count_in(&[ticksync_protocol::state::io::MESSAGE_TAG, 0]);
+        let kinds: Vec<&str> = message_kinds().collect();
+        let count = |kind: &str| {
+            let i = kinds.iter().position(|k| *k == kind).expect("a kind");
+            stats.messages_by_kind[i].load(Ordering::Relaxed)
+        };
+        assert_eq!(kinds.len(), stats.messages_by_kind.len());
+        assert_eq!(
+            (count("unknown"), count("input"), count("game_message")),
+            (1, 1, 2)
+        );
         stats.count_close(close::REPLACED);
         stats.count_close(0);
         stats.count_close(3999);

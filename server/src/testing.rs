@@ -10,10 +10,9 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
 use crate::config::Config;
-use crate::game::{Game, LobbySpec};
 use crate::shared::Shared;
 use crate::wire::{broadcast, outbox};
-use crate::{arena, session};
+use crate::{games, session};
 
 /// A server without a listener: sessions are handed their streams directly.
 pub struct Harness {
@@ -29,9 +28,17 @@ impl std::fmt::Debug for Harness {
 impl Harness {
     /// A harness running the arena game with `config`.
     pub fn new(config: Config) -> Self {
-        let arena = |_: &LobbySpec| Box::new(arena::Arena::new()) as Box<dyn Game>;
+        Self::with_game(config, games::BuiltinGame::Arena)
+    }
+
+    /// A harness running a built-in game with `config`.
+    pub fn with_game(config: Config, game: games::BuiltinGame) -> Self {
+        let factory = match game.factory() {
+            Ok(factory) => factory,
+            Err(e) => panic!("a built-in game's schema is invalid: {e}"),
+        };
         Self {
-            shared: Shared::new(config, Arc::new(arena)),
+            shared: Shared::new(config, factory),
         }
     }
 
@@ -59,13 +66,24 @@ impl Harness {
     }
 }
 
-/// What a client saw of a session: every message the server sent (decoded) and the
-/// close code, if the server sent one.
+/// One message a client received.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Received {
+    /// A control message, decoded.
+    Control(ticksync_protocol::ServerMessage),
+    /// A game frame (a snapshot or an event), as it came: decoded by the lobby's schema
+    /// in [`check`].
+    Frame(Vec<u8>),
+}
+
+/// What a client saw of a session: every message the server sent and the close code,
+/// if the server sent one.
 #[derive(Debug, Default)]
 pub struct Outcome {
     /// Server messages, in order.
-    pub messages: Vec<ticksync_protocol::ServerMessage>,
-    /// Binary messages that did not decode (always a server bug).
+    pub messages: Vec<Received>,
+    /// Binary messages that did not decode as control messages nor start with a game
+    /// frame tag (always a server bug).
     pub undecodable: usize,
     /// The server's close code.
     pub close_code: Option<u16>,
@@ -110,8 +128,11 @@ pub async fn drive_steps(harness: &Harness, steps: Vec<Step>) -> Outcome {
         let read = async {
             while let Some(Ok(message)) = stream.next().await {
                 match message {
+                    Message::Binary(bytes) if ticksync_protocol::codec::is_game_frame(&bytes) => {
+                        outcome.messages.push(Received::Frame(bytes.to_vec()));
+                    }
                     Message::Binary(bytes) => match ticksync_protocol::decode_server(&bytes) {
-                        Ok(m) => outcome.messages.push(m),
+                        Ok(m) => outcome.messages.push(Received::Control(m)),
                         Err(_) => outcome.undecodable += 1,
                     },
                     Message::Close(Some(frame)) => outcome.close_code = Some(u16::from(frame.code)),
@@ -147,43 +168,32 @@ pub async fn drive_steps(harness: &Harness, steps: Vec<Step>) -> Outcome {
     outcome
 }
 
-/// Checks what a client saw against the protocol's promises; `deltas_asked` says whether
-/// the client sent `Options { delta_snapshots: true }` at some point. Returns the first
-/// broken promise:
+/// Checks what a client saw against the protocol's promises; `deltas_allowed` says
+/// whether the client may receive deltas (false: it asked for full snapshots before its
+/// first join and never changed its mind). Returns the first broken promise:
 /// - every message decodes, and a close code is a documented one (or there is none);
-/// - snapshots come only within a stay in a lobby (`Joined` .. `Left`), their ticks move
-///   forward from the `Joined` tick on, and the ack never goes backwards within a stay;
-/// - a `SnapshotDelta` comes only to a client that asked for deltas, its baseline is the
-///   snapshot just before it, and applying it to that snapshot succeeds (the client's
-///   reconstruction of the state never fails).
+/// - `Joined` carries a schema that decodes, with its hash;
+/// - snapshots and events come only within a stay in a lobby (`Joined` .. `Left`),
+///   snapshot ticks move forward from the `Joined` tick on, and the ack never goes
+///   backwards within a stay;
+/// - the first snapshot of a stay is full; a delta's baseline is the snapshot just before
+///   it, and applying every snapshot to the client's state ([`ClientState`]) succeeds;
+/// - events decode by the schema.
 ///
 /// Returns how many deltas were applied.
-pub fn check(outcome: &Outcome, deltas_asked: bool) -> Result<usize, String> {
-    use ticksync_protocol::{EntityState, ServerMessage};
+///
+/// [`ClientState`]: ticksync_protocol::state::ClientState
+pub fn check(outcome: &Outcome, deltas_allowed: bool) -> Result<usize, String> {
+    use ticksync_protocol::ServerMessage;
+    use ticksync_protocol::schema::Schema;
+    use ticksync_protocol::state::io::{EVENT_TAG, decode_event};
+    use ticksync_protocol::state::{ClientState, Codec, PlayerRef, SNAPSHOT_TAG};
 
     struct Stay {
         joined_tick: u32,
-        last: Option<(u32, Vec<EntityState>)>,
+        client: ClientState,
+        last: Option<u32>,
         ack: u32,
-    }
-
-    impl Stay {
-        fn advance(&mut self, tick: u32, ack: u32) -> Result<(), String> {
-            if ack < self.ack {
-                return Err(format!("the ack went back from {} to {ack}", self.ack));
-            }
-            self.ack = ack;
-            match &self.last {
-                Some((last, _)) if tick <= *last => {
-                    Err(format!("snapshot of tick {tick} after tick {last}"))
-                }
-                None if tick < self.joined_tick => Err(format!(
-                    "first snapshot of tick {tick} before the Joined tick {}",
-                    self.joined_tick
-                )),
-                _ => Ok(()),
-            }
-        }
     }
 
     if outcome.undecodable > 0 {
@@ -198,46 +208,73 @@ pub fn check(outcome: &Outcome, deltas_asked: bool) -> Result<usize, String> {
     let mut deltas = 0;
     for (i, message) in outcome.messages.iter().enumerate() {
         match message {
-            ServerMessage::Joined(joined) => {
+            Received::Control(ServerMessage::Joined(joined)) => {
+                let schema = Schema::decode(&joined.schema)
+                    .map_err(|e| format!("message {i}: the schema does not decode: {e}"))?;
+                if schema.hash().to_le_bytes() != joined.schema_hash {
+                    return Err(format!("message {i}: the schema hash is not the schema's"));
+                }
+                let codec = Codec::new(schema, joined.max_players)
+                    .map_err(|e| format!("message {i}: {e}"))?;
                 stay = Some(Stay {
                     joined_tick: joined.tick,
+                    client: ClientState::new(Arc::new(codec), PlayerRef(joined.seat)),
                     last: None,
                     ack: 0,
                 });
             }
-            ServerMessage::Left { .. } => stay = None,
-            ServerMessage::Snapshot(snapshot) => {
+            Received::Control(ServerMessage::Left { .. }) => stay = None,
+            Received::Control(_) => {}
+            Received::Frame(bytes) => {
                 let stay = stay
                     .as_mut()
-                    .ok_or_else(|| format!("message {i}: a snapshot outside a lobby"))?;
-                stay.advance(snapshot.tick, snapshot.ack_seq)
-                    .map_err(|e| format!("message {i}: {e}"))?;
-                stay.last = Some((snapshot.tick, snapshot.entities.clone()));
-            }
-            ServerMessage::SnapshotDelta(delta) => {
-                if !deltas_asked {
-                    return Err(format!("message {i}: a delta nobody asked for"));
+                    .ok_or_else(|| format!("message {i}: a game frame outside a lobby"))?;
+                match bytes.first() {
+                    Some(&SNAPSHOT_TAG) => {
+                        let first = stay.last.is_none();
+                        let applied = stay.client.apply(bytes).map_err(|e| {
+                            format!("message {i}: the snapshot does not apply: {e}")
+                        })?;
+                        let (tick, ack, full) = (applied.tick, applied.ack_seq, applied.full);
+                        if first && !full {
+                            return Err(format!("message {i}: the first snapshot is a delta"));
+                        }
+                        if !full {
+                            if !deltas_allowed {
+                                return Err(format!("message {i}: a delta nobody asked for"));
+                            }
+                            deltas += 1;
+                        }
+                        if ack < stay.ack {
+                            return Err(format!(
+                                "message {i}: the ack went back from {} to {ack}",
+                                stay.ack
+                            ));
+                        }
+                        stay.ack = ack;
+                        match stay.last {
+                            Some(last) if tick <= last => {
+                                return Err(format!(
+                                    "message {i}: snapshot of tick {tick} after tick {last}"
+                                ));
+                            }
+                            None if tick < stay.joined_tick => {
+                                return Err(format!(
+                                    "message {i}: first snapshot of tick {tick} before the Joined tick {}",
+                                    stay.joined_tick
+                                ));
+                            }
+                            _ => {}
+                        }
+                        stay.last = Some(tick);
+                    }
+                    Some(&EVENT_TAG) => {
+                        decode_event(stay.client.codec(), bytes)
+                            .map_err(|e| format!("message {i}: the event does not decode: {e}"))?;
+                    }
+                    _ => return Err(format!("message {i}: an unknown game frame")),
                 }
-                let stay = stay
-                    .as_mut()
-                    .ok_or_else(|| format!("message {i}: a delta outside a lobby"))?;
-                let Some((baseline, base)) = &stay.last else {
-                    return Err(format!("message {i}: a delta without a snapshot before it"));
-                };
-                if *baseline != delta.baseline {
-                    return Err(format!(
-                        "message {i}: a delta on tick {}, but the last snapshot was of tick {baseline}",
-                        delta.baseline
-                    ));
-                }
-                let entities = ticksync_protocol::codec::apply_delta(base, delta)
-                    .map_err(|e| format!("message {i}: the delta does not apply: {e}"))?;
-                stay.advance(delta.tick, delta.ack_seq)
-                    .map_err(|e| format!("message {i}: {e}"))?;
-                stay.last = Some((delta.tick, entities));
-                deltas += 1;
             }
-            _ => {}
         }
     }
     Ok(deltas)
@@ -249,13 +286,17 @@ pub fn check(outcome: &Outcome, deltas_asked: bool) -> Result<usize, String> {
 /// must then be called within (the sockets are registered with its reactor).
 pub struct Fanout {
     frame: broadcast::TickFrame,
+    codec: Arc<ticksync_protocol::state::Codec>,
+    state: ticksync_protocol::state::State,
+    encoder: ticksync_protocol::state::Encoder,
+    own: Vec<u8>,
     links: Vec<outbox::Link>,
     /// The server ends' read halves, kept open.
     _reads: Vec<tokio::net::tcp::OwnedReadHalf>,
     /// The client ends, drained by [`Fanout::drain`].
     clients: Vec<std::net::TcpStream>,
     scratch: Vec<u8>,
-    gone: Vec<ticksync_protocol::EntityId>,
+    gone: Vec<ticksync_protocol::state::PlayerRef>,
 }
 
 impl std::fmt::Debug for Fanout {
@@ -267,10 +308,10 @@ impl std::fmt::Debug for Fanout {
 }
 
 impl Fanout {
-    /// A lobby of `players` connected players (at most 250), and a full snapshot of
-    /// `players` entities to send them.
+    /// A lobby of `players` connected players (at most 250) playing the arena, and its
+    /// full snapshot to send them.
     pub async fn new(players: usize) -> std::io::Result<Self> {
-        use ticksync_protocol::EntityState;
+        use crate::game::{GameOptions, GameSim, PlayerRef, Sim};
         let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
         let addr = listener.local_addr()?;
         let mut links = Vec::new();
@@ -293,23 +334,28 @@ impl Fanout {
             reads.push(conn.into_read());
             clients.push(client);
         }
-        let entities: Vec<EntityState> = (0..links.len())
-            .map(|i| EntityState {
-                id: u8::try_from(i).unwrap_or(u8::MAX),
-                x: u16::try_from(i * 251).unwrap_or(0),
-                y: u16::try_from(i * 97).unwrap_or(0),
-                ..Default::default()
-            })
-            .collect();
-        let mut body = Vec::new();
-        ticksync_protocol::codec::encode_snapshot_body(1, 0, &entities, &mut body);
+        let n = u16::try_from(links.len()).unwrap_or(250).max(1);
+        let mut sim = GameSim::new(games::arena::Arena::new(), n).map_err(std::io::Error::other)?;
+        for seat in 1..=n {
+            sim.join(PlayerRef(seat), "bot", &GameOptions::none())
+                .map_err(std::io::Error::other)?;
+        }
+        let state = sim.state(1).map_err(std::io::Error::other)?;
+        let codec = Arc::clone(sim.codec());
+        let mut encoder = ticksync_protocol::state::Encoder::new();
+        let mut full = Vec::new();
+        encoder.encode_shared(&codec, None, &state, &mut full);
         Ok(Self {
             frame: broadcast::TickFrame {
                 tick: 1,
-                body,
+                full,
                 delta: Vec::new(),
                 acks: (0..links.len()).map(|i| 1000 + i as u32).collect(),
             },
+            codec,
+            state,
+            encoder,
+            own: Vec::new(),
             links,
             _reads: reads,
             clients,
@@ -322,12 +368,26 @@ impl Fanout {
     /// onto their socket (all of them, unless [`Fanout::drain`] was not called for long).
     pub fn deliver(&mut self) -> u64 {
         self.frame.tick = self.frame.tick.wrapping_add(1);
-        let links = self
-            .links
-            .iter()
-            .enumerate()
-            .map(|(i, link)| (u8::try_from(i).unwrap_or(u8::MAX), link));
-        let done = broadcast::deliver(&self.frame, links, &mut self.scratch, &mut self.gone);
+        let links = self.links.iter().enumerate().map(|(i, link)| {
+            (
+                ticksync_protocol::state::PlayerRef(u16::try_from(i + 1).unwrap_or(u16::MAX)),
+                link,
+            )
+        });
+        let mut parts = broadcast::Parts {
+            codec: &self.codec,
+            from: None,
+            to: &self.state,
+            encoder: &mut self.encoder,
+            own: &mut self.own,
+        };
+        let done = broadcast::deliver(
+            &self.frame,
+            &mut parts,
+            links,
+            &mut self.scratch,
+            &mut self.gone,
+        );
         done.sent - done.skipped
     }
 

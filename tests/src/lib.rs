@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ticksync_client::{Client, Value};
+use ticksync_protocol::{ClientMessage, GameOptions, JoinTarget};
 use ticksync_server::Config;
 use ticksync_server::game::GameFactory;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -84,6 +86,85 @@ async fn spawn_inner(config: Config, game: Option<Arc<dyn GameFactory>>) -> Test
     TestServer { addr, stop, task }
 }
 
+/// `QuickJoin` without options.
+pub fn quick_join() -> ClientMessage {
+    ClientMessage::QuickJoin {
+        options: GameOptions::none(),
+    }
+}
+
+/// `CreateLobby` without options.
+pub fn create_lobby(name: impl Into<String>, max_players: u16, private: bool) -> ClientMessage {
+    ClientMessage::CreateLobby {
+        name: name.into(),
+        max_players,
+        private,
+        options: GameOptions::none(),
+    }
+}
+
+/// `JoinLobby` of a lobby id, without options.
+pub fn join_id(id: u32) -> ClientMessage {
+    ClientMessage::JoinLobby {
+        target: JoinTarget::Id(id),
+        options: GameOptions::none(),
+    }
+}
+
+/// `JoinLobby` of a join code, without options.
+pub fn join_code(code: impl Into<String>) -> ClientMessage {
+    ClientMessage::JoinLobby {
+        target: JoinTarget::Code(code.into()),
+        options: GameOptions::none(),
+    }
+}
+
+/// Sends an arena (or hill) input: the direction `(x, y)`, as input `seq`.
+pub async fn send_dir(
+    client: &mut Client,
+    seq: u32,
+    x: f32,
+    y: f32,
+) -> Result<(), ticksync_client::ClientError> {
+    client
+        .send_input_values(seq, seq, &[Value::Vec2([x, y])])
+        .await
+}
+
+/// The `pos` of every entity the client's state holds, by id.
+pub fn positions(client: &Client) -> Vec<(u32, [f32; 2])> {
+    let Some(state) = client.state() else {
+        return Vec::new();
+    };
+    state
+        .entities()
+        .filter_map(|e| {
+            let fields = state.entity_values(e.id)?;
+            fields
+                .into_iter()
+                .find_map(|(name, v)| match (name.as_str(), v) {
+                    ("pos", Value::Vec2(p)) => Some((e.id, p)),
+                    _ => None,
+                })
+        })
+        .collect()
+}
+
+/// The `pos` of the entity this client's player controls.
+pub fn my_position(client: &Client) -> Option<[f32; 2]> {
+    position_of(client, client.state()?.me().0)
+}
+
+/// The `pos` of the entity the player of `seat` controls, as this client sees it.
+pub fn position_of(client: &Client, seat: u16) -> Option<[f32; 2]> {
+    let state = client.state()?;
+    let id = state.entities().find(|e| e.controlled_by.0 == seat)?.id;
+    positions(client)
+        .into_iter()
+        .find(|(e, _)| *e == id)
+        .map(|(_, p)| p)
+}
+
 /// A plain HTTP/1.1 request to the server: (status, lowercased head, body).
 pub async fn http_request(
     addr: SocketAddr,
@@ -126,12 +207,12 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String, String) {
 /// Reads until the server closes the connection; returns the code of the last `Error`
 /// message before the close (if any) and the close code.
 pub async fn error_then_close(client: &mut ticksync_client::Client) -> (Option<u16>, u16) {
-    use ticksync_client::ClientError;
+    use ticksync_client::{ClientError, Incoming};
     use ticksync_protocol::ServerMessage;
     let mut error = None;
     loop {
         match client.recv_timeout(Duration::from_secs(5)).await {
-            Ok(ServerMessage::Error { code, .. }) => error = Some(code),
+            Ok(Incoming::Message(ServerMessage::Error { code, .. })) => error = Some(code),
             Ok(_) => {}
             Err(ClientError::Closed { code, .. }) => return (error, code),
             Err(e) => panic!("expected a close, got {e}"),

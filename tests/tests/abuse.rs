@@ -13,10 +13,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use ticksync_protocol::{
-    ClientMessage, ErrorCode, JoinTarget, Joined, PROTOCOL_VERSION, ServerMessage, SessionToken,
-    close, decode_server, encode_client,
+    ClientMessage, ErrorCode, Joined, PROTOCOL_VERSION, ServerMessage, SessionToken, close,
+    decode_server, encode_client,
 };
-use ticksync_tests::{http_get, http_request, spawn_server, test_config};
+use ticksync_tests::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::{Instant, timeout};
@@ -131,12 +131,8 @@ impl Peer {
     }
 }
 
-fn create(name: &str, max_players: u8, private: bool) -> ClientMessage {
-    ClientMessage::CreateLobby {
-        name: name.into(),
-        max_players,
-        private,
-    }
+fn create(name: &str, max_players: u16, private: bool) -> ClientMessage {
+    create_lobby(name, max_players, private)
 }
 
 fn metric(text: &str, name: &str) -> f64 {
@@ -207,7 +203,7 @@ async fn one_address_cannot_fill_the_lobby_cap() {
     let reply = newcomer.request(&create("ours", 4, false)).await;
     assert!(matches!(reply, Reply::Joined(_)), "CreateLobby: {reply:?}");
     let mut quick = Peer::player(server.addr, source(3), "quick").await;
-    let reply = quick.request(&ClientMessage::QuickJoin).await;
+    let reply = quick.request(&quick_join()).await;
     assert!(matches!(reply, Reply::Joined(_)), "QuickJoin: {reply:?}");
     server.stop().await;
 }
@@ -450,7 +446,7 @@ async fn a_crowd_of_quick_joins_fills_lobbies() {
         let start = std::sync::Arc::clone(&start);
         tasks.push(tokio::spawn(async move {
             start.wait().await;
-            let reply = peer.request(&ClientMessage::QuickJoin).await;
+            let reply = peer.request(&quick_join()).await;
             (reply, peer)
         }));
     }
@@ -589,10 +585,7 @@ async fn an_operator_close_is_answered_at_once_during_a_join_flood() {
             let mut peer = Peer::player(addr, source(10 + i % 50), &format!("f{i}")).await;
             loop {
                 for _ in 0..8 {
-                    peer.send(&ClientMessage::JoinLobby {
-                        target: JoinTarget::Id(target),
-                    })
-                    .await;
+                    peer.send(&join_id(target)).await;
                 }
                 for _ in 0..8 {
                     if matches!(peer.reply().await, Reply::Closed(_)) {
@@ -700,11 +693,7 @@ async fn join_code_guessing_is_slowed_down_across_connections() {
         let mut guesser = Peer::player(server.addr, source(1), &format!("g{c}")).await;
         for i in 0..6 {
             let guess = format!("AAAAA-{c}{i}AAA").replace(['0', '1'], "2");
-            let reply = guesser
-                .request(&ClientMessage::JoinLobby {
-                    target: JoinTarget::Code(guess),
-                })
-                .await;
+            let reply = guesser.request(&join_code(guess)).await;
             match reply {
                 Reply::Error(code, _) => answers.push(code),
                 other => panic!("{other:?}"),
@@ -717,21 +706,13 @@ async fn join_code_guessing_is_slowed_down_across_connections() {
     assert_eq!(answers[20..], [limited; 4], "{answers:?}");
     // Now even the right code is refused to that address, not to others.
     let mut guesser = Peer::player(server.addr, source(1), "lucky").await;
-    let reply = guesser
-        .request(&ClientMessage::JoinLobby {
-            target: JoinTarget::Code(code.clone()),
-        })
-        .await;
+    let reply = guesser.request(&join_code(code.clone())).await;
     assert!(
         matches!(reply, Reply::Error(c, _) if c == limited),
         "{reply:?}"
     );
     let mut friend = Peer::player(server.addr, source(3), "friend").await;
-    let reply = friend
-        .request(&ClientMessage::JoinLobby {
-            target: JoinTarget::Code(code),
-        })
-        .await;
+    let reply = friend.request(&join_code(code)).await;
     assert!(matches!(reply, Reply::Joined(_)), "{reply:?}");
     assert_eq!(
         scrape(

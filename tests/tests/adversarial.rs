@@ -10,8 +10,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use ticksync_client::Client;
-use ticksync_protocol::{ClientMessage, Input, JoinTarget, ServerMessage, close, encode_client};
-use ticksync_tests::{http_get, spawn_server, test_config};
+use ticksync_client::Incoming;
+use ticksync_protocol::state::{Codec, Value};
+use ticksync_protocol::{ClientMessage, ServerMessage, close, encode_client};
+use ticksync_tests::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::task::JoinSet;
@@ -28,13 +30,27 @@ fn hello(name: &str) -> Message {
     })))
 }
 
-fn input(seq: u32) -> Message {
-    Message::Binary(Bytes::from(encode_client(&ClientMessage::Input(Input {
+/// The arena's input encoding (its schema, compiled for any cap: inputs hold no seats).
+fn arena_codec() -> Codec {
+    let schema = ticksync_server::game::schema_of::<ticksync_server::games::arena::Arena>()
+        .expect("arena's schema");
+    Codec::new(schema, 10).expect("compiles")
+}
+
+fn input_bytes(seq: u32) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    ticksync_protocol::state::io::encode_input_values(
+        &arena_codec(),
         seq,
-        dir_x: 1.0,
-        dir_y: 0.0,
-        buttons: 0,
-    }))))
+        seq,
+        &[Value::Vec2([1.0, 0.0])],
+        &mut bytes,
+    );
+    bytes
+}
+
+fn input(seq: u32) -> Message {
+    Message::Binary(Bytes::from(input_bytes(seq)))
 }
 
 async fn connect(url: &str) -> Ws {
@@ -137,9 +153,7 @@ async fn stop_reading(addr: SocketAddr, lobby: u32) -> Ws {
         .await
         .expect("handshake");
     ws.send(hello("deaf")).await.expect("hello");
-    let join = ClientMessage::JoinLobby {
-        target: JoinTarget::Id(lobby),
-    };
+    let join = join_id(lobby);
     ws.send(Message::Binary(Bytes::from(encode_client(&join))))
         .await
         .expect("join");
@@ -195,7 +209,7 @@ async fn a_probe_keeps_playing_through_every_attack() {
     {
         let url = url.clone();
         attackers.spawn(async move {
-            let mut truncated = encode_client(&ClientMessage::Input(Input::default()));
+            let mut truncated = input_bytes(1);
             truncated.truncate(3);
             let frames = vec![hello("cut"), Message::Binary(Bytes::from(truncated))];
             (
@@ -228,9 +242,7 @@ async fn a_probe_keeps_playing_through_every_attack() {
         // A flood from inside the probe's own lobby.
         let url = url.clone();
         attackers.spawn(async move {
-            let join = ClientMessage::JoinLobby {
-                target: JoinTarget::Id(lobby),
-            };
+            let join = join_id(lobby);
             let mut frames = vec![
                 hello("flood"),
                 Message::Binary(Bytes::from(encode_client(&join))),
@@ -306,13 +318,13 @@ async fn a_probe_keeps_playing_through_every_attack() {
         tokio::select! {
             _ = ticker.tick() => {
                 seq += 1;
-                probe.send(&ClientMessage::Input(Input { seq, dir_x: 0.0, dir_y: 1.0, buttons: 0 }))
+                send_dir(&mut probe, seq, 0.0, 1.0)
                     .await.expect("the probe's input goes through");
             }
             message = probe.recv() => match message.expect("the probe stays connected") {
-                ServerMessage::Snapshot(_) => snapshots += 1,
-                ServerMessage::PlayerJoined(p) if p.name == "deaf" => deaf_entity = Some(p.entity),
-                ServerMessage::PlayerLeft { entity, .. } if Some(entity) == deaf_entity => deaf_left = true,
+                Incoming::Snapshot(_) => snapshots += 1,
+                Incoming::Message(ServerMessage::PlayerJoined(p)) if p.name == "deaf" => deaf_entity = Some(p.seat),
+                Incoming::Message(ServerMessage::PlayerLeft { seat, .. }) if Some(seat) == deaf_entity => deaf_left = true,
                 _ => {}
             },
         }
@@ -333,8 +345,8 @@ async fn a_probe_keeps_playing_through_every_attack() {
     let deaf_entity = deaf_entity.expect("the probe saw the deaf player join");
     if !deaf_left {
         deaf_left = probe
-            .recv_until(Duration::from_secs(40), |m| match m {
-                ServerMessage::PlayerLeft { entity, .. } if *entity == deaf_entity => Some(()),
+            .recv_message_until(Duration::from_secs(40), |m| match m {
+                ServerMessage::PlayerLeft { seat, .. } if *seat == deaf_entity => Some(()),
                 _ => None,
             })
             .await

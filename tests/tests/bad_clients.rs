@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ticksync_client::{Client, ClientError};
-use ticksync_protocol::{ClientMessage, ErrorCode, Input, close};
-use ticksync_tests::{Proxy, error_then_close, spawn_server, test_config};
+use ticksync_protocol::{ClientMessage, ErrorCode, close};
+use ticksync_tests::*;
 use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test]
@@ -34,7 +34,8 @@ async fn version_mismatch_is_refused_with_its_code() {
 async fn protocol_violations_close_with_documented_codes() {
     let server = spawn_server(test_config()).await;
     let url = server.ws_url();
-    let input = ClientMessage::Input(Input::default());
+    // An input frame (tag 64, seq 1, client tick 0, the arena's direction).
+    let input: Vec<u8> = vec![64, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
     let cases: Vec<(Option<&str>, Message, u16, u16)> = vec![
         (
             None,
@@ -56,7 +57,7 @@ async fn protocol_violations_close_with_documented_codes() {
         ),
         (
             None,
-            Message::Binary(Bytes::from(ticksync_protocol::encode_client(&input))),
+            Message::Binary(Bytes::from(input.clone())),
             ErrorCode::InvalidState.as_u16(),
             close::PROTOCOL_ERROR,
         ),
@@ -74,7 +75,7 @@ async fn protocol_violations_close_with_documented_codes() {
         ),
         (
             Some("early"),
-            Message::Binary(Bytes::from(ticksync_protocol::encode_client(&input))),
+            Message::Binary(Bytes::from(input.clone())),
             ErrorCode::InvalidState.as_u16(),
             close::PROTOCOL_ERROR,
         ),

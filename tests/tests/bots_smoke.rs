@@ -3,7 +3,7 @@
 //! measured by `benches/capacity.sh` and recorded in BENCHMARKS.md.
 
 use ticksync_bots::{Behavior, Options, run};
-use ticksync_tests::{spawn_server, test_config};
+use ticksync_tests::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_bots_for_three_seconds_report_sane_figures() {

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use ticksync_client::Client;
 use ticksync_protocol::ClientMessage;
-use ticksync_tests::{spawn_server, test_config};
+use ticksync_tests::*;
 
 async fn get(addr: SocketAddr, path: &str) -> (u16, String, String) {
     ticksync_tests::http_get(addr, path).await
@@ -36,13 +36,9 @@ async fn health_lobbies_and_the_demo_page() {
     let mut host = Client::connect(&server.ws_url()).await.expect("connect");
     host.hello("host").await.expect("hello");
     for (name, private) in [("open", false), ("hidden", true)] {
-        host.join(&ClientMessage::CreateLobby {
-            name: name.into(),
-            max_players: 4,
-            private,
-        })
-        .await
-        .expect("create");
+        host.join(&create_lobby(name, 4, private))
+            .await
+            .expect("create");
         if !private {
             host.send(&ClientMessage::LeaveLobby).await.expect("leave");
         }

@@ -5,28 +5,14 @@
 use std::time::Duration;
 
 use glam::Vec2;
-use ticksync_client::Client;
-use ticksync_protocol::{ClientMessage, Input, JoinTarget, ServerMessage, Snapshot, quantize};
-use ticksync_server::arena;
-use ticksync_tests::{http_request, spawn_server, test_config};
+use ticksync_client::{Client, Incoming, SnapshotInfo};
+use ticksync_protocol::ServerMessage;
+use ticksync_tests::*;
 use tokio::time::{Instant, timeout};
 
-fn pos(snapshot: &Snapshot, entity: u8) -> Option<Vec2> {
-    snapshot.entities.iter().find(|e| e.id == entity).map(|e| {
-        Vec2::new(
-            quantize::position_value(e.x, arena::ARENA_SIZE),
-            quantize::position_value(e.y, arena::ARENA_SIZE),
-        )
-    })
-}
-
-fn input(seq: u32, dir_x: f32) -> ClientMessage {
-    ClientMessage::Input(Input {
-        seq,
-        dir_x,
-        dir_y: 0.0,
-        buttons: 0,
-    })
+/// This player's entity's position in the client's state.
+fn pos(client: &Client) -> Option<Vec2> {
+    my_position(client).map(Vec2::from)
 }
 
 /// A connected player that said Hello.
@@ -37,10 +23,10 @@ async fn player(url: &str, name: &str) -> Client {
 }
 
 /// The next snapshot whose acknowledgement satisfies `done`, within a few seconds.
-async fn snapshot_until(client: &mut Client, done: impl Fn(&Snapshot) -> bool) -> Snapshot {
+async fn snapshot_until(client: &mut Client, done: impl Fn(&SnapshotInfo) -> bool) -> SnapshotInfo {
     timeout(Duration::from_secs(5), async {
         loop {
-            if let ServerMessage::Snapshot(s) = client.recv().await.expect("recv") {
+            if let Incoming::Snapshot(s) = client.recv().await.expect("recv") {
                 if done(&s) {
                     return s;
                 }
@@ -57,21 +43,17 @@ async fn a_burst_ends_with_the_newest_input_applied_and_acked() {
     let mut client = player(&server.ws_url(), "burst").await;
     // A lobby of two: its whole input queue used to be eight inputs deep.
     let joined = client
-        .join(&ClientMessage::CreateLobby {
-            name: "pair".into(),
-            max_players: 2,
-            private: false,
-        })
+        .join(&create_lobby("pair", 2, false))
         .await
         .expect("joined");
-    let me = joined.your_entity;
+    assert_eq!(joined.seat, 1);
     // Eight "move right", then four "stop", all at once: what a client sends after a
     // stalled link comes back.
     for seq in 1..=8 {
-        client.send(&input(seq, 1.0)).await.expect("send");
+        send_dir(&mut client, seq, 1.0, 0.0).await.expect("send");
     }
     for seq in 9..=12 {
-        client.send(&input(seq, 0.0)).await.expect("send");
+        send_dir(&mut client, seq, 0.0, 0.0).await.expect("send");
     }
     let acked = snapshot_until(&mut client, |s| s.ack_seq >= 12).await;
     assert_eq!(
@@ -80,12 +62,12 @@ async fn a_burst_ends_with_the_newest_input_applied_and_acked() {
     );
     // Stopped: the entity stays where it is from then on (at most the tick that applied
     // "right", if any, moved it).
-    let at = pos(&acked, me).expect("own entity");
-    let mut later = acked.clone();
+    let at = pos(&client).expect("own entity");
+    let mut later = acked;
     for _ in 0..10 {
         later = snapshot_until(&mut client, |_| true).await;
     }
-    let then = pos(&later, me).expect("own entity");
+    let then = pos(&client).expect("own entity");
     assert!(
         (then - at).length() < 0.1,
         "the entity kept moving on a superseded input: {at} -> {then}"
@@ -105,11 +87,15 @@ async fn one_players_burst_costs_another_no_input() {
     // bystander sends one input per tick and every one must be acknowledged.
     let mut seq = 0;
     for burst in 0..50u32 {
-        flooder.send(&input(burst + 1, 1.0)).await.expect("send");
+        send_dir(&mut flooder, burst + 1, 1.0, 0.0)
+            .await
+            .expect("send");
     }
     for _ in 0..10 {
         seq += 1;
-        bystander.send(&input(seq, -1.0)).await.expect("send");
+        send_dir(&mut bystander, seq, -1.0, 0.0)
+            .await
+            .expect("send");
         let s = snapshot_until(&mut bystander, |s| s.ack_seq >= seq).await;
         assert_eq!(s.ack_seq, seq);
     }
@@ -125,11 +111,7 @@ async fn a_leave_is_never_lost_and_its_seat_is_free_at_once() {
     let url = server.ws_url();
     let mut owner = player(&url, "owner").await;
     let joined = owner
-        .join(&ClientMessage::CreateLobby {
-            name: "duo".into(),
-            max_players: 2,
-            private: false,
-        })
+        .join(&create_lobby("duo", 2, false))
         .await
         .expect("joined");
     // A second player joins, floods inputs, and leaves with a close frame, twenty times:
@@ -137,13 +119,11 @@ async fn a_leave_is_never_lost_and_its_seat_is_free_at_once() {
     for round in 0..20 {
         let mut guest = player(&url, "guest").await;
         guest
-            .join(&ClientMessage::JoinLobby {
-                target: JoinTarget::Id(joined.lobby_id),
-            })
+            .join(&join_id(joined.lobby_id))
             .await
             .unwrap_or_else(|e| panic!("round {round}: the seat was not freed: {e}"));
         for seq in 1..=40 {
-            guest.send(&input(seq, 1.0)).await.expect("send");
+            send_dir(&mut guest, seq, 1.0, 0.0).await.expect("send");
         }
         guest.close().await;
     }
@@ -158,11 +138,7 @@ async fn an_operator_close_gets_through_a_join_flood() {
     let url = server.ws_url();
     let mut owner = player(&url, "owner").await;
     let joined = owner
-        .join(&ClientMessage::CreateLobby {
-            name: "tiny".into(),
-            max_players: 1,
-            private: false,
-        })
+        .join(&create_lobby("tiny", 1, false))
         .await
         .expect("joined");
     // Others keep asking to join the full lobby (refused cheaply) while the operator
@@ -176,9 +152,7 @@ async fn an_operator_close_gets_through_a_join_flood() {
         let until = Instant::now() + Duration::from_secs(2);
         while Instant::now() < until {
             for client in &mut flooders {
-                let join = ClientMessage::JoinLobby {
-                    target: JoinTarget::Id(target),
-                };
+                let join = join_id(target);
                 if client.send(&join).await.is_err() {
                     return;
                 }
@@ -199,7 +173,9 @@ async fn an_operator_close_gets_through_a_join_flood() {
     assert_eq!(status, 200, "{body}");
     let left = timeout(Duration::from_secs(5), async {
         loop {
-            if let ServerMessage::Left { reason } = owner.recv().await.expect("recv") {
+            if let Incoming::Message(ServerMessage::Left { reason }) =
+                owner.recv().await.expect("recv")
+            {
                 return reason;
             }
         }
@@ -212,37 +188,47 @@ async fn an_operator_close_gets_through_a_join_flood() {
 }
 
 #[tokio::test]
-async fn delta_snapshots_stay_on_across_a_resume() {
+async fn full_snapshots_stay_asked_for_across_a_resume() {
     let server = spawn_server(test_config()).await;
     let url = server.ws_url();
     let mut first = Client::connect(&url).await.expect("connect");
-    let welcome = first.hello("delta").await.expect("welcome");
-    first.enable_deltas().await.expect("options");
-    first.join(&ClientMessage::QuickJoin).await.expect("joined");
-    // Deltas flow (an idle entity changes nothing, so a delta is what comes).
-    let deltas = first.deltas_received();
+    let welcome = first.hello("full").await.expect("welcome");
+    first.join(&quick_join()).await.expect("joined");
+    // Deltas by default (an idle entity changes nothing, so a delta is what comes).
     timeout(Duration::from_secs(5), async {
-        while first.deltas_received() == deltas {
+        while first.deltas_received() == 0 {
             first.recv().await.expect("recv");
         }
     })
     .await
-    .expect("deltas before the drop");
-    // The connection drops without a goodbye (no close frame).
-    drop(first);
-    let (mut again, resumed) =
-        Client::resume(&url, "delta", welcome.session_token, Duration::from_secs(5))
-            .await
-            .expect("resumed");
-    assert_eq!(resumed.player_id, welcome.player_id);
-    // No Options on the new connection: the server kept them, so deltas come again
-    // (after one full snapshot, the baseline of the new connection).
+    .expect("deltas by default");
+    first.set_deltas(false).await.expect("options");
+    // Once the Options are read, only full snapshots come.
+    let mut fulls = 0;
     timeout(Duration::from_secs(5), async {
-        while again.deltas_received() == 0 {
-            again.recv().await.expect("recv");
+        while fulls < 5 {
+            if let Incoming::Snapshot(s) = first.recv().await.expect("recv") {
+                fulls = if s.full { fulls + 1 } else { 0 };
+            }
         }
     })
     .await
-    .expect("deltas after the resume, without asking again");
+    .expect("full snapshots after asking");
+    // The connection drops without a goodbye (no close frame).
+    drop(first);
+    let (mut again, resumed) =
+        Client::resume(&url, "full", welcome.session_token, Duration::from_secs(5))
+            .await
+            .expect("resumed");
+    assert_eq!(resumed.player_id, welcome.player_id);
+    // No Options on the new connection: the server kept them, so only full snapshots.
+    for _ in 0..20 {
+        let s = again
+            .recv_snapshot(Duration::from_secs(5))
+            .await
+            .expect("a snapshot");
+        assert!(s.full, "a delta after asking for full snapshots");
+    }
+    assert_eq!(again.deltas_received(), 0);
     server.stop().await;
 }

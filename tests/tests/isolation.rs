@@ -1,44 +1,79 @@
 //! A panic in one lobby's game ends only that lobby: its players are told and return to
 //! the lobby screen, the server counts it, and every other lobby keeps its tick rate.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use glam::Vec2;
-use ticksync_client::Client;
-use ticksync_protocol::{ClientMessage, ErrorCode, LeftReason, ServerMessage};
-use ticksync_server::arena::Arena;
-use ticksync_server::game::{EntityView, Game, LobbySpec, PlayerInput};
-use ticksync_tests::{http_get, spawn_server_with_game, test_config};
+use ticksync_client::{Client, Incoming};
+use ticksync_protocol::{ClientMessage, ErrorCode, LeftReason, Messages, ServerMessage};
+use ticksync_server::game::{
+    Ctx, EntityId, Game, GameOptions, LeaveReason, NoMessages, PlayerInput, PlayerRef, Writer,
+    factory,
+};
+use ticksync_tests::*;
 
-/// A game whose step panics on its 20th tick.
-struct Doomed;
+#[derive(Messages, Debug, Clone, PartialEq)]
+enum Thing {
+    Marker,
+}
 
-impl Game for Doomed {
-    fn world_size(&self) -> Vec2 {
-        Vec2::splat(100.0)
+/// A game of markers (one per player); in a lobby named "doomed" its step panics on
+/// its 20th tick.
+struct Maybe {
+    doomed: bool,
+    markers: Vec<(PlayerRef, EntityId)>,
+}
+
+impl Game for Maybe {
+    const NAME: &'static str = "maybe";
+    type Entity = Thing;
+    type Lobby = ();
+    type Private = ();
+    type Input = ();
+    type Message = NoMessages;
+    type Event = NoMessages;
+
+    fn on_join(
+        &mut self,
+        ctx: &mut Ctx<'_, NoMessages>,
+        player: PlayerRef,
+        _: &str,
+        _: &GameOptions,
+    ) -> Result<(), String> {
+        self.markers.push((player, ctx.spawn()));
+        Ok(())
     }
-    fn max_speed(&self) -> f32 {
-        1.0
+
+    fn on_leave(&mut self, ctx: &mut Ctx<'_, NoMessages>, player: PlayerRef, _: LeaveReason) {
+        for (_, id) in self.markers.iter().filter(|m| m.0 == player) {
+            ctx.despawn(*id);
+        }
+        self.markers.retain(|m| m.0 != player);
     }
-    fn spawn(&mut self, _: u8) {}
-    fn despawn(&mut self, _: u8) {}
-    fn step(&mut self, _: &[(u8, PlayerInput)], tick: u32, _: f32) {
-        assert!(tick < 20, "the doomed game fails on purpose");
+
+    fn step(&mut self, _: &mut Ctx<'_, NoMessages>, _: &[PlayerInput<()>], tick: u32, _: f32) {
+        assert!(
+            !self.doomed || tick < 20,
+            "the doomed game fails on purpose"
+        );
     }
-    fn view(&self, _: &mut Vec<EntityView>) {}
+
+    fn write(&self, out: &mut Writer<'_, Self>) {
+        for &(player, id) in &self.markers {
+            out.controlled(id, player, &Thing::Marker);
+        }
+    }
 }
 
 #[tokio::test]
 async fn a_panicking_game_ends_only_its_own_lobby() {
-    let factory = |spec: &LobbySpec| -> Box<dyn Game> {
-        if spec.name == "doomed" {
-            Box::new(Doomed)
-        } else {
-            Box::new(Arena::new())
-        }
-    };
-    let server = spawn_server_with_game(test_config(), Arc::new(factory)).await;
+    let game = factory(|spec| {
+        Ok(Maybe {
+            doomed: spec.name == "doomed",
+            markers: Vec::new(),
+        })
+    })
+    .expect("a valid schema");
+    let server = spawn_server_with_game(test_config(), game).await;
     let url = server.ws_url();
     let (mut healthy, _, _) = Client::quick_player(&url, "healthy")
         .await
@@ -46,18 +81,14 @@ async fn a_panicking_game_ends_only_its_own_lobby() {
     let mut victim = Client::connect(&url).await.expect("connect");
     victim.hello("victim").await.expect("hello");
     victim
-        .join(&ClientMessage::CreateLobby {
-            name: "doomed".into(),
-            max_players: 4,
-            private: false,
-        })
+        .join(&create_lobby("doomed", 4, false))
         .await
         .expect("create");
 
     // The victim is told, in order: an error, then that it left because of a crash.
     let mut saw_error = false;
     let left = victim
-        .recv_until(Duration::from_secs(5), |m| match m {
+        .recv_message_until(Duration::from_secs(5), |m| match m {
             ServerMessage::Error { code, .. } if *code == ErrorCode::LobbyClosed.as_u16() => {
                 saw_error = true;
                 None
@@ -75,13 +106,13 @@ async fn a_panicking_game_ends_only_its_own_lobby() {
         .await
         .expect("send");
     victim
-        .recv_until(Duration::from_secs(5), |m| {
+        .recv_message_until(Duration::from_secs(5), |m| {
             matches!(m, ServerMessage::LobbyList { .. }).then_some(())
         })
         .await
         .expect("the session lives on");
     victim
-        .join(&ClientMessage::QuickJoin)
+        .join(&quick_join())
         .await
         .expect("can play elsewhere");
 
@@ -89,7 +120,7 @@ async fn a_panicking_game_ends_only_its_own_lobby() {
     let start = tokio::time::Instant::now();
     let mut snapshots = 0;
     while start.elapsed() < Duration::from_secs(2) {
-        if let Ok(ServerMessage::Snapshot(_)) = healthy.recv_timeout(Duration::from_secs(1)).await {
+        if let Ok(Incoming::Snapshot(_)) = healthy.recv_timeout(Duration::from_secs(1)).await {
             snapshots += 1;
         }
     }

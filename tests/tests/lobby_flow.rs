@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use ticksync_client::{Client, ClientError};
-use ticksync_protocol::{ClientMessage, ErrorCode, JoinTarget, ServerMessage};
-use ticksync_tests::{http_get, spawn_server, test_config};
+use ticksync_client::{Client, ClientError, Incoming};
+use ticksync_protocol::{ClientMessage, ErrorCode, ServerMessage};
+use ticksync_tests::*;
 
 const T: Duration = Duration::from_secs(5);
 
@@ -21,7 +21,7 @@ async fn list(client: &mut Client) -> Vec<ticksync_protocol::LobbyInfo> {
         .await
         .expect("send");
     client
-        .recv_until(T, |m| match m {
+        .recv_message_until(T, |m| match m {
             ServerMessage::LobbyList { lobbies } => Some(lobbies.clone()),
             _ => None,
         })
@@ -45,11 +45,7 @@ async fn create_list_join_full_and_leave() {
     let mut cy = player(&url, "cy").await;
 
     let joined = ann
-        .join(&ClientMessage::CreateLobby {
-            name: "room".into(),
-            max_players: 2,
-            private: false,
-        })
+        .join(&create_lobby("room", 2, false))
         .await
         .expect("create");
     assert_eq!(joined.name, "room");
@@ -66,54 +62,40 @@ async fn create_list_join_full_and_leave() {
         ("room", 1, 2)
     );
 
-    let bob_joined = bob
-        .join(&ClientMessage::JoinLobby {
-            target: JoinTarget::Id(lobby_id),
-        })
-        .await
-        .expect("join by id");
+    let bob_joined = bob.join(&join_id(lobby_id)).await.expect("join by id");
     assert_eq!(bob_joined.lobby_id, lobby_id);
     let names: Vec<_> = bob_joined.players.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names, ["ann", "bob"]);
     let seen = ann
-        .recv_until(T, |m| match m {
+        .recv_message_until(T, |m| match m {
             ServerMessage::PlayerJoined(p) => Some(p.clone()),
             _ => None,
         })
         .await
         .expect("ann sees bob join");
-    assert_eq!(
-        (seen.name.as_str(), seen.entity),
-        ("bob", bob_joined.your_entity)
-    );
+    assert_eq!((seen.name.as_str(), seen.seat), ("bob", bob_joined.seat));
 
-    let full = cy
-        .join(&ClientMessage::JoinLobby {
-            target: JoinTarget::Id(lobby_id),
-        })
-        .await;
+    let full = cy.join(&join_id(lobby_id)).await;
     assert_eq!(server_error(full), ErrorCode::LobbyFull.as_u16());
 
     bob.send(&ClientMessage::LeaveLobby).await.expect("send");
-    bob.recv_until(T, |m| {
+    bob.recv_message_until(T, |m| {
         matches!(m, ServerMessage::Left { reason: 0 }).then_some(())
     })
     .await
     .expect("bob told he left");
     let left = ann
-        .recv_until(T, |m| match m {
-            ServerMessage::PlayerLeft { entity, .. } => Some(*entity),
+        .recv_message_until(T, |m| match m {
+            ServerMessage::PlayerLeft { seat, .. } => Some(*seat),
             _ => None,
         })
         .await
         .expect("ann sees bob leave");
-    assert_eq!(left, bob_joined.your_entity);
+    assert_eq!(left, bob_joined.seat);
 
     // Now there is room again.
     let cy_joined = cy
-        .join(&ClientMessage::JoinLobby {
-            target: JoinTarget::Id(lobby_id),
-        })
+        .join(&join_id(lobby_id))
         .await
         .expect("room after bob left");
     assert_eq!(cy_joined.players.len(), 2);
@@ -128,11 +110,7 @@ async fn private_lobbies_are_hidden_and_joined_by_code() {
     let mut guest = player(&url, "guest").await;
 
     let joined = host
-        .join(&ClientMessage::CreateLobby {
-            name: "secret".into(),
-            max_players: 4,
-            private: true,
-        })
+        .join(&create_lobby("secret", 4, true))
         .await
         .expect("create private");
     let code = joined.code.clone().expect("a private lobby has a code");
@@ -144,27 +122,14 @@ async fn private_lobbies_are_hidden_and_joined_by_code() {
             .iter()
             .all(|l| l.id != joined.lobby_id)
     );
-    let by_id = guest
-        .join(&ClientMessage::JoinLobby {
-            target: JoinTarget::Id(joined.lobby_id),
-        })
-        .await;
+    let by_id = guest.join(&join_id(joined.lobby_id)).await;
     assert_eq!(server_error(by_id), ErrorCode::LobbyNotFound.as_u16());
-    let wrong = guest
-        .join(&ClientMessage::JoinLobby {
-            target: JoinTarget::Code("ZZZZZ-ZZZZZ".into()),
-        })
-        .await;
+    let wrong = guest.join(&join_code("ZZZZZ-ZZZZZ")).await;
     assert_eq!(server_error(wrong), ErrorCode::LobbyNotFound.as_u16());
 
     // Codes forgive case and the dash.
     let typed = code.to_lowercase().replace('-', "");
-    let guest_joined = guest
-        .join(&ClientMessage::JoinLobby {
-            target: JoinTarget::Code(typed),
-        })
-        .await
-        .expect("join by code");
+    let guest_joined = guest.join(&join_code(typed)).await.expect("join by code");
     assert_eq!(guest_joined.lobby_id, joined.lobby_id);
     assert_eq!(guest_joined.code, Some(code));
     server.stop().await;
@@ -193,28 +158,9 @@ async fn bad_lobby_requests_get_clear_errors() {
     let server = spawn_server(test_config()).await;
     let mut p = player(&server.ws_url(), "p").await;
     for (request, code) in [
-        (
-            ClientMessage::CreateLobby {
-                name: "  ".into(),
-                max_players: 4,
-                private: false,
-            },
-            ErrorCode::InvalidName,
-        ),
-        (
-            ClientMessage::CreateLobby {
-                name: "huge".into(),
-                max_players: 200,
-                private: false,
-            },
-            ErrorCode::InvalidArgument,
-        ),
-        (
-            ClientMessage::JoinLobby {
-                target: JoinTarget::Id(999),
-            },
-            ErrorCode::LobbyNotFound,
-        ),
+        (create_lobby("  ", 4, false), ErrorCode::InvalidName),
+        (create_lobby("huge", 200, false), ErrorCode::InvalidArgument),
+        (join_id(999), ErrorCode::LobbyNotFound),
     ] {
         assert_eq!(
             server_error(p.join(&request).await),
@@ -232,24 +178,20 @@ async fn an_empty_lobby_closes_after_its_grace() {
     let server = spawn_server(config).await;
     let mut p = player(&server.ws_url(), "p").await;
     let joined = p
-        .join(&ClientMessage::CreateLobby {
-            name: "brief".into(),
-            max_players: 4,
-            private: false,
-        })
+        .join(&create_lobby("brief", 4, false))
         .await
         .expect("create");
     // Occupied: it stays open well past the grace (counted in its own ticks: 24 ticks at
     // 30 Hz are 800 ms).
     p.recv_until(T, |m| match m {
-        ServerMessage::Snapshot(s) if s.tick >= joined.tick + 24 => Some(()),
+        Incoming::Snapshot(s) if s.tick >= joined.tick + 24 => Some(()),
         _ => None,
     })
     .await
     .expect("the lobby ticks on");
     assert!(list(&mut p).await.iter().any(|l| l.id == joined.lobby_id));
     p.send(&ClientMessage::LeaveLobby).await.expect("leave");
-    p.recv_until(T, |m| matches!(m, ServerMessage::Left { .. }).then_some(()))
+    p.recv_message_until(T, |m| matches!(m, ServerMessage::Left { .. }).then_some(()))
         .await
         .expect("left");
     // Nothing tells anyone that an empty lobby closed: watch the public listing (over
@@ -274,11 +216,7 @@ async fn an_empty_lobby_closes_after_its_grace() {
     })
     .await;
     assert!(closed.is_ok(), "the empty lobby never closed");
-    let gone = p
-        .join(&ClientMessage::JoinLobby {
-            target: JoinTarget::Id(joined.lobby_id),
-        })
-        .await;
+    let gone = p.join(&join_id(joined.lobby_id)).await;
     assert_eq!(server_error(gone), ErrorCode::LobbyNotFound.as_u16());
     server.stop().await;
 }

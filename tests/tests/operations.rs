@@ -5,9 +5,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use ticksync_client::Client;
-use ticksync_protocol::{ClientMessage, ErrorCode, Input, LeftReason, ServerMessage, close};
-use ticksync_tests::{error_then_close, http_get, http_request, spawn_server, test_config};
+use ticksync_client::{Client, Incoming};
+use ticksync_protocol::{ErrorCode, LeftReason, ServerMessage, close};
+use ticksync_tests::*;
 use tokio_tungstenite::tungstenite::Message;
 
 const TOKEN: &str = "test-admin-token";
@@ -68,18 +68,11 @@ async fn metrics_follow_a_scripted_session() {
     let (mut a, _, _) = Client::quick_player(&url, "a").await.expect("a");
     let (_b, _, _) = Client::quick_player(&url, "b").await.expect("b");
     for seq in 1..=10 {
-        a.send(&ClientMessage::Input(Input {
-            seq,
-            dir_x: 1.0,
-            dir_y: 0.0,
-            buttons: 0,
-        }))
-        .await
-        .expect("input");
+        send_dir(&mut a, seq, 1.0, 0.0).await.expect("input");
     }
     let mut snapshots = 0;
     a.recv_until(Duration::from_secs(5), |m| match m {
-        ServerMessage::Snapshot(s) => {
+        Incoming::Snapshot(s) => {
             snapshots += 1;
             (s.ack_seq >= 10 && snapshots >= 15).then_some(())
         }
@@ -175,7 +168,7 @@ async fn operators_kick_close_and_notify() {
     .await;
     assert_eq!(status, 200);
     let notice = bob
-        .recv_until(Duration::from_secs(5), |m| match m {
+        .recv_message_until(Duration::from_secs(5), |m| match m {
             ServerMessage::Notice { text } => Some(text.clone()),
             _ => None,
         })
@@ -195,7 +188,7 @@ async fn operators_kick_close_and_notify() {
         error_then_close(&mut ann).await,
         (Some(ErrorCode::Kicked.as_u16()), close::KICKED)
     );
-    bob.recv_until(Duration::from_secs(5), |m| {
+    bob.recv_message_until(Duration::from_secs(5), |m| {
         matches!(m, ServerMessage::PlayerLeft { .. }).then_some(())
     })
     .await
@@ -210,7 +203,7 @@ async fn operators_kick_close_and_notify() {
     .await;
     assert_eq!(status, 200);
     let left = bob
-        .recv_until(Duration::from_secs(5), |m| match m {
+        .recv_message_until(Duration::from_secs(5), |m| match m {
             ServerMessage::Left { reason } => Some(*reason),
             _ => None,
         })

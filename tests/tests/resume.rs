@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use ticksync_client::{Client, ClientError};
+use ticksync_client::{Client, ClientError, Incoming};
 use ticksync_protocol::{ClientMessage, ErrorCode, ServerMessage, close};
-use ticksync_tests::{Proxy, spawn_server, test_config};
+use ticksync_tests::*;
 
 const T: Duration = Duration::from_secs(5);
 
@@ -16,9 +16,13 @@ async fn no_leave_for(client: &mut Client, n: usize) {
     let mut snapshots = 0;
     while snapshots < n {
         match client.recv_timeout(T).await {
-            Ok(ServerMessage::PlayerLeft { .. }) => panic!("the other player saw a leave"),
-            Ok(ServerMessage::PlayerJoined(p)) => panic!("the other player saw a join: {p:?}"),
-            Ok(ServerMessage::Snapshot(_)) => snapshots += 1,
+            Ok(Incoming::Message(ServerMessage::PlayerLeft { .. })) => {
+                panic!("the other player saw a leave")
+            }
+            Ok(Incoming::Message(ServerMessage::PlayerJoined(p))) => {
+                panic!("the other player saw a join: {p:?}")
+            }
+            Ok(Incoming::Snapshot(_)) => snapshots += 1,
             Ok(_) => {}
             Err(e) => panic!("{e}"),
         }
@@ -49,23 +53,24 @@ async fn a_dropped_player_resumes_with_its_token() {
     assert_eq!(again.player_id, welcome.player_id);
     assert_eq!(again.session_token, welcome.session_token);
     let rejoined = back
-        .recv_until(T, |m| match m {
+        .recv_message_until(T, |m| match m {
             ServerMessage::Joined(j) => Some(j.clone()),
             _ => None,
         })
         .await
         .expect("back in the lobby");
     assert_eq!(rejoined.lobby_id, joined.lobby_id);
-    assert_eq!(rejoined.your_entity, joined.your_entity);
+    assert_eq!(rejoined.seat, joined.seat);
     assert_eq!(rejoined.players.len(), 2);
-    let snapshot = back
-        .recv_until(T, |m| match m {
-            ServerMessage::Snapshot(s) => Some(s.clone()),
-            _ => None,
-        })
-        .await
-        .expect("snapshots again");
-    assert!(snapshot.entities.iter().any(|e| e.id == joined.your_entity));
+    let snapshot = back.recv_snapshot(T).await.expect("snapshots again");
+    assert!(
+        snapshot.full,
+        "a resumed connection starts from a full snapshot"
+    );
+    assert!(
+        position_of(&back, joined.seat).is_some(),
+        "ann's entity is still there"
+    );
     no_leave_for(&mut bob, 10).await;
     server.stop().await;
 }
@@ -85,13 +90,13 @@ async fn resuming_replaces_the_older_connection() {
         .await
         .expect("resumed");
     let rejoined = second
-        .recv_until(T, |m| match m {
-            ServerMessage::Joined(j) => Some(j.your_entity),
+        .recv_message_until(T, |m| match m {
+            ServerMessage::Joined(j) => Some(j.seat),
             _ => None,
         })
         .await
         .expect("joined");
-    assert_eq!(rejoined, joined.your_entity);
+    assert_eq!(rejoined, joined.seat);
     let closed = loop {
         match first.recv_timeout(T).await {
             Ok(_) => continue,
@@ -102,7 +107,7 @@ async fn resuming_replaces_the_older_connection() {
     assert_eq!(closed, close::REPLACED);
     // The new connection keeps playing.
     second
-        .recv_until(T, |m| matches!(m, ServerMessage::Snapshot(_)).then_some(()))
+        .recv_until(T, |m| matches!(m, Incoming::Snapshot(_)).then_some(()))
         .await
         .expect("snapshots");
     server.stop().await;
@@ -118,13 +123,13 @@ async fn an_expired_token_starts_a_new_player_and_the_seat_is_freed() {
     let (mut bob, _, _) = Client::quick_player(&url, "bob").await.expect("bob");
     drop(ann);
     let left = bob
-        .recv_until(T, |m| match m {
-            ServerMessage::PlayerLeft { entity, .. } => Some(*entity),
+        .recv_message_until(T, |m| match m {
+            ServerMessage::PlayerLeft { seat, .. } => Some(*seat),
             _ => None,
         })
         .await
         .expect("after the grace, the seat goes");
-    assert_eq!(left, joined.your_entity);
+    assert_eq!(left, joined.seat);
 
     let mut late = Client::connect(&url).await.expect("connect");
     late.send(&ClientMessage::Hello {
@@ -134,12 +139,12 @@ async fn an_expired_token_starts_a_new_player_and_the_seat_is_freed() {
     })
     .await
     .expect("send");
-    let first = late.recv_timeout(T).await.expect("an answer");
+    let first = late.recv_message_timeout(T).await.expect("an answer");
     assert!(
         matches!(first, ServerMessage::Error { code, .. } if code == ErrorCode::ResumeFailed.as_u16()),
         "{first:?}"
     );
-    match late.recv_timeout(T).await.expect("welcome") {
+    match late.recv_message_timeout(T).await.expect("welcome") {
         ServerMessage::Welcome { player_id, .. } => assert_ne!(player_id, welcome.player_id),
         other => panic!("{other:?}"),
     }
@@ -153,7 +158,7 @@ async fn a_clean_close_leaves_at_once_and_ends_the_token() {
     let (ann, welcome, _) = Client::quick_player(&url, "ann").await.expect("ann");
     let (mut bob, _, _) = Client::quick_player(&url, "bob").await.expect("bob");
     ann.close().await;
-    bob.recv_until(Duration::from_secs(2), |m| {
+    bob.recv_message_until(Duration::from_secs(2), |m| {
         matches!(m, ServerMessage::PlayerLeft { .. }).then_some(())
     })
     .await
@@ -167,7 +172,7 @@ async fn a_clean_close_leaves_at_once_and_ends_the_token() {
         })
         .await
         .expect("send");
-    let first = again.recv_timeout(T).await.expect("answer");
+    let first = again.recv_message_timeout(T).await.expect("answer");
     assert!(
         matches!(first, ServerMessage::Error { code, .. } if code == ErrorCode::ResumeFailed.as_u16()),
         "{first:?}"
@@ -185,11 +190,7 @@ async fn the_client_module_reconnects_by_itself() {
     let (mut auto, welcome) = ticksync_client::AutoClient::connect(&proxy.ws_url(), "auto")
         .await
         .expect("connect");
-    let joined = auto
-        .client()
-        .join(&ClientMessage::QuickJoin)
-        .await
-        .expect("join");
+    let joined = auto.client().join(&quick_join()).await.expect("join");
     // The link goes silent until the server drops it (idle timeout: resumable); then
     // the client hears the verdict, and its reconnection passes the proxy as usual.
     let mut frozen = proxy.freeze();
@@ -201,16 +202,18 @@ async fn the_client_module_reconnects_by_itself() {
     let mut welcomed_again = None;
     let rejoined = loop {
         match auto.recv().await.expect("the client module recovers") {
-            ServerMessage::Welcome { player_id, .. } => welcomed_again = Some(player_id),
-            ServerMessage::Joined(j) if welcomed_again.is_some() => break j,
+            Incoming::Message(ServerMessage::Welcome { player_id, .. }) => {
+                welcomed_again = Some(player_id);
+            }
+            Incoming::Message(ServerMessage::Joined(j)) if welcomed_again.is_some() => break j,
             _ => {}
         }
     };
     assert_eq!(auto.reconnects(), 1);
     assert_eq!(welcomed_again, Some(welcome.player_id), "the same player");
     assert_eq!(
-        (rejoined.lobby_id, rejoined.your_entity),
-        (joined.lobby_id, joined.your_entity),
+        (rejoined.lobby_id, rejoined.seat),
+        (joined.lobby_id, joined.seat),
         "back on the same entity in the same lobby"
     );
     server.stop().await;

@@ -41,18 +41,10 @@ fn hello_message() -> impl Strategy<Value = ClientMessage> {
 /// A request to enter a lobby (in a lobby: a protocol error).
 fn lobby_request() -> impl Strategy<Value = ClientMessage> {
     prop_oneof![
-        (name(), any::<u8>(), any::<bool>()).prop_map(|(n, m, p)| ClientMessage::CreateLobby {
-            name: n,
-            max_players: m,
-            private: p
-        }),
-        (0u32..4).prop_map(|id| ClientMessage::JoinLobby {
-            target: JoinTarget::Id(id)
-        }),
-        "[A-Z2-9-]{0,12}".prop_map(|c| ClientMessage::JoinLobby {
-            target: JoinTarget::Code(c)
-        }),
-        Just(ClientMessage::QuickJoin),
+        (name(), any::<u8>(), any::<bool>()).prop_map(|(n, m, p)| create_lobby(n, m, p)),
+        (0u32..4).prop_map(|id| join_id(id)),
+        "[A-Z2-9-]{0,12}".prop_map(|c| join_code(c)),
+        Just(quick_join()),
     ]
 }
 
@@ -102,12 +94,8 @@ fn valid_hello() -> ClientMessage {
 /// A script: usually a Hello first and often a lobby, then anything.
 fn script() -> impl Strategy<Value = Vec<Step>> {
     let enter = prop_oneof![
-        Just(ClientMessage::QuickJoin),
-        (1u8..6, any::<bool>()).prop_map(|(m, p)| ClientMessage::CreateLobby {
-            name: "room".into(),
-            max_players: m,
-            private: p,
-        }),
+        Just(quick_join()),
+        (1u8..6, any::<bool>()).prop_map(|(m, p)| create_lobby("room", m, p)),
     ];
     (
         proptest::option::weighted(
@@ -198,7 +186,7 @@ fn a_well_behaved_script_plays_with_deltas_and_acks() {
     let wait = || Step::Wait(Duration::from_millis(300));
     let steps = vec![
         hello(),
-        send(ClientMessage::QuickJoin),
+        send(quick_join()),
         wait(),
         send(ClientMessage::Options {
             delta_snapshots: true,
@@ -238,7 +226,7 @@ fn deltas_stop_when_turned_off() {
     let wait = || Step::Wait(Duration::from_millis(300));
     let steps = vec![
         hello(),
-        send(ClientMessage::QuickJoin),
+        send(quick_join()),
         send(ClientMessage::Options {
             delta_snapshots: true,
         }),
@@ -284,7 +272,7 @@ fn a_broken_promise_is_caught() {
     // The checker itself: a delta on a baseline the client never had fails it.
     let outcome = play(vec![
         hello(),
-        send(ClientMessage::QuickJoin),
+        send(quick_join()),
         send(ClientMessage::Options {
             delta_snapshots: true,
         }),

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use ticksync_client::{Client, ClientError};
 use ticksync_protocol::{ErrorCode, ServerMessage, close};
-use ticksync_tests::{http_get, spawn_server, test_config};
+use ticksync_tests::*;
 
 #[tokio::test]
 async fn shutdown_tells_everyone_and_drains() {
@@ -23,7 +23,7 @@ async fn shutdown_tells_everyone_and_drains() {
     // The server marks itself draining before it tells anyone: once the player is told,
     // /readyz must say so.
     let error = player
-        .recv_until(Duration::from_secs(5), |m| match m {
+        .recv_message_until(Duration::from_secs(5), |m| match m {
             ServerMessage::Error { code, .. } => Some(*code),
             _ => None,
         })

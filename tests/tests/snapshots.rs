@@ -6,21 +6,17 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use glam::Vec2;
-use ticksync_client::Client;
-use ticksync_protocol::{ClientMessage, Input, ServerMessage, Snapshot, quantize};
-use ticksync_server::arena::{self, Arena};
-use ticksync_tests::{spawn_server, test_config};
+use ticksync_client::{Client, Incoming};
+use ticksync_server::games::arena::{self, Arena};
+use ticksync_tests::*;
 
-fn pos(snapshot: &Snapshot, entity: u8) -> Option<Vec2> {
-    snapshot.entities.iter().find(|e| e.id == entity).map(|e| {
-        Vec2::new(
-            quantize::position_value(e.x, arena::ARENA_SIZE),
-            quantize::position_value(e.y, arena::ARENA_SIZE),
-        )
-    })
+/// Where the player of `seat`'s entity is in `client`'s state.
+fn pos(client: &Client, seat: u16) -> Option<Vec2> {
+    position_of(client, seat).map(Vec2::from)
 }
 
-const STEP: f32 = arena::ARENA_SIZE / quantize::POSITION_STEPS;
+/// The arena's position step: 1000 units in 65535 steps.
+const STEP: f32 = arena::ARENA_SIZE / 65535.0;
 
 #[tokio::test]
 async fn both_players_see_a_held_direction_move_the_entity() {
@@ -31,7 +27,7 @@ async fn both_players_see_a_held_direction_move_the_entity() {
         .await
         .expect("watcher");
     assert_eq!(moving.lobby_id, watching.lobby_id);
-    let me = moving.your_entity;
+    let me = moving.seat;
 
     // Hold "right" at the tick rate for a second, reading our own snapshots meanwhile.
     let mut seen_by_mover: HashMap<u32, Vec2> = HashMap::new();
@@ -43,13 +39,13 @@ async fn both_players_see_a_held_direction_move_the_entity() {
         tokio::select! {
             _ = ticker.tick() => {
                 seq += 1;
-                mover.send(&ClientMessage::Input(Input { seq, dir_x: 1.0, dir_y: 0.0, buttons: 0 }))
+                send_dir(&mut mover, seq, 1.0, 0.0)
                     .await.expect("send input");
             }
             message = mover.recv() => {
-                if let ServerMessage::Snapshot(s) = message.expect("recv") {
+                if let Incoming::Snapshot(s) = message.expect("recv") {
                     acks.push(s.ack_seq);
-                    if let Some(p) = pos(&s, me) { seen_by_mover.insert(s.tick, p); }
+                    if let Some(p) = pos(&mover, me) { seen_by_mover.insert(s.tick, p); }
                 }
             }
         }
@@ -57,7 +53,7 @@ async fn both_players_see_a_held_direction_move_the_entity() {
 
     // The spawn point, before any input, is the simulation's.
     let first_tick = *seen_by_mover.keys().min().expect("snapshots");
-    let spawn = Arena::spawn_point(me);
+    let spawn = Arena::spawn_point(me - 1);
     assert!(
         seen_by_mover[&first_tick].distance(spawn) <= STEP,
         "spawned at {spawn}"
@@ -93,8 +89,8 @@ async fn both_players_see_a_held_direction_move_the_entity() {
     let mut watched = Vec::new();
     let watch_until = tokio::time::Instant::now() + Duration::from_millis(500);
     while tokio::time::Instant::now() < watch_until {
-        if let Ok(ServerMessage::Snapshot(s)) = watcher.recv_timeout(Duration::from_secs(2)).await {
-            if let (Some(p), Some(q)) = (pos(&s, me), seen_by_mover.get(&s.tick)) {
+        if let Ok(Incoming::Snapshot(s)) = watcher.recv_timeout(Duration::from_secs(2)).await {
+            if let (Some(p), Some(q)) = (pos(&watcher, me), seen_by_mover.get(&s.tick)) {
                 assert_eq!(p, *q, "tick {}", s.tick);
                 watched.push(p.x);
             }
@@ -128,20 +124,20 @@ async fn snapshots_arrive_at_the_tick_rate_with_advancing_acks() {
         tokio::select! {
             _ = ticker.tick() => {
                 seq += 1;
-                a.send(&ClientMessage::Input(Input { seq, dir_x: 0.0, dir_y: -1.0, buttons: 0 }))
+                send_dir(&mut a, seq, 0.0, -1.0)
                     .await.expect("send");
             }
-            m = a.recv() => if let ServerMessage::Snapshot(s) = m.expect("recv") {
+            m = a.recv() => if let Incoming::Snapshot(s) = m.expect("recv") {
                 counts[0] += 1;
                 assert!(s.ack_seq >= last_ack);
                 last_ack = s.ack_seq;
                 if let Some(t) = last_tick { assert!(s.tick > t, "ticks increase"); }
                 last_tick = Some(s.tick);
             },
-            m = b.recv() => if let ServerMessage::Snapshot(s) = m.expect("recv") {
+            m = b.recv() => if let Incoming::Snapshot(s) = m.expect("recv") {
                 counts[1] += 1;
                 assert_eq!(s.ack_seq, 0, "b sent no input");
-                assert_eq!(s.entities.len(), 2);
+                assert_eq!(b.state().map(|st| st.entities().count()), Some(2));
             },
         }
     }
@@ -160,11 +156,11 @@ async fn delta_snapshots_rebuild_the_same_state_in_fewer_bytes() {
     let (mut mover, _, moving) = Client::quick_player(&url, "mover").await.expect("mover");
     let (mut full, _, _) = Client::quick_player(&url, "full").await.expect("full");
     let (mut delta, _, _) = Client::quick_player(&url, "delta").await.expect("delta");
-    delta.enable_deltas().await.expect("options");
-    let me = moving.your_entity;
+    full.set_deltas(false).await.expect("options");
+    let me = moving.seat;
 
-    let mut by_full: HashMap<u32, Snapshot> = HashMap::new();
-    let mut by_delta: HashMap<u32, Snapshot> = HashMap::new();
+    let mut by_full: HashMap<u32, Vec<(u32, [f32; 2])>> = HashMap::new();
+    let mut by_delta: HashMap<u32, Vec<(u32, [f32; 2])>> = HashMap::new();
     let (full_bytes_before, delta_bytes_before) = (full.bytes_in(), delta.bytes_in());
     let mut ticker = tokio::time::interval(Duration::from_millis(33));
     let start = tokio::time::Instant::now();
@@ -175,12 +171,12 @@ async fn delta_snapshots_rebuild_the_same_state_in_fewer_bytes() {
                 seq += 1;
                 // Turn now and then, so velocities change too.
                 let angle = (seq / 10) as f32;
-                mover.send(&ClientMessage::Input(Input { seq, dir_x: angle.cos(), dir_y: angle.sin(), buttons: 0 }))
+                send_dir(&mut mover, seq, angle.cos(), angle.sin())
                     .await.expect("input");
             }
             m = mover.recv() => { m.expect("mover"); }
-            m = full.recv() => if let ServerMessage::Snapshot(s) = m.expect("full") { by_full.insert(s.tick, s); },
-            m = delta.recv() => if let ServerMessage::Snapshot(s) = m.expect("delta") { by_delta.insert(s.tick, s); },
+            m = full.recv() => if let Incoming::Snapshot(s) = m.expect("full") { by_full.insert(s.tick, positions(&full)); },
+            m = delta.recv() => if let Incoming::Snapshot(s) = m.expect("delta") { by_delta.insert(s.tick, positions(&delta)); },
         }
     }
     assert!(
@@ -191,12 +187,16 @@ async fn delta_snapshots_rebuild_the_same_state_in_fewer_bytes() {
     let mut compared = 0;
     for (tick, d) in &by_delta {
         if let Some(f) = by_full.get(tick) {
-            assert_eq!(d.entities, f.entities, "tick {tick}");
+            assert_eq!(d, f, "tick {tick}");
             compared += 1;
         }
     }
     assert!(compared > 20, "{compared} ticks compared");
-    assert!(pos(&by_delta[by_delta.keys().max().expect("ticks")], me).is_some());
+    assert!(pos(&delta, me).is_some());
+    assert!(
+        full.deltas_received() <= 1,
+        "full snapshots once the Options were read"
+    );
     let full_bytes = full.bytes_in() - full_bytes_before;
     let delta_bytes = delta.bytes_in() - delta_bytes_before;
     assert!(

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::world::{MAX_SNAPSHOT_ENTITIES, SNAPSHOT_TAG, View, included};
 use super::{Codec, PlayerRef, Row, RowCodec, RowReader, Value, WireError, mask_of};
 use crate::bits::{BitReader, EndOfStream};
-use crate::schema::Fields;
+use crate::schema::{Fields, Messages};
 
 /// Why a snapshot could not be applied. The state is unchanged when this is returned.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -156,6 +156,11 @@ impl ClientState {
         }
     }
 
+    /// The seat this state is for.
+    pub fn me(&self) -> PlayerRef {
+        self.me
+    }
+
     /// The codec.
     pub fn codec(&self) -> &Codec {
         &self.codec
@@ -206,6 +211,17 @@ impl ClientState {
         let e = self.entities.get(&id)?;
         let row = self.codec.kinds.get(usize::from(e.kind))?;
         (row.name == T::NAME).then(|| e.row.get(row))
+    }
+
+    /// An entity as the game's entity enum `M` (one variant per kind, `#[derive(Messages)]`;
+    /// None if absent). The kind index is the variant index.
+    pub fn entity_of<M: Messages>(&self, id: u32) -> Option<M> {
+        let e = self.entities.get(&id)?;
+        let row = self.codec.kinds.get(usize::from(e.kind))?;
+        M::read_fields(
+            usize::from(e.kind),
+            &mut RowReader::new(row, &e.row.words, &e.row.text),
+        )
     }
 
     /// An entity's fields, dynamically: (name, value) in field order.

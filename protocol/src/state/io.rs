@@ -16,12 +16,13 @@ use crate::bits::{BitReader, BitWriter};
 use crate::limits::MAX_CLIENT_MESSAGE_BYTES;
 use crate::schema::{Fields, Messages};
 
-/// Tag byte of an input (client → server, protocol 2).
-pub const INPUT_TAG: u8 = 9;
-/// Tag byte of a game message (client → server, protocol 2).
-pub const MESSAGE_TAG: u8 = 10;
-/// Tag byte of a game event (server → client, protocol 2).
-pub const EVENT_TAG: u8 = 13;
+/// Tag byte of an input (client → server; the first game frame tag,
+/// [`crate::codec::FIRST_FRAME_TAG`]).
+pub const INPUT_TAG: u8 = 64;
+/// Tag byte of a game message (client → server).
+pub const MESSAGE_TAG: u8 = 65;
+/// Tag byte of a game event (server → client; a snapshot is 64).
+pub const EVENT_TAG: u8 = 65;
 
 /// Why an input, message or event did not decode.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -2,10 +2,11 @@
 
 use super::{Codec, Kind, PlayerRef, RowCodec, RowWriter, Value};
 use crate::bits::BitWriter;
-use crate::schema::Fields;
+use crate::schema::{Fields, Messages};
 
-/// The tag byte of a game-state snapshot (protocol 2), beside the protocol-1 tags.
-pub const SNAPSHOT_TAG: u8 = 12;
+/// The tag byte of a snapshot (server → client), the first game frame tag
+/// ([`crate::codec::FIRST_FRAME_TAG`]).
+pub const SNAPSHOT_TAG: u8 = 64;
 
 /// Most entities one section of a snapshot may create, change or remove, and the most a
 /// client keeps in one of its two lists; a decoder refuses more.
@@ -241,6 +242,31 @@ impl State {
             &mut self.words[range],
             &mut self.text,
         ));
+    }
+
+    /// Adds an entity of the game's entity enum `M` (one variant per kind,
+    /// `#[derive(Messages)]`): the variant index is the kind index. Any order.
+    pub fn push_entity_of<M: Messages>(
+        &mut self,
+        codec: &Codec,
+        id: u32,
+        controlled_by: PlayerRef,
+        visibility: Visibility,
+        value: &M,
+    ) -> Result<(), StateError> {
+        let index = value.type_index();
+        let kind = u16::try_from(index).map_err(|_| StateError::UnknownKind(u16::MAX))?;
+        let row = codec
+            .kinds
+            .get(index)
+            .ok_or(StateError::UnknownKind(kind))?;
+        let range = self.push_row(row, kind, id, controlled_by, visibility);
+        value.write_fields(&mut RowWriter::new(
+            row,
+            &mut self.words[range],
+            &mut self.text,
+        ));
+        Ok(())
     }
 
     /// Adds an entity from dynamic values (in field order).

@@ -531,7 +531,7 @@ fn entries(handles: &[Arc<LobbyHandle>]) -> Vec<LobbyEntry> {
         .map(|h| LobbyEntry {
             id: h.id() & MAX_LOCAL_LOBBY_ID,
             name: h.name().to_owned(),
-            players: u8::try_from(h.claimed()).unwrap_or(u8::MAX),
+            players: u16::try_from(h.claimed()).unwrap_or(u16::MAX),
             max_players: h.max_players(),
             private: h.is_private(),
             code: h.code().map(str::to_owned),
@@ -669,7 +669,7 @@ mod tests {
 
     impl Node {
         /// A lobby on this node, published at once.
-        async fn lobby(&self, name: &str, max: u8, code: Option<&str>) -> Arc<LobbyHandle> {
+        async fn lobby(&self, name: &str, max: u16, code: Option<&str>) -> Arc<LobbyHandle> {
             let id = self.registry.next_id();
             let (handle, _commands) =
                 LobbyHandle::new(id, name.to_owned(), max, code.map(str::to_owned));

@@ -1,5 +1,5 @@
 //! The player directory: every player with a session token, connected or within their
-//! resume grace. A session token resumes its player (same id, same entity, same lobby);
+//! resume grace. A session token resumes its player (same id, same seat, same lobby);
 //! operators reach a player's live connection through it (kick, notice).
 //!
 //! Each record has a small lock of its own, held only to read or swap a few fields,
@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use dashmap::DashMap;
-use ticksync_protocol::{EntityId, SessionToken};
+use ticksync_protocol::SessionToken;
 use tokio::time::Instant;
 
 use crate::lobby::LobbyHandle;
@@ -33,7 +33,7 @@ pub(crate) struct PlayerRecord {
     pub(crate) bytes_out: Arc<AtomicU64>,
     /// When the player first connected.
     pub(crate) since: Instant,
-    /// The client asked for delta snapshots (`Options`); kept across resumes.
+    /// Delta snapshots (the default) or full ones (`Options`); kept across resumes.
     delta_snapshots: AtomicBool,
     state: Mutex<RecordState>,
 }
@@ -42,8 +42,8 @@ pub(crate) struct PlayerRecord {
 struct RecordState {
     /// The live connection: its id and outbox (where its controls wait).
     live: Option<(u64, Arc<Outbox>)>,
-    /// The player's lobby and entity.
-    lobby: Option<(Arc<LobbyHandle>, EntityId)>,
+    /// The player's lobby and seat.
+    lobby: Option<(Arc<LobbyHandle>, u16)>,
     /// When the last connection dropped without a goodbye.
     detached_at: Option<Instant>,
     /// Its place under its address's connection cap while it may resume.
@@ -91,12 +91,12 @@ impl PlayerRecord {
     }
 
     /// Records the player's lobby (None when it left).
-    pub(crate) fn set_lobby(&self, lobby: Option<(Arc<LobbyHandle>, EntityId)>) {
+    pub(crate) fn set_lobby(&self, lobby: Option<(Arc<LobbyHandle>, u16)>) {
         self.state().lobby = lobby;
     }
 
-    /// The player's lobby and entity.
-    pub(crate) fn lobby(&self) -> Option<(Arc<LobbyHandle>, EntityId)> {
+    /// The player's lobby and seat.
+    pub(crate) fn lobby(&self) -> Option<(Arc<LobbyHandle>, u16)> {
         self.state().lobby.clone()
     }
 
@@ -165,7 +165,7 @@ impl Players {
             bytes_in: AtomicU64::new(0),
             bytes_out: Arc::new(AtomicU64::new(0)),
             since: Instant::now(),
-            delta_snapshots: AtomicBool::new(false),
+            delta_snapshots: AtomicBool::new(true),
             state: Mutex::new(RecordState::default()),
         });
         self.by_token.insert(token, Arc::clone(&record));

@@ -10,17 +10,21 @@
 //!   seats.
 //! - **Inputs** go to the player's own [`SeatBox`], a one-slot mailbox that the tick task
 //!   empties each tick: the newest input always wins, a burst of one player's inputs can
-//!   lose neither its newest input nor anyone else's.
+//!   lose neither its newest input nor anyone else's (and no button press: inputs carry
+//!   press counters). Game messages wait in the same mailbox, in order, a few at most.
 //! - **Leaving** is a flag in the same mailbox, and an operator's **close** a slot on the
 //!   handle: neither waits in a queue, so neither can be lost to a full one.
 //!
 //! [`claim`]: LobbyHandle::claim
 
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use ticksync_protocol::{EntityId, Input, LobbyInfo};
+use ticksync_protocol::state::Codec;
+use ticksync_protocol::state::io::{Decoded, DecodedInput};
+use ticksync_protocol::{GameOptions, LobbyInfo};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::timeout;
 
@@ -30,17 +34,21 @@ use crate::wire::outbox::Link;
 /// How long a join may wait for the lobby's tick task (it answers within one tick).
 const JOIN_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// Game messages a seat's mailbox holds between two ticks; the session's rate limit
+/// (10/s, a burst of 20) keeps a client well under it, and beyond it they are dropped.
+pub(crate) const MAX_PENDING_MESSAGES: usize = 32;
+
 /// What the registry and sessions know of a lobby. Only the lobby's tick task writes
 /// its counts.
 #[derive(Debug)]
 pub(crate) struct LobbyHandle {
     id: u32,
     name: String,
-    max_players: u8,
+    max_players: u16,
     /// Join code (private lobbies only; a lobby with a code is private).
     code: Option<String>,
     /// Players seated, updated by the tick task.
-    players: AtomicU8,
+    players: AtomicU16,
     /// Seats taken or promised to a join on its way (see [`Claim`]).
     claimed: AtomicU32,
     /// Set once the tick task stops accepting players.
@@ -63,6 +71,7 @@ pub(crate) struct LobbyStats {
     inputs_superseded: AtomicU64,
     inputs_stale: AtomicU64,
     inputs_rate_limited: AtomicU64,
+    messages_dropped: AtomicU64,
     tick_lateness: AtomicHistogram,
     tick_time: AtomicHistogram,
 }
@@ -84,6 +93,8 @@ pub(crate) struct LobbyFigures {
     pub(crate) inputs_stale: u64,
     /// Inputs over their connection's rate limit.
     pub(crate) inputs_rate_limited: u64,
+    /// Game messages dropped because the seat's mailbox was full.
+    pub(crate) messages_dropped: u64,
 }
 
 /// What the tick task takes from the handle's queue.
@@ -102,8 +113,8 @@ pub(crate) enum Command {
     Reattach {
         /// The request (same player id).
         join: JoinRequest,
-        /// The player's entity.
-        entity: EntityId,
+        /// The player's seat.
+        seat: u16,
         /// The answer.
         reply: oneshot::Sender<Result<Seated, JoinRefused>>,
     },
@@ -116,6 +127,8 @@ pub(crate) struct JoinRequest {
     pub(crate) player_id: u32,
     /// Display name.
     pub(crate) name: String,
+    /// The join options the game sees.
+    pub(crate) options: GameOptions,
     /// The connection asking: a stale connection cannot act for its successor.
     pub(crate) conn: u64,
     /// The way to the player's connection.
@@ -125,19 +138,23 @@ pub(crate) struct JoinRequest {
 /// A successful join: the `Joined` message is already on its way to the player.
 #[derive(Debug, Clone)]
 pub(crate) struct Seated {
-    /// The player's entity.
-    pub(crate) entity: EntityId,
-    /// Where the player's inputs go.
-    pub(crate) seat: Arc<SeatBox>,
+    /// The player's seat, 1 to the cap.
+    pub(crate) seat: u16,
+    /// Where the player's inputs, messages and leave go.
+    pub(crate) mailbox: Arc<SeatBox>,
+    /// The lobby's schema, to decode the player's inputs and messages by.
+    pub(crate) codec: Arc<Codec>,
 }
 
 /// Why a join failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum JoinRefused {
     /// The lobby is at its cap.
     Full,
     /// The lobby is closing, did not answer in time, or (re-attach) the seat is gone.
     Closed,
+    /// The game said no (`Game::on_join`), for this reason.
+    Game(String),
 }
 
 /// A seat promised to a join on its way to the tick task. Dropped without being
@@ -207,7 +224,9 @@ struct SeatState {
     /// The connection the seat belongs to: a stale connection cannot steer its successor.
     conn: u64,
     /// The newest input not yet taken by a tick.
-    pending: Option<Input>,
+    pending: Option<DecodedInput>,
+    /// Game messages not yet taken, in arrival order.
+    messages: VecDeque<Decoded>,
     /// Sequence of the newest input received on this connection.
     newest_seq: u32,
     /// The player asked to leave (or its session ended for good).
@@ -216,11 +235,11 @@ struct SeatState {
     freed: bool,
 }
 
-/// What a tick takes from a seat's mailbox.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+/// What a tick takes from a seat's mailbox (its messages go to the caller's list).
+#[derive(Debug, Clone, PartialEq, Default)]
 pub(crate) struct Taken {
     /// The newest input since the last tick, if any.
-    pub(crate) input: Option<Input>,
+    pub(crate) input: Option<DecodedInput>,
     /// Whether the player has left.
     pub(crate) leave: bool,
 }
@@ -232,6 +251,7 @@ impl SeatBox {
             state: Mutex::new(SeatState {
                 conn,
                 pending: None,
+                messages: VecDeque::new(),
                 newest_seq: 0,
                 leave: false,
                 freed: false,
@@ -245,7 +265,7 @@ impl SeatBox {
     }
 
     /// Puts connection `conn`'s input; the newest sequence wins.
-    fn put(&self, conn: u64, input: Input) -> InputOutcome {
+    fn put(&self, conn: u64, input: DecodedInput) -> InputOutcome {
         let mut state = self.state();
         if state.conn != conn || state.leave {
             return InputOutcome::NotYours;
@@ -260,12 +280,24 @@ impl SeatBox {
         }
     }
 
+    /// Queues connection `conn`'s game message; false if it is not the seat's or the
+    /// mailbox is full.
+    fn put_message(&self, conn: u64, message: Decoded) -> bool {
+        let mut state = self.state();
+        if state.conn != conn || state.leave || state.messages.len() >= MAX_PENDING_MESSAGES {
+            return false;
+        }
+        state.messages.push_back(message);
+        true
+    }
+
     /// Connection `conn` leaves the seat for good. True if it held the seat.
     fn leave(&self, conn: u64) -> bool {
         let mut state = self.state();
         if state.conn == conn {
             state.leave = true;
             state.pending = None;
+            state.messages.clear();
         }
         state.conn == conn
     }
@@ -276,9 +308,11 @@ impl SeatBox {
         !std::mem::replace(&mut self.state().freed, true)
     }
 
-    /// The tick's take: the newest input (if a new one came) and whether to leave.
-    pub(crate) fn take(&self) -> Taken {
+    /// The tick's take: the newest input (if a new one came), the messages (appended to
+    /// `messages`) and whether to leave.
+    pub(crate) fn take(&self, messages: &mut Vec<Decoded>) -> Taken {
         let mut state = self.state();
+        messages.extend(state.messages.drain(..));
         Taken {
             input: state.pending.take(),
             leave: state.leave,
@@ -290,13 +324,14 @@ impl SeatBox {
         let mut state = self.state();
         state.conn = conn;
         state.pending = None;
+        state.messages.clear();
         state.newest_seq = 0;
     }
 }
 
 /// A lobby's seats and the room in its queue: every queued join holds a claim, every
 /// re-attach a seat, so this many never fill it.
-fn queue_capacity(max_players: u8) -> usize {
+fn queue_capacity(max_players: u16) -> usize {
     2 * usize::from(max_players) + 1
 }
 
@@ -305,7 +340,7 @@ impl LobbyHandle {
     pub(crate) fn new(
         id: u32,
         name: String,
-        max_players: u8,
+        max_players: u16,
         code: Option<String>,
     ) -> (Arc<Self>, mpsc::Receiver<Command>) {
         let (commands, rx) = mpsc::channel(queue_capacity(max_players));
@@ -314,7 +349,7 @@ impl LobbyHandle {
             name,
             max_players,
             code,
-            players: AtomicU8::new(0),
+            players: AtomicU16::new(0),
             claimed: AtomicU32::new(0),
             closed: AtomicBool::new(false),
             tick: AtomicU32::new(0),
@@ -337,7 +372,7 @@ impl LobbyHandle {
     }
 
     /// Its player cap.
-    pub(crate) fn max_players(&self) -> u8 {
+    pub(crate) fn max_players(&self) -> u16 {
         self.max_players
     }
 
@@ -352,7 +387,7 @@ impl LobbyHandle {
     }
 
     /// Players seated now.
-    pub(crate) fn players(&self) -> u8 {
+    pub(crate) fn players(&self) -> u16 {
         self.players.load(Ordering::Acquire)
     }
 
@@ -407,14 +442,10 @@ impl LobbyHandle {
     pub(crate) async fn reattach(
         &self,
         join: JoinRequest,
-        entity: EntityId,
+        seat: u16,
     ) -> Result<Seated, JoinRefused> {
-        self.ask(|reply| Command::Reattach {
-            join,
-            entity,
-            reply,
-        })
-        .await
+        self.ask(|reply| Command::Reattach { join, seat, reply })
+            .await
     }
 
     async fn ask(
@@ -434,7 +465,7 @@ impl LobbyHandle {
     }
 
     /// Connection `conn`'s input for its seat; the newest sequence wins. Counted.
-    pub(crate) fn input(&self, seat: &SeatBox, conn: u64, input: Input) -> InputOutcome {
+    pub(crate) fn input(&self, seat: &SeatBox, conn: u64, input: DecodedInput) -> InputOutcome {
         let outcome = seat.put(conn, input);
         match outcome {
             InputOutcome::Superseded => {
@@ -446,6 +477,16 @@ impl LobbyHandle {
             InputOutcome::Accepted | InputOutcome::NotYours => {}
         }
         outcome
+    }
+
+    /// Connection `conn`'s game message for the next tick; false (counted) if the
+    /// mailbox is full or the seat is not the connection's.
+    pub(crate) fn message(&self, seat: &SeatBox, conn: u64, message: Decoded) -> bool {
+        let queued = seat.put_message(conn, message);
+        if !queued {
+            self.stats.messages_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        queued
     }
 
     /// Counts an input the player's connection dropped over its rate limit.
@@ -488,6 +529,7 @@ impl LobbyHandle {
             inputs_superseded: s.inputs_superseded.load(Ordering::Relaxed),
             inputs_stale: s.inputs_stale.load(Ordering::Relaxed),
             inputs_rate_limited: s.inputs_rate_limited.load(Ordering::Relaxed),
+            messages_dropped: s.messages_dropped.load(Ordering::Relaxed),
         }
     }
 
@@ -511,7 +553,7 @@ impl LobbyHandle {
         self.claimed.fetch_sub(1, Ordering::AcqRel);
     }
 
-    pub(super) fn set_players(&self, n: u8) {
+    pub(super) fn set_players(&self, n: u16) {
         self.players.store(n, Ordering::Release);
     }
 
@@ -536,11 +578,15 @@ impl LobbyHandle {
 mod tests {
     use super::*;
 
-    fn input(seq: u32, dir_x: f32) -> Input {
-        Input {
+    fn input(seq: u32, x: u32) -> DecodedInput {
+        DecodedInput {
             seq,
-            dir_x,
-            ..Input::default()
+            client_tick: seq,
+            row: ticksync_protocol::state::Row {
+                words: vec![x],
+                text: String::new(),
+            },
+            clamped: 0,
         }
     }
 
@@ -549,17 +595,38 @@ mod tests {
         let (lobby, _rx) = LobbyHandle::new(1, "a".into(), 4, None);
         let seat = SeatBox::new(7);
         for seq in 1..=8 {
-            lobby.input(&seat, 7, input(seq, 1.0));
+            lobby.input(&seat, 7, input(seq, 1));
         }
         for seq in 9..=12 {
-            lobby.input(&seat, 7, input(seq, 0.0));
+            lobby.input(&seat, 7, input(seq, 0));
         }
-        let taken = seat.take();
-        assert_eq!(taken.input, Some(input(12, 0.0)));
+        let taken = seat.take(&mut Vec::new());
+        assert_eq!(taken.input, Some(input(12, 0)));
         assert_eq!(lobby.figures().inputs_superseded, 11);
         // Late arrivals of older inputs never win.
-        assert_eq!(lobby.input(&seat, 7, input(5, 1.0)), InputOutcome::Stale);
-        assert_eq!(seat.take().input, None);
+        assert_eq!(lobby.input(&seat, 7, input(5, 1)), InputOutcome::Stale);
+        assert_eq!(seat.take(&mut Vec::new()).input, None);
+    }
+
+    #[test]
+    fn messages_wait_in_order_up_to_the_cap() {
+        let (lobby, _rx) = LobbyHandle::new(1, "a".into(), 4, None);
+        let seat = SeatBox::new(7);
+        let message = |index| Decoded {
+            tick: 0,
+            index,
+            row: ticksync_protocol::state::Row::default(),
+            clamped: 0,
+        };
+        for i in 0..MAX_PENDING_MESSAGES + 3 {
+            lobby.message(&seat, 7, message(i));
+        }
+        assert!(!lobby.message(&seat, 8, message(0)), "not its seat");
+        let mut taken = Vec::new();
+        seat.take(&mut taken);
+        let order: Vec<usize> = taken.iter().map(|m| m.index).collect();
+        assert_eq!(order, (0..MAX_PENDING_MESSAGES).collect::<Vec<_>>());
+        assert_eq!(lobby.figures().messages_dropped, 4);
     }
 
     #[test]
@@ -567,11 +634,11 @@ mod tests {
         let (lobby, _rx) = LobbyHandle::new(1, "a".into(), 4, None);
         let seat = SeatBox::new(1);
         seat.hand_over(2);
-        assert_eq!(lobby.input(&seat, 1, input(1, 1.0)), InputOutcome::NotYours);
+        assert_eq!(lobby.input(&seat, 1, input(1, 1)), InputOutcome::NotYours);
         lobby.leave(&seat, 1);
-        assert!(!seat.take().leave);
+        assert!(!seat.take(&mut Vec::new()).leave);
         lobby.leave(&seat, 2);
-        assert!(seat.take().leave);
+        assert!(seat.take(&mut Vec::new()).leave);
     }
 
     #[test]

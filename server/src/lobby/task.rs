@@ -1,12 +1,16 @@
 //! A lobby's tick task: it owns the game world.
 //!
 //! It takes what its handle (`handle.rs`) collected at the start of each tick: joins from
-//! the bounded queue, every seat's newest input and leave flag from the seat's mailbox,
-//! an operator's close. Every tick it steps the game, encodes the snapshot body once (see
-//! `wire/broadcast.rs`) and writes each player's snapshot to the player's socket itself,
-//! through the connection's outbox (`wire/outbox.rs`): no session wakes up for it. Rare,
-//! must-arrive messages (players joining and leaving, scores) take the same way, in order
-//! with the snapshots; a player too far behind to take them is dropped from the lobby.
+//! the bounded queue, every seat's newest input, game messages and leave flag from the
+//! seat's mailbox, an operator's close. Every tick it steps the game (a `Box<dyn Sim>`,
+//! see `game/`), has it write the tick's `State`, encodes what everyone sees once (in
+//! full and as a delta, see `wire/broadcast.rs`) and writes each player's snapshot (its
+//! own small part, then the shared bytes) to the player's socket itself, through the
+//! connection's outbox (`wire/outbox.rs`): no session wakes up for it. Must-arrive
+//! messages (the game's events, players joining and leaving, the match's end) take the
+//! same way, in order with the snapshots: a tick's events before its snapshot, its
+//! `MatchEnded` after. A player too far behind to take them is dropped from the lobby
+//! (its session closes with 4004, `SLOW_CONSUMER`); nobody else waits for it.
 //!
 //! A lobby with no player does not tick: it sleeps until a join, a close or the end of
 //! its empty grace (`--empty-lobby-grace`, or the shorter `--abandoned-lobby-grace` if it
@@ -14,7 +18,7 @@
 //!
 //! A player whose connection drops without a goodbye (its outbox refuses the seat's
 //! writes) keeps its seat, idle, for the resume grace; a resumed connection re-attaches to
-//! the same entity.
+//! the same seat.
 //! A panic in the game's code ends only this lobby: its players are told, every other
 //! lobby keeps ticking.
 
@@ -24,20 +28,19 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
-use glam::Vec2;
-use ticksync_protocol::codec::{encode_delta_body, encode_server, encode_snapshot_body};
-use ticksync_protocol::{
-    EntityId, EntityState, ErrorCode, Joined, LeftReason, PlayerInfo, ScoreEntry, ServerMessage,
-};
+use ticksync_protocol::codec::encode_server;
+use ticksync_protocol::state::io::Decoded;
+use ticksync_protocol::state::{Encoder, PlayerRef, State};
+use ticksync_protocol::{ErrorCode, Joined, LeftReason, MatchResult, PlayerInfo, ServerMessage};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use super::handle::{Command, JoinRefused, JoinRequest, LobbyHandle, SeatBox, Seated};
-use crate::game::{EntityView, Game, LobbySpec, PlayerInput, quantize_views};
+use crate::game::{Audience, LeaveReason, LobbySpec, MatchEnd, Output, Sim};
 use crate::stats::Stats;
-use crate::wire::broadcast::{TickFrame, deliver};
+use crate::wire::broadcast::{Parts, TickFrame, deliver};
 use crate::wire::frame::{binary_frame, payload_len};
 use crate::wire::outbox::{Delivery, Link};
 
@@ -58,14 +61,13 @@ pub(crate) struct LobbyEnv {
 
 struct Seat {
     player_id: u32,
-    /// Where the player's session puts inputs and its leave.
+    /// Where the player's session puts inputs, messages and its leave.
     mailbox: Arc<SeatBox>,
     name: String,
     /// The connection the seat belongs to now.
     conn: u64,
     presence: Presence,
-    input: PlayerInput,
-    /// Sequence of the input in `input`.
+    /// Sequence of the newest input applied (the snapshots' ack).
     applied_seq: u32,
 }
 
@@ -85,83 +87,91 @@ impl Seat {
             Presence::Away(_) => None,
         }
     }
+}
 
-    /// The connection dropped (or left the seat): keep the seat, idle, for the resume
-    /// grace.
-    fn detach(&mut self) {
-        if let Presence::Here(_) = self.presence {
-            self.presence = Presence::Away(Instant::now());
-            // Idle while away: others see it stand still.
-            self.input = PlayerInput::default();
-        }
-    }
+/// Seat numbers are 1 to the cap; `seats[i]` is seat `i + 1`.
+fn seat_of(index: usize) -> PlayerRef {
+    PlayerRef(u16::try_from(index + 1).unwrap_or(u16::MAX))
+}
+
+/// How a tick ended, if it ends the lobby.
+enum Closing {
+    /// An operator's close, or the game's state could not be built.
+    Closed(String),
+    /// The game closed its lobby after its match.
+    MatchOver(String),
 }
 
 /// The tick task's state. Owned by the task; nothing else can reach the game.
 pub(crate) struct Lobby {
     handle: Arc<LobbyHandle>,
     env: LobbyEnv,
-    game: Box<dyn Game>,
+    sim: Box<dyn Sim>,
+    /// The schema's bytes and hash, for every `Joined`.
+    schema: Vec<u8>,
+    schema_hash: [u8; 8],
     commands: mpsc::Receiver<Command>,
-    /// This tick's snapshot, its buffers reused from tick to tick.
+    /// This tick's shared snapshot parts, their buffers reused from tick to tick.
     frame: TickFrame,
-    /// Where each player's snapshot message is built.
+    /// The state of this tick and of the previous one (the deltas' baseline).
+    state: State,
+    previous: State,
+    /// Whether `previous` holds the state of the tick before `state`.
+    has_previous: bool,
+    encoder: Encoder,
+    /// Where each player's own part and snapshot message are built.
+    own: Vec<u8>,
     scratch: Vec<u8>,
     /// Players whose connection turned out gone during delivery.
-    gone: Vec<EntityId>,
-    /// Indexed by entity id.
+    gone: Vec<PlayerRef>,
+    /// What the game produced this tick.
+    output: Output,
+    /// Messages taken from a seat's mailbox, reused.
+    messages: Vec<Decoded>,
+    /// Indexed by seat - 1.
     seats: Vec<Option<Seat>>,
     tick: u32,
     empty_since: Option<Instant>,
     /// Most players seated at once so far: a lobby that never had two is one its creator
     /// abandoned, and closes after the short grace.
     peak_players: usize,
-    // Scratch buffers reused every tick.
-    step_inputs: Vec<(EntityId, PlayerInput)>,
-    views: Vec<EntityView>,
-    states: Vec<EntityState>,
-    /// Last tick's entities, the baseline of this tick's delta.
-    previous: Vec<EntityState>,
-    scores: Vec<ScoreEntry>,
-    last_scores: Vec<ScoreEntry>,
 }
 
 impl Lobby {
-    /// Creates a lobby and its handle. The caller spawns [`Lobby::run`].
+    /// Creates a lobby and its handle around its game. The caller spawns [`Lobby::run`].
     pub(crate) fn new(
         id: u32,
         spec: LobbySpec,
         code: Option<String>,
-        game: Box<dyn Game>,
+        sim: Box<dyn Sim>,
         env: LobbyEnv,
     ) -> Self {
         let LobbySpec {
             name, max_players, ..
         } = spec;
         let (handle, commands) = LobbyHandle::new(id, name, max_players, code);
+        let codec = Arc::clone(sim.codec());
         Self {
             handle,
             env,
-            game,
+            schema: codec.schema().encode(),
+            schema_hash: codec.hash().to_le_bytes(),
+            sim,
             commands,
-            frame: TickFrame {
-                tick: 0,
-                body: Vec::new(),
-                delta: Vec::new(),
-                acks: Vec::new(),
-            },
+            frame: TickFrame::default(),
+            state: State::new(&codec),
+            previous: State::new(&codec),
+            has_previous: false,
+            encoder: Encoder::new(),
+            own: Vec::new(),
             scratch: Vec::new(),
             gone: Vec::new(),
+            output: Output::default(),
+            messages: Vec::new(),
             seats: (0..max_players).map(|_| None).collect(),
             tick: 0,
             empty_since: Some(Instant::now()),
             peak_players: 0,
-            step_inputs: Vec::new(),
-            views: Vec::new(),
-            states: Vec::new(),
-            previous: Vec::new(),
-            scores: Vec::new(),
-            last_scores: Vec::new(),
         }
     }
 
@@ -170,8 +180,8 @@ impl Lobby {
         Arc::clone(&self.handle)
     }
 
-    /// Runs the fixed tick until the lobby empties for its grace period, an operator
-    /// closes it, or `cancel` fires.
+    /// Runs the fixed tick until the lobby empties for its grace period, an operator or
+    /// the game closes it, or `cancel` fires.
     ///
     /// `MissedTickBehavior::Skip`: when the process falls behind (a stall, an overloaded
     /// core), missed ticks are dropped rather than run back to back. The schedule stays
@@ -190,6 +200,10 @@ impl Lobby {
                     Idle::Cancelled => break,
                     Idle::Close(reason) => {
                         self.close(ErrorCode::LobbyClosed, &reason, LeftReason::LobbyClosed);
+                        return;
+                    }
+                    Idle::Crashed => {
+                        self.crashed();
                         return;
                     }
                 }
@@ -217,20 +231,19 @@ impl Lobby {
                 stats.ticks_overrun.fetch_add(1, Ordering::Relaxed);
             }
             match outcome {
-                Ok(Err(reason)) => {
+                Ok(Err(Closing::Closed(reason))) => {
                     self.close(ErrorCode::LobbyClosed, &reason, LeftReason::LobbyClosed);
+                    return;
+                }
+                Ok(Err(Closing::MatchOver(reason))) => {
+                    self.close(ErrorCode::LobbyClosed, &reason, LeftReason::MatchEnded);
                     return;
                 }
                 Ok(Ok(_)) => {}
                 Err(panic) => {
                     let what = panic_message(panic.as_ref());
                     error!(lobby = self.handle.id(), panic = %what, "the game panicked; closing this lobby");
-                    self.env.stats.lobby_panics.fetch_add(1, Ordering::Relaxed);
-                    self.close(
-                        ErrorCode::LobbyClosed,
-                        "the game crashed; the lobby is closed",
-                        LeftReason::LobbyCrashed,
-                    );
+                    self.crashed();
                     return;
                 }
             }
@@ -239,6 +252,16 @@ impl Lobby {
             ErrorCode::ShuttingDown,
             "the server is shutting down",
             LeftReason::LobbyClosed,
+        );
+    }
+
+    /// The game panicked: close, telling the players, without calling it again.
+    fn crashed(self) {
+        self.env.stats.lobby_panics.fetch_add(1, Ordering::Relaxed);
+        self.close(
+            ErrorCode::LobbyClosed,
+            "the game crashed; the lobby is closed",
+            LeftReason::LobbyCrashed,
         );
     }
 
@@ -266,7 +289,15 @@ impl Lobby {
                 }
                 command = self.commands.recv() => match command {
                     Some(command) => {
-                        self.handle_command(command);
+                        // A join runs the game's on_join: a panic there ends the lobby too.
+                        let done = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                            self.handle_command(command);
+                        }));
+                        if let Err(panic) = done {
+                            let what = panic_message(panic.as_ref());
+                            error!(lobby = self.handle.id(), panic = %what, "the game panicked; closing this lobby");
+                            return Idle::Crashed;
+                        }
                         if self.player_count() > 0 {
                             return Idle::Woken;
                         }
@@ -278,11 +309,11 @@ impl Lobby {
         }
     }
 
-    /// One tick. Returns its simulation and encoding time, or why the lobby should close.
-    fn run_tick(&mut self) -> Result<Duration, String> {
+    /// One tick. Returns its simulation and encoding time, or why the lobby closes.
+    fn run_tick(&mut self) -> Result<Duration, Closing> {
         let started = Instant::now();
         if let Some(reason) = self.handle.close_requested() {
-            return Err(reason);
+            return Err(Closing::Closed(reason));
         }
         // Leaves first: a seat its player left may be claimed by a join queued since.
         self.take_inputs();
@@ -291,18 +322,36 @@ impl Lobby {
             self.handle_command(command);
         }
         if self.player_count() == 0 {
-            // The next round of `run` sleeps; nothing to simulate or send.
+            // The next round of `run` sleeps; nothing to simulate or send. The next
+            // snapshot is full for everyone (there is nobody to have the baseline).
+            self.has_previous = false;
             self.empty_since.get_or_insert_with(Instant::now);
             return Ok(started.elapsed());
         }
         self.empty_since = None;
-        self.step();
+        let dt = self.env.tick_period.as_secs_f32();
+        self.sim.step(self.tick, dt);
+        std::mem::swap(&mut self.state, &mut self.previous);
+        if let Err(e) = self.sim.write(self.tick, &mut self.state) {
+            error!(lobby = self.handle.id(), error = %e, "the game wrote an invalid state; closing this lobby");
+            return Err(Closing::Closed(format!("the game failed: {e}")));
+        }
+        self.sim.take_output(&mut self.output);
         self.encode();
         let compute = started.elapsed();
+        // The tick's events go before its snapshot, the match's end after it.
+        self.send_events();
         self.deliver();
-        self.send_scores();
+        self.has_previous = true;
+        let ended = self.output.ended.take();
+        if let Some(end) = ended {
+            self.match_ended(end);
+        }
         self.tick = self.tick.wrapping_add(1);
         self.handle.set_tick(self.tick);
+        if let Some(reason) = self.output.close.take() {
+            return Err(Closing::MatchOver(reason));
+        }
         Ok(compute)
     }
 
@@ -313,8 +362,8 @@ impl Lobby {
     fn update_count(&mut self) {
         let count = self.player_count();
         self.peak_players = self.peak_players.max(count);
-        let n = u8::try_from(count).unwrap_or(u8::MAX);
-        self.handle.set_players(n);
+        self.handle
+            .set_players(u16::try_from(count).unwrap_or(u16::MAX));
     }
 
     fn handle_command(&mut self, command: Command) {
@@ -328,12 +377,8 @@ impl Lobby {
                 // ends the seat, and the seat expires like a dropped one.
                 let _ = reply.send(result);
             }
-            Command::Reattach {
-                join,
-                entity,
-                reply,
-            } => {
-                let result = self.reattach(join, entity);
+            Command::Reattach { join, seat, reply } => {
+                let result = self.reattach(join, seat);
                 let _ = reply.send(result);
             }
         }
@@ -343,21 +388,23 @@ impl Lobby {
         let JoinRequest {
             player_id,
             name,
+            options,
             conn,
             link,
         } = join;
         let Some(free) = self.seats.iter().position(Option::is_none) else {
             return Err(JoinRefused::Full);
         };
-        // Seats are at most 250 (the protocol's cap), so the index fits an entity id.
-        let entity = EntityId::try_from(free).map_err(|_| JoinRefused::Full)?;
-        self.game.spawn(entity);
+        let seat = seat_of(free);
+        self.sim
+            .join(seat, &name, &options)
+            .map_err(JoinRefused::Game)?;
         let me = PlayerInfo {
-            entity,
+            seat: seat.0,
             player_id,
             name: name.clone(),
         };
-        self.broadcast_event(&ServerMessage::PlayerJoined(me));
+        self.broadcast_message(&ServerMessage::PlayerJoined(me));
         let mailbox = SeatBox::new(conn);
         self.seats[free] = Some(Seat {
             player_id,
@@ -365,74 +412,68 @@ impl Lobby {
             name,
             conn,
             presence: Presence::Here(link),
-            input: PlayerInput::default(),
             applied_seq: 0,
         });
-        self.welcome(entity);
+        self.welcome(seat);
         self.update_count();
-        debug!(lobby = self.handle.id(), player_id, entity, "player joined");
+        debug!(
+            lobby = self.handle.id(),
+            player_id,
+            seat = seat.0,
+            "player joined"
+        );
         Ok(Seated {
-            entity,
-            seat: mailbox,
+            seat: seat.0,
+            mailbox,
+            codec: Arc::clone(self.sim.codec()),
         })
     }
 
-    fn reattach(&mut self, join: JoinRequest, entity: EntityId) -> Result<Seated, JoinRefused> {
+    fn reattach(&mut self, join: JoinRequest, seat: u16) -> Result<Seated, JoinRefused> {
         let JoinRequest {
             player_id,
             conn,
             link,
             ..
         } = join;
-        let Some(seat) = self
-            .seats
-            .get_mut(usize::from(entity))
+        let Some(slot) = usize::from(seat)
+            .checked_sub(1)
+            .and_then(|i| self.seats.get_mut(i))
             .and_then(Option::as_mut)
             .filter(|s| s.player_id == player_id)
         else {
             return Err(JoinRefused::Closed);
         };
-        seat.conn = conn;
-        seat.presence = Presence::Here(link);
+        slot.conn = conn;
+        slot.presence = Presence::Here(link);
         // The client restarts its input sequence with the new connection's inputs.
-        seat.mailbox.hand_over(conn);
-        seat.input = PlayerInput::default();
-        seat.applied_seq = 0;
-        let mailbox = Arc::clone(&seat.mailbox);
-        self.welcome(entity);
-        debug!(
-            lobby = self.handle.id(),
-            player_id, entity, "player resumed"
-        );
+        slot.mailbox.hand_over(conn);
+        slot.applied_seq = 0;
+        let mailbox = Arc::clone(&slot.mailbox);
+        self.sim.resume(PlayerRef(seat));
+        self.welcome(PlayerRef(seat));
+        debug!(lobby = self.handle.id(), player_id, seat, "player resumed");
         Ok(Seated {
-            entity,
-            seat: mailbox,
+            seat,
+            mailbox,
+            codec: Arc::clone(self.sim.codec()),
         })
     }
 
-    /// Queues `Joined` and the scoreboard for a player who (re-)enters.
-    fn welcome(&mut self, entity: EntityId) {
-        let size = self.game.world_size();
+    /// Queues `Joined` (with the game's schema) for a player who (re-)enters.
+    fn welcome(&mut self, seat: PlayerRef) {
         let joined = ServerMessage::Joined(Joined {
             lobby_id: self.handle.id(),
             name: self.handle.name().to_owned(),
             code: self.handle.code().map(str::to_owned),
             max_players: self.handle.max_players(),
-            your_entity: entity,
+            seat: seat.0,
             tick: self.tick,
-            world_width: size.x,
-            world_height: size.y,
-            max_speed: self.game.max_speed(),
+            schema: self.schema.clone(),
+            schema_hash: self.schema_hash,
             players: self.player_list(),
         });
-        self.send_event(entity, &binary_frame(&encode_server(&joined)));
-        self.scores.clear();
-        self.game.scores(&mut self.scores);
-        let board = ServerMessage::Scoreboard {
-            entries: self.scores.clone(),
-        };
-        // Everyone else gets the new scoreboard when this tick publishes.
-        self.send_event(entity, &binary_frame(&encode_server(&board)));
+        self.send_frame(seat, &binary_frame(&encode_server(&joined)));
     }
 
     fn player_list(&self) -> Vec<PlayerInfo> {
@@ -440,17 +481,30 @@ impl Lobby {
             .iter()
             .enumerate()
             .filter_map(|(i, seat)| {
-                let seat = seat.as_ref()?;
+                let seat_info = seat.as_ref()?;
                 Some(PlayerInfo {
-                    entity: EntityId::try_from(i).ok()?,
-                    player_id: seat.player_id,
-                    name: seat.name.clone(),
+                    seat: seat_of(i).0,
+                    player_id: seat_info.player_id,
+                    name: seat_info.name.clone(),
                 })
             })
             .collect()
     }
 
-    /// Removes players detached (see [`Seat::detach`]) for longer than the resume grace.
+    /// The connection dropped (or left the seat): keep the seat, idle, for the resume
+    /// grace.
+    fn detach(&mut self, index: usize) {
+        let Some(seat) = self.seats.get_mut(index).and_then(Option::as_mut) else {
+            return;
+        };
+        if let Presence::Here(_) = seat.presence {
+            seat.presence = Presence::Away(Instant::now());
+            // Idle while away: others see it stand still.
+            self.sim.away(seat_of(index));
+        }
+    }
+
+    /// Removes players detached for longer than the resume grace.
     fn check_connections(&mut self) {
         let grace = self.env.resume_grace;
         for i in 0..self.seats.len() {
@@ -458,42 +512,43 @@ impl Lobby {
                 |seat| matches!(seat.presence, Presence::Away(at) if at.elapsed() >= grace),
             );
             if expired {
-                self.remove(i);
+                self.remove(i, LeaveReason::Dropped);
             }
         }
     }
 
-    fn remove(&mut self, index: usize) {
+    fn remove(&mut self, index: usize, reason: LeaveReason) {
         let Some(seat) = self.seats[index].take() else {
             return;
         };
-        let Ok(entity) = EntityId::try_from(index) else {
-            return;
-        };
-        self.game.despawn(entity);
+        let me = seat_of(index);
+        self.sim.leave(me, reason);
         if seat.mailbox.free() {
             self.handle.seat_freed();
         }
-        self.broadcast_event(&ServerMessage::PlayerLeft {
-            entity,
+        self.broadcast_message(&ServerMessage::PlayerLeft {
+            seat: me.0,
             player_id: seat.player_id,
         });
         self.update_count();
         debug!(
             lobby = self.handle.id(),
             player_id = seat.player_id,
-            entity,
+            seat = me.0,
+            ?reason,
             "player left"
         );
     }
 
     /// Sends one must-arrive frame to a player.
-    fn send_event(&mut self, entity: EntityId, frame: &Bytes) {
-        let index = usize::from(entity);
-        let Some(seat) = self.seats.get_mut(index).and_then(Option::as_mut) else {
+    fn send_frame(&mut self, seat: PlayerRef, frame: &Bytes) {
+        let Some(index) = usize::from(seat.0).checked_sub(1) else {
             return;
         };
-        let Some(link) = seat.link() else {
+        let Some(slot) = self.seats.get_mut(index).and_then(Option::as_mut) else {
+            return;
+        };
+        let Some(link) = slot.link() else {
             return;
         };
         match link.out.send_event(link.epoch, frame) {
@@ -503,87 +558,74 @@ impl Lobby {
                     .bytes_out
                     .fetch_add(payload_len(frame) as u64, Ordering::Relaxed);
             }
-            Delivery::Stale => seat.detach(),
+            Delivery::Stale => self.detach(index),
             Delivery::Overflow => {
                 // The client is too far behind to follow the lobby; its session closes
-                // with a clear reason.
+                // with a clear reason (close 4004), and nobody else waits for it.
                 warn!(
                     lobby = self.handle.id(),
-                    player_id = seat.player_id,
+                    player_id = slot.player_id,
                     "too much waiting for a slow client; dropping player"
                 );
-                self.remove(index);
+                self.env
+                    .stats
+                    .events_overflowed
+                    .fetch_add(1, Ordering::Relaxed);
+                self.remove(index, LeaveReason::Kicked);
             }
         }
     }
 
-    fn broadcast_event(&mut self, message: &ServerMessage) {
-        let frame = binary_frame(&encode_server(message));
+    fn broadcast_frame(&mut self, frame: &Bytes) {
         for i in 0..self.seats.len() {
-            if let Ok(entity) = EntityId::try_from(i) {
-                self.send_event(entity, &frame);
-            }
+            self.send_frame(seat_of(i), frame);
         }
     }
 
-    /// Takes every seat's newest input and removes the seats whose player left.
+    fn broadcast_message(&mut self, message: &ServerMessage) {
+        self.broadcast_frame(&binary_frame(&encode_server(message)));
+    }
+
+    /// Takes every seat's newest input and messages, and removes the seats whose player
+    /// left.
     fn take_inputs(&mut self) {
         for i in 0..self.seats.len() {
             let Some(seat) = self.seats[i].as_mut() else {
                 continue;
             };
-            let taken = seat.mailbox.take();
+            self.messages.clear();
+            let taken = seat.mailbox.take(&mut self.messages);
             if taken.leave {
-                self.remove(i);
+                self.remove(i, LeaveReason::Left);
                 continue;
             }
+            let me = seat_of(i);
             if let Some(input) = taken.input {
                 seat.applied_seq = input.seq;
-                seat.input = PlayerInput {
-                    dir: Vec2::new(input.dir_x, input.dir_y),
-                    buttons: input.buttons,
-                };
+                self.sim.input(me, &input);
+            }
+            for message in &self.messages {
+                self.sim.message(me, message);
             }
         }
     }
 
-    fn step(&mut self) {
-        self.step_inputs.clear();
-        for (i, seat) in self.seats.iter_mut().enumerate() {
-            if let (Some(seat), Ok(entity)) = (seat.as_mut(), EntityId::try_from(i)) {
-                self.step_inputs.push((entity, seat.input));
-            }
-        }
-        let dt = self.env.tick_period.as_secs_f32();
-        self.game.step(&self.step_inputs, self.tick, dt);
-    }
-
-    /// Views, quantizes and encodes this tick's snapshot into `frame`, once for everyone.
+    /// Encodes this tick's shared parts into `frame`, once for everyone.
     fn encode(&mut self) {
-        self.views.clear();
-        self.game.view(&mut self.views);
-        let size = self.game.world_size();
-        let max_speed = self.game.max_speed();
-        self.states.clear();
-        quantize_views(&self.views, size, max_speed, &mut self.states);
+        let codec = Arc::clone(self.sim.codec());
         let frame = &mut self.frame;
         frame.tick = self.tick;
-        frame.body.clear();
-        encode_snapshot_body(self.tick, 0, &self.states, &mut frame.body);
+        frame.full.clear();
+        self.encoder
+            .encode_shared(&codec, None, &self.state, &mut frame.full);
         frame.delta.clear();
-        let delta_ok = self.tick.checked_sub(1).is_some_and(|baseline| {
-            encode_delta_body(
-                self.tick,
-                baseline,
-                &self.previous,
-                &self.states,
-                &mut frame.delta,
-            )
-        });
-        if !delta_ok || frame.delta.len() >= frame.body.len() {
-            frame.delta.clear();
+        if self.has_previous && self.previous.tick().wrapping_add(1) == self.tick {
+            self.encoder
+                .encode_shared(&codec, Some(&self.previous), &self.state, &mut frame.delta);
+            if frame.delta.len() >= frame.full.len() {
+                frame.delta.clear();
+            }
         }
-        std::mem::swap(&mut self.previous, &mut self.states);
         frame.acks.clear();
         frame.acks.extend(
             self.seats
@@ -592,20 +634,72 @@ impl Lobby {
         );
     }
 
+    /// Sends this tick's events, each encoded once.
+    fn send_events(&mut self) {
+        let events = std::mem::take(&mut self.output.events);
+        for (audience, event) in &events {
+            let frame = binary_frame(event);
+            match audience {
+                Audience::Everyone => self.broadcast_frame(&frame),
+                Audience::Player(seat) => self.send_frame(*seat, &frame),
+            }
+        }
+        self.env
+            .stats
+            .events_sent
+            .fetch_add(events.len() as u64, Ordering::Relaxed);
+        self.output.events = events;
+        self.output.events.clear();
+    }
+
+    /// Tells everyone the match's results, with the players' names.
+    fn match_ended(&mut self, end: MatchEnd) {
+        let results = end
+            .results
+            .iter()
+            .map(|s| MatchResult {
+                seat: s.player.0,
+                name: usize::from(s.player.0)
+                    .checked_sub(1)
+                    .and_then(|i| self.seats.get(i))
+                    .and_then(Option::as_ref)
+                    .map_or_else(String::new, |seat| seat.name.clone()),
+                score: s.score,
+                place: s.place,
+            })
+            .collect();
+        self.broadcast_message(&ServerMessage::MatchEnded {
+            summary: end.summary,
+            results,
+        });
+    }
+
     /// Writes each player's snapshot to its connection.
     fn deliver(&mut self) {
-        let links =
-            self.seats.iter().enumerate().filter_map(|(i, seat)| {
-                Some((EntityId::try_from(i).ok()?, seat.as_ref()?.link()?))
-            });
-        let done = deliver(&self.frame, links, &mut self.scratch, &mut self.gone);
-        for entity in self.gone.drain(..) {
-            if let Some(seat) = self
-                .seats
-                .get_mut(usize::from(entity))
-                .and_then(Option::as_mut)
-            {
-                seat.detach();
+        let codec = Arc::clone(self.sim.codec());
+        let from = (self.has_previous && !self.frame.delta.is_empty()).then_some(&self.previous);
+        let mut parts = Parts {
+            codec: &codec,
+            from,
+            to: &self.state,
+            encoder: &mut self.encoder,
+            own: &mut self.own,
+        };
+        let links = self
+            .seats
+            .iter()
+            .enumerate()
+            .filter_map(|(i, seat)| Some((seat_of(i), seat.as_ref()?.link()?)));
+        let done = deliver(
+            &self.frame,
+            &mut parts,
+            links,
+            &mut self.scratch,
+            &mut self.gone,
+        );
+        for seat in std::mem::take(&mut self.gone) {
+            if let Some(i) = usize::from(seat.0).checked_sub(1) {
+                self.detach(i);
             }
         }
         let stats = &self.env.stats;
@@ -615,19 +709,6 @@ impl Lobby {
             stats
                 .snapshots_skipped
                 .fetch_add(done.skipped, Ordering::Relaxed);
-        }
-    }
-
-    /// Tells everyone the scores when they changed.
-    fn send_scores(&mut self) {
-        self.scores.clear();
-        self.game.scores(&mut self.scores);
-        if self.scores != self.last_scores {
-            let board = ServerMessage::Scoreboard {
-                entries: self.scores.clone(),
-            };
-            self.broadcast_event(&board);
-            std::mem::swap(&mut self.scores, &mut self.last_scores);
         }
     }
 
@@ -667,6 +748,8 @@ enum Idle {
     Cancelled,
     /// Close the lobby, for this reason.
     Close(String),
+    /// The game panicked in a join.
+    Crashed,
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
@@ -687,7 +770,10 @@ mod tests {
     use std::sync::Mutex;
 
     use futures_util::StreamExt;
-    use ticksync_protocol::{Input, decode_server};
+    use ticksync_protocol::schema::Schema;
+    use ticksync_protocol::state::io::{EVENT_TAG, decode_event, decode_input, encode_input};
+    use ticksync_protocol::state::{Button, ClientState, Codec, SNAPSHOT_TAG};
+    use ticksync_protocol::{GameOptions, Messages, State as DeriveState, decode_server};
     use tokio::io::{DuplexStream, ReadHalf};
     use tokio::task::JoinHandle;
     use tokio_tungstenite::WebSocketStream;
@@ -695,66 +781,133 @@ mod tests {
     use tokio_tungstenite::tungstenite::protocol::Role;
 
     use super::*;
+    use crate::game::{Ctx, EntityId, Game, GameSim, PlayerInput, Writer, rank_by_score};
     use crate::wire::outbox::{self, Conn, Outbox, Signal};
 
     const TICK: Duration = Duration::from_millis(50);
     /// Long enough for anything a test waits for (paused clock: it costs nothing).
     const PATIENCE: Duration = Duration::from_secs(120);
 
+    #[derive(Messages, Debug, Clone, PartialEq)]
+    enum Thing {
+        Dot {
+            #[state(range = -100..=100)]
+            x: i16,
+        },
+    }
+
+    #[derive(DeriveState, Debug, Clone, Default, PartialEq)]
+    struct ProbeInput {
+        #[state(range = -100..=100)]
+        x: i16,
+        fire: Button,
+    }
+
+    #[derive(Messages, Debug, Clone, PartialEq)]
+    enum ProbeEvent {
+        Fired { by: PlayerRef, count: u8 },
+    }
+
     /// What the game saw.
     #[derive(Debug, Default)]
     struct Log {
-        /// Each step's tick and inputs.
-        steps: Vec<(u32, Vec<(EntityId, PlayerInput)>)>,
-        /// Spawns (true) and despawns (false), in order.
-        seats: Vec<(EntityId, bool)>,
+        /// Each step's tick and (seat, seq, x) inputs.
+        steps: Vec<(u32, Vec<(u16, u32, i16)>)>,
+        /// Joins (true) and leaves (false), in order.
+        seats: Vec<(u16, bool)>,
+        /// Leave reasons, in order.
+        reasons: Vec<LeaveReason>,
+        /// Presses counted.
+        presses: u32,
     }
 
-    /// Entities stand at `50 + 10 * dir` of their current input. Panics at `panic_at`.
+    /// Dots stand at their player's input `x`. Refuses the name "nobody"; panics at
+    /// `panic_at`; ends its match and closes at `end_at`.
     struct Probe {
         log: Arc<Mutex<Log>>,
-        here: Vec<(EntityId, Vec2)>,
+        dots: Vec<(PlayerRef, EntityId, i16)>,
         panic_at: Option<u32>,
+        end_at: Option<u32>,
     }
 
     impl Game for Probe {
-        fn world_size(&self) -> Vec2 {
-            Vec2::splat(100.0)
+        const NAME: &'static str = "probe";
+        type Entity = Thing;
+        type Lobby = ();
+        type Private = ();
+        type Input = ProbeInput;
+        type Message = crate::game::NoMessages;
+        type Event = ProbeEvent;
+
+        fn on_join(
+            &mut self,
+            ctx: &mut Ctx<'_, ProbeEvent>,
+            player: PlayerRef,
+            name: &str,
+            _: &GameOptions,
+        ) -> Result<(), String> {
+            if name == "nobody" {
+                return Err("nobody may play".into());
+            }
+            let id = ctx.spawn();
+            self.dots.push((player, id, 0));
+            self.log.lock().expect("log").seats.push((player.0, true));
+            Ok(())
         }
-        fn max_speed(&self) -> f32 {
-            10.0
+
+        fn on_leave(&mut self, ctx: &mut Ctx<'_, ProbeEvent>, player: PlayerRef, why: LeaveReason) {
+            for (_, id, _) in self.dots.iter().filter(|d| d.0 == player) {
+                ctx.despawn(*id);
+            }
+            self.dots.retain(|d| d.0 != player);
+            let mut log = self.log.lock().expect("log");
+            log.seats.push((player.0, false));
+            log.reasons.push(why);
         }
-        fn spawn(&mut self, entity: EntityId) {
-            self.here.push((entity, Vec2::splat(50.0)));
-            self.here.sort_by_key(|(id, _)| *id);
-            self.log.lock().expect("log").seats.push((entity, true));
-        }
-        fn despawn(&mut self, entity: EntityId) {
-            self.here.retain(|(id, _)| *id != entity);
-            self.log.lock().expect("log").seats.push((entity, false));
-        }
-        fn step(&mut self, inputs: &[(EntityId, PlayerInput)], tick: u32, _dt: f32) {
+
+        fn step(
+            &mut self,
+            ctx: &mut Ctx<'_, ProbeEvent>,
+            inputs: &[PlayerInput<ProbeInput>],
+            tick: u32,
+            _: f32,
+        ) {
             assert!(
                 self.panic_at != Some(tick),
                 "the probe game fails at tick {tick}"
             );
-            for (entity, input) in inputs {
-                if let Some((_, pos)) = self.here.iter_mut().find(|(id, _)| id == entity) {
-                    *pos = Vec2::splat(50.0) + input.dir * 10.0;
+            let mut log = self.log.lock().expect("log");
+            for i in inputs {
+                if let Some(dot) = self.dots.iter_mut().find(|d| d.0 == i.player) {
+                    dot.2 = i.input.x;
+                }
+                let presses = i.presses(|i| i.fire);
+                if presses > 0 {
+                    log.presses += u32::from(presses);
+                    ctx.broadcast(ProbeEvent::Fired {
+                        by: i.player,
+                        count: presses,
+                    });
                 }
             }
-            self.log
-                .lock()
-                .expect("log")
-                .steps
-                .push((tick, inputs.to_vec()));
+            log.steps.push((
+                tick,
+                inputs
+                    .iter()
+                    .map(|i| (i.player.0, i.seq, i.input.x))
+                    .collect(),
+            ));
+            if self.end_at == Some(tick) {
+                let scores = self.dots.iter().map(|d| (d.0, i32::from(d.2)));
+                ctx.end_match("the probe is done", rank_by_score(scores));
+                ctx.close_lobby("the match is over");
+            }
         }
-        fn view(&self, out: &mut Vec<EntityView>) {
-            out.extend(self.here.iter().map(|&(id, pos)| EntityView {
-                id,
-                pos,
-                ..EntityView::default()
-            }));
+
+        fn write(&self, out: &mut Writer<'_, Self>) {
+            for &(player, id, x) in &self.dots {
+                out.controlled(id, player, &Thing::Dot { x });
+            }
         }
     }
 
@@ -766,18 +919,20 @@ mod tests {
         cancel: CancellationToken,
     }
 
-    fn start(max_players: u8, panic_at: Option<u32>) -> Running {
+    fn start(max_players: u16, panic_at: Option<u32>) -> Running {
         start_with(
             max_players,
             panic_at,
+            None,
             Duration::from_secs(30),
             Duration::from_secs(15),
         )
     }
 
     fn start_with(
-        max_players: u8,
+        max_players: u16,
         panic_at: Option<u32>,
+        end_at: Option<u32>,
         empty_grace: Duration,
         resume_grace: Duration,
     ) -> Running {
@@ -785,14 +940,11 @@ mod tests {
         let stats = Arc::new(Stats::default());
         let game = Probe {
             log: Arc::clone(&log),
-            here: Vec::new(),
+            dots: Vec::new(),
             panic_at,
+            end_at,
         };
-        let spec = LobbySpec {
-            name: "probe".into(),
-            max_players,
-            private: false,
-        };
+        let sim = GameSim::new(game, max_players).expect("valid schema");
         let env = LobbyEnv {
             tick_period: TICK,
             empty_grace,
@@ -800,7 +952,13 @@ mod tests {
             resume_grace,
             stats: Arc::clone(&stats),
         };
-        let lobby = Lobby::new(1, spec, None, Box::new(game), env);
+        let lobby = Lobby::new(
+            1,
+            LobbySpec::new("probe", max_players),
+            None,
+            Box::new(sim),
+            env,
+        );
         let handle = lobby.handle();
         let cancel = CancellationToken::new();
         let task = tokio::spawn(lobby.run(cancel.clone()));
@@ -813,6 +971,16 @@ mod tests {
         }
     }
 
+    /// What a player received.
+    #[derive(Debug)]
+    enum Got {
+        Control(ServerMessage),
+        /// A snapshot, applied: (tick, ack, full, every dot's (id, x)).
+        Snapshot(u32, u32, bool, Vec<(u32, i64)>),
+        /// An event: (tick, the event).
+        Event(u32, ProbeEvent),
+    }
+
     /// A player's connection: the lobby writes into `out`, the test reads `ws`.
     struct Player {
         conn: u64,
@@ -820,6 +988,9 @@ mod tests {
         epoch: u64,
         ws: WebSocketStream<DuplexStream>,
         _server: Conn<ReadHalf<DuplexStream>>,
+        /// The state, from the `Joined` on.
+        client: Option<ClientState>,
+        seq: u32,
     }
 
     impl Player {
@@ -836,13 +1007,16 @@ mod tests {
                 epoch,
                 ws,
                 _server: server,
+                client: None,
+                seq: 0,
             }
         }
 
-        fn request(&self, player_id: u32) -> JoinRequest {
+        fn request_as(&self, player_id: u32, name: &str) -> JoinRequest {
             JoinRequest {
                 player_id,
-                name: format!("p{player_id}"),
+                name: name.into(),
+                options: GameOptions::none(),
                 conn: self.conn,
                 link: Link {
                     out: Arc::clone(&self.out),
@@ -851,28 +1025,87 @@ mod tests {
             }
         }
 
-        async fn recv(&mut self) -> ServerMessage {
-            match tokio::time::timeout(PATIENCE, self.ws.next()).await {
-                Ok(Some(Ok(Message::Binary(bytes)))) => decode_server(&bytes).expect("decodes"),
+        fn request(&self, player_id: u32) -> JoinRequest {
+            self.request_as(player_id, &format!("p{player_id}"))
+        }
+
+        async fn recv(&mut self) -> Got {
+            let bytes = match tokio::time::timeout(PATIENCE, self.ws.next()).await {
+                Ok(Some(Ok(Message::Binary(bytes)))) => bytes,
                 other => panic!("expected a message, got {other:?}"),
+            };
+            match bytes.first() {
+                Some(&SNAPSHOT_TAG) => {
+                    let client = self.client.as_mut().expect("a snapshot after Joined");
+                    let a = client.apply(&bytes).expect("every snapshot applies");
+                    let (tick, ack, full) = (a.tick, a.ack_seq, a.full);
+                    let dots = client
+                        .entities()
+                        .map(|e| {
+                            let x = match e
+                                .row
+                                .values(client.codec().kind_row(e.kind).expect("kind"))[0]
+                            {
+                                ticksync_protocol::state::Value::Int(x) => x,
+                                _ => panic!("not an int"),
+                            };
+                            (e.id, x)
+                        })
+                        .collect();
+                    Got::Snapshot(tick, ack, full, dots)
+                }
+                Some(&EVENT_TAG) => {
+                    let codec = self.client.as_ref().expect("joined").codec();
+                    let e = decode_event(codec, &bytes).expect("decodes");
+                    let row = codec.event_row(e.index).expect("type");
+                    Got::Event(e.tick, e.get::<ProbeEvent>(row).expect("typed"))
+                }
+                _ => {
+                    let message = decode_server(&bytes).expect("decodes");
+                    if let ServerMessage::Joined(j) = &message {
+                        let schema = Schema::decode(&j.schema).expect("schema");
+                        assert_eq!(schema.hash().to_le_bytes(), j.schema_hash);
+                        let codec = Codec::new(schema, j.max_players).expect("codec");
+                        self.client = Some(ClientState::new(Arc::new(codec), PlayerRef(j.seat)));
+                    }
+                    Got::Control(message)
+                }
             }
         }
 
-        async fn recv_until<T>(&mut self, mut pick: impl FnMut(&ServerMessage) -> Option<T>) -> T {
+        async fn recv_until<T>(&mut self, mut pick: impl FnMut(&Got) -> Option<T>) -> T {
             loop {
-                let message = self.recv().await;
-                if let Some(found) = pick(&message) {
+                let got = self.recv().await;
+                if let Some(found) = pick(&got) {
                     return found;
                 }
             }
         }
 
-        async fn snapshot(&mut self) -> ticksync_protocol::Snapshot {
-            self.recv_until(|m| match m {
-                ServerMessage::Snapshot(s) => Some(s.clone()),
+        /// The next snapshot: (tick, ack, full, dots).
+        async fn snapshot(&mut self) -> (u32, u32, bool, Vec<(u32, i64)>) {
+            self.recv_until(|g| match g {
+                Got::Snapshot(t, a, f, d) => Some((*t, *a, *f, d.clone())),
                 _ => None,
             })
             .await
+        }
+
+        /// An input with `x` and the fire button's press counter, through the schema's
+        /// bytes as a session decodes them.
+        fn input(&mut self, lobby: &LobbyHandle, seated: &Seated, seq: u32, x: i16, presses: u8) {
+            let mut bytes = Vec::new();
+            let input = ProbeInput {
+                x,
+                fire: Button {
+                    held: false,
+                    presses,
+                },
+            };
+            encode_input(&seated.codec, seq, 0, &input, &mut bytes);
+            let decoded = decode_input(&seated.codec, &bytes).expect("decodes");
+            self.seq = seq;
+            lobby.input(&seated.mailbox, self.conn, decoded);
         }
     }
 
@@ -888,21 +1121,21 @@ mod tests {
         let claim = lobby.claim().expect("a free seat");
         let seated = claim.join(player.request(player_id)).await.expect("seated");
         let joined = player
-            .recv_until(|m| match m {
-                ServerMessage::Joined(j) => Some(j.clone()),
+            .recv_until(|g| match g {
+                Got::Control(ServerMessage::Joined(j)) => Some(j.clone()),
                 _ => None,
             })
             .await;
-        assert_eq!(joined.your_entity, seated.entity);
+        assert_eq!(joined.seat, seated.seat);
         (player, seated, joined)
     }
 
-    fn input(seq: u32, dir_x: f32) -> Input {
-        Input {
-            seq,
-            dir_x,
-            ..Input::default()
-        }
+    async fn stop(running: Running) {
+        running.cancel.cancel();
+        tokio::time::timeout(PATIENCE, running.task)
+            .await
+            .expect("stops")
+            .expect("no panic");
     }
 
     #[tokio::test(start_paused = true)]
@@ -910,61 +1143,149 @@ mod tests {
         let lobby = start(4, None);
         let (mut ann, ann_seat) = join(&lobby.handle, 1).await;
         let (mut bob, _) = join(&lobby.handle, 2).await;
-        ann.snapshot().await;
+        let (_, _, full, _) = ann.snapshot().await;
+        assert!(full, "a new seat's first snapshot is full");
         // A burst between two ticks: 8 "right", then 4 "stop" (a stall's backlog).
         for seq in 1..=8 {
-            lobby
-                .handle
-                .input(&ann_seat.seat, ann.conn, input(seq, 1.0));
+            ann.input(&lobby.handle, &ann_seat, seq, 50, 0);
         }
         for seq in 9..=12 {
-            lobby
-                .handle
-                .input(&ann_seat.seat, ann.conn, input(seq, 0.0));
+            ann.input(&lobby.handle, &ann_seat, seq, 0, 0);
         }
         let acked = loop {
             let s = ann.snapshot().await;
-            if s.ack_seq != 0 {
+            if s.1 != 0 {
                 break s;
             }
         };
         assert_eq!(
-            acked.ack_seq, 12,
+            acked.1, 12,
             "the ack is the newest input's, the one applied"
         );
+        assert!(!acked.2, "deltas by default");
         {
             let log = lobby.log.lock().expect("log");
             let ann_inputs = log
                 .steps
                 .iter()
-                .flat_map(|(_, inputs)| inputs.iter().filter(|(e, _)| *e == ann_seat.entity));
+                .flat_map(|(_, inputs)| inputs.iter().filter(|(s, _, _)| *s == ann_seat.seat));
             assert!(
-                ann_inputs.clone().all(|(_, i)| i.dir == Vec2::ZERO),
+                ann_inputs.clone().all(|&(_, _, x)| x == 0),
                 "no tick applied a superseded input"
             );
-            assert!(ann_inputs.count() > 1);
+            assert!(ann_inputs.clone().any(|&(_, seq, _)| seq == 12));
         }
         assert_eq!(lobby.handle.figures().inputs_superseded, 11);
         // Each player's ack is its own: bob sent nothing.
-        let s = bob.snapshot().await;
-        assert_eq!(s.ack_seq, 0);
+        assert_eq!(bob.snapshot().await.1, 0);
         // A later, older input never wins; the ack stays.
-        lobby.handle.input(&ann_seat.seat, ann.conn, input(5, 1.0));
+        ann.input(&lobby.handle, &ann_seat, 5, 50, 0);
         for _ in 0..3 {
-            let s = ann.snapshot().await;
-            assert_eq!(s.ack_seq, 12);
-            let me = s
-                .entities
-                .iter()
-                .find(|e| e.id == ann_seat.entity)
-                .expect("ann");
-            assert_eq!(me.x, ticksync_protocol::quantize::position(50.0, 100.0));
+            let (_, ack, _, dots) = ann.snapshot().await;
+            assert_eq!(ack, 12);
+            assert!(dots.iter().all(|&(_, x)| x == 0), "{dots:?}");
         }
-        lobby.cancel.cancel();
+        stop(lobby).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_press_between_two_ticks_reaches_the_game_once_and_its_event_precedes_the_snapshot() {
+        let lobby = start(4, None);
+        let (mut ann, ann_seat) = join(&lobby.handle, 1).await;
+        let (mut bob, _) = join(&lobby.handle, 2).await;
+        ann.snapshot().await;
+        // Pressed and released (counter 1, not held), then two more inputs without
+        // presses, all before the next tick.
+        ann.input(&lobby.handle, &ann_seat, 1, 0, 1);
+        ann.input(&lobby.handle, &ann_seat, 2, 0, 1);
+        ann.input(&lobby.handle, &ann_seat, 3, 0, 1);
+        // Bob sees the event, then the snapshot of the same tick.
+        let (event_tick, event) = bob
+            .recv_until(|g| match g {
+                Got::Event(t, e) => Some((*t, e.clone())),
+                _ => None,
+            })
+            .await;
+        assert_eq!(
+            event,
+            ProbeEvent::Fired {
+                by: PlayerRef(ann_seat.seat),
+                count: 1
+            }
+        );
+        let (tick, ..) = bob.snapshot().await;
+        assert_eq!(
+            tick, event_tick,
+            "the event comes before its tick's snapshot"
+        );
+        for _ in 0..5 {
+            ann.snapshot().await;
+        }
+        assert_eq!(lobby.log.lock().expect("log").presses, 1, "exactly once");
+        stop(lobby).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refused_join_gets_the_games_reason_and_gives_the_seat_back() {
+        let lobby = start(1, None);
+        let player = Player::connect(5).await;
+        let claim = lobby.handle.claim().expect("a free seat");
+        let refused = claim
+            .join(player.request_as(5, "nobody"))
+            .await
+            .expect_err("refused");
+        assert_eq!(refused, JoinRefused::Game("nobody may play".into()));
+        assert_eq!(lobby.handle.claimed(), 0, "the claim came back");
+        let (_ann, _) = join(&lobby.handle, 1).await;
+        stop(lobby).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_ended_match_reports_results_and_closes_the_lobby() {
+        let lobby = start_with(
+            4,
+            None,
+            Some(5),
+            Duration::from_secs(30),
+            Duration::from_secs(15),
+        );
+        let (mut ann, ann_seat) = join(&lobby.handle, 1).await;
+        ann.input(&lobby.handle, &ann_seat, 1, 42, 0);
+        let mut told = Vec::new();
+        loop {
+            match ann.recv().await {
+                Got::Control(ServerMessage::MatchEnded { summary, results }) => {
+                    assert_eq!(summary, "the probe is done");
+                    assert_eq!(results.len(), 1);
+                    assert_eq!(
+                        (
+                            results[0].seat,
+                            results[0].name.as_str(),
+                            results[0].score,
+                            results[0].place
+                        ),
+                        (ann_seat.seat, "p1", 42, 1)
+                    );
+                    told.push("match_ended");
+                }
+                Got::Control(ServerMessage::Error { code, .. }) => {
+                    assert_eq!(code, ErrorCode::LobbyClosed.as_u16());
+                    told.push("error");
+                }
+                Got::Control(ServerMessage::Left { reason }) => {
+                    assert_eq!(reason, LeftReason::MatchEnded.as_u8());
+                    told.push("left");
+                    break;
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(told, ["match_ended", "error", "left"]);
         tokio::time::timeout(PATIENCE, lobby.task)
             .await
-            .expect("stops")
+            .expect("the lobby ends")
             .expect("no panic");
+        assert!(lobby.handle.is_closed());
     }
 
     #[tokio::test(start_paused = true)]
@@ -974,32 +1295,31 @@ mod tests {
         ann.snapshot().await;
         assert!(lobby.handle.claim().is_none(), "one seat, taken");
         // Ann leaves and, before any tick, bob claims the seat she gave back.
-        lobby.handle.leave(&ann_seat.seat, ann.conn);
+        lobby.handle.leave(&ann_seat.mailbox, ann.conn);
         let (mut bob, bob_seat, joined) = join_told(&lobby.handle, 2).await;
-        assert_eq!(bob_seat.entity, ann_seat.entity, "the same seat");
+        assert_eq!(bob_seat.seat, ann_seat.seat, "the same seat");
         let names: Vec<&str> = joined.players.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["p2"], "ann was gone when bob sat down");
-        let s = bob.snapshot().await;
-        assert_eq!(s.entities.len(), 1, "only bob is in the world");
-        let seats = lobby.log.lock().expect("log").seats.clone();
+        let (_, _, _, dots) = bob.snapshot().await;
+        assert_eq!(dots.len(), 1, "only bob is in the world");
+        assert_eq!(dots[0].0, 2, "a new entity id: ids are never reused");
+        let log = lobby.log.lock().expect("log");
         assert_eq!(
-            seats,
-            [(0, true), (0, false), (0, true)],
+            log.seats,
+            [(1, true), (1, false), (1, true)],
             "removed, then seated"
         );
+        assert_eq!(log.reasons, [LeaveReason::Left]);
+        drop(log);
         assert_eq!(lobby.handle.players(), 1);
         assert_eq!(lobby.handle.claimed(), 1);
-        lobby.cancel.cancel();
-        tokio::time::timeout(PATIENCE, lobby.task)
-            .await
-            .expect("stops")
-            .expect("no panic");
+        stop(lobby).await;
     }
 
     #[tokio::test(start_paused = true)]
     async fn an_empty_lobby_does_not_tick_and_closes_after_its_grace() {
         let grace = Duration::from_secs(30);
-        let lobby = start_with(4, None, grace, Duration::from_secs(15));
+        let lobby = start_with(4, None, None, grace, Duration::from_secs(15));
         // Nobody yet: no tick.
         tokio::time::sleep(Duration::from_secs(10)).await;
         assert_eq!(lobby.handle.figures().ticks, 0);
@@ -1008,7 +1328,7 @@ mod tests {
         for _ in 0..3 {
             ann.snapshot().await;
         }
-        lobby.handle.leave(&seat.seat, ann.conn);
+        lobby.handle.leave(&seat.mailbox, ann.conn);
         let left_at = Instant::now();
         // The next tick, within one period, removes the seat (paused clock: no race).
         tokio::time::sleep(2 * TICK).await;
@@ -1043,8 +1363,8 @@ mod tests {
         let mut told = Vec::new();
         loop {
             match ann.recv().await {
-                ServerMessage::Error { code, .. } => told.push(("error", code)),
-                ServerMessage::Left { reason } => {
+                Got::Control(ServerMessage::Error { code, .. }) => told.push(("error", code)),
+                Got::Control(ServerMessage::Left { reason }) => {
                     told.push(("left", u16::from(reason)));
                     break;
                 }
@@ -1067,25 +1387,22 @@ mod tests {
         assert!(failing.handle.is_closed());
         assert!(failing.handle.claim().is_none());
         assert_eq!(failing.stats.lobby_panics.load(Ordering::Relaxed), 1);
-        // The other lobby plays on, tick after tick.
-        let mut last = bob.snapshot().await.tick;
+        // The other lobby plays on, tick after tick, in deltas.
+        let mut last = bob.snapshot().await.0;
         while last < 20 {
-            let next = bob.snapshot().await.tick;
+            let (next, _, full, _) = bob.snapshot().await;
             assert_eq!(next, last + 1);
+            assert!(!full);
             last = next;
         }
         assert!(!healthy.handle.is_closed());
-        healthy.cancel.cancel();
-        tokio::time::timeout(PATIENCE, healthy.task)
-            .await
-            .expect("stops")
-            .expect("no panic");
+        stop(healthy).await;
     }
 
     #[tokio::test(start_paused = true)]
     async fn an_away_seat_goes_when_the_resume_grace_ends() {
         let grace = Duration::from_secs(15);
-        let lobby = start_with(4, None, Duration::from_secs(30), grace);
+        let lobby = start_with(4, None, None, Duration::from_secs(30), grace);
         let (mut ann, ann_seat) = join(&lobby.handle, 1).await;
         let (mut bob, _) = join(&lobby.handle, 2).await;
         ann.snapshot().await;
@@ -1094,32 +1411,32 @@ mod tests {
         ann.out.end_seat(Some(ann.epoch));
         let dropped = Instant::now();
         let left = bob
-            .recv_until(|m| match m {
-                ServerMessage::PlayerLeft { entity, .. } => Some(*entity),
+            .recv_until(|g| match g {
+                Got::Control(ServerMessage::PlayerLeft { seat, .. }) => Some(*seat),
                 _ => None,
             })
             .await;
         let away = dropped.elapsed();
-        assert_eq!(left, ann_seat.entity);
+        assert_eq!(left, ann_seat.seat);
         assert!(
             away >= grace && away <= grace + 3 * TICK,
             "the seat went after {away:?}"
         );
+        assert_eq!(
+            lobby.log.lock().expect("log").reasons,
+            [LeaveReason::Dropped]
+        );
         assert_eq!(lobby.handle.players(), 1);
         assert_eq!(lobby.handle.claimed(), 1, "its claim came back");
-        lobby.cancel.cancel();
-        tokio::time::timeout(PATIENCE, lobby.task)
-            .await
-            .expect("stops")
-            .expect("no panic");
+        stop(lobby).await;
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_resumed_connection_takes_its_seat_back_within_the_grace() {
         let lobby = start(4, None);
-        let (ann, ann_seat) = join(&lobby.handle, 1).await;
+        let (mut ann, ann_seat) = join(&lobby.handle, 1).await;
         let (mut bob, _) = join(&lobby.handle, 2).await;
-        lobby.handle.input(&ann_seat.seat, ann.conn, input(40, 1.0));
+        ann.input(&lobby.handle, &ann_seat, 40, 40, 0);
         bob.snapshot().await;
         ann.out.end_seat(Some(ann.epoch));
         // Some ticks later a new connection of the same player re-attaches.
@@ -1129,43 +1446,44 @@ mod tests {
         let mut again = Player::connect(9).await;
         let seated = lobby
             .handle
-            .reattach(again.request(1), ann_seat.entity)
+            .reattach(again.request(1), ann_seat.seat)
             .await
             .expect("re-attached");
-        assert_eq!(seated.entity, ann_seat.entity);
+        assert_eq!(seated.seat, ann_seat.seat);
         let joined = again
-            .recv_until(|m| match m {
-                ServerMessage::Joined(j) => Some(j.clone()),
+            .recv_until(|g| match g {
+                Got::Control(ServerMessage::Joined(j)) => Some(j.clone()),
                 _ => None,
             })
             .await;
         assert_eq!(joined.players.len(), 2);
         // The new connection's inputs start from seq 1 again; the old one's are ignored.
+        let mut bytes = Vec::new();
+        encode_input(&seated.codec, 41, 0, &ProbeInput::default(), &mut bytes);
+        let old = decode_input(&seated.codec, &bytes).expect("decodes");
         assert_eq!(
-            lobby.handle.input(&seated.seat, ann.conn, input(41, 0.5)),
+            lobby.handle.input(&seated.mailbox, ann.conn, old),
             crate::lobby::InputOutcome::NotYours
         );
-        lobby.handle.input(&seated.seat, again.conn, input(1, -1.0));
-        let s = loop {
-            let s = again.snapshot().await;
-            if s.ack_seq == 1 {
-                break s;
+        let (_, _, full, dots) = again.snapshot().await;
+        assert!(full, "a re-attached connection starts from a full snapshot");
+        assert_eq!(
+            dots.iter().find(|d| d.0 == 1).map(|d| d.1),
+            Some(0),
+            "idle while away"
+        );
+        again.input(&lobby.handle, &seated, 1, -10, 0);
+        let dots = loop {
+            let (_, ack, _, dots) = again.snapshot().await;
+            if ack == 1 {
+                break dots;
             }
-            assert_eq!(s.ack_seq, 0, "acks restart with the new connection");
+            assert_eq!(ack, 0, "acks restart with the new connection");
         };
-        let me = s
-            .entities
-            .iter()
-            .find(|e| e.id == seated.entity)
-            .expect("me");
-        assert_eq!(me.x, ticksync_protocol::quantize::position(40.0, 100.0));
+        assert_eq!(dots.iter().find(|d| d.0 == 1).map(|d| d.1), Some(-10));
         // Nobody saw a leave or a join.
         let seats = lobby.log.lock().expect("log").seats.clone();
-        assert_eq!(seats, [(0, true), (1, true)]);
-        lobby.cancel.cancel();
-        tokio::time::timeout(PATIENCE, lobby.task)
-            .await
-            .expect("stops")
-            .expect("no panic");
+        assert_eq!(seats, [(1, true), (2, true)]);
+        stop(lobby).await;
     }
 }

@@ -379,7 +379,7 @@ struct LobbyView {
     id: u32,
     name: String,
     private: bool,
-    max_players: u8,
+    max_players: u16,
     ticks: u64,
     tick_p50_us: Option<u64>,
     tick_p99_us: Option<u64>,
@@ -392,7 +392,7 @@ struct LobbyView {
 struct PlayerView {
     player_id: u32,
     name: String,
-    entity: u8,
+    seat: u16,
     connected: bool,
     rtt_ms: f64,
     connected_for_s: u64,
@@ -407,14 +407,14 @@ fn overview(shared: &Shared, page: usize) -> Overview {
     let mut by_lobby: HashMap<u32, Vec<PlayerView>> = HashMap::new();
     let mut players = 0;
     for r in shared.players.all() {
-        let Some((lobby, entity)) = r.lobby() else {
+        let Some((lobby, seat)) = r.lobby() else {
             continue;
         };
         players += 1;
         by_lobby.entry(lobby.id()).or_default().push(PlayerView {
             player_id: r.player_id,
             name: r.name.clone(),
-            entity,
+            seat,
             connected: r.connected(),
             rtt_ms: f64::from(r.rtt_us.load(Ordering::Relaxed)) / 1000.0,
             connected_for_s: r.since.elapsed().as_secs(),
@@ -434,7 +434,7 @@ fn overview(shared: &Shared, page: usize) -> Overview {
         .map(|h| {
             let st = h.figures();
             let mut players = by_lobby.remove(&h.id()).unwrap_or_default();
-            players.sort_by_key(|p| p.entity);
+            players.sort_by_key(|p| p.seat);
             LobbyView {
                 id: h.id(),
                 name: h.name().to_owned(),

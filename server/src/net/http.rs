@@ -277,7 +277,6 @@ mod tests {
 
     use super::*;
     use crate::config::Config;
-    use crate::game::{Game, LobbySpec};
 
     struct Server {
         addr: SocketAddr,
@@ -287,8 +286,10 @@ mod tests {
 
     impl Server {
         async fn start(config: Config) -> Server {
-            let arena = |_: &LobbySpec| Box::new(crate::arena::Arena::new()) as Box<dyn Game>;
-            let shared = Shared::new(config, Arc::new(arena));
+            let arena = crate::games::BuiltinGame::Arena
+                .factory()
+                .expect("arena's schema is valid");
+            let shared = Shared::new(config, arena);
             let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
                 .await
                 .expect("bind");
@@ -445,11 +446,25 @@ mod tests {
         assert_eq!(body, b"[]");
         let public = server
             .shared
-            .create_lobby("room".into(), 4, false, Ipv4Addr::LOCALHOST.into(), false)
+            .create_lobby(
+                "room".into(),
+                4,
+                false,
+                Default::default(),
+                Ipv4Addr::LOCALHOST.into(),
+                false,
+            )
             .expect("created");
         server
             .shared
-            .create_lobby("secret".into(), 2, true, Ipv4Addr::LOCALHOST.into(), false)
+            .create_lobby(
+                "secret".into(),
+                2,
+                true,
+                Default::default(),
+                Ipv4Addr::LOCALHOST.into(),
+                false,
+            )
             .expect("created");
         let (_, _, body) = server.get("/api/lobbies").await;
         let listed: serde_json::Value = serde_json::from_slice(&body).expect("JSON");

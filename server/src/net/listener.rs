@@ -127,11 +127,12 @@ mod tests {
 
     use super::*;
     use crate::config::Config;
-    use crate::game::{Game, LobbySpec};
 
     fn shared(config: Config) -> Arc<Shared> {
-        let arena = |_: &LobbySpec| Box::new(crate::arena::Arena::new()) as Box<dyn Game>;
-        Shared::new(config, Arc::new(arena))
+        let arena = crate::games::BuiltinGame::Arena
+            .factory()
+            .expect("arena's schema is valid");
+        Shared::new(config, arena)
     }
 
     /// A real loopback pair: (the server's end, the client's end).

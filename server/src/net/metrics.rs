@@ -16,7 +16,7 @@ use prometheus_client::registry::Registry;
 
 use crate::net::quota::GUESS_KINDS;
 use crate::shared::Shared;
-use ticksync_protocol::{ClientMessage, close};
+use ticksync_protocol::close;
 
 use crate::stats::{AtomicHistogram, BUCKETS_US, REFUSALS};
 
@@ -325,10 +325,8 @@ impl Collector for ServerCollector {
             "messages_in",
             "Client messages received, by kind.",
             "kind",
-            ClientMessage::KIND_NAMES
-                .iter()
-                .map(|k| (*k).to_owned())
-                .chain(std::iter::once("unknown".to_owned()))
+            crate::stats::message_kinds()
+                .map(str::to_owned)
                 .zip(&s.messages_by_kind)
                 .map(|(k, c)| (k, c.load(Ordering::Relaxed))),
         )?;
@@ -350,6 +348,56 @@ impl Collector for ServerCollector {
             ]
             .into_iter()
             .map(|(r, c)| (r.to_owned(), c.load(Ordering::Relaxed))),
+        )?;
+        counter(
+            &mut e,
+            "inputs_clamped",
+            "Input values outside their declared range, clamped before the game saw them.",
+            &s.inputs_clamped,
+        )?;
+        labelled_counter(
+            &mut e,
+            "inputs_rejected",
+            "Inputs refused (not decodable by the lobby's schema, or sent outside a lobby), by reason.",
+            "reason",
+            crate::stats::FRAME_REJECTIONS
+                .iter()
+                .zip(&s.inputs_rejected)
+                .map(|(r, c)| ((*r).to_owned(), c.load(Ordering::Relaxed))),
+        )?;
+        counter(
+            &mut e,
+            "game_messages",
+            "Game messages passed to their lobby's game.",
+            &s.game_messages,
+        )?;
+        counter(
+            &mut e,
+            "game_messages_clamped",
+            "Game message values outside their declared range, clamped.",
+            &s.game_messages_clamped,
+        )?;
+        labelled_counter(
+            &mut e,
+            "game_messages_rejected",
+            "Game messages refused (undecodable, over the rate limit, outside a lobby), by reason.",
+            "reason",
+            crate::stats::FRAME_REJECTIONS
+                .iter()
+                .zip(&s.game_messages_rejected)
+                .map(|(r, c)| ((*r).to_owned(), c.load(Ordering::Relaxed))),
+        )?;
+        counter(
+            &mut e,
+            "events_sent",
+            "Game events sent (once each, to one player or to all).",
+            &s.events_sent,
+        )?;
+        counter(
+            &mut e,
+            "events_overflowed",
+            "Players dropped from their lobby because events waited for them beyond the bound (close 4004).",
+            &s.events_overflowed,
         )?;
         counter(
             &mut e,

@@ -33,8 +33,10 @@ use futures_util::{SinkExt, StreamExt};
 use ticksync_protocol::limits::{
     MAX_LOBBY_NAME_BYTES, MAX_PLAYER_NAME_BYTES, NameProblem, check_name,
 };
+use ticksync_protocol::state::Codec;
+use ticksync_protocol::state::io::{INPUT_TAG, MESSAGE_TAG, decode_input, decode_message};
 use ticksync_protocol::{
-    ClientMessage, ErrorCode, Input, JoinTarget, LeftReason, PROTOCOL_VERSION, ServerMessage,
+    ClientMessage, ErrorCode, GameOptions, JoinTarget, LeftReason, PROTOCOL_VERSION, ServerMessage,
     SessionToken, close, decode_client, encode_server,
 };
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -48,12 +50,12 @@ use tracing::{Instrument, debug, field, info, info_span};
 
 use crate::auth::check_join_token;
 use crate::directory::players::PlayerRecord;
-use crate::input::{RateLimits, sanitize};
+use crate::input::RateLimits;
 use crate::lobby::{Claim, InputOutcome, JoinRefused, JoinRequest, LobbyHandle, SeatBox, Seated};
 use crate::net::admission::{Admission, ConnSlot, ip_key};
 use crate::net::quota::{Guess, QuotaRefusal};
 use crate::shared::{CreateRefused, Shared};
-use crate::stats::Refusal;
+use crate::stats::{FrameRejection, Refusal};
 use crate::wire::outbox::{Conn, Control, Link, Outbox, Signal};
 /// After sending a close frame, how long to wait for the client's.
 const CLOSE_LINGER: Duration = Duration::from_secs(1);
@@ -154,8 +156,10 @@ impl End {
 
 struct InLobby {
     handle: Arc<LobbyHandle>,
-    /// Where this player's inputs and its leave go.
+    /// Where this player's inputs, messages and its leave go.
     seat: Arc<SeatBox>,
+    /// The lobby's schema: inputs and game messages are decoded by it.
+    codec: Arc<Codec>,
     /// The outbox's seat epoch of this stay.
     epoch: u64,
 }
@@ -410,13 +414,18 @@ where
                 if !self.limits.messages.take(self.last_heard) {
                     return Err(rate_limited("too many messages"));
                 }
-                match decode_client(&bytes) {
-                    // The hot path stays in this future; the rest (lobby requests, Hello,
-                    // joins with their timeouts) is boxed so that every session's future,
-                    // which lives as long as the connection, stays small.
-                    Ok(ClientMessage::Input(input)) if self.player.is_some() => {
-                        self.on_input(input)
+                // The hot path stays in this future; the rest (lobby requests, Hello,
+                // joins with their timeouts) is boxed so that every session's future,
+                // which lives as long as the connection, stays small.
+                match bytes.first() {
+                    Some(&(INPUT_TAG | MESSAGE_TAG)) if self.player.is_none() => {
+                        return Err(invalid_state("the first message must be Hello"));
                     }
+                    Some(&INPUT_TAG) => return self.on_input(&bytes),
+                    Some(&MESSAGE_TAG) => return Box::pin(self.on_game_message(&bytes)).await,
+                    _ => {}
+                }
+                match decode_client(&bytes) {
                     Ok(message) => Box::pin(self.on_message(message)).await,
                     Err(e) => {
                         self.shared
@@ -492,7 +501,6 @@ where
         }
         match message {
             ClientMessage::Hello { .. } => Err(invalid_state("Hello was already sent")),
-            ClientMessage::Input(input) => self.on_input(input),
             ClientMessage::Ping { client_time } => {
                 let server_tick = self.lobby.as_ref().map_or(0, |l| l.handle.tick());
                 self.send_message(&ServerMessage::Pong {
@@ -531,18 +539,28 @@ where
             }
             ClientMessage::CreateLobby { .. }
             | ClientMessage::JoinLobby { .. }
-            | ClientMessage::QuickJoin
+            | ClientMessage::QuickJoin { .. }
                 if self.lobby.is_some() =>
             {
                 Err(invalid_state("already in a lobby; send LeaveLobby first"))
+            }
+            ClientMessage::CreateLobby { options, .. }
+            | ClientMessage::JoinLobby { options, .. }
+            | ClientMessage::QuickJoin { options }
+                if options.check().is_err() =>
+            {
+                let problem = options.check().err().map(|e| e.to_string());
+                self.send_error(ErrorCode::InvalidArgument, problem.unwrap_or_default())
+                    .await
             }
             ClientMessage::CreateLobby {
                 name,
                 max_players,
                 private,
-            } => self.create(&name, max_players, private).await,
-            ClientMessage::JoinLobby { target } => self.join_target(target).await,
-            ClientMessage::QuickJoin => self.quick_join().await,
+                options,
+            } => self.create(&name, max_players, private, options).await,
+            ClientMessage::JoinLobby { target, options } => self.join_target(target, options).await,
+            ClientMessage::QuickJoin { options } => self.quick_join(options).await,
         }
     }
 
@@ -666,11 +684,11 @@ where
         // the snapshot format its client asked for.
         self.out.set_deltas(record.delta_snapshots());
         self.welcome(Arc::clone(&record), token).await?;
-        if let Some((handle, entity)) = seat {
+        if let Some((handle, seat)) = seat {
             // Inputs in flight from before the drop are leftovers, even if the seat is gone.
             self.joined_once = true;
-            let (epoch, join) = self.join_request(&record);
-            match handle.reattach(join, entity).await {
+            let (epoch, join) = self.join_request(&record, GameOptions::none());
+            match handle.reattach(join, seat).await {
                 Ok(seated) => self.seat(handle, seated, epoch),
                 Err(_) => {
                     self.out.end_seat(Some(epoch));
@@ -693,25 +711,44 @@ where
         self.send_error(ErrorCode::InvalidName, text).await
     }
 
-    /// An input (after Hello): to the seat's mailbox, within the rate limit.
-    fn on_input(&mut self, input: Input) -> Result<(), End> {
-        let (Some(_), Some(lobby)) = (&self.player, &self.lobby) else {
+    /// An input (after Hello): decoded by the lobby's schema (values clamped to their
+    /// declared ranges), to the seat's mailbox, within the rate limit.
+    fn on_input(&mut self, bytes: &[u8]) -> Result<(), End> {
+        let stats = &self.shared.stats;
+        let Some(lobby) = &self.lobby else {
+            stats.inputs_rejected[FrameRejection::NotInLobby as usize]
+                .fetch_add(1, Ordering::Relaxed);
             return if self.joined_once {
                 Ok(())
             } else {
                 Err(invalid_state("Input before joining a lobby"))
             };
         };
+        let input = match decode_input(&lobby.codec, bytes) {
+            Ok(input) => input,
+            Err(e) => {
+                stats.inputs_rejected[FrameRejection::of(&e) as usize]
+                    .fetch_add(1, Ordering::Relaxed);
+                stats.decode_errors.fetch_add(1, Ordering::Relaxed);
+                return Err(End::close(
+                    ErrorCode::BadMessage,
+                    format!("the input could not be decoded by the lobby's schema: {e}"),
+                    close::PROTOCOL_ERROR,
+                    "undecodable input",
+                ));
+            }
+        };
+        if input.clamped > 0 {
+            stats
+                .inputs_clamped
+                .fetch_add(u64::from(input.clamped), Ordering::Relaxed);
+        }
         if !self.limits.inputs.take(self.last_heard) {
             lobby.handle.count_rate_limited();
-            self.shared
-                .stats
-                .inputs_rate_limited
-                .fetch_add(1, Ordering::Relaxed);
+            stats.inputs_rate_limited.fetch_add(1, Ordering::Relaxed);
             return Ok(());
         }
-        let stats = &self.shared.stats;
-        let counter = match lobby.handle.input(&lobby.seat, self.conn, sanitize(input)) {
+        let counter = match lobby.handle.input(&lobby.seat, self.conn, input) {
             InputOutcome::Superseded => &stats.inputs_superseded,
             InputOutcome::Stale => &stats.inputs_stale,
             InputOutcome::Accepted | InputOutcome::NotYours => return Ok(()),
@@ -720,7 +757,62 @@ where
         Ok(())
     }
 
-    async fn create(&mut self, name: &str, max_players: u8, private: bool) -> Result<(), End> {
+    /// A game message (after Hello): within its rate limit (10/s, a burst of 20; over
+    /// it, an `Error { RateLimited }` and the message is dropped), decoded by the lobby's
+    /// schema, to the seat's mailbox for the next tick.
+    async fn on_game_message(&mut self, bytes: &[u8]) -> Result<(), End> {
+        let stats = Arc::clone(&self.shared.stats);
+        let reject = |why: FrameRejection| {
+            stats.game_messages_rejected[why as usize].fetch_add(1, Ordering::Relaxed);
+        };
+        let Some(lobby) = &self.lobby else {
+            reject(FrameRejection::NotInLobby);
+            return if self.joined_once {
+                Ok(())
+            } else {
+                Err(invalid_state("a game message before joining a lobby"))
+            };
+        };
+        if !self.limits.game_messages.take(self.last_heard) {
+            reject(FrameRejection::RateLimited);
+            return self
+                .send_error(
+                    ErrorCode::RateLimited,
+                    "too many game messages; at most 10 per second",
+                )
+                .await;
+        }
+        let message = match decode_message(&lobby.codec, bytes) {
+            Ok(message) => message,
+            Err(e) => {
+                reject(FrameRejection::of(&e));
+                stats.decode_errors.fetch_add(1, Ordering::Relaxed);
+                return Err(End::close(
+                    ErrorCode::BadMessage,
+                    format!("the game message could not be decoded by the lobby's schema: {e}"),
+                    close::PROTOCOL_ERROR,
+                    "undecodable game message",
+                ));
+            }
+        };
+        if message.clamped > 0 {
+            stats
+                .game_messages_clamped
+                .fetch_add(u64::from(message.clamped), Ordering::Relaxed);
+        }
+        if lobby.handle.message(&lobby.seat, self.conn, message) {
+            stats.game_messages.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    async fn create(
+        &mut self,
+        name: &str,
+        max_players: u16,
+        private: bool,
+        options: GameOptions,
+    ) -> Result<(), End> {
         let name = match check_name(name, MAX_LOBBY_NAME_BYTES) {
             Ok(name) => name.to_owned(),
             Err(problem) => return self.send_name_error(problem, "lobby").await,
@@ -734,11 +826,15 @@ where
                 )
                 .await;
         }
-        match self
-            .shared
-            .create_lobby(name, max_players, private, self.addr, false)
-        {
-            Ok(handle) => self.enter(handle).await,
+        match self.shared.create_lobby(
+            name,
+            max_players,
+            private,
+            options.clone(),
+            self.addr,
+            false,
+        ) {
+            Ok(handle) => self.enter(handle, options).await,
             Err(refused) => self.send_create_refused(refused).await,
         }
     }
@@ -758,11 +854,14 @@ where
                 "your address has as many lobbies open as it may",
             ),
             CreateRefused::NoRandomness => (ErrorCode::Internal, "no randomness available"),
+            CreateRefused::Game(reason) => {
+                return self.send_error(ErrorCode::InvalidArgument, reason).await;
+            }
         };
         self.send_error(code, text).await
     }
 
-    async fn join_target(&mut self, target: JoinTarget) -> Result<(), End> {
+    async fn join_target(&mut self, target: JoinTarget, options: GameOptions) -> Result<(), End> {
         let registry = &self.shared.registry;
         let handle = match &target {
             // Private lobbies are reached by code only: ids are sequential, codes are not.
@@ -785,7 +884,7 @@ where
             }
         };
         match handle {
-            Some(handle) => self.enter(handle).await,
+            Some(handle) => self.enter(handle, options).await,
             None => {
                 self.send_error(ErrorCode::LobbyNotFound, "no such lobby")
                     .await
@@ -793,25 +892,37 @@ where
         }
     }
 
-    async fn quick_join(&mut self) -> Result<(), End> {
+    async fn quick_join(&mut self, options: GameOptions) -> Result<(), End> {
         // The pick claims its seat at once: a crowd of quick-joins fills lobbies.
         if let Some(claim) = self.shared.registry.quick_claim() {
-            if self.try_enter(claim).await?.is_ok() {
-                return Ok(());
+            match self.try_enter(claim, options.clone()).await? {
+                Ok(()) => return Ok(()),
+                // The game refused this player: say why rather than make a new lobby.
+                Err(JoinRefused::Game(reason)) => {
+                    return self.send_error(ErrorCode::JoinRefused, reason).await;
+                }
+                Err(_) => {}
             }
         }
         let size = self.shared.config.quick_lobby_size;
-        let name = format!("Arena {}", self.shared.registry.len() + 1);
-        match self.shared.create_lobby(name, size, false, self.addr, true) {
-            Ok(handle) => self.enter(handle).await,
+        let name = format!(
+            "{} {}",
+            self.shared.game.schema().game,
+            self.shared.registry.len() + 1
+        );
+        match self
+            .shared
+            .create_lobby(name, size, false, options.clone(), self.addr, true)
+        {
+            Ok(handle) => self.enter(handle, options).await,
             Err(refused) => self.send_create_refused(refused).await,
         }
     }
 
     /// Joins `handle`, telling the client if it cannot.
-    async fn enter(&mut self, handle: Arc<LobbyHandle>) -> Result<(), End> {
+    async fn enter(&mut self, handle: Arc<LobbyHandle>, options: GameOptions) -> Result<(), End> {
         let refused = match handle.claim() {
-            Some(claim) => self.try_enter(claim).await?,
+            Some(claim) => self.try_enter(claim, options).await?,
             None if handle.is_closed() => Err(JoinRefused::Closed),
             None => Err(JoinRefused::Full),
         };
@@ -825,16 +936,21 @@ where
                 self.send_error(ErrorCode::LobbyNotFound, "the lobby has closed")
                     .await
             }
+            Err(JoinRefused::Game(reason)) => self.send_error(ErrorCode::JoinRefused, reason).await,
         }
     }
 
     /// Takes the claimed seat: the lobby's tick task seats the player.
-    async fn try_enter(&mut self, claim: Claim) -> Result<Result<(), JoinRefused>, End> {
+    async fn try_enter(
+        &mut self,
+        claim: Claim,
+        options: GameOptions,
+    ) -> Result<Result<(), JoinRefused>, End> {
         let Some(player) = self.player.clone() else {
             return Err(invalid_state("Hello first"));
         };
         let handle = Arc::clone(claim.lobby());
-        let (epoch, join) = self.join_request(&player);
+        let (epoch, join) = self.join_request(&player, options);
         match claim.join(join).await {
             Ok(seated) => {
                 self.seat(handle, seated, epoch);
@@ -849,7 +965,7 @@ where
     }
 
     /// A join request for `player` on a new seat epoch of this connection's outbox.
-    fn join_request(&self, player: &PlayerRecord) -> (u64, JoinRequest) {
+    fn join_request(&self, player: &PlayerRecord, options: GameOptions) -> (u64, JoinRequest) {
         let epoch = self.out.begin_seat();
         let link = Link {
             out: Arc::clone(&self.out),
@@ -858,6 +974,7 @@ where
         let join = JoinRequest {
             player_id: player.player_id,
             name: player.name.clone(),
+            options,
             conn: self.conn,
             link,
         };
@@ -865,13 +982,14 @@ where
     }
 
     fn seat(&mut self, handle: Arc<LobbyHandle>, seated: Seated, epoch: u64) {
-        info!(lobby = handle.id(), entity = seated.entity, "in lobby");
+        info!(lobby = handle.id(), seat = seated.seat, "in lobby");
         if let Some(player) = &self.player {
-            player.set_lobby(Some((Arc::clone(&handle), seated.entity)));
+            player.set_lobby(Some((Arc::clone(&handle), seated.seat)));
         }
         self.lobby = Some(InLobby {
             handle,
-            seat: seated.seat,
+            seat: seated.mailbox,
+            codec: seated.codec,
             epoch,
         });
         self.joined_once = true;
@@ -972,7 +1090,7 @@ fn is_lobby_op(message: &ClientMessage) -> bool {
         ClientMessage::ListLobbies
             | ClientMessage::CreateLobby { .. }
             | ClientMessage::JoinLobby { .. }
-            | ClientMessage::QuickJoin
+            | ClientMessage::QuickJoin { .. }
             | ClientMessage::LeaveLobby
     )
 }
@@ -1012,10 +1130,10 @@ mod tests {
     /// (lobby requests, Hello, controls, closing) are boxed so that it stays small.
     #[tokio::test]
     async fn a_session_future_stays_small() {
-        let game = |_: &crate::game::LobbySpec| {
-            Box::new(crate::arena::Arena::new()) as Box<dyn crate::game::Game>
-        };
-        let shared = Shared::new(crate::Config::default(), Arc::new(game));
+        let game = crate::games::BuiltinGame::Arena
+            .factory()
+            .expect("arena's schema is valid");
+        let shared = Shared::new(crate::Config::default(), game);
         let (server, _client) = tokio::io::duplex(64);
         let conn = crate::wire::outbox::any(server);
         let ws = WebSocketStream::from_raw_socket(

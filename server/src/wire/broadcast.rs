@@ -1,60 +1,102 @@
-//! What a lobby publishes each tick, and how a session turns it into its player's
-//! snapshot message.
+//! What a lobby publishes each tick, and how each player's snapshot message is made of
+//! it.
 //!
-//! The lobby encodes the part of the snapshot that is the same for everyone (tick,
-//! baseline, entities) once per tick into [`TickFrame::body`]. For each player it then
-//! writes the WebSocket frame header and the player's own head (tag and acknowledged
-//! input sequence, at most 6 bytes) before the shared body into one scratch buffer, and
-//! hands that to the player's outbox (`outbox.rs`), which writes it to the socket at
-//! once: one small copy and one `send` per player, no re-encoding, no task wake-up. A
-//! client too slow to take it gets the newest snapshot later, never a queue of old ones.
+//! The lobby encodes the shared part of the snapshot (the lobby state and the entities
+//! everyone sees) once per tick, twice over: in full ([`TickFrame::full`]) and as
+//! changes from the previous tick ([`TickFrame::delta`]). For each player it then encodes
+//! the player's own small part (its private state, the entities only it or a few see,
+//! the `owner_only` fields of what it controls; usually nothing or a few bytes) against
+//! the same baseline, and writes the WebSocket frame header, the snapshot head (tag,
+//! acknowledged input, own part) and the shared bytes into one scratch buffer that the
+//! player's outbox (`outbox.rs`) writes to the socket at once: one small copy and one
+//! `send` per player, no re-encoding of what everyone sees, no task wake-up.
 //!
-//! When the lobby's entities are the same as last tick's, it also encodes a delta body
-//! (only what changed since the previous tick). A session whose client asked for deltas
-//! and was handed the previous tick's snapshot gets the delta; one that skipped a tick, or
-//! just joined, gets the full snapshot. Over TCP every sent snapshot arrives, so "the
-//! previous snapshot this connection was sent" is a valid baseline without acks.
+//! Deltas are the default. A player gets the delta when the last snapshot its connection
+//! was handed is the previous tick's (over TCP every handed snapshot arrives, so that is
+//! a valid baseline without acks); one that just joined, or whose previous snapshot was
+//! replaced before it was written (a slow client skipping to the newest), or that asked
+//! for full snapshots (`Options { delta_snapshots: false }`), gets the full snapshot.
 
-use ticksync_protocol::EntityId;
-use ticksync_protocol::codec::{SNAPSHOT_HEAD_MAX, write_delta_head, write_snapshot_head};
+use ticksync_protocol::state::{Codec, Encoder, PlayerRef, State, write_snapshot};
 
 use crate::wire::frame::{payload_len, write_binary_header};
 use crate::wire::outbox::{Delivery, Link};
 
-/// One tick's shared snapshot.
-#[derive(Debug)]
+/// One tick's shared snapshot parts.
+#[derive(Debug, Default)]
 pub(crate) struct TickFrame {
     /// The tick the state is the result of.
     pub(crate) tick: u32,
-    /// Encoded tick, baseline and entities.
-    pub(crate) body: Vec<u8>,
-    /// Encoded tick, baseline (the previous tick) and changes, when the entities are
-    /// the previous tick's and the delta is smaller (else empty).
+    /// The shared part in full.
+    pub(crate) full: Vec<u8>,
+    /// The shared part as changes from the previous tick's state, when there is one
+    /// and it is smaller (else empty).
     pub(crate) delta: Vec<u8>,
-    /// The last input sequence applied, indexed by entity id.
+    /// The last input sequence applied, indexed by seat - 1.
     pub(crate) acks: Vec<u32>,
 }
 
+/// What each player's own part is encoded from: the states of this tick and the
+/// previous one (the deltas' baseline) and the lobby's encoder.
+#[derive(Debug)]
+pub(crate) struct Parts<'a> {
+    /// The lobby's compiled schema.
+    pub(crate) codec: &'a Codec,
+    /// The previous tick's state, if the delta is against it.
+    pub(crate) from: Option<&'a State>,
+    /// This tick's state.
+    pub(crate) to: &'a State,
+    /// Scratch buffers only.
+    pub(crate) encoder: &'a mut Encoder,
+    /// Where a player's own part is built.
+    pub(crate) own: &'a mut Vec<u8>,
+}
+
+/// LEB128 length of `n`.
+fn varint_len(mut n: usize) -> usize {
+    let mut len = 1;
+    while n >= 0x80 {
+        n >>= 7;
+        len += 1;
+    }
+    len
+}
+
 impl TickFrame {
-    /// Appends the complete `Snapshot` message for `entity`'s player to `out`, as one
-    /// WebSocket binary frame.
-    ///
-    /// With `previous` (the tick of the last snapshot this player was sent) equal to this
-    /// frame's baseline, and a delta encoded, the message is a `SnapshotDelta`.
-    pub(crate) fn write_message(&self, entity: EntityId, previous: Option<u32>, out: &mut Vec<u8>) {
-        let ack = self.acks.get(usize::from(entity)).copied().unwrap_or(0);
-        let mut head = [0u8; SNAPSHOT_HEAD_MAX];
-        let delta_fits =
-            !self.delta.is_empty() && previous.is_some() && previous == self.tick.checked_sub(1);
-        let (n, body) = if delta_fits {
-            (write_delta_head(ack, &mut head), &self.delta)
+    /// Appends the snapshot message for `seat`'s player to `out`, as one WebSocket binary
+    /// frame: a delta if `previous` (the tick of the last snapshot this connection was
+    /// handed, None for a full one) is the tick before this frame's and a delta was
+    /// encoded, else the full snapshot.
+    pub(crate) fn write_message(
+        &self,
+        parts: &mut Parts<'_>,
+        seat: PlayerRef,
+        previous: Option<u32>,
+        out: &mut Vec<u8>,
+    ) {
+        let ack = usize::from(seat.0)
+            .checked_sub(1)
+            .and_then(|i| self.acks.get(i))
+            .copied()
+            .unwrap_or(0);
+        let delta = !self.delta.is_empty()
+            && parts.from.is_some()
+            && previous.is_some()
+            && previous == self.tick.checked_sub(1);
+        let (from, body) = if delta {
+            (parts.from, &self.delta)
         } else {
-            (write_snapshot_head(ack, &mut head), &self.body)
+            (None, &self.full)
         };
-        out.reserve(n + body.len() + 4);
-        write_binary_header(n + body.len(), out);
-        out.extend_from_slice(&head[..n]);
-        out.extend_from_slice(body);
+        parts.own.clear();
+        parts
+            .encoder
+            .encode_player(parts.codec, from, parts.to, seat, parts.own);
+        let own = parts.own.len();
+        let len = 1 + 4 + varint_len(own) + own + body.len();
+        out.reserve(len + 10);
+        write_binary_header(len, out);
+        write_snapshot(ack, parts.own, body, out);
     }
 }
 
@@ -73,16 +115,17 @@ pub(crate) struct Delivered {
 /// `scratch`; the players whose connection is gone are added to `gone`.
 pub(crate) fn deliver<'a>(
     frame: &TickFrame,
-    links: impl IntoIterator<Item = (EntityId, &'a Link)>,
+    parts: &mut Parts<'_>,
+    links: impl IntoIterator<Item = (PlayerRef, &'a Link)>,
     scratch: &mut Vec<u8>,
-    gone: &mut Vec<EntityId>,
+    gone: &mut Vec<PlayerRef>,
 ) -> Delivered {
     let mut done = Delivered::default();
-    for (entity, link) in links {
+    for (seat, link) in links {
         let delivery = link
             .out
             .send_snapshot(link.epoch, frame.tick, scratch, |previous, out| {
-                frame.write_message(entity, previous, out);
+                frame.write_message(parts, seat, previous, out);
             });
         match delivery {
             Delivery::Written | Delivery::Kept => done.sent += 1,
@@ -91,7 +134,7 @@ pub(crate) fn deliver<'a>(
                 done.skipped += 1;
             }
             Delivery::Stale | Delivery::Overflow => {
-                gone.push(entity);
+                gone.push(seat);
                 continue;
             }
         }
@@ -102,84 +145,111 @@ pub(crate) fn deliver<'a>(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use ticksync_protocol::schema::{Field, FieldType, Schema};
+    use ticksync_protocol::state::{ClientState, Value, Visibility};
+
     use super::*;
-    use ticksync_protocol::codec::encode_snapshot_body;
-    use ticksync_protocol::{EntityState, ServerMessage, decode_server};
+
+    fn codec() -> Codec {
+        let schema = Schema::builder("t")
+            .entity_fields(
+                "dot",
+                vec![Field::new("x", FieldType::Int { min: 0, max: 1000 })],
+            )
+            .private_fields(vec![Field::new(
+                "coins",
+                FieldType::Int { min: 0, max: 99 },
+            )])
+            .build()
+            .expect("valid");
+        Codec::new(schema, 4).expect("codec")
+    }
+
+    fn state(codec: &Codec, tick: u32, x: i64) -> State {
+        let mut s = State::new(codec);
+        s.begin(codec, tick);
+        s.push_entity_values(
+            codec,
+            0,
+            1,
+            PlayerRef(1),
+            Visibility::Everyone,
+            &[Value::Int(x)],
+        )
+        .expect("kind");
+        s.push_entity_values(
+            codec,
+            0,
+            2,
+            PlayerRef::NONE,
+            Visibility::Only(PlayerRef(2)),
+            &[Value::Int(7)],
+        )
+        .expect("kind");
+        for seat in 1..=2 {
+            s.set_private_values(codec, PlayerRef(seat), &[Value::Int(i64::from(seat) + x)])
+                .expect("seat");
+        }
+        s.finish(codec).expect("finish");
+        s
+    }
+
+    fn frame(codec: &Codec, enc: &mut Encoder, from: &State, to: &State) -> TickFrame {
+        let mut f = TickFrame {
+            tick: to.tick(),
+            acks: vec![7, 300],
+            ..TickFrame::default()
+        };
+        enc.encode_shared(codec, None, to, &mut f.full);
+        enc.encode_shared(codec, Some(from), to, &mut f.delta);
+        f
+    }
 
     /// The message's payload, checking its frame header on the way.
-    fn payload(frame: &TickFrame, entity: EntityId, previous: Option<u32>) -> Vec<u8> {
+    fn payload(f: &TickFrame, parts: &mut Parts<'_>, seat: u16, previous: Option<u32>) -> Vec<u8> {
         let mut out = Vec::new();
-        frame.write_message(entity, previous, &mut out);
+        f.write_message(parts, PlayerRef(seat), previous, &mut out);
         assert_eq!(out[0], 0x82, "a final binary frame");
         assert_eq!(usize::from(out[1]), out.len() - 2, "a short frame's length");
         out.split_off(2)
     }
 
     #[test]
-    fn each_player_gets_its_own_ack() {
-        let entities = [
-            EntityState {
-                id: 0,
-                x: 9,
-                ..Default::default()
-            },
-            EntityState {
-                id: 1,
-                y: 70,
-                ..Default::default()
-            },
-        ];
-        let mut body = Vec::new();
-        encode_snapshot_body(42, 0, &entities, &mut body);
-        let frame = TickFrame {
-            tick: 42,
-            body,
-            delta: Vec::new(),
-            acks: vec![7, 300],
+    fn each_player_gets_its_own_ack_and_part_and_deltas_only_on_its_baseline() {
+        let codec = codec();
+        let (a, b) = (state(&codec, 41, 10), state(&codec, 42, 20));
+        let mut enc = Encoder::new();
+        let f = frame(&codec, &mut enc, &a, &b);
+        let mut own = Vec::new();
+        let mut enc2 = Encoder::new();
+        let mut parts = Parts {
+            codec: &codec,
+            from: Some(&a),
+            to: &b,
+            encoder: &mut enc2,
+            own: &mut own,
         };
-        for (entity, ack) in [(0u8, 7u32), (1, 300), (9, 0)] {
-            let bytes = payload(&frame, entity, Some(41));
-            let ServerMessage::Snapshot(s) = decode_server(&bytes).expect("decodes") else {
-                panic!("not a snapshot");
-            };
-            assert_eq!((s.ack_seq, s.tick, s.entities.len()), (ack, 42, 2));
+        let shared = Arc::new(codec.clone());
+        for (seat, ack) in [(1u16, 7u32), (2, 300)] {
+            let mut client = ClientState::new(Arc::clone(&shared), PlayerRef(seat));
+            let mut old = Vec::new();
+            Encoder::new().encode_snapshot(&codec, None, &a, PlayerRef(seat), 1, &mut old);
+            client.apply(&old).expect("baseline");
+            let full = payload(&f, &mut parts, seat, None);
+            let delta = payload(&f, &mut parts, seat, Some(41));
+            let skipped = payload(&f, &mut parts, seat, Some(40));
+            assert_ne!(delta, full);
+            assert_eq!(skipped, full, "a skipped tick gets the full snapshot");
+            let applied = client.apply(&delta).expect("the delta applies to tick 41");
+            assert!(!applied.full);
+            assert_eq!(applied.ack_seq, ack);
+            // Entity 2 is seat 2's only.
+            assert_eq!(client.entity(2).is_some(), seat == 2);
+            assert_eq!(client.private_values(), [Value::Int(i64::from(seat) + 20)]);
+            let mut fresh = ClientState::new(Arc::clone(&shared), PlayerRef(seat));
+            assert!(fresh.apply(&full).expect("full").full);
         }
-    }
-
-    #[test]
-    fn deltas_go_only_to_players_who_have_the_baseline() {
-        let old = [EntityState {
-            id: 0,
-            x: 9,
-            ..Default::default()
-        }];
-        let new = [EntityState {
-            id: 0,
-            x: 19,
-            ..Default::default()
-        }];
-        let mut body = Vec::new();
-        encode_snapshot_body(42, 0, &new, &mut body);
-        let mut delta = Vec::new();
-        assert!(ticksync_protocol::codec::encode_delta_body(
-            42, 41, &old, &new, &mut delta
-        ));
-        let frame = TickFrame {
-            tick: 42,
-            body,
-            delta,
-            acks: vec![5],
-        };
-        let kind = |previous| match decode_server(&payload(&frame, 0, previous)).expect("decodes") {
-            ServerMessage::Snapshot(_) => "full",
-            ServerMessage::SnapshotDelta(d) => {
-                assert_eq!((d.ack_seq, d.baseline, d.changes[0].dx), (5, 41, Some(10)));
-                "delta"
-            }
-            _ => "other",
-        };
-        assert_eq!(kind(Some(41)), "delta");
-        assert_eq!(kind(Some(40)), "full", "skipped a tick");
-        assert_eq!(kind(None), "full", "first snapshot");
     }
 }

@@ -239,7 +239,7 @@ pub(crate) struct Link {
 pub(crate) struct Outbox {
     raw: Box<dyn RawWrite>,
     state: Mutex<State>,
-    /// The client asked for delta snapshots.
+    /// Delta snapshots (the default; a client may ask for full ones).
     deltas: AtomicBool,
     /// Where the lobby counts the bytes it writes for the player (set at Hello).
     player_bytes: OnceLock<Arc<AtomicU64>>,
@@ -256,7 +256,7 @@ impl Outbox {
         Arc::new(Self {
             raw,
             state: Mutex::new(State::default()),
-            deltas: AtomicBool::new(false),
+            deltas: AtomicBool::new(true),
             player_bytes: OnceLock::new(),
         })
     }
