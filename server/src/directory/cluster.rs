@@ -43,10 +43,6 @@ const LISTING_TTL: Duration = Duration::from_millis(250);
 const PUBLISH_GAP: Duration = Duration::from_millis(50);
 
 /// What a player asked to join.
-#[allow(
-    dead_code,
-    reason = "the session routes joins here once protocol 2 has JoinReserved and Redirect"
-)]
 #[derive(Debug, Clone)]
 pub(crate) enum Want {
     /// A public lobby by (cluster) id.
@@ -60,10 +56,6 @@ pub(crate) enum Want {
 }
 
 /// Where a join goes.
-#[allow(
-    dead_code,
-    reason = "the session routes joins here once protocol 2 has JoinReserved and Redirect"
-)]
 #[derive(Debug)]
 pub(crate) enum Routed {
     /// Into this local lobby (a seat is held for it in the directory until the next
@@ -348,10 +340,6 @@ impl Cluster {
     }
 }
 
-#[allow(
-    dead_code,
-    reason = "the session routes joins here once protocol 2 has JoinReserved and Redirect"
-)]
 impl Cluster {
     /// Where a player's join goes (see the module doc).
     pub(crate) async fn route(&self, registry: &Registry, want: Want) -> Routed {
@@ -382,7 +370,7 @@ impl Cluster {
                 Ok(r) => self.place(registry, r).await,
                 // No lobby with room and no node to create one: the cluster is draining
                 // or this node has not been seen yet; this node creates one.
-                Err(DirError::NoNode) => Routed::Create,
+                Err(DirError::NoNode) if !self.dir.is_draining() => Routed::Create,
                 Err(e) => self.fallback(&e),
             },
             Want::Reserved(text) => self.redeem(registry, &text).await,
@@ -423,6 +411,10 @@ impl Cluster {
             Ok(r) => self.place(registry, r).await,
             // Opened here since the last publication: this node's own, so no other node
             // can have promised its seats.
+            // A draining node's lobbies are not found, here either.
+            Err(DirError::LobbyNotFound) if self.dir.is_draining() => {
+                Routed::Refused(Refusal::NotFound)
+            }
             Err(DirError::LobbyNotFound) => match local() {
                 Some(handle) => Routed::Local(handle),
                 None => Routed::Refused(Refusal::NotFound),
@@ -553,10 +545,6 @@ pub(crate) fn reservation_string(token: &[u8]) -> String {
 
 /// The bytes of a reservation string; None if it is not even-length hex of a plausible
 /// token length.
-#[allow(
-    dead_code,
-    reason = "the session routes joins here once protocol 2 has JoinReserved and Redirect"
-)]
 pub(crate) fn parse_reservation(text: &str) -> Option<Vec<u8>> {
     let text = text.as_bytes();
     if text.len() % 2 != 0 || text.len() > 2 * ticksync_cluster::token::MAX_TOKEN_LEN {

@@ -179,10 +179,6 @@ impl Players {
     }
 
     /// Cluster mode: the slot of the node that made `token`.
-    #[allow(
-        dead_code,
-        reason = "the session routes resumes here once protocol 2 has Redirect"
-    )]
     pub(crate) fn token_slot_of(token: &SessionToken) -> u32 {
         u32::from(u16::from_be_bytes([token[0], token[1]]))
     }
