@@ -20,7 +20,7 @@ use glam::Vec2;
 use ticksync_protocol::codec::{encode_delta_body, encode_snapshot_body};
 use ticksync_protocol::schema::Schema;
 use ticksync_protocol::state::{ClientState, Codec, Encoder, PlayerRef, State, Visibility};
-use ticksync_protocol::{EntityState, State as DeriveState, quantize};
+use ticksync_protocol::{EntityState, State as DeriveState};
 
 #[derive(DeriveState, Clone, Copy)]
 #[state(name = "ship")]
@@ -138,10 +138,10 @@ fn protocol1(players: &[ArenaPlayer], out: &mut Vec<EntityState>) {
     out.extend(players.iter().enumerate().map(|(i, p)| EntityState {
         id: i as u8,
         flags: u8::from(p.it),
-        x: quantize::position(p.pos.x, 1000.0),
-        y: quantize::position(p.pos.y, 1000.0),
-        vx: quantize::velocity(p.vel.x, 200.0),
-        vy: quantize::velocity(p.vel.y, 200.0),
+        x: position_q(p.pos.x),
+        y: position_q(p.pos.y),
+        vx: velocity_q(p.vel.x),
+        vy: velocity_q(p.vel.y),
     }));
 }
 
@@ -281,3 +281,13 @@ fn state(c: &mut Criterion) {
 
 criterion_group!(benches, state);
 criterion_main!(benches);
+
+/// Protocol 1's position quantization (u16 over the arena's 0..=1000), as its encoder did.
+fn position_q(v: f32) -> u16 {
+    ((v / 1000.0).clamp(0.0, 1.0) * 65535.0).round() as u16
+}
+
+/// Protocol 1's velocity quantization (i8 over ±200).
+fn velocity_q(v: f32) -> i8 {
+    ((v / 200.0).clamp(-1.0, 1.0) * 127.0).round() as i8
+}

@@ -1,5 +1,6 @@
-//! `tick/`: one lobby tick of N players with inputs (step, view, quantize, encode the
-//! shared body once), as the lobby's tick task runs it. The
+//! `tick/`: one lobby tick of N players with inputs (hand over the decoded inputs, step,
+//! write the `State`, encode the shared part once in full and as a delta), as the lobby's
+//! tick task runs it. The
 //! workload's "tick compute" target (p99 <= 50 us for a lobby of 10) is about this.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -7,7 +8,7 @@ use ticksync_benches::LobbyModel;
 
 fn tick(c: &mut Criterion) {
     let mut group = c.benchmark_group("tick");
-    for players in [10u8, 64, 200] {
+    for players in [10u16, 64, 200] {
         let mut lobby = LobbyModel::new(players);
         // Let the players spread out and collide as they do in a running lobby.
         for _ in 0..300 {

@@ -36,12 +36,25 @@ fuzz_target!(|data: &[u8]| {
     let mut config = Config::default();
     config.hello_timeout = std::time::Duration::from_millis(200);
     let frames = frames(data);
-    let deltas_asked = frames.iter().any(|f| {
-        matches!(f, Message::Binary(b) if matches!(
-            ticksync_protocol::decode_client(b),
-            Ok(ClientMessage::Options { delta_snapshots: true })
-        ))
-    });
+    // Deltas are the default: a delta is unasked for only if the script asked for full
+    // snapshots before its first lobby request and never for deltas.
+    let mut entered = false;
+    let mut full_first = false;
+    let mut asked_deltas = false;
+    for f in &frames {
+        let Message::Binary(b) = f else { continue };
+        match ticksync_protocol::decode_client(b) {
+            Ok(ClientMessage::Options { delta_snapshots: true }) => asked_deltas = true,
+            Ok(ClientMessage::Options { delta_snapshots: false }) if !entered => full_first = true,
+            Ok(
+                ClientMessage::CreateLobby { .. }
+                | ClientMessage::JoinLobby { .. }
+                | ClientMessage::QuickJoin { .. },
+            ) => entered = true,
+            _ => {}
+        }
+    }
+    let deltas_asked = asked_deltas || !full_first;
     let outcome = runtime.block_on(async {
         let harness = Harness::new(config);
         let outcome = drive(&harness, frames).await;

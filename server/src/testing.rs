@@ -280,6 +280,37 @@ pub fn check(outcome: &Outcome, deltas_allowed: bool) -> Result<usize, String> {
     Ok(deltas)
 }
 
+/// The heads of the snapshots in `outcome`, in order: (tick, ack, delta), read from the
+/// bytes (tag, `ack_seq` LE, the own part's LEB128 length, the own part, then the shared
+/// body's tick LE and the first var4 group of its baseline distance, 0 for a full one).
+pub fn snapshot_heads(outcome: &Outcome) -> Vec<(u32, u32, bool)> {
+    outcome
+        .messages
+        .iter()
+        .filter_map(|m| match m {
+            Received::Frame(bytes)
+                if bytes.first() == Some(&ticksync_protocol::state::SNAPSHOT_TAG) =>
+            {
+                let ack = u32::from_le_bytes(bytes.get(1..5)?.try_into().ok()?);
+                let (mut own, mut at, mut shift) = (0usize, 5usize, 0u32);
+                loop {
+                    let b = *bytes.get(at)?;
+                    own |= usize::from(b & 0x7f) << shift;
+                    at += 1;
+                    shift += 7;
+                    if b & 0x80 == 0 {
+                        break;
+                    }
+                }
+                let body = bytes.get(at + own..)?;
+                let tick = u32::from_le_bytes(body.get(..4)?.try_into().ok()?);
+                Some((tick, ack, body.get(4)? & 0x0f != 0))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 /// One lobby tick's delivery to `players` real loopback TCP connections, each with its
 /// outbox, through the same code as the tick task (`broadcast.rs`): for the `fanout/`
 /// benches. Create it on a tokio runtime with I/O enabled, which [`Fanout::deliver`]

@@ -12,9 +12,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use proptest::prelude::*;
-use ticksync_protocol::{ClientMessage, Input, JoinTarget, ServerMessage, close, encode_client};
+use ticksync_protocol::state::{Codec, Value};
+use ticksync_protocol::{ClientMessage, ServerMessage, close, encode_client};
 use ticksync_server::Config;
-use ticksync_server::testing::{Harness, Outcome, Step, check, drive_steps};
+use ticksync_server::testing::{
+    Harness, Outcome, Received, Step, check, drive_steps, snapshot_heads,
+};
+use ticksync_tests::*;
 use tokio_tungstenite::tungstenite::Message;
 
 fn name() -> impl Strategy<Value = String> {
@@ -41,27 +45,50 @@ fn hello_message() -> impl Strategy<Value = ClientMessage> {
 /// A request to enter a lobby (in a lobby: a protocol error).
 fn lobby_request() -> impl Strategy<Value = ClientMessage> {
     prop_oneof![
-        (name(), any::<u8>(), any::<bool>()).prop_map(|(n, m, p)| create_lobby(n, m, p)),
-        (0u32..4).prop_map(|id| join_id(id)),
-        "[A-Z2-9-]{0,12}".prop_map(|c| join_code(c)),
+        (name(), any::<u16>(), any::<bool>()).prop_map(|(n, m, p)| create_lobby(n, m, p)),
+        (0u32..4).prop_map(join_id),
+        "[A-Z2-9-]{0,12}".prop_map(join_code),
         Just(quick_join()),
     ]
 }
 
-/// Any message but Hello.
+/// Any control message but Hello.
 fn client_message() -> impl Strategy<Value = ClientMessage> {
-    // Mostly small, growing-ish sequence numbers (so that acks move), sometimes anything.
-    let seq = prop_oneof![4 => 1u32..64, 1 => any::<u32>()];
-    let dir = prop_oneof![1 => any::<f32>(), 4 => -2.0f32..2.0];
     prop_oneof![
         2 => Just(ClientMessage::ListLobbies),
         1 => lobby_request(),
         2 => Just(ClientMessage::LeaveLobby),
-        12 => (seq, dir.clone(), dir, any::<u8>())
-            .prop_map(|(seq, x, y, b)| ClientMessage::Input(Input { seq, dir_x: x, dir_y: y, buttons: b })),
         2 => any::<u32>().prop_map(|t| ClientMessage::Ping { client_time: t }),
-        4 => prop::bool::weighted(0.75).prop_map(|on| ClientMessage::Options { delta_snapshots: on }),
+        4 => prop::bool::weighted(0.25).prop_map(|on| ClientMessage::Options { delta_snapshots: on }),
     ]
+}
+
+/// The arena's schema, for its inputs (no seat fields: any cap compiles them alike).
+fn arena_codec() -> Codec {
+    let schema = ticksync_server::game::schema_of::<ticksync_server::games::arena::Arena>()
+        .expect("arena's schema");
+    Codec::new(schema, 10).expect("compiles")
+}
+
+/// An arena input frame (any direction, non-finite ones too: the schema clamps).
+fn input_frame(seq: u32, x: f32, y: f32) -> Step {
+    let mut bytes = Vec::new();
+    ticksync_protocol::state::io::encode_input_values(
+        &arena_codec(),
+        seq,
+        seq,
+        &[Value::Vec2([x, y])],
+        &mut bytes,
+    );
+    Step::Send(Message::Binary(Bytes::from(bytes)))
+}
+
+/// An input: mostly small, growing-ish sequence numbers (so that acks move), sometimes
+/// anything.
+fn input_step() -> impl Strategy<Value = Step> {
+    let seq = prop_oneof![4 => 1u32..64, 1 => any::<u32>()];
+    let dir = prop_oneof![1 => any::<f32>(), 4 => -2.0f32..2.0];
+    (seq, dir.clone(), dir).prop_map(|(seq, x, y)| input_frame(seq, x, y))
 }
 
 fn binary(message: &ClientMessage) -> Step {
@@ -71,7 +98,8 @@ fn binary(message: &ClientMessage) -> Step {
 /// One step, or a few that go together (leave, then enter another lobby).
 fn steps() -> impl Strategy<Value = Vec<Step>> {
     prop_oneof![
-        60 => client_message().prop_map(|m| vec![binary(&m)]),
+        12 => client_message().prop_map(|m| vec![binary(&m)]),
+        48 => input_step().prop_map(|s| vec![s]),
         8 => lobby_request().prop_map(|m| vec![binary(&ClientMessage::LeaveLobby), binary(&m)]),
         4 => Just(vec![Step::Send(Message::Ping(Bytes::from_static(b"hi")))]),
         24 => (0u64..500).prop_map(|ms| vec![Step::Wait(Duration::from_millis(ms))]),
@@ -79,6 +107,11 @@ fn steps() -> impl Strategy<Value = Vec<Step>> {
         1 => hello_message().prop_map(|m| vec![binary(&m)]),
         1 => prop::collection::vec(any::<u8>(), 0..40)
             .prop_map(|b| vec![Step::Send(Message::Binary(Bytes::from(b)))]),
+        // A game frame of garbage (an input or a game message that does not decode).
+        1 => (64u8..66, prop::collection::vec(any::<u8>(), 0..12)).prop_map(|(tag, mut b)| {
+            b.insert(0, tag);
+            vec![Step::Send(Message::Binary(Bytes::from(b)))]
+        }),
         1 => "[ -~]{0,20}".prop_map(|t| vec![Step::Send(Message::text(t))]),
     ]
 }
@@ -95,7 +128,7 @@ fn valid_hello() -> ClientMessage {
 fn script() -> impl Strategy<Value = Vec<Step>> {
     let enter = prop_oneof![
         Just(quick_join()),
-        (1u8..6, any::<bool>()).prop_map(|(m, p)| create_lobby("room", m, p)),
+        (1u16..6, any::<bool>()).prop_map(|(m, p)| create_lobby("room", m, p)),
     ];
     (
         proptest::option::weighted(
@@ -123,17 +156,31 @@ fn config() -> Config {
     }
 }
 
-/// Whether the script asks for deltas at some point.
-fn asks_for_deltas(steps: &[Step]) -> bool {
-    steps.iter().any(|s| match s {
-        Step::Send(Message::Binary(b)) => matches!(
-            ticksync_protocol::decode_client(b),
+/// Whether the client may see deltas: they are the default, unless the script asks for
+/// full snapshots before its first lobby request and never for deltas again.
+fn deltas_allowed(steps: &[Step]) -> bool {
+    let mut entered = false;
+    let mut full_first = false;
+    for s in steps {
+        let Step::Send(Message::Binary(b)) = s else {
+            continue;
+        };
+        match ticksync_protocol::decode_client(b) {
             Ok(ClientMessage::Options {
-                delta_snapshots: true
-            })
-        ),
-        _ => false,
-    })
+                delta_snapshots: true,
+            }) => return true,
+            Ok(ClientMessage::Options {
+                delta_snapshots: false,
+            }) if !entered => full_first = true,
+            Ok(
+                ClientMessage::CreateLobby { .. }
+                | ClientMessage::JoinLobby { .. }
+                | ClientMessage::QuickJoin { .. },
+            ) => entered = true,
+            _ => {}
+        }
+    }
+    !full_first
 }
 
 /// Runs `steps` on a fresh harness, on a current-thread runtime with a paused clock.
@@ -160,12 +207,19 @@ fn hello() -> Step {
 }
 
 fn input(seq: u32, dir_x: f32) -> Step {
-    send(ClientMessage::Input(Input {
-        seq,
-        dir_x,
-        dir_y: 0.0,
-        buttons: 0,
-    }))
+    input_frame(seq, dir_x, 0.0)
+}
+
+/// The control messages of an outcome.
+fn control(outcome: &Outcome) -> Vec<&ServerMessage> {
+    outcome
+        .messages
+        .iter()
+        .filter_map(|m| match m {
+            Received::Control(m) => Some(m),
+            Received::Frame(_) => None,
+        })
+        .collect()
 }
 
 proptest! {
@@ -173,9 +227,9 @@ proptest! {
 
     #[test]
     fn any_script_keeps_the_protocol_s_promises(steps in script()) {
-        let deltas_asked = asks_for_deltas(&steps);
+        let allowed = deltas_allowed(&steps);
         let outcome = play(steps);
-        if let Err(broken) = check(&outcome, deltas_asked) {
+        if let Err(broken) = check(&outcome, allowed) {
             return Err(TestCaseError::fail(format!("{broken}; saw {:?}", outcome.messages)));
         }
     }
@@ -188,9 +242,6 @@ fn a_well_behaved_script_plays_with_deltas_and_acks() {
         hello(),
         send(quick_join()),
         wait(),
-        send(ClientMessage::Options {
-            delta_snapshots: true,
-        }),
         input(1, 1.0),
         wait(),
         input(2, 0.0),
@@ -200,7 +251,7 @@ fn a_well_behaved_script_plays_with_deltas_and_acks() {
     ];
     let outcome = play(steps);
     let deltas = check(&outcome, true).expect("the promises hold");
-    let m = &outcome.messages;
+    let m = control(&outcome);
     assert!(
         matches!(m.first(), Some(ServerMessage::Welcome { .. })),
         "{m:?}"
@@ -212,12 +263,13 @@ fn a_well_behaved_script_plays_with_deltas_and_acks() {
     );
     // The arena's entity moves while the input says so, and stops: deltas carry that.
     assert!(deltas > 10, "{deltas} deltas applied");
-    let last_ack = m.iter().rev().find_map(|m| match m {
-        ServerMessage::Snapshot(s) => Some(s.ack_seq),
-        ServerMessage::SnapshotDelta(d) => Some(d.ack_seq),
-        _ => None,
-    });
-    assert_eq!(last_ack, Some(2), "the newest input is acked");
+    let heads = snapshot_heads(&outcome);
+    assert!(!heads[0].2, "the first snapshot is full");
+    assert_eq!(
+        heads.last().map(|h| h.1),
+        Some(2),
+        "the newest input is acked"
+    );
     assert_eq!(outcome.close_code, None, "a goodbye is no error");
 }
 
@@ -227,9 +279,6 @@ fn deltas_stop_when_turned_off() {
     let steps = vec![
         hello(),
         send(quick_join()),
-        send(ClientMessage::Options {
-            delta_snapshots: true,
-        }),
         input(1, 1.0),
         wait(),
         send(ClientMessage::Options {
@@ -244,27 +293,28 @@ fn deltas_stop_when_turned_off() {
     let m = &outcome.messages;
     let marker = m
         .iter()
-        .position(|m| matches!(m, ServerMessage::Pong { client_time: 1, .. }))
+        .position(|m| {
+            matches!(
+                m,
+                Received::Control(ServerMessage::Pong { client_time: 1, .. })
+            )
+        })
         .expect("pong");
+    let before = Outcome {
+        messages: m[..marker].to_vec(),
+        ..Outcome::default()
+    };
     assert!(
-        m[..marker]
-            .iter()
-            .any(|m| matches!(m, ServerMessage::SnapshotDelta(_)))
+        snapshot_heads(&before).iter().any(|h| h.2),
+        "deltas by default"
     );
-    let after = &m[marker..];
-    assert!(
-        after
-            .iter()
-            .filter(|m| matches!(m, ServerMessage::Snapshot(_)))
-            .count()
-            > 5
-    );
-    assert!(
-        !after
-            .iter()
-            .any(|m| matches!(m, ServerMessage::SnapshotDelta(_))),
-        "no delta after Options off"
-    );
+    let after = Outcome {
+        messages: m[marker..].to_vec(),
+        ..Outcome::default()
+    };
+    let after = snapshot_heads(&after);
+    assert!(after.len() > 5);
+    assert!(after.iter().all(|h| !h.2), "no delta after Options off");
 }
 
 #[test]
@@ -273,25 +323,25 @@ fn a_broken_promise_is_caught() {
     let outcome = play(vec![
         hello(),
         send(quick_join()),
-        send(ClientMessage::Options {
-            delta_snapshots: true,
-        }),
         input(1, 1.0),
         Step::Wait(Duration::from_millis(300)),
     ]);
     check(&outcome, true).expect("the real run holds");
+    let is_snapshot = |m: &Received| matches!(m, Received::Frame(b) if b.first() == Some(&ticksync_protocol::state::SNAPSHOT_TAG));
+    // Drop the snapshot before some delta: that delta's baseline is missing.
     let mut forged = Outcome {
         messages: outcome.messages.clone(),
         ..Outcome::default()
     };
-    let first_delta = forged
+    let snapshots: Vec<usize> = forged
         .messages
         .iter()
-        .position(|m| matches!(m, ServerMessage::SnapshotDelta(_)))
-        .expect("a delta");
-    if let ServerMessage::SnapshotDelta(d) = &mut forged.messages[first_delta] {
-        d.baseline = d.baseline.wrapping_sub(1);
-    }
+        .enumerate()
+        .filter(|(_, m)| is_snapshot(m))
+        .map(|(i, _)| i)
+        .collect();
+    assert!(snapshots.len() > 3);
+    forged.messages.remove(snapshots[2]);
     assert!(
         check(&forged, true).is_err(),
         "a delta on the wrong baseline"
@@ -302,20 +352,25 @@ fn a_broken_promise_is_caught() {
     };
     forged
         .messages
-        .retain(|m| !matches!(m, ServerMessage::Joined(_)));
+        .retain(|m| !matches!(m, Received::Control(ServerMessage::Joined(_))));
     assert!(check(&forged, true).is_err(), "snapshots outside a lobby");
     let mut forged = Outcome {
         messages: outcome.messages.clone(),
         ..Outcome::default()
     };
-    let last_ack = forged.messages.iter_mut().rev().find_map(|m| match m {
-        ServerMessage::Snapshot(s) => Some(&mut s.ack_seq),
-        ServerMessage::SnapshotDelta(d) => Some(&mut d.ack_seq),
-        _ => None,
-    });
-    let last_ack = last_ack.expect("snapshots");
-    assert_eq!(*last_ack, 1, "the input was acked");
-    *last_ack = 0;
+    let last = forged
+        .messages
+        .iter_mut()
+        .rev()
+        .find_map(|m| match m {
+            Received::Frame(b) if b.first() == Some(&ticksync_protocol::state::SNAPSHOT_TAG) => {
+                Some(b)
+            }
+            _ => None,
+        })
+        .expect("snapshots");
+    assert_eq!(&last[1..5], &1u32.to_le_bytes(), "the input was acked");
+    last[1] = 0;
     assert!(check(&forged, true).is_err(), "an ack going back");
     assert!(check(&outcome, false).is_err(), "deltas nobody asked for");
     let closed = Outcome {

@@ -3,8 +3,9 @@
 //! tokio + tokio-tungstenite, one task per connection, one input read and one snapshot
 //! write per player-tick, and nothing else: no simulation, no lobby tasks, no fan-out, no
 //! session records. It speaks just enough of ticksync's protocol for `ticksync-bots` to
-//! drive it unchanged (`Hello` -> `Welcome`, `CreateLobby`/`JoinLobby` -> `Joined`, then
-//! a `Snapshot` of 10 entities every 1/30 s acknowledging the newest `Input`), so that
+//! drive it unchanged (`Hello` -> `Welcome`, `CreateLobby`/`JoinLobby` -> `Joined` with
+//! the arena's schema, then a full snapshot of 10 arena entities every 1/30 s
+//! acknowledging the newest input), so that
 //! the bots' "server CPU per player-tick" of this process is what the stack alone costs
 //! on this machine. Compare ticksync's server against it on the same machine and day,
 //! server and bots pinned as in `benches/capacity.sh`:
@@ -23,10 +24,11 @@ use std::time::Duration;
 
 use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
-use ticksync_protocol::codec::{SNAPSHOT_HEAD_MAX, encode_snapshot_body, write_snapshot_head};
+use ticksync_protocol::state::io::INPUT_TAG;
+use ticksync_protocol::state::{Codec, Encoder, PlayerRef, State, Value, Visibility};
 use ticksync_protocol::{
-    ClientMessage, EntityState, JoinTarget, Joined, PROTOCOL_VERSION, PlayerInfo, ServerMessage,
-    decode_client, encode_server,
+    ClientMessage, JoinTarget, Joined, PROTOCOL_VERSION, PlayerInfo, ServerMessage, decode_client,
+    encode_server,
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio::signal::unix::{SignalKind, signal};
@@ -72,8 +74,11 @@ struct Shared {
     period: Duration,
     next_player: AtomicU32,
     next_lobby: AtomicU32,
-    /// The next entity of each lobby.
-    lobbies: Mutex<HashMap<u32, u8>>,
+    /// The next seat of each lobby.
+    lobbies: Mutex<HashMap<u32, u16>>,
+    /// The arena's schema, for `Joined` and the snapshots.
+    codec: Codec,
+    schema: Vec<u8>,
 }
 
 impl Shared {
@@ -91,13 +96,12 @@ impl Shared {
         ticker
     }
 
-    /// A seat in `lobby`: its next entity.
-    fn seat(&self, lobby: u32) -> u8 {
+    /// A seat in `lobby`: its next one (1 up).
+    fn seat(&self, lobby: u32) -> u16 {
         let mut lobbies = self.lobbies.lock().unwrap_or_else(PoisonError::into_inner);
         let next = lobbies.entry(lobby).or_insert(0);
-        let entity = *next;
-        *next = next.wrapping_add(1);
-        entity
+        *next = next.wrapping_add(1).max(1);
+        *next
     }
 }
 
@@ -122,7 +126,10 @@ async fn serve(bind: SocketAddr) -> anyhow::Result<()> {
         "ticksync-bare: open http://{}/ (WebSocket at /ws)",
         listener.local_addr()?
     );
+    let schema = ticksync_server::game::schema_of::<ticksync_server::games::arena::Arena>()?;
     let shared = Arc::new(Shared {
+        codec: Codec::new(schema.clone(), ticksync_protocol::limits::MAX_LOBBY_PLAYERS)?,
+        schema: schema.encode(),
         epoch: Instant::now(),
         period: Duration::from_secs(1) / u32::from(TICK_RATE),
         next_player: AtomicU32::new(1),
@@ -185,12 +192,11 @@ async fn connection(stream: TcpStream, shared: &Shared) -> Result<(), WsError> {
     };
     let mut player_id = 0;
     let mut ack_seq = 0;
+    let mut seat_of_me = 0;
     let mut joined = false;
     let mut ticker = shared.ticker();
-    let mut entities: [EntityState; ENTITIES] = std::array::from_fn(|i| EntityState {
-        id: i as u8,
-        ..EntityState::default()
-    });
+    let mut state = State::new(&shared.codec);
+    let mut encoder = Encoder::new();
     loop {
         tokio::select! {
             message = ws.next() => {
@@ -200,6 +206,10 @@ async fn connection(stream: TcpStream, shared: &Shared) -> Result<(), WsError> {
                     Some(Ok(_)) => continue,
                     Some(Err(e)) => return Err(e),
                 };
+                if let [INPUT_TAG, a, b, c, d, ..] = bytes[..] {
+                    ack_seq = u32::from_le_bytes([a, b, c, d]).max(ack_seq);
+                    continue;
+                }
                 let request = match decode_client(&bytes) {
                     Ok(request) => request,
                     Err(e) => {
@@ -208,10 +218,6 @@ async fn connection(stream: TcpStream, shared: &Shared) -> Result<(), WsError> {
                     }
                 };
                 let (lobby_id, name, max_players) = match request {
-                    ClientMessage::Input(input) => {
-                        ack_seq = input.seq.max(ack_seq);
-                        continue;
-                    }
                     ClientMessage::Hello { .. } => {
                         player_id = shared.next_player.fetch_add(1, Ordering::Relaxed);
                         let mut session_token = [0; 16];
@@ -228,28 +234,29 @@ async fn connection(stream: TcpStream, shared: &Shared) -> Result<(), WsError> {
                     ClientMessage::CreateLobby { name, max_players, .. } => {
                         (shared.next_lobby.fetch_add(1, Ordering::Relaxed), name, max_players)
                     }
-                    ClientMessage::JoinLobby { target } => {
+                    ClientMessage::JoinLobby { target, .. } => {
                         let id = match target {
                             JoinTarget::Id(id) => id,
                             JoinTarget::Code(_) => 0,
                         };
-                        (id, format!("lobby-{id}"), u8::MAX)
+                        (id, format!("lobby-{id}"), ticksync_protocol::limits::MAX_LOBBY_PLAYERS)
                     }
                     _ => continue,
                 };
-                let entity = shared.seat(lobby_id);
+                let seat = shared.seat(lobby_id);
+                seat_of_me = seat;
                 let reply = ServerMessage::Joined(Joined {
                     lobby_id,
                     name,
                     code: None,
-                    max_players,
-                    your_entity: entity,
+                    // The snapshots are encoded for the largest cap, whatever was asked.
+                    max_players: max_players.max(ticksync_protocol::limits::MAX_LOBBY_PLAYERS),
+                    seat,
                     tick: shared.tick_at(Instant::now()),
-                    world_width: 1000.0,
-                    world_height: 1000.0,
-                    max_speed: 200.0,
+                    schema: shared.schema.clone(),
+                    schema_hash: shared.codec.hash().to_le_bytes(),
                     players: vec![PlayerInfo {
-                        entity,
+                        seat,
                         player_id,
                         name: format!("player-{player_id}"),
                     }],
@@ -262,16 +269,16 @@ async fn connection(stream: TcpStream, shared: &Shared) -> Result<(), WsError> {
             }
             at = ticker.tick(), if joined => {
                 let tick = shared.tick_at(at);
-                for (i, e) in entities.iter_mut().enumerate() {
-                    let phase = (tick as u16).wrapping_mul(7);
-                    e.x = phase.wrapping_add(i as u16 * 6000);
-                    e.y = phase.wrapping_add(i as u16 * 3000);
+                state.begin(&shared.codec, tick);
+                let phase = (tick % 1000) as f32;
+                for i in 0..ENTITIES {
+                    let at = [(phase + i as f32 * 90.0) % 1000.0, (phase * 0.5 + i as f32 * 45.0) % 1000.0];
+                    let values = [Value::Vec2(at), Value::Vec2([200.0, 100.0]), Value::Bool(i == 0), Value::Int(0)];
+                    let _ = state.push_entity_values(&shared.codec, 0, i as u32 + 1, PlayerRef(i as u16 + 1), Visibility::Everyone, &values);
                 }
-                let mut head = [0; SNAPSHOT_HEAD_MAX];
-                let n = write_snapshot_head(ack_seq, &mut head);
-                let mut out = Vec::with_capacity(n + 16 + ENTITIES * EntityState::WIRE_BYTES);
-                out.extend_from_slice(&head[..n]);
-                encode_snapshot_body(tick, 0, &entities, &mut out);
+                let _ = state.finish(&shared.codec);
+                let mut out = Vec::with_capacity(16 + ENTITIES * 10);
+                encoder.encode_snapshot(&shared.codec, None, &state, PlayerRef(seat_of_me), ack_seq, &mut out);
                 ws.send(Message::Binary(out.into())).await?;
             }
         }

@@ -808,11 +808,14 @@ mod tests {
         Fired { by: PlayerRef, count: u8 },
     }
 
+    /// One input as a step saw it: (seat, seq, x).
+    type Seen = (u16, u32, i16);
+
     /// What the game saw.
     #[derive(Debug, Default)]
     struct Log {
         /// Each step's tick and (seat, seq, x) inputs.
-        steps: Vec<(u32, Vec<(u16, u32, i16)>)>,
+        steps: Vec<(u32, Vec<Seen>)>,
         /// Joins (true) and leaves (false), in order.
         seats: Vec<(u16, bool)>,
         /// Leave reasons, in order.
@@ -1303,14 +1306,16 @@ mod tests {
         let (_, _, _, dots) = bob.snapshot().await;
         assert_eq!(dots.len(), 1, "only bob is in the world");
         assert_eq!(dots[0].0, 2, "a new entity id: ids are never reused");
-        let log = lobby.log.lock().expect("log");
+        let (seats, reasons) = {
+            let log = lobby.log.lock().expect("log");
+            (log.seats.clone(), log.reasons.clone())
+        };
         assert_eq!(
-            log.seats,
+            seats,
             [(1, true), (1, false), (1, true)],
             "removed, then seated"
         );
-        assert_eq!(log.reasons, [LeaveReason::Left]);
-        drop(log);
+        assert_eq!(reasons, [LeaveReason::Left]);
         assert_eq!(lobby.handle.players(), 1);
         assert_eq!(lobby.handle.claimed(), 1);
         stop(lobby).await;
