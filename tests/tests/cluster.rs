@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use ticksync_client::Client;
-use ticksync_protocol::{ClientMessage, ServerMessage};
+use ticksync_client::{Client, Incoming};
+use ticksync_protocol::{ClientMessage, GameOptions, JoinTarget, ServerMessage};
 use ticksync_tests::cluster::{ADMIN_TOKEN, NodeProcess, RedisServer, spawn_node};
 use ticksync_tests::{http_get, http_request};
 
@@ -96,7 +96,7 @@ async fn metric(addr: std::net::SocketAddr, name: &str) -> f64 {
 }
 
 /// A player that created a public lobby `name` of `max` seats on the node at `url`.
-async fn host(url: &str, player: &str, name: &str, max: u8) -> (Client, u32) {
+async fn host(url: &str, player: &str, name: &str, max: u16) -> (Client, u32) {
     let mut client = Client::connect(url).await.expect("connect");
     client.hello(player).await.expect("welcome");
     let joined = client
@@ -104,6 +104,7 @@ async fn host(url: &str, player: &str, name: &str, max: u8) -> (Client, u32) {
             name: name.into(),
             max_players: max,
             private: false,
+            options: GameOptions::none(),
         })
         .await
         .expect("created");
@@ -121,7 +122,7 @@ async fn snapshots_within(client: &mut Client, span: Duration) -> u32 {
         }
         match tokio::time::timeout(left, client.recv()).await {
             Err(_) => return n,
-            Ok(Ok(ServerMessage::Snapshot(_) | ServerMessage::SnapshotDelta(_))) => n += 1,
+            Ok(Ok(Incoming::Snapshot(_))) => n += 1,
             Ok(Ok(_)) => {}
             Ok(Err(e)) => panic!("the game was interrupted: {e}"),
         }
