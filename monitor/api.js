@@ -26,6 +26,7 @@ export function createApi(token, base = '') {
     overview: () => call('GET', 'overview'),
     kick: (playerId, reason) => call('POST', `players/${playerId}/kick`, { reason }),
     closeLobby: (lobbyId, reason) => call('POST', `lobbies/${lobbyId}/close`, { reason }),
+    drain: () => call('POST', 'drain'),
     notice: (text, lobbyId) => call('POST', 'notice', lobbyId ? { text, lobby_id: lobbyId } : { text }),
   };
 }

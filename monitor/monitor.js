@@ -115,10 +115,35 @@ function render(overview, point) {
   }));
   $('no-players').hidden = players.length > 0;
 
+  renderCluster(overview.cluster);
+
   const scope = $('notice-scope');
   const chosen = scope.value;
   scope.replaceChildren(new Option('everyone', ''), ...overview.lobbies.map((l) => new Option(`lobby ${l.name} #${l.id}`, String(l.id))));
   scope.value = [...scope.options].some((o) => o.value === chosen) ? chosen : '';
+}
+
+// Cluster mode only (`overview.cluster` is absent on a single node): this node and every
+// live node of the directory.
+function renderCluster(cluster) {
+  $('cluster').hidden = !cluster;
+  if (!cluster) return;
+  const redis = cluster.redis_up ? 'Redis up' : 'Redis unreachable: local play only';
+  $('cluster-self').textContent = `this node: ${cluster.node} (slot ${cluster.slot})${cluster.draining ? ', draining' : ''} · ${redis}`;
+  $('nodes').tBodies[0].replaceChildren(...cluster.nodes.map((n) => {
+    const tr = document.createElement('tr');
+    tr.dataset.node = n.node;
+    tr.append(
+      cell(n.node === cluster.node ? `${n.node} (this)` : n.node),
+      cell(n.public_url),
+      cell(String(n.slot), 'num'),
+      cell(String(n.players), 'num'),
+      cell(String(n.lobbies), 'num'),
+      cell(n.draining ? 'draining' : 'live'),
+    );
+    return tr;
+  }));
+  $('drain').disabled = cluster.draining;
 }
 
 async function refresh() {
@@ -174,6 +199,12 @@ $('notice').addEventListener('submit', (e) => {
     $('notice-result').textContent = `reached ${reached} player${reached === 1 ? '' : 's'}`;
     $('notice-text').value = '';
   });
+});
+
+$('drain').addEventListener('click', () => {
+  if (window.confirm('Drain this node? It takes no new players, leaves the listings, and exits once its lobbies are empty (or at --drain-timeout).')) {
+    act('drain', () => api.drain());
+  }
 });
 
 const saved = sessionStorage.getItem('ticksync-admin-token');

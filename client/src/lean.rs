@@ -108,6 +108,12 @@ pub struct LeanClient {
     stream: TcpStream,
     reader: Reader,
     writer: Writer,
+    /// The read buffer size asked for (a redirect's new connection gets the same).
+    read_buffer: usize,
+    /// The name of the last `Hello` (said again after a redirect).
+    name: Option<String>,
+    /// Redirects followed (cluster mode).
+    redirects: u32,
 }
 
 /// The receiving end of a [`LeanClient`] after [`LeanClient::into_split`].
@@ -235,7 +241,15 @@ impl LeanClient {
             stream,
             reader,
             writer,
+            read_buffer,
+            name: None,
+            redirects: 0,
         })
+    }
+
+    /// Redirects this client followed to another node (cluster mode).
+    pub fn redirects(&self) -> u32 {
+        self.redirects
     }
 
     /// The next binary message, as a slice of the read buffer valid until the next call.
@@ -318,6 +332,7 @@ impl LeanClient {
     /// Says Hello and waits for Welcome (a failed resume is skipped, as in
     /// [`crate::Client::hello`]).
     pub async fn hello(&mut self, name: &str, limit: Duration) -> Result<Welcome, ClientError> {
+        self.name = Some(name.to_owned());
         self.send(&ClientMessage::Hello {
             protocol_version: PROTOCOL_VERSION,
             name: name.into(),
@@ -335,6 +350,8 @@ impl LeanClient {
     }
 
     /// Sends a lobby request and waits for `Joined`, skipping anything else but errors.
+    /// A `Redirect` (cluster mode) is followed once: the client moves to the lobby's
+    /// node, says `Hello` there and sends `JoinReserved`.
     pub async fn join(
         &mut self,
         request: &ClientMessage,
@@ -346,6 +363,24 @@ impl LeanClient {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             match self.recv_timeout(left).await? {
                 ServerMessage::Joined(joined) => return Ok(joined),
+                ServerMessage::Redirect { url, reservation }
+                    if self.redirects == 0 && !reservation.is_empty() =>
+                {
+                    let name = self
+                        .name
+                        .clone()
+                        .ok_or_else(|| ClientError::Unexpected("a redirect before Hello".into()))?;
+                    let target = Target::parse(&url)?;
+                    let mut next = LeanClient::connect(&target, self.read_buffer).await?;
+                    next.redirects = self.redirects + 1;
+                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    next.hello(&name, left).await?;
+                    let old = std::mem::replace(self, next);
+                    old.close().await;
+                    let request = ClientMessage::JoinReserved { reservation };
+                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    return Box::pin(self.join(&request, left)).await;
+                }
                 ServerMessage::Error { code, message } => {
                     return Err(ClientError::Server { code, message });
                 }

@@ -233,7 +233,17 @@ pub struct Client {
     /// The game state, from the last `Joined` on.
     state: Option<ClientState>,
     deltas_received: u64,
+    /// The name of the last `Hello`: said again to a node a `Redirect` sends us to.
+    name: Option<String>,
+    /// The last `Welcome` (a redirect brings a new one, from the other node).
+    welcome: Option<Welcome>,
+    /// Redirects followed (cluster mode).
+    redirects: u32,
 }
+
+/// Most redirects one request follows (a node never sends a player on twice; this only
+/// bounds a misconfigured cluster).
+const MAX_REDIRECTS: u32 = 3;
 
 impl Client {
     /// Connects to `url` (e.g. `ws://127.0.0.1:8080/ws`).
@@ -250,7 +260,53 @@ impl Client {
             bytes_out: 0,
             state: None,
             deltas_received: 0,
+            name: None,
+            welcome: None,
+            redirects: 0,
         })
+    }
+
+    /// The last `Welcome`: after a followed redirect, the other node's (its player id
+    /// and session token).
+    pub fn welcome(&self) -> Option<Welcome> {
+        self.welcome
+    }
+
+    /// Redirects this client followed to another node (cluster mode).
+    pub fn redirects(&self) -> u32 {
+        self.redirects
+    }
+
+    /// Cluster mode: moves this client to the node at `url` (the old connection is
+    /// closed), says `Hello` there with the same name (and `resume_token`), and, for a
+    /// seat reservation, sends `JoinReserved` and waits for `Joined`.
+    async fn follow(
+        &mut self,
+        url: &str,
+        reservation: &str,
+        resume_token: Option<SessionToken>,
+    ) -> Result<Option<Joined>, ClientError> {
+        if self.redirects >= MAX_REDIRECTS {
+            return Err(ClientError::Unexpected("too many redirects".into()));
+        }
+        let name = self
+            .name
+            .clone()
+            .ok_or_else(|| ClientError::Unexpected("a redirect before Hello".into()))?;
+        let mut next = Client::connect(url).await?;
+        next.redirects = self.redirects + 1;
+        let old = std::mem::replace(self, next);
+        old.close().await;
+        self.hello_with(PROTOCOL_VERSION, &name, resume_token)
+            .await?;
+        if reservation.is_empty() {
+            return Ok(None);
+        }
+        self.send(&ClientMessage::JoinReserved {
+            reservation: reservation.to_owned(),
+        })
+        .await?;
+        self.wait_joined().await.map(Some)
     }
 
     /// Sends a message.
@@ -500,6 +556,7 @@ impl Client {
         name: &str,
         resume_token: Option<SessionToken>,
     ) -> Result<Welcome, ClientError> {
+        self.name = Some(name.to_owned());
         self.send(&ClientMessage::Hello {
             protocol_version,
             name: name.into(),
@@ -508,19 +565,42 @@ impl Client {
         .await?;
         loop {
             if let Incoming::Message(message) = self.recv_timeout(Duration::from_secs(5)).await? {
+                // Cluster mode: the token's player is on another node; resume there.
+                if let ServerMessage::Redirect { url, .. } = &message {
+                    let url = url.clone();
+                    Box::pin(self.follow(&url, "", resume_token)).await?;
+                    return self
+                        .welcome
+                        .ok_or_else(|| ClientError::Unexpected("no Welcome".into()));
+                }
                 if let Some(outcome) = expect_welcome(message) {
+                    self.welcome = outcome.as_ref().ok().copied();
                     return outcome;
                 }
             }
         }
     }
 
-    /// Sends a lobby request (create, join, quick-join) and waits for `Joined`.
+    /// Sends a lobby request (create, join, quick-join) and waits for `Joined`. In
+    /// cluster mode a `Redirect` is followed: the client moves to the lobby's node (a
+    /// new `Hello` there: see [`Client::welcome`]) and takes its reserved seat.
     pub async fn join(&mut self, request: &ClientMessage) -> Result<Joined, ClientError> {
         self.send(request).await?;
+        self.wait_joined().await
+    }
+
+    async fn wait_joined(&mut self) -> Result<Joined, ClientError> {
         loop {
             match self.recv_timeout(Duration::from_secs(5)).await? {
                 Incoming::Message(ServerMessage::Joined(joined)) => return Ok(joined),
+                Incoming::Message(ServerMessage::Redirect { url, reservation }) => {
+                    return match Box::pin(self.follow(&url, &reservation, None)).await? {
+                        Some(joined) => Ok(joined),
+                        None => Err(ClientError::Unexpected(
+                            "a redirect without a reservation".into(),
+                        )),
+                    };
+                }
                 Incoming::Message(ServerMessage::Error { code, message }) => {
                     return Err(ClientError::Server { code, message });
                 }

@@ -50,9 +50,9 @@ pub struct LobbyEntry {
     /// Display name.
     pub name: String,
     /// Players in it now: the true count, written over the previous one every renewal.
-    pub players: u8,
+    pub players: u16,
     /// Player cap.
-    pub max_players: u8,
+    pub max_players: u16,
     /// Private lobbies are not listed; they are found by code.
     pub private: bool,
     /// The join code (canonical form), for private lobbies.
@@ -99,9 +99,9 @@ pub struct ListedLobby {
     /// Display name.
     pub name: String,
     /// Players at the owning node's last renewal.
-    pub players: u8,
+    pub players: u16,
     /// Player cap.
-    pub max_players: u8,
+    pub max_players: u16,
     /// Live, unredeemed (or just redeemed) reservations holding seats.
     pub reserved: u32,
     /// Whether it is private (only ever true from a lookup by code or id).
@@ -234,8 +234,8 @@ struct LobbyReply {
     lobby: u32,
     gid: u32,
     name: String,
-    players: u8,
-    max: u8,
+    players: u16,
+    max: u16,
     private: bool,
     #[serde(default)]
     reserved: u32,

@@ -154,6 +154,17 @@ mod tests {
         assert_eq!(back, Ok(t));
     }
 
+    /// The worked example of PROTOCOL.md ("The reservation") and of the protocol's golden
+    /// vectors (`join_reserved`, `redirect`): the sample signed with the key `secret`.
+    #[test]
+    fn the_documented_example_token() {
+        let text = hex(&sample().encode(b"secret"));
+        assert_eq!(
+            text,
+            "0107070707070707070707070707070707000001a229f1287b0000002a066e6f64652d612c38b64e6dd9d5869ef4670fb6c23c3a87afecff02b7713548171d990207e5ff"
+        );
+    }
+
     #[test]
     fn tampering_and_wrong_keys_are_refused() {
         let bytes = sample().encode(b"secret");

@@ -67,6 +67,12 @@ pub enum ClientMessage {
         /// (true, the default) or always in full (false).
         delta_snapshots: bool,
     },
+    /// Tag 8. Cluster mode: take the seat a `Redirect` reserved on this node (after
+    /// `Hello`, outside a lobby); answered by `Joined` or `Error` (`ReservationFailed`).
+    JoinReserved {
+        /// The `reservation` of the `Redirect`, as it came (see `PROTOCOL.md`).
+        reservation: String,
+    },
 }
 
 /// Game options of a `CreateLobby` (the lobby's map, mode...) or of a join: key-value
@@ -177,6 +183,16 @@ pub enum ServerMessage {
         summary: String,
         /// Every player's standing, best first.
         results: Vec<MatchResult>,
+    },
+    /// Tag 10. Cluster mode: the lobby asked for (or quick-join's pick, or the player of
+    /// a resume token) is on another node: connect to `url`, say `Hello`, and send
+    /// `JoinReserved { reservation }`. An empty `reservation` answers a `Hello` whose
+    /// resume token belongs to that node: say `Hello` there with the same token.
+    Redirect {
+        /// The other node's WebSocket URL (`ws://` or `wss://`).
+        url: String,
+        /// The signed, single-use seat reservation (lowercase hex), or empty.
+        reservation: String,
     },
 }
 
@@ -490,6 +506,12 @@ crate::wire_enum! {
         Unauthorized = 18,
         /// The game refused the join; the message is the game's reason.
         JoinRefused = 19,
+        /// Cluster mode: the request needs another node and the cluster's directory
+        /// (Redis) does not answer; local play goes on. Try again shortly.
+        ClusterUnavailable = 20,
+        /// Cluster mode: the reservation of a `JoinReserved` is malformed, forged, for
+        /// another node, expired or already used.
+        ReservationFailed = 21,
     }
 }
 
@@ -527,7 +549,7 @@ impl LeftReason {
 impl ClientMessage {
     /// The variant names in tag order (index = tag), as the golden vectors file and the
     /// JSON view spell them (`"type"`).
-    pub const NAMES: [&'static str; 8] = [
+    pub const NAMES: [&'static str; 9] = [
         "Hello",
         "ListLobbies",
         "CreateLobby",
@@ -536,10 +558,11 @@ impl ClientMessage {
         "LeaveLobby",
         "Ping",
         "Options",
+        "JoinReserved",
     ];
 
     /// The variant names in snake_case, in tag order (index = tag): metric labels.
-    pub const KIND_NAMES: [&'static str; 8] = [
+    pub const KIND_NAMES: [&'static str; 9] = [
         "hello",
         "list_lobbies",
         "create_lobby",
@@ -548,6 +571,7 @@ impl ClientMessage {
         "leave_lobby",
         "ping",
         "options",
+        "join_reserved",
     ];
 
     /// The wire tag: the first byte of the encoded message.
@@ -561,6 +585,7 @@ impl ClientMessage {
             ClientMessage::LeaveLobby => 5,
             ClientMessage::Ping { .. } => 6,
             ClientMessage::Options { .. } => 7,
+            ClientMessage::JoinReserved { .. } => 8,
         }
     }
 
@@ -578,7 +603,7 @@ impl JoinTarget {
 impl ServerMessage {
     /// The variant names in tag order (index = tag), as the golden vectors file and the
     /// JSON view spell them (`"type"`).
-    pub const NAMES: [&'static str; 10] = [
+    pub const NAMES: [&'static str; 11] = [
         "Welcome",
         "LobbyList",
         "Joined",
@@ -589,10 +614,11 @@ impl ServerMessage {
         "Left",
         "Notice",
         "MatchEnded",
+        "Redirect",
     ];
 
     /// The variant names in snake_case, in tag order (index = tag): metric labels.
-    pub const KIND_NAMES: [&'static str; 10] = [
+    pub const KIND_NAMES: [&'static str; 11] = [
         "welcome",
         "lobby_list",
         "joined",
@@ -603,6 +629,7 @@ impl ServerMessage {
         "left",
         "notice",
         "match_ended",
+        "redirect",
     ];
 
     /// The wire tag: the first byte of the encoded message.
@@ -618,6 +645,7 @@ impl ServerMessage {
             ServerMessage::Left { .. } => 7,
             ServerMessage::Notice { .. } => 8,
             ServerMessage::MatchEnded { .. } => 9,
+            ServerMessage::Redirect { .. } => 10,
         }
     }
 

@@ -84,8 +84,18 @@ fn client_vectors() -> Vec<(&'static str, ClientMessage)> {
                 delta_snapshots: false,
             },
         ),
+        (
+            "join_reserved",
+            ClientMessage::JoinReserved {
+                reservation: RESERVATION.into(),
+            },
+        ),
     ]
 }
+
+/// A real reservation token (lowercase hex): node "node-a", lobby 42, signed with the
+/// key "secret" (PROTOCOL.md's worked example; `ticksync-cluster`'s token test checks it).
+const RESERVATION: &str = "0107070707070707070707070707070707000001a229f1287b0000002a066e6f64652d612c38b64e6dd9d5869ef4670fb6c23c3a87afecff02b7713548171d990207e5ff";
 
 fn server_vectors() -> Vec<(&'static str, ServerMessage)> {
     vec![
@@ -205,6 +215,20 @@ fn server_vectors() -> Vec<(&'static str, ServerMessage)> {
                         place: 2,
                     },
                 ],
+            },
+        ),
+        (
+            "redirect",
+            ServerMessage::Redirect {
+                url: "ws://10.0.0.5:8080/ws".into(),
+                reservation: RESERVATION.into(),
+            },
+        ),
+        (
+            "redirect_resume",
+            ServerMessage::Redirect {
+                url: "ws://10.0.0.6:8080/ws".into(),
+                reservation: String::new(),
             },
         ),
     ]

@@ -139,6 +139,44 @@ pub struct Config {
     #[arg(long, env = "TICKSYNC_JOIN_TOKEN_MAX_LIFETIME", default_value = "10m", value_parser = parse_duration)]
     pub join_token_max_lifetime: Duration,
 
+    /// How long a drain (SIGTERM, or `POST /admin/api/drain`) lets players finish: the
+    /// node takes no new players and its lobbies leave the cluster's listings at once,
+    /// lobbies keep playing until they are empty or this runs out, then everyone still
+    /// connected is told `ShuttingDown` (close 1001). 0: close at once.
+    #[arg(long, env = "TICKSYNC_DRAIN_TIMEOUT", default_value = "0s", value_parser = parse_duration)]
+    pub drain_timeout: Duration,
+
+    /// Cluster mode: the Redis that the nodes share their lobbies through, e.g.
+    /// `redis://127.0.0.1:6379`. Unset: a single node, no Redis. When set and Redis
+    /// cannot be reached at start, the server exits with an error.
+    #[arg(long, env = "TICKSYNC_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+
+    /// Cluster mode: the WebSocket URL other nodes send players to, e.g.
+    /// `ws://10.0.0.5:8080/ws`. Default: `ws://<the bound address>/ws`.
+    #[arg(long, env = "TICKSYNC_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Cluster mode: this node's id (1 to 64 of `A-Z a-z 0-9 . _ -`), in logs, `/metrics`
+    /// and the directory. Default: `node-` and 12 random hex digits.
+    #[arg(long, env = "TICKSYNC_NODE_ID")]
+    pub node_id: Option<String>,
+
+    /// Cluster mode: how long a node and its lobbies stay listed without a renewal (it
+    /// renews every third of this). A node killed with `kill -9` vanishes from every
+    /// listing within it.
+    #[arg(long, env = "TICKSYNC_CLUSTER_LEASE", default_value = "3s", value_parser = parse_duration)]
+    pub cluster_lease: Duration,
+
+    /// Cluster mode: how long a seat reserved for a player sent to another node
+    /// (`Redirect`) stays held; unused, it returns to the lobby.
+    #[arg(long, env = "TICKSYNC_RESERVATION_TTL", default_value = "15s", value_parser = parse_duration)]
+    pub reservation_ttl: Duration,
+
+    /// Cluster mode: prefix of every Redis key (several clusters can share one Redis).
+    #[arg(long, env = "TICKSYNC_REDIS_PREFIX", default_value = "ticksync:")]
+    pub redis_prefix: String,
+
     /// How long shutdown waits for sessions and lobbies to finish.
     #[arg(long, env = "TICKSYNC_SHUTDOWN_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
@@ -332,6 +370,20 @@ impl Cli {
     }
 }
 
+/// A Redis URL without its password (`redis://user:secret@host` → `redis://user:(set)@host`).
+fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((auth, host)) => match auth.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:(set)@{host}"),
+            None => format!("{scheme}://(set)@{host}"),
+        },
+        None => url.to_owned(),
+    }
+}
+
 fn scalar(value: &toml::Value) -> String {
     match value {
         toml::Value::String(s) => s.clone(),
@@ -396,6 +448,25 @@ impl Config {
                 "join_token_max_lifetime = {}",
                 d(self.join_token_max_lifetime)
             ),
+            format!("drain_timeout = {}", d(self.drain_timeout)),
+            format!(
+                "redis_url = {:?}",
+                self.redis_url
+                    .as_deref()
+                    .map(redact_url)
+                    .unwrap_or_default()
+            ),
+            format!(
+                "public_url = {:?}",
+                self.public_url.as_deref().unwrap_or_default()
+            ),
+            format!(
+                "node_id = {:?}",
+                self.node_id.as_deref().unwrap_or_default()
+            ),
+            format!("cluster_lease = {}", d(self.cluster_lease)),
+            format!("reservation_ttl = {}", d(self.reservation_ttl)),
+            format!("redis_prefix = {:?}", self.redis_prefix),
             format!("allowed_origins = {}", list(&self.allowed_origins)),
             format!("join_secret = {}", secret(self.join_secret.is_some())),
             format!("admin_token = {}", secret(!self.admin_token.is_empty())),

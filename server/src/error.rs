@@ -37,4 +37,8 @@ pub enum Error {
     /// The server remembers as many single-use tokens as it may; try again later.
     #[error("too many single-use join tokens in flight; try again later")]
     TokenBusy,
+    /// Cluster mode was asked for (`--redis-url`) and the directory could not be joined
+    /// (Redis unreachable, or a bad node id or public URL).
+    #[error("cluster mode: {0}")]
+    Cluster(#[from] ticksync_cluster::Error),
 }

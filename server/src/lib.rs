@@ -110,7 +110,33 @@ pub async fn run_with_game(
     let addr = listener.local_addr().map_err(Error::Listener)?;
     let shutdown_timeout = config.shutdown_timeout;
     let resume_grace = config.resume_grace;
+    let drain_timeout = config.drain_timeout;
     let shared = Shared::new(config, game);
+    if let Some(url) = shared.config.redis_url.clone() {
+        // Cluster mode was asked for: without the directory this node would run alone
+        // and unseen, so failing to join it is fatal.
+        let public_url = shared.config.public_url.clone().unwrap_or_else(|| {
+            if addr.ip().is_unspecified() {
+                warn!(%addr, "--public-url not set and the bind address is unspecified: other nodes will send players to loopback");
+                format!("ws://127.0.0.1:{}/ws", addr.port())
+            } else {
+                format!("ws://{addr}/ws")
+            }
+        });
+        let dir_config = directory::cluster::directory_config(&shared.config, &url, public_url)?;
+        let cluster = directory::cluster::Cluster::join(
+            dir_config,
+            Arc::clone(&shared.registry),
+            &shared.players,
+        )
+        .await?;
+        info!(
+            node = cluster.node_id(),
+            slot = cluster.slot(),
+            "cluster mode"
+        );
+        shared.set_cluster(cluster);
+    }
     let caps = shared.conns.limits();
     info!(%addr, url = %format!("http://{addr}/"), "ticksync listening");
     info!(
@@ -133,11 +159,34 @@ pub async fn run_with_game(
         .tracker
         .spawn(sweep_players(Arc::clone(&shared), resume_grace));
 
-    shutdown.await;
-    // Drain: /readyz says 503 and new players are turned away while everyone still
-    // connected is told and closed, and every lobby finishes its tick.
-    info!("shutting down");
+    tokio::select! {
+        () = shutdown => {}
+        () = shared.drain_requested.cancelled() => {}
+    }
+    // Drain: /readyz says 503, new players are turned away and this node's lobbies leave
+    // the cluster's listings; players in lobbies play on until their lobbies are empty
+    // or `--drain-timeout` runs out. Then everyone still connected is told and closed,
+    // and every lobby finishes its tick.
     shared.start_draining();
+    if let Some(cluster) = shared.cluster() {
+        cluster.drain().await;
+    }
+    if !drain_timeout.is_zero() {
+        info!(timeout = ?drain_timeout, "draining: waiting for lobbies to empty");
+        let emptied = tokio::time::timeout(drain_timeout, lobbies_empty(&shared)).await;
+        if emptied.is_err() {
+            warn!(
+                players = shared
+                    .registry
+                    .handles()
+                    .iter()
+                    .map(|h| u32::from(h.players()))
+                    .sum::<u32>(),
+                "drain timeout: closing the players still here"
+            );
+        }
+    }
+    info!("shutting down");
     shared.cancel.cancel();
     shared.tracker.close();
     if tokio::time::timeout(shutdown_timeout, shared.tracker.wait())
@@ -149,12 +198,27 @@ pub async fn run_with_game(
             "shutdown deadline passed with sessions or lobbies still running"
         );
     }
+    // The lobbies are gone: so are their directory entries, before the process is.
+    if let Some(cluster) = shared.cluster() {
+        cluster.leave().await;
+    }
     shared.stop.cancel();
     let _ = accept.await;
     shared.conn_tracker.close();
     let _ = tokio::time::timeout(Duration::from_secs(2), shared.conn_tracker.wait()).await;
     info!("stopped");
     Ok(())
+}
+
+/// Resolves once no lobby has a player seated or on its way.
+async fn lobbies_empty(shared: &Shared) {
+    let mut every = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        every.tick().await;
+        if shared.registry.handles().iter().all(|h| h.claimed() == 0) {
+            return;
+        }
+    }
 }
 
 /// Forgets players whose resume grace ran out, so that tokens do not pile up, and the

@@ -2,8 +2,8 @@
 //! and players, the connection counts, the counters and the shutdown signals.
 
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use ticksync_protocol::limits::MAX_CLIENT_MESSAGE_BYTES;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -12,6 +12,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::Nonces;
 use crate::config::Config;
+use crate::directory::cluster::Cluster;
 use crate::directory::players::Players;
 use crate::directory::registry::{self, Registry};
 use crate::game::{GameFactory, GameOptions, LobbySpec};
@@ -23,7 +24,8 @@ use crate::stats::Stats;
 /// What every task of the server shares.
 pub(crate) struct Shared {
     pub(crate) config: Config,
-    pub(crate) registry: Registry,
+    /// Shared with the cluster directory's renewal, which publishes its lobbies.
+    pub(crate) registry: Arc<Registry>,
     pub(crate) players: Players,
     pub(crate) conns: Arc<ConnCounts>,
     /// Lobby creation per address.
@@ -43,6 +45,10 @@ pub(crate) struct Shared {
     pub(crate) conn_tracker: TaskTracker,
     pub(crate) ws_config: WebSocketConfig,
     pub(crate) stats: Arc<Stats>,
+    /// Cluster mode: this node in the cluster's directory (set once, before accepting).
+    cluster: OnceLock<Arc<Cluster>>,
+    /// Fired by `POST /admin/api/drain`: the node drains as on SIGTERM.
+    pub(crate) drain_requested: CancellationToken,
     draining: AtomicBool,
     next_conn: AtomicU64,
     /// When the server started.
@@ -52,7 +58,7 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn new(config: Config, game: Arc<dyn GameFactory>) -> Arc<Self> {
         Arc::new(Shared {
-            registry: Registry::default(),
+            registry: Arc::default(),
             players: Players::default(),
             conns: Arc::new(ConnCounts::new(&config, crate::fd_limit::current())),
             lobby_quota: LobbyQuota::new(
@@ -69,6 +75,8 @@ impl Shared {
             conn_tracker: TaskTracker::new(),
             ws_config: ws_config(),
             stats: Arc::default(),
+            cluster: OnceLock::new(),
+            drain_requested: CancellationToken::new(),
             draining: AtomicBool::new(false),
             next_conn: AtomicU64::new(1),
             started: tokio::time::Instant::now(),
@@ -82,6 +90,16 @@ impl Shared {
     /// Counts a new connection from `ip` against the caps; None past their hard margin.
     pub(crate) fn admit(&self, ip: IpAddr) -> Option<ConnSlot> {
         admission::admit(&self.conns, ip)
+    }
+
+    /// Cluster mode: this node's place in the cluster (None: a single node).
+    pub(crate) fn cluster(&self) -> Option<&Arc<Cluster>> {
+        self.cluster.get()
+    }
+
+    /// Enters cluster mode (once, before the listener accepts).
+    pub(crate) fn set_cluster(&self, cluster: Arc<Cluster>) {
+        let _ = self.cluster.set(cluster);
     }
 
     /// Shutdown begins: `/readyz` answers 503, newcomers are turned away.
@@ -149,6 +167,9 @@ impl Shared {
         let lobby = Lobby::new(id, spec, code, game, env);
         let handle = lobby.handle();
         self.registry.insert(Arc::clone(&handle));
+        if let Some(cluster) = self.cluster() {
+            cluster.lobby_changed();
+        }
         let span = tracing::info_span!("lobby", id, name = %handle.name());
         let cancel = self.cancel.child_token();
         let shared = Arc::clone(self);
@@ -157,6 +178,9 @@ impl Shared {
             async move {
                 lobby.run(cancel).await;
                 shared.registry.remove(&registered);
+                if let Some(cluster) = shared.cluster() {
+                    cluster.lobby_changed();
+                }
                 drop(open);
             },
             span,

@@ -17,6 +17,8 @@ use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
+pub mod cluster;
+
 /// A server running in this process on a loopback port.
 #[derive(Debug)]
 pub struct TestServer {

@@ -151,7 +151,7 @@ impl Node {
 }
 
 /// A public lobby.
-pub fn lobby(id: u32, players: u8, max_players: u8) -> LobbyEntry {
+pub fn lobby(id: u32, players: u16, max_players: u16) -> LobbyEntry {
     LobbyEntry {
         id,
         name: format!("lobby {id}"),
@@ -163,7 +163,7 @@ pub fn lobby(id: u32, players: u8, max_players: u8) -> LobbyEntry {
 }
 
 /// A private lobby with a code.
-pub fn private_lobby(id: u32, players: u8, max_players: u8, code: &str) -> LobbyEntry {
+pub fn private_lobby(id: u32, players: u16, max_players: u16, code: &str) -> LobbyEntry {
     LobbyEntry {
         private: true,
         code: Some(code.to_owned()),

@@ -137,6 +137,10 @@ pub(crate) struct Players {
     by_token: DashMap<SessionToken, Arc<PlayerRecord>>,
     by_id: DashMap<u32, SessionToken>,
     next_id: AtomicU32,
+    /// Cluster mode: this node's slot, written into the first two bytes of every new
+    /// session token (big-endian), so that a node shown a token it does not know can
+    /// send the player to the node that holds it. 0: a single node, tokens all random.
+    token_slot: AtomicU32,
 }
 
 impl Players {
@@ -147,6 +151,12 @@ impl Players {
     ) -> Result<(Arc<PlayerRecord>, SessionToken), getrandom::Error> {
         let mut token = [0u8; 16];
         getrandom::fill(&mut token)?;
+        // 14 random bytes stay: 112 bits, still far beyond guessing.
+        if let Ok(slot) = u16::try_from(self.token_slot.load(Ordering::Relaxed)) {
+            if slot != 0 {
+                token[..2].copy_from_slice(&slot.to_be_bytes());
+            }
+        }
         let player_id = self.next_id.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
         let record = Arc::new(PlayerRecord {
             player_id,
@@ -161,6 +171,16 @@ impl Players {
         self.by_token.insert(token, Arc::clone(&record));
         self.by_id.insert(player_id, token);
         Ok((record, token))
+    }
+
+    /// Cluster mode: new tokens name `slot` (see `token_slot`).
+    pub(crate) fn set_token_slot(&self, slot: u32) {
+        self.token_slot.store(slot, Ordering::Relaxed);
+    }
+
+    /// Cluster mode: the slot of the node that made `token`.
+    pub(crate) fn token_slot_of(token: &SessionToken) -> u32 {
+        u32::from(u16::from_be_bytes([token[0], token[1]]))
     }
 
     /// The player a token resumes, unless it is unknown or its grace has run out.

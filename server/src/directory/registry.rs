@@ -13,6 +13,8 @@ use ticksync_protocol::limits::MAX_LISTED_LOBBIES;
 
 use tokio::time::Instant;
 
+use ticksync_cluster::MAX_LOCAL_LOBBY_ID;
+
 use crate::lobby::{Claim, LobbyHandle};
 
 /// How old a listing may be before it is built again (player counts change every tick).
@@ -29,15 +31,55 @@ pub(crate) struct Registry {
     lobbies: DashMap<u32, Arc<LobbyHandle>>,
     codes: DashMap<String, u32>,
     next_id: AtomicU32,
+    /// Cluster mode: this node's slot in the high bits (`slot << 22`), so that lobby ids
+    /// are unique across the cluster and a lobby id names its node. 0: a single node.
+    cluster_base: AtomicU32,
     listing: Mutex<Listing>,
     /// A lobby opened or closed since the listing was built.
     listing_stale: AtomicBool,
 }
 
 impl Registry {
-    /// A fresh lobby id (never 0).
+    /// A fresh lobby id (never 0). In cluster mode: the node's slot in the high bits and
+    /// a local part from 1 to [`MAX_LOCAL_LOBBY_ID`], skipping one still in use after a
+    /// wrap.
     pub(crate) fn next_id(&self) -> u32 {
-        self.next_id.fetch_add(1, Ordering::Relaxed).wrapping_add(1)
+        loop {
+            let n = self.next_id.fetch_add(1, Ordering::Relaxed);
+            let base = self.cluster_base.load(Ordering::Acquire);
+            if base == 0 {
+                return n.wrapping_add(1);
+            }
+            let local = n % MAX_LOCAL_LOBBY_ID + 1;
+            if self.get_local(local).is_none() {
+                return base | local;
+            }
+        }
+    }
+
+    /// Cluster mode: lobbies created from now on carry `slot` in their ids' high bits.
+    pub(crate) fn set_slot(&self, slot: u32) {
+        self.cluster_base
+            .store(ticksync_cluster::cluster_id(slot, 0), Ordering::Release);
+    }
+
+    /// Cluster mode: the slot new lobby ids carry (0: a single node).
+    pub(crate) fn slot(&self) -> u32 {
+        ticksync_cluster::split_cluster_id(self.cluster_base.load(Ordering::Acquire)).0
+    }
+
+    /// Cluster mode: the lobby whose id has this local part (what the directory and
+    /// reservations name). Ids made under an earlier slot (the node lost its slot while
+    /// Redis was away) are found too.
+    pub(crate) fn get_local(&self, local: u32) -> Option<Arc<LobbyHandle>> {
+        let base = self.cluster_base.load(Ordering::Acquire);
+        if let Some(handle) = self.get(base | local) {
+            return Some(handle);
+        }
+        self.lobbies
+            .iter()
+            .find(|r| r.id() & MAX_LOCAL_LOBBY_ID == local)
+            .map(|r| Arc::clone(r.value()))
     }
 
     /// Number of open lobbies.
@@ -141,6 +183,24 @@ pub(crate) fn new_code() -> Result<String, getrandom::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cluster_ids_carry_the_slot_and_stay_in_range() {
+        let registry = Registry::default();
+        assert_eq!(registry.next_id(), 1, "single node: as before");
+        registry.set_slot(5);
+        let id = registry.next_id();
+        assert_eq!(ticksync_cluster::split_cluster_id(id), (5, 2));
+        registry
+            .next_id
+            .store(MAX_LOCAL_LOBBY_ID - 1, Ordering::Relaxed);
+        assert_eq!(registry.next_id() & MAX_LOCAL_LOBBY_ID, MAX_LOCAL_LOBBY_ID);
+        assert_eq!(
+            registry.next_id() & MAX_LOCAL_LOBBY_ID,
+            1,
+            "wraps to 1, never 0"
+        );
+    }
 
     #[test]
     fn codes_are_random_and_forgiving() {

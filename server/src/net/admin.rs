@@ -12,6 +12,14 @@
 //!   or to everyone without `lobby_id`. Control characters are taken out (line breaks
 //!   and tabs become spaces), and so are invisible and text-direction characters.
 //!
+//! - `POST /admin/api/drain`: drain this node as SIGTERM does (see `--drain-timeout`):
+//!   no new players, its lobbies leave the cluster's listings, it exits when its lobbies
+//!   are empty or the timeout runs out.
+//! - `POST /api/matchmake` `{}`, `{"lobby_id": N}` or `{"code": "..."}` (cluster mode;
+//!   the same bearer tokens): a seat for one of the game backend's players,
+//!   `{"url", "reservation", "lobby_id", "expires_at_ms"}`; the player connects to
+//!   `url` and sends `JoinReserved` with the reservation.
+//!
 //! Wrong tokens are counted and logged (`net/quota.rs`); an address that presents more
 //! than `--auth-failures-per-minute` of them is answered 429 for a while, right token or
 //! not.
@@ -32,6 +40,7 @@ use tracing::info;
 
 use ticksync_protocol::limits::{clip_text, is_invisible};
 
+use crate::directory::cluster::{ClusterView, Refusal, Want, reservation_string};
 use crate::net::admission::ip_key;
 use crate::net::quota::Guess;
 use crate::shared::Shared;
@@ -177,9 +186,16 @@ pub(crate) async fn handle(
                 .unwrap_or(1);
             // One pass over every player and lobby: not on a runtime worker, where it
             // would delay ticks and sessions.
+            let cluster = match shared.cluster() {
+                Some(cluster) => Some(cluster.view().await),
+                None => None,
+            };
             let overview = tokio::task::spawn_blocking(move || overview(&shared, page)).await;
             match overview {
-                Ok(overview) => json(StatusCode::OK, &overview),
+                Ok(mut overview) => {
+                    overview.cluster = cluster;
+                    json(StatusCode::OK, &overview)
+                }
                 Err(_) => message(StatusCode::INTERNAL_SERVER_ERROR, "overview failed"),
             }
         }
@@ -242,7 +258,67 @@ pub(crate) async fn handle(
             info!(admin = %who, lobby = ?body.lobby_id, reached, "admin sent a notice");
             json(StatusCode::OK, &serde_json::json!({ "reached": reached }))
         }
+        (Method::POST, ["drain"]) => {
+            shared.stats.admin_actions.fetch_add(1, Ordering::Relaxed);
+            info!(admin = %who, "admin asked this node to drain");
+            shared.drain_requested.cancel();
+            json(StatusCode::OK, &serde_json::json!({ "draining": true }))
+        }
         _ => message(StatusCode::NOT_FOUND, "no such admin endpoint"),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct MatchmakeBody {
+    #[serde(default)]
+    lobby_id: Option<u32>,
+    #[serde(default)]
+    code: Option<String>,
+}
+
+/// `POST /api/matchmake`: a reservation for a game backend's player (module doc).
+pub(crate) async fn matchmake(
+    req: Request<Incoming>,
+    client: SocketAddr,
+    shared: Arc<Shared>,
+) -> Response<Body> {
+    if let Err(response) = authorize(&req, client, &shared) {
+        return *response;
+    }
+    let Some(cluster) = shared.cluster() else {
+        return message(
+            StatusCode::NOT_FOUND,
+            "matchmaking needs cluster mode (--redis-url)",
+        );
+    };
+    if shared.is_draining() {
+        return message(StatusCode::SERVICE_UNAVAILABLE, "this node is draining");
+    }
+    let body: MatchmakeBody = match read_json(req).await {
+        Ok(body) => body,
+        Err(response) => return *response,
+    };
+    let want = match (body.lobby_id, body.code) {
+        (Some(id), _) => Want::Id(id),
+        (None, Some(code)) => Want::Code(code),
+        (None, None) => Want::Quick,
+    };
+    match cluster.reserve(want).await {
+        Ok(r) => json(
+            StatusCode::OK,
+            &serde_json::json!({
+                "url": r.url,
+                "reservation": reservation_string(&r.token),
+                "lobby_id": r.cluster_id,
+                "expires_at_ms": r.expires_at_ms,
+            }),
+        ),
+        Err(Refusal::NotFound) => message(StatusCode::NOT_FOUND, "no such lobby"),
+        Err(Refusal::Full) => message(StatusCode::CONFLICT, "the lobby is full"),
+        Err(Refusal::Unavailable | Refusal::Reservation(_)) => message(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the cluster directory (Redis) is unavailable",
+        ),
     }
 }
 
@@ -293,6 +369,9 @@ struct Overview {
     tick_buckets_us: &'static [u64],
     tick_counts: Vec<u64>,
     lobbies: Vec<LobbyView>,
+    /// Cluster mode: this node and every live node.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cluster: Option<ClusterView>,
 }
 
 #[derive(Debug, Serialize)]
@@ -391,6 +470,7 @@ fn overview(shared: &Shared, page: usize) -> Overview {
         tick_buckets_us: &crate::stats::BUCKETS_US,
         tick_counts,
         lobbies,
+        cluster: None,
     }
 }
 

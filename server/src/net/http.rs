@@ -1,5 +1,6 @@
 //! HTTP on the same port as the game: the demo client's files, `/ws` (the WebSocket
-//! upgrade), `/api/lobbies`, `/healthz` (alive) and `/readyz` (accepting players).
+//! upgrade), `/api/lobbies` (in cluster mode: every node's), `/api/matchmake` (cluster
+//! mode, see `admin`), `/healthz` (alive) and `/readyz` (accepting players).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -66,9 +67,15 @@ pub(crate) async fn handle(
         ),
         (_, p) if p.starts_with("/admin/api/") => admin::handle(req, client, shared).await,
         (&Method::GET, "/api/lobbies") => {
-            let body = serde_json::to_vec(&*shared.registry.list_public()).unwrap_or_default();
+            // Cluster mode: every live node's public lobbies.
+            let list = match shared.cluster() {
+                Some(cluster) => cluster.list(&shared.registry).await,
+                None => shared.registry.list_public(),
+            };
+            let body = serde_json::to_vec(&*list).unwrap_or_default();
             with_type(Response::new(Full::from(body)), "application/json")
         }
+        (&Method::POST, "/api/matchmake") => admin::matchmake(req, client, shared).await,
         (&Method::GET | &Method::HEAD, path) => static_file(path),
         _ => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
     };

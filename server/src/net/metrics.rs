@@ -96,6 +96,110 @@ fn histogram(
     )
 }
 
+fn plain_counter(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: u64,
+) -> Result<(), std::fmt::Error> {
+    let metric = ConstCounter::new(value);
+    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
+}
+
+/// Cluster mode's figures (none on a single node): the directory's counters, and the
+/// node id as the one label of `cluster_node_info`.
+fn cluster(e: &mut DescriptorEncoder, shared: &Shared) -> Result<(), std::fmt::Error> {
+    let Some(cluster) = shared.cluster() else {
+        return Ok(());
+    };
+    let m = cluster.metrics();
+    let c = &cluster.counters;
+    let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    {
+        let mut family = e.encode_descriptor(
+            "cluster_node_info",
+            "This node's id and slot in the cluster directory (always 1).",
+            None,
+            MetricType::Gauge,
+        )?;
+        let slot = cluster.slot().to_string();
+        let labels = [("node", cluster.node_id()), ("slot", slot.as_str())];
+        ConstGauge::new(1i64).encode(family.encode_family(&labels)?)?;
+    }
+    gauge(
+        e,
+        "cluster_redis_up",
+        "1 if the last Redis call succeeded.",
+        i64::from(m.redis_up),
+    )?;
+    gauge(
+        e,
+        "cluster_lobbies_published",
+        "Lobbies this node wrote to the directory at its last renewal.",
+        i64::try_from(m.lobbies_published).unwrap_or(i64::MAX),
+    )?;
+    for (name, help, value) in [
+        (
+            "cluster_renewals",
+            "Successful renewals of this node's lease.",
+            m.renewals,
+        ),
+        (
+            "cluster_renewal_failures",
+            "Renewals that failed (Redis down or slow).",
+            m.renewal_failures,
+        ),
+        (
+            "cluster_lease_lapses",
+            "Renewals that found the lease had lapsed (re-registered).",
+            m.lease_lapses,
+        ),
+        (
+            "cluster_reservations_made",
+            "Seat reservations and create tickets this node made.",
+            m.reservations_made,
+        ),
+        (
+            "cluster_reservations_used",
+            "Reservations redeemed on this node.",
+            m.reservations_used,
+        ),
+        (
+            "cluster_reservations_expired",
+            "Reservations for this node's lobbies that expired unused.",
+            m.reservations_expired,
+        ),
+        (
+            "cluster_redis_errors",
+            "Redis calls that failed or timed out.",
+            m.redis_errors,
+        ),
+        (
+            "cluster_redirects",
+            "Joins answered with a Redirect to another node.",
+            load(&c.redirects),
+        ),
+        (
+            "cluster_resume_redirects",
+            "Resumes sent to the node that holds the player.",
+            load(&c.resume_redirects),
+        ),
+        (
+            "cluster_unavailable",
+            "Requests refused because they needed Redis and it did not answer.",
+            load(&c.unavailable),
+        ),
+        (
+            "cluster_local_fallbacks",
+            "Listings and joins served by this node alone while Redis did not answer.",
+            load(&c.local_fallbacks),
+        ),
+    ] {
+        plain_counter(e, name, help, value)?;
+    }
+    Ok(())
+}
+
 impl Collector for ServerCollector {
     fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let shared = &self.0;
@@ -133,6 +237,7 @@ impl Collector for ServerCollector {
             "1 while the server shuts down.",
             i64::from(shared.is_draining()),
         )?;
+        cluster(&mut e, shared)?;
         counter(
             &mut e,
             "connections",

@@ -49,6 +49,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tracing::{Instrument, debug, field, info, info_span};
 
 use crate::auth::check_join_token;
+use crate::directory::cluster::{Refusal as ClusterRefusal, Routed, Want};
 use crate::directory::players::PlayerRecord;
 use crate::input::RateLimits;
 use crate::lobby::{Claim, InputOutcome, JoinRefused, JoinRequest, LobbyHandle, SeatBox, Seated};
@@ -200,8 +201,9 @@ where
         let stats = &self.shared.stats;
         stats.sessions_open.fetch_add(1, Ordering::Relaxed);
         stats.sessions_total.fetch_add(1, Ordering::Relaxed);
+        // While draining, a connection goes on to its Hello: a resume is still welcome,
+        // a new player is refused there (`hello`).
         let refusal = match admission {
-            _ if self.shared.is_draining() => Some(Refusal::Draining),
             Admission::ServerFull => Some(Refusal::ServerFull),
             Admission::AddressFull => Some(Refusal::AddressFull),
             Admission::Ok | Admission::AddressHeld => None,
@@ -210,12 +212,6 @@ where
             stats.refuse(why);
         }
         let end = match admission {
-            _ if self.shared.is_draining() => End::close(
-                ErrorCode::ShuttingDown,
-                "the server is shutting down",
-                close::GOING_AWAY,
-                "server shutting down",
-            ),
             Admission::ServerFull => End::close(
                 ErrorCode::ServerFull,
                 "the server is full; try again later",
@@ -517,7 +513,11 @@ where
                 Ok(())
             }
             ClientMessage::ListLobbies => {
-                let lobbies = self.shared.registry.list_public().to_vec();
+                // Cluster mode: every live node's public lobbies.
+                let lobbies = match self.shared.cluster() {
+                    Some(cluster) => cluster.list(&self.shared.registry).await.to_vec(),
+                    None => self.shared.registry.list_public().to_vec(),
+                };
                 self.send_message(&ServerMessage::LobbyList { lobbies })
                     .await
             }
@@ -536,6 +536,7 @@ where
             ClientMessage::CreateLobby { .. }
             | ClientMessage::JoinLobby { .. }
             | ClientMessage::QuickJoin { .. }
+            | ClientMessage::JoinReserved { .. }
                 if self.lobby.is_some() =>
             {
                 Err(invalid_state("already in a lobby; send LeaveLobby first"))
@@ -557,6 +558,7 @@ where
             } => self.create(&name, max_players, private, options).await,
             ClientMessage::JoinLobby { target, options } => self.join_target(target, options).await,
             ClientMessage::QuickJoin { options } => self.quick_join(options).await,
+            ClientMessage::JoinReserved { reservation } => self.join_reserved(reservation).await,
         }
     }
 
@@ -587,6 +589,19 @@ where
                 }
                 Some(_) => {}
                 None => {
+                    // Cluster mode: the token may be another node's player.
+                    let home = match self.shared.cluster().cloned() {
+                        Some(cluster) => cluster.home_of(&token).await.ok().flatten(),
+                        None => None,
+                    };
+                    if let Some(url) = home {
+                        return self
+                            .send_message(&ServerMessage::Redirect {
+                                url,
+                                reservation: String::new(),
+                            })
+                            .await;
+                    }
                     self.send_error(
                         ErrorCode::ResumeFailed,
                         "unknown or expired session token; starting a new session",
@@ -598,6 +613,15 @@ where
         if self.must_resume {
             self.shared.stats.refuse(Refusal::AddressFull);
             return Err(address_full());
+        }
+        if self.shared.is_draining() {
+            self.shared.stats.refuse(Refusal::Draining);
+            return Err(End::close(
+                ErrorCode::ShuttingDown,
+                "the server is shutting down",
+                close::GOING_AWAY,
+                "server shutting down",
+            ));
         }
         let name = match check_name(name, MAX_PLAYER_NAME_BYTES) {
             Ok(name) => name.to_owned(),
@@ -858,6 +882,29 @@ where
     }
 
     async fn join_target(&mut self, target: JoinTarget, options: GameOptions) -> Result<(), End> {
+        if let Some(cluster) = self.shared.cluster().cloned() {
+            let want = match &target {
+                JoinTarget::Id(id) => Want::Id(*id),
+                JoinTarget::Code(code) => {
+                    if !self.shared.guesses.may_try(self.addr, Guess::JoinCode) {
+                        return self
+                            .send_error(
+                                ErrorCode::RateLimited,
+                                "too many unknown join codes; try again later",
+                            )
+                            .await;
+                    }
+                    Want::Code(code.clone())
+                }
+            };
+            let routed = cluster.route(&self.shared.registry, want).await;
+            if matches!(target, JoinTarget::Code(_))
+                && matches!(routed, Routed::Refused(ClusterRefusal::NotFound))
+            {
+                self.shared.guesses.failed(self.addr, Guess::JoinCode);
+            }
+            return self.follow(routed, options).await;
+        }
         let registry = &self.shared.registry;
         let handle = match &target {
             // Private lobbies are reached by code only: ids are sequential, codes are not.
@@ -889,6 +936,61 @@ where
     }
 
     async fn quick_join(&mut self, options: GameOptions) -> Result<(), End> {
+        // Cluster mode: the fullest lobby with room on any node, or a new one on the
+        // least-loaded node (directory/cluster.rs).
+        if let Some(cluster) = self.shared.cluster().cloned() {
+            let routed = cluster.route(&self.shared.registry, Want::Quick).await;
+            return self.follow(routed, options).await;
+        }
+        self.quick_join_here(options).await
+    }
+
+    /// Cluster mode: `JoinReserved`, the seat a `Redirect` reserved here.
+    async fn join_reserved(&mut self, reservation: String) -> Result<(), End> {
+        let Some(cluster) = self.shared.cluster().cloned() else {
+            return self
+                .send_error(
+                    ErrorCode::ReservationFailed,
+                    "this server is not in cluster mode",
+                )
+                .await;
+        };
+        let routed = cluster
+            .route(&self.shared.registry, Want::Reserved(reservation))
+            .await;
+        // Join options do not travel with a redirect.
+        self.follow(routed, GameOptions::none()).await
+    }
+
+    /// Cluster mode: does what the directory said.
+    async fn follow(&mut self, routed: Routed, options: GameOptions) -> Result<(), End> {
+        match routed {
+            Routed::Local(handle) => self.enter(handle, options).await,
+            Routed::Create => self.create_quick(options).await,
+            Routed::Redirect { url, reservation } => {
+                self.send_message(&ServerMessage::Redirect { url, reservation })
+                    .await
+            }
+            Routed::Refused(why) => {
+                let (code, text) = match why {
+                    ClusterRefusal::NotFound => (ErrorCode::LobbyNotFound, "no such lobby".into()),
+                    ClusterRefusal::Full => (ErrorCode::LobbyFull, "the lobby is full".into()),
+                    ClusterRefusal::Unavailable => (
+                        ErrorCode::ClusterUnavailable,
+                        "the lobby is on another node and the cluster directory does not answer; try again shortly".into(),
+                    ),
+                    ClusterRefusal::Reservation(e) => {
+                        (ErrorCode::ReservationFailed, format!("reservation refused: {e}"))
+                    }
+                };
+                self.send_error(code, text).await
+            }
+            // Redis does not answer: this node alone, as a single node would.
+            Routed::Alone => self.quick_join_here(options).await,
+        }
+    }
+
+    async fn quick_join_here(&mut self, options: GameOptions) -> Result<(), End> {
         // The pick claims its seat at once: a crowd of quick-joins fills lobbies.
         if let Some(claim) = self.shared.registry.quick_claim() {
             match self.try_enter(claim, options.clone()).await? {
@@ -900,6 +1002,11 @@ where
                 Err(_) => {}
             }
         }
+        self.create_quick(options).await
+    }
+
+    /// Creates a lobby for a quick-join and enters it.
+    async fn create_quick(&mut self, options: GameOptions) -> Result<(), End> {
         let size = self.shared.config.quick_lobby_size;
         let name = format!(
             "{} {}",
@@ -1087,6 +1194,7 @@ fn is_lobby_op(message: &ClientMessage) -> bool {
             | ClientMessage::CreateLobby { .. }
             | ClientMessage::JoinLobby { .. }
             | ClientMessage::QuickJoin { .. }
+            | ClientMessage::JoinReserved { .. }
             | ClientMessage::LeaveLobby
     )
 }

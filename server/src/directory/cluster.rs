@@ -1,0 +1,836 @@
+//! Cluster mode (`--redis-url`): this node's place in the cluster's directory
+//! (`ticksync-cluster`, in Redis), and the routing of joins that it makes possible.
+//!
+//! - The node registers at start (Redis unreachable: the server does not start), renews
+//!   every third of `--cluster-lease` with the true player count of every lobby, and
+//!   publishes a lobby that opens or closes at once (a coalescing publisher task).
+//! - Every join goes through the directory while Redis answers, the node's own lobbies
+//!   included: a seat is reserved atomically in Redis first, so a player sent here from
+//!   another node never finds its reserved seat taken by a local join. A reservation for
+//!   a lobby here is redeemed at once and the player seated; one for another node is
+//!   answered with a redirect (the other node's URL and the signed reservation).
+//! - Redis lost while running: lobbies, players and local joins go on as on a single
+//!   node; requests that need another node are refused (`Unavailable`); the renewal task
+//!   re-registers everything within a renewal of Redis coming back.
+//!
+//! The session turns a [`Routed`] into messages; this module knows nothing of sockets.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use ticksync_cluster::{
+    Directory, DirectoryConfig, Error as DirError, LobbyEntry, MAX_LOCAL_LOBBY_ID, MAX_PAGE,
+    MetricsSnapshot, Renewal, Reservation, ReservationError, split_cluster_id,
+};
+use ticksync_protocol::join_code::normalize;
+use ticksync_protocol::limits::MAX_LISTED_LOBBIES;
+use ticksync_protocol::{LobbyInfo, SessionToken};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::config::Config;
+use crate::directory::players::Players;
+use crate::directory::registry::Registry;
+use crate::lobby::LobbyHandle;
+
+/// How old a cluster-wide listing may be before it is asked for again: a storm of
+/// listings costs Redis one script per this, not one each.
+const LISTING_TTL: Duration = Duration::from_millis(250);
+/// Least time between two publications of lobbies opening or closing.
+const PUBLISH_GAP: Duration = Duration::from_millis(50);
+
+/// What a player asked to join.
+#[derive(Debug, Clone)]
+pub(crate) enum Want {
+    /// A public lobby by (cluster) id.
+    Id(u32),
+    /// A private lobby by join code (as typed: forgiving case, spaces and the dash).
+    Code(String),
+    /// The fullest public lobby with room anywhere, or a new one.
+    Quick,
+    /// The lobby of a reservation another node made (its string form).
+    Reserved(String),
+}
+
+/// Where a join goes.
+#[derive(Debug)]
+pub(crate) enum Routed {
+    /// Into this local lobby (a seat is held for it in the directory until the next
+    /// renewal counts the player).
+    Local(Arc<LobbyHandle>),
+    /// Quick-join: create a lobby on this node (no lobby anywhere had room).
+    Create,
+    /// To another node: connect to `url` and present `reservation` (`JoinReserved`).
+    Redirect {
+        /// The node's public WebSocket URL.
+        url: String,
+        /// The reservation, in its string form ([`reservation_string`]).
+        reservation: String,
+    },
+    /// Refused.
+    Refused(Refusal),
+    /// The directory did not answer (Redis down or slow): do what a single node does.
+    Alone,
+}
+
+/// Why a join was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// No live lobby has that id or code (or its node is draining).
+    NotFound,
+    /// The lobby's players and live reservations fill it.
+    Full,
+    /// The request needs another node and Redis does not answer.
+    Unavailable,
+    /// The reservation is malformed, forged, for another node, expired or used.
+    Reservation(ReservationError),
+}
+
+/// The cluster as `/admin/api/overview` shows it.
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct ClusterView {
+    /// This node's id.
+    node: String,
+    /// Its slot (the high bits of its lobby ids).
+    slot: u32,
+    /// Whether its last Redis call succeeded.
+    redis_up: bool,
+    /// Whether it is draining.
+    draining: bool,
+    /// Every live node (empty while Redis does not answer).
+    nodes: Vec<NodeView>,
+}
+
+/// One live node in [`ClusterView`].
+#[derive(Debug, serde::Serialize)]
+struct NodeView {
+    node: String,
+    public_url: String,
+    slot: u32,
+    /// Players at its last renewal.
+    players: u32,
+    /// Lobbies at its last renewal.
+    lobbies: u32,
+    draining: bool,
+}
+
+/// The node's directory counters that the server adds to the directory's own.
+#[derive(Debug, Default)]
+pub(crate) struct ClusterCounters {
+    /// Joins answered with a redirect to another node.
+    pub(crate) redirects: AtomicU64,
+    /// Resumes sent to the node that holds the player.
+    pub(crate) resume_redirects: AtomicU64,
+    /// Requests refused because they needed Redis and it did not answer.
+    pub(crate) unavailable: AtomicU64,
+    /// Joins done locally, as a single node would, while Redis did not answer.
+    pub(crate) local_fallbacks: AtomicU64,
+}
+
+/// This node in the cluster.
+pub(crate) struct Cluster {
+    dir: Directory,
+    renewal: Mutex<Option<Renewal>>,
+    /// A lobby opened or closed: publish now rather than at the next renewal.
+    changed: Arc<Notify>,
+    /// Stops the publisher.
+    stop: CancellationToken,
+    listing: Mutex<Option<(Instant, Arc<[LobbyInfo]>)>>,
+    /// Server-side counters (the directory keeps its own).
+    pub(crate) counters: ClusterCounters,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("node", &self.dir.node_id())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The directory's settings from the server's.
+pub(crate) fn directory_config(
+    config: &Config,
+    redis_url: &str,
+    public_url: String,
+) -> Result<DirectoryConfig, DirError> {
+    let node_id = match &config.node_id {
+        Some(id) => id.clone(),
+        None => ticksync_cluster::random_node_id()
+            .map_err(|e| DirError::Config(format!("no randomness for a node id: {e}")))?,
+    };
+    let mut c = DirectoryConfig::new(redis_url, node_id, public_url);
+    c.key_prefix = config.redis_prefix.clone();
+    c.lease = config.cluster_lease;
+    c.renew_interval = config.cluster_lease / 3;
+    c.reservation_ttl = config.reservation_ttl;
+    // A Redis call may take a third of the lease: a slow Redis fails calls before the
+    // lease is at risk.
+    c.op_timeout = (config.cluster_lease / 3).min(Duration::from_secs(1));
+    Ok(c)
+}
+
+impl Cluster {
+    /// Joins the directory (registering this node and its lobbies now, or failing) and
+    /// starts renewing and publishing.
+    pub(crate) async fn join(
+        config: DirectoryConfig,
+        registry: Arc<Registry>,
+        players: &Players,
+    ) -> Result<Arc<Cluster>, DirError> {
+        let source = Arc::clone(&registry);
+        let (dir, renewal) = Directory::connect(config, move || entries(&source.handles())).await?;
+        registry.set_slot(dir.slot());
+        players.set_token_slot(dir.slot());
+        let cluster = Arc::new(Cluster {
+            dir,
+            renewal: Mutex::new(Some(renewal)),
+            changed: Arc::new(Notify::new()),
+            stop: CancellationToken::new(),
+            listing: Mutex::new(None),
+            counters: ClusterCounters::default(),
+        });
+        tokio::spawn(publish(Arc::clone(&cluster), registry));
+        Ok(cluster)
+    }
+
+    /// This node's id.
+    pub(crate) fn node_id(&self) -> &str {
+        self.dir.node_id()
+    }
+
+    /// This node's slot.
+    pub(crate) fn slot(&self) -> u32 {
+        self.dir.slot()
+    }
+
+    /// The directory's counters.
+    pub(crate) fn metrics(&self) -> MetricsSnapshot {
+        self.dir.metrics()
+    }
+
+    /// A lobby opened or closed: publish it soon (coalesced), not at the next renewal.
+    pub(crate) fn lobby_changed(&self) {
+        self.changed.notify_one();
+    }
+
+    /// This node and every live node, for `/admin/api/overview` and `/monitor`.
+    pub(crate) async fn view(&self) -> ClusterView {
+        let m = self.metrics();
+        let nodes = match self.dir.nodes().await {
+            Ok(nodes) => nodes
+                .into_iter()
+                .map(|n| NodeView {
+                    node: n.node,
+                    public_url: n.public_url,
+                    slot: n.slot,
+                    players: n.load,
+                    lobbies: n.lobbies,
+                    draining: n.draining,
+                })
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        ClusterView {
+            node: self.node_id().to_owned(),
+            slot: self.slot(),
+            redis_up: m.redis_up,
+            draining: self.dir.is_draining(),
+            nodes,
+        }
+    }
+
+    /// Public lobbies of every live node (at most the protocol's page), fullest first;
+    /// this node's alone while Redis does not answer.
+    pub(crate) async fn list(&self, registry: &Registry) -> Arc<[LobbyInfo]> {
+        {
+            let cache = self.listing.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some((at, list)) = cache.as_ref() {
+                if at.elapsed() < LISTING_TTL {
+                    return Arc::clone(list);
+                }
+            }
+        }
+        match self.dir.list_public(MAX_LISTED_LOBBIES.min(MAX_PAGE)).await {
+            Ok(lobbies) => {
+                let list: Arc<[LobbyInfo]> = lobbies
+                    .into_iter()
+                    .map(|l| LobbyInfo {
+                        id: l.cluster_id,
+                        name: l.name,
+                        players: l.players,
+                        max_players: l.max_players,
+                    })
+                    .collect();
+                *self.listing.lock().unwrap_or_else(PoisonError::into_inner) =
+                    Some((Instant::now(), Arc::clone(&list)));
+                list
+            }
+            Err(e) => {
+                debug!(error = %e, "cluster listing failed; listing this node's lobbies");
+                self.counters
+                    .local_fallbacks
+                    .fetch_add(1, Ordering::Relaxed);
+                registry.list_public()
+            }
+        }
+    }
+
+    /// A reservation for a backend's player (`POST /api/matchmake`): never redeemed
+    /// here, whichever node it is for.
+    pub(crate) async fn reserve(&self, want: Want) -> Result<Reservation, Refusal> {
+        let result = match want {
+            Want::Id(id) => self.dir.reserve_id(id).await,
+            Want::Code(code) => match normalize(&code) {
+                Some(code) => self.dir.reserve_code(&code).await,
+                None => Err(DirError::LobbyNotFound),
+            },
+            Want::Quick | Want::Reserved(_) => self.dir.quick_join().await,
+        };
+        result.map_err(|e| self.refusal(&e))
+    }
+
+    /// Marks the node draining in the directory: its lobbies leave listings, lookups
+    /// and quick-join at once.
+    pub(crate) async fn drain(&self) {
+        if let Err(e) = self.dir.drain().await {
+            warn!(error = %e, "could not tell the directory this node is draining; it will at the next renewal");
+        }
+        self.forget_listing();
+    }
+
+    /// Leaves the directory (the node's last act): its lobbies and record are removed,
+    /// renewing stops.
+    pub(crate) async fn leave(&self) {
+        self.stop.cancel();
+        let renewal = self
+            .renewal
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Err(e) = self.dir.deregister().await {
+            warn!(error = %e, "could not leave the directory; this node's entries end with their lease");
+        }
+        if let Some(renewal) = renewal {
+            renewal.stop().await;
+        }
+    }
+
+    fn forget_listing(&self) {
+        *self.listing.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
+    fn refusal(&self, e: &DirError) -> Refusal {
+        match e {
+            DirError::LobbyNotFound | DirError::Draining => Refusal::NotFound,
+            DirError::LobbyFull => Refusal::Full,
+            DirError::Reservation(r) => Refusal::Reservation(*r),
+            DirError::NoNode => Refusal::Unavailable,
+            other => {
+                if !other.is_unavailable() {
+                    warn!(error = %other, "directory request failed");
+                }
+                self.counters.unavailable.fetch_add(1, Ordering::Relaxed);
+                Refusal::Unavailable
+            }
+        }
+    }
+}
+
+impl Cluster {
+    /// Where a player's join goes (see the module doc).
+    pub(crate) async fn route(&self, registry: &Registry, want: Want) -> Routed {
+        match want {
+            Want::Id(id) => {
+                let reserved = self.dir.reserve_id(id).await;
+                let local = || {
+                    registry.get(id).filter(|h| !h.is_private()).or_else(|| {
+                        // An id of this node's current slot (the lobby may predate it).
+                        let (slot, local) = split_cluster_id(id);
+                        (slot == self.slot())
+                            .then(|| registry.get_local(local))
+                            .flatten()
+                            .filter(|h| !h.is_private())
+                    })
+                };
+                self.after_reserve(registry, reserved, local).await
+            }
+            Want::Code(code) => {
+                let Some(code) = normalize(&code) else {
+                    return Routed::Refused(Refusal::NotFound);
+                };
+                let reserved = self.dir.reserve_code(&code).await;
+                self.after_reserve(registry, reserved, || registry.by_code(&code))
+                    .await
+            }
+            Want::Quick => match self.dir.quick_join().await {
+                Ok(r) => self.place(registry, r).await,
+                // No lobby with room and no node to create one: the cluster is draining
+                // or this node has not been seen yet; this node creates one.
+                Err(DirError::NoNode) if !self.dir.is_draining() => Routed::Create,
+                Err(e) => self.fallback(&e),
+            },
+            Want::Reserved(text) => self.redeem(registry, &text).await,
+        }
+    }
+
+    /// The URL of the node that made `token`, if it is another live node (a resume
+    /// presented to the wrong node); None: this node's, or unknown.
+    pub(crate) async fn home_of(&self, token: &SessionToken) -> Result<Option<String>, Refusal> {
+        let slot = Players::token_slot_of(token);
+        if slot == 0 || slot == self.slot() {
+            return Ok(None);
+        }
+        match self.dir.nodes().await {
+            Ok(nodes) => {
+                let url = nodes
+                    .into_iter()
+                    .find(|n| n.slot == slot && n.node != self.node_id())
+                    .map(|n| n.public_url);
+                if url.is_some() {
+                    self.counters
+                        .resume_redirects
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(url)
+            }
+            Err(e) => Err(self.refusal(&e)),
+        }
+    }
+
+    async fn after_reserve(
+        &self,
+        registry: &Registry,
+        reserved: Result<Reservation, DirError>,
+        local: impl FnOnce() -> Option<Arc<LobbyHandle>>,
+    ) -> Routed {
+        match reserved {
+            Ok(r) => self.place(registry, r).await,
+            // Opened here since the last publication: this node's own, so no other node
+            // can have promised its seats.
+            // A draining node's lobbies are not found, here either.
+            Err(DirError::LobbyNotFound) if self.dir.is_draining() => {
+                Routed::Refused(Refusal::NotFound)
+            }
+            Err(DirError::LobbyNotFound) => match local() {
+                Some(handle) => Routed::Local(handle),
+                None => Routed::Refused(Refusal::NotFound),
+            },
+            Err(e) if e.is_unavailable() => match local() {
+                Some(handle) => {
+                    self.counters
+                        .local_fallbacks
+                        .fetch_add(1, Ordering::Relaxed);
+                    Routed::Local(handle)
+                }
+                None => {
+                    self.counters.unavailable.fetch_add(1, Ordering::Relaxed);
+                    Routed::Refused(Refusal::Unavailable)
+                }
+            },
+            Err(e) => Routed::Refused(self.refusal(&e)),
+        }
+    }
+
+    /// A reservation made here: redeemed at once if it is for this node, else a redirect.
+    async fn place(&self, registry: &Registry, r: Reservation) -> Routed {
+        if r.node != self.node_id() {
+            self.counters.redirects.fetch_add(1, Ordering::Relaxed);
+            return Routed::Redirect {
+                url: r.url,
+                reservation: reservation_string(&r.token),
+            };
+        }
+        match self.dir.redeem(&r.token).await {
+            Ok(_) => {}
+            // Redeeming turns the reservation into a hold until the next renewal counts
+            // the player; without it the seat stays reserved until the reservation ends:
+            // fewer seats for a while, never more.
+            Err(e) => debug!(error = %e, "could not redeem a reservation made here"),
+        }
+        match r.lobby {
+            None => Routed::Create,
+            Some(local) => match registry.get_local(local) {
+                Some(handle) => Routed::Local(handle),
+                None => Routed::Refused(Refusal::NotFound),
+            },
+        }
+    }
+
+    async fn redeem(&self, registry: &Registry, text: &str) -> Routed {
+        let Some(bytes) = parse_reservation(text) else {
+            return Routed::Refused(Refusal::Reservation(ReservationError::Malformed));
+        };
+        match self.dir.redeem(&bytes).await {
+            Ok(redeemed) => match redeemed.lobby {
+                None => Routed::Create,
+                Some(local) => match registry.get_local(local) {
+                    Some(handle) => Routed::Local(handle),
+                    None => Routed::Refused(Refusal::NotFound),
+                },
+            },
+            Err(e) => Routed::Refused(self.refusal(&e)),
+        }
+    }
+
+    fn fallback(&self, e: &DirError) -> Routed {
+        if e.is_unavailable() {
+            self.counters
+                .local_fallbacks
+                .fetch_add(1, Ordering::Relaxed);
+            Routed::Alone
+        } else {
+            Routed::Refused(self.refusal(e))
+        }
+    }
+}
+
+/// Publishes lobbies opening and closing at once (coalesced: one renewal at most every
+/// [`PUBLISH_GAP`]), and keeps new lobby ids on the node's slot if it changed.
+async fn publish(cluster: Arc<Cluster>, registry: Arc<Registry>) {
+    let changed = Arc::clone(&cluster.changed);
+    loop {
+        tokio::select! {
+            () = cluster.stop.cancelled() => return,
+            () = changed.notified() => {}
+        }
+        tokio::time::sleep(PUBLISH_GAP).await;
+        if let Err(e) = cluster.dir.renew_now().await {
+            debug!(error = %e, "publishing lobby changes failed; the renewal will");
+        }
+        cluster.forget_listing();
+        let slot = cluster.dir.slot();
+        if registry.slot() != slot {
+            info!(
+                slot,
+                "node slot changed: new lobbies take ids of the new slot"
+            );
+            registry.set_slot(slot);
+        }
+    }
+}
+
+/// This node's lobbies as the directory publishes them: local part of the id, and the
+/// seats taken or promised (joins on their way count, so a redirected player's seat is
+/// never given twice).
+fn entries(handles: &[Arc<LobbyHandle>]) -> Vec<LobbyEntry> {
+    handles
+        .iter()
+        .filter(|h| !h.is_closed())
+        .map(|h| LobbyEntry {
+            id: h.id() & MAX_LOCAL_LOBBY_ID,
+            name: h.name().to_owned(),
+            players: u16::try_from(h.claimed()).unwrap_or(u16::MAX),
+            max_players: h.max_players(),
+            private: h.is_private(),
+            code: h.code().map(str::to_owned),
+        })
+        .collect()
+}
+
+/// A reservation token as the wire carries it: lowercase hex of its bytes (see
+/// `ticksync_cluster::token` for the bytes).
+pub(crate) fn reservation_string(token: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(token.len() * 2);
+    for b in token {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    s
+}
+
+/// The bytes of a reservation string; None if it is not even-length hex of a plausible
+/// token length.
+pub(crate) fn parse_reservation(text: &str) -> Option<Vec<u8>> {
+    let text = text.as_bytes();
+    if text.len() % 2 != 0 || text.len() > 2 * ticksync_cluster::token::MAX_TOKEN_LEN {
+        return None;
+    }
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    };
+    text.chunks(2)
+        .map(|pair| Some(digit(pair[0])? << 4 | digit(pair[1])?))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::{SocketAddr, TcpListener, TcpStream};
+    use std::process::{Child, Command, Stdio};
+
+    use super::*;
+
+    #[test]
+    fn reservation_strings_round_trip_and_refuse_junk() {
+        let bytes: Vec<u8> = (0u8..=255).step_by(7).collect();
+        let text = reservation_string(&bytes);
+        assert_eq!(&text[..6], "00070e");
+        assert_eq!(parse_reservation(&text), Some(bytes));
+        assert_eq!(parse_reservation("ABcd"), Some(vec![0xab, 0xcd]));
+        for junk in ["abc", "zz", "0x12", &"00".repeat(200)] {
+            assert_eq!(parse_reservation(junk), None, "{junk:?}");
+        }
+    }
+
+    /// A private `redis-server` on a free port, killed when dropped.
+    struct Redis {
+        child: Child,
+        port: u16,
+    }
+
+    impl Redis {
+        fn start() -> Redis {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+                .port();
+            let child = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server (Debian's package) is installed");
+            let redis = Redis { child, port };
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            for _ in 0..250 {
+                if let Ok(mut s) = TcpStream::connect(addr) {
+                    let mut buf = [0u8; 8];
+                    if s.write_all(b"PING\r\n").is_ok()
+                        && matches!(s.read(&mut buf), Ok(n) if buf[..n].starts_with(b"+PONG"))
+                    {
+                        return redis;
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            panic!("redis-server did not answer");
+        }
+
+        fn url(&self) -> String {
+            format!("redis://127.0.0.1:{}", self.port)
+        }
+
+        fn kill(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    impl Drop for Redis {
+        fn drop(&mut self) {
+            self.kill();
+        }
+    }
+
+    struct Node {
+        cluster: Arc<Cluster>,
+        registry: Arc<Registry>,
+        players: Players,
+    }
+
+    async fn node(redis: &Redis, id: &str) -> Node {
+        let mut c = DirectoryConfig::new(redis.url(), id, format!("ws://{id}.test/ws"));
+        c.lease = Duration::from_millis(900);
+        c.renew_interval = Duration::from_millis(300);
+        c.op_timeout = Duration::from_millis(250);
+        let registry = Arc::new(Registry::default());
+        let players = Players::default();
+        let cluster = Cluster::join(c, Arc::clone(&registry), &players)
+            .await
+            .expect("joins the directory");
+        Node {
+            cluster,
+            registry,
+            players,
+        }
+    }
+
+    impl Node {
+        /// A lobby on this node, published at once.
+        async fn lobby(&self, name: &str, max: u16, code: Option<&str>) -> Arc<LobbyHandle> {
+            let id = self.registry.next_id();
+            let (handle, _commands) =
+                LobbyHandle::new(id, name.to_owned(), max, code.map(str::to_owned));
+            self.registry.insert(Arc::clone(&handle));
+            self.cluster.dir.renew_now().await.expect("published");
+            handle
+        }
+    }
+
+    fn redirect(routed: Routed) -> (String, String) {
+        match routed {
+            Routed::Redirect { url, reservation } => (url, reservation),
+            other => panic!("expected a redirect, got {other:?}"),
+        }
+    }
+
+    fn local(routed: Routed) -> Arc<LobbyHandle> {
+        match routed {
+            Routed::Local(handle) => handle,
+            other => panic!("expected a local lobby, got {other:?}"),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn joins_route_to_the_lobby_s_node_and_reservations_hold_seats_once() {
+        let redis = Redis::start();
+        let a = node(&redis, "a").await;
+        let b = node(&redis, "b").await;
+        assert_ne!(a.cluster.slot(), b.cluster.slot());
+        let pair = b.lobby("pair", 2, None).await;
+        assert_eq!(
+            split_cluster_id(pair.id()).0,
+            b.cluster.slot(),
+            "ids name the node"
+        );
+
+        // From a: a redirect to b with a reservation, which b redeems exactly once.
+        let (url, reservation) = redirect(a.cluster.route(&a.registry, Want::Id(pair.id())).await);
+        assert_eq!(url, "ws://b.test/ws");
+        assert!(
+            matches!(
+                a.cluster
+                    .route(&a.registry, Want::Reserved(reservation.clone()))
+                    .await,
+                Routed::Refused(Refusal::Reservation(ReservationError::WrongNode))
+            ),
+            "only the lobby's node redeems it"
+        );
+        let seated = local(
+            b.cluster
+                .route(&b.registry, Want::Reserved(reservation.clone()))
+                .await,
+        );
+        assert_eq!(seated.id(), pair.id());
+        assert!(matches!(
+            b.cluster
+                .route(&b.registry, Want::Reserved(reservation))
+                .await,
+            Routed::Refused(Refusal::Reservation(ReservationError::AlreadyUsed))
+        ));
+        // The redeemed seat stays held until b counts the player: one seat left of two.
+        redirect(a.cluster.route(&a.registry, Want::Id(pair.id())).await);
+        assert!(matches!(
+            a.cluster.route(&a.registry, Want::Id(pair.id())).await,
+            Routed::Refused(Refusal::Full)
+        ));
+        // b's own join goes through the directory too: the lobby is full for it as well.
+        assert!(matches!(
+            b.cluster.route(&b.registry, Want::Id(pair.id())).await,
+            Routed::Refused(Refusal::Full)
+        ));
+        assert!(matches!(
+            b.cluster
+                .route(&b.registry, Want::Reserved("zz".into()))
+                .await,
+            Routed::Refused(Refusal::Reservation(ReservationError::Malformed))
+        ));
+
+        // A lobby of a's own: seated here, no redirect.
+        let home = a.lobby("home", 4, None).await;
+        assert_eq!(
+            local(a.cluster.route(&a.registry, Want::Id(home.id())).await).id(),
+            home.id()
+        );
+        // A private lobby on b, by its code as typed.
+        let secret = b.lobby("secret", 4, Some("K7QXM-2PDHR")).await;
+        let (url, reservation) = redirect(
+            a.cluster
+                .route(&a.registry, Want::Code("k7qxm 2pdhr".into()))
+                .await,
+        );
+        assert_eq!(url, "ws://b.test/ws");
+        assert_eq!(
+            local(
+                b.cluster
+                    .route(&b.registry, Want::Reserved(reservation))
+                    .await
+            )
+            .id(),
+            secret.id()
+        );
+        assert!(
+            matches!(
+                a.cluster.route(&a.registry, Want::Id(secret.id())).await,
+                Routed::Refused(Refusal::NotFound)
+            ),
+            "an id never finds a private lobby"
+        );
+        assert!(matches!(
+            a.cluster
+                .route(&a.registry, Want::Code("AAAAA-AAAAA".into()))
+                .await,
+            Routed::Refused(Refusal::NotFound)
+        ));
+
+        // A session token of b's, shown to a, names b.
+        let (_, token) = b.players.create("ann".into()).expect("random");
+        assert_eq!(
+            a.cluster.home_of(&token).await,
+            Ok(Some("ws://b.test/ws".into()))
+        );
+        assert_eq!(b.cluster.home_of(&token).await, Ok(None), "b's own");
+        assert_eq!(a.cluster.counters.redirects.load(Ordering::Relaxed), 3);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn quick_join_fills_the_fullest_lobby_then_creates_and_local_play_outlives_redis() {
+        let mut redis = Redis::start();
+        let a = node(&redis, "a").await;
+        let b = node(&redis, "b").await;
+        // No lobby anywhere: a new one, on the node with the least load.
+        let first = a.cluster.route(&a.registry, Want::Quick).await;
+        assert!(
+            matches!(first, Routed::Create | Routed::Redirect { .. }),
+            "{first:?}"
+        );
+        let on_b = b.lobby("on b", 3, None).await;
+        let _small = a.lobby("on a", 3, None).await;
+        // Both have room: the first with room by fill, then id; every seat once.
+        let mut seats = 0;
+        for _ in 0..6 {
+            match a.cluster.route(&a.registry, Want::Quick).await {
+                Routed::Local(_) | Routed::Redirect { .. } => seats += 1,
+                Routed::Create => break,
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(seats, 6, "six seats in two lobbies of three");
+        assert!(matches!(
+            a.cluster.route(&a.registry, Want::Quick).await,
+            Routed::Create | Routed::Redirect { .. }
+        ));
+
+        redis.kill();
+        // Without Redis: this node's lobbies still take players; others are unreachable.
+        let here = a.registry.handles()[0].id();
+        assert_eq!(
+            local(a.cluster.route(&a.registry, Want::Id(here)).await).id(),
+            here
+        );
+        assert!(matches!(
+            a.cluster.route(&a.registry, Want::Id(on_b.id())).await,
+            Routed::Refused(Refusal::Unavailable)
+        ));
+        assert!(matches!(
+            a.cluster.route(&a.registry, Want::Quick).await,
+            Routed::Alone
+        ));
+        let listed = a.cluster.list(&a.registry).await;
+        assert!(
+            listed.iter().all(|l| l.id != on_b.id()),
+            "this node's alone"
+        );
+        assert!(a.cluster.counters.local_fallbacks.load(Ordering::Relaxed) >= 2);
+    }
+}

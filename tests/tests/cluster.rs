@@ -1,0 +1,451 @@
+//! Cluster mode against a real Redis: every test starts its own `redis-server` on a free
+//! port (no persistence) and its nodes, in this process on port 0 or as real
+//! `ticksync-server` processes stopped by PID, and stops them all.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use ticksync_client::{Client, Incoming};
+use ticksync_protocol::{ClientMessage, GameOptions, JoinTarget, ServerMessage};
+use ticksync_tests::cluster::{ADMIN_TOKEN, NodeProcess, RedisServer, spawn_node};
+use ticksync_tests::{http_get, http_request};
+
+/// Polls `f` every 50 ms until it gives `Some`, failing after `limit`.
+async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "not within {limit:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `GET /api/lobbies`: lobby id → (name, players, max players).
+async fn listing(addr: std::net::SocketAddr) -> BTreeMap<u64, (String, u64, u64)> {
+    let (status, _, body) = http_get(addr, "/api/lobbies").await;
+    assert_eq!(status, 200, "{body}");
+    let list: Value = serde_json::from_str(&body).expect("JSON");
+    list.as_array()
+        .expect("an array")
+        .iter()
+        .map(|l| {
+            (
+                l["id"].as_u64().expect("id"),
+                (
+                    l["name"].as_str().expect("name").to_owned(),
+                    l["players"].as_u64().expect("players"),
+                    l["max_players"].as_u64().expect("max"),
+                ),
+            )
+        })
+        .collect()
+}
+
+fn names(list: &BTreeMap<u64, (String, u64, u64)>) -> BTreeSet<String> {
+    list.values().map(|(n, _, _)| n.clone()).collect()
+}
+
+/// `POST /api/matchmake` with `body`: (status, JSON).
+async fn matchmake(addr: std::net::SocketAddr, body: &str) -> (u16, Value) {
+    let auth = format!("Bearer {ADMIN_TOKEN}");
+    let (status, _, body) = http_request(
+        addr,
+        "POST",
+        "/api/matchmake",
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        body,
+    )
+    .await;
+    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+}
+
+/// `GET /admin/api/overview`'s `cluster` part.
+async fn cluster_view(addr: std::net::SocketAddr) -> Value {
+    let auth = format!("Bearer {ADMIN_TOKEN}");
+    let (status, _, body) = http_request(
+        addr,
+        "GET",
+        "/admin/api/overview",
+        &[("Authorization", &auth)],
+        "",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let overview: Value = serde_json::from_str(&body).expect("JSON");
+    overview["cluster"].clone()
+}
+
+/// One Prometheus sample of `/metrics` (the first line starting with `name`).
+async fn metric(addr: std::net::SocketAddr, name: &str) -> f64 {
+    let (_, _, body) = http_get(addr, "/metrics").await;
+    body.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in /metrics"))
+}
+
+/// A player that created a public lobby `name` of `max` seats on the node at `url`.
+async fn host(url: &str, player: &str, name: &str, max: u16) -> (Client, u32) {
+    let mut client = Client::connect(url).await.expect("connect");
+    client.hello(player).await.expect("welcome");
+    let joined = client
+        .join(&ClientMessage::CreateLobby {
+            name: name.into(),
+            max_players: max,
+            private: false,
+            options: GameOptions::none(),
+        })
+        .await
+        .expect("created");
+    (client, joined.lobby_id)
+}
+
+/// Snapshots `client` receives within `span`.
+async fn snapshots_within(client: &mut Client, span: Duration) -> u32 {
+    let deadline = tokio::time::Instant::now() + span;
+    let mut n = 0;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            return n;
+        }
+        match tokio::time::timeout(left, client.recv()).await {
+            Err(_) => return n,
+            Ok(Ok(Incoming::Snapshot(_))) => n += 1,
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => panic!("the game was interrupted: {e}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn redis_unreachable_at_start_is_a_clear_error() {
+    // A port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let url = format!("redis://127.0.0.1:{port}");
+    let out = std::process::Command::new(ticksync_tests::cluster::server_binary())
+        .args(["--bind", "127.0.0.1:0", "--redis-url", &url])
+        .env("RUST_LOG", "off")
+        .output()
+        .expect("run ticksync-server");
+    assert!(!out.status.success(), "exits with an error");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cluster mode") && stderr.contains("redis"),
+        "says why: {stderr}"
+    );
+
+    // The library says so too.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let config = ticksync_server::Config {
+        redis_url: Some(url),
+        ..ticksync_tests::test_config()
+    };
+    let result = ticksync_server::run(listener, config, std::future::pending()).await;
+    assert!(
+        matches!(result, Err(ticksync_server::Error::Cluster(_))),
+        "{result:?}"
+    );
+}
+
+#[tokio::test]
+async fn listings_agree_across_three_nodes() {
+    let redis = RedisServer::start();
+    let nodes = [
+        spawn_node(&redis, "a").await,
+        spawn_node(&redis, "b").await,
+        spawn_node(&redis, "c").await,
+    ];
+    let mut hosts = Vec::new();
+    for (node, name) in nodes.iter().zip(["room a", "room b", "room c"]) {
+        hosts.push(host(&node.ws_url(), "host", name, 4).await);
+    }
+    let want: BTreeSet<String> = ["room a", "room b", "room c"].map(String::from).into();
+    // Published when created, not at the next renewal.
+    let first = eventually(
+        Duration::from_secs(2),
+        "every node lists every lobby",
+        || {
+            let addr = nodes[0].addr;
+            let want = want.clone();
+            async move {
+                let list = listing(addr).await;
+                (names(&list) == want).then_some(list)
+            }
+        },
+    )
+    .await;
+    for node in &nodes[1..] {
+        assert_eq!(
+            listing(node.addr).await,
+            first,
+            "the same listing everywhere"
+        );
+    }
+    // The ids the listing shows are the ids the lobbies' own nodes gave them (unique
+    // across the cluster: the node's slot is in the high bits).
+    let ids: BTreeSet<u64> = hosts.iter().map(|(_, id)| u64::from(*id)).collect();
+    assert_eq!(ids, first.keys().copied().collect(), "cluster-wide ids");
+    assert!(
+        first
+            .values()
+            .all(|(_, players, max)| (*players, *max) == (1, 4))
+    );
+
+    let view = cluster_view(nodes[0].addr).await;
+    assert_eq!(view["node"], "a");
+    assert_eq!(view["redis_up"], true);
+    let live: BTreeSet<&str> = view["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .map(|n| n["node"].as_str().expect("id"))
+        .collect();
+    assert_eq!(live, ["a", "b", "c"].into());
+    assert!(metric(nodes[1].addr, "ticksync_cluster_renewals_total").await >= 1.0);
+    assert_eq!(
+        metric(nodes[1].addr, "ticksync_cluster_redis_up").await,
+        1.0
+    );
+
+    for node in nodes {
+        node.stop().await;
+    }
+    drop(hosts);
+}
+
+#[tokio::test]
+async fn an_unused_reservation_expires_and_its_seat_returns() {
+    let redis = RedisServer::start();
+    let a = spawn_node(&redis, "a").await;
+    let (_host, lobby) = host(&a.ws_url(), "host", "pair", 2).await;
+    eventually(Duration::from_secs(2), "the lobby is listed", || async {
+        listing(a.addr)
+            .await
+            .contains_key(&u64::from(lobby))
+            .then_some(())
+    })
+    .await;
+    let body = format!("{{\"lobby_id\": {lobby}}}");
+    let (status, first) = matchmake(a.addr, &body).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["lobby_id"], lobby);
+    assert!(
+        first["url"].as_str().is_some_and(|u| u == a.ws_url()),
+        "{first}"
+    );
+    assert!(first["reservation"].as_str().is_some_and(|r| r.len() > 60));
+    // One player and one reservation: the lobby of two is full for everyone.
+    let (status, _) = matchmake(a.addr, &body).await;
+    assert_eq!(status, 409, "the reserved seat is not given twice");
+    // Unused, the reservation ends (1.5 s here) and its seat returns.
+    let started = Instant::now();
+    eventually(Duration::from_secs(4), "the seat returns", || async {
+        (matchmake(a.addr, &body).await.0 == 200).then_some(())
+    })
+    .await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "not before it expired"
+    );
+    eventually(Duration::from_secs(3), "counted as expired", || async {
+        (metric(a.addr, "ticksync_cluster_reservations_expired_total").await >= 1.0).then_some(())
+    })
+    .await;
+    a.stop().await;
+}
+
+#[tokio::test]
+async fn a_killed_node_vanishes_within_its_lease() {
+    let redis = RedisServer::start();
+    let a = NodeProcess::node(&redis, "a", &[]);
+    let mut b = NodeProcess::node(&redis, "b", &[]);
+    let (mut player_a, _) = host(&a.ws_url(), "pa", "on a", 4).await;
+    let (_player_b, _) = host(&b.ws_url(), "pb", "on b", 4).await;
+    let both: BTreeSet<String> = ["on a", "on b"].map(String::from).into();
+    eventually(Duration::from_secs(3), "both lobbies listed", || {
+        let both = both.clone();
+        async move { (names(&listing(a.addr).await) == both).then_some(()) }
+    })
+    .await;
+    b.kill9();
+    let killed = Instant::now();
+    eventually(
+        Duration::from_secs(5),
+        "the killed node's lobby unlisted",
+        || async { (names(&listing(a.addr).await) == ["on a".to_owned()].into()).then_some(()) },
+    )
+    .await;
+    let gone_after = killed.elapsed();
+    assert!(gone_after < Duration::from_secs(5), "{gone_after:?}");
+    // No quick-join is sent to it any more.
+    for _ in 0..10 {
+        let (status, answer) = matchmake(a.addr, "{}").await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(
+            answer["url"].as_str(),
+            Some(a.ws_url().as_str()),
+            "{answer}"
+        );
+    }
+    let view = cluster_view(a.addr).await;
+    let live: Vec<&str> = view["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .map(|n| n["node"].as_str().expect("id"))
+        .collect();
+    assert_eq!(live, ["a"]);
+    // The other node's players never noticed (30 ticks a second).
+    let n = snapshots_within(&mut player_a, Duration::from_secs(1)).await;
+    assert!(n >= 20, "{n} snapshots in a second");
+}
+
+#[tokio::test]
+async fn redis_restarted_mid_game_interrupts_nothing() {
+    let mut redis = RedisServer::start();
+    let a = spawn_node(&redis, "a").await;
+    let b = spawn_node(&redis, "b").await;
+    let (mut pa, _) = host(&a.ws_url(), "pa", "on a", 4).await;
+    let (mut pb, _) = host(&b.ws_url(), "pb", "on b", 4).await;
+    let both: BTreeSet<String> = ["on a", "on b"].map(String::from).into();
+    eventually(Duration::from_secs(3), "both lobbies listed", || {
+        let both = both.clone();
+        async move { (names(&listing(b.addr).await) == both).then_some(()) }
+    })
+    .await;
+
+    redis.kill();
+    // Local play goes on: snapshots at the tick rate, new local lobbies, local listings.
+    let n = snapshots_within(&mut pa, Duration::from_secs(1)).await;
+    assert!(n >= 20, "{n} snapshots in a second without Redis");
+    let (_late, _) = host(&b.ws_url(), "late", "made without redis", 4).await;
+    let local = names(&listing(b.addr).await);
+    assert!(
+        local.contains("on b") && local.contains("made without redis"),
+        "{local:?}"
+    );
+    eventually(Duration::from_secs(3), "redis_up goes to 0", || async {
+        (metric(a.addr, "ticksync_cluster_redis_up").await == 0.0).then_some(())
+    })
+    .await;
+    // Matchmaking needs Redis: a clear refusal.
+    assert_eq!(matchmake(a.addr, "{}").await.0, 503);
+
+    redis.restart();
+    let back = Instant::now();
+    let all: BTreeSet<String> = ["on a", "on b", "made without redis"]
+        .map(String::from)
+        .into();
+    for node in [&a, &b] {
+        eventually(
+            Duration::from_secs(5),
+            "the directory is whole again",
+            || {
+                let all = all.clone();
+                async move { (names(&listing(node.addr).await) == all).then_some(()) }
+            },
+        )
+        .await;
+    }
+    assert!(back.elapsed() < Duration::from_secs(5));
+    let n = snapshots_within(&mut pb, Duration::from_secs(1)).await;
+    assert!(n >= 20, "{n} snapshots in a second after the restart");
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn draining_a_node_under_play_loses_nobody() {
+    let redis = RedisServer::start();
+    let a = spawn_node(&redis, "a").await;
+    let mut b = NodeProcess::node(&redis, "b", &["--drain-timeout", "20s"]);
+    let (mut player, lobby) = host(&b.ws_url(), "stays", "on b", 4).await;
+    eventually(Duration::from_secs(3), "b's lobby listed", || async {
+        listing(a.addr)
+            .await
+            .contains_key(&u64::from(lobby))
+            .then_some(())
+    })
+    .await;
+
+    b.terminate();
+    // At once: out of the listings and of quick-join, not ready.
+    eventually(Duration::from_secs(1), "b's lobby unlisted", || async {
+        (!listing(a.addr).await.contains_key(&u64::from(lobby))).then_some(())
+    })
+    .await;
+    for _ in 0..5 {
+        let (status, answer) = matchmake(a.addr, "{}").await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["url"].as_str(), Some(a.ws_url().as_str()));
+    }
+    assert_eq!(http_get(b.addr, "/readyz").await.0, 503);
+    // Nobody new lands on it.
+    let mut newcomer = Client::connect(&b.ws_url()).await.expect("connect");
+    let refused = newcomer.hello("new").await;
+    assert!(refused.is_err(), "a draining node takes no new player");
+    // Its player plays on.
+    let n = snapshots_within(&mut player, Duration::from_secs(1)).await;
+    assert!(n >= 20, "{n} snapshots in a second while draining");
+    assert!(
+        b.wait_exit(Duration::from_millis(100)).is_none(),
+        "still running"
+    );
+    // The last player leaves: the node exits, long before its drain timeout, and
+    // leaves nothing in the directory.
+    player.close().await;
+    let status = b
+        .wait_exit(Duration::from_secs(8))
+        .expect("exits once empty");
+    assert!(status.success(), "{status:?}");
+    let view = cluster_view(a.addr).await;
+    let live: Vec<&str> = view["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .map(|n| n["node"].as_str().expect("id"))
+        .collect();
+    assert_eq!(live, ["a"], "b left the directory before it exited");
+    a.stop().await;
+}
+
+#[tokio::test]
+async fn a_drain_ends_at_its_timeout_with_shutting_down() {
+    let redis = RedisServer::start();
+    let mut b = NodeProcess::node(&redis, "b", &["--drain-timeout", "1s"]);
+    let (mut player, _) = host(&b.ws_url(), "stays", "on b", 4).await;
+    b.terminate();
+    let asked = Instant::now();
+    // Plays on until the timeout, then is told and closed with 1001.
+    let (error, code) = ticksync_tests::error_then_close(&mut player).await;
+    let waited = asked.elapsed();
+    assert_eq!(
+        error,
+        Some(ticksync_protocol::ErrorCode::ShuttingDown.as_u16())
+    );
+    assert_eq!(code, ticksync_protocol::close::GOING_AWAY);
+    assert!(
+        waited >= Duration::from_millis(900),
+        "not before the timeout: {waited:?}"
+    );
+    let status = b.wait_exit(Duration::from_secs(8)).expect("exits");
+    assert!(status.success(), "{status:?}");
+}
