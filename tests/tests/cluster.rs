@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use ticksync_client::{Client, Incoming};
-use ticksync_protocol::{ClientMessage, GameOptions, JoinTarget, ServerMessage};
-use ticksync_tests::cluster::{ADMIN_TOKEN, NodeProcess, RedisServer, spawn_node};
+use ticksync_protocol::{ClientMessage, ErrorCode, GameOptions, JoinTarget};
+use ticksync_tests::cluster::{ADMIN_TOKEN, NodeProcess, RedisServer, node_config, spawn_node};
 use ticksync_tests::{http_get, http_request};
 
 /// Polls `f` every 50 ms until it gives `Some`, failing after `limit`.
@@ -265,6 +265,19 @@ async fn an_unused_reservation_expires_and_its_seat_returns() {
         started.elapsed() >= Duration::from_millis(900),
         "not before it expired"
     );
+    // The expired reservation no longer seats anyone.
+    let mut late = Client::connect(&a.ws_url()).await.expect("connect");
+    late.hello("late").await.expect("welcome");
+    let refused = late
+        .join(&ClientMessage::JoinReserved {
+            reservation: first["reservation"].as_str().expect("reservation").into(),
+        })
+        .await;
+    assert!(
+        matches!(refused, Err(ticksync_client::ClientError::Server { code, .. })
+            if code == ErrorCode::ReservationFailed.as_u16()),
+        "{refused:?}"
+    );
     eventually(Duration::from_secs(3), "counted as expired", || async {
         (metric(a.addr, "ticksync_cluster_reservations_expired_total").await >= 1.0).then_some(())
     })
@@ -324,7 +337,7 @@ async fn redis_restarted_mid_game_interrupts_nothing() {
     let a = spawn_node(&redis, "a").await;
     let b = spawn_node(&redis, "b").await;
     let (mut pa, _) = host(&a.ws_url(), "pa", "on a", 4).await;
-    let (mut pb, _) = host(&b.ws_url(), "pb", "on b", 4).await;
+    let (mut pb, on_b) = host(&b.ws_url(), "pb", "on b", 4).await;
     let both: BTreeSet<String> = ["on a", "on b"].map(String::from).into();
     eventually(Duration::from_secs(3), "both lobbies listed", || {
         let both = both.clone();
@@ -346,8 +359,21 @@ async fn redis_restarted_mid_game_interrupts_nothing() {
         (metric(a.addr, "ticksync_cluster_redis_up").await == 0.0).then_some(())
     })
     .await;
-    // Matchmaking needs Redis: a clear refusal.
+    // What needs another node gets a clear refusal.
     assert_eq!(matchmake(a.addr, "{}").await.0, 503);
+    let mut far = Client::connect(&a.ws_url()).await.expect("connect");
+    far.hello("far").await.expect("welcome");
+    let refused = far
+        .join(&ClientMessage::JoinLobby {
+            target: JoinTarget::Id(on_b),
+            options: GameOptions::none(),
+        })
+        .await;
+    assert!(
+        matches!(refused, Err(ticksync_client::ClientError::Server { code, .. })
+            if code == ErrorCode::ClusterUnavailable.as_u16()),
+        "{refused:?}"
+    );
 
     redis.restart();
     let back = Instant::now();
@@ -448,4 +474,171 @@ async fn a_drain_ends_at_its_timeout_with_shutting_down() {
     );
     let status = b.wait_exit(Duration::from_secs(8)).expect("exits");
     assert!(status.success(), "{status:?}");
+}
+
+#[tokio::test]
+async fn joins_by_id_and_by_code_follow_the_lobby_across_nodes() {
+    let redis = RedisServer::start();
+    let a = spawn_node(&redis, "a").await;
+    let b = spawn_node(&redis, "b").await;
+    let (_host, public) = host(&b.ws_url(), "host", "public on b", 4).await;
+    let mut owner = Client::connect(&b.ws_url()).await.expect("connect");
+    owner.hello("owner").await.expect("welcome");
+    let private = owner
+        .join(&ClientMessage::CreateLobby {
+            name: "private on b".into(),
+            max_players: 4,
+            private: true,
+            options: GameOptions::none(),
+        })
+        .await
+        .expect("created");
+    let code = private.code.clone().expect("a code");
+    // Players find lobbies in listings, and codes from friends: by then every node
+    // can reach them (b publishes new lobbies at once, at most every 50 ms).
+    eventually(Duration::from_secs(2), "b's lobbies published", || async {
+        (metric(b.addr, "ticksync_cluster_lobbies_published").await >= 2.0).then_some(())
+    })
+    .await;
+
+    let mut by_id = Client::connect(&a.ws_url()).await.expect("connect");
+    by_id.hello("by id").await.expect("welcome");
+    let joined = by_id
+        .join(&ClientMessage::JoinLobby {
+            target: JoinTarget::Id(public),
+            options: GameOptions::none(),
+        })
+        .await
+        .expect("joined across nodes");
+    assert_eq!(joined.lobby_id, public);
+    assert_eq!(by_id.redirects(), 1, "sent to b");
+    by_id
+        .recv_snapshot(Duration::from_secs(2))
+        .await
+        .expect("plays on b");
+
+    // The code as a person types it, on the other node.
+    let mut by_code = Client::connect(&a.ws_url()).await.expect("connect");
+    by_code.hello("by code").await.expect("welcome");
+    let typed = code.to_lowercase().replace('-', " ");
+    let joined = by_code
+        .join(&ClientMessage::JoinLobby {
+            target: JoinTarget::Code(typed),
+            options: GameOptions::none(),
+        })
+        .await
+        .expect("joined by code across nodes");
+    assert_eq!(joined.lobby_id, private.lobby_id);
+    assert_eq!(joined.players.len(), 2, "the owner and this player");
+    assert!(metric(a.addr, "ticksync_cluster_redirects_total").await >= 2.0);
+    assert!(metric(b.addr, "ticksync_cluster_reservations_used_total").await >= 2.0);
+    a.stop().await;
+    b.stop().await;
+}
+
+/// `GET /api/lobbies` as a list: (id, players, max players), in the order given.
+async fn raw_listing(addr: std::net::SocketAddr) -> Vec<(u32, u32, u32)> {
+    let (_, _, body) = http_get(addr, "/api/lobbies").await;
+    let list: Value = serde_json::from_str(&body).expect("JSON");
+    let field = |l: &Value, f: &str| {
+        l[f].as_u64()
+            .and_then(|v| u32::try_from(v).ok())
+            .unwrap_or_else(|| panic!("{f} in {l}"))
+    };
+    list.as_array()
+        .expect("an array")
+        .iter()
+        .map(|l| (field(l, "id"), field(l, "players"), field(l, "max_players")))
+        .collect()
+}
+
+#[tokio::test]
+async fn thirty_quick_joins_through_three_nodes_never_overfill() {
+    let redis = RedisServer::start();
+    let mut nodes = Vec::new();
+    for id in ["a", "b", "c"] {
+        let config = ticksync_server::Config {
+            quick_lobby_size: 4,
+            ..node_config(&redis, id)
+        };
+        nodes.push(ticksync_tests::spawn_server(config).await);
+    }
+    let urls: Vec<String> = nodes.iter().map(|n| n.ws_url()).collect();
+    let mut joins = tokio::task::JoinSet::new();
+    for i in 0..30 {
+        let url = urls[i % 3].clone();
+        joins.spawn(async move {
+            let (client, _, joined) = Client::quick_player(&url, &format!("p{i}"))
+                .await
+                .expect("quick-joined");
+            (client, joined.lobby_id)
+        });
+    }
+    let mut seated: BTreeMap<u32, u32> = BTreeMap::new();
+    let mut clients = Vec::new();
+    while let Some(done) = joins.join_next().await {
+        let (client, lobby) = done.expect("no panic");
+        *seated.entry(lobby).or_default() += 1;
+        clients.push(client);
+    }
+    assert_eq!(seated.values().sum::<u32>(), 30);
+    assert!(seated.values().all(|&n| n <= 4), "overfilled: {seated:?}");
+    assert!(seated.len() >= 8, "30 players in lobbies of 4: {seated:?}");
+    let redirected: u32 = clients.iter().map(Client::redirects).sum();
+    assert!(redirected > 0, "some quick-joins were sent to another node");
+    // Every node lists every lobby once, with its true count, and none over its cap.
+    for node in &nodes {
+        eventually(Duration::from_secs(3), "listings show every player", || {
+            let seated = seated.clone();
+            async move {
+                let list = raw_listing(node.addr).await;
+                let ids: BTreeSet<u32> = list.iter().map(|l| l.0).collect();
+                assert_eq!(ids.len(), list.len(), "a lobby listed twice: {list:?}");
+                assert!(list.iter().all(|l| l.1 <= l.2), "over a cap: {list:?}");
+                let listed: BTreeMap<u32, u32> = list
+                    .iter()
+                    .filter(|l| l.1 > 0)
+                    .map(|l| (l.0, l.1))
+                    .collect();
+                (listed == seated).then_some(())
+            }
+        })
+        .await;
+    }
+    drop(clients);
+    for node in nodes {
+        node.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_resume_token_shown_to_the_wrong_node_resumes_where_the_player_is() {
+    let redis = RedisServer::start();
+    let a = spawn_node(&redis, "a").await;
+    let b = spawn_node(&redis, "b").await;
+    let (player, lobby) = host(&b.ws_url(), "roamer", "on b", 4).await;
+    let welcome = player.welcome().expect("welcomed");
+    // The link drops without a goodbye: the player keeps its seat for its grace.
+    drop(player);
+    let (mut back, again) = Client::resume(
+        &a.ws_url(),
+        "roamer",
+        welcome.session_token,
+        Duration::from_secs(5),
+    )
+    .await
+    .expect("resumed");
+    assert_eq!(back.redirects(), 1, "a sent it to b");
+    assert_eq!(again.player_id, welcome.player_id, "the same player");
+    let joined = back
+        .recv_message_until(Duration::from_secs(3), |m| match m {
+            ticksync_protocol::ServerMessage::Joined(j) => Some(j.clone()),
+            _ => None,
+        })
+        .await
+        .expect("back in its lobby");
+    assert_eq!(joined.lobby_id, lobby);
+    assert!(metric(a.addr, "ticksync_cluster_resume_redirects_total").await >= 1.0);
+    a.stop().await;
+    b.stop().await;
 }

@@ -489,7 +489,7 @@ impl Cluster {
 }
 
 /// Publishes lobbies opening and closing at once (coalesced: one renewal at most every
-/// [`PUBLISH_GAP`]), and keeps new lobby ids on the node's slot if it changed.
+/// [`PUBLISH_GAP`], the first without waiting), and keeps new lobby ids on the node's slot if it changed.
 async fn publish(cluster: Arc<Cluster>, registry: Arc<Registry>) {
     let changed = Arc::clone(&cluster.changed);
     loop {
@@ -497,7 +497,6 @@ async fn publish(cluster: Arc<Cluster>, registry: Arc<Registry>) {
             () = cluster.stop.cancelled() => return,
             () = changed.notified() => {}
         }
-        tokio::time::sleep(PUBLISH_GAP).await;
         if let Err(e) = cluster.dir.renew_now().await {
             debug!(error = %e, "publishing lobby changes failed; the renewal will");
         }
@@ -510,6 +509,8 @@ async fn publish(cluster: Arc<Cluster>, registry: Arc<Registry>) {
             );
             registry.set_slot(slot);
         }
+        // Changes meanwhile wait for the next round (one notification is kept).
+        tokio::time::sleep(PUBLISH_GAP).await;
     }
 }
 
