@@ -372,3 +372,33 @@ describe('the shared hill cases (Rust simulation, server/golden/hill-prediction.
     });
   }
 });
+
+describe('the shared shooter cases (Rust simulation, server/golden/shooter-prediction.json)', () => {
+  const shooter = JSON.parse(readFileSync(new URL('../../server/golden/shooter-prediction.json', import.meta.url), 'utf8'));
+
+  test('the file matches the shooter constants', async () => {
+    const { ACCEL, SHIP_RADIUS, SPEED, WORLD_SIZE } = await import('../src/games/shooter.js');
+    assert.equal(shooter.game, 'shooter');
+    assert.equal(shooter.accel, ACCEL);
+    assert.equal(shooter.radius, SHIP_RADIUS);
+    assert.equal(shooter.speed, SPEED);
+    assert.equal(shooter.world_size, WORLD_SIZE);
+    assert.ok(shooter.cases.length >= 2);
+  });
+
+  for (const c of shooter.cases) {
+    test(`${c.name}: every predicted position, velocity and aim matches the server's`, async () => {
+      const { shipStep } = await import('../src/games/shooter.js');
+      const p = new Predictor({ step: shipStep, dt: tickSeconds(c.tick_rate), zeroInput: { dir: { x: 0, y: 0 } } });
+      p.reconcile(0, 0, { pos: { x: c.start[0], y: c.start[1] }, vel: { x: 0, y: 0 }, aim: 0, alive: true });
+      let worst = 0;
+      c.inputs.forEach((dir, i) => {
+        const s = p.applyInput(i + 1, { dir: { x: dir[0], y: dir[1] }, aim: c.aims[i] });
+        const [x, y] = c.positions[i];
+        const [vx, vy] = c.velocities[i];
+        worst = Math.max(worst, Math.abs(s.pos.x - x), Math.abs(s.pos.y - y), Math.abs(s.vel.x - vx), Math.abs(s.vel.y - vy), Math.abs(s.aim - c.aims[i]));
+      });
+      assert.equal(worst, 0, `${c.name}: largest difference ${worst}`);
+    });
+  }
+});
