@@ -103,6 +103,8 @@ export const ErrorCode = Object.freeze({
   Internal: 17,
   Unauthorized: 18,
   JoinRefused: 19,
+  ClusterUnavailable: 20,
+  ReservationFailed: 21,
 });
 
 /** Why a player left a lobby (the server's `Left` message). */
@@ -176,6 +178,7 @@ export const ClientTag = Object.freeze({
   LeaveLobby: 5,
   Ping: 6,
   Options: 7,
+  JoinReserved: 8,
 });
 
 /** Wire tags of the server control messages. */
@@ -190,6 +193,7 @@ export const ServerTag = Object.freeze({
   Left: 7,
   Notice: 8,
   MatchEnded: 9,
+  Redirect: 10,
 });
 
 /** The first tag of a game frame (`codec::FIRST_FRAME_TAG`); below it, control messages. */
@@ -523,6 +527,9 @@ export function decodeClient(bytes) {
     case ClientTag.Options:
       m = { type: 'Options', delta_snapshots: r.bool() };
       break;
+    case ClientTag.JoinReserved:
+      m = { type: 'JoinReserved', reservation: r.string() };
+      break;
     default:
       r.fail(`unknown message type ${tag}`);
   }
@@ -598,6 +605,11 @@ export function decodeServer(bytes) {
       const summary = r.string();
       const results = r.vec(SIZE_MATCH_RESULT, readMatchResult);
       m = { type: 'MatchEnded', summary, results };
+      break;
+    }
+    case ServerTag.Redirect: {
+      const url = r.string();
+      m = { type: 'Redirect', url, reservation: r.string() };
       break;
     }
     default:
@@ -838,6 +850,10 @@ export function encodeClient(m) {
       w.raw(ClientTag.Options);
       w.bool(m.delta_snapshots, 'delta_snapshots');
       break;
+    case 'JoinReserved':
+      w.raw(ClientTag.JoinReserved);
+      w.string(m.reservation, 'reservation');
+      break;
     case 'Input':
       writeFrame(w, m, ClientFrameTag.Input);
       break;
@@ -925,6 +941,11 @@ export function encodeServer(m) {
         w.i32(x.score, `${f}.score`);
         w.u16(x.place, `${f}.place`);
       });
+      break;
+    case 'Redirect':
+      w.raw(ServerTag.Redirect);
+      w.string(m.url, 'url');
+      w.string(m.reservation, 'reservation');
       break;
     case 'Snapshot':
       writeFrame(w, m, ServerFrameTag.Snapshot);
