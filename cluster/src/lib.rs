@@ -46,6 +46,8 @@ pub mod directory;
 pub mod error;
 pub mod metrics;
 mod scripts;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod token;
 
 pub use config::{DirectoryConfig, random_node_id, validate_node_id};

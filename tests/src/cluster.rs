@@ -2,112 +2,19 @@
 //! `ticksync-server` processes (stopped by PID: SIGTERM or SIGKILL) or in-process servers
 //! on port 0.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub use ticksync_cluster::testing::RedisServer;
 use ticksync_server::Config;
 
 use crate::{TestServer, spawn_server, test_config};
 
 /// The admin token the test nodes are started with.
 pub const ADMIN_TOKEN: &str = "cluster-test-admin";
-
-/// A `redis-server` of its own on a free loopback port, no persistence; killed by PID when
-/// dropped.
-#[derive(Debug)]
-pub struct RedisServer {
-    child: Option<Child>,
-    port: u16,
-}
-
-impl RedisServer {
-    /// Starts one and waits until it answers PING.
-    pub fn start() -> Self {
-        for _ in 0..5 {
-            let mut server = RedisServer {
-                child: None,
-                port: free_port(),
-            };
-            if server.spawn() {
-                return server;
-            }
-        }
-        panic!("redis-server did not start (is Debian's redis-server installed?)");
-    }
-
-    fn spawn(&mut self) -> bool {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-            .args(["--loglevel", "warning"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn redis-server");
-        self.child = Some(child);
-        if wait_ping(self.port, Duration::from_secs(5)) {
-            true
-        } else {
-            self.kill();
-            false
-        }
-    }
-
-    /// `redis://127.0.0.1:<port>`.
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// Kills the server (SIGKILL) and waits for it to be gone: its data is lost.
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Starts it again, empty, on the same port (as after a crash and restart).
-    pub fn restart(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.spawn() {
-            assert!(Instant::now() < deadline, "redis-server did not restart");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    l.local_addr().expect("local addr").port()
-}
-
-fn wait_ping(port: u16, limit: Duration) -> bool {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
-            let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-            let mut buf = [0u8; 16];
-            if s.write_all(b"PING\r\n").is_ok()
-                && matches!(s.read(&mut buf), Ok(n) if buf[..n].starts_with(b"+PONG"))
-            {
-                return true;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
-}
 
 /// Settings of a test node: cluster mode on `redis`, id `node`, a lease of 1.5 s (renewed
 /// every 500 ms), reservations of 1.5 s, an admin token, no per-address lobby quota.

@@ -564,9 +564,7 @@ pub(crate) fn parse_reservation(text: &str) -> Option<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
-    use std::io::{Read, Write};
-    use std::net::{SocketAddr, TcpListener, TcpStream};
-    use std::process::{Child, Command, Stdio};
+    use ticksync_cluster::testing::RedisServer as Redis;
 
     use super::*;
 
@@ -579,57 +577,6 @@ mod tests {
         assert_eq!(parse_reservation("ABcd"), Some(vec![0xab, 0xcd]));
         for junk in ["abc", "zz", "0x12", &"00".repeat(200)] {
             assert_eq!(parse_reservation(junk), None, "{junk:?}");
-        }
-    }
-
-    /// A private `redis-server` on a free port, killed when dropped.
-    struct Redis {
-        child: Child,
-        port: u16,
-    }
-
-    impl Redis {
-        fn start() -> Redis {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .expect("a free port")
-                .port();
-            let child = Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("redis-server (Debian's package) is installed");
-            let redis = Redis { child, port };
-            let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            for _ in 0..250 {
-                if let Ok(mut s) = TcpStream::connect(addr) {
-                    let mut buf = [0u8; 8];
-                    if s.write_all(b"PING\r\n").is_ok()
-                        && matches!(s.read(&mut buf), Ok(n) if buf[..n].starts_with(b"+PONG"))
-                    {
-                        return redis;
-                    }
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            panic!("redis-server did not answer");
-        }
-
-        fn url(&self) -> String {
-            format!("redis://127.0.0.1:{}", self.port)
-        }
-
-        fn kill(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-
-    impl Drop for Redis {
-        fn drop(&mut self) {
-            self.kill();
         }
     }
 

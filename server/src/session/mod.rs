@@ -750,12 +750,7 @@ where
                 stats.inputs_rejected[FrameRejection::of(&e) as usize]
                     .fetch_add(1, Ordering::Relaxed);
                 stats.decode_errors.fetch_add(1, Ordering::Relaxed);
-                return Err(End::close(
-                    ErrorCode::BadMessage,
-                    format!("the input could not be decoded by the lobby's schema: {e}"),
-                    close::PROTOCOL_ERROR,
-                    "undecodable input",
-                ));
+                return Err(undecodable_frame("input", "undecodable input", &e));
             }
         };
         if input.clamped > 0 {
@@ -807,11 +802,10 @@ where
             Err(e) => {
                 reject(FrameRejection::of(&e));
                 stats.decode_errors.fetch_add(1, Ordering::Relaxed);
-                return Err(End::close(
-                    ErrorCode::BadMessage,
-                    format!("the game message could not be decoded by the lobby's schema: {e}"),
-                    close::PROTOCOL_ERROR,
+                return Err(undecodable_frame(
+                    "game message",
                     "undecodable game message",
+                    &e,
                 ));
             }
         };
@@ -1196,6 +1190,16 @@ fn is_lobby_op(message: &ClientMessage) -> bool {
             | ClientMessage::QuickJoin { .. }
             | ClientMessage::JoinReserved { .. }
             | ClientMessage::LeaveLobby
+    )
+}
+
+/// A game frame the lobby's schema could not decode: `BadMessage`, then close 1002.
+fn undecodable_frame(what: &str, reason: &'static str, e: &dyn std::fmt::Display) -> End {
+    End::close(
+        ErrorCode::BadMessage,
+        format!("the {what} could not be decoded by the lobby's schema: {e}"),
+        close::PROTOCOL_ERROR,
+        reason,
     )
 }
 
