@@ -37,8 +37,9 @@ pub const SPEED: f32 = 240.0;
 pub const ACCEL: f32 = 1200.0;
 /// Bullet speed, in units per second.
 pub const BULLET_SPEED: f32 = 700.0;
-/// Seconds a bullet flies before it vanishes.
-pub const BULLET_SECS: f32 = 1.2;
+/// Seconds a bullet flies before it vanishes: long enough to cross the spawn ring
+/// (ships spawned opposite each other are in range).
+pub const BULLET_SECS: f32 = 1.5;
 /// Distance from a ship's centre at which its bullets appear.
 pub const MUZZLE: f32 = SHIP_RADIUS + 4.0;
 /// Seconds between two shots of one ship.
@@ -1064,6 +1065,12 @@ mod tests {
         run.run(&[], 1 + life..2 + life);
         assert_eq!(run.game().bullets().len(), 0);
         assert!(run.sim.live_entities().all(|e| e != id), "despawned");
+    }
+
+    #[test]
+    fn a_bullet_reaches_a_ship_spawned_opposite() {
+        let reach = BULLET_SPEED * BULLET_SECS + MUZZLE + SHIP_RADIUS;
+        assert!(reach > spawn_point(0).distance(spawn_point(SPAWN_POINTS / 2)));
     }
 
     /// Ships A and B facing each other 200 apart, the match running.
