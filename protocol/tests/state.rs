@@ -872,6 +872,9 @@ struct ArenaPlayer {
     #[state(range = -200.0..=200.0, precision = 1.575)]
     vel: Vec2,
     it: bool,
+    /// As the built-in arena's (server/src/games/arena.rs): var4, 4 bits for 0..=7.
+    #[state(varint)]
+    score: u16,
 }
 
 fn arena_codec() -> Codec {
@@ -890,6 +893,8 @@ fn arena_players(t: f32) -> Vec<ArenaPlayer> {
                 pos: Vec2::new(100.0 + a * 80.0 + t * 6.6, 500.0 - a * 30.0 + t * 3.3),
                 vel: Vec2::new(198.0, 99.0),
                 it: i == 0,
+                // Scores are small most of the time: 0 to 7 here.
+                score: (i * 3 % 8) as u16,
             }
         })
         .collect()
@@ -994,9 +999,11 @@ fn arena_costs_no_more_than_protocol_1() {
         "delta {} > {old_delta}",
         delta.len()
     );
-    // The figures, pinned: tag 1 + ack 4 + own length 1, then the body.
-    assert_eq!(full.len(), 85);
-    assert_eq!(delta.len(), 57);
+    // The figures, pinned: tag 1 + ack 4 + own length 1, then the body. The scores take
+    // 4 bits each in full (a fixed u16 would take 16: 105 B full), and an unchanged score
+    // costs a delta one mask bit.
+    assert_eq!(full.len(), 90);
+    assert_eq!(delta.len(), 58);
 
     // And the client holds what protocol 1 would have sent, to the step.
     let mut client = ClientState::new(Arc::new(codec.clone()), PlayerRef(3));
@@ -1006,7 +1013,7 @@ fn arena_costs_no_more_than_protocol_1() {
         let got = client
             .entity_as::<ArenaPlayer>(i as u32 + 1)
             .expect("entity");
-        assert_eq!(got.it, p.it);
+        assert_eq!((got.it, got.score), (p.it, p.score));
         let x = quantize::position_value(q.x, 1000.0);
         assert!((got.pos.x - x).abs() < 1e-3, "{} vs {x}", got.pos.x);
         let vx = quantize::velocity_value(q.vx, 200.0);
