@@ -1,5 +1,5 @@
 //! Golden vectors of game state (protocol 2), shared with the JavaScript decoder: a test
-//! schema using every field type (its bytes and hash), a full snapshot and a delta for
+//! schema using every field type (`VarUint` included) (its bytes and hash), a full snapshot and a delta for
 //! one seat, an input, a message and an event, each with its decoded values; and arena
 //! snapshots, the worked examples of `PROTOCOL.md`. The file is checked in; this test
 //! fails when the encoding changes without the file being regenerated
@@ -73,6 +73,7 @@ fn test_schema() -> Schema {
                 f("name", FieldType::Str { max_len: 12 }),
                 f("target", FieldType::Player),
                 owner("ammo", FieldType::Int { min: 0, max: 30 }),
+                f("kills", FieldType::VarUint { max: 999 }),
             ],
         )
         .entity_fields(
@@ -148,6 +149,7 @@ fn unit(
     name: &str,
     target: u16,
     ammo: i64,
+    kills: i64,
 ) -> Vec<Value> {
     vec![
         Value::Bool(alive),
@@ -160,6 +162,7 @@ fn unit(
         Value::Str(name.into()),
         Value::Player(target),
         Value::Int(ammo),
+        Value::Int(kills),
     ]
 }
 
@@ -182,7 +185,7 @@ fn test_states(codec: &Codec) -> (State, State) {
         1,
         ME,
         e,
-        &unit(true, 100, -3, 0.5, [250.0, 300.0], 1.0, 1, "ada", 3, 30),
+        &unit(true, 100, -3, 0.5, [250.0, 300.0], 1.0, 1, "ada", 3, 30, 5),
     )
     .expect("kind");
     a.push_entity_values(
@@ -191,7 +194,7 @@ fn test_states(codec: &Codec) -> (State, State) {
         2,
         PlayerRef(3),
         e,
-        &unit(true, 80, 7, -1.0, [900.5, 12.25], 3.5, 0, "bob", 2, 11),
+        &unit(true, 80, 7, -1.0, [900.5, 12.25], 3.5, 0, "bob", 2, 11, 70),
     )
     .expect("kind");
     a.push_entity_values(
@@ -242,7 +245,7 @@ fn test_states(codec: &Codec) -> (State, State) {
         1,
         ME,
         e,
-        &unit(true, 100, -3, 0.5, [251.0, 300.0], 1.0, 1, "ada", 3, 29),
+        &unit(true, 100, -3, 0.5, [251.0, 300.0], 1.0, 1, "ada", 3, 29, 9),
     )
     .expect("kind");
     // Entity 2 is gone; marker 7 stays; 9 moves; 12 is new.
@@ -270,7 +273,8 @@ fn test_states(codec: &Codec) -> (State, State) {
         12,
         PlayerRef(4),
         e,
-        &unit(false, 0, 0, 0.0, [0.0, 600.0], 6.0, 2, "Émile", 0, 5),
+        // Kills above the max: written as 999.
+        &unit(false, 0, 0, 0.0, [0.0, 600.0], 6.0, 2, "Émile", 0, 5, 1000),
     )
     .expect("kind");
     b.finish(codec).expect("finish");
@@ -560,4 +564,16 @@ fn golden_bytes_decode_to_the_golden_values() {
     // Unit 2 is seat 3's: its ammo is owner_only and reads as 0 for seat 2.
     assert_eq!(full["entities"][1]["fields"]["ammo"]["value"], 0);
     assert_eq!(full["entities"][0]["fields"]["ammo"]["value"], 30);
+    // kills is a VarUint (tag 9): 5 and 70 in full, 9 after the delta, 1000 clamped.
+    assert_eq!(full["entities"][0]["fields"]["kills"]["value"], 5);
+    assert_eq!(full["entities"][1]["fields"]["kills"]["value"], 70);
+    let delta = &file["every_type"]["delta"]["state"];
+    let kills: Vec<&Json> = delta["entities"]
+        .as_array()
+        .expect("entities")
+        .iter()
+        .filter(|e| e["kind"] == "unit")
+        .map(|e| &e["fields"]["kills"]["value"])
+        .collect();
+    assert_eq!(kills, [&json!(9), &json!(999)]);
 }
