@@ -393,20 +393,20 @@ describe('the JS snapshot encoder re-encodes the golden snapshots byte for byte'
     const arena = (tick, players) =>
       buildState(codec, {
         tick,
-        entities: players.map(([pos, vel, it], i) => ({
+        entities: players.map(([pos, vel, it, score], i) => ({
           id: i + 1,
           kind: 'player',
           controlledBy: i + 1,
-          values: { pos: { x: pos[0], y: pos[1] }, vel: { x: vel[0], y: vel[1] }, it },
+          values: { pos: { x: pos[0], y: pos[1] }, vel: { x: vel[0], y: vel[1] }, it, score },
         })),
       });
     const a0 = arena(99, [
-      [[500, 1000], [200, -200], true],
-      [[0, 4.5777], [0, 100.787], false],
+      [[500, 1000], [200, -200], true, 3],
+      [[0, 4.5777], [0, 100.787], false, 12],
     ]);
     const a1 = arena(100, [
-      [[493.3318, 1000], [200, -200], true],
-      [[0, 4.5777], [0, 100.787], false],
+      [[493.3318, 1000], [200, -200], true, 3],
+      [[0, 4.5777], [0, 100.787], false, 12],
     ]);
     assert.equal(hex(encodeSnapshot(codec, tag, null, a0, 1, 1234)), v.full.hex);
     assert.equal(hex(encodeSnapshot(codec, tag, a0, a1, 1, 1235)), v.delta.hex);

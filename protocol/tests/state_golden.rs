@@ -349,23 +349,30 @@ fn arena_schema() -> Schema {
                     },
                 ),
                 Field::new("it", FieldType::Bool),
+                // As the built-in game's `#[state(varint)] score: u16`.
+                Field::new("score", FieldType::VarUint { max: 65535 }),
             ],
         )
         .build()
         .expect("valid")
 }
 
-fn arena_state(codec: &Codec, tick: u32, players: &[([f32; 2], [f32; 2], bool)]) -> State {
+fn arena_state(codec: &Codec, tick: u32, players: &[([f32; 2], [f32; 2], bool, i64)]) -> State {
     let mut s = State::new(codec);
     s.begin(codec, tick);
-    for (i, (pos, vel, it)) in players.iter().enumerate() {
+    for (i, (pos, vel, it, score)) in players.iter().enumerate() {
         s.push_entity_values(
             codec,
             0,
             i as u32 + 1,
             PlayerRef(i as u16 + 1),
             Visibility::Everyone,
-            &[Value::Vec2(*pos), Value::Vec2(*vel), Value::Bool(*it)],
+            &[
+                Value::Vec2(*pos),
+                Value::Vec2(*vel),
+                Value::Bool(*it),
+                Value::Int(*score),
+            ],
         )
         .expect("kind");
     }
@@ -418,22 +425,22 @@ fn vectors() -> Json {
     ));
     let de = decode_event(&codec, &event).expect("event");
 
-    // Arena: two players, then one of them moves.
+    // Arena (the built-in game's schema): two players, then one of them moves.
     let arena = Arc::new(Codec::new(arena_schema(), 16).expect("codec"));
     let a0 = arena_state(
         &arena,
         99,
         &[
-            ([500.0, 1000.0], [200.0, -200.0], true),
-            ([0.0, 4.5777], [0.0, 100.787], false),
+            ([500.0, 1000.0], [200.0, -200.0], true, 3),
+            ([0.0, 4.5777], [0.0, 100.787], false, 12),
         ],
     );
     let a1 = arena_state(
         &arena,
         100,
         &[
-            ([493.3318, 1000.0], [200.0, -200.0], true),
-            ([0.0, 4.5777], [0.0, 100.787], false),
+            ([493.3318, 1000.0], [200.0, -200.0], true, 3),
+            ([0.0, 4.5777], [0.0, 100.787], false, 12),
         ],
     );
     let mut arena_full = Vec::new();
