@@ -292,8 +292,13 @@ async fn join_options_travel_with_the_reservation_and_a_released_seat_returns_at
     )
     .await;
     let b = Node::start(config(&redis, "b"), vec![]).await;
-    // In order, as sent; any UTF-8 in values (cjson passes it through, escapes '/').
-    let options = pairs(&[("team", "red"), ("class", "médic/2 \"q\"")]);
+    // In order, as sent; any UTF-8 in values (cjson passes it through, escapes '/'),
+    // control characters and all.
+    let options = pairs(&[
+        ("team", "red"),
+        ("class", "médic/2 \"q\" 🚀"),
+        ("note", "tab\tnul\u{0}\\"),
+    ]);
     let by_key = b.dir.reserve(&key("a", 1), &options).await.expect("a seat");
     let by_id = b
         .dir
