@@ -144,11 +144,23 @@ pub struct Reservation {
     pub token: Vec<u8>,
 }
 
+/// Join options as a reservation carries them: the key-value pairs of the request that
+/// made it (`JoinLobby`, `QuickJoin`, `POST /api/matchmake`), in order. The directory
+/// stores them as they are; the server checks their limits.
+pub type JoinOptions = [(String, String)];
+
 /// A redeemed reservation: the player may take its seat.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Redeemed {
     /// The local lobby to seat the player in; `None`: create one (quick-join).
     pub lobby: Option<u32>,
+    /// The join options the reservation was made with (empty: none), read from Redis:
+    /// the player never sent them to this node, so it cannot have changed them.
+    pub options: Vec<(String, String)>,
+    /// The hold's member in Redis (`<node>/<lobby>` and the reservation id), for
+    /// [`Directory::release`].
+    key: String,
+    id: String,
 }
 
 /// What a clean-up removed.
@@ -266,6 +278,8 @@ struct NodeReply {
 #[derive(Debug, Deserialize)]
 struct RedeemReply {
     err: Option<String>,
+    #[serde(default)]
+    options: String,
 }
 
 impl Directory {
@@ -469,24 +483,43 @@ impl Directory {
 
     /// Reserves a seat in `lobby` for one player, atomically: only if its players plus
     /// live reservations are under its cap. The seat returns when the reservation expires
-    /// unredeemed.
-    pub async fn reserve(&self, lobby: &LobbyKey) -> Result<Reservation, Error> {
-        self.reserve_by("key", lobby.redis_key()).await
+    /// unredeemed. `options` travel with the reservation to the lobby's node
+    /// ([`Redeemed::options`]).
+    pub async fn reserve(
+        &self,
+        lobby: &LobbyKey,
+        options: &JoinOptions,
+    ) -> Result<Reservation, Error> {
+        self.reserve_by("key", lobby.redis_key(), options).await
     }
 
     /// [`reserve`](Self::reserve) a seat in the public lobby with this cluster id (what
     /// `JoinLobby` names), in one round trip.
-    pub async fn reserve_id(&self, cluster_id: u32) -> Result<Reservation, Error> {
-        self.reserve_by("gid", cluster_id.to_string()).await
+    pub async fn reserve_id(
+        &self,
+        cluster_id: u32,
+        options: &JoinOptions,
+    ) -> Result<Reservation, Error> {
+        self.reserve_by("gid", cluster_id.to_string(), options)
+            .await
     }
 
     /// [`reserve`](Self::reserve) a seat in the private lobby with this code (canonical
     /// form), in one round trip.
-    pub async fn reserve_code(&self, code: &str) -> Result<Reservation, Error> {
-        self.reserve_by("code", code.to_owned()).await
+    pub async fn reserve_code(
+        &self,
+        code: &str,
+        options: &JoinOptions,
+    ) -> Result<Reservation, Error> {
+        self.reserve_by("code", code.to_owned(), options).await
     }
 
-    async fn reserve_by(&self, mode: &str, value: String) -> Result<Reservation, Error> {
+    async fn reserve_by(
+        &self,
+        mode: &str,
+        value: String,
+        options: &JoinOptions,
+    ) -> Result<Reservation, Error> {
         let id = new_reservation_id()?;
         let cfg = &self.inner.config;
         let mut inv = scripts::RESERVE_SCRIPT.prepare_invoke();
@@ -495,7 +528,8 @@ impl Directory {
             .arg(value)
             .arg(hex(&id))
             .arg(millis(cfg.reservation_ttl))
-            .arg(millis(cfg.lease));
+            .arg(millis(cfg.lease))
+            .arg(options_json(options)?);
         let reply: SeatReply = self.eval(&inv).await?;
         self.seat(id, reply)
     }
@@ -503,8 +537,9 @@ impl Directory {
     /// Quick-join across the cluster: a seat in the fullest public live lobby with room
     /// (counting live reservations), or else a ticket for the least-loaded live node that
     /// is not draining to create a lobby (`lobby: None`). One script: two concurrent
-    /// quick-joins can never both take the last seat.
-    pub async fn quick_join(&self) -> Result<Reservation, Error> {
+    /// quick-joins can never both take the last seat. `options` travel with the
+    /// reservation (for a create ticket, they are the new lobby's creation options too).
+    pub async fn quick_join(&self, options: &JoinOptions) -> Result<Reservation, Error> {
         let id = new_reservation_id()?;
         let cfg = &self.inner.config;
         let mut inv = scripts::QUICK_SCRIPT.prepare_invoke();
@@ -512,7 +547,8 @@ impl Directory {
             .arg(hex(&id))
             .arg(millis(cfg.reservation_ttl))
             .arg(millis(cfg.lease))
-            .arg(cfg.scan_limit);
+            .arg(cfg.scan_limit)
+            .arg(options_json(options)?);
         let reply: SeatReply = self.eval(&inv).await?;
         self.seat(id, reply)
     }
@@ -558,7 +594,8 @@ impl Directory {
     /// Redeems a reservation token a player brought to this node: checks its signature
     /// and that it names this node, then uses it up in Redis (a second redeem fails).
     /// The seat stays held for one lease more, until this node's next renewal counts the
-    /// player: seat the player before then.
+    /// player: seat the player before then, or [`release`](Self::release) it if the
+    /// player is not seated. The answer carries the reservation's join options.
     pub async fn redeem(&self, token: &[u8]) -> Result<Redeemed, Error> {
         let secrets = self.secrets();
         let token = match ReservationToken::decode(token, &secrets) {
@@ -577,17 +614,28 @@ impl Directory {
             node: token.node.clone(),
             lobby: token.lobby,
         };
+        let id = token.id_hex();
         let mut inv = scripts::REDEEM_SCRIPT.prepare_invoke();
         inv.arg(&cfg.key_prefix)
-            .arg(token.id_hex())
+            .arg(&id)
             .arg(key.redis_key())
             .arg(millis(cfg.lease));
         let reply: RedeemReply = self.eval(&inv).await?;
         match reply.err.as_deref() {
             None => {
                 DirectoryMetrics::add(&self.inner.metrics.reservations_used, 1);
+                let options = if reply.options.is_empty() {
+                    Vec::new()
+                } else {
+                    serde_json::from_str(&reply.options).map_err(|e| {
+                        Error::Protocol(format!("join options {:?}: {e}", reply.options))
+                    })?
+                };
                 Ok(Redeemed {
                     lobby: (token.lobby != 0).then_some(token.lobby),
+                    options,
+                    key: key.redis_key(),
+                    id,
                 })
             }
             Some("GONE") => Err(ReservationError::Expired.into()),
@@ -595,6 +643,27 @@ impl Directory {
             Some("MISMATCH") => Err(ReservationError::Mismatch.into()),
             Some(other) => Err(Error::Protocol(format!("redeem refused with {other:?}"))),
         }
+    }
+
+    /// Gives back the seat a [`redeem`](Self::redeem)ed reservation holds, at once: its
+    /// player was not seated (the game refused the join, or the lobby closed meanwhile).
+    /// Without this the seat stays taken until the hold ends (one lease). Answers
+    /// whether a hold was still there to release.
+    pub async fn release(&self, redeemed: &Redeemed) -> Result<bool, Error> {
+        let mut inv = scripts::RELEASE_SCRIPT.prepare_invoke();
+        inv.arg(&self.inner.config.key_prefix)
+            .arg(&redeemed.key)
+            .arg(&redeemed.id);
+        #[derive(Deserialize)]
+        struct Reply {
+            released: u32,
+        }
+        let reply: Reply = self.eval(&inv).await?;
+        let released = reply.released > 0;
+        if released {
+            DirectoryMetrics::add(&self.inner.metrics.reservations_released, 1);
+        }
+        Ok(released)
     }
 
     /// Marks this node draining, at once: its lobbies leave listings, lookups and
@@ -793,6 +862,15 @@ fn listed(l: LobbyReply) -> ListedLobby {
         reserved: l.reserved,
         private: l.private,
     }
+}
+
+/// Join options as the scripts store them: a JSON array of `[key, value]` pairs, or
+/// the empty string for none (nothing is written then).
+fn options_json(options: &JoinOptions) -> Result<String, Error> {
+    if options.is_empty() {
+        return Ok(String::new());
+    }
+    serde_json::to_string(options).map_err(|e| Error::Protocol(format!("join options: {e}")))
 }
 
 fn new_reservation_id() -> Result<[u8; RESERVATION_ID_LEN], Error> {

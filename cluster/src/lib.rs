@@ -30,6 +30,7 @@
 //! | `P:resv:<node>/<id>`     | zset   | reservation ids holding seats, scored by expiry; `u:<id>` once redeemed |
 //! | `P:pending:<node>`       | zset   | `<key>\|<id>` of the node's reservations, holds (`u:`) and create tickets (`<node>/0`), by expiry: quick-join's load, and how renewals find expired ones |
 //! | `P:rsv:<id>`             | string | a reservation's lobby key (`<node>/0`: create ticket), then `U` once used; `PX` ttl |
+//! | `P:rsvopt:<id>`          | string | the reservation's join options, JSON `[["key","value"],...]` (absent: none); `PX` ttl; read and deleted when redeemed |
 //! | `P:secret`               | string | the cluster's HMAC key, created once with the first node's random offer |
 //!
 //! # The cluster secret
@@ -52,9 +53,9 @@ pub mod token;
 
 pub use config::{DirectoryConfig, random_node_id, validate_node_id};
 pub use directory::{
-    CleanupReport, Directory, ListedLobby, LobbyEntry, LobbyKey, LobbySource, MAX_LOCAL_LOBBY_ID,
-    MAX_PAGE, MAX_SLOTS, NodeInfo, Redeemed, Renewal, Reservation, SLOT_SPAN, cluster_id,
-    split_cluster_id,
+    CleanupReport, Directory, JoinOptions, ListedLobby, LobbyEntry, LobbyKey, LobbySource,
+    MAX_LOCAL_LOBBY_ID, MAX_PAGE, MAX_SLOTS, NodeInfo, Redeemed, Renewal, Reservation, SLOT_SPAN,
+    cluster_id, split_cluster_id,
 };
 pub use error::{Error, ReservationError};
 pub use metrics::{DirectoryMetrics, MetricsSnapshot};

@@ -12,6 +12,7 @@ pub struct DirectoryMetrics {
     pub(crate) reservations_made: AtomicU64,
     pub(crate) reservations_used: AtomicU64,
     pub(crate) reservations_expired: AtomicU64,
+    pub(crate) reservations_released: AtomicU64,
     pub(crate) redis_errors: AtomicU64,
     pub(crate) redis_up: AtomicBool,
     pub(crate) lobbies_published: AtomicU64,
@@ -33,6 +34,9 @@ pub struct MetricsSnapshot {
     pub reservations_used: u64,
     /// Reservations for this node's lobbies that expired unused (their seat returned).
     pub reservations_expired: u64,
+    /// Redeemed reservations whose seat this node gave back at once because their
+    /// player was not seated (the game refused the join).
+    pub reservations_released: u64,
     /// Redis calls that failed or timed out.
     pub redis_errors: u64,
     /// Whether the last Redis call succeeded.
@@ -52,6 +56,7 @@ impl DirectoryMetrics {
             reservations_made: get(&self.reservations_made),
             reservations_used: get(&self.reservations_used),
             reservations_expired: get(&self.reservations_expired),
+            reservations_released: get(&self.reservations_released),
             redis_errors: get(&self.redis_errors),
             redis_up: self.redis_up.load(Ordering::Relaxed),
             lobbies_published: get(&self.lobbies_published),

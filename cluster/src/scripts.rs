@@ -82,7 +82,12 @@ local function resolve(mode, v)
   end
   return key
 end
-local function try_reserve(key, now, rid, ttl, lease)
+-- A reservation's join options (JSON array of [key, value] pairs; '' for none), kept
+-- beside its record for as long, until the lobby's node redeems it.
+local function keep_options(rid, options, ttl)
+  if options ~= '' then redis.call('SET', P .. 'rsvopt:' .. rid, options, 'PX', ttl) end
+end
+local function try_reserve(key, now, rid, ttl, lease, options)
   if not is_live(key, now) then return nil, 'NOT_FOUND' end
   local l = lobby_info(key)
   if not l then return nil, 'NOT_FOUND' end
@@ -96,6 +101,7 @@ local function try_reserve(key, now, rid, ttl, lease)
   redis.call('PEXPIRE', r, ttl + lease)
   add_pending(l.node, key .. '|' .. rid, now + ttl, ttl + lease)
   redis.call('SET', P .. 'rsv:' .. rid, key, 'PX', ttl)
+  keep_options(rid, options, ttl)
   return { kind = 'join', node = l.node, lobby = l.lobby, gid = l.gid,
     url = n.public_url, expires = now + ttl }
 end
@@ -268,13 +274,14 @@ return cjson.encode(l)
 
 /// Reserves a seat in one lobby if players + live reservations < max.
 ///
-/// ARGV: prefix, mode ('gid', 'code' or 'key'), value, reservation id, ttl ms, lease ms.
+/// ARGV: prefix, mode ('gid', 'code' or 'key'), value, reservation id, ttl ms, lease ms,
+/// join options (JSON, '' for none).
 /// Answers the reservation, or `{err}`: NOT_FOUND, DRAINING or FULL.
 const RESERVE: &str = r#"
 local now = now_ms()
 local key = resolve(ARGV[2], ARGV[3])
 if not key then return cjson.encode({ err = 'NOT_FOUND' }) end
-local res, err = try_reserve(key, now, ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]))
+local res, err = try_reserve(key, now, ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7])
 if not res then return cjson.encode({ err = err }) end
 return cjson.encode(res)
 "#;
@@ -282,20 +289,22 @@ return cjson.encode(res)
 /// Quick-join: a seat in the fullest public live lobby with room, or else a ticket to
 /// create a lobby on the least-loaded live node that is not draining.
 ///
-/// ARGV: prefix, reservation id, ttl ms, lease ms, most entries to scan.
+/// ARGV: prefix, reservation id, ttl ms, lease ms, most entries to scan, join options
+/// (JSON, '' for none: also the creation options of a lobby made for a create ticket).
 /// Answers `{kind = 'join' | 'create', ...}` or `{err = 'NO_NODE'}`.
 const QUICK: &str = r#"
 local rid = ARGV[2]
 local ttl = tonumber(ARGV[3])
 local lease = tonumber(ARGV[4])
 local cap = tonumber(ARGV[5])
+local options = ARGV[6]
 local now = now_ms()
 local start = 0
 while start < cap do
   local keys = redis.call('ZREVRANGE', P .. 'public', start, start + 99)
   if #keys == 0 then break end
   for _, key in ipairs(keys) do
-    local res = try_reserve(key, now, rid, ttl, lease)
+    local res = try_reserve(key, now, rid, ttl, lease, options)
     if res then return cjson.encode(res) end
   end
   start = start + 100
@@ -314,6 +323,7 @@ for _, node in ipairs(redis.call('ZRANGEBYSCORE', P .. 'nodes', '(' .. now, '+in
 end
 if not best then return cjson.encode({ err = 'NO_NODE' }) end
 redis.call('SET', P .. 'rsv:' .. rid, best.node .. '/0', 'PX', ttl)
+keep_options(rid, options, ttl)
 add_pending(best.node, best.node .. '/0|' .. rid, now + ttl, ttl + lease)
 return cjson.encode({ kind = 'create', node = best.node, lobby = 0, gid = 0,
   url = best.url, expires = now + ttl })
@@ -323,7 +333,8 @@ return cjson.encode({ kind = 'create', node = best.node, lobby = 0, gid = 0,
 /// until the owning node's next renewal reports the player in its true count.
 ///
 /// ARGV: prefix, reservation id, expected key (`node/lobby`), hold ms.
-/// Answers `{ok}` or `{err}`: GONE (expired or unknown), USED or MISMATCH.
+/// Answers `{ok, options}` (the join options kept with it, '' for none; read once) or
+/// `{err}`: GONE (expired or unknown), USED or MISMATCH.
 const REDEEM: &str = r#"
 local rid = ARGV[2]
 local key = ARGV[3]
@@ -345,7 +356,28 @@ if string.sub(key, -2) ~= '/0' then
   redis.call('ZADD', r, now + hold, 'u:' .. rid)
   if redis.call('PTTL', r) < 2 * hold then redis.call('PEXPIRE', r, 2 * hold) end
 end
-return cjson.encode({ ok = true })
+local okey = P .. 'rsvopt:' .. rid
+local options = redis.call('GET', okey) or ''
+redis.call('DEL', okey)
+return cjson.encode({ ok = true, options = options })
+"#;
+
+/// Gives back the seat (or, for a create ticket, the load) a redeemed reservation holds:
+/// its player was not seated (the game refused the join, or the lobby closed), so the
+/// seat is free at once rather than at the hold's end.
+///
+/// ARGV: prefix, key (`node/lobby`), reservation id. Answers `{released}`: 1, or 0 if the
+/// hold had already ended.
+const RELEASE: &str = r#"
+local key = ARGV[2]
+local rid = ARGV[3]
+local node = string.match(key, '^(.*)/[0-9]+$')
+if not node then return cjson.encode({ released = 0 }) end
+local n = redis.call('ZREM', P .. 'pending:' .. node, 'u:' .. key .. '|' .. rid)
+if string.sub(key, -2) ~= '/0' then
+  redis.call('ZREM', P .. 'resv:' .. key, 'u:' .. rid)
+end
+return cjson.encode({ released = n })
 "#;
 
 /// Removes a node and all of its lobbies (its last act before exiting).
@@ -409,6 +441,8 @@ pub(crate) static RESERVE_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(RES
 pub(crate) static QUICK_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(QUICK));
 /// The redemption script.
 pub(crate) static REDEEM_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(REDEEM));
+/// The release script.
+pub(crate) static RELEASE_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(RELEASE));
 /// The deregistration script.
 pub(crate) static DEREGISTER_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(DEREGISTER));
 /// The cleanup script.

@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 
 use support::{Node, RedisServer, config, eventually, lobby, private_lobby};
 use ticksync_cluster::{
-    Directory, DirectoryConfig, Error, ListedLobby, LobbyKey, Redeemed, ReservationError,
-    cluster_id,
+    Directory, DirectoryConfig, Error, ListedLobby, LobbyKey, ReservationError, cluster_id,
 };
 use tokio::task::JoinSet;
 
@@ -96,26 +95,34 @@ async fn listings_agree_across_nodes() {
     let by_id = b.dir.lookup_id(cluster_id(3, 1)).await.expect("lookup");
     assert_eq!(by_id.as_ref(), Some(&from_a[1]));
     // Reserving by id and by code, in one round trip each; not the other way round.
-    let r = b.dir.reserve_id(cluster_id(3, 1)).await.expect("by id");
+    let r = b
+        .dir
+        .reserve_id(cluster_id(3, 1), &[])
+        .await
+        .expect("by id");
     assert_eq!(
         (r.node.as_str(), r.lobby, r.url.as_str()),
         ("c", Some(1), "ws://c.test/ws")
     );
-    let r = c.dir.reserve_code("ABCDE-FGHJK").await.expect("by code");
+    let r = c
+        .dir
+        .reserve_code("ABCDE-FGHJK", &[])
+        .await
+        .expect("by code");
     assert_eq!(
         (r.node.as_str(), r.lobby, r.cluster_id),
         ("a", Some(3), cluster_id(1, 3))
     );
     assert!(matches!(
-        c.dir.reserve_id(cluster_id(1, 3)).await,
+        c.dir.reserve_id(cluster_id(1, 3), &[]).await,
         Err(Error::LobbyNotFound)
     ));
     assert!(matches!(
-        c.dir.reserve_code("ZZZZZ-ZZZZZ").await,
+        c.dir.reserve_code("ZZZZZ-ZZZZZ", &[]).await,
         Err(Error::LobbyNotFound)
     ));
     assert!(matches!(
-        c.dir.reserve_id(cluster_id(1, 1) + 99).await,
+        c.dir.reserve_id(cluster_id(1, 1) + 99, &[]).await,
         Err(Error::LobbyNotFound)
     ));
     assert_eq!(
@@ -164,7 +171,7 @@ async fn thirty_concurrent_reservations_on_a_lobby_of_ten_give_ten() {
     let mut set = JoinSet::new();
     for i in 0..30 {
         let dir = [&a.dir, &b.dir, &c.dir][i % 3].clone();
-        set.spawn(async move { dir.reserve(&key("a", 1)).await });
+        set.spawn(async move { dir.reserve(&key("a", 1), &[]).await });
     }
     let (mut made, mut full) = (0, 0);
     while let Some(r) = set.join_next().await {
@@ -193,14 +200,14 @@ async fn an_unredeemed_reservation_expires_and_its_seat_returns() {
     let redis = RedisServer::start();
     let a = Node::start(config(&redis, "a"), vec![lobby(1, 0, 1)]).await;
     let b = Node::start(config(&redis, "b"), vec![]).await;
-    let first = b.dir.reserve(&key("a", 1)).await.expect("a seat");
+    let first = b.dir.reserve(&key("a", 1), &[]).await.expect("a seat");
     let taken = Instant::now();
     assert!(matches!(
-        b.dir.reserve(&key("a", 1)).await,
+        b.dir.reserve(&key("a", 1), &[]).await,
         Err(Error::LobbyFull)
     ));
     let second = eventually(LIMIT, "the seat returns", || async {
-        b.dir.reserve(&key("a", 1)).await.ok()
+        b.dir.reserve(&key("a", 1), &[]).await.ok()
     })
     .await;
     assert!(
@@ -225,7 +232,7 @@ async fn a_reservation_is_signed_single_use_and_for_its_node() {
     let redis = RedisServer::start();
     let a = Node::start(config(&redis, "a"), vec![lobby(1, 0, 2)]).await;
     let b = Node::start(config(&redis, "b"), vec![]).await;
-    let r = b.dir.reserve(&key("a", 1)).await.expect("a seat");
+    let r = b.dir.reserve(&key("a", 1), &[]).await.expect("a seat");
     assert_eq!(r.cluster_id, cluster_id(1, 1));
 
     assert!(matches!(
@@ -243,8 +250,8 @@ async fn a_reservation_is_signed_single_use_and_for_its_node() {
         Err(Error::Reservation(ReservationError::Malformed))
     ));
     assert_eq!(
-        a.dir.redeem(&r.token).await.expect("first redeem"),
-        Redeemed { lobby: Some(1) }
+        a.dir.redeem(&r.token).await.expect("first redeem").lobby,
+        Some(1)
     );
     assert!(matches!(
         a.dir.redeem(&r.token).await,
@@ -254,17 +261,118 @@ async fn a_reservation_is_signed_single_use_and_for_its_node() {
 
     // The redeemed seat stays held until the owner reports the player: no overfill in
     // between. One more seat, then full.
-    b.dir.reserve(&key("a", 1)).await.expect("the second seat");
+    b.dir
+        .reserve(&key("a", 1), &[])
+        .await
+        .expect("the second seat");
     assert!(matches!(
-        b.dir.reserve(&key("a", 1)).await,
+        b.dir.reserve(&key("a", 1), &[]).await,
         Err(Error::LobbyFull)
     ));
     a.set_lobbies(vec![lobby(1, 1, 2)]).await;
     tokio::time::sleep(Duration::from_millis(1_000)).await; // past the hold (one lease)
     assert!(matches!(
-        b.dir.reserve(&key("a", 1)).await,
+        b.dir.reserve(&key("a", 1), &[]).await,
         Err(Error::LobbyFull)
     ));
+}
+
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_options_travel_with_the_reservation_and_a_released_seat_returns_at_once() {
+    let redis = RedisServer::start();
+    let a = Node::start(
+        config(&redis, "a"),
+        vec![lobby(1, 0, 2), private_lobby(2, 0, 4, "ABCDE-FGHJK")],
+    )
+    .await;
+    let b = Node::start(config(&redis, "b"), vec![]).await;
+    // In order, as sent; any UTF-8 in values (cjson passes it through, escapes '/'),
+    // control characters and all.
+    let options = pairs(&[
+        ("team", "red"),
+        ("class", "médic/2 \"q\" 🚀"),
+        ("note", "tab\tnul\u{0}\\"),
+    ]);
+    let by_key = b.dir.reserve(&key("a", 1), &options).await.expect("a seat");
+    let by_id = b
+        .dir
+        .reserve_id(cluster_id(1, 1), &pairs(&[("team", "blue")]))
+        .await
+        .expect("the second seat");
+    let by_code = b
+        .dir
+        .reserve_code("ABCDE-FGHJK", &pairs(&[("role", "host")]))
+        .await
+        .expect("by code");
+    let plain = b.dir.reserve(&key("a", 2), &[]).await.expect("no options");
+    let first = a.dir.redeem(&by_key.token).await.expect("redeem");
+    assert_eq!((first.lobby, first.options.clone()), (Some(1), options));
+    assert_eq!(
+        a.dir.redeem(&by_id.token).await.expect("redeem").options,
+        pairs(&[("team", "blue")])
+    );
+    assert_eq!(
+        a.dir.redeem(&by_code.token).await.expect("redeem").options,
+        pairs(&[("role", "host")])
+    );
+    assert!(
+        a.dir
+            .redeem(&plain.token)
+            .await
+            .expect("redeem")
+            .options
+            .is_empty()
+    );
+    // The options are read once: used tokens carry nothing more.
+    assert!(matches!(
+        a.dir.redeem(&by_key.token).await,
+        Err(Error::Reservation(ReservationError::AlreadyUsed))
+    ));
+
+    // Both seats of lobby 1 are held until a counts its players. The first player was
+    // refused by the game: its seat is given back at once, not at the hold's end.
+    assert!(matches!(
+        b.dir.reserve(&key("a", 1), &[]).await,
+        Err(Error::LobbyFull)
+    ));
+    assert!(a.dir.release(&first).await.expect("release"));
+    assert!(!a.dir.release(&first).await.expect("twice"), "once");
+    assert_eq!(a.dir.metrics().reservations_released, 1);
+    b.dir
+        .reserve(&key("a", 1), &[])
+        .await
+        .expect("the released seat, at once");
+    assert!(matches!(
+        b.dir.reserve(&key("a", 1), &[]).await,
+        Err(Error::LobbyFull)
+    ));
+
+    // A quick-join create ticket carries them too (the new lobby's creation options).
+    let c = Node::start(config(&redis, "c"), vec![]).await;
+    a.set_lobbies(vec![lobby(1, 2, 2), private_lobby(2, 0, 4, "ABCDE-FGHJK")])
+        .await;
+    let ticket = b
+        .dir
+        .quick_join(&pairs(&[("map", "dunes")]))
+        .await
+        .expect("a ticket");
+    assert_eq!(ticket.lobby, None);
+    let redeemer = [&a, &b, &c]
+        .into_iter()
+        .find(|n| n.dir.node_id() == ticket.node)
+        .expect("a node");
+    let redeemed = redeemer.dir.redeem(&ticket.token).await.expect("redeem");
+    assert_eq!(
+        (redeemed.lobby, redeemed.options.clone()),
+        (None, pairs(&[("map", "dunes")]))
+    );
+    assert!(redeemer.dir.release(&redeemed).await.expect("release"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -273,12 +381,12 @@ async fn a_seat_redeemed_just_before_expiry_stays_held_until_counted() {
     let mut cfg = config(&redis, "a");
     cfg.reservation_ttl = Duration::from_millis(400);
     let a = Node::start(cfg, vec![lobby(1, 0, 1)]).await;
-    let r = a.dir.reserve(&key("a", 1)).await.expect("a seat");
+    let r = a.dir.reserve(&key("a", 1), &[]).await.expect("a seat");
     tokio::time::sleep(Duration::from_millis(300)).await;
     a.dir.redeem(&r.token).await.expect("redeemed in time");
     let redeemed = Instant::now();
     tokio::time::sleep(Duration::from_millis(300)).await; // past the reservation's expiry
-    let refused = a.dir.reserve(&key("a", 1)).await;
+    let refused = a.dir.reserve(&key("a", 1), &[]).await;
     if redeemed.elapsed() < Duration::from_millis(850) {
         assert!(matches!(refused, Err(Error::LobbyFull)), "{refused:?}");
     }
@@ -286,12 +394,15 @@ async fn a_seat_redeemed_just_before_expiry_stays_held_until_counted() {
     a.set_lobbies(vec![lobby(1, 1, 1)]).await;
     tokio::time::sleep(Duration::from_millis(1_000)).await;
     assert!(matches!(
-        a.dir.reserve(&key("a", 1)).await,
+        a.dir.reserve(&key("a", 1), &[]).await,
         Err(Error::LobbyFull)
     ));
     // The player leaves: the seat is free again at once.
     a.set_lobbies(vec![lobby(1, 0, 1)]).await;
-    a.dir.reserve(&key("a", 1)).await.expect("the seat is free");
+    a.dir
+        .reserve(&key("a", 1), &[])
+        .await
+        .expect("the seat is free");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -334,7 +445,7 @@ async fn a_killed_node_vanishes_within_its_lease() {
         None
     );
     assert!(matches!(
-        c.dir.reserve(&key("b", 1)).await,
+        c.dir.reserve(&key("b", 1), &[]).await,
         Err(Error::LobbyNotFound)
     ));
     assert!(
@@ -348,7 +459,7 @@ async fn a_killed_node_vanishes_within_its_lease() {
     // b was the least-loaded: no quick-join goes there now. a/1 and c/1 hold 1 + 2 seats.
     let mut picked = Vec::new();
     loop {
-        let r = c.dir.quick_join().await.expect("quick-join");
+        let r = c.dir.quick_join(&[]).await.expect("quick-join");
         picked.push((r.node.clone(), r.lobby));
         if r.lobby.is_none() {
             break;
@@ -405,7 +516,11 @@ async fn redis_lost_and_restarted_heals_within_seconds() {
     })
     .await;
     assert!(err.is_unavailable(), "{err}");
-    let err = b.dir.reserve(&key("a", 1)).await.expect_err("no Redis");
+    let err = b
+        .dir
+        .reserve(&key("a", 1), &[])
+        .await
+        .expect_err("no Redis");
     assert!(err.is_unavailable(), "{err}");
     assert!(!b.dir.metrics().redis_up);
     assert!(b.dir.metrics().redis_errors >= 2);
@@ -432,14 +547,14 @@ async fn redis_lost_and_restarted_heals_within_seconds() {
     assert!(a.dir.metrics().renewal_failures >= 1);
     // A fresh secret was made; a reservation made now redeems.
     let r = eventually(LIMIT, "a reservation after the restart", || async {
-        b.dir.reserve(&key("c", 2)).await.ok()
+        b.dir.reserve(&key("c", 2), &[]).await.ok()
     })
     .await;
     let redeemed = eventually(LIMIT, "c redeems it", || async {
         c.dir.redeem(&r.token).await.ok()
     })
     .await;
-    assert_eq!(redeemed, Redeemed { lobby: Some(2) });
+    assert_eq!(redeemed.lobby, Some(2));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -452,7 +567,7 @@ async fn draining_removes_a_nodes_lobbies() {
     c.set_lobbies(vec![lobby(1, 9, 10)]).await;
     let pending = a
         .dir
-        .reserve(&key("b", 1))
+        .reserve(&key("b", 1), &[])
         .await
         .expect("a seat before the drain");
 
@@ -464,7 +579,7 @@ async fn draining_removes_a_nodes_lobbies() {
         assert_eq!(keys(&list), [("c".into(), 1), ("a".into(), 1)]);
         assert_eq!(dir.lookup_code("DDDDD-DDDDD").await.expect("lookup"), None);
         assert!(matches!(
-            dir.reserve(&key("b", 1)).await,
+            dir.reserve(&key("b", 1), &[]).await,
             Err(Error::Draining)
         ));
     }
@@ -473,7 +588,7 @@ async fn draining_removes_a_nodes_lobbies() {
     // b has the fewest players (10 vs 8 and 9) but is draining: creates go to a.
     let mut seen = Vec::new();
     loop {
-        let r = a.dir.quick_join().await.expect("quick-join");
+        let r = a.dir.quick_join(&[]).await.expect("quick-join");
         assert_ne!(r.node, "b");
         seen.push((r.node.clone(), r.lobby));
         if r.lobby.is_none() {
@@ -494,8 +609,8 @@ async fn draining_removes_a_nodes_lobbies() {
     assert_eq!(c.dir.list_public(100).await.expect("list").len(), 2);
     // A player already on its way is still let in (the server decides what to do).
     assert_eq!(
-        b.dir.redeem(&pending.token).await.expect("redeem"),
-        Redeemed { lobby: Some(1) }
+        b.dir.redeem(&pending.token).await.expect("redeem").lobby,
+        Some(1)
     );
 
     b.dir.deregister().await.expect("deregister");
@@ -533,7 +648,7 @@ async fn quick_join_picks_the_fullest_then_the_least_loaded_node() {
     let mut order = Vec::new();
     for i in 0..9 {
         let dir = [&a.dir, &b.dir, &c.dir][i % 3];
-        let r = dir.quick_join().await.expect("quick-join");
+        let r = dir.quick_join(&[]).await.expect("quick-join");
         order.push((r.node.clone(), r.lobby));
     }
     // Fullest is the most players (b/1, then a/1, then c/2), full lobbies skipped.
@@ -552,15 +667,15 @@ async fn quick_join_picks_the_fullest_then_the_least_loaded_node() {
             ("c".into(), None),
         ]
     );
-    let ticket = c.dir.quick_join().await.expect("quick-join");
+    let ticket = c.dir.quick_join(&[]).await.expect("quick-join");
     assert_eq!(
         (ticket.node.as_str(), ticket.url.as_str()),
         ("c", "ws://c.test/ws")
     );
     assert_eq!(ticket.cluster_id, 0);
     assert_eq!(
-        c.dir.redeem(&ticket.token).await.expect("redeem"),
-        Redeemed { lobby: None }
+        c.dir.redeem(&ticket.token).await.expect("redeem").lobby,
+        None
     );
     assert!(matches!(
         c.dir.redeem(&ticket.token).await,
@@ -578,7 +693,7 @@ async fn thirty_concurrent_quick_joins_through_three_nodes_never_overfill() {
     let mut set = JoinSet::new();
     for i in 0..30 {
         let dir: Directory = [&a.dir, &b.dir, &c.dir][i % 3].clone();
-        set.spawn(async move { dir.quick_join().await });
+        set.spawn(async move { dir.quick_join(&[]).await });
     }
     let mut seats: BTreeMap<(String, Option<u32>), u32> = BTreeMap::new();
     while let Some(r) = set.join_next().await {

@@ -1,6 +1,7 @@
 //! Cluster mode against a real Redis: every test starts its own `redis-server` on a free
 //! port (no persistence) and its nodes, in this process on port 0 or as real
-//! `ticksync-server` processes stopped by PID, and stops them all.
+//! `ticksync-server` processes stopped by PID, and stops them all. Join options travel
+//! with a redirect (a test game, `teams`, shows what it was given).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -639,6 +640,290 @@ async fn a_resume_token_shown_to_the_wrong_node_resumes_where_the_player_is() {
         .expect("back in its lobby");
     assert_eq!(joined.lobby_id, lobby);
     assert!(metric(a.addr, "ticksync_cluster_resume_redirects_total").await >= 1.0);
+    a.stop().await;
+    b.stop().await;
+}
+
+/// A game that shows what it was given: each joining player gets a private `Seen` event
+/// with its `team` join option and the lobby's `map` creation option; a `spectator` is
+/// refused with a reason naming the player.
+mod teams {
+    use ticksync_protocol::Messages;
+    use ticksync_server::game::{
+        Ctx, Game, GameFactory, GameOptions, LeaveReason, NoMessages, PlayerInput, PlayerRef,
+        Writer, factory,
+    };
+
+    #[derive(Messages, Debug, Clone, PartialEq)]
+    pub(crate) enum Event {
+        Seen {
+            #[state(max_len = 64)]
+            team: String,
+            #[state(max_len = 64)]
+            map: String,
+        },
+    }
+
+    pub(crate) struct Teams {
+        map: String,
+    }
+
+    impl Game for Teams {
+        const NAME: &'static str = "teams";
+        type Entity = NoMessages;
+        type Lobby = ();
+        type Private = ();
+        type Input = ();
+        type Message = NoMessages;
+        type Event = Event;
+
+        fn on_join(
+            &mut self,
+            ctx: &mut Ctx<'_, Event>,
+            player: PlayerRef,
+            name: &str,
+            options: &GameOptions,
+        ) -> Result<(), String> {
+            let team = options.get("team").unwrap_or("none");
+            if team == "spectator" {
+                return Err(format!("{name}: no spectators in this game"));
+            }
+            let map = self.map.clone();
+            ctx.send(
+                player,
+                Event::Seen {
+                    team: team.to_owned(),
+                    map,
+                },
+            );
+            Ok(())
+        }
+
+        fn on_leave(&mut self, _: &mut Ctx<'_, Event>, _: PlayerRef, _: LeaveReason) {}
+
+        fn step(&mut self, _: &mut Ctx<'_, Event>, _: &[PlayerInput<()>], _: u32, _: f32) {}
+
+        fn write(&self, _: &mut Writer<'_, Self>) {}
+    }
+
+    pub(crate) fn game() -> std::sync::Arc<dyn GameFactory> {
+        factory(|spec| {
+            Ok(Teams {
+                map: spec.options.get("map").unwrap_or("plain").to_owned(),
+            })
+        })
+        .expect("a valid schema")
+    }
+}
+
+/// A cluster node running the teams game.
+async fn teams_node(redis: &RedisServer, id: &str) -> ticksync_tests::TestServer {
+    ticksync_tests::spawn_server_with_game(node_config(redis, id), teams::game()).await
+}
+
+fn options(pairs: &[(&str, &str)]) -> GameOptions {
+    pairs
+        .iter()
+        .fold(GameOptions::none(), |o, (k, v)| o.with(*k, *v))
+}
+
+/// The (team, map) of the next `Seen` event `client` gets.
+async fn seen(client: &mut Client) -> (String, String) {
+    let text = |v: Option<&ticksync_client::Value>| match v {
+        Some(ticksync_client::Value::Str(s)) => s.clone(),
+        other => panic!("not a string: {other:?}"),
+    };
+    client
+        .recv_until(Duration::from_secs(3), |m| match m {
+            Incoming::Event(e) if e.name == "Seen" => {
+                Some((text(e.get("team")), text(e.get("map"))))
+            }
+            _ => None,
+        })
+        .await
+        .expect("the game's Seen event")
+}
+
+/// A player said Hello on the node at `url`.
+async fn visitor(url: &str, name: &str) -> Client {
+    let mut client = Client::connect(url).await.expect("connect");
+    client.hello(name).await.expect("welcome");
+    client
+}
+
+/// The error code and message of a refused join.
+fn refusal(
+    result: Result<ticksync_protocol::Joined, ticksync_client::ClientError>,
+) -> (u16, String) {
+    match result {
+        Err(ticksync_client::ClientError::Server { code, message }) => (code, message),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn join_options_follow_a_redirect_and_a_refused_join_gives_its_seat_back() {
+    let redis = RedisServer::start();
+    let a = teams_node(&redis, "a").await;
+    let b = teams_node(&redis, "b").await;
+    // A lobby of three on b, made with the creation option map=dunes.
+    let mut owner = visitor(&b.ws_url(), "owner").await;
+    let trio = owner
+        .join(&ClientMessage::CreateLobby {
+            name: "trio".into(),
+            max_players: 3,
+            private: false,
+            options: options(&[("map", "dunes")]),
+        })
+        .await
+        .expect("created")
+        .lobby_id;
+    assert_eq!(seen(&mut owner).await, ("none".into(), "dunes".into()));
+    eventually(Duration::from_secs(2), "trio listed on a", || async {
+        listing(a.addr)
+            .await
+            .contains_key(&u64::from(trio))
+            .then_some(())
+    })
+    .await;
+
+    // Quick-join through a: sent to b's trio, and b's game sees the options.
+    let mut red = visitor(&a.ws_url(), "red").await;
+    let joined = red
+        .join(&ClientMessage::QuickJoin {
+            options: options(&[("team", "red")]),
+        })
+        .await
+        .expect("quick-joined across nodes");
+    assert_eq!((joined.lobby_id, red.redirects()), (trio, 1));
+    assert_eq!(seen(&mut red).await, ("red".into(), "dunes".into()));
+
+    // A join by id through a that b's game refuses: the single node's answer (JoinRefused
+    // with the game's reason), and the seat it held is free again at once.
+    let mut sam = visitor(&a.ws_url(), "sam").await;
+    let (code, message) = refusal(
+        sam.join(&ClientMessage::JoinLobby {
+            target: JoinTarget::Id(trio),
+            options: options(&[("team", "spectator")]),
+        })
+        .await,
+    );
+    assert_eq!(code, ErrorCode::JoinRefused.as_u16());
+    assert_eq!(message, "sam: no spectators in this game");
+    assert_eq!(sam.redirects(), 1, "refused by b, the lobby's node");
+    // The held seat would keep trio full for a lease (1.5 s); it was given back.
+    let refused_at = Instant::now();
+    let mut blue = visitor(&a.ws_url(), "blue").await;
+    blue.join(&ClientMessage::JoinLobby {
+        target: JoinTarget::Id(trio),
+        options: options(&[("team", "blue")]),
+    })
+    .await
+    .expect("the refused player's seat");
+    assert!(
+        refused_at.elapsed() < Duration::from_millis(1_200),
+        "within the hold, so the seat came back by release"
+    );
+    assert_eq!(seen(&mut blue).await, ("blue".into(), "dunes".into()));
+    let (code, _) = refusal(
+        visitor(&a.ws_url(), "late")
+            .await
+            .join(&ClientMessage::JoinLobby {
+                target: JoinTarget::Id(trio),
+                options: GameOptions::none(),
+            })
+            .await,
+    );
+    assert_eq!(
+        code,
+        ErrorCode::LobbyFull.as_u16(),
+        "three seats, three players"
+    );
+    assert!(metric(b.addr, "ticksync_cluster_reservations_released_total").await >= 1.0);
+
+    // Nothing has room: a quick-join through b gets a ticket for the least-loaded node,
+    // a, which makes the lobby with the quick-joiner's options as creation options.
+    let mut gold = visitor(&b.ws_url(), "gold").await;
+    gold.join(&ClientMessage::QuickJoin {
+        options: options(&[("team", "gold"), ("map", "ice")]),
+    })
+    .await
+    .expect("a new lobby on a");
+    assert_eq!(gold.redirects(), 1, "sent to a");
+    assert_eq!(seen(&mut gold).await, ("gold".into(), "ice".into()));
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn matchmake_options_reach_the_lobby_s_game_through_the_reservation() {
+    let redis = RedisServer::start();
+    let a = teams_node(&redis, "a").await;
+    let b = teams_node(&redis, "b").await;
+    let mut owner = visitor(&b.ws_url(), "owner").await;
+    let duo = owner
+        .join(&ClientMessage::CreateLobby {
+            name: "duo".into(),
+            max_players: 2,
+            private: false,
+            options: options(&[("map", "reef")]),
+        })
+        .await
+        .expect("created")
+        .lobby_id;
+    eventually(Duration::from_secs(2), "duo listed on a", || async {
+        listing(a.addr)
+            .await
+            .contains_key(&u64::from(duo))
+            .then_some(())
+    })
+    .await;
+
+    // Options over the limits or not strings: refused before anything is reserved.
+    for bad in [
+        r#"{"options": {"Bad Key": "x"}}"#.to_owned(),
+        r#"{"options": {"team": 5}}"#.to_owned(),
+        r#"{"options": ["team", "red"]}"#.to_owned(),
+        r#"{"options": {"team": "red", "team": "blue"}}"#.to_owned(),
+        format!(r#"{{"options": {{"team": "{}"}}}}"#, "x".repeat(65)),
+    ] {
+        let (status, reply) = matchmake(a.addr, &bad).await;
+        assert_eq!(status, 400, "{bad}: {reply}");
+    }
+
+    // The backend asks a for a seat in duo for a spectator: b's game refuses when the
+    // player comes, with its reason, and the seat returns at once.
+    let body = format!(r#"{{"lobby_id": {duo}, "options": {{"team": "spectator"}}}}"#);
+    let (status, spectator) = matchmake(a.addr, &body).await;
+    assert_eq!(status, 200, "{spectator}");
+    assert_eq!(spectator["url"], b.ws_url());
+    let mut sam = visitor(&b.ws_url(), "sam").await;
+    let (code, message) = refusal(
+        sam.join(&ClientMessage::JoinReserved {
+            reservation: spectator["reservation"].as_str().expect("token").into(),
+        })
+        .await,
+    );
+    assert_eq!(code, ErrorCode::JoinRefused.as_u16());
+    assert_eq!(message, "sam: no spectators in this game");
+
+    // The seat is free again: a seat for a red player. The player shows only the
+    // reservation; what the game sees is what the backend asked for.
+    let body = format!(r#"{{"lobby_id": {duo}, "options": {{"team": "red"}}}}"#);
+    let (status, red) = matchmake(a.addr, &body).await;
+    assert_eq!(status, 200, "the released seat: {red}");
+    let mut player = visitor(&b.ws_url(), "ruby").await;
+    let joined = player
+        .join(&ClientMessage::JoinReserved {
+            reservation: red["reservation"].as_str().expect("token").into(),
+        })
+        .await
+        .expect("seated");
+    assert_eq!(joined.lobby_id, duo);
+    assert_eq!(seen(&mut player).await, ("red".into(), "reef".into()));
+    // And the lobby is full now.
+    let (status, _) = matchmake(a.addr, &format!(r#"{{"lobby_id": {duo}}}"#)).await;
+    assert_eq!(status, 409);
     a.stop().await;
     b.stop().await;
 }

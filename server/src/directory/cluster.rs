@@ -9,6 +9,12 @@
 //!   another node never finds its reserved seat taken by a local join. A reservation for
 //!   a lobby here is redeemed at once and the player seated; one for another node is
 //!   answered with a redirect (the other node's URL and the signed reservation).
+//! - Join options travel with the reservation, in Redis (`ticksync_cluster`'s
+//!   `P:rsvopt:<id>`), never through the client: the node that reserves writes the
+//!   options of the request (`JoinLobby`, `QuickJoin`, `POST /api/matchmake`), the
+//!   lobby's node reads them when the player redeems, so the game there sees exactly
+//!   what was asked and a player cannot alter them on the way. A redeemed seat whose
+//!   player is not seated (the game refused the join) is given back at once.
 //! - Redis lost while running: lobbies, players and local joins go on as on a single
 //!   node; requests that need another node are refused (`Unavailable`); the renewal task
 //!   re-registers everything within a renewal of Redis coming back.
@@ -21,11 +27,11 @@ use std::time::Duration;
 
 use ticksync_cluster::{
     Directory, DirectoryConfig, Error as DirError, LobbyEntry, MAX_LOCAL_LOBBY_ID, MAX_PAGE,
-    MetricsSnapshot, Renewal, Reservation, ReservationError, split_cluster_id,
+    MetricsSnapshot, Redeemed, Renewal, Reservation, ReservationError, split_cluster_id,
 };
 use ticksync_protocol::join_code::normalize;
 use ticksync_protocol::limits::MAX_LISTED_LOBBIES;
-use ticksync_protocol::{LobbyInfo, SessionToken};
+use ticksync_protocol::{GameOptions, LobbyInfo, SessionToken};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -55,14 +61,36 @@ pub(crate) enum Want {
     Reserved(String),
 }
 
+/// A seat this node redeemed in the directory, held there until the next renewal
+/// counts the player; [`Cluster::release`] it if the player is not seated.
+#[derive(Debug)]
+pub(crate) struct Held(Redeemed);
+
+impl Held {
+    /// The join options the reservation was made with (by whichever node made it).
+    pub(crate) fn options(&self) -> GameOptions {
+        GameOptions(self.0.options.clone())
+    }
+}
+
 /// Where a join goes.
 #[derive(Debug)]
 pub(crate) enum Routed {
-    /// Into this local lobby (a seat is held for it in the directory until the next
-    /// renewal counts the player).
-    Local(Arc<LobbyHandle>),
-    /// Quick-join: create a lobby on this node (no lobby anywhere had room).
-    Create,
+    /// Into this local lobby; `held`: the seat the directory holds for the player
+    /// (`None` for a lobby opened here since the last publication, or while Redis does
+    /// not answer).
+    Local {
+        /// The lobby.
+        handle: Arc<LobbyHandle>,
+        /// The directory's hold on the seat.
+        held: Option<Held>,
+    },
+    /// Quick-join: create a lobby on this node (no lobby anywhere had room); `held`: the
+    /// directory's create ticket, if one was redeemed.
+    Create {
+        /// The directory's hold on the ticket.
+        held: Option<Held>,
+    },
     /// To another node: connect to `url` and present `reservation` (`JoinReserved`).
     Redirect {
         /// The node's public WebSocket URL.
@@ -74,6 +102,25 @@ pub(crate) enum Routed {
     Refused(Refusal),
     /// The directory did not answer (Redis down or slow): do what a single node does.
     Alone,
+}
+
+impl Routed {
+    /// A local lobby with no hold in the directory.
+    fn local(handle: Arc<LobbyHandle>) -> Routed {
+        Routed::Local { handle, held: None }
+    }
+
+    /// The join options the directory kept with the redeemed reservation (`JoinReserved`:
+    /// the options of the request that reserved the seat, on whichever node); None if
+    /// nothing was redeemed.
+    pub(crate) fn reserved_options(&self) -> Option<GameOptions> {
+        match self {
+            Routed::Local { held, .. } | Routed::Create { held } => {
+                held.as_ref().map(Held::options)
+            }
+            _ => None,
+        }
+    }
 }
 
 /// Why a join was refused.
@@ -279,18 +326,36 @@ impl Cluster {
         }
     }
 
-    /// A reservation for a backend's player (`POST /api/matchmake`): never redeemed
-    /// here, whichever node it is for.
-    pub(crate) async fn reserve(&self, want: Want) -> Result<Reservation, Refusal> {
+    /// A reservation for a backend's player (`POST /api/matchmake`) with the player's
+    /// join options (checked by the caller): never redeemed here, whichever node it is
+    /// for.
+    pub(crate) async fn reserve(
+        &self,
+        want: Want,
+        options: &GameOptions,
+    ) -> Result<Reservation, Refusal> {
+        let options = &options.0;
         let result = match want {
-            Want::Id(id) => self.dir.reserve_id(id).await,
+            Want::Id(id) => self.dir.reserve_id(id, options).await,
             Want::Code(code) => match normalize(&code) {
-                Some(code) => self.dir.reserve_code(&code).await,
+                Some(code) => self.dir.reserve_code(&code, options).await,
                 None => Err(DirError::LobbyNotFound),
             },
-            Want::Quick | Want::Reserved(_) => self.dir.quick_join().await,
+            Want::Quick | Want::Reserved(_) => self.dir.quick_join(options).await,
         };
         result.map_err(|e| self.refusal(&e))
+    }
+
+    /// Gives a held seat back at once: its player was not seated (the game refused the
+    /// join, or the lobby closed). If Redis does not answer, the hold ends by itself
+    /// within a lease.
+    pub(crate) async fn release(&self, held: Held) {
+        match self.dir.release(&held.0).await {
+            Ok(_) => {}
+            Err(e) => {
+                debug!(error = %e, "could not give a held seat back; it frees itself within a lease")
+            }
+        }
     }
 
     /// Marks the node draining in the directory: its lobbies leave listings, lookups
@@ -341,11 +406,20 @@ impl Cluster {
 }
 
 impl Cluster {
-    /// Where a player's join goes (see the module doc).
-    pub(crate) async fn route(&self, registry: &Registry, want: Want) -> Routed {
+    /// Where a player's join goes (see the module doc). `options` (checked by the
+    /// caller) are kept with a reservation for the lobby's node; for `Want::Reserved`
+    /// they are the redeemed reservation's ([`Routed::reserved_options`]) and `options`
+    /// is not used.
+    pub(crate) async fn route(
+        &self,
+        registry: &Registry,
+        want: Want,
+        options: &GameOptions,
+    ) -> Routed {
+        let options = &options.0;
         match want {
             Want::Id(id) => {
-                let reserved = self.dir.reserve_id(id).await;
+                let reserved = self.dir.reserve_id(id, options).await;
                 let local = || {
                     registry.get(id).filter(|h| !h.is_private()).or_else(|| {
                         // An id of this node's current slot (the lobby may predate it).
@@ -362,15 +436,15 @@ impl Cluster {
                 let Some(code) = normalize(&code) else {
                     return Routed::Refused(Refusal::NotFound);
                 };
-                let reserved = self.dir.reserve_code(&code).await;
+                let reserved = self.dir.reserve_code(&code, options).await;
                 self.after_reserve(registry, reserved, || registry.by_code(&code))
                     .await
             }
-            Want::Quick => match self.dir.quick_join().await {
+            Want::Quick => match self.dir.quick_join(options).await {
                 Ok(r) => self.place(registry, r).await,
                 // No lobby with room and no node to create one: the cluster is draining
                 // or this node has not been seen yet; this node creates one.
-                Err(DirError::NoNode) if !self.dir.is_draining() => Routed::Create,
+                Err(DirError::NoNode) if !self.dir.is_draining() => Routed::Create { held: None },
                 Err(e) => self.fallback(&e),
             },
             Want::Reserved(text) => self.redeem(registry, &text).await,
@@ -416,7 +490,7 @@ impl Cluster {
                 Routed::Refused(Refusal::NotFound)
             }
             Err(DirError::LobbyNotFound) => match local() {
-                Some(handle) => Routed::Local(handle),
+                Some(handle) => Routed::local(handle),
                 None => Routed::Refused(Refusal::NotFound),
             },
             Err(e) if e.is_unavailable() => match local() {
@@ -424,7 +498,7 @@ impl Cluster {
                     self.counters
                         .local_fallbacks
                         .fetch_add(1, Ordering::Relaxed);
-                    Routed::Local(handle)
+                    Routed::local(handle)
                 }
                 None => {
                     self.counters.unavailable.fetch_add(1, Ordering::Relaxed);
@@ -444,18 +518,37 @@ impl Cluster {
                 reservation: reservation_string(&r.token),
             };
         }
-        match self.dir.redeem(&r.token).await {
-            Ok(_) => {}
+        let held = match self.dir.redeem(&r.token).await {
+            Ok(redeemed) => Some(Held(redeemed)),
             // Redeeming turns the reservation into a hold until the next renewal counts
             // the player; without it the seat stays reserved until the reservation ends:
             // fewer seats for a while, never more.
-            Err(e) => debug!(error = %e, "could not redeem a reservation made here"),
-        }
-        match r.lobby {
-            None => Routed::Create,
+            Err(e) => {
+                debug!(error = %e, "could not redeem a reservation made here");
+                None
+            }
+        };
+        self.seat_held(registry, r.lobby, held).await
+    }
+
+    /// Where a redeemed reservation seats its player: `lobby` here, or a new lobby.
+    async fn seat_held(
+        &self,
+        registry: &Registry,
+        lobby: Option<u32>,
+        held: Option<Held>,
+    ) -> Routed {
+        match lobby {
+            None => Routed::Create { held },
             Some(local) => match registry.get_local(local) {
-                Some(handle) => Routed::Local(handle),
-                None => Routed::Refused(Refusal::NotFound),
+                Some(handle) => Routed::Local { handle, held },
+                None => {
+                    // Closed since: nobody takes the seat.
+                    if let Some(held) = held {
+                        self.release(held).await;
+                    }
+                    Routed::Refused(Refusal::NotFound)
+                }
             },
         }
     }
@@ -465,13 +558,10 @@ impl Cluster {
             return Routed::Refused(Refusal::Reservation(ReservationError::Malformed));
         };
         match self.dir.redeem(&bytes).await {
-            Ok(redeemed) => match redeemed.lobby {
-                None => Routed::Create,
-                Some(local) => match registry.get_local(local) {
-                    Some(handle) => Routed::Local(handle),
-                    None => Routed::Refused(Refusal::NotFound),
-                },
-            },
+            Ok(redeemed) => {
+                let lobby = redeemed.lobby;
+                self.seat_held(registry, lobby, Some(Held(redeemed))).await
+            }
             Err(e) => Routed::Refused(self.refusal(&e)),
         }
     }
@@ -568,6 +658,10 @@ mod tests {
 
     use super::*;
 
+    fn none() -> GameOptions {
+        GameOptions::none()
+    }
+
     #[test]
     fn reservation_strings_round_trip_and_refuse_junk() {
         let bytes: Vec<u8> = (0u8..=255).step_by(7).collect();
@@ -624,7 +718,7 @@ mod tests {
 
     fn local(routed: Routed) -> Arc<LobbyHandle> {
         match routed {
-            Routed::Local(handle) => handle,
+            Routed::Local { handle, .. } => handle,
             other => panic!("expected a local lobby, got {other:?}"),
         }
     }
@@ -643,12 +737,16 @@ mod tests {
         );
 
         // From a: a redirect to b with a reservation, which b redeems exactly once.
-        let (url, reservation) = redirect(a.cluster.route(&a.registry, Want::Id(pair.id())).await);
+        let (url, reservation) = redirect(
+            a.cluster
+                .route(&a.registry, Want::Id(pair.id()), &none())
+                .await,
+        );
         assert_eq!(url, "ws://b.test/ws");
         assert!(
             matches!(
                 a.cluster
-                    .route(&a.registry, Want::Reserved(reservation.clone()))
+                    .route(&a.registry, Want::Reserved(reservation.clone()), &none())
                     .await,
                 Routed::Refused(Refusal::Reservation(ReservationError::WrongNode))
             ),
@@ -656,30 +754,38 @@ mod tests {
         );
         let seated = local(
             b.cluster
-                .route(&b.registry, Want::Reserved(reservation.clone()))
+                .route(&b.registry, Want::Reserved(reservation.clone()), &none())
                 .await,
         );
         assert_eq!(seated.id(), pair.id());
         assert!(matches!(
             b.cluster
-                .route(&b.registry, Want::Reserved(reservation))
+                .route(&b.registry, Want::Reserved(reservation), &none())
                 .await,
             Routed::Refused(Refusal::Reservation(ReservationError::AlreadyUsed))
         ));
         // The redeemed seat stays held until b counts the player: one seat left of two.
-        redirect(a.cluster.route(&a.registry, Want::Id(pair.id())).await);
+        redirect(
+            a.cluster
+                .route(&a.registry, Want::Id(pair.id()), &none())
+                .await,
+        );
         assert!(matches!(
-            a.cluster.route(&a.registry, Want::Id(pair.id())).await,
+            a.cluster
+                .route(&a.registry, Want::Id(pair.id()), &none())
+                .await,
             Routed::Refused(Refusal::Full)
         ));
         // b's own join goes through the directory too: the lobby is full for it as well.
         assert!(matches!(
-            b.cluster.route(&b.registry, Want::Id(pair.id())).await,
+            b.cluster
+                .route(&b.registry, Want::Id(pair.id()), &none())
+                .await,
             Routed::Refused(Refusal::Full)
         ));
         assert!(matches!(
             b.cluster
-                .route(&b.registry, Want::Reserved("zz".into()))
+                .route(&b.registry, Want::Reserved("zz".into()), &none())
                 .await,
             Routed::Refused(Refusal::Reservation(ReservationError::Malformed))
         ));
@@ -687,21 +793,26 @@ mod tests {
         // A lobby of a's own: seated here, no redirect.
         let home = a.lobby("home", 4, None).await;
         assert_eq!(
-            local(a.cluster.route(&a.registry, Want::Id(home.id())).await).id(),
+            local(
+                a.cluster
+                    .route(&a.registry, Want::Id(home.id()), &none())
+                    .await
+            )
+            .id(),
             home.id()
         );
         // A private lobby on b, by its code as typed.
         let secret = b.lobby("secret", 4, Some("K7QXM-2PDHR")).await;
         let (url, reservation) = redirect(
             a.cluster
-                .route(&a.registry, Want::Code("k7qxm 2pdhr".into()))
+                .route(&a.registry, Want::Code("k7qxm 2pdhr".into()), &none())
                 .await,
         );
         assert_eq!(url, "ws://b.test/ws");
         assert_eq!(
             local(
                 b.cluster
-                    .route(&b.registry, Want::Reserved(reservation))
+                    .route(&b.registry, Want::Reserved(reservation), &none())
                     .await
             )
             .id(),
@@ -709,14 +820,16 @@ mod tests {
         );
         assert!(
             matches!(
-                a.cluster.route(&a.registry, Want::Id(secret.id())).await,
+                a.cluster
+                    .route(&a.registry, Want::Id(secret.id()), &none())
+                    .await,
                 Routed::Refused(Refusal::NotFound)
             ),
             "an id never finds a private lobby"
         );
         assert!(matches!(
             a.cluster
-                .route(&a.registry, Want::Code("AAAAA-AAAAA".into()))
+                .route(&a.registry, Want::Code("AAAAA-AAAAA".into()), &none())
                 .await,
             Routed::Refused(Refusal::NotFound)
         ));
@@ -732,14 +845,81 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn join_options_reach_the_lobby_s_node_and_a_released_seat_returns() {
+        let redis = Redis::start();
+        let a = node(&redis, "a").await;
+        let b = node(&redis, "b").await;
+        let one = b.lobby("one seat", 1, None).await;
+        let options = GameOptions::none()
+            .with("team", "red")
+            .with("role", "spectator");
+        let (_, reservation) = redirect(
+            a.cluster
+                .route(&a.registry, Want::Id(one.id()), &options)
+                .await,
+        );
+        // b is handed nothing but the reservation (whatever the client says about
+        // options is not asked for): the options come from the directory.
+        let routed = b
+            .cluster
+            .route(&b.registry, Want::Reserved(reservation), &none())
+            .await;
+        assert_eq!(routed.reserved_options(), Some(options));
+        let Routed::Local {
+            handle,
+            held: Some(held),
+        } = routed
+        else {
+            panic!("expected a held local seat, got {routed:?}");
+        };
+        assert_eq!(handle.id(), one.id());
+        // The only seat is held, until the game's refusal gives it back.
+        assert!(matches!(
+            a.cluster
+                .route(&a.registry, Want::Id(one.id()), &none())
+                .await,
+            Routed::Refused(Refusal::Full)
+        ));
+        b.cluster.release(held).await;
+        assert_eq!(b.cluster.metrics().reservations_released, 1);
+        redirect(
+            a.cluster
+                .route(&a.registry, Want::Id(one.id()), &none())
+                .await,
+        );
+        // The seat made for a backend (matchmake) carries them too.
+        let two = b.lobby("two", 2, None).await;
+        let made = a
+            .cluster
+            .reserve(
+                Want::Id(two.id()),
+                &GameOptions::none().with("team", "blue"),
+            )
+            .await
+            .expect("a seat");
+        let routed = b
+            .cluster
+            .route(
+                &b.registry,
+                Want::Reserved(reservation_string(&made.token)),
+                &none(),
+            )
+            .await;
+        assert_eq!(
+            routed.reserved_options(),
+            Some(GameOptions::none().with("team", "blue"))
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn quick_join_fills_the_fullest_lobby_then_creates_and_local_play_outlives_redis() {
         let mut redis = Redis::start();
         let a = node(&redis, "a").await;
         let b = node(&redis, "b").await;
         // No lobby anywhere: a new one, on the node with the least load.
-        let first = a.cluster.route(&a.registry, Want::Quick).await;
+        let first = a.cluster.route(&a.registry, Want::Quick, &none()).await;
         assert!(
-            matches!(first, Routed::Create | Routed::Redirect { .. }),
+            matches!(first, Routed::Create { .. } | Routed::Redirect { .. }),
             "{first:?}"
         );
         let on_b = b.lobby("on b", 3, None).await;
@@ -747,31 +927,33 @@ mod tests {
         // Both have room: the first with room by fill, then id; every seat once.
         let mut seats = 0;
         for _ in 0..6 {
-            match a.cluster.route(&a.registry, Want::Quick).await {
-                Routed::Local(_) | Routed::Redirect { .. } => seats += 1,
-                Routed::Create => break,
+            match a.cluster.route(&a.registry, Want::Quick, &none()).await {
+                Routed::Local { .. } | Routed::Redirect { .. } => seats += 1,
+                Routed::Create { .. } => break,
                 other => panic!("{other:?}"),
             }
         }
         assert_eq!(seats, 6, "six seats in two lobbies of three");
         assert!(matches!(
-            a.cluster.route(&a.registry, Want::Quick).await,
-            Routed::Create | Routed::Redirect { .. }
+            a.cluster.route(&a.registry, Want::Quick, &none()).await,
+            Routed::Create { .. } | Routed::Redirect { .. }
         ));
 
         redis.kill();
         // Without Redis: this node's lobbies still take players; others are unreachable.
         let here = a.registry.handles()[0].id();
         assert_eq!(
-            local(a.cluster.route(&a.registry, Want::Id(here)).await).id(),
+            local(a.cluster.route(&a.registry, Want::Id(here), &none()).await).id(),
             here
         );
         assert!(matches!(
-            a.cluster.route(&a.registry, Want::Id(on_b.id())).await,
+            a.cluster
+                .route(&a.registry, Want::Id(on_b.id()), &none())
+                .await,
             Routed::Refused(Refusal::Unavailable)
         ));
         assert!(matches!(
-            a.cluster.route(&a.registry, Want::Quick).await,
+            a.cluster.route(&a.registry, Want::Quick, &none()).await,
             Routed::Alone
         ));
         let listed = a.cluster.list(&a.registry).await;

@@ -16,9 +16,11 @@
 //!   no new players, its lobbies leave the cluster's listings, it exits when its lobbies
 //!   are empty or the timeout runs out.
 //! - `POST /api/matchmake` `{}`, `{"lobby_id": N}` or `{"code": "..."}` (cluster mode;
-//!   the same bearer tokens): a seat for one of the game backend's players,
+//!   the same bearer tokens), each with an optional `"options": {"team": "red"}` (string
+//!   pairs, the limits of `GameOptions`): a seat for one of the game backend's players,
 //!   `{"url", "reservation", "lobby_id", "expires_at_ms"}`; the player connects to
-//!   `url` and sends `JoinReserved` with the reservation.
+//!   `url` and sends `JoinReserved` with the reservation, and the lobby's game sees the
+//!   options in its join (the player cannot change them).
 //!
 //! Wrong tokens are counted and logged (`net/quota.rs`); an address that presents more
 //! than `--auth-failures-per-minute` of them is answered 429 for a while, right token or
@@ -38,6 +40,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tracing::info;
 
+use ticksync_protocol::GameOptions;
 use ticksync_protocol::limits::{clip_text, is_invisible};
 
 use crate::directory::cluster::{ClusterView, Refusal, Want, reservation_string};
@@ -274,6 +277,33 @@ struct MatchmakeBody {
     lobby_id: Option<u32>,
     #[serde(default)]
     code: Option<String>,
+    /// The player's join options: a JSON object of strings, kept in its order (and a key
+    /// given twice kept twice, for the limits check to refuse).
+    #[serde(default, deserialize_with = "string_pairs")]
+    options: GameOptions,
+}
+
+/// A JSON object of string values as ordered pairs.
+fn string_pairs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<GameOptions, D::Error> {
+    struct Pairs;
+    impl<'de> serde::de::Visitor<'de> for Pairs {
+        type Value = GameOptions;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an object of string values")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<GameOptions, A::Error> {
+            let mut pairs = Vec::new();
+            // Bounded by the body's size (MAX_BODY); the limits are checked after.
+            while let Some(pair) = map.next_entry::<String, String>()? {
+                pairs.push(pair);
+            }
+            Ok(GameOptions(pairs))
+        }
+    }
+    d.deserialize_map(Pairs)
 }
 
 /// `POST /api/matchmake`: a reservation for a game backend's player (module doc).
@@ -298,12 +328,15 @@ pub(crate) async fn matchmake(
         Ok(body) => body,
         Err(response) => return *response,
     };
+    if let Err(problem) = body.options.check() {
+        return message(StatusCode::BAD_REQUEST, &problem.to_string());
+    }
     let want = match (body.lobby_id, body.code) {
         (Some(id), _) => Want::Id(id),
         (None, Some(code)) => Want::Code(code),
         (None, None) => Want::Quick,
     };
-    match cluster.reserve(want).await {
+    match cluster.reserve(want, &body.options).await {
         Ok(r) => json(
             StatusCode::OK,
             &serde_json::json!({

@@ -170,6 +170,11 @@ fn cluster(e: &mut DescriptorEncoder, shared: &Shared) -> Result<(), std::fmt::E
             m.reservations_expired,
         ),
         (
+            "cluster_reservations_released",
+            "Redeemed seats given back at once because their player was not seated.",
+            m.reservations_released,
+        ),
+        (
             "cluster_redis_errors",
             "Redis calls that failed or timed out.",
             m.redis_errors,

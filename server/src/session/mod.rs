@@ -49,7 +49,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tracing::{Instrument, debug, field, info, info_span};
 
 use crate::auth::check_join_token;
-use crate::directory::cluster::{Refusal as ClusterRefusal, Routed, Want};
+use crate::directory::cluster::{Cluster, Refusal as ClusterRefusal, Routed, Want};
 use crate::directory::players::PlayerRecord;
 use crate::input::RateLimits;
 use crate::lobby::{Claim, InputOutcome, JoinRefused, JoinRequest, LobbyHandle, SeatBox, Seated};
@@ -891,13 +891,13 @@ where
                     Want::Code(code.clone())
                 }
             };
-            let routed = cluster.route(&self.shared.registry, want).await;
+            let routed = cluster.route(&self.shared.registry, want, &options).await;
             if matches!(target, JoinTarget::Code(_))
                 && matches!(routed, Routed::Refused(ClusterRefusal::NotFound))
             {
                 self.shared.guesses.failed(self.addr, Guess::JoinCode);
             }
-            return self.follow(routed, options).await;
+            return self.follow(&cluster, routed, options).await;
         }
         let registry = &self.shared.registry;
         let handle = match &target {
@@ -933,8 +933,10 @@ where
         // Cluster mode: the fullest lobby with room on any node, or a new one on the
         // least-loaded node (directory/cluster.rs).
         if let Some(cluster) = self.shared.cluster().cloned() {
-            let routed = cluster.route(&self.shared.registry, Want::Quick).await;
-            return self.follow(routed, options).await;
+            let routed = cluster
+                .route(&self.shared.registry, Want::Quick, &options)
+                .await;
+            return self.follow(&cluster, routed, options).await;
         }
         self.quick_join_here(options).await
     }
@@ -950,17 +952,60 @@ where
                 .await;
         };
         let routed = cluster
-            .route(&self.shared.registry, Want::Reserved(reservation))
+            .route(
+                &self.shared.registry,
+                Want::Reserved(reservation),
+                &GameOptions::none(),
+            )
             .await;
-        // Join options do not travel with a redirect.
-        self.follow(routed, GameOptions::none()).await
+        // The options of the request that reserved the seat, kept by the directory with
+        // the reservation: the client never sends them here, so it cannot alter them.
+        let options = routed.reserved_options().unwrap_or_default();
+        if let Err(problem) = options.check() {
+            // Written by a node that checked them: only a foreign writer gets here.
+            if let Routed::Local {
+                held: Some(held), ..
+            }
+            | Routed::Create { held: Some(held) } = routed
+            {
+                cluster.release(held).await;
+            }
+            return self
+                .send_error(ErrorCode::InvalidArgument, problem.to_string())
+                .await;
+        }
+        self.follow(&cluster, routed, options).await
     }
 
-    /// Cluster mode: does what the directory said.
-    async fn follow(&mut self, routed: Routed, options: GameOptions) -> Result<(), End> {
+    /// Cluster mode: does what the directory said. A seat the directory holds for this
+    /// player is given back at once if the player is not seated (as on a single node,
+    /// a join the game refuses leaves the lobby's seat free).
+    async fn follow(
+        &mut self,
+        cluster: &Cluster,
+        routed: Routed,
+        options: GameOptions,
+    ) -> Result<(), End> {
         match routed {
-            Routed::Local(handle) => self.enter(handle, options).await,
-            Routed::Create => self.create_quick(options).await,
+            Routed::Local { handle, held } => {
+                let outcome = self.admit(handle, options).await?;
+                if outcome.is_err() {
+                    if let Some(held) = held {
+                        // Before the answer: a client that retries at once finds the seat.
+                        cluster.release(held).await;
+                    }
+                }
+                self.answer_join(outcome).await
+            }
+            Routed::Create { held } => {
+                self.create_quick(options).await?;
+                if self.lobby.is_none() {
+                    if let Some(held) = held {
+                        cluster.release(held).await;
+                    }
+                }
+                Ok(())
+            }
             Routed::Redirect { url, reservation } => {
                 self.send_message(&ServerMessage::Redirect { url, reservation })
                     .await
@@ -1018,12 +1063,26 @@ where
 
     /// Joins `handle`, telling the client if it cannot.
     async fn enter(&mut self, handle: Arc<LobbyHandle>, options: GameOptions) -> Result<(), End> {
-        let refused = match handle.claim() {
-            Some(claim) => self.try_enter(claim, options).await?,
-            None if handle.is_closed() => Err(JoinRefused::Closed),
-            None => Err(JoinRefused::Full),
-        };
-        match refused {
+        let outcome = self.admit(handle, options).await?;
+        self.answer_join(outcome).await
+    }
+
+    /// Claims a seat in `handle` and takes it; says nothing to the client.
+    async fn admit(
+        &mut self,
+        handle: Arc<LobbyHandle>,
+        options: GameOptions,
+    ) -> Result<Result<(), JoinRefused>, End> {
+        match handle.claim() {
+            Some(claim) => self.try_enter(claim, options).await,
+            None if handle.is_closed() => Ok(Err(JoinRefused::Closed)),
+            None => Ok(Err(JoinRefused::Full)),
+        }
+    }
+
+    /// Tells the client why a join failed (nothing if it succeeded: `Joined` went out).
+    async fn answer_join(&mut self, outcome: Result<(), JoinRefused>) -> Result<(), End> {
+        match outcome {
             Ok(()) => Ok(()),
             Err(JoinRefused::Full) => {
                 self.send_error(ErrorCode::LobbyFull, "the lobby is full")
