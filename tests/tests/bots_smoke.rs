@@ -17,7 +17,7 @@ async fn twenty_bots_for_three_seconds_report_sane_figures() {
         connect_rate: 200.0,
         behavior: Behavior::Circle,
         // Our own pid: /proc sampling works the same as for a separate server.
-        server_pid: Some(std::process::id()),
+        server_pid: vec![std::process::id()],
         no_progress: true,
         ..Options::default()
     };
