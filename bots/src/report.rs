@@ -315,25 +315,28 @@ impl Report {
         let per_player_tick =
             |secs: f64| (player_ticks > 0).then(|| secs * 1e6 / player_ticks as f64);
 
-        let server = s.server_cpu.filter(|_| !opts.server_pid.is_empty()).map(|cpu| {
-            let rss_mb_before = s.server_rss_before.map(|b| b as f64 / MB);
-            let rss_mb_end = s.server_rss_end.map(|b| b as f64 / MB);
-            ServerFigures {
-                pids: opts.server_pid.clone(),
-                cpu_user_s: cpu.user,
-                cpu_sys_s: cpu.sys,
-                cpu_cores: cpu.total() / window,
-                cpu_us_per_player_tick: per_player_tick(cpu.total()),
-                user_us_per_player_tick: per_player_tick(cpu.user),
-                rss_mb_before,
-                rss_mb_end,
-                rss_kb_per_connection: s
-                    .server_rss_before
-                    .zip(s.server_rss_end)
-                    .filter(|_| connected > 0)
-                    .map(|(b, e)| e.saturating_sub(b) as f64 / 1024.0 / connected as f64),
-            }
-        });
+        let server = s
+            .server_cpu
+            .filter(|_| !opts.server_pid.is_empty())
+            .map(|cpu| {
+                let rss_mb_before = s.server_rss_before.map(|b| b as f64 / MB);
+                let rss_mb_end = s.server_rss_end.map(|b| b as f64 / MB);
+                ServerFigures {
+                    pids: opts.server_pid.clone(),
+                    cpu_user_s: cpu.user,
+                    cpu_sys_s: cpu.sys,
+                    cpu_cores: cpu.total() / window,
+                    cpu_us_per_player_tick: per_player_tick(cpu.total()),
+                    user_us_per_player_tick: per_player_tick(cpu.user),
+                    rss_mb_before,
+                    rss_mb_end,
+                    rss_kb_per_connection: s
+                        .server_rss_before
+                        .zip(s.server_rss_end)
+                        .filter(|_| connected > 0)
+                        .map(|(b, e)| e.saturating_sub(b) as f64 / 1024.0 / connected as f64),
+                }
+            });
 
         let usable = s
             .bots_cpus_allowed
@@ -555,7 +558,12 @@ impl fmt::Display for Report {
         let join = |q: &Option<Quantiles>| {
             q.map_or_else(
                 || "none".to_owned(),
-                |q| format!("{} bots, p50 {:.1} ms, p99 {:.1} ms", q.samples, q.p50, q.p99),
+                |q| {
+                    format!(
+                        "{} bots, p50 {:.1} ms, p99 {:.1} ms",
+                        q.samples, q.p50, q.p99
+                    )
+                },
             )
         };
         writeln!(

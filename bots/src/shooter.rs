@@ -166,15 +166,17 @@ impl Layout {
         let ship_vel = index(sf, "vel", vec2);
         let ship_alive = index(sf, "alive", |t| matches!(t, FieldType::Bool))
             .ok_or_else(|| missing("Ship.alive"))?;
-        let (bullet, bullet_row) =
-            kind(codec, "Bullet").ok_or_else(|| missing("entity Bullet"))?;
-        let bullet_owner =
-            index(bullet_row.fields(), "owner", is_player).ok_or_else(|| missing("Bullet.owner"))?;
+        let (bullet, bullet_row) = kind(codec, "Bullet").ok_or_else(|| missing("entity Bullet"))?;
+        let bullet_owner = index(bullet_row.fields(), "owner", is_player)
+            .ok_or_else(|| missing("Bullet.owner"))?;
         let pf = codec.private_row().fields();
-        let ammo = pf.iter().position(|f| f.name == "ammo").and_then(|i| match pf[i].ty {
-            FieldType::Int { max, .. } => Some((i, max)),
-            _ => None,
-        });
+        let ammo = pf
+            .iter()
+            .position(|f| f.name == "ammo")
+            .and_then(|i| match pf[i].ty {
+                FieldType::Int { max, .. } => Some((i, max)),
+                _ => None,
+            });
         let reloading = index(pf, "reloading", |t| matches!(t, FieldType::Bool));
         let (hit, hit_row) = event(codec, "Hit").ok_or_else(|| missing("event Hit"))?;
         let hit_by = index(hit_row.fields(), "by", is_player).ok_or_else(|| missing("Hit.by"))?;
@@ -191,7 +193,10 @@ impl Layout {
             ship_pos,
             ship_vel,
             ship_alive,
-            ship_last: ship_owner.max(ship_pos).max(ship_alive).max(ship_vel.unwrap_or(0)),
+            ship_last: ship_owner
+                .max(ship_pos)
+                .max(ship_alive)
+                .max(ship_vel.unwrap_or(0)),
             bullet,
             bullet_owner,
             ammo,
@@ -272,7 +277,9 @@ impl Eyes {
         self.created.extend_from_slice(applied.created);
         if measuring {
             for &id in &self.created {
-                let Some(e) = self.state.entity(id) else { continue };
+                let Some(e) = self.state.entity(id) else {
+                    continue;
+                };
                 if e.kind != self.layout.bullet {
                     continue;
                 }

@@ -320,8 +320,7 @@ pub async fn run(opts: &Options) -> Result<Report, Error> {
     tokio::time::sleep(Duration::from_secs_f64(opts.duration)).await;
     swarm.phase.store(DONE, Ordering::Relaxed);
     let window_secs = t0.elapsed().as_secs_f64();
-    let server_cpu =
-        server_cpu_0.and_then(|c0| Some(procfs::cpu_time_sum(&servers)?.since(c0)));
+    let server_cpu = server_cpu_0.and_then(|c0| Some(procfs::cpu_time_sum(&servers)?.since(c0)));
     let bots_cpu = bots_cpu_0.and_then(|c0| Some(procfs::cpu_time(Proc::Current).ok()?.since(c0)));
     let system = system_0.and_then(|s0| Some(procfs::system_cpu().ok()?.since(s0)));
     let server_rss_end = procfs::rss_sum(&servers);
