@@ -49,6 +49,8 @@ pub struct Report {
     pub warmup_secs: f64,
     /// The measured window, seconds.
     pub window_secs: f64,
+    /// When the window opened and closed, seconds since the Unix epoch (wall clock).
+    pub window_unix: (f64, f64),
     /// Snapshots per second per bot, over the bots that joined.
     pub snapshot_rate: RateStats,
     /// Ticks whose snapshot some bot never got (the server skipped it for that bot).
@@ -246,6 +248,7 @@ pub(crate) struct Samples {
     pub(crate) results: Vec<BotResult>,
     pub(crate) hists: Hists,
     pub(crate) window_secs: f64,
+    pub(crate) window_unix: (f64, f64),
     pub(crate) connect_secs: f64,
     pub(crate) tick_rate: u32,
     pub(crate) game: Option<String>,
@@ -445,6 +448,7 @@ impl Report {
             connect_secs: s.connect_secs,
             warmup_secs: opts.warmup,
             window_secs: s.window_secs,
+            window_unix: s.window_unix,
             snapshot_rate,
             snapshots_skipped: joined.iter().map(|r| u64::from(r.skipped)).sum(),
             inputs_per_bot_per_s: per_bot(joined.iter().map(|r| u64::from(r.inputs)).sum()),

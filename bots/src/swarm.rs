@@ -315,11 +315,13 @@ pub async fn run(opts: &Options) -> Result<Report, Error> {
     let bots_cpu_0 = procfs::cpu_time(Proc::Current).ok();
     let system_0 = procfs::system_cpu().ok();
     let t0 = Instant::now();
+    let window_unix_0 = unix_secs();
     swarm.phase.store(MEASURING, Ordering::Relaxed);
     progress.phase("measuring", opts.duration);
     tokio::time::sleep(Duration::from_secs_f64(opts.duration)).await;
     swarm.phase.store(DONE, Ordering::Relaxed);
     let window_secs = t0.elapsed().as_secs_f64();
+    let window_unix = (window_unix_0, unix_secs());
     let server_cpu = server_cpu_0.and_then(|c0| Some(procfs::cpu_time_sum(&servers)?.since(c0)));
     let bots_cpu = bots_cpu_0.and_then(|c0| Some(procfs::cpu_time(Proc::Current).ok()?.since(c0)));
     let system = system_0.and_then(|s0| Some(procfs::system_cpu().ok()?.since(s0)));
@@ -337,6 +339,7 @@ pub async fn run(opts: &Options) -> Result<Report, Error> {
         results,
         hists,
         window_secs,
+        window_unix,
         connect_secs,
         tick_rate: swarm.tick_rate(),
         game: swarm.game_name.get().cloned(),
@@ -420,6 +423,14 @@ async fn gather(tasks: &mut JoinSet<BotResult>) -> Vec<BotResult> {
         }
     }
     results
+}
+
+/// Wall-clock seconds since the Unix epoch (for lining the window up with samples
+/// taken outside, e.g. Redis's command count).
+fn unix_secs() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 fn runtime_threads() -> usize {
