@@ -20,7 +20,7 @@ use ticksync_client::{ClientError, SnapshotHead, peek_snapshot_head};
 use ticksync_protocol::state::Codec;
 use ticksync_protocol::{ClientMessage, GameOptions, JoinTarget, ServerMessage, decode_server};
 
-use crate::options::GameChoice;
+use crate::options::{GameChoice, JoinMode};
 use crate::shooter::{Counts, Eyes, Hands};
 use tokio::sync::watch;
 
@@ -31,6 +31,10 @@ use crate::swarm::{MEASURING, Swarm};
 const SETUP_LIMIT: Duration = Duration::from_secs(30);
 /// Each answer during setup must come within this.
 const ANSWER_LIMIT: Duration = Duration::from_secs(10);
+
+/// `--join quick`: how long after their leader joined the others quick-join: a cluster
+/// node publishes a new lobby within its publication gap (50 ms) and a Redis round trip.
+const QUICK_FOLLOW_DELAY: Duration = Duration::from_millis(200);
 
 /// The lobby of a group of bots, as its leader tells the others.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,8 +58,6 @@ pub(crate) enum Role {
     },
     /// The others wait for the id and join.
     Follower(watch::Receiver<Slot>),
-    /// `--join quick`: every bot sends QuickJoin.
-    Quick,
 }
 
 /// What one bot saw. Counts are of the measured window.
@@ -186,14 +188,24 @@ async fn setup(swarm: &Swarm, index: u32, role: &mut Role) -> Result<Ready, Stri
             .map_err(|e| error_kind("options", &e))?;
     }
     let hello_time = started.elapsed();
+    let quick = ClientMessage::QuickJoin {
+        options: swarm.lobby_options.clone(),
+    };
     let request = match role {
+        // `--join quick`: the leader quick-joins at once; the others wait until it has
+        // joined and its lobby is listed before they look for one. (A crowd of
+        // quick-joins arriving together would each make a lobby of their own: a cluster
+        // lists a new lobby only once its node has published it.)
+        Role::Leader { .. } if swarm.join == JoinMode::Quick => quick,
+        Role::Follower(slot) if swarm.join == JoinMode::Quick => {
+            let _ = slot.wait_for(|s| *s != Slot::Pending).await;
+            tokio::time::sleep(QUICK_FOLLOW_DELAY).await;
+            quick
+        }
         Role::Leader { group, size, .. } => ClientMessage::CreateLobby {
             name: format!("bots-{group}"),
             max_players: u16::from(*size),
             private: false,
-            options: swarm.lobby_options.clone(),
-        },
-        Role::Quick => ClientMessage::QuickJoin {
             options: swarm.lobby_options.clone(),
         },
         Role::Follower(slot) => match slot.wait_for(|s| *s != Slot::Pending).await {

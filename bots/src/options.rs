@@ -70,9 +70,10 @@ pub struct Options {
     pub game: Option<GameChoice>,
 
     /// How bots find a lobby: `create` (the first of every P bots creates a lobby of P,
-    /// the others join it by id) or `quick` (every bot sends QuickJoin; the server picks
-    /// the lobby and its size, `--quick-lobby-size`; a cluster spreads them over its
-    /// nodes and redirects).
+    /// the others join it by id) or `quick` (every bot sends QuickJoin, the first of
+    /// every P at once, the others once it has joined; the server picks the lobby and
+    /// its size, `--quick-lobby-size`; a cluster spreads them over its nodes and
+    /// redirects).
     #[arg(long, value_enum, default_value_t = JoinMode::Create)]
     pub join: JoinMode,
 

@@ -45,6 +45,8 @@ pub(crate) struct Swarm {
     pub(crate) seed: u64,
     /// Ask for delta snapshots.
     pub(crate) delta: bool,
+    /// How bots find their lobby.
+    pub(crate) join: JoinMode,
     /// `--game`: the game every lobby must play.
     pub(crate) game: Option<GameChoice>,
     /// Options of the lobbies the bots create.
@@ -268,6 +270,7 @@ pub async fn run(opts: &Options) -> Result<Report, Error> {
         behavior: opts.behavior,
         seed: opts.seed,
         delta: opts.delta,
+        join: opts.join,
         game: opts.game,
         lobby_options: opts.lobby_game_options(),
         game_name: OnceLock::new(),
@@ -378,9 +381,7 @@ fn spawn_bots(swarm: &Arc<Swarm>, opts: &Options, tasks: &mut JoinSet<BotResult>
     let p = u32::from(opts.players_per_lobby);
     let mut slot: Option<watch::Receiver<Slot>> = None;
     for index in 0..opts.bots {
-        let role = if opts.join == JoinMode::Quick {
-            Role::Quick
-        } else if index % p == 0 {
+        let role = if index % p == 0 {
             let (lobby, rx) = watch::channel(Slot::Pending);
             slot = Some(rx);
             Role::Leader {
