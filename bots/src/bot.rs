@@ -19,12 +19,11 @@ use ticksync_client::lean::{LeanClient, LeanReader};
 use ticksync_client::{ClientError, SnapshotHead, peek_snapshot_head};
 use ticksync_protocol::state::Codec;
 use ticksync_protocol::{ClientMessage, GameOptions, JoinTarget, ServerMessage, decode_server};
-
-use crate::options::{GameChoice, JoinMode};
-use crate::shooter::{Counts, Eyes, Hands};
 use tokio::sync::watch;
 
 use crate::inputs::{Link, Player, RING};
+use crate::options::{GameChoice, JoinMode};
+use crate::shooter::{Counts, Eyes, Hands};
 use crate::swarm::{MEASURING, Swarm};
 
 /// Connecting, saying Hello and joining must finish within this.
