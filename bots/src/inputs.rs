@@ -120,6 +120,7 @@ fn idle_values(codec: &Codec) -> Vec<Value> {
         .map(|f| match &f.ty {
             FieldType::Bool => Value::Bool(false),
             FieldType::Int { min, max } => Value::Int(0.clamp(*min, *max)),
+            FieldType::VarUint { .. } => Value::Int(0),
             FieldType::F32 { min, max, .. } => Value::F32(0.0f32.clamp(*min, *max)),
             FieldType::Vec2 { .. } => Value::Vec2([0.0, 0.0]),
             FieldType::Angle { .. } => Value::Angle(0.0),

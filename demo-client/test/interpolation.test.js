@@ -261,15 +261,16 @@ describe('SnapshotBuffer', () => {
     const schema = golden.every_type.schema;
     const c = new Codec(schema, 8);
     const mix = fieldMixer(c);
-    const a = { alive: true, health: 100, level: 1, throttle: 0, pos: { x: 0, y: 0 }, aim: 6.0, team: 0, name: 'a', target: 1, ammo: 3 };
-    const b = { alive: false, health: 50, level: 2, throttle: 1, pos: { x: 10, y: 20 }, aim: 0.5, team: 2, name: 'b', target: 2, ammo: 1 };
+    const a = { alive: true, health: 100, level: 1, throttle: 0, pos: { x: 0, y: 0 }, aim: 6.0, team: 0, name: 'a', target: 1, ammo: 3, kills: 4 };
+    const b = { alive: false, health: 50, level: 2, throttle: 1, pos: { x: 10, y: 20 }, aim: 0.5, team: 2, name: 'b', target: 2, ammo: 1, kills: 9 };
     const m = mix(0, a, b, 0.5);
     assert.deepEqual(m.pos, { x: 5, y: 10 });
     assert.equal(m.throttle, 0.5);
     // 6.0 to 0.5 the short way crosses 2π: halfway is about 6.39 - 2π = 0.108.
     assert.ok(Math.abs(m.aim - lerpAngle(6.0, 0.5, 0.5)) < 1e-12);
     assert.ok(Math.abs(m.aim - ((6.0 + 0.5 + 2 * Math.PI) / 2 - 2 * Math.PI)) < 1e-9, String(m.aim));
-    for (const k of ['alive', 'health', 'level', 'team', 'name', 'target', 'ammo']) assert.equal(m[k], a[k], k);
+    // kills is a VarUint: an integer, so it snaps too.
+    for (const k of ['alive', 'health', 'level', 'team', 'name', 'target', 'ammo', 'kills']) assert.equal(m[k], a[k], k);
   });
 });
 

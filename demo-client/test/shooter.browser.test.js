@@ -57,7 +57,8 @@ describe('the shooter in headless Chromium', { skip, timeout: 90_000 }, () => {
     await a.click('#create');
     await until(a, "t.screen === 'game' && t.game && t.game.name === 'shooter'");
     assert.deepEqual(await state(a, 't.game'), { name: 'shooter', title: 'Shooter', known: true, predicts: true, aims: true });
-    assert.match(await a.title(), /Shooter/);
+    // The title follows on the page's next render.
+    await until(a, "/Shooter/.test(document.title)");
 
     const b = await openPage('bob');
     const row = b.locator('#lobby-list li', { hasText: 'duel' });

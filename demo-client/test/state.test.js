@@ -204,6 +204,66 @@ describe('bits', () => {
   });
 });
 
+describe('VarUint (FieldType 9)', () => {
+  // As protocol/tests/state.rs: an event `score` with points (max 999) and total (max
+  // u32::MAX), at tick 0, tag 65.
+  const schema = {
+    game: 'varuint',
+    entities: [],
+    lobby: [],
+    private: [],
+    input: [],
+    messages: [],
+    events: [
+      {
+        name: 'score',
+        fields: [
+          { name: 'points', owner_only: false, ty: { type: 'VarUint', max: 999 } },
+          { name: 'total', owner_only: false, ty: { type: 'VarUint', max: 0xffffffff } },
+        ],
+      },
+    ],
+  };
+  const codec = new Codec(schema, 8);
+  const head = [65, 0, 0, 0, 0, 0];
+
+  test('the schema bytes: tag 9, then max as a u32 varint', () => {
+    const bytes = encodeSchema(schema);
+    assert.deepEqual(decodeSchema(bytes), schema);
+    // ... "points", tag 9, 999 (251 = u16 marker, e7 03), owner_only false ...
+    assert.ok(hex(bytes).includes(`06${hex(new TextEncoder().encode('points'))}09fbe70300`), hex(bytes));
+  });
+
+  test('var4 groups: 4 bits up to 7, 8 up to 63; clamped to max on encode', () => {
+    for (const [points, total, bits] of [
+      [0, 0, 8],
+      [7, 7, 8],
+      [8, 63, 16],
+      [64, 511, 24],
+      [999, 0, 20],
+      [5000, 0xffffffff, 16 + 44],
+    ]) {
+      const bytes = encodeEvent(codec, 65, 0, 'score', { points, total });
+      assert.equal(bytes.length, 6 + Math.ceil(bits / 8), `${points} ${total}`);
+      const d = decodeEvent(codec, 65, bytes);
+      assert.equal(d.clamped, 0);
+      assert.deepEqual(d.values, { points: Math.min(points, 999), total });
+    }
+    assert.deepEqual([...encodeEvent(codec, 65, 0, 'score', { points: 5, total: 0 }).subarray(6)], [0x05]);
+  });
+
+  test('a received value above max reads as max; a var4 over 32 bits is refused', () => {
+    const d = decodeEvent(codec, 65, Uint8Array.of(...head, 0xd8, 0x1f, 0x00));
+    assert.equal(d.clamped, 1);
+    assert.deepEqual(d.values, { points: 999, total: 0 });
+    assert.throws(() => decodeEvent(codec, 65, Uint8Array.of(...head, 0xf0, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00)), /ended early/);
+    assert.throws(() => decodeEvent(codec, 65, Uint8Array.of(...head, 0xf0, 0xff, 0xff, 0xff, 0xff, 0x7f)), /ended early/);
+    const most = decodeEvent(codec, 65, Uint8Array.of(...head, 0xf0, 0xff, 0xff, 0xff, 0xff, 0x3f));
+    assert.deepEqual(most.values, { points: 0, total: 0xffffffff });
+    assert.throws(() => decodeEvent(codec, 65, Uint8Array.of(...head, 0x08)), /ended early/);
+  });
+});
+
 describe('quantization', () => {
   test('axes as schema.rs (the arena position and velocity)', () => {
     const pos = axisQuant(Math.fround(0), Math.fround(1000), Math.fround(0.0153));
@@ -261,6 +321,7 @@ describe('quantization', () => {
     assert.match(bad([f('e', { type: 'Enum', variants: [] })]), /0 variants/);
     assert.match(bad([f('bad name', { type: 'Bool' })]), /ASCII/);
     assert.match(bad([f('a', { type: 'Angle', bits: 0 })]), /1 to 32/);
+    assert.match(bad([f('v', { type: 'VarUint', max: 0 })]), /entity player, field v.*max must be at least 1/);
     const s = base();
     s.lobby = [f('x', { type: 'Bool' }, true)];
     assert.throws(() => validateSchema(s), /owner_only/);
@@ -271,7 +332,7 @@ describe('quantization', () => {
 });
 
 describe('the JS snapshot encoder re-encodes the golden snapshots byte for byte', () => {
-  const unit = (alive, health, level, throttle, pos, aim, team, name, target, ammo) => ({
+  const unit = (alive, health, level, throttle, pos, aim, team, name, target, ammo, kills) => ({
     alive,
     health,
     level,
@@ -282,6 +343,7 @@ describe('the JS snapshot encoder re-encodes the golden snapshots byte for byte'
     name,
     target,
     ammo,
+    kills,
   });
   const marker = (x, y) => ({ at: { x, y } });
 
@@ -298,8 +360,8 @@ describe('the JS snapshot encoder re-encodes the golden snapshots byte for byte'
         [3, { coins: 99, hand: 'QQ' }],
       ]),
       entities: [
-        { id: 1, kind: 'unit', controlledBy: 2, values: unit(true, 100, -3, 0.5, [250, 300], 1.0, 1, 'ada', 3, 30) },
-        { id: 2, kind: 'unit', controlledBy: 3, values: unit(true, 80, 7, -1.0, [900.5, 12.25], 3.5, 0, 'bob', 2, 11) },
+        { id: 1, kind: 'unit', controlledBy: 2, values: unit(true, 100, -3, 0.5, [250, 300], 1.0, 1, 'ada', 3, 30, 5) },
+        { id: 2, kind: 'unit', controlledBy: 3, values: unit(true, 80, 7, -1.0, [900.5, 12.25], 3.5, 0, 'bob', 2, 11, 70) },
         { id: 7, kind: 'marker', values: marker(500, 300) },
         { id: 9, kind: 'marker', visibility: { only: 2 }, values: marker(10, 20) },
         { id: 10, kind: 'marker', visibility: { only: 3 }, values: marker(30, 40) },
@@ -313,10 +375,10 @@ describe('the JS snapshot encoder re-encodes the golden snapshots byte for byte'
         [3, { coins: 99, hand: 'QQ' }],
       ]),
       entities: [
-        { id: 1, kind: 'unit', controlledBy: 2, values: unit(true, 100, -3, 0.5, [251, 300], 1.0, 1, 'ada', 3, 29) },
+        { id: 1, kind: 'unit', controlledBy: 2, values: unit(true, 100, -3, 0.5, [251, 300], 1.0, 1, 'ada', 3, 29, 9) },
         { id: 7, kind: 'marker', values: marker(500, 300) },
         { id: 9, kind: 'marker', visibility: { only: 2 }, values: marker(11, 20) },
-        { id: 12, kind: 'unit', controlledBy: 4, values: unit(false, 0, 0, 0.0, [0, 600], 6.0, 2, 'Émile', 0, 5) },
+        { id: 12, kind: 'unit', controlledBy: 4, values: unit(false, 0, 0, 0.0, [0, 600], 6.0, 2, 'Émile', 0, 5, 1000) },
       ],
     });
     assert.equal(hex(encodeSnapshot(codec, tag, null, a, v.seat, 41)), v.full.hex);
@@ -331,20 +393,20 @@ describe('the JS snapshot encoder re-encodes the golden snapshots byte for byte'
     const arena = (tick, players) =>
       buildState(codec, {
         tick,
-        entities: players.map(([pos, vel, it], i) => ({
+        entities: players.map(([pos, vel, it, score], i) => ({
           id: i + 1,
           kind: 'player',
           controlledBy: i + 1,
-          values: { pos: { x: pos[0], y: pos[1] }, vel: { x: vel[0], y: vel[1] }, it },
+          values: { pos: { x: pos[0], y: pos[1] }, vel: { x: vel[0], y: vel[1] }, it, score },
         })),
       });
     const a0 = arena(99, [
-      [[500, 1000], [200, -200], true],
-      [[0, 4.5777], [0, 100.787], false],
+      [[500, 1000], [200, -200], true, 3],
+      [[0, 4.5777], [0, 100.787], false, 12],
     ]);
     const a1 = arena(100, [
-      [[493.3318, 1000], [200, -200], true],
-      [[0, 4.5777], [0, 100.787], false],
+      [[493.3318, 1000], [200, -200], true, 3],
+      [[0, 4.5777], [0, 100.787], false, 12],
     ]);
     assert.equal(hex(encodeSnapshot(codec, tag, null, a0, 1, 1234)), v.full.hex);
     assert.equal(hex(encodeSnapshot(codec, tag, a0, a1, 1, 1235)), v.delta.hex);
@@ -374,7 +436,7 @@ describe('the JS snapshot encoder re-encodes the golden snapshots byte for byte'
             visibility: vis,
             values: unit(rnd() < 0.5, Math.floor(rnd() * 101), -8 + Math.floor(rnd() * 16), rnd() * 2 - 1,
               [rnd() * 1000, rnd() * 600], rnd() * 7, Math.floor(rnd() * 3), rnd() < 0.5 ? 'x' : 'yz', Math.floor(rnd() * 9),
-              Math.floor(rnd() * 31)),
+              Math.floor(rnd() * 31), Math.floor(rnd() * rnd() * 1200)),
           });
         }
       }

@@ -9,7 +9,8 @@
 //!
 //! Field attributes, one `#[state(...)]` per field: `range = MIN..=MAX`,
 //! `precision = STEP`, `x = MIN..=MAX`, `y = MIN..=MAX` (a `Vec2`'s axes),
-//! `angle_bits = N`, `max_len = N`, `owner_only`. Struct attribute:
+//! `angle_bits = N`, `max_len = N`, `varint` with an optional `max = N` (a `u8`, `u16`
+//! or `u32` sent as var4 groups, small values in few bits), `owner_only`. Struct attribute:
 //! `#[state(name = "...")]` (the kind's name; the struct's name by default). Mistakes
 //! the macro can see (an unknown attribute, an `f32` without range and precision, a
 //! range with min not below max...) are compile errors; the rest is reported by
@@ -58,6 +59,8 @@ struct Attrs {
     precision: Option<f64>,
     angle_bits: Option<u8>,
     max_len: Option<u16>,
+    varint: bool,
+    max: Option<u32>,
     owner_only: bool,
 }
 
@@ -123,13 +126,24 @@ fn parse_field_attrs(attrs: &[syn::Attribute]) -> syn::Result<Attrs> {
                     }
                     out.max_len = Some(n as u16);
                 }
+                "varint" => out.varint = true,
+                "max" => {
+                    let n = parse_number(meta.value()?)?;
+                    if !(1.0..=f64::from(u32::MAX)).contains(&n) || n.fract() != 0.0 {
+                        return Err(Error::new(
+                            span,
+                            format!("max {n}: must be a whole number from 1 to {}", u32::MAX),
+                        ));
+                    }
+                    out.max = Some(n as u32);
+                }
                 "owner_only" => out.owner_only = true,
                 _ => {
                     return Err(Error::new(
                         span,
                         format!(
                             "unknown attribute `{key}`: expected range, x, y, precision, \
-                             angle_bits, max_len or owner_only"
+                             angle_bits, max_len, varint, max or owner_only"
                         ),
                     ));
                 }
@@ -163,7 +177,34 @@ fn type_name(ty: &Type) -> Option<String> {
 /// Compile-time checks of the types the macro recognizes.
 fn check_type(ty: &Type, a: &Attrs, span: Span) -> syn::Result<()> {
     let fail = |m: &str| Err(Error::new(span, m.to_owned()));
-    match type_name(ty).as_deref() {
+    let name = type_name(ty);
+    if a.max.is_some() && !a.varint {
+        return fail("`max = N` goes with `varint` (a fixed-width integer takes `range`)");
+    }
+    if a.varint {
+        // A type the macro does not know (an alias, an enum) is checked at start-up.
+        let top = match name.as_deref() {
+            Some("u8") => Some(u32::from(u8::MAX)),
+            Some("u16") => Some(u32::from(u16::MAX)),
+            Some("u32") => Some(u32::MAX),
+            Some(
+                "i8" | "i16" | "i32" | "i64" | "u64" | "usize" | "isize" | "f32" | "f64" | "bool"
+                | "Vec2" | "String" | "PlayerRef" | "Button",
+            )
+            | None => return fail("`varint` applies to u8, u16 or u32 fields"),
+            Some(_) => None,
+        };
+        if a.range.is_some() || a.precision.is_some() {
+            return fail("a `varint` takes `max = N`, not `range` or `precision` (it starts at 0)");
+        }
+        if let Some(max) = a.max.filter(|&m| top.is_some_and(|top| m > top)) {
+            return Err(Error::new(
+                span,
+                format!("max {max} is above the type's {}", top.unwrap_or(u32::MAX)),
+            ));
+        }
+    }
+    match name.as_deref() {
         Some("f32") if a.angle_bits.is_none() && (a.range.is_none() || a.precision.is_none()) => {
             fail(
                 "an f32 field needs `range = MIN..=MAX` and `precision = STEP`, or `angle_bits = N`",
@@ -218,6 +259,7 @@ fn field_code(fields: &syn::FieldsNamed, row: &Tokens) -> syn::Result<FieldCode>
         let (range, x, y) = (opt_pair(a.range), opt_pair(a.x), opt_pair(a.y));
         let (precision, angle_bits, max_len) =
             (opt(a.precision), opt(a.angle_bits), opt(a.max_len));
+        let (varint, max) = (a.varint, opt(a.max));
         let owner_only = a.owner_only;
         declare.push(quote! {
             ::ticksync_protocol::schema::declare_field::<#ty>(
@@ -230,6 +272,8 @@ fn field_code(fields: &syn::FieldsNamed, row: &Tokens) -> syn::Result<FieldCode>
                     precision: #precision,
                     angle_bits: #angle_bits,
                     max_len: #max_len,
+                    varint: #varint,
+                    max: #max,
                 },
                 #owner_only,
             )
@@ -495,6 +539,30 @@ mod tests {
         }));
         assert!(e.contains("not a state field type"), "{e}");
         let e = error_of(expand_state(&syn::parse_quote! {
+            struct P { #[state(varint)] x: i16 }
+        }));
+        assert!(e.contains("`varint` applies to u8, u16 or u32"), "{e}");
+        let e = error_of(expand_state(&syn::parse_quote! {
+            struct P { #[state(varint)] x: f32 }
+        }));
+        assert!(e.contains("`varint` applies to u8, u16 or u32"), "{e}");
+        let e = error_of(expand_state(&syn::parse_quote! {
+            struct P { #[state(varint, max = 300)] x: u8 }
+        }));
+        assert!(e.contains("max 300 is above the type's 255"), "{e}");
+        let e = error_of(expand_state(&syn::parse_quote! {
+            struct P { #[state(varint, max = 0)] x: u16 }
+        }));
+        assert!(e.contains("from 1 to"), "{e}");
+        let e = error_of(expand_state(&syn::parse_quote! {
+            struct P { #[state(max = 9)] x: u16 }
+        }));
+        assert!(e.contains("goes with `varint`"), "{e}");
+        let e = error_of(expand_state(&syn::parse_quote! {
+            struct P { #[state(varint, range = 0..=9)] x: u16 }
+        }));
+        assert!(e.contains("not `range`"), "{e}");
+        let e = error_of(expand_state(&syn::parse_quote! {
             struct P(u8);
         }));
         assert!(e.contains("named fields"), "{e}");
@@ -529,11 +597,17 @@ mod tests {
                 x: f32,
                 #[state(owner_only)]
                 ammo: u8,
+                #[state(varint, max = 999)]
+                kills: u16,
             }
         })
         .expect("expands")
         .to_string();
         assert!(tokens.contains("\"player\""), "{tokens}");
+        assert!(
+            tokens.contains("varint : true") && tokens.contains("Some (999u32)"),
+            "{tokens}"
+        );
         assert!(
             tokens.contains("- 1f64") || tokens.contains("-1f64"),
             "{tokens}"

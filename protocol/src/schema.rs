@@ -12,7 +12,7 @@
 use bincode::{Decode, Encode};
 use serde::Serialize;
 
-use crate::bits::bits_for;
+use crate::bits::{bits_for, var_bits};
 use crate::limits::{MAX_CLIENT_MESSAGE_BYTES, MAX_LOBBY_PLAYERS};
 
 /// Most fields of one row (an entity kind, the lobby, the private state, the input, one
@@ -87,6 +87,14 @@ pub enum FieldType {
     Player,
     /// Tag 8. Input only: a held bit and a wrapping press counter.
     Button,
+    /// Tag 9. An unsigned integer in `0..=max` (`max` at least 1) sent as var4 groups
+    /// (3 value bits and a continuation bit each, as counts are): 0..=7 take 4 bits,
+    /// 8..=63 take 8. For values that are small most of the time (scores, kills);
+    /// changed-field masks and deltas treat it as any other field.
+    VarUint {
+        /// Largest value: a larger one is written as `max`, and read as `max`.
+        max: u32,
+    },
 }
 
 /// One named, typed field.
@@ -317,6 +325,12 @@ impl FieldType {
             }
             FieldType::Player => bits_for(u64::from(max_players)),
             FieldType::Button => 1 + BUTTON_COUNTER_BITS,
+            FieldType::VarUint { max } => {
+                if *max == 0 {
+                    return Err("a variable-length integer of max 0: max must be at least 1".into());
+                }
+                var_bits(*max)
+            }
         })
     }
 }
@@ -624,6 +638,10 @@ pub struct FieldAttrs {
     pub angle_bits: Option<u8>,
     /// `max_len = N`: a string's longest value in bytes.
     pub max_len: Option<u16>,
+    /// `varint`: an unsigned integer sent as var4 groups ([`FieldType::VarUint`]).
+    pub varint: bool,
+    /// `max = N` (with `varint`): its largest value; the Rust type's largest by default.
+    pub max: Option<u32>,
 }
 
 /// A Rust type a declared field may have: how it maps to a [`FieldType`] and to the
@@ -825,6 +843,11 @@ mod tests {
         assert!(e.contains("more than 32 bits"), "{e}");
         let e = bad(vec![f("a", FieldType::Angle { bits: 0 })]);
         assert!(e.contains("1 to 32"), "{e}");
+        let e = bad(vec![f("v", FieldType::VarUint { max: 0 })]);
+        assert!(
+            e.contains("entity player, field v") && e.contains("max must be at least 1"),
+            "{e}"
+        );
 
         let mut s = base();
         s.entities.push(s.entities[0].clone());

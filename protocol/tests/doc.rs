@@ -234,7 +234,7 @@ fn game_frames_are_stated_with_their_tags_field_types_and_golden_bytes() {
     .map(|r| (r[0].clone(), r[1].clone()))
     .collect();
     let want = [
-        "Bool", "Int", "F32", "Vec2", "Angle", "Enum", "Str", "Player", "Button",
+        "Bool", "Int", "F32", "Vec2", "Angle", "Enum", "Str", "Player", "Button", "VarUint",
     ];
     let want: Vec<(String, String)> = want
         .iter()
@@ -265,4 +265,16 @@ fn game_frames_are_stated_with_their_tags_field_types_and_golden_bytes() {
     }
     let schema = golden["arena"]["schema_hex"].as_str().expect("hex");
     assert!(frames.contains(&format!("{} bytes, hash", schema.len() / 2)));
+    // The arena's schema table: offsets in order, its bytes are the golden schema's.
+    let mut offset = 0;
+    let mut bytes = String::new();
+    for row in rows(table_after(frames, "`arena.schema_hex`")) {
+        assert_eq!(row[0], offset.to_string(), "offset of {}", row[2]);
+        let hex = row[1].replace(' ', "");
+        offset += hex.len() / 2;
+        bytes += &hex;
+    }
+    assert_eq!(bytes, schema, "the arena schema table");
+    let hash = golden["arena"]["schema_hash"].as_str().expect("hash");
+    assert!(flat(frames).contains(&format!("hash `{hash}`")));
 }

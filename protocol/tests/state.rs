@@ -42,6 +42,8 @@ struct Unit {
     owner: PlayerRef,
     #[state(owner_only, range = 0..=30)]
     ammo: u8,
+    #[state(varint, max = 999)]
+    kills: u16,
 }
 
 #[derive(DeriveState, Debug, Clone, PartialEq)]
@@ -100,6 +102,12 @@ enum Event {
     RoundOver {
         winner: Team,
     },
+    Score {
+        #[state(varint, max = 999)]
+        points: u16,
+        #[state(varint)]
+        total: u32,
+    },
 }
 
 fn codec() -> Arc<Codec> {
@@ -128,6 +136,7 @@ fn unit(i: u32) -> Unit {
         name: format!("unit-{i}"),
         owner: PlayerRef((i % 4) as u16),
         ammo: (i % 31) as u8,
+        kills: (i * i % 1000) as u16,
     }
 }
 
@@ -450,8 +459,8 @@ fn values_are_quantized_within_their_steps() {
         (u.alive, u.health, u.level, u.team)
     );
     assert_eq!(
-        (q.name.as_str(), q.owner, q.ammo),
-        (u.name.as_str(), u.owner, u.ammo)
+        (q.name.as_str(), q.owner, q.ammo, q.kills),
+        (u.name.as_str(), u.owner, u.ammo, u.kills)
     );
     assert!((q.throttle - u.throttle).abs() <= 0.005 + 1e-6);
     assert!((q.pos - u.pos).abs().max_element() <= 0.025 + 1e-4);
@@ -471,6 +480,7 @@ fn values_are_quantized_within_their_steps() {
         aim: f32::NEG_INFINITY,
         name: "a name much longer than sixteen".into(),
         owner: PlayerRef(99),
+        kills: 5000,
         ..u
     };
     build(&codec, &mut s, 2, &[wild], false);
@@ -479,6 +489,117 @@ fn values_are_quantized_within_their_steps() {
     assert_eq!(q.pos, Vec2::new(1000.0, 0.0));
     assert_eq!(q.name, "a name much long");
     assert_eq!(q.owner, PlayerRef::NONE);
+    assert_eq!(q.kills, 999);
+}
+
+/// The bytes of a `Score` event (type 2) at tick 0 with `points` and `total`.
+fn score_event(codec: &Codec, points: u16, total: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    assert!(encode_event(
+        codec,
+        0,
+        &Event::Score { points, total },
+        &mut out
+    ));
+    out
+}
+
+#[test]
+fn var_uint_fields_take_var4_groups_and_clamp() {
+    let codec = codec();
+    let row = codec.event_row(2).expect("row");
+    assert_eq!(row.fields()[0].ty, FieldType::VarUint { max: 999 });
+    // `varint` alone: the Rust type's largest value.
+    assert_eq!(row.fields()[1].ty, FieldType::VarUint { max: u32::MAX });
+    // 1 tag + 4 tick + 1 type, then the two fields: 4 bits each for 0..=7, 8 for 8..=63,
+    // 12 for 64..=511, 16 for 512..=999 (and above: clamped to 999), 44 for u32::MAX.
+    for (points, total, bits) in [
+        (0, 0, 8),
+        (7, 7, 8),
+        (8, 63, 16),
+        (64, 511, 24),
+        (999, 0, 20),
+        (5000, u32::MAX, 16 + 44),
+    ] {
+        let bytes = score_event(&codec, points, total);
+        assert_eq!(
+            bytes.len(),
+            6 + (bits as usize).div_ceil(8),
+            "{points} {total}"
+        );
+        let d = decode_event(&codec, &bytes).expect("decodes");
+        assert_eq!(d.clamped, 0);
+        assert_eq!(
+            d.get::<Event>(row),
+            Some(Event::Score {
+                points: points.min(999),
+                total
+            })
+        );
+        assert_eq!(
+            d.row.values(row),
+            [
+                Value::Int(i64::from(points.min(999))),
+                Value::Int(i64::from(total))
+            ]
+        );
+    }
+    // 5 and 0: the groups 0101 and 0000, low bits first.
+    assert_eq!(&score_event(&codec, 5, 0)[6..], [0x05]);
+    // 1000 (above max) as sent by someone else: groups 000+, 101+, 111+, 001, read as 999
+    // and counted; the total 0.
+    let head = [io::EVENT_TAG, 0, 0, 0, 0, 2];
+    let d = decode_event(&codec, &[&head[..], &[0xd8, 0x1f, 0x00]].concat()).expect("decodes");
+    assert_eq!(d.clamped, 1);
+    assert_eq!(
+        d.get::<Event>(row),
+        Some(Event::Score {
+            points: 999,
+            total: 0
+        })
+    );
+    // A var4 longer than 32 bits needs: 12 groups, or 11 whose value is over u32::MAX.
+    // (The points' one group, 0, is the low nibble of the first byte.)
+    let twelve = [&head[..], &[0xf0, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00]].concat();
+    assert!(matches!(
+        decode_event(&codec, &twelve),
+        Err(IoError::Wire(_))
+    ));
+    let over = [&head[..], &[0xf0, 0xff, 0xff, 0xff, 0xff, 0x7f]].concat();
+    assert!(matches!(decode_event(&codec, &over), Err(IoError::Wire(_))));
+    let most = [&head[..], &[0xf0, 0xff, 0xff, 0xff, 0xff, 0x3f]].concat();
+    assert_eq!(
+        decode_event(&codec, &most)
+            .expect("u32::MAX")
+            .get::<Event>(row),
+        Some(Event::Score {
+            points: 0,
+            total: u32::MAX
+        })
+    );
+    // Truncated inside a var4.
+    assert!(decode_event(&codec, &[&head[..], &[0x08]].concat()).is_err());
+    // Behind a type alias the derive cannot see the type (with `u16` and `i16` these are
+    // compile errors): start-up errors, a max above the Rust type's, a signed varint.
+    type Small = u16;
+    type Level = i16;
+    #[derive(DeriveState)]
+    struct Wide {
+        #[state(varint, max = 70000)]
+        small: Small,
+    }
+    #[derive(DeriveState)]
+    struct Signed {
+        #[state(varint)]
+        level: Level,
+    }
+    let e = Wide::fields().expect_err("too wide").to_string();
+    assert!(
+        e.contains("Wide.small") && e.contains("above the type's 65535"),
+        "{e}"
+    );
+    let e = Signed::fields().expect_err("signed").to_string();
+    assert!(e.contains("unsigned integers"), "{e}");
 }
 
 #[test]
@@ -654,9 +775,11 @@ fn dynamic_values_match_typed_values() {
     assert_eq!(
         names,
         [
-            "alive", "health", "level", "throttle", "pos", "aim", "team", "name", "owner", "ammo"
+            "alive", "health", "level", "throttle", "pos", "aim", "team", "name", "owner", "ammo",
+            "kills"
         ]
     );
+    assert_eq!(values[10].1, Value::Int(4), "unit 2's kills: 2 × 2");
     assert_eq!(values[0].1, Value::Bool(true));
     assert_eq!(values[1].1, Value::Int(14));
     assert_eq!(values[6].1, Value::Enum(1));
@@ -749,6 +872,9 @@ struct ArenaPlayer {
     #[state(range = -200.0..=200.0, precision = 1.575)]
     vel: Vec2,
     it: bool,
+    /// As the built-in arena's (server/src/games/arena.rs): var4, 4 bits for 0..=7.
+    #[state(varint)]
+    score: u16,
 }
 
 fn arena_codec() -> Codec {
@@ -767,6 +893,8 @@ fn arena_players(t: f32) -> Vec<ArenaPlayer> {
                 pos: Vec2::new(100.0 + a * 80.0 + t * 6.6, 500.0 - a * 30.0 + t * 3.3),
                 vel: Vec2::new(198.0, 99.0),
                 it: i == 0,
+                // Scores are small most of the time: 0 to 7 here.
+                score: (i * 3 % 8) as u16,
             }
         })
         .collect()
@@ -871,9 +999,11 @@ fn arena_costs_no_more_than_protocol_1() {
         "delta {} > {old_delta}",
         delta.len()
     );
-    // The figures, pinned: tag 1 + ack 4 + own length 1, then the body.
-    assert_eq!(full.len(), 85);
-    assert_eq!(delta.len(), 57);
+    // The figures, pinned: tag 1 + ack 4 + own length 1, then the body. The scores take
+    // 4 bits each in full (a fixed u16 would take 16: 105 B full), and an unchanged score
+    // costs a delta one mask bit.
+    assert_eq!(full.len(), 90);
+    assert_eq!(delta.len(), 58);
 
     // And the client holds what protocol 1 would have sent, to the step.
     let mut client = ClientState::new(Arc::new(codec.clone()), PlayerRef(3));
@@ -883,7 +1013,7 @@ fn arena_costs_no_more_than_protocol_1() {
         let got = client
             .entity_as::<ArenaPlayer>(i as u32 + 1)
             .expect("entity");
-        assert_eq!(got.it, p.it);
+        assert_eq!((got.it, got.score), (p.it, p.score));
         let x = quantize::position_value(q.x, 1000.0);
         assert!((got.pos.x - x).abs() < 1e-3, "{} vs {x}", got.pos.x);
         let vx = quantize::velocity_value(q.vx, 200.0);

@@ -1,5 +1,5 @@
 //! Golden vectors of game state (protocol 2), shared with the JavaScript decoder: a test
-//! schema using every field type (its bytes and hash), a full snapshot and a delta for
+//! schema using every field type (`VarUint` included) (its bytes and hash), a full snapshot and a delta for
 //! one seat, an input, a message and an event, each with its decoded values; and arena
 //! snapshots, the worked examples of `PROTOCOL.md`. The file is checked in; this test
 //! fails when the encoding changes without the file being regenerated
@@ -73,6 +73,7 @@ fn test_schema() -> Schema {
                 f("name", FieldType::Str { max_len: 12 }),
                 f("target", FieldType::Player),
                 owner("ammo", FieldType::Int { min: 0, max: 30 }),
+                f("kills", FieldType::VarUint { max: 999 }),
             ],
         )
         .entity_fields(
@@ -148,6 +149,7 @@ fn unit(
     name: &str,
     target: u16,
     ammo: i64,
+    kills: i64,
 ) -> Vec<Value> {
     vec![
         Value::Bool(alive),
@@ -160,6 +162,7 @@ fn unit(
         Value::Str(name.into()),
         Value::Player(target),
         Value::Int(ammo),
+        Value::Int(kills),
     ]
 }
 
@@ -182,7 +185,7 @@ fn test_states(codec: &Codec) -> (State, State) {
         1,
         ME,
         e,
-        &unit(true, 100, -3, 0.5, [250.0, 300.0], 1.0, 1, "ada", 3, 30),
+        &unit(true, 100, -3, 0.5, [250.0, 300.0], 1.0, 1, "ada", 3, 30, 5),
     )
     .expect("kind");
     a.push_entity_values(
@@ -191,7 +194,7 @@ fn test_states(codec: &Codec) -> (State, State) {
         2,
         PlayerRef(3),
         e,
-        &unit(true, 80, 7, -1.0, [900.5, 12.25], 3.5, 0, "bob", 2, 11),
+        &unit(true, 80, 7, -1.0, [900.5, 12.25], 3.5, 0, "bob", 2, 11, 70),
     )
     .expect("kind");
     a.push_entity_values(
@@ -242,7 +245,7 @@ fn test_states(codec: &Codec) -> (State, State) {
         1,
         ME,
         e,
-        &unit(true, 100, -3, 0.5, [251.0, 300.0], 1.0, 1, "ada", 3, 29),
+        &unit(true, 100, -3, 0.5, [251.0, 300.0], 1.0, 1, "ada", 3, 29, 9),
     )
     .expect("kind");
     // Entity 2 is gone; marker 7 stays; 9 moves; 12 is new.
@@ -270,7 +273,8 @@ fn test_states(codec: &Codec) -> (State, State) {
         12,
         PlayerRef(4),
         e,
-        &unit(false, 0, 0, 0.0, [0.0, 600.0], 6.0, 2, "Émile", 0, 5),
+        // Kills above the max: written as 999.
+        &unit(false, 0, 0, 0.0, [0.0, 600.0], 6.0, 2, "Émile", 0, 5, 1000),
     )
     .expect("kind");
     b.finish(codec).expect("finish");
@@ -345,23 +349,30 @@ fn arena_schema() -> Schema {
                     },
                 ),
                 Field::new("it", FieldType::Bool),
+                // As the built-in game's `#[state(varint)] score: u16`.
+                Field::new("score", FieldType::VarUint { max: 65535 }),
             ],
         )
         .build()
         .expect("valid")
 }
 
-fn arena_state(codec: &Codec, tick: u32, players: &[([f32; 2], [f32; 2], bool)]) -> State {
+fn arena_state(codec: &Codec, tick: u32, players: &[([f32; 2], [f32; 2], bool, i64)]) -> State {
     let mut s = State::new(codec);
     s.begin(codec, tick);
-    for (i, (pos, vel, it)) in players.iter().enumerate() {
+    for (i, (pos, vel, it, score)) in players.iter().enumerate() {
         s.push_entity_values(
             codec,
             0,
             i as u32 + 1,
             PlayerRef(i as u16 + 1),
             Visibility::Everyone,
-            &[Value::Vec2(*pos), Value::Vec2(*vel), Value::Bool(*it)],
+            &[
+                Value::Vec2(*pos),
+                Value::Vec2(*vel),
+                Value::Bool(*it),
+                Value::Int(*score),
+            ],
         )
         .expect("kind");
     }
@@ -414,22 +425,22 @@ fn vectors() -> Json {
     ));
     let de = decode_event(&codec, &event).expect("event");
 
-    // Arena: two players, then one of them moves.
+    // Arena (the built-in game's schema): two players, then one of them moves.
     let arena = Arc::new(Codec::new(arena_schema(), 16).expect("codec"));
     let a0 = arena_state(
         &arena,
         99,
         &[
-            ([500.0, 1000.0], [200.0, -200.0], true),
-            ([0.0, 4.5777], [0.0, 100.787], false),
+            ([500.0, 1000.0], [200.0, -200.0], true, 3),
+            ([0.0, 4.5777], [0.0, 100.787], false, 12),
         ],
     );
     let a1 = arena_state(
         &arena,
         100,
         &[
-            ([493.3318, 1000.0], [200.0, -200.0], true),
-            ([0.0, 4.5777], [0.0, 100.787], false),
+            ([493.3318, 1000.0], [200.0, -200.0], true, 3),
+            ([0.0, 4.5777], [0.0, 100.787], false, 12),
         ],
     );
     let mut arena_full = Vec::new();
@@ -560,4 +571,16 @@ fn golden_bytes_decode_to_the_golden_values() {
     // Unit 2 is seat 3's: its ammo is owner_only and reads as 0 for seat 2.
     assert_eq!(full["entities"][1]["fields"]["ammo"]["value"], 0);
     assert_eq!(full["entities"][0]["fields"]["ammo"]["value"], 30);
+    // kills is a VarUint (tag 9): 5 and 70 in full, 9 after the delta, 1000 clamped.
+    assert_eq!(full["entities"][0]["fields"]["kills"]["value"], 5);
+    assert_eq!(full["entities"][1]["fields"]["kills"]["value"], 70);
+    let delta = &file["every_type"]["delta"]["state"];
+    let kills: Vec<&Json> = delta["entities"]
+        .as_array()
+        .expect("entities")
+        .iter()
+        .filter(|e| e["kind"] == "unit")
+        .map(|e| &e["fields"]["kills"]["value"])
+        .collect();
+    assert_eq!(kills, [&json!(9), &json!(999)]);
 }

@@ -61,6 +61,7 @@ fn codec() -> Arc<Codec> {
                     },
                 ),
                 f("who", FieldType::Player),
+                f("n", FieldType::VarUint { max: 5000 }),
             ],
         )
         .lobby_fields(vec![
@@ -138,8 +139,17 @@ fn values(kind: u16) -> BoxedStrategy<Vec<Value>> {
             })
             .boxed()
     } else {
-        (-10.0f32..10.0, 0u32..4, 0u16..=7)
-            .prop_map(|(a, e, w)| vec![Value::Angle(a), Value::Enum(e), Value::Player(w)])
+        // n: small most of the time, sometimes past its max (written as 5000).
+        let n = prop_oneof![3 => -2i64..9, 1 => 0i64..70_000];
+        (-10.0f32..10.0, 0u32..4, 0u16..=7, n)
+            .prop_map(|(a, e, w, n)| {
+                vec![
+                    Value::Angle(a),
+                    Value::Enum(e),
+                    Value::Player(w),
+                    Value::Int(n),
+                ]
+            })
             .boxed()
     }
 }

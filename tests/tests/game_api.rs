@@ -79,6 +79,9 @@ enum LabEntity {
         /// Only the probe's player receives this.
         #[state(owner_only, max_len = 40)]
         pin: String,
+        /// A var4 integer (`VarUint`): 100 takes 12 bits.
+        #[state(varint, max = 999)]
+        tally: u16,
     },
     /// Seen by seat 1 only.
     Secret {
@@ -178,6 +181,7 @@ fn probe_of(seat: u16) -> LabEntity {
         dir: Vec2::ZERO,
         presses: 0,
         pin: pin_of(s),
+        tally: 100 * s,
     }
 }
 
@@ -413,9 +417,11 @@ async fn every_field_type_round_trips_to_the_rust_client() {
         names,
         [
             "flag", "small", "word", "big", "tiny", "short", "wide", "ranged", "level", "pos",
-            "heading", "mood", "label", "owner", "held", "counter", "seq", "dir", "presses", "pin"
+            "heading", "mood", "label", "owner", "held", "counter", "seq", "dir", "presses", "pin",
+            "tally"
         ]
     );
+    assert_eq!(values[20].1, Value::Int(100));
     assert_eq!(values[3].1, Value::Int(i64::from(u32::MAX)));
     assert_eq!(values[6].1, Value::Int(i64::from(i32::MIN)));
     assert_eq!(

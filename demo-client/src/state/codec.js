@@ -5,12 +5,13 @@
 //
 //   Bool -> boolean, Int -> number, F32 -> number (an f32), Vec2 -> {x, y},
 //   Angle -> number (radians, 0..2π), Enum -> number (variant index), Str -> string,
-//   Player -> number (seat, 0 for none), Button -> {held, presses}
+//   Player -> number (seat, 0 for none), Button -> {held, presses},
+//   VarUint -> number (0..=max; sent as var4 groups)
 //
 // Writing a value quantizes it exactly as Rust's RowWriter (clamps, NaN to the minimum,
 // strings cut at a character boundary); reading dequantizes as RowReader.
 
-import { bitsFor } from './bits.js';
+import { bitsFor, varBits } from './bits.js';
 import {
   BUTTON_COUNTER_BITS,
   SchemaError,
@@ -99,6 +100,13 @@ function compileField(field, slot, maxPlayers) {
       f.bits = [1 + BUTTON_COUNTER_BITS, 0];
       f.max = [2 ** (1 + BUTTON_COUNTER_BITS) - 1, 0];
       break;
+    case 'VarUint':
+      // The bits vary with the value (var4); `bits` is the longest.
+      f.min = 0;
+      f.span = ty.max;
+      f.bits = [varBits(ty.max), 0];
+      f.max = [ty.max, 0];
+      break;
     default:
       throw new SchemaError(field.name, `unknown field type ${ty.type}`);
   }
@@ -164,6 +172,10 @@ export class RowCodec {
         for (const b of bytes) w.write(b, 8);
         return;
       }
+      if (f.type === 'VarUint') {
+        w.var(Math.min(row[f.slot], f.max[0]));
+        return;
+      }
       w.write(row[f.slot], f.bits[0]);
       if (f.slots === 2) w.write(row[f.slot + 1], f.bits[1]);
     });
@@ -187,6 +199,17 @@ export class RowCodec {
           row[f.slot] = utf8Decoder.decode(bytes);
         } catch {
           throw new WireError('InvalidUtf8', 'a string is not valid UTF-8');
+        }
+        return;
+      }
+      if (f.type === 'VarUint') {
+        // More than 11 groups, or above u32::MAX: EndOfStream (not a stream), as Rust.
+        const v = r.var();
+        if (v <= f.max[0]) {
+          row[f.slot] = v;
+        } else {
+          clamped++;
+          row[f.slot] = f.max[0];
         }
         return;
       }
@@ -220,6 +243,7 @@ export class RowCodec {
       case 'Bool':
         return q !== 0;
       case 'Int':
+      case 'VarUint':
         return f.min + q;
       case 'F32':
         return axisValue(f.axis, q);
@@ -246,7 +270,8 @@ export class RowCodec {
       case 'Bool':
         row[f.slot] = v ? 1 : 0;
         break;
-      case 'Int': {
+      case 'Int':
+      case 'VarUint': {
         let n = Math.trunc(Number(v));
         if (!Number.isFinite(n)) n = n > 0 ? f.min + f.span : f.min;
         row[f.slot] = Math.min(Math.max(n - f.min, 0), f.span);

@@ -9,10 +9,12 @@
 //   {game, entities: [{name, fields}], lobby: fields, private: fields, input: fields,
 //    messages: [{name, fields}], events: [{name, fields}]}
 //   field: {name, ty: {type: 'Bool' | 'Int' | 'F32' | 'Vec2' | 'Angle' | 'Enum' | 'Str' |
-//           'Player' | 'Button', ...its parameters}, owner_only}
+//           'Player' | 'Button' | 'VarUint', ...its parameters}, owner_only}
 //
 // and `validateSchema` applies every rule of `Schema::validate` (a client refuses a schema
 // the server could not have sent).
+
+import { varBits } from './bits.js';
 
 /** Most fields of one row: a changed-field mask fits in a u32. */
 export const MAX_FIELDS = 32;
@@ -34,7 +36,7 @@ export const MAX_INPUT_PAYLOAD_BYTES = 256 - 16;
 const VALIDATE_PLAYERS = 250;
 
 /** The field types, by wire tag. */
-export const FIELD_TYPES = Object.freeze(['Bool', 'Int', 'F32', 'Vec2', 'Angle', 'Enum', 'Str', 'Player', 'Button']);
+export const FIELD_TYPES = Object.freeze(['Bool', 'Int', 'F32', 'Vec2', 'Angle', 'Enum', 'Str', 'Player', 'Button', 'VarUint']);
 
 /** A schema that could not be decoded, or that does not validate. */
 export class SchemaError extends Error {
@@ -203,6 +205,8 @@ function readType(r) {
       return { type: 'Player' };
     case 'Button':
       return { type: 'Button' };
+    case 'VarUint':
+      return { type: 'VarUint', max: r.u32() };
     default:
       return r.fail(`unknown field type ${tag}`);
   }
@@ -312,6 +316,9 @@ export function encodeSchema(schema) {
         break;
       case 'Str':
         w.varint(t.max_len);
+        break;
+      case 'VarUint':
+        w.varint(t.max);
         break;
       default:
         break;
@@ -453,6 +460,9 @@ export function maxBits(ty, maxPlayers) {
       return bitsFor(maxPlayers);
     case 'Button':
       return 1 + BUTTON_COUNTER_BITS;
+    case 'VarUint':
+      if (!(ty.max >= 1)) throw 'a variable-length integer of max 0: max must be at least 1';
+      return varBits(ty.max);
     default:
       throw `unknown field type ${ty.type}`;
   }

@@ -29,7 +29,7 @@ pub use world::{
     Visibility, snapshot_ack, write_snapshot,
 };
 
-use crate::bits::{BitReader, BitWriter, EndOfStream, bits_for};
+use crate::bits::{BitReader, BitWriter, EndOfStream, bits_for, var_bits};
 use crate::schema::{
     AxisQuant, BUTTON_COUNTER_BITS, Field, FieldAttrs, FieldType, FieldValue, Fields, Schema,
     SchemaError,
@@ -97,7 +97,7 @@ impl Button {
 pub enum Value {
     /// A `Bool` field.
     Bool(bool),
-    /// An `Int` field.
+    /// An `Int` or `VarUint` field.
     Int(i64),
     /// An `F32` field.
     F32(f32),
@@ -127,6 +127,7 @@ enum Quant {
     Str { max_len: u32, len_bits: u32 },
     Player { cap: u32 },
     Button,
+    VarUint { max: u32 },
 }
 
 /// One field of a compiled row.
@@ -253,6 +254,7 @@ impl RowCodec {
                 continue;
             }
             match f.quant {
+                Quant::VarUint { max } => w.var(words[f.word].min(max)),
                 Quant::Str { len_bits, .. } => {
                     let s = str_at(words, text, f.word).as_bytes();
                     w.write(s.len() as u32, len_bits);
@@ -301,6 +303,16 @@ impl RowCodec {
                     text.push_str(s);
                     words[f.word] = start as u32;
                     words[f.word + 1] = len;
+                }
+                Quant::VarUint { max } => {
+                    // More than 11 groups, or above u32::MAX, is not a stream: Truncated.
+                    let v = r.var()?;
+                    words[f.word] = if v <= max {
+                        v
+                    } else {
+                        clamped += 1;
+                        max
+                    };
                 }
                 _ => {
                     let n = if matches!(f.quant, Quant::Vec2(..)) {
@@ -418,6 +430,10 @@ fn compile(ty: &FieldType, max_players: u16) -> (Quant, [u32; 2], [u32; 2]) {
             [1 + BUTTON_COUNTER_BITS, 0],
             [(1 << (1 + BUTTON_COUNTER_BITS)) - 1, 0],
         ),
+        // The bits vary with the value (var4); `bits` is the longest.
+        FieldType::VarUint { max } => {
+            (Quant::VarUint { max: *max }, [var_bits(*max), 0], [*max, 0])
+        }
     }
 }
 
@@ -625,13 +641,14 @@ impl<'a> RowWriter<'a> {
         }
     }
 
-    /// An `Int` field (clamped to its range).
+    /// An `Int` or `VarUint` field (clamped to its range).
     pub fn int(&mut self, v: i64) {
         if let Some(f) = self.field() {
             let word = match f.quant {
                 Quant::Int { min, span } => {
                     (i128::from(v) - i128::from(min)).clamp(0, i128::from(span)) as u32
                 }
+                Quant::VarUint { max } => v.clamp(0, i64::from(max)) as u32,
                 _ => 0,
             };
             self.put(&f, 0, word);
@@ -761,11 +778,12 @@ impl<'a> RowReader<'a> {
         self.field().is_some_and(|f| self.word(&f, 0) != 0)
     }
 
-    /// An `Int` field.
+    /// An `Int` or `VarUint` field.
     pub fn int(&mut self) -> i64 {
         match self.field() {
             Some(f) => match f.quant {
                 Quant::Int { min, .. } => min + i64::from(self.word(&f, 0)),
+                Quant::VarUint { max } => i64::from(self.word(&f, 0).min(max)),
                 _ => 0,
             },
             None => 0,
@@ -828,7 +846,7 @@ impl<'a> RowReader<'a> {
         };
         match f.quant {
             Quant::Bool => Value::Bool(self.bool()),
-            Quant::Int { .. } => Value::Int(self.int()),
+            Quant::Int { .. } | Quant::VarUint { .. } => Value::Int(self.int()),
             Quant::F32(_) => Value::F32(self.f32()),
             Quant::Angle { .. } => Value::Angle(self.f32()),
             Quant::Vec2(..) => Value::Vec2(self.vec2()),
@@ -863,7 +881,26 @@ fn range(attrs: &FieldAttrs) -> Option<(f64, f64)> {
 
 fn int_type(attrs: &FieldAttrs, lo: i64, hi: i64) -> Result<FieldType, String> {
     if attrs.precision.is_some() || attrs.angle_bits.is_some() || attrs.max_len.is_some() {
-        return Err("an integer takes only `range`".into());
+        return Err("an integer takes only `range`, or `varint` and `max`".into());
+    }
+    if attrs.varint {
+        if lo != 0 {
+            return Err("`varint` applies to unsigned integers (u8, u16, u32)".into());
+        }
+        if attrs.range.is_some() {
+            return Err("a `varint` takes `max = N`, not `range` (it starts at 0)".into());
+        }
+        let max = attrs.max.map_or(hi, i64::from);
+        if max > hi {
+            return Err(format!("max {max} is above the type's {hi}"));
+        }
+        return Ok(FieldType::VarUint {
+            // At most u32::MAX: `hi` is a u32's at most.
+            max: u32::try_from(max).unwrap_or(u32::MAX),
+        });
+    }
+    if attrs.max.is_some() {
+        return Err("`max = N` goes with `varint` (a fixed-width integer takes `range`)".into());
     }
     match range(attrs) {
         None => Ok(FieldType::Int { min: lo, max: hi }),
@@ -918,8 +955,19 @@ impl FieldValue for bool {
     }
 }
 
+/// `varint` and `max` belong to unsigned integers only.
+fn no_varint(attrs: &FieldAttrs, what: &str) -> Result<(), String> {
+    if attrs.varint || attrs.max.is_some() {
+        return Err(format!(
+            "{what} cannot be a `varint` (u8, u16 or u32 can), nor take `max`"
+        ));
+    }
+    Ok(())
+}
+
 impl FieldValue for f32 {
     fn field_type(attrs: &FieldAttrs) -> Result<FieldType, String> {
+        no_varint(attrs, "an f32")?;
         if let Some(bits) = attrs.angle_bits {
             if attrs.range.is_some() || attrs.precision.is_some() {
                 return Err("an angle takes `angle_bits` only".into());
@@ -948,6 +996,7 @@ impl FieldValue for f32 {
 
 impl FieldValue for glam::Vec2 {
     fn field_type(attrs: &FieldAttrs) -> Result<FieldType, String> {
+        no_varint(attrs, "a Vec2")?;
         let x = attrs.x.or(attrs.range);
         let y = attrs.y.or(attrs.range);
         match (x, y, attrs.precision) {
@@ -972,6 +1021,7 @@ impl FieldValue for glam::Vec2 {
 
 impl FieldValue for String {
     fn field_type(attrs: &FieldAttrs) -> Result<FieldType, String> {
+        no_varint(attrs, "a String")?;
         match attrs.max_len {
             Some(max_len) => Ok(FieldType::Str { max_len }),
             None => Err("a String needs `max_len = N` (bytes)".into()),

@@ -34,7 +34,8 @@ pub enum ArenaEntity {
         vel: Vec2,
         /// This player is "it".
         it: bool,
-        /// Tags scored (saturates at 65535).
+        /// Tags scored (saturates at 65535); var4 groups: 4 bits up to 7, 8 up to 63.
+        #[state(varint)]
         score: u16,
     },
 }
@@ -374,6 +375,37 @@ mod tests {
             .expect("joins");
         let second = sim.game().entity(p(1)).expect("entity");
         assert!(second > first);
+    }
+
+    #[test]
+    fn ten_players_cost_no_more_than_protocol_1_in_full() {
+        use ticksync_protocol::schema::{FieldType, Messages as _};
+        use ticksync_protocol::state::Encoder;
+
+        // The shape protocol/tests/state.rs pins (arena_costs_no_more_than_protocol_1).
+        let fields = &ArenaEntity::types().expect("types")[0].fields;
+        let types: Vec<&FieldType> = fields.iter().map(|f| &f.ty).collect();
+        assert!(matches!(
+            types[..3],
+            [
+                FieldType::Vec2 { .. },
+                FieldType::Vec2 { .. },
+                FieldType::Bool
+            ]
+        ));
+        assert_eq!(*types[3], FieldType::VarUint { max: 65535 });
+
+        let mut sim = sim(&(1..=10).collect::<Vec<_>>());
+        for seat in 1..=10u16 {
+            let a = f32::from(seat);
+            go(&mut sim, seat, 1, Vec2::new(a.cos(), a.sin()));
+        }
+        sim.step(0, DT);
+        let state = sim.state(1).expect("state");
+        let mut full = Vec::new();
+        Encoder::new().encode_snapshot(sim.codec(), None, &state, p(3), 1, &mut full);
+        // Scores of 0 take 4 bits each (a fixed u16 would be 16): 90 B, protocol 1 93 B.
+        assert_eq!(full.len(), 90);
     }
 
     #[test]

@@ -34,7 +34,8 @@ pub enum HillEntity {
         vel: Vec2,
         /// Standing on the hill.
         on_hill: bool,
-        /// Whole seconds alone on the hill.
+        /// Whole seconds alone on the hill (var4 groups: 8 bits up to 63 s).
+        #[state(varint)]
         score: u16,
     },
 }

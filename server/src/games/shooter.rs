@@ -84,11 +84,11 @@ pub enum ShooterEntity {
         health: u8,
         /// False from its death until it respawns.
         alive: bool,
-        /// Kills this match (the score).
-        #[state(range = 0..=999)]
+        /// Kills this match (the score; var4 groups: 4 bits up to 7).
+        #[state(varint, max = 999)]
         kills: u16,
-        /// Deaths this match.
-        #[state(range = 0..=999)]
+        /// Deaths this match (var4 groups, as kills).
+        #[state(varint, max = 999)]
         deaths: u16,
     },
     /// A bullet in flight, controlled by nobody.
