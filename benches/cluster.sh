@@ -262,6 +262,11 @@ if len(inside) >= 2:
 else:
     print("  redis           too few samples inside the window (make DURATION longer)")
 print(f"  server CPU      {cpu(c)} per player-tick, summed over the three nodes")
+full = -(-c["bots"] // c["players_per_lobby"])
+if c["lobbies"] > full * 1.1:
+    print(f"  WARNING: {c['lobbies']} lobbies where {full} would do: quick-joins made lobbies "
+          "of their own before the others were listed; per player-tick figures are not "
+          "comparable with the single node's (fewer players per lobby)")
 print(f"  SLO met         {c['slo']['met']}; warnings: {len(c['warnings'])}")
 if single:
     s = load("single")
