@@ -10,11 +10,23 @@
 # default 20 s), WARMUP (default 5 s), CAPACITY (1: run --find-capacity after the counts),
 # CAP_START / CAP_STEP / CAP_RESOLUTION (default 1000 / 500 / 125), SERVER_CPU and
 # BOTS_CPU (default 0 and 1), OUT (default target/capacity/<date>), BOTS_FLAGS (more
-# flags for every bots run, e.g. --delta), BARE (1, the default: at each count, also run
-# the bots against `ticksync-bare`, the stack with no game, for the floor on this machine
-# and day; 0: skip it), BASELINE_BIN (a `ticksync-server` built from an earlier commit,
-# e.g. in a git worktree: at each count the same bots run against it right after this
-# build's server, so that the two are compared minutes apart on the same machine).
+# flags for every bots run, e.g. --delta), BIN (default target/release, built first;
+# target/debug builds and uses debug binaries, to check the script quickly), QUIET_WAIT
+# (seconds to wait for an idle machine before each run, default 120; 0: do not wait),
+# ATTEMPTS (runs of a count that other load disturbed, default 3), BARE (1, the default:
+# at each count, also run the bots against `ticksync-bare`, the stack with no game, for
+# the floor on this machine and day; 0: skip it), BASELINE_BIN (a `ticksync-server` built from an earlier commit,
+# e.g. in a git worktree: at each count bots run against it right after this build's
+# server, so that the two are compared minutes apart on the same machine), BASELINE_BOTS
+# (the bots binary for the BASELINE_BIN runs, default this build's; a baseline that speaks
+# an older protocol needs its own, e.g. /work/wt-base/target/release/ticksync-bots),
+# GAME (arena, hill or shooter: this build's server runs `--game $GAME` and its bots get
+# `--game $GAME`, shooter bots aiming and firing; the baseline and bare runs get no
+# --game, so they play their own default, arena).
+#
+#   GAME=shooter COUNTS=500 CAPACITY=0 BARE=0 benches/capacity.sh   # 50 lobbies of 10
+#   COUNTS=1000 CAPACITY=0 BARE=0 BASELINE_BIN=/work/wt-base/target/release/ticksync-server \
+#     BASELINE_BOTS=/work/wt-base/target/release/ticksync-bots benches/capacity.sh
 #
 # Every process started here is stopped by its PID on exit, and every run is bounded by
 # `timeout`. Each run's table goes to stdout and its JSON to $OUT. A figure is worth
@@ -28,18 +40,36 @@ WARMUP=${WARMUP:-5}
 CAPACITY=${CAPACITY:-1}
 BOTS_FLAGS=${BOTS_FLAGS:-}
 BARE=${BARE:-1}
+QUIET_WAIT=${QUIET_WAIT:-120}
+ATTEMPTS=${ATTEMPTS:-3}
 CAP_START=${CAP_START:-1000}
 CAP_STEP=${CAP_STEP:-500}
 CAP_RESOLUTION=${CAP_RESOLUTION:-125}
 SERVER_CPU=${SERVER_CPU:-0}
 BOTS_CPU=${BOTS_CPU:-1}
 OUT=${OUT:-target/capacity/$(date -u +%Y%m%d-%H%M%S)}
-BIN=target/release
+GAME=${GAME:-}
+BIN=${BIN:-target/release}
+BASELINE_BOTS=${BASELINE_BOTS:-$BIN/ticksync-bots}
 mkdir -p "$OUT"
+# This build's server and bots get the game; the baseline and the bare stack do not.
+GAME_SERVER=()
+GAME_BOTS=()
+if [ -n "$GAME" ]; then
+  GAME_SERVER=(--game "$GAME")
+  GAME_BOTS=(--game "$GAME")
+fi
 
-echo "== building release binaries"
-cargo build --release --quiet -p ticksync-server -p ticksync-bots
-[ "$BARE" = 1 ] && cargo build --release --quiet -p ticksync-benches --bin ticksync-bare
+if [ "$BIN" = target/release ]; then
+  echo "== building release binaries"
+  cargo build --release --quiet -p ticksync-server -p ticksync-bots
+  [ "$BARE" = 1 ] && cargo build --release --quiet -p ticksync-benches --bin ticksync-bare
+else
+  # BIN=target/debug: a quick check of the script itself, no figures worth keeping.
+  echo "== building debug binaries"
+  cargo build --quiet -p ticksync-server -p ticksync-bots
+  [ "$BARE" = 1 ] && cargo build --quiet -p ticksync-benches --bin ticksync-bare
+fi
 
 SERVER_PID=
 stop_server() {
@@ -68,7 +98,7 @@ start_server() {
     taskset -c "$SERVER_CPU" "$BIN/$2" --bind 127.0.0.1:0 >"$log" 2>&1 &
   else
     taskset -c "$SERVER_CPU" "$BIN/ticksync-server" --bind 127.0.0.1:0 \
-      --max-connections-per-ip 20000 >"$log" 2>&1 &
+      --max-connections-per-ip 20000 "${GAME_SERVER[@]}" >"$log" 2>&1 &
   fi
   SERVER_PID=$!
   local addr=
@@ -84,10 +114,11 @@ start_server() {
   URL="ws://$addr/ws"
 }
 
-# Waits (up to 120 s) until the machine is nearly idle: other processes' CPU use would
+# Waits (up to QUIET_WAIT s) until the machine is nearly idle: other processes' CPU use would
 # be counted against nobody and would disturb both the server and the bots.
 wait_quiet() {
-  for _ in $(seq 60); do
+  [ "$QUIET_WAIT" -gt 0 ] || return 0
+  for _ in $(seq $(( (QUIET_WAIT + 1) / 2 ))); do
     local a b
     a=$(awk '/^cpu /{print $2+$3+$4+$7+$8}' /proc/stat)
     sleep 1
@@ -108,26 +139,26 @@ other_load() {
 }
 
 for n in $COUNTS; do
-  # A run that other processes disturbed (over 0.1 core) is run again, 3 times at most.
-  for attempt in 1 2 3; do
-    echo "== $n bots, lobbies of 10, window ${DURATION} s after ${WARMUP} s of warm-up (attempt $attempt)"
+  # A run that other processes disturbed (over 0.1 core) is run again, ATTEMPTS times at most.
+  for attempt in $(seq "$ATTEMPTS"); do
+    echo "== $n bots, lobbies of 10${GAME:+, $GAME}, window ${DURATION} s after ${WARMUP} s of warm-up (attempt $attempt)"
     wait_quiet
     start_server "$n"
     status=0
     timeout $((DURATION + WARMUP + 120)) taskset -c "$BOTS_CPU" "$BIN/ticksync-bots" \
       --url "$URL" --bots "$n" --players-per-lobby 10 --duration "$DURATION" \
       --warmup "$WARMUP" --connect-rate 1000 --server-pid "$SERVER_PID" --no-progress \
-      --json-out "$OUT/bots-$n.json" $BOTS_FLAGS || status=$?
+      --json-out "$OUT/bots-$n.json" "${GAME_BOTS[@]}" $BOTS_FLAGS || status=$?
     [ "$status" = 0 ] || echo "(exit $status: 3 means the SLO was missed)"
     stop_server
     [ "$(other_load "$OUT/bots-$n.json")" -le 10 ] && break
     echo "(other processes were busy during the window: running $n again)"
   done
   if [ -n "${BASELINE_BIN:-}" ]; then
-    echo "== $n bots against the baseline build ($BASELINE_BIN)"
+    echo "== $n bots ($BASELINE_BOTS) against the baseline build ($BASELINE_BIN)"
     wait_quiet
     start_server "$n" "$BASELINE_BIN"
-    timeout $((DURATION + WARMUP + 120)) taskset -c "$BOTS_CPU" "$BIN/ticksync-bots" \
+    timeout $((DURATION + WARMUP + 120)) taskset -c "$BOTS_CPU" "$BASELINE_BOTS" \
       --url "$URL" --bots "$n" --players-per-lobby 10 --duration "$DURATION" \
       --warmup "$WARMUP" --connect-rate 1000 --server-pid "$SERVER_PID" --no-progress \
       --json-out "$OUT/baseline-$n.json" $BOTS_FLAGS || echo "(exit $?)"
@@ -152,7 +183,7 @@ if [ "$CAPACITY" = 1 ]; then
     --server-cpu "$SERVER_CPU" --bots-cpu "$BOTS_CPU" --bots "$CAP_START" \
     --step "$CAP_STEP" --resolution "$CAP_RESOLUTION" --players-per-lobby 10 \
     --duration 15 --warmup 5 --connect-rate 1000 --no-progress \
-    --json-out "$OUT/capacity.json" $BOTS_FLAGS || status=$?
+    --json-out "$OUT/capacity.json" "${GAME_BOTS[@]}" $BOTS_FLAGS || status=$?
   [ "$status" = 0 ] || echo "(exit $status)"
 fi
 echo "== results in $OUT"

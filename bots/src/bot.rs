@@ -22,12 +22,18 @@ use ticksync_protocol::{ClientMessage, GameOptions, JoinTarget, ServerMessage, d
 use tokio::sync::watch;
 
 use crate::inputs::{Link, Player, RING};
+use crate::options::{GameChoice, JoinMode};
+use crate::shooter::{Counts, Eyes, Hands};
 use crate::swarm::{MEASURING, Swarm};
 
 /// Connecting, saying Hello and joining must finish within this.
 const SETUP_LIMIT: Duration = Duration::from_secs(30);
 /// Each answer during setup must come within this.
 const ANSWER_LIMIT: Duration = Duration::from_secs(10);
+
+/// `--join quick`: how long after their leader joined the others quick-join: a cluster
+/// node publishes a new lobby within its publication gap (50 ms) and a Redis round trip.
+const QUICK_FOLLOW_DELAY: Duration = Duration::from_millis(200);
 
 /// The lobby of a group of bots, as its leader tells the others.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +85,22 @@ pub(crate) struct BotResult {
     pub(crate) acks_beyond_ring: u32,
     /// Messages other than snapshots.
     pub(crate) other_messages: u32,
+    /// The lobby it joined.
+    pub(crate) lobby: Option<u32>,
+    /// A shooter bot's shots, hits and kills.
+    pub(crate) shooter: Option<Counts>,
+}
+
+/// A bot ready to play: joined, with what it learnt on the way.
+struct Ready {
+    client: LeanClient,
+    tick_rate: u16,
+    codec: Arc<Codec>,
+    lobby: u32,
+    /// A shooter bot's view of the state (None: snapshot heads are enough).
+    eyes: Option<Eyes>,
+    /// A shooter bot's aim and triggers.
+    hands: Option<Hands>,
 }
 
 /// Runs one bot to the end of the run.
@@ -86,7 +108,14 @@ pub(crate) async fn run(swarm: Arc<Swarm>, index: u32, mut role: Role) -> BotRes
     tokio::time::sleep_until(swarm.start_slot(index).into()).await;
     let mut result = BotResult::default();
     let setup = tokio::time::timeout(SETUP_LIMIT, setup(&swarm, index, &mut role)).await;
-    let (client, tick_rate, codec) = match setup {
+    let Ready {
+        client,
+        tick_rate,
+        codec,
+        lobby,
+        eyes,
+        hands,
+    } = match setup {
         Ok(Ok(ready)) => ready,
         Ok(Err(kind)) => {
             return fail(&swarm, role, result, kind);
@@ -94,6 +123,7 @@ pub(crate) async fn run(swarm: Arc<Swarm>, index: u32, mut role: Role) -> BotRes
         Err(_) => return fail(&swarm, role, result, "setup: timed out".into()),
     };
     result.joined = true;
+    result.lobby = Some(lobby);
     swarm.joined.fetch_add(1, Ordering::Relaxed);
     swarm.settled.fetch_add(1, Ordering::Release);
     // Followers wait on the leader only during setup; the leader keeps its sender.
@@ -114,12 +144,13 @@ pub(crate) async fn run(swarm: Arc<Swarm>, index: u32, mut role: Role) -> BotRes
             input_hz,
             rng,
             codec,
+            hands,
         );
         swarm.buckets(period).add(pick, player);
     } else {
         idle_writer = Some(writer);
     }
-    let mut bot = Bot::new(&swarm, link, tick_rate);
+    let mut bot = Bot::new(&swarm, link, tick_rate, eyes);
     bot.play(reader, &mut result).await;
     drop(idle_writer);
     result
@@ -134,11 +165,10 @@ fn fail(swarm: &Swarm, role: Role, mut result: BotResult, kind: String) -> BotRe
     result
 }
 
-async fn setup(
-    swarm: &Swarm,
-    index: u32,
-    role: &mut Role,
-) -> Result<(LeanClient, u16, Arc<Codec>), String> {
+async fn setup(swarm: &Swarm, index: u32, role: &mut Role) -> Result<Ready, String> {
+    // Join latency: connect to Welcome, plus the lobby request to Joined (a redirect
+    // included); not a follower's wait for its leader's lobby.
+    let started = Instant::now();
     let mut client = LeanClient::connect(&swarm.target, swarm.read_buffer)
         .await
         .map_err(|e| error_kind("connect", &e))?;
@@ -156,12 +186,26 @@ async fn setup(
             .await
             .map_err(|e| error_kind("options", &e))?;
     }
+    let hello_time = started.elapsed();
+    let quick = ClientMessage::QuickJoin {
+        options: swarm.lobby_options.clone(),
+    };
     let request = match role {
+        // `--join quick`: the leader quick-joins at once; the others wait until it has
+        // joined and its lobby is listed before they look for one. (A crowd of
+        // quick-joins arriving together would each make a lobby of their own: a cluster
+        // lists a new lobby only once its node has published it.)
+        Role::Leader { .. } if swarm.join == JoinMode::Quick => quick,
+        Role::Follower(slot) if swarm.join == JoinMode::Quick => {
+            let _ = slot.wait_for(|s| *s != Slot::Pending).await;
+            tokio::time::sleep(QUICK_FOLLOW_DELAY).await;
+            quick
+        }
         Role::Leader { group, size, .. } => ClientMessage::CreateLobby {
             name: format!("bots-{group}"),
             max_players: u16::from(*size),
             private: false,
-            options: GameOptions::none(),
+            options: swarm.lobby_options.clone(),
         },
         Role::Follower(slot) => match slot.wait_for(|s| *s != Slot::Pending).await {
             Ok(s) => match *s {
@@ -174,16 +218,48 @@ async fn setup(
             Err(_) => return Err("join: the group's lobby was not created".into()),
         },
     };
+    let join_started = Instant::now();
     let joined = client
         .join(&request, ANSWER_LIMIT)
         .await
         .map_err(|e| error_kind("join", &e))?;
+    let latency = hello_time + join_started.elapsed();
     if let Role::Leader { lobby, .. } = role {
         lobby.send_replace(Slot::Ready(joined.lobby_id));
     }
     swarm.note_tick_rate(welcome.tick_rate);
     let state = ticksync_client::state_for(&joined).map_err(|e| error_kind("join", &e))?;
-    Ok((client, welcome.tick_rate, Arc::new(state.codec().clone())))
+    let game = state.codec().schema().game.clone();
+    if let Some(want) = swarm.game
+        && game != want.schema_name()
+    {
+        return Err(format!(
+            "join: the lobby plays {game}, not {} (--game)",
+            want.schema_name()
+        ));
+    }
+    swarm.note_game(&game);
+    swarm.record_join(latency, client.redirects() > 0);
+    let codec = Arc::new(state.codec().clone());
+    // Only the shooter's bots need the state; the others read snapshot heads only.
+    let eyes = if game == GameChoice::Shooter.schema_name() {
+        Some(Eyes::new(state).map_err(|e| format!("join: {e}"))?)
+    } else {
+        None
+    };
+    let hands = eyes
+        .as_ref()
+        .map(|_| Hands::find(&codec))
+        .transpose()
+        .map_err(|e| format!("join: {e}"))?;
+    Ok(Ready {
+        client,
+        tick_rate: welcome.tick_rate,
+        codec,
+        lobby: joined.lobby_id,
+        eyes,
+        hands,
+    })
 }
 
 /// A short, countable description of an error: the stage and the kind, not the details
@@ -223,6 +299,8 @@ struct Bot<'a> {
     /// Smallest `arrival - tick * period` seen: the lobby's tick grid as this bot sees it.
     grid_offset_us: Option<i64>,
     window: WindowState,
+    /// A shooter bot's view of the state.
+    eyes: Option<Eyes>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -233,7 +311,7 @@ enum WindowState {
 }
 
 impl<'a> Bot<'a> {
-    fn new(swarm: &'a Swarm, link: Arc<Link>, tick_rate: u16) -> Self {
+    fn new(swarm: &'a Swarm, link: Arc<Link>, tick_rate: u16, eyes: Option<Eyes>) -> Self {
         Self {
             swarm,
             link,
@@ -242,6 +320,7 @@ impl<'a> Bot<'a> {
             last_tick: None,
             grid_offset_us: None,
             window: WindowState::Before,
+            eyes,
         }
     }
 
@@ -253,16 +332,7 @@ impl<'a> Bot<'a> {
                 biased;
                 () = &mut stopped => Event::Stop,
                 message = reader.next_binary() => match message {
-                    Ok(bytes) => match peek_snapshot_head(bytes) {
-                        Some(head) => Event::Snapshot(head),
-                        // Game events: counted, not decoded.
-                        None if ticksync_protocol::codec::is_game_frame(bytes) => Event::Other,
-                        None => match decode_server(bytes) {
-                            Ok(ServerMessage::Left { reason }) => Event::Left(reason),
-                            Ok(_) => Event::Other,
-                            Err(_) => Event::Failed("run: undecodable message".into()),
-                        },
-                    },
+                    Ok(bytes) => self.classify(bytes),
                     Err(e) => Event::Failed(error_kind("run", &e)),
                 },
             };
@@ -285,11 +355,42 @@ impl<'a> Bot<'a> {
         }
         self.close_window(&reader, result);
         result.inputs = self.link.inputs.load(Ordering::Relaxed);
+        result.shooter = self.eyes.as_ref().map(|e| e.counts);
         if result.disconnect.is_none() {
             result.disconnect = self.link.failure();
         }
         if result.disconnect.is_some() {
             self.swarm.disconnected.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// What a message is; a shooter bot also applies its snapshots and counts its
+    /// events here.
+    fn classify(&mut self, bytes: &[u8]) -> Event {
+        let head = peek_snapshot_head(bytes);
+        let game_frame = ticksync_protocol::codec::is_game_frame(bytes);
+        if let Some(eyes) = &mut self.eyes
+            && game_frame
+        {
+            let measuring = self.swarm.phase.load(Ordering::Relaxed) == MEASURING;
+            let seen = if head.is_some() {
+                eyes.on_snapshot(bytes, &self.link.orders, measuring)
+            } else {
+                eyes.on_event(bytes, measuring)
+            };
+            if let Err(kind) = seen {
+                return Event::Failed(kind);
+            }
+        }
+        match head {
+            Some(head) => Event::Snapshot(head),
+            // Game events: counted (and decoded by shooter bots only).
+            None if game_frame => Event::Other,
+            None => match decode_server(bytes) {
+                Ok(ServerMessage::Left { reason }) => Event::Left(reason),
+                Ok(_) => Event::Other,
+                Err(_) => Event::Failed("run: undecodable message".into()),
+            },
         }
     }
 

@@ -159,7 +159,7 @@ async fn try_count_once(opts: &Options, bots: u32) -> Result<CapacityStep, Error
     let mut run = opts.clone();
     run.bots = bots;
     run.url = server.url.clone();
-    run.server_pid = Some(server.pid);
+    run.server_pid = vec![server.pid];
     run.find_capacity = false;
     let report = swarm::run(&run).await;
     server.stop().await;
@@ -205,6 +205,10 @@ impl ServerProcess {
             .to_string();
         cmd.env("TICKSYNC_MAX_LOBBIES_PER_IP", &lobbies)
             .env("TICKSYNC_LOBBY_CREATES_PER_MINUTE", &lobbies);
+        // The game the bots are told to play is the one the server runs.
+        if let Some(game) = opts.game {
+            cmd.args(["--game", game.schema_name()]);
+        }
         cmd.args(&opts.server_args)
             .env(
                 "RUST_LOG",

@@ -9,7 +9,8 @@
 //! instead of one per bot.
 //!
 //! A bot's reader and its bucket share a [`Link`]: when each input was sent (for the
-//! latency), the bytes and inputs sent, and why sending failed, if it did.
+//! latency), the bytes and inputs sent, why sending failed, if it did, and a shooter
+//! bot's orders (aim, fire, reload) from what its reader saw.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -23,6 +24,7 @@ use tokio::time::MissedTickBehavior;
 
 use crate::bot::{Rng, error_kind};
 use crate::options::Behavior;
+use crate::shooter::{Hands, Orders};
 use crate::swarm::{MEASURING, Swarm};
 
 /// Default phases per input period: about a millisecond apart at 30 Hz, the timer
@@ -47,6 +49,8 @@ pub(crate) struct Link {
     pub(crate) bytes_out: AtomicU64,
     failed: AtomicBool,
     failure: Mutex<Option<String>>,
+    /// A shooter bot's aim and triggers, set by its reader.
+    pub(crate) orders: Orders,
 }
 
 impl Link {
@@ -57,6 +61,7 @@ impl Link {
             bytes_out: AtomicU64::new(0),
             failed: AtomicBool::new(false),
             failure: Mutex::new(None),
+            orders: Orders::default(),
         }
     }
 
@@ -102,6 +107,8 @@ pub(crate) struct Player {
     values: Vec<Value>,
     /// The encoded input, reused.
     bytes: Vec<u8>,
+    /// A shooter bot's aim and triggers (None: the direction only).
+    hands: Option<Hands>,
 }
 
 /// Idle values for every input field of `codec`.
@@ -133,8 +140,10 @@ impl Player {
         input_hz: f64,
         rng: Rng,
         codec: Arc<Codec>,
+        hands: Option<Hands>,
     ) -> Self {
         Self {
+            hands,
             writer,
             link,
             steer: Steer::new(behavior, input_hz, rng),
@@ -151,6 +160,9 @@ impl Player {
             if let Value::Vec2(xy) = v {
                 *xy = [dir_x, dir_y];
             }
+        }
+        if let Some(hands) = &mut self.hands {
+            hands.apply(&self.link.orders, &mut self.values);
         }
         self.bytes.clear();
         encode_input_values(&self.codec, seq, seq, &self.values, &mut self.bytes);

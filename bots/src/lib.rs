@@ -13,6 +13,9 @@
 //! - `bot`: one bot, on [`ticksync_client::lean::LeanClient`]: join a lobby of P (the
 //!   first of every P bots creates it), then a hot loop reading snapshots by their head
 //!   only. Latency is timed per input sequence.
+//! - `shooter`: what a shooter bot sees and does: the state decoded by the lobby's
+//!   schema (only for the shooter: arena and hill bots read snapshot heads only), the
+//!   nearest ship to aim at, and its shots, hits and kills.
 //! - `inputs`: the bots' inputs, sent by 32 bucket tasks (random phases over the input
 //!   period), each with one timer and a non-blocking write per bot.
 //! - `report`: the figures, as a table (`Display`) or JSON (`Serialize`), and the SLO.
@@ -37,12 +40,15 @@ mod options;
 mod procfs;
 mod progress;
 mod report;
+mod shooter;
 mod swarm;
 
 pub use crate::capacity::{CapacityReport, CapacityStep, find_capacity};
 pub use crate::metrics::{BucketQuantiles, TickFigures};
-pub use crate::options::{Behavior, Options};
-pub use crate::report::{BotsFigures, Quantiles, RateStats, Report, ServerFigures, Slo};
+pub use crate::options::{Behavior, GameChoice, JoinMode, Options};
+pub use crate::report::{
+    BotsFigures, GameFigures, JoinLatency, Quantiles, RateStats, Report, ServerFigures, Slo,
+};
 pub use crate::swarm::run;
 
 /// Why a run could not be made (a run that misses its SLO is not an error).

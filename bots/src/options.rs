@@ -58,9 +58,30 @@ pub struct Options {
     #[arg(long, default_value_t = 500.0)]
     pub connect_rate: f64,
 
-    /// Sample this process's CPU time and RSS from /proc over the measured window.
+    /// Sample this process's CPU time and RSS from /proc over the measured window
+    /// (repeatable: a cluster's nodes, summed).
     #[arg(long)]
-    pub server_pid: Option<u32>,
+    pub server_pid: Vec<u32>,
+
+    /// The game the bots play (default: whatever the server runs, learnt from the
+    /// lobby's schema). A bot whose lobby plays another game fails, counted in the
+    /// report. Shooter bots decode the state, aim at the nearest ship and fire.
+    #[arg(long, value_enum)]
+    pub game: Option<GameChoice>,
+
+    /// How bots find a lobby: `create` (the first of every P bots creates a lobby of P,
+    /// the others join it by id) or `quick` (every bot sends QuickJoin, the first of
+    /// every P at once, the others once it has joined; the server picks the lobby and
+    /// its size, `--quick-lobby-size`; a cluster spreads them over its nodes and
+    /// redirects).
+    #[arg(long, value_enum, default_value_t = JoinMode::Create)]
+    pub join: JoinMode,
+
+    /// An option for the lobbies the bots create, KEY=VALUE (repeatable). Without any,
+    /// `--game shooter` asks for a match that outlasts the run (match_secs=3600,
+    /// kill_limit=999).
+    #[arg(long = "lobby-option", value_parser = parse_pair)]
+    pub lobby_options: Vec<(String, String)>,
 
     /// Print one JSON object on stdout instead of the table.
     #[arg(long)]
@@ -136,6 +157,61 @@ impl Default for Options {
         // The defaults are clap's; an empty command line always parses.
         Self::parse_from(["ticksync-bots"])
     }
+}
+
+/// A built-in game (`ticksync-server --game`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GameChoice {
+    /// Tag: bots steer (as `--behavior` says).
+    Arena,
+    /// King of the hill: bots steer (as `--behavior` says).
+    Hill,
+    /// The shooter: bots random-walk, aim at the nearest ship and fire.
+    Shooter,
+}
+
+impl GameChoice {
+    /// The game's name in its schema.
+    pub fn schema_name(self) -> &'static str {
+        match self {
+            GameChoice::Arena => "arena",
+            GameChoice::Hill => "hill",
+            GameChoice::Shooter => "shooter",
+        }
+    }
+}
+
+/// How bots find their lobby.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum JoinMode {
+    /// One bot of each group creates the lobby, the others join it by id.
+    Create,
+    /// Every bot sends QuickJoin.
+    Quick,
+}
+
+impl Options {
+    /// The options of the lobbies the bots create (`--lobby-option`, or the game's).
+    pub fn lobby_game_options(&self) -> ticksync_protocol::GameOptions {
+        if !self.lobby_options.is_empty() {
+            return ticksync_protocol::GameOptions(self.lobby_options.clone());
+        }
+        match self.game {
+            // The default match (180 s, 20 kills) would end a long run and close its lobbies.
+            Some(GameChoice::Shooter) => ticksync_protocol::GameOptions::none()
+                .with("match_secs", "3600")
+                .with("kill_limit", "999"),
+            _ => ticksync_protocol::GameOptions::none(),
+        }
+    }
+}
+
+fn parse_pair(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("{s:?} is not KEY=VALUE"))
 }
 
 /// How a bot steers.

@@ -54,6 +54,31 @@ pub(crate) fn cpu_time(proc: Proc) -> io::Result<CpuTime> {
     parse_stat(&stat).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "bad stat"))
 }
 
+/// The CPU time of several processes, summed; None if there are none or one cannot be
+/// read.
+pub(crate) fn cpu_time_sum(procs: &[Proc]) -> Option<CpuTime> {
+    if procs.is_empty() {
+        return None;
+    }
+    procs.iter().try_fold(CpuTime::default(), |sum, &p| {
+        let c = cpu_time(p).ok()?;
+        Some(CpuTime {
+            user: sum.user + c.user,
+            sys: sum.sys + c.sys,
+        })
+    })
+}
+
+/// The RSS of several processes, summed; None if there are none or one cannot be read.
+pub(crate) fn rss_sum(procs: &[Proc]) -> Option<u64> {
+    if procs.is_empty() {
+        return None;
+    }
+    procs
+        .iter()
+        .try_fold(0, |sum, &p| Some(sum + rss_bytes(p).ok()?))
+}
+
 fn parse_stat(stat: &str) -> Option<CpuTime> {
     // The command name (field 2) may hold spaces and parentheses: fields after the last
     // ')' start with field 3 (state); utime and stime are fields 14 and 15.

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::bot::BotResult;
 use crate::metrics::TickFigures;
-use crate::options::{Behavior, Options};
+use crate::options::{Behavior, JoinMode, Options};
 use crate::procfs::{CpuTime, SystemCpu, count_cpus};
 use crate::swarm::Hists;
 
@@ -22,8 +22,13 @@ pub struct Report {
     pub bots: u32,
     /// Lobby size.
     pub players_per_lobby: u8,
-    /// Lobbies the bots made.
+    /// Lobbies the bots played in (distinct lobby ids joined; before any joined, the
+    /// lobbies asked for).
     pub lobbies: u32,
+    /// How the bots found their lobbies.
+    pub join: JoinMode,
+    /// The game the lobbies play, from their schema.
+    pub game: Option<String>,
     /// How the bots steered.
     pub behavior: Behavior,
     /// The bots asked for delta snapshots.
@@ -44,6 +49,8 @@ pub struct Report {
     pub warmup_secs: f64,
     /// The measured window, seconds.
     pub window_secs: f64,
+    /// When the window opened and closed, seconds since the Unix epoch (wall clock).
+    pub window_unix: (f64, f64),
     /// Snapshots per second per bot, over the bots that joined.
     pub snapshot_rate: RateStats,
     /// Ticks whose snapshot some bot never got (the server skipped it for that bot).
@@ -65,6 +72,10 @@ pub struct Report {
     /// Player-ticks in the window: over the bots, ticks from the first to the last
     /// snapshot received in it.
     pub player_ticks: u64,
+    /// Join latency, split by whether the bot followed a Redirect (cluster mode).
+    pub join_latency_ms: JoinLatency,
+    /// Shooter bots: what they fired, hit and killed.
+    pub shooter: Option<GameFigures>,
     /// Why bots failed to join, by kind.
     pub failures: BTreeMap<String, u64>,
     /// Why joined bots lost their connection or lobby, by kind.
@@ -84,6 +95,41 @@ pub struct Report {
     pub slo: Slo,
     /// What makes figures doubtful.
     pub warnings: Vec<String>,
+}
+
+/// Join latency: connect to Welcome, plus the lobby request to Joined (a redirect and
+/// the second connection included), ms.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct JoinLatency {
+    /// Bots that joined on the node they connected to.
+    pub direct: Option<Quantiles>,
+    /// Bots that followed a Redirect to another node.
+    pub redirected: Option<Quantiles>,
+}
+
+/// Shooter bots' play over the window: totals, and per bot per minute.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct GameFigures {
+    /// Their own bullets that appeared in their snapshots.
+    pub shots: u64,
+    /// Hits they scored (`Hit` events).
+    pub hits: u64,
+    /// Kills they scored (`Kill` events).
+    pub kills: u64,
+    /// Times they died.
+    pub deaths: u64,
+    /// Bullets of anyone that appeared in their snapshots.
+    pub bullets_seen: u64,
+    /// `Hit` events of anyone they received.
+    pub hits_seen: u64,
+    /// `Kill` events of anyone they received.
+    pub kills_seen: u64,
+    /// Shots per bot per minute.
+    pub shots_per_bot_per_min: f64,
+    /// Hits per bot per minute.
+    pub hits_per_bot_per_min: f64,
+    /// Kills per bot per minute.
+    pub kills_per_bot_per_min: f64,
 }
 
 /// Per-bot snapshot rates.
@@ -134,11 +180,11 @@ impl Quantiles {
     }
 }
 
-/// The server process over the window.
-#[derive(Debug, Clone, Copy, Serialize)]
+/// The server process over the window (with several `--server-pid`, their sums).
+#[derive(Debug, Clone, Serialize)]
 pub struct ServerFigures {
-    /// Its pid.
-    pub pid: u32,
+    /// Its pids.
+    pub pids: Vec<u32>,
     /// User CPU, seconds.
     pub cpu_user_s: f64,
     /// Kernel CPU, seconds.
@@ -202,8 +248,10 @@ pub(crate) struct Samples {
     pub(crate) results: Vec<BotResult>,
     pub(crate) hists: Hists,
     pub(crate) window_secs: f64,
+    pub(crate) window_unix: (f64, f64),
     pub(crate) connect_secs: f64,
     pub(crate) tick_rate: u32,
+    pub(crate) game: Option<String>,
     pub(crate) server_cpu: Option<CpuTime>,
     pub(crate) server_rss_before: Option<u64>,
     pub(crate) server_rss_end: Option<u64>,
@@ -270,25 +318,28 @@ impl Report {
         let per_player_tick =
             |secs: f64| (player_ticks > 0).then(|| secs * 1e6 / player_ticks as f64);
 
-        let server = opts.server_pid.zip(s.server_cpu).map(|(pid, cpu)| {
-            let rss_mb_before = s.server_rss_before.map(|b| b as f64 / MB);
-            let rss_mb_end = s.server_rss_end.map(|b| b as f64 / MB);
-            ServerFigures {
-                pid,
-                cpu_user_s: cpu.user,
-                cpu_sys_s: cpu.sys,
-                cpu_cores: cpu.total() / window,
-                cpu_us_per_player_tick: per_player_tick(cpu.total()),
-                user_us_per_player_tick: per_player_tick(cpu.user),
-                rss_mb_before,
-                rss_mb_end,
-                rss_kb_per_connection: s
-                    .server_rss_before
-                    .zip(s.server_rss_end)
-                    .filter(|_| connected > 0)
-                    .map(|(b, e)| e.saturating_sub(b) as f64 / 1024.0 / connected as f64),
-            }
-        });
+        let server = s
+            .server_cpu
+            .filter(|_| !opts.server_pid.is_empty())
+            .map(|cpu| {
+                let rss_mb_before = s.server_rss_before.map(|b| b as f64 / MB);
+                let rss_mb_end = s.server_rss_end.map(|b| b as f64 / MB);
+                ServerFigures {
+                    pids: opts.server_pid.clone(),
+                    cpu_user_s: cpu.user,
+                    cpu_sys_s: cpu.sys,
+                    cpu_cores: cpu.total() / window,
+                    cpu_us_per_player_tick: per_player_tick(cpu.total()),
+                    user_us_per_player_tick: per_player_tick(cpu.user),
+                    rss_mb_before,
+                    rss_mb_end,
+                    rss_kb_per_connection: s
+                        .server_rss_before
+                        .zip(s.server_rss_end)
+                        .filter(|_| connected > 0)
+                        .map(|(b, e)| e.saturating_sub(b) as f64 / 1024.0 / connected as f64),
+                }
+            });
 
         let usable = s
             .bots_cpus_allowed
@@ -365,11 +416,28 @@ impl Report {
             warnings.push("some bots are missing from the results".into());
         }
 
+        let lobby_ids: std::collections::BTreeSet<u32> =
+            joined.iter().filter_map(|r| r.lobby).collect();
+        let lobbies = if lobby_ids.is_empty() {
+            opts.bots.div_ceil(u32::from(opts.players_per_lobby))
+        } else {
+            u32::try_from(lobby_ids.len()).unwrap_or(u32::MAX)
+        };
+        let shooter = shooter_figures(&joined, window);
+        let join_latency_ms = JoinLatency {
+            direct: Quantiles::of(&s.hists.join_direct),
+            redirected: Quantiles::of(&s.hists.join_redirected),
+        };
+
         Report {
             url: opts.url.clone(),
             bots: opts.bots,
             players_per_lobby: opts.players_per_lobby,
-            lobbies: opts.bots.div_ceil(u32::from(opts.players_per_lobby)),
+            lobbies,
+            join: opts.join,
+            game: s.game,
+            join_latency_ms,
+            shooter,
             behavior: opts.behavior,
             delta: opts.delta,
             delta_snapshots: joined.iter().map(|r| u64::from(r.deltas)).sum(),
@@ -380,6 +448,7 @@ impl Report {
             connect_secs: s.connect_secs,
             warmup_secs: opts.warmup,
             window_secs: s.window_secs,
+            window_unix: s.window_unix,
             snapshot_rate,
             snapshots_skipped: joined.iter().map(|r| u64::from(r.skipped)).sum(),
             inputs_per_bot_per_s: per_bot(joined.iter().map(|r| u64::from(r.inputs)).sum()),
@@ -402,6 +471,31 @@ impl Report {
     }
 }
 
+/// The shooter bots' figures, if any bot played the shooter.
+fn shooter_figures(joined: &[&BotResult], window: f64) -> Option<GameFigures> {
+    let counts: Vec<_> = joined.iter().filter_map(|r| r.shooter).collect();
+    if counts.is_empty() {
+        return None;
+    }
+    let sum = |f: fn(&crate::shooter::Counts) -> u32| -> u64 {
+        counts.iter().map(|c| u64::from(f(c))).sum()
+    };
+    let per_min = |total: u64| total as f64 / counts.len() as f64 / window * 60.0;
+    let (shots, hits, kills) = (sum(|c| c.shots), sum(|c| c.hits), sum(|c| c.kills));
+    Some(GameFigures {
+        shots,
+        hits,
+        kills,
+        deaths: sum(|c| c.deaths),
+        bullets_seen: sum(|c| c.bullets_seen),
+        hits_seen: sum(|c| c.hits_seen),
+        kills_seen: sum(|c| c.kills_seen),
+        shots_per_bot_per_min: per_min(shots),
+        hits_per_bot_per_min: per_min(hits),
+        kills_per_bot_per_min: per_min(kills),
+    })
+}
+
 fn opt(v: Option<f64>, digits: usize, unit: &str) -> String {
     v.map_or_else(|| "-".to_owned(), |v| format!("{v:.digits$}{unit}"))
 }
@@ -414,11 +508,12 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "ticksync-bots: {} bots in {} lobbies of {} against {} ({} Hz ticks, {:.0} Hz \
-             inputs, {:?}{})",
+            "ticksync-bots: {} bots in {} lobbies of {} ({}) against {} ({} Hz ticks, {:.0} \
+             Hz inputs, {:?}{})",
             self.bots,
             self.lobbies,
             self.players_per_lobby,
+            self.game.as_deref().unwrap_or("game unknown"),
             self.url,
             self.tick_rate,
             self.input_hz,
@@ -464,6 +559,41 @@ impl fmt::Display for Report {
                 l.p50, l.p99, l.max
             )?;
         }
+        let join = |q: &Option<Quantiles>| {
+            q.map_or_else(
+                || "none".to_owned(),
+                |q| {
+                    format!(
+                        "{} bots, p50 {:.1} ms, p99 {:.1} ms",
+                        q.samples, q.p50, q.p99
+                    )
+                },
+            )
+        };
+        writeln!(
+            f,
+            "  join latency    direct: {}; redirected: {}",
+            join(&self.join_latency_ms.direct),
+            join(&self.join_latency_ms.redirected)
+        )?;
+        if let Some(g) = &self.shooter {
+            writeln!(
+                f,
+                "  shooter         per bot per minute: {:.1} shots, {:.1} hits, {:.2} kills \
+                 (totals: {} shots, {} hits, {} kills, {} deaths; seen: {} bullets, {} hits, \
+                 {} kills)",
+                g.shots_per_bot_per_min,
+                g.hits_per_bot_per_min,
+                g.kills_per_bot_per_min,
+                g.shots,
+                g.hits,
+                g.kills,
+                g.deaths,
+                g.bullets_seen,
+                g.hits_seen,
+                g.kills_seen
+            )?;
+        }
         writeln!(
             f,
             "  bytes/bot/s     in {:.0} B   out {:.0} B   (WebSocket payload and framing; \
@@ -475,7 +605,11 @@ impl fmt::Display for Report {
                 f,
                 "  server pid {:<6} CPU {:.1}% of a core (user {:.2} s, sys {:.2} s) = {} per \
                  player-tick ({} user)",
-                s.pid,
+                s.pids
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join("+"),
                 s.cpu_cores * 100.0,
                 s.cpu_user_s,
                 s.cpu_sys_s,

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use ticksync_client::lean::Target;
+use ticksync_protocol::GameOptions;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -18,7 +19,7 @@ use crate::Error;
 use crate::bot::{self, BotResult, Role, Slot};
 use crate::inputs::Buckets;
 use crate::metrics;
-use crate::options::{Behavior, Options};
+use crate::options::{Behavior, GameChoice, JoinMode, Options};
 use crate::procfs::{self, Proc};
 use crate::progress::Progress;
 use crate::report::{Report, Samples};
@@ -44,6 +45,14 @@ pub(crate) struct Swarm {
     pub(crate) seed: u64,
     /// Ask for delta snapshots.
     pub(crate) delta: bool,
+    /// How bots find their lobby.
+    pub(crate) join: JoinMode,
+    /// `--game`: the game every lobby must play.
+    pub(crate) game: Option<GameChoice>,
+    /// Options of the lobbies the bots create.
+    pub(crate) lobby_options: GameOptions,
+    /// The game the lobbies play, from the first `Joined`'s schema.
+    game_name: OnceLock<String>,
     input_phases: u16,
     /// Zero of the bots' microsecond clock; also when bot 0 connects.
     epoch: Instant,
@@ -142,6 +151,24 @@ pub(crate) struct Hists {
     pub(crate) loop_delay: Histogram<u64>,
     /// Snapshot arrival against the lobby's tick grid.
     pub(crate) lateness: Histogram<u64>,
+    /// Join latency (connect to Welcome, lobby request to Joined) of bots that joined
+    /// on the node they connected to.
+    pub(crate) join_direct: Histogram<u64>,
+    /// The same for bots that followed a Redirect to another node.
+    pub(crate) join_redirected: Histogram<u64>,
+}
+
+impl Hists {
+    fn new() -> Self {
+        Self {
+            latency: histogram(),
+            recent_latency: histogram(),
+            loop_delay: histogram(),
+            lateness: histogram(),
+            join_direct: histogram(),
+            join_redirected: histogram(),
+        }
+    }
 }
 
 impl Hists {
@@ -183,6 +210,21 @@ impl Swarm {
             Ordering::Relaxed,
             Ordering::Relaxed,
         );
+    }
+
+    pub(crate) fn note_game(&self, name: &str) {
+        let _ = self.game_name.get_or_init(|| name.to_owned());
+    }
+
+    /// Records a bot's join latency.
+    pub(crate) fn record_join(&self, latency: Duration, redirected: bool) {
+        let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        let mut h = self.hists();
+        if redirected {
+            h.join_redirected.saturating_record(us);
+        } else {
+            h.join_direct.saturating_record(us);
+        }
     }
 
     pub(crate) fn hists(&self) -> MutexGuard<'_, Hists> {
@@ -228,6 +270,10 @@ pub async fn run(opts: &Options) -> Result<Report, Error> {
         behavior: opts.behavior,
         seed: opts.seed,
         delta: opts.delta,
+        join: opts.join,
+        game: opts.game,
+        lobby_options: opts.lobby_game_options(),
+        game_name: OnceLock::new(),
         input_phases: opts.input_phases,
         epoch: Instant::now() + Duration::from_millis(10),
         connect_rate: opts.connect_rate,
@@ -238,21 +284,15 @@ pub async fn run(opts: &Options) -> Result<Report, Error> {
         disconnected: AtomicUsize::new(0),
         snapshots: AtomicU64::new(0),
         tick_rate: AtomicU32::new(0),
-        hists: Mutex::new(Hists {
-            latency: histogram(),
-            recent_latency: histogram(),
-            loop_delay: histogram(),
-            lateness: histogram(),
-        }),
+        hists: Mutex::new(Hists::new()),
         buckets: OnceLock::new(),
         stop: Stop::default(),
     });
-    let server = opts.server_pid.map(Proc::Pid);
-    let server_rss_before = server.and_then(|p| procfs::rss_bytes(p).ok());
-    if let Some(Proc::Pid(pid)) = server
-        && server_rss_before.is_none()
-    {
-        return Err(Error::ServerPid(pid));
+    let servers: Vec<Proc> = opts.server_pid.iter().copied().map(Proc::Pid).collect();
+    let mut server_rss_before = None;
+    for (&pid, &p) in opts.server_pid.iter().zip(&servers) {
+        let rss = procfs::rss_bytes(p).map_err(|_| Error::ServerPid(pid))?;
+        *server_rss_before.get_or_insert(0) += rss;
     }
 
     let progress = Progress::start(Arc::clone(&swarm), opts);
@@ -274,22 +314,21 @@ pub async fn run(opts: &Options) -> Result<Report, Error> {
     tokio::time::sleep(Duration::from_secs_f64(opts.warmup)).await;
 
     let metrics_0 = metrics::scrape(&swarm.target).await;
-    let server_cpu_0 = server.map(procfs::cpu_time).transpose().ok().flatten();
+    let server_cpu_0 = procfs::cpu_time_sum(&servers);
     let bots_cpu_0 = procfs::cpu_time(Proc::Current).ok();
     let system_0 = procfs::system_cpu().ok();
     let t0 = Instant::now();
+    let window_unix_0 = unix_secs();
     swarm.phase.store(MEASURING, Ordering::Relaxed);
     progress.phase("measuring", opts.duration);
     tokio::time::sleep(Duration::from_secs_f64(opts.duration)).await;
     swarm.phase.store(DONE, Ordering::Relaxed);
     let window_secs = t0.elapsed().as_secs_f64();
-    let server_cpu = server_cpu_0.and_then(|c0| {
-        let c1 = server.map(procfs::cpu_time)?.ok()?;
-        Some(c1.since(c0))
-    });
+    let window_unix = (window_unix_0, unix_secs());
+    let server_cpu = server_cpu_0.and_then(|c0| Some(procfs::cpu_time_sum(&servers)?.since(c0)));
     let bots_cpu = bots_cpu_0.and_then(|c0| Some(procfs::cpu_time(Proc::Current).ok()?.since(c0)));
     let system = system_0.and_then(|s0| Some(procfs::system_cpu().ok()?.since(s0)));
-    let server_rss_end = server.and_then(|p| procfs::rss_bytes(p).ok());
+    let server_rss_end = procfs::rss_sum(&servers);
     let metrics_1 = metrics::scrape(&swarm.target).await;
     let ticks = metrics_0
         .zip(metrics_1)
@@ -298,21 +337,15 @@ pub async fn run(opts: &Options) -> Result<Report, Error> {
 
     swarm.stop.stop();
     let results = gather(&mut tasks).await;
-    let hists = std::mem::replace(
-        &mut *swarm.hists(),
-        Hists {
-            latency: histogram(),
-            recent_latency: histogram(),
-            loop_delay: histogram(),
-            lateness: histogram(),
-        },
-    );
+    let hists = std::mem::replace(&mut *swarm.hists(), Hists::new());
     let samples = Samples {
         results,
         hists,
         window_secs,
+        window_unix,
         connect_secs,
         tick_rate: swarm.tick_rate(),
+        game: swarm.game_name.get().cloned(),
         server_cpu,
         server_rss_before,
         server_rss_end,
@@ -391,6 +424,14 @@ async fn gather(tasks: &mut JoinSet<BotResult>) -> Vec<BotResult> {
         }
     }
     results
+}
+
+/// Wall-clock seconds since the Unix epoch (for lining the window up with samples
+/// taken outside, e.g. Redis's command count).
+fn unix_secs() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 fn runtime_threads() -> usize {

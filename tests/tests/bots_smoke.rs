@@ -17,7 +17,7 @@ async fn twenty_bots_for_three_seconds_report_sane_figures() {
         connect_rate: 200.0,
         behavior: Behavior::Circle,
         // Our own pid: /proc sampling works the same as for a separate server.
-        server_pid: Some(std::process::id()),
+        server_pid: vec![std::process::id()],
         no_progress: true,
         ..Options::default()
     };
@@ -50,7 +50,7 @@ async fn twenty_bots_for_three_seconds_report_sane_figures() {
     assert!(report.bytes_out_per_bot_per_s > 200.0, "{text}");
     assert!(report.player_ticks > 20 * 30, "{text}");
 
-    let server_figures = report.server.expect("/proc was sampled");
+    let server_figures = report.server.clone().expect("/proc was sampled");
     assert!(
         server_figures.rss_mb_end.is_some_and(|mb| mb > 1.0),
         "{text}"
