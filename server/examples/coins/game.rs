@@ -314,7 +314,11 @@ mod tests {
     }
 
     fn carried(sim: &GameSim<Coins>, seat: u16) -> u8 {
-        let runner = sim.game().runners.iter().find(|r| r.seat == PlayerRef(seat));
+        let runner = sim
+            .game()
+            .runners
+            .iter()
+            .find(|r| r.seat == PlayerRef(seat));
         runner.expect("seated").carried
     }
 
@@ -359,7 +363,10 @@ mod tests {
         sim.push_input(PlayerRef(1), 1, 1, &Run { dir: Vec2::X });
         sim.step(1, DT);
         let moved = sim.game().runners[0].pos;
-        assert!((moved.x - start.x - SPEED * DT).abs() < 0.01, "{start} -> {moved}");
+        assert!(
+            (moved.x - start.x - SPEED * DT).abs() < 0.01,
+            "{start} -> {moved}"
+        );
         for tick in 2..300 {
             sim.step(tick, DT);
         }
@@ -404,7 +411,11 @@ mod tests {
         let drop = decode_message(&codec, &bytes).expect("a valid message");
         sim.message(PlayerRef(1), &drop);
         assert_eq!(carried(&sim, 1), 0);
-        assert_eq!(sim.game().coins.len(), COINS, "the dropped coin fills the gap");
+        assert_eq!(
+            sim.game().coins.len(),
+            COINS,
+            "the dropped coin fills the gap"
+        );
         // Standing on it: not taken before the delay.
         for tick in 2..2 + DROP_DELAY {
             sim.step(tick, DT);
