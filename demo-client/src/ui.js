@@ -280,10 +280,12 @@ export class Ui {
     const game = session.game;
     // Before joining, the server's game (GET /api/game) names the page.
     const before = serverGameTitle(this.serverGame, gameModule(this.serverGame?.game));
-    const named = game?.title ?? before;
+    // A game without a module is titled as the server titles it.
+    const inGameTitle = game && !game.known && before && this.serverGame.game === game.name ? before : game?.title;
+    const named = inGameTitle ?? before;
     const title = named ? `ticksync ${named}` : 'ticksync';
     if (document.title !== title) document.title = title;
-    setText(els.gameTitle, game ? game.title : '');
+    setText(els.gameTitle, inGameTitle ?? '');
     if (before) {
       const heading = `${before} `;
       if (els.lobbyHeading.firstChild?.textContent !== heading) {

@@ -25,7 +25,8 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", config.bind))?;
     let addr = listener.local_addr().context("reading the bound address")?;
-    println!("coins: open http://{addr}/ to play");
+    // The line the demo client's browser tests wait for, as ticksync-server prints it.
+    println!("ticksync: open http://{addr}/ to play (coins)");
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
