@@ -62,3 +62,31 @@ test('entities nobody controls are coloured by kind', () => {
   assert.notEqual(kindColour(0), kindColour(1));
   assert.equal(kindColour(8), kindColour(0));
 });
+
+// The guide's JavaScript prediction module for coins (docs/GAME_GUIDE.md, the block after
+// `<!-- coins.js -->`), run against the Rust game's own positions: the page's code is
+// the rule the server runs, to the last bit of f32.
+test("the guide's coins prediction module matches the Rust game tick by tick", async () => {
+  const { readFileSync } = await import('node:fs');
+  const guide = readFileSync(new URL('../../docs/GAME_GUIDE.md', import.meta.url), 'utf8');
+  const open = '<!-- coins.js -->\n```js\n';
+  const at = guide.indexOf(open);
+  assert.ok(at >= 0, 'the guide has the coins.js block');
+  const body = guide.slice(at + open.length, guide.indexOf('\n```\n', at + open.length));
+  const prediction = new URL('../src/prediction.js', import.meta.url).href;
+  const source = body.replace("'../prediction.js'", JSON.stringify(prediction));
+  assert.notEqual(source, body, 'the block imports prediction.js');
+  const module = await import(`data:text/javascript,${encodeURIComponent(source)}`);
+  const game = module.default;
+  assert.equal(game.name, 'coins');
+  const golden = JSON.parse(readFileSync(new URL('../../server/examples/coins/prediction.json', import.meta.url), 'utf8'));
+  assert.ok(golden.cases.length >= 5);
+  for (const c of golden.cases) {
+    let state = { pos: { x: Math.fround(c.start[0]), y: Math.fround(c.start[1]) }, vel: { x: 0, y: 0 } };
+    c.inputs.forEach(([x, y], i) => {
+      state = game.predict(state, { dir: { x, y } }, golden.dt);
+      const [ex, ey] = c.positions[i];
+      assert.deepEqual([state.pos.x, state.pos.y], [Math.fround(ex), Math.fround(ey)], `${c.name}, tick ${i + 1}`);
+    });
+  }
+});

@@ -457,6 +457,84 @@ mod tests {
         assert_eq!(sim.game().coins.len(), COINS);
     }
 
+    /// The browser predicts the runner with `run` in JavaScript (the module on
+    /// docs/GAME_GUIDE.md); these cases, the game's own positions tick by tick, are what
+    /// demo-client/test/game.test.js replays it against. `UPDATE_GOLDEN=1` rewrites them.
+    #[test]
+    fn prediction_cases_are_the_games_own_positions() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../server/examples/coins/prediction.json"
+        );
+        let cases: Vec<serde_json::Value> = [
+            ("right", vec![(1.0, 0.0); 30]),
+            ("diagonal", vec![(0.6, 0.8); 20]),
+            ("too_long_is_capped", vec![(2.0, -3.0); 15]),
+            ("into_the_corner", vec![(-1.0, -1.0); 150]),
+            (
+                "stop_and_go",
+                [
+                    vec![(0.0, 1.0); 5],
+                    vec![(0.0, 0.0); 5],
+                    vec![(-0.3, 0.2); 5],
+                ]
+                .concat(),
+            ),
+        ]
+        .into_iter()
+        .map(|(name, sent)| {
+            let mut sim = one_player();
+            let start = sim.game().runners[0].pos;
+            let (mut inputs, mut positions) = (Vec::new(), Vec::new());
+            for (tick, &(x, y)) in sent.iter().enumerate() {
+                let tick = tick as u32 + 1;
+                sim.push_input(
+                    PlayerRef(1),
+                    tick,
+                    tick,
+                    &Run {
+                        dir: Vec2::new(x, y),
+                    },
+                );
+                // What the game sees: the input as the schema quantizes it.
+                let mut row = ticksync_protocol::state::Row::default();
+                row.set(
+                    sim.codec().input_row(),
+                    &Run {
+                        dir: Vec2::new(x, y),
+                    },
+                );
+                let dir = row.get::<Run>(sim.codec().input_row()).dir;
+                inputs.push([dir.x, dir.y]);
+                sim.step(tick, DT);
+                let pos = sim.game().runners[0].pos;
+                positions.push([pos.x, pos.y]);
+            }
+            serde_json::json!({
+                "name": name,
+                "start": [start.x, start.y],
+                "inputs": inputs,
+                "positions": positions,
+            })
+        })
+        .collect();
+        let golden = serde_json::json!({
+            "about": "The coins runner's positions, tick by tick, from GameSim (server/examples/coins/game.rs); inputs as the schema quantizes them.",
+            "dt": DT,
+            "cases": cases,
+        });
+        let fresh = serde_json::to_string_pretty(&golden).expect("JSON") + "\n";
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::write(path, &fresh).expect("write the cases");
+        }
+        let stored =
+            std::fs::read_to_string(path).expect("the cases (UPDATE_GOLDEN=1 writes them)");
+        assert!(
+            stored == fresh,
+            "{path} is stale: UPDATE_GOLDEN=1 rewrites it"
+        );
+    }
+
     #[test]
     fn a_leaving_player_takes_its_runner_along() {
         let mut sim = one_player();
