@@ -70,6 +70,8 @@ describe('the coins example in headless Chromium', { skip, timeout: 90_000 }, ()
     await until(a, "t.screen === 'game' && t.game && t.game.name === 'coins'");
     assert.deepEqual(await state(a, 't.game'), { name: 'coins', title: 'coins', known: false, predicts: false, aims: false });
     assert.equal(await a.title(), 'ticksync Coins');
+    // /api/game's hash is the one Joined carried.
+    assert.equal(await state(a, 't.lobby.schemaHash'), await state(a, 't.serverGame.schema_hash'));
     await until(a, "t.lobbyState.target === 3 && t.privateState.carried === 0");
     await until(a, "t.entities.filter((e) => e.kindName === 'Coin').length === 6");
 
