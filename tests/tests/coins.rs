@@ -2,7 +2,7 @@
 //! it, the Rust client plays it. This file also builds the example's game module, so its
 //! unit tests (`GameSim`, no runtime) run under `cargo test --workspace`.
 //!
-//! - `/api/game` names the game before anyone joins;
+//! - `/api/game` names the game before anyone joins, with the hash `Joined` carries;
 //! - a lobby created with a password refuses a join without it, with the game's reason;
 //! - a runner steered to a coin collects it: every player hears `Collected`, only the
 //!   collector's private purse counts it, and the coin is gone from the state.
@@ -65,6 +65,9 @@ async fn a_runner_collects_a_coin_and_everyone_hears_it() {
     ann.hello("ann").await.expect("welcome");
     let password = GameOptions::none().with("password", "gold");
     let joined = ann.join(&create(password.clone())).await.expect("created");
+    // /api/game's hash is the schema's, as Joined carries it (little-endian bytes).
+    let hash = u64::from_le_bytes(joined.schema_hash);
+    assert_eq!(info["schema_hash"], format!("{hash:016x}"));
 
     // Without the password: refused with the game's reason, and still connected.
     let mut bo = Client::connect(&server.ws_url()).await.expect("connect");
