@@ -5,7 +5,8 @@
 // page on B creates a lobby; a page on A finds it in A's list (the cluster listing),
 // joins it, is redirected to B by the server and follows by itself (Hello, JoinReserved),
 // and each page sees the other's entity move. Then B's connections are cut the way a
-// network does it: both pages resume on B, in the same seats.
+// network does it: both pages resume on B, in the same seats. Last, B unreachable: a third
+// page on A is redirected, cannot connect, says so and is back in A's lobby list.
 //
 // Needs redis-server (skipped with a message without it; ./test.sh installs it), the
 // server binary (TICKSYNC_SERVER_BIN, built from the current demo-client: it embeds these
@@ -73,10 +74,12 @@ async function startRedis() {
 
 /**
  * One origin in front of both nodes: WebSocket upgrades to `/b/ws` go to B's `/ws`,
- * everything else to A. `cut('b')` resets every connection to B (no close frame).
+ * everything else to A. `cut('b')` resets every connection to B (no close frame);
+ * `refuse('b')` fails the new ones.
  */
 async function startFront(ports) {
   const tunnels = { a: new Set(), b: new Set() };
+  const refused = new Set();
   const server = http.createServer((req, res) => {
     const up = http.request({ host: '127.0.0.1', port: ports.a, path: req.url, method: req.method, headers: req.headers }, (r) => {
       res.writeHead(r.statusCode, r.headers);
@@ -87,6 +90,10 @@ async function startFront(ports) {
   });
   server.on('upgrade', (req, client, head) => {
     const node = req.url.startsWith('/b/') ? 'b' : 'a';
+    if (refused.has(node)) {
+      client.destroy(); // as a node that is gone: the connection fails
+      return;
+    }
     const path = node === 'b' ? req.url.slice(2) : req.url;
     const upstream = net.connect(ports[node], '127.0.0.1');
     const pair = { client, upstream };
@@ -113,6 +120,11 @@ async function startFront(ports) {
     port,
     base: `http://127.0.0.1:${port}/`,
     ws: (node) => `ws://127.0.0.1:${port}${node === 'b' ? '/b' : ''}/ws`,
+    /** Fails every new connection to `node` (on = false: lets them through again). */
+    refuse(node, on = true) {
+      if (on) refused.add(node);
+      else refused.delete(node);
+    },
     cut(node) {
       for (const { client, upstream } of tunnels[node]) {
         client.resetAndDestroy();
@@ -256,6 +268,30 @@ describe('cluster mode in headless Chromium: a page follows a redirect to the lo
       'alice resumed on B directly, not through A',
     );
     await onB.waitForFunction(() => window.__ticksync.players.length === 2);
+    assert.deepEqual(pageErrors, []);
+  });
+
+  test("B unreachable: a page on A that is redirected there says so and is back in A's lobby list", async () => {
+    front.refuse('b');
+    try {
+      const carol = await openPage('', 'carol');
+      const row = carol.locator('#lobby-list li', { hasText: 'cluster arena' });
+      await row.waitFor(WAIT);
+      const redirectsBefore = await metric(nodeA.base, 'ticksync_cluster_redirects_total');
+      await row.locator('button').click();
+      const toast = carol.locator('#toasts .toast.error', { hasText: "Could not reach the lobby's server" });
+      await toast.waitFor(WAIT);
+      assert.match(await toast.textContent(), /back to the lobby list/);
+      assert.equal(await metric(nodeA.base, 'ticksync_cluster_redirects_total'), redirectsBefore + 1, 'it was redirected');
+      // Home again: online on A as a new player, in the lobby list, which shows B's lobby.
+      await carol.waitForFunction(() => window.__ticksync.state === 'online' && window.__ticksync.screen === 'lobby');
+      await row.waitFor(WAIT);
+      assert.equal(await carol.evaluate(() => window.__ticksync.lobby), null);
+      assert.equal(await onB.evaluate(() => window.__ticksync.players.length), 2, 'nobody else joined');
+      await carol.context().close();
+    } finally {
+      front.refuse('b', false);
+    }
     assert.deepEqual(pageErrors, []);
   });
 });
