@@ -453,7 +453,7 @@ export class GameClient {
       this.session.phase = Phase.Lobbyless;
       const { reservation } = this.redirecting;
       if (!this.request('redirect', { type: 'JoinReserved', reservation })) {
-        this.returnHome('Could not reach the lobby\'s server; back to the lobby list.');
+        this.returnHome("Could not reach the lobby's server; back to the lobby list.");
       }
       return;
     }
@@ -583,16 +583,20 @@ export class GameClient {
     if (resume) {
       // Same session, on the node that holds it.
       this.redirecting = null;
-      this.open(true);
-      return;
+    } else {
+      this.redirecting = { url, reservation: m.reservation };
+      this.session.reset(); // a new player on the lobby's node
+      this.lostLobby = null;
+      this.leaveOnResume = false;
+      this.afterWelcome = null;
+      this.emit('info', 'The lobby is on another server; connecting…');
     }
-    this.redirecting = { url, reservation: m.reservation };
-    this.session.reset(); // a new player on the lobby's node
-    this.lostLobby = null;
-    this.leaveOnResume = false;
-    this.afterWelcome = null;
-    this.emit('info', 'The lobby is on another server; connecting…');
-    this.open(false);
+    try {
+      this.open(resume);
+    } catch (e) {
+      // The WebSocket constructor refused the URL (a page policy, a malformed address).
+      this.returnHome(`Could not connect to the lobby's server (${e.message}); back to the lobby list.`);
+    }
   }
 
   /** A redirect that cannot be followed: say why and stay on, or go back to, the home node. */

@@ -267,4 +267,19 @@ describe('GameClient: following a Redirect', () => {
     h.client.connect('bob');
     assert.equal(h.ws.url, HOME);
   });
+
+  test('a WebSocket the page refuses to open (a policy): said, back home', () => {
+    const h = joiningFromA();
+    const Socket = h.Socket;
+    h.client.options.WebSocketImpl = class extends Socket {
+      constructor(url) {
+        if (url === B) throw new Error('refused by the page policy');
+        super(url);
+      }
+    };
+    h.ws.deliver({ type: 'Redirect', url: B, reservation: RESERVATION });
+    assert.match(errors(h).at(-1), /Could not connect to the lobby's server \(refused by the page policy\); back to the lobby list\./);
+    assert.equal(h.ws.url, HOME);
+    assert.equal(h.Socket.all.length, 2, 'A, then A again');
+  });
 });
