@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { ConnState, MAX_REDIRECTS } from '../src/client.js';
 import { ErrorCode } from '../src/codec.js';
 import { resolveRedirectUrl } from '../src/connection.js';
-import { harness, joined, welcome } from './support/harness.js';
+import { harness, joined, player, welcome } from './support/harness.js';
 
 const HOME = 'ws://test/ws';
 const B = 'ws://10.0.0.5:8080/ws';
@@ -48,7 +48,8 @@ describe('resolveRedirectUrl', () => {
     assert.equal(resolveRedirectUrl('wss://b.example/ws', 'https://a.example', HOME), 'wss://b.example/ws');
     assert.equal(resolveRedirectUrl('/b/ws', 'https://game.example', HOME), 'wss://game.example/b/ws');
     assert.equal(resolveRedirectUrl('/b/ws', 'http://127.0.0.1:8080', HOME), 'ws://127.0.0.1:8080/b/ws');
-    assert.equal(resolveRedirectUrl('/b/ws', null, 'ws://a.test:81/ws'), 'ws://a.test:81/b/ws', 'no page: against the current URL');
+    const noPage = resolveRedirectUrl('/b/ws', null, 'ws://a.test:81/ws');
+    assert.equal(noPage, 'ws://a.test:81/b/ws', 'no page: against the current URL');
     assert.equal(resolveRedirectUrl('http://b.example/ws', 'http://a.example', HOME), null);
     assert.equal(resolveRedirectUrl('javascript:alert(1)', 'http://a.example', HOME), null);
     assert.equal(resolveRedirectUrl('b/ws', null, null), null, 'relative with nothing to resolve against');
@@ -112,7 +113,14 @@ describe('GameClient: following a Redirect', () => {
     assert.equal(h.client.session.seat, joined.seat);
     h.time.advance(200);
     assert.ok(again.ofType('Input').length > 3, 'inputs flow again');
-    assert.ok(h.client.stats().snapshotsPerSec !== undefined && h.client.stats().rttMs !== undefined);
+    // The net stats go on: snapshots and Pongs of B's new connection count.
+    h.snapshot(120, 1, [player(1, 50, 50), player(2, 60, 60)], { full: true });
+    assert.equal(h.client.stats().snapshotTick, 120);
+    const ping = again.ofType('Ping').at(-1);
+    h.time.advance(40);
+    again.deliver({ type: 'Pong', client_time: ping.client_time, server_tick: 120 });
+    assert.equal(typeof h.client.stats().rttMs, 'number');
+    assert.ok(h.client.stats().rttMs >= 40);
   });
 
   test('a relative redirect URL is resolved against the page origin', () => {
@@ -153,7 +161,8 @@ describe('GameClient: following a Redirect', () => {
       b.deliver(welcomeB);
       b.deliver({ type: 'Error', code, message });
       assert.equal(b.closedBy?.code, 1000, 'B is closed normally');
-      assert.match(errors(h).at(-1), new RegExp(`Could not join the lobby on its server: ${message}\\. Back to the lobby list\\.`));
+      const said = new RegExp(`Could not join the lobby on its server: ${message}\\. Back to the lobby list\\.`);
+      assert.match(errors(h).at(-1), said);
       const home = h.ws;
       assert.equal(home.url, HOME);
       assert.equal(h.client.url, HOME);
@@ -278,7 +287,10 @@ describe('GameClient: following a Redirect', () => {
       }
     };
     h.ws.deliver({ type: 'Redirect', url: B, reservation: RESERVATION });
-    assert.match(errors(h).at(-1), /Could not connect to the lobby's server \(refused by the page policy\); back to the lobby list\./);
+    assert.match(
+      errors(h).at(-1),
+      /Could not connect to the lobby's server \(refused by the page policy\); back to the lobby list\./,
+    );
     assert.equal(h.ws.url, HOME);
     assert.equal(h.Socket.all.length, 2, 'A, then A again');
   });
