@@ -6,7 +6,9 @@
 // joins it, is redirected to B by the server and follows by itself (Hello, JoinReserved),
 // and each page sees the other's entity move. Then B's connections are cut the way a
 // network does it: both pages resume on B, in the same seats. Last, B unreachable: a third
-// page on A is redirected, cannot connect, says so and is back in A's lobby list.
+// page on A is redirected, cannot connect, says so and is back in A's lobby list; and a page
+// on node C (whose reservations expire at once) is redirected to B, whose ReservationFailed
+// it shows before going back to C's list.
 //
 // Needs redis-server (skipped with a message without it; ./test.sh installs it), the
 // server binary (TICKSYNC_SERVER_BIN, built from the current demo-client: it embeds these
@@ -73,12 +75,12 @@ async function startRedis() {
 }
 
 /**
- * One origin in front of both nodes: WebSocket upgrades to `/b/ws` go to B's `/ws`,
- * everything else to A. `cut('b')` resets every connection to B (no close frame);
+ * One origin in front of the nodes: WebSocket upgrades to `/b/ws` go to B's `/ws`, `/c/ws`
+ * to C's, everything else to A. `cut('b')` resets every connection to B (no close frame);
  * `refuse('b')` fails the new ones.
  */
 async function startFront(ports) {
-  const tunnels = { a: new Set(), b: new Set() };
+  const tunnels = { a: new Set(), b: new Set(), c: new Set() };
   const refused = new Set();
   const server = http.createServer((req, res) => {
     const to = { host: '127.0.0.1', port: ports.a, path: req.url, method: req.method, headers: req.headers };
@@ -90,12 +92,13 @@ async function startFront(ports) {
     req.pipe(up);
   });
   server.on('upgrade', (req, client, head) => {
-    const node = req.url.startsWith('/b/') ? 'b' : 'a';
+    const routed = /^\/([bc])\//.exec(req.url);
+    const node = routed ? routed[1] : 'a';
     if (refused.has(node)) {
       client.destroy(); // as a node that is gone: the connection fails
       return;
     }
-    const path = node === 'b' ? req.url.slice(2) : req.url;
+    const path = routed ? req.url.slice(2) : req.url;
     const upstream = net.connect(ports[node], '127.0.0.1');
     const pair = { client, upstream };
     tunnels[node].add(pair);
@@ -120,7 +123,7 @@ async function startFront(ports) {
   return {
     port,
     base: `http://127.0.0.1:${port}/`,
-    ws: (node) => `ws://127.0.0.1:${port}${node === 'b' ? '/b' : ''}/ws`,
+    ws: (node) => `ws://127.0.0.1:${port}${node === 'a' ? '' : `/${node}`}/ws`,
     /** Fails every new connection to `node` (on = false: lets them through again). */
     refuse(node, on = true) {
       if (on) refused.add(node);
@@ -165,7 +168,8 @@ describe(SUITE, { skip: skipCluster, timeout: 90_000 }, () => {
   let onA;
   let onB;
   const pageErrors = [];
-  const ports = { a: 0, b: 0 };
+  const ports = { a: 0, b: 0, c: 0 };
+  let nodeC;
 
   async function openPage(query, name) {
     // The page's own Content-Security-Policy applies (it allows the one origin in front).
@@ -193,8 +197,11 @@ describe(SUITE, { skip: skipCluster, timeout: 90_000 }, () => {
     common.push('--max-lobbies-per-ip', '1000', '--lobby-creates-per-minute', '10000');
     nodeA = await startServer([...common, '--node-id', 'node-a', '--public-url', front.ws('a')]);
     nodeB = await startServer([...common, '--node-id', 'node-b', '--public-url', front.ws('b')]);
+    // C's reservations expire at once: a player it sends to B finds its seat gone.
+    nodeC = await startServer([...common, '--node-id', 'node-c', '--public-url', front.ws('c'), '--reservation-ttl', '1ms']);
     ports.a = nodeA.port;
     ports.b = nodeB.port;
+    ports.c = nodeC.port;
     await checkEmbedded(nodeA.base);
     browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: 20_000 });
   });
@@ -202,7 +209,7 @@ describe(SUITE, { skip: skipCluster, timeout: 90_000 }, () => {
   after(async () => {
     await browser?.close().catch(() => {});
     await front?.close().catch(() => {});
-    for (const p of [nodeA?.child, nodeB?.child, redis?.child]) {
+    for (const p of [nodeA?.child, nodeB?.child, nodeC?.child, redis?.child]) {
       if (p && p.exitCode === null && p.signalCode === null) {
         p.kill('SIGKILL');
         await exited(p).catch(() => {});
@@ -309,6 +316,24 @@ describe(SUITE, { skip: skipCluster, timeout: 90_000 }, () => {
     } finally {
       front.refuse('b', false);
     }
+    assert.deepEqual(pageErrors, []);
+  });
+
+  test("ReservationFailed from B: a page on C says so and is back in C's lobby list", async () => {
+    const dave = await openPage(`?server=${encodeURIComponent(front.ws('c'))}`, 'dave');
+    const row = dave.locator('#lobby-list li', { hasText: 'cluster arena' });
+    await row.waitFor(WAIT); // C lists B's lobby too
+    const redirectsBefore = await metric(nodeC.base, 'ticksync_cluster_redirects_total');
+    await row.locator('button').click();
+    const toast = dave.locator('#toasts .toast.error', { hasText: 'Could not join the lobby on its server' });
+    await toast.waitFor(WAIT);
+    assert.match(await toast.textContent(), /reservation refused: .*\. Back to the lobby list\./);
+    assert.equal(await metric(nodeC.base, 'ticksync_cluster_redirects_total'), redirectsBefore + 1, 'C redirected it');
+    await dave.waitForFunction(() => window.__ticksync.state === 'online' && window.__ticksync.screen === 'lobby');
+    await row.waitFor(WAIT);
+    assert.equal(await dave.evaluate(() => window.__ticksync.lobby), null);
+    assert.equal(await onB.evaluate(() => window.__ticksync.players.length), 2, 'nobody else joined');
+    await dave.context().close();
     assert.deepEqual(pageErrors, []);
   });
 });
