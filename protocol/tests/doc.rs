@@ -255,6 +255,8 @@ fn game_frames_are_stated_with_their_tags_field_types_and_golden_bytes() {
             &golden["every_type"]["message"]["hex"],
         ),
         ("every_type_event", &golden["every_type"]["event"]["hex"]),
+        ("every_type_full", &golden["every_type"]["full"]["hex"]),
+        ("every_type_delta", &golden["every_type"]["delta"]["hex"]),
     ] {
         let hex = value.as_str().expect("hex");
         let quoted = format!("- `{name}` ({} bytes): `{hex}`", hex.len() / 2);
@@ -277,4 +279,85 @@ fn game_frames_are_stated_with_their_tags_field_types_and_golden_bytes() {
     assert_eq!(bytes, schema, "the arena schema table");
     let hash = golden["arena"]["schema_hash"].as_str().expect("hash");
     assert!(flat(frames).contains(&format!("hash `{hash}`")));
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
+fn golden(file: &str) -> serde_json::Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("golden")
+        .join(file);
+    serde_json::from_str(&std::fs::read_to_string(path).expect("read")).expect("json")
+}
+
+/// What a decoder written from PROTOCOL.md alone (in Python) had to guess or got wrong,
+/// now stated: how a schema hash is written as text, the `Joined` example's made-up hash,
+/// `every_type`'s message types.
+#[test]
+fn what_an_independent_decoder_had_to_guess_is_stated() {
+    use ticksync_protocol::schema::{FieldType, Schema, fnv1a64};
+    use ticksync_protocol::state::Codec;
+    use ticksync_protocol::state::io::encode_message_values;
+
+    let doc = doc();
+    let state = golden("state_vectors.json");
+    // A hash written as text is the number in hex: the wire bytes reversed.
+    let arena = Schema::decode(&unhex(state["arena"]["schema_hex"].as_str().expect("hex")))
+        .expect("the arena schema");
+    let hash = arena.hash();
+    assert_eq!(state["arena"]["schema_hash"], format!("{hash:016x}"));
+    let wire: Vec<String> = hash
+        .to_le_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert!(
+        flat(&doc).contains(&format!(
+            "The arena's hash `{hash:016x}` is the bytes `{}` in `Joined`",
+            wire.join(" ")
+        )),
+        "PROTOCOL.md gives the arena hash's wire bytes"
+    );
+    // The Joined example's hash is made up, and the document says so, with the real one.
+    let vectors = golden("vectors.json");
+    let joined = vectors["vectors"]
+        .as_array()
+        .expect("vectors")
+        .iter()
+        .find(|v| v["name"] == "joined")
+        .expect("the joined vector");
+    let Ok(ServerMessage::Joined(j)) =
+        ticksync_protocol::decode_server(&unhex(joined["hex"].as_str().expect("hex")))
+    else {
+        panic!("the joined vector decodes as Joined");
+    };
+    let real = fnv1a64(&j.schema);
+    assert_ne!(u64::from_le_bytes(j.schema_hash), real);
+    let joined_doc = flat(section(&doc, "#### Joined (tag 2)"));
+    assert!(joined_doc.contains(&format!(
+        "a made-up value (`0x{:016x}`), not the schema's hash (which is `{real:016x}`)",
+        u64::from_le_bytes(j.schema_hash)
+    )));
+    // every_type's message types: chat { text: Str(32) } is 0, ready {} is 1 (`41 01`).
+    let every = Schema::decode(&unhex(
+        state["every_type"]["schema_hex"].as_str().expect("hex"),
+    ))
+    .expect("every_type's schema");
+    let names: Vec<&str> = every.messages.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["chat", "ready"]);
+    assert_eq!(
+        every.messages[0].fields[0].ty,
+        FieldType::Str { max_len: 32 }
+    );
+    let codec = Codec::new(every, 8).expect("codec");
+    let mut ready = Vec::new();
+    assert!(encode_message_values(&codec, 1, &[], &mut ready));
+    assert_eq!(ready, [0x41, 0x01]);
+    let frames = flat(section(&doc, "### Game message (tag 65, client → server)"));
+    assert!(frames.contains("`chat { text: Str(32) }` (index 0) and `ready {}` (index 1, no fields: the frame is the two bytes `41 01`)"));
 }
