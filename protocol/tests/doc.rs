@@ -361,3 +361,33 @@ fn what_an_independent_decoder_had_to_guess_is_stated() {
     let frames = flat(section(&doc, "### Game message (tag 65, client → server)"));
     assert!(frames.contains("`chat { text: Str(32) }` (index 0) and `ready {}` (index 1, no fields: the frame is the two bytes `41 01`)"));
 }
+
+/// The `every_type` walk-through's own parts and lengths are those of the golden bytes.
+#[test]
+fn the_every_type_walk_through_matches_the_golden_snapshots() {
+    let doc = flat(&doc());
+    let state = golden("state_vectors.json");
+    for (which, shared_quote) in [
+        ("full", "shared ({} bytes): tick 1000"),
+        ("delta", "bits, {} bytes"),
+    ] {
+        let bytes = unhex(state["every_type"][which]["hex"].as_str().expect("hex"));
+        // Short own parts: their LEB128 length is the one byte 5.
+        let own_len = usize::from(bytes[5]);
+        assert!(own_len < 0x80);
+        let own: String = bytes[6..6 + own_len]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert!(
+            doc.contains(&format!("own part length {own_len}"))
+                && doc.contains(&format!("own part `{own}`")),
+            "PROTOCOL.md walks through every_type.{which}'s own part `{own}`"
+        );
+        let shared = bytes.len() - 6 - own_len;
+        assert!(
+            doc.contains(&shared_quote.replace("{}", &shared.to_string())),
+            "every_type.{which}'s shared part is {shared} bytes"
+        );
+    }
+}
