@@ -391,3 +391,29 @@ fn the_every_type_walk_through_matches_the_golden_snapshots() {
         );
     }
 }
+
+/// "decoders refuse a padding bit that is set, and a byte after the padding": the golden
+/// input (33 bits in 5 bytes) with a padding bit set, or a byte more, does not decode.
+#[test]
+fn a_set_padding_bit_or_a_byte_after_the_padding_is_refused() {
+    use ticksync_protocol::schema::Schema;
+    use ticksync_protocol::state::Codec;
+    use ticksync_protocol::state::io::decode_input;
+
+    let bits = flat(section(&doc(), "### Bit packing"));
+    assert!(
+        bits.contains("decoders refuse a padding bit that is set, and a byte after the padding")
+    );
+    let every = &golden("state_vectors.json")["every_type"];
+    let schema =
+        Schema::decode(&unhex(every["schema_hex"].as_str().expect("hex"))).expect("schema");
+    let codec = Codec::new(schema, 8).expect("codec");
+    let input = unhex(every["input"]["hex"].as_str().expect("hex"));
+    assert!(decode_input(&codec, &input).is_ok());
+    let mut padding_set = input.clone();
+    *padding_set.last_mut().expect("a byte") |= 0x80;
+    assert!(decode_input(&codec, &padding_set).is_err());
+    let mut one_more = input;
+    one_more.push(0);
+    assert!(decode_input(&codec, &one_more).is_err());
+}
