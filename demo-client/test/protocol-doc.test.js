@@ -75,8 +75,8 @@ test('how a schema hash is written as text, and the Joined example\'s made-up ha
   const state = JSON.parse(readFileSync(new URL('../../protocol/golden/state_vectors.json', import.meta.url), 'utf8'));
   const unhex = (h) => Uint8Array.from(h.match(/../g), (x) => parseInt(x, 16));
   const flat = doc.replace(/\s+/g, ' ');
-  // "The arena's hash `716523fbdc9ef739` is the bytes `39 f7 ... 71` in `Joined`."
-  const m = flat.match(/The arena's hash `([0-9a-f]{16})` is the bytes `([0-9a-f ]+)` in `Joined`/);
+  // "The golden arena's hash `716523fbdc9ef739` is the bytes `39 f7 ... 71` in `Joined`."
+  const m = flat.match(/The golden arena's hash `([0-9a-f]{16})` is the bytes `([0-9a-f ]+)` in `Joined`/);
   assert.ok(m, 'PROTOCOL.md gives the arena hash and its wire bytes');
   assert.equal(m[1], state.arena.schema_hash);
   assert.equal(fnv1a64(unhex(state.arena.schema_hex)), m[1]);

@@ -318,7 +318,7 @@ fn what_an_independent_decoder_had_to_guess_is_stated() {
         .collect();
     assert!(
         flat(&doc).contains(&format!(
-            "The arena's hash `{hash:016x}` is the bytes `{}` in `Joined`",
+            "golden arena's hash `{hash:016x}` is the bytes `{}` in `Joined`",
             wire.join(" ")
         )),
         "PROTOCOL.md gives the arena hash's wire bytes"

@@ -529,7 +529,7 @@ mod tests {
             .expect("read PROTOCOL.md");
         let doc = doc.split_whitespace().collect::<Vec<_>>().join(" ");
         let quoted = doc
-            .split_once("the built-in game answers `")
+            .split_once("built-in game answers `")
             .and_then(|(_, rest)| rest.split_once('`'))
             .map(|(json, _)| json)
             .expect("PROTOCOL.md quotes /api/game");
