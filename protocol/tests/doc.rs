@@ -417,3 +417,24 @@ fn a_set_padding_bit_or_a_byte_after_the_padding_is_refused() {
     one_more.push(0);
     assert!(decode_input(&codec, &one_more).is_err());
 }
+
+/// The event example states the golden event's decoded values.
+#[test]
+fn the_event_example_gives_its_values() {
+    let doc = flat(section(&doc(), "### Event (tag 65, server → client)"));
+    let event = &golden("state_vectors.json")["every_type"]["event"];
+    let by = &event["values"]["by"]["value"];
+    let damage = &event["values"]["damage"]["value"];
+    assert!(
+        doc.contains(&format!(
+            "tick {} (`e9 03 00 00`), type 0 (`{}`)",
+            event["tick"],
+            event["type"].as_str().expect("type")
+        )),
+        "the event's tick and type"
+    );
+    assert!(
+        doc.contains(&format!("by {by} (4 bits"))
+            && doc.contains(&format!("damage {damage} (7 bits)"))
+    );
+}
