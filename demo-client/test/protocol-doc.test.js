@@ -68,3 +68,23 @@ test('the documented game-state examples are the golden ones, and decode as desc
   assert.ok(doc.includes('`00 01 fc ff ff ff ff`'));
   assert.throws(() => decodeClient(Uint8Array.of(0, 1, 0xfc, 0xff, 0xff, 0xff, 0xff)));
 });
+
+test('how a schema hash is written as text, and the Joined example\'s made-up hash, are as stated', async () => {
+  const { fnv1a64, hashFromBytes } = await import('../src/state/schema.js');
+  const { decodeServer } = await import('../src/codec.js');
+  const state = JSON.parse(readFileSync(new URL('../../protocol/golden/state_vectors.json', import.meta.url), 'utf8'));
+  const unhex = (h) => Uint8Array.from(h.match(/../g), (x) => parseInt(x, 16));
+  const flat = doc.replace(/\s+/g, ' ');
+  // "The golden arena's hash `716523fbdc9ef739` is the bytes `39 f7 ... 71` in `Joined`."
+  const m = flat.match(/The golden arena's hash `([0-9a-f]{16})` is the bytes `([0-9a-f ]+)` in `Joined`/);
+  assert.ok(m, 'PROTOCOL.md gives the arena hash and its wire bytes');
+  assert.equal(m[1], state.arena.schema_hash);
+  assert.equal(fnv1a64(unhex(state.arena.schema_hex)), m[1]);
+  assert.equal(hashFromBytes(unhex(m[2].replace(/ /g, ''))), m[1]);
+  // The Joined example: a made-up hash beside the schema's real one.
+  const joined = decodeServer(unhex(byName.get('joined').hex));
+  const madeUp = hashFromBytes(joined.schema_hash);
+  const real = fnv1a64(joined.schema);
+  assert.notEqual(madeUp, real);
+  assert.ok(flat.includes(`a made-up value (\`0x${madeUp}\`), not the schema's hash (which is \`${real}\`)`));
+});

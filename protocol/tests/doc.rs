@@ -255,6 +255,8 @@ fn game_frames_are_stated_with_their_tags_field_types_and_golden_bytes() {
             &golden["every_type"]["message"]["hex"],
         ),
         ("every_type_event", &golden["every_type"]["event"]["hex"]),
+        ("every_type_full", &golden["every_type"]["full"]["hex"]),
+        ("every_type_delta", &golden["every_type"]["delta"]["hex"]),
     ] {
         let hex = value.as_str().expect("hex");
         let quoted = format!("- `{name}` ({} bytes): `{hex}`", hex.len() / 2);
@@ -277,4 +279,162 @@ fn game_frames_are_stated_with_their_tags_field_types_and_golden_bytes() {
     assert_eq!(bytes, schema, "the arena schema table");
     let hash = golden["arena"]["schema_hash"].as_str().expect("hash");
     assert!(flat(frames).contains(&format!("hash `{hash}`")));
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
+fn golden(file: &str) -> serde_json::Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("golden")
+        .join(file);
+    serde_json::from_str(&std::fs::read_to_string(path).expect("read")).expect("json")
+}
+
+/// What a decoder written from PROTOCOL.md alone (in Python) had to guess or got wrong,
+/// now stated: how a schema hash is written as text, the `Joined` example's made-up hash,
+/// `every_type`'s message types.
+#[test]
+fn what_an_independent_decoder_had_to_guess_is_stated() {
+    use ticksync_protocol::schema::{FieldType, Schema, fnv1a64};
+    use ticksync_protocol::state::Codec;
+    use ticksync_protocol::state::io::encode_message_values;
+
+    let doc = doc();
+    let state = golden("state_vectors.json");
+    // A hash written as text is the number in hex: the wire bytes reversed.
+    let arena = Schema::decode(&unhex(state["arena"]["schema_hex"].as_str().expect("hex")))
+        .expect("the arena schema");
+    let hash = arena.hash();
+    assert_eq!(state["arena"]["schema_hash"], format!("{hash:016x}"));
+    let wire: Vec<String> = hash
+        .to_le_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert!(
+        flat(&doc).contains(&format!(
+            "golden arena's hash `{hash:016x}` is the bytes `{}` in `Joined`",
+            wire.join(" ")
+        )),
+        "PROTOCOL.md gives the arena hash's wire bytes"
+    );
+    // The Joined example's hash is made up, and the document says so, with the real one.
+    let vectors = golden("vectors.json");
+    let joined = vectors["vectors"]
+        .as_array()
+        .expect("vectors")
+        .iter()
+        .find(|v| v["name"] == "joined")
+        .expect("the joined vector");
+    let Ok(ServerMessage::Joined(j)) =
+        ticksync_protocol::decode_server(&unhex(joined["hex"].as_str().expect("hex")))
+    else {
+        panic!("the joined vector decodes as Joined");
+    };
+    let real = fnv1a64(&j.schema);
+    assert_ne!(u64::from_le_bytes(j.schema_hash), real);
+    let joined_doc = flat(section(&doc, "#### Joined (tag 2)"));
+    assert!(joined_doc.contains(&format!(
+        "a made-up value (`0x{:016x}`), not the schema's hash (which is `{real:016x}`)",
+        u64::from_le_bytes(j.schema_hash)
+    )));
+    // every_type's message types: chat { text: Str(32) } is 0, ready {} is 1 (`41 01`).
+    let every = Schema::decode(&unhex(
+        state["every_type"]["schema_hex"].as_str().expect("hex"),
+    ))
+    .expect("every_type's schema");
+    let names: Vec<&str> = every.messages.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["chat", "ready"]);
+    assert_eq!(
+        every.messages[0].fields[0].ty,
+        FieldType::Str { max_len: 32 }
+    );
+    let codec = Codec::new(every, 8).expect("codec");
+    let mut ready = Vec::new();
+    assert!(encode_message_values(&codec, 1, &[], &mut ready));
+    assert_eq!(ready, [0x41, 0x01]);
+    let frames = flat(section(&doc, "### Game message (tag 65, client → server)"));
+    assert!(frames.contains("`chat { text: Str(32) }` (index 0) and `ready {}` (index 1, no fields: the frame is the two bytes `41 01`)"));
+}
+
+/// The `every_type` walk-through's own parts and lengths are those of the golden bytes.
+#[test]
+fn the_every_type_walk_through_matches_the_golden_snapshots() {
+    let doc = flat(&doc());
+    let state = golden("state_vectors.json");
+    for (which, shared_quote) in [
+        ("full", "shared ({} bytes): tick 1000"),
+        ("delta", "bits, {} bytes"),
+    ] {
+        let bytes = unhex(state["every_type"][which]["hex"].as_str().expect("hex"));
+        // Short own parts: their LEB128 length is the one byte 5.
+        let own_len = usize::from(bytes[5]);
+        assert!(own_len < 0x80);
+        let own: String = bytes[6..6 + own_len]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert!(
+            doc.contains(&format!("own part length {own_len}"))
+                && doc.contains(&format!("own part `{own}`")),
+            "PROTOCOL.md walks through every_type.{which}'s own part `{own}`"
+        );
+        let shared = bytes.len() - 6 - own_len;
+        assert!(
+            doc.contains(&shared_quote.replace("{}", &shared.to_string())),
+            "every_type.{which}'s shared part is {shared} bytes"
+        );
+    }
+}
+
+/// "decoders refuse a padding bit that is set, and a byte after the padding": the golden
+/// input (33 bits in 5 bytes) with a padding bit set, or a byte more, does not decode.
+#[test]
+fn a_set_padding_bit_or_a_byte_after_the_padding_is_refused() {
+    use ticksync_protocol::schema::Schema;
+    use ticksync_protocol::state::Codec;
+    use ticksync_protocol::state::io::decode_input;
+
+    let bits = flat(section(&doc(), "### Bit packing"));
+    assert!(
+        bits.contains("decoders refuse a padding bit that is set, and a byte after the padding")
+    );
+    let every = &golden("state_vectors.json")["every_type"];
+    let schema =
+        Schema::decode(&unhex(every["schema_hex"].as_str().expect("hex"))).expect("schema");
+    let codec = Codec::new(schema, 8).expect("codec");
+    let input = unhex(every["input"]["hex"].as_str().expect("hex"));
+    assert!(decode_input(&codec, &input).is_ok());
+    let mut padding_set = input.clone();
+    *padding_set.last_mut().expect("a byte") |= 0x80;
+    assert!(decode_input(&codec, &padding_set).is_err());
+    let mut one_more = input;
+    one_more.push(0);
+    assert!(decode_input(&codec, &one_more).is_err());
+}
+
+/// The event example states the golden event's decoded values.
+#[test]
+fn the_event_example_gives_its_values() {
+    let doc = flat(section(&doc(), "### Event (tag 65, server → client)"));
+    let event = &golden("state_vectors.json")["every_type"]["event"];
+    let by = &event["values"]["by"]["value"];
+    let damage = &event["values"]["damage"]["value"];
+    assert!(
+        doc.contains(&format!(
+            "tick {} (`e9 03 00 00`), type 0 (`{}`)",
+            event["tick"],
+            event["type"].as_str().expect("type")
+        )),
+        "the event's tick and type"
+    );
+    assert!(
+        doc.contains(&format!("by {by} (4 bits"))
+            && doc.contains(&format!("damage {damage} (7 bits)"))
+    );
 }

@@ -26,8 +26,10 @@
 //! ```
 //!
 //! - `net/` faces the network: `listener` accepts connections, `admission` counts them
-//!   against the caps, `http` serves the embedded demo client, `/api/lobbies`, `/healthz`
-//!   and upgrades `/ws`; `admin` is the operators' API, `metrics` renders `/metrics`.
+//!   against the caps, `http` serves the embedded demo client, `/api/game` (which game
+//!   this server runs, its title and schema hash, before a client joins), `/api/lobbies`,
+//!   `/healthz`, `/readyz` and upgrades `/ws`; `admin` is the operators' API,
+//!   `metrics` renders `/metrics`.
 //! - `session/` is one task per player: it reads the socket, decodes client messages,
 //!   answers them, and finishes writes the socket could not take at once.
 //! - `input` holds the per-connection rate limits (inputs and game messages are decoded

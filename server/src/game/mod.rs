@@ -169,6 +169,9 @@ impl<I> PlayerInput<I> {
 pub trait Game: Send + 'static {
     /// The game's name in the schema (ASCII letters, digits, `_`).
     const NAME: &'static str;
+    /// The game's name for people (`/api/game`'s `title`, which a page shows before
+    /// joining). `None`, the default: [`title_from_name`] of [`Game::NAME`].
+    const TITLE: Option<&'static str> = None;
 
     /// The entity kinds: an enum with one variant per kind, each with the kind's fields
     /// (`#[derive(Messages)]`; `#[state(owner_only)]` on a field sends it only to the
@@ -779,6 +782,8 @@ impl<G: Game> Sim for GameSim<G> {
 pub trait GameFactory: Send + Sync + 'static {
     /// The game's schema (validated when the factory was made).
     fn schema(&self) -> &Schema;
+    /// The game's name for people ([`Game::TITLE`]).
+    fn title(&self) -> String;
     /// A new game for the lobby `spec` describes, or why its options are refused (the
     /// creator receives an `InvalidArgument` error with the reason).
     fn create(&self, spec: &LobbySpec) -> Result<Box<dyn Sim>, String>;
@@ -808,12 +813,31 @@ where
         &self.schema
     }
 
+    fn title(&self) -> String {
+        G::TITLE.map_or_else(|| title_from_name(G::NAME), str::to_owned)
+    }
+
     fn create(&self, spec: &LobbySpec) -> Result<Box<dyn Sim>, String> {
         let game = (self.make)(spec)?;
         let codec =
             Codec::new(self.schema.clone(), spec.max_players.max(1)).map_err(|e| e.to_string())?;
         Ok(Box::new(GameSim::with_codec(game, Arc::new(codec))))
     }
+}
+
+/// A title from a game's schema name: `_` as spaces, each word capitalised
+/// (`king_of_hill` → `King Of Hill`).
+pub fn title_from_name(name: &str) -> String {
+    name.split('_')
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let mut chars = w.chars();
+            chars.next().map_or_else(String::new, |first| {
+                first.to_uppercase().chain(chars).collect::<String>()
+            })
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A factory making each lobby's game with `make`; builds and validates `G`'s schema

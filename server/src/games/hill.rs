@@ -114,6 +114,7 @@ impl Hill {
 
 impl Game for Hill {
     const NAME: &'static str = "hill";
+    const TITLE: Option<&'static str> = Some("King of the hill");
     type Entity = HillEntity;
     type Lobby = ();
     type Private = ();

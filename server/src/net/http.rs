@@ -89,8 +89,8 @@ pub(crate) async fn handle(
 }
 
 /// `GET /api/game`: the game every lobby of this server plays, known before joining (the
-/// schema itself arrives with `Joined`): its schema name, a title for people (the name
-/// with `_` as spaces and each word capitalised), the schema's hash (16 hex digits, as a
+/// schema itself arrives with `Joined`): its schema name, a title for people
+/// ([`crate::game::Game::TITLE`]), the schema's hash (16 hex digits, as a
 /// client caching schemas keys them), the tick rate, and the names of its entity kinds,
 /// message types and event types.
 fn game_info(shared: &Shared) -> serde_json::Value {
@@ -100,27 +100,13 @@ fn game_info(shared: &Shared) -> serde_json::Value {
     };
     serde_json::json!({
         "game": schema.game,
-        "title": title_of(&schema.game),
+        "title": shared.game.title(),
         "schema_hash": format!("{:016x}", schema.hash()),
         "tick_rate": shared.config.tick_rate,
         "entities": names(&schema.entities),
         "messages": names(&schema.messages),
         "events": names(&schema.events),
     })
-}
-
-/// `king_of_hill` → `King Of Hill`.
-fn title_of(name: &str) -> String {
-    name.split('_')
-        .filter(|w| !w.is_empty())
-        .map(|w| {
-            let mut chars = w.chars();
-            chars.next().map_or_else(String::new, |first| {
-                first.to_uppercase().chain(chars).collect::<String>()
-            })
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// The policy headers every response carries: pages load only this server's own files
@@ -538,15 +524,33 @@ mod tests {
                 "events": [],
             })
         );
+        // PROTOCOL.md quotes this answer, the built-in game's schema hash included.
+        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../PROTOCOL.md"))
+            .expect("read PROTOCOL.md");
+        let doc = doc.split_whitespace().collect::<Vec<_>>().join(" ");
+        let quoted = doc
+            .split_once("built-in game answers `")
+            .and_then(|(_, rest)| rest.split_once('`'))
+            .map(|(json, _)| json)
+            .expect("PROTOCOL.md quotes /api/game");
+        let quoted: serde_json::Value = serde_json::from_str(quoted).expect("quoted JSON");
+        assert_eq!(quoted, info, "PROTOCOL.md's /api/game example");
         assert_eq!(server.request("POST /api/game HTTP/1.1").await.0, 405);
         server.stop().await;
     }
 
     #[test]
-    fn titles_capitalise_each_word_of_the_name() {
-        assert_eq!(title_of("shooter"), "Shooter");
-        assert_eq!(title_of("king_of__the_hill"), "King Of The Hill");
-        assert_eq!(title_of(""), "");
+    fn titles_default_to_the_name_and_a_game_may_choose_its_own() {
+        use crate::game::title_from_name;
+        use crate::games::BuiltinGame;
+
+        assert_eq!(title_from_name("shooter"), "Shooter");
+        assert_eq!(title_from_name("king_of__the_hill"), "King Of The Hill");
+        assert_eq!(title_from_name(""), "");
+        let title = |g: BuiltinGame| g.factory().expect("a valid game").title();
+        assert_eq!(title(BuiltinGame::Arena), "Arena");
+        assert_eq!(title(BuiltinGame::Shooter), "Shooter");
+        assert_eq!(title(BuiltinGame::Hill), "King of the hill");
     }
 
     const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
