@@ -672,7 +672,7 @@ async fn track_origins(cluster: Arc<Cluster>, every: Duration) {
 /// for anything else: another scheme, user info, an empty or malformed host or port, or
 /// an IPv6 literal (a CSP source cannot name one). A public URL is operator input, and
 /// this goes into a response header as it is.
-pub(crate) fn ws_origin(url: &str) -> Option<String> {
+fn ws_origin(url: &str) -> Option<String> {
     let (scheme, rest) = url.split_once("://")?;
     let scheme = scheme.to_ascii_lowercase();
     if scheme != "ws" && scheme != "wss" {
