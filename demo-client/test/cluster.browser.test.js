@@ -1,14 +1,15 @@
 // Cluster mode end to end in real headless Chromium: its own redis-server on a free port,
 // two real server nodes A and B sharing it, and one origin in front of both (a reverse
-// proxy routing `/ws` to A and `/b/ws` to B, the way a deployment puts its nodes behind
-// one host: the page's Content-Security-Policy lets it talk to its own origin only). A
+// proxy routing `/ws` to A and `/b/ws` to B, the way a deployment may put its nodes behind
+// one host; the nodes' public URLs are the front's, so the CSP lists its origin). A
 // page on B creates a lobby; a page on A finds it in A's list (the cluster listing),
 // joins it, is redirected to B by the server and follows by itself (Hello, JoinReserved),
 // and each page sees the other's entity move. Then B's connections are cut the way a
 // network does it: both pages resume on B, in the same seats. Last, B unreachable: a third
 // page on A is redirected, cannot connect, says so and is back in A's lobby list; and a page
 // on node C (whose reservations expire at once) is redirected to B, whose ReservationFailed
-// it shows before going back to C's list.
+// it shows before going back to C's list. A second suite has no proxy: nodes D and E on
+// their own ports (two origins), a page on D's origin redirected to E's plays there.
 //
 // Needs redis-server (skipped with a message without it; ./test.sh installs it), the
 // server binary (TICKSYNC_SERVER_BIN, built from the current demo-client: it embeds these
@@ -172,7 +173,7 @@ describe(SUITE, { skip: skipCluster, timeout: 90_000 }, () => {
   let nodeC;
 
   async function openPage(query, name) {
-    // The page's own Content-Security-Policy applies (it allows the one origin in front).
+    // The page's own Content-Security-Policy applies (it lists the nodes' origin: the front).
     const context = await browser.newContext({ viewport: { width: 1100, height: 800 }, deviceScaleFactor: 1 });
     const page = await context.newPage();
     page.setDefaultTimeout(WAIT.timeout);
