@@ -308,23 +308,19 @@ impl Cluster {
     pub(crate) async fn view(&self) -> ClusterView {
         let m = self.metrics();
         let nodes = match self.dir.nodes().await {
-            Ok(nodes) => {
-                self.remember_origins(&nodes);
-                nodes
-            }
+            Ok(nodes) => nodes
+                .into_iter()
+                .map(|n| NodeView {
+                    node: n.node,
+                    public_url: n.public_url,
+                    slot: n.slot,
+                    players: n.load,
+                    lobbies: n.lobbies,
+                    draining: n.draining,
+                })
+                .collect(),
             Err(_) => Vec::new(),
         };
-        let nodes = nodes
-            .into_iter()
-            .map(|n| NodeView {
-                node: n.node,
-                public_url: n.public_url,
-                slot: n.slot,
-                players: n.load,
-                lobbies: n.lobbies,
-                draining: n.draining,
-            })
-            .collect();
         ClusterView {
             node: self.node_id().to_owned(),
             slot: self.slot(),
