@@ -126,8 +126,12 @@ requestAnimationFrame(frame);
 
 const copy = (p) => (p ? { x: p.x, y: p.y } : null);
 const debug = Object.freeze({
-  /** The WebSocket URL. */
+  /** The WebSocket URL of the node connected to now: home, or where a Redirect sent it. */
   get url() {
+    return client.url;
+  },
+  /** The home node's WebSocket URL (from the page's address or `?server=`). */
+  get homeUrl() {
     return url;
   },
   /** 'idle' | 'connecting' | 'online' | 'reconnecting' | 'disconnected'. */

@@ -1,14 +1,15 @@
 // Cluster mode end to end in real headless Chromium: its own redis-server on a free port,
 // two real server nodes A and B sharing it, and one origin in front of both (a reverse
-// proxy routing `/ws` to A and `/b/ws` to B, the way a deployment puts its nodes behind
-// one host: the page's Content-Security-Policy lets it talk to its own origin only). A
+// proxy routing `/ws` to A and `/b/ws` to B, the way a deployment may put its nodes behind
+// one host; the nodes' public URLs are the front's, so the CSP lists its origin). A
 // page on B creates a lobby; a page on A finds it in A's list (the cluster listing),
 // joins it, is redirected to B by the server and follows by itself (Hello, JoinReserved),
 // and each page sees the other's entity move. Then B's connections are cut the way a
 // network does it: both pages resume on B, in the same seats. Last, B unreachable: a third
 // page on A is redirected, cannot connect, says so and is back in A's lobby list; and a page
 // on node C (whose reservations expire at once) is redirected to B, whose ReservationFailed
-// it shows before going back to C's list.
+// it shows before going back to C's list. A second suite has no proxy: nodes D and E on
+// their own ports (two origins), a page on D's origin redirected to E's plays there.
 //
 // Needs redis-server (skipped with a message without it; ./test.sh installs it), the
 // server binary (TICKSYNC_SERVER_BIN, built from the current demo-client: it embeds these
@@ -172,7 +173,7 @@ describe(SUITE, { skip: skipCluster, timeout: 90_000 }, () => {
   let nodeC;
 
   async function openPage(query, name) {
-    // The page's own Content-Security-Policy applies (it allows the one origin in front).
+    // The page's own Content-Security-Policy applies (it lists the nodes' origin: the front).
     const context = await browser.newContext({ viewport: { width: 1100, height: 800 }, deviceScaleFactor: 1 });
     const page = await context.newPage();
     page.setDefaultTimeout(WAIT.timeout);
@@ -335,5 +336,140 @@ describe(SUITE, { skip: skipCluster, timeout: 90_000 }, () => {
     assert.equal(await onB.evaluate(() => window.__ticksync.players.length), 2, 'nobody else joined');
     await dave.context().close();
     assert.deepEqual(pageErrors, []);
+  });
+});
+
+// No proxy: two nodes on their own ports, so on different origins, as in the README's
+// "three nodes on one machine" and in every real deployment. Each page's CSP lists the
+// cluster's live nodes (their public URLs' origins, here the default
+// ws://127.0.0.1:<port>), so a page on D's origin follows a Redirect to E's; an address
+// that is not a node of the cluster stays refused.
+/** Polls `check` (sync or async) every 50 ms until it is true; fails after `ms`. */
+async function eventually(check, ms, what) {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`not within ${ms} ms: ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const SUITE_ORIGINS = 'cluster mode in headless Chromium: a redirect to a node on another origin, no proxy';
+describe(SUITE_ORIGINS, { skip: skipCluster, timeout: 60_000 }, () => {
+  let redis;
+  let nodeD;
+  let nodeE;
+  let browser;
+  const pageErrors = [];
+  const violations = [];
+
+  async function openPage(base, query, name) {
+    const context = await browser.newContext({ viewport: { width: 1100, height: 800 }, deviceScaleFactor: 1 });
+    const page = await context.newPage();
+    page.setDefaultTimeout(WAIT.timeout);
+    page.on('pageerror', (e) => pageErrors.push(`${name}: ${e.message}`));
+    page.on('console', (m) => {
+      if (/Content.Security.Policy/i.test(m.text())) violations.push(`${name}: ${m.text()}`);
+      else if (m.type() === 'error') pageErrors.push(`${name} console: ${m.text()}`);
+    });
+    await page.goto(base + query);
+    return page;
+  }
+
+  before(async () => {
+    redis = await startRedis();
+    // No --public-url: each node's default, ws://<its bound address>/ws.
+    const common = ['--redis-url', redis.url, '--cluster-lease', '1500ms', '--redis-prefix', 'origins:'];
+    nodeD = await startServer([...common, '--node-id', 'node-d']);
+    nodeE = await startServer([...common, '--node-id', 'node-e']);
+    await checkEmbedded(nodeD.base);
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: 20_000 });
+  });
+
+  after(async () => {
+    await browser?.close().catch(() => {});
+    for (const p of [nodeD?.child, nodeE?.child, redis?.child]) {
+      if (p && p.exitCode === null && p.signalCode === null) {
+        p.kill('SIGKILL');
+        await exited(p).catch(() => {});
+      }
+    }
+  });
+
+  test("D's and E's CSPs list both nodes' origins, nothing else", async () => {
+    const connectSrc = async (base) => {
+      const policy = (await fetch(base)).headers.get('content-security-policy');
+      const directive = policy.split(';').map((d) => d.trim()).find((d) => d.startsWith('connect-src '));
+      return directive.split(/\s+/).slice(1).sort();
+    };
+    const want = ["'self'", `ws://127.0.0.1:${nodeD.port}`, `ws://127.0.0.1:${nodeE.port}`].sort();
+    for (const node of [nodeD, nodeE]) {
+      await eventually(
+        async () => JSON.stringify(await connectSrc(node.base)) === JSON.stringify(want),
+        5_000,
+        `${node.base}'s connect-src is ${want}`,
+      );
+    }
+  });
+
+  test("a page on D's origin joins E's lobby: redirected to E's origin, it plays there", async () => {
+    const eWs = `ws://127.0.0.1:${nodeE.port}/ws`;
+    const bob = await openPage(nodeE.base, '', 'bob');
+    await bob.locator('#status[data-state="online"]').waitFor(WAIT);
+    await bob.fill('#name', 'bob');
+    await bob.fill('#create-name', 'far arena');
+    await bob.fill('#create-max', '4');
+    await bob.click('#create');
+    await bob.waitForFunction(() => window.__ticksync.screen === 'game' && window.__ticksync.lobby?.name === 'far arena');
+    const lobbyId = await bob.evaluate(() => window.__ticksync.lobby.id);
+
+    const alice = await openPage(nodeD.base, '', 'alice');
+    await alice.locator('#status[data-state="online"]').waitFor(WAIT);
+    await alice.fill('#name', 'alice');
+    assert.equal(await alice.evaluate(() => window.__ticksync.url), `ws://127.0.0.1:${nodeD.port}/ws`, 'home: D');
+    const row = alice.locator('#lobby-list li', { hasText: 'far arena' });
+    await row.waitFor(WAIT);
+    await row.locator('button').click();
+    await alice.waitForFunction(() => window.__ticksync.screen === 'game' && window.__ticksync.name === 'alice');
+    assert.equal(await alice.evaluate(() => window.__ticksync.lobby.id), lobbyId, 'the lobby on E');
+    assert.equal(await alice.evaluate(() => window.__ticksync.url), eWs, 'connected to E now');
+    assert.equal(await alice.evaluate(() => window.__ticksync.homeUrl), `ws://127.0.0.1:${nodeD.port}/ws`);
+    assert.equal(new URL(alice.url()).origin, new URL(nodeD.base).origin, "the page is still on D's origin");
+    await alice.waitForFunction(() => window.__ticksync.stats.snapshotsPerSec > 10 && window.__ticksync.rttMs !== null);
+    await bob.waitForFunction(() => window.__ticksync.players.length === 2 && window.__ticksync.entities.length === 2);
+    // Alice plays on E: bob's page sees her entity move right.
+    const id = await alice.evaluate(() => window.__ticksync.myEntity);
+    const x0 = await bob.evaluate((id) => window.__ticksync.entities.find((e) => e.id === id).x, id);
+    await alice.keyboard.down('KeyD');
+    await alice.waitForTimeout(800);
+    await alice.keyboard.up('KeyD');
+    await bob.waitForFunction(
+      ([id, x0]) => {
+        const e = window.__ticksync.entities.find((e) => e.id === id);
+        return e && e.x > x0 + 80;
+      },
+      [id, x0],
+      WAIT,
+    );
+    const text = await (await fetch(`${nodeE.base}metrics`)).text();
+    assert.match(text, /^ticksync_players(\{[^}]*\})? 2$/m, 'both players are on E');
+    assert.deepEqual(violations, []);
+    assert.deepEqual(pageErrors, []);
+    await alice.context().close();
+    await bob.context().close();
+  });
+
+  test("?server= still cannot point D's page at a server outside the cluster", async () => {
+    const stranger = await freePort();
+    const page = await openPage(nodeD.base, `?server=127.0.0.1:${stranger}`, 'mallory');
+    const refused = () => violations.some((v) => v.includes(`127.0.0.1:${stranger}`) && /connect-src/.test(v));
+    await eventually(refused, 5_000, 'the CSP refuses the stranger');
+    assert.notEqual(await page.locator('#status').getAttribute('data-state'), 'online');
+    await page.context().close();
+    // E's address is a node of the cluster: allowed.
+    violations.length = 0;
+    const onE = await openPage(nodeD.base, `?server=127.0.0.1:${nodeE.port}`, 'erin');
+    await onE.locator('#status[data-state="online"]').waitFor(WAIT);
+    assert.deepEqual(violations, []);
+    await onE.context().close();
   });
 });

@@ -510,7 +510,8 @@ crate::wire_enum! {
         /// (Redis) does not answer; local play goes on. Try again shortly.
         ClusterUnavailable = 20,
         /// Cluster mode: the reservation of a `JoinReserved` is malformed, forged, for
-        /// another node, expired or already used.
+        /// another node, expired or unknown, already used, or for another lobby; also any
+        /// `JoinReserved` sent to a node not in cluster mode.
         ReservationFailed = 21,
     }
 }

@@ -10,7 +10,7 @@ use serde_json::Value;
 use ticksync_client::{Client, Incoming};
 use ticksync_protocol::{ClientMessage, ErrorCode, GameOptions, JoinTarget};
 use ticksync_tests::cluster::{ADMIN_TOKEN, NodeProcess, RedisServer, node_config, spawn_node};
-use ticksync_tests::{http_get, http_request};
+use ticksync_tests::{http_get, http_request, spawn_server};
 
 /// Polls `f` every 50 ms until it gives `Some`, failing after `limit`.
 async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut f: F) -> T
@@ -562,7 +562,7 @@ async fn thirty_quick_joins_through_three_nodes_never_overfill() {
             quick_lobby_size: 4,
             ..node_config(&redis, id)
         };
-        nodes.push(ticksync_tests::spawn_server(config).await);
+        nodes.push(spawn_server(config).await);
     }
     let urls: Vec<String> = nodes.iter().map(|n| n.ws_url()).collect();
     let mut joins = tokio::task::JoinSet::new();
@@ -926,4 +926,99 @@ async fn matchmake_options_reach_the_lobby_s_game_through_the_reservation() {
     assert_eq!(status, 409);
     a.stop().await;
     b.stop().await;
+}
+
+/// The sources of `connect-src` in the CSP of `GET /` on `addr`.
+async fn connect_src(addr: std::net::SocketAddr) -> BTreeSet<String> {
+    let (status, head, _) = http_get(addr, "/").await;
+    assert_eq!(status, 200);
+    let policy = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-security-policy:"))
+        .expect("a CSP");
+    let directive = policy
+        .split(';')
+        .map(str::trim)
+        .find_map(|d| d.strip_prefix("connect-src "))
+        .expect("a connect-src");
+    directive.split_whitespace().map(str::to_owned).collect()
+}
+
+#[tokio::test]
+async fn the_csp_of_a_node_lists_the_cluster_s_live_nodes_and_nothing_else() {
+    let mut redis = RedisServer::start();
+    let a = spawn_node(&redis, "a").await;
+    let b = spawn_node(&redis, "b").await;
+    // Operator input as it comes: a path, a query and capitals (cut off, lowercased), and
+    // a public URL that is no WebSocket origin at all (never listed).
+    let d = spawn_server(ticksync_server::Config {
+        public_url: Some("ws://Node-D.Example:9000/deep/ws?x=1".to_owned()),
+        ..node_config(&redis, "d")
+    })
+    .await;
+    let e = spawn_server(ticksync_server::Config {
+        public_url: Some("http://evil.example/ws; script-src *".to_owned()),
+        ..node_config(&redis, "e")
+    })
+    .await;
+    let origin = |node: &ticksync_tests::TestServer| format!("ws://{}", node.addr);
+    let want = |origins: &[String]| -> BTreeSet<String> {
+        std::iter::once("'self'".to_owned())
+            .chain(origins.iter().cloned())
+            .collect()
+    };
+    let all = want(&[
+        origin(&a),
+        origin(&b),
+        "ws://node-d.example:9000".to_owned(),
+    ]);
+    // Every node learns of the others within a renewal (500 ms here).
+    for node in [&a, &b, &d, &e] {
+        let addr = node.addr;
+        let all = all.clone();
+        eventually(
+            Duration::from_secs(3),
+            "connect-src lists every node",
+            || {
+                let all = all.clone();
+                async move {
+                    let got = connect_src(addr).await;
+                    (got == all).then_some(())
+                }
+            },
+        )
+        .await;
+    }
+    for source in connect_src(a.addr).await {
+        assert!(
+            source == "'self'"
+                || (source.starts_with("ws://") && !source[5..].contains(['/', '*', ';'])),
+            "only ws origins, no path: {source}"
+        );
+        assert!(!source.contains("evil"), "{source}");
+    }
+
+    // A node gone: its origin leaves within the lease (1.5 s).
+    let b_origin = origin(&b);
+    b.stop().await;
+    let without_b = want(&[origin(&a), "ws://node-d.example:9000".to_owned()]);
+    eventually(Duration::from_secs(4), "b's origin unlisted", || {
+        let without_b = without_b.clone();
+        async move { (connect_src(a.addr).await == without_b).then_some(()) }
+    })
+    .await;
+    assert!(!connect_src(d.addr).await.contains(&b_origin));
+
+    // Redis down: the last known list, not 'self' alone (pages mid-redirect still work).
+    redis.kill();
+    eventually(Duration::from_secs(3), "a sees Redis down", || async {
+        (metric(a.addr, "ticksync_cluster_redis_up").await == 0.0).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(connect_src(a.addr).await, without_b);
+
+    for node in [a, d, e] {
+        node.stop().await;
+    }
 }

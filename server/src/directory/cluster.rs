@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use ticksync_cluster::{
     Directory, DirectoryConfig, Error as DirError, LobbyEntry, MAX_LOCAL_LOBBY_ID, MAX_PAGE,
-    MetricsSnapshot, Redeemed, Renewal, Reservation, ReservationError, split_cluster_id,
+    MetricsSnapshot, NodeInfo, Redeemed, Renewal, Reservation, ReservationError, split_cluster_id,
 };
 use ticksync_protocol::join_code::normalize;
 use ticksync_protocol::limits::MAX_LISTED_LOBBIES;
@@ -186,6 +186,11 @@ pub(crate) struct Cluster {
     /// Stops the publisher.
     stop: CancellationToken,
     listing: Mutex<Option<(Instant, Arc<[LobbyInfo]>)>>,
+    /// The WebSocket origins of the live nodes (see [`Cluster::node_origins`]), refreshed
+    /// every renewal interval by `track_origins`; the last known list while Redis is down.
+    origins: Mutex<Arc<[String]>>,
+    /// This node's own origin (from its public URL), always among `origins`.
+    own_origin: Option<String>,
     /// Server-side counters (the directory keeps its own).
     pub(crate) counters: ClusterCounters,
 }
@@ -229,6 +234,11 @@ impl Cluster {
         players: &Players,
     ) -> Result<Arc<Cluster>, DirError> {
         let source = Arc::clone(&registry);
+        let every = config.renew_interval;
+        let own_origin = ws_origin(&config.public_url);
+        if own_origin.is_none() {
+            warn!(url = %config.public_url, "the public URL is not a ws:// or wss:// URL with a plain host name or IPv4 address: pages of other nodes cannot be sent here (their CSP will not list it)");
+        }
         let (dir, renewal) = Directory::connect(config, move || entries(&source.handles())).await?;
         registry.set_slot(dir.slot());
         players.set_token_slot(dir.slot());
@@ -238,9 +248,15 @@ impl Cluster {
             changed: Arc::new(Notify::new()),
             stop: CancellationToken::new(),
             listing: Mutex::new(None),
+            origins: Mutex::new(own_origin.iter().cloned().collect()),
+            own_origin,
             counters: ClusterCounters::default(),
         });
+        if let Ok(nodes) = cluster.dir.nodes().await {
+            cluster.remember_origins(&nodes);
+        }
         tokio::spawn(publish(Arc::clone(&cluster), registry));
+        tokio::spawn(track_origins(Arc::clone(&cluster), every));
         Ok(cluster)
     }
 
@@ -257,6 +273,30 @@ impl Cluster {
     /// The directory's counters.
     pub(crate) fn metrics(&self) -> MetricsSnapshot {
         self.dir.metrics()
+    }
+
+    /// The WebSocket origins (`ws://host:port`, `wss://host:port`: never a path) of the
+    /// cluster's live nodes, this node's own included, as the directory last listed
+    /// them: where a page served here may be redirected (the CSP's `connect-src`). No
+    /// Redis call: a cached list, refreshed every renewal interval, kept while Redis is
+    /// down. A node whose public URL is not a plain ws/wss origin is left out.
+    pub(crate) fn node_origins(&self) -> Arc<[String]> {
+        Arc::clone(&self.origins.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    fn remember_origins(&self, nodes: &[NodeInfo]) {
+        let mut list: Vec<String> = self.own_origin.iter().cloned().collect();
+        for origin in nodes.iter().filter_map(|n| ws_origin(&n.public_url)) {
+            if !list.contains(&origin) {
+                list.push(origin);
+            }
+        }
+        list[usize::from(self.own_origin.is_some())..].sort_unstable();
+        let mut origins = self.origins.lock().unwrap_or_else(PoisonError::into_inner);
+        if **origins != *list {
+            debug!(origins = ?list, "cluster origins changed");
+            *origins = list.into();
+        }
     }
 
     /// A lobby opened or closed: publish it soon (coalesced), not at the next renewal.
@@ -604,6 +644,62 @@ async fn publish(cluster: Arc<Cluster>, registry: Arc<Registry>) {
     }
 }
 
+/// Keeps [`Cluster::node_origins`] up to date: asks the directory for the live nodes
+/// every `every` (the renewal interval); a failed ask keeps the last known list.
+async fn track_origins(cluster: Arc<Cluster>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = cluster.stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match cluster.dir.nodes().await {
+            Ok(nodes) => cluster.remember_origins(&nodes),
+            Err(e) => {
+                debug!(error = %e, "could not list the nodes; keeping the last known origins")
+            }
+        }
+    }
+}
+
+/// The WebSocket origin of a node's public URL, lowercased, as a CSP source:
+/// `ws://host[:port]` or `wss://host[:port]`, the path, query and fragment cut off. None
+/// for anything else: another scheme, user info, an empty or malformed host or port, or
+/// an IPv6 literal (a CSP source cannot name one). A public URL is operator input, and
+/// this goes into a response header as it is.
+fn ws_origin(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    if scheme != "ws" && scheme != "wss" {
+        return None;
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let (host, port) = match authority.split_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (authority, None),
+    };
+    let label_ok = |l: &str| {
+        !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    if host.len() > 253 || !host.split('.').all(label_ok) {
+        return None;
+    }
+    let host = host.to_ascii_lowercase();
+    match port {
+        None => Some(format!("{scheme}://{host}")),
+        Some(port) => {
+            if port.is_empty() || port.len() > 5 || !port.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            match port.parse::<u16>() {
+                Ok(0) | Err(_) => None,
+                Ok(port) => Some(format!("{scheme}://{host}:{port}")),
+            }
+        }
+    }
+}
+
 /// This node's lobbies as the directory publishes them: local part of the id, and the
 /// seats taken or promised (joins on their way count, so a redirected player's seat is
 /// never given twice).
@@ -660,6 +756,38 @@ mod tests {
 
     fn none() -> GameOptions {
         GameOptions::none()
+    }
+
+    #[test]
+    fn ws_origins_are_plain_ws_origins_or_nothing() {
+        for (url, origin) in [
+            ("ws://127.0.0.1:8080/ws", "ws://127.0.0.1:8080"),
+            ("WSS://Game.Example.COM/ws?x=1", "wss://game.example.com"),
+            ("wss://a-b.example:443", "wss://a-b.example:443"),
+            ("ws://node-2:09000#frag", "ws://node-2:9000"),
+        ] {
+            assert_eq!(ws_origin(url).as_deref(), Some(origin), "{url:?}");
+        }
+        for junk in [
+            "http://127.0.0.1:8080/ws",
+            "javascript://x",
+            "ws://",
+            "ws:///ws",
+            "ws://user@host/ws",
+            "ws://host:/ws",
+            "ws://host:0/ws",
+            "ws://host:65536/ws",
+            "ws://host:80:81/ws",
+            "ws://[::1]:8080/ws",
+            "ws://a..b/ws",
+            "ws://host; script-src *",
+            "ws://host\r\nx-evil: 1",
+            "ws://ho'st",
+            "ws://*.example.com",
+            "127.0.0.1:8080",
+        ] {
+            assert_eq!(ws_origin(junk), None, "{junk:?}");
+        }
     }
 
     #[test]

@@ -44,6 +44,7 @@ pub(crate) async fn handle(
 ) -> Result<Response<Body>, Infallible> {
     // Behind a trusted proxy, the client is who the proxy says it is.
     let client = client_addr(&req, peer, &shared);
+    let policy = csp(&shared);
     let path = req.uri().path();
     let mut response = match (req.method(), path) {
         (&Method::GET, "/ws") => {
@@ -84,7 +85,7 @@ pub(crate) async fn handle(
         (&Method::GET | &Method::HEAD, path) => static_file(path),
         _ => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
     };
-    secure(response.headers_mut());
+    secure(response.headers_mut(), policy);
     Ok(response)
 }
 
@@ -109,17 +110,32 @@ fn game_info(shared: &Shared) -> serde_json::Value {
     })
 }
 
-/// The policy headers every response carries: pages load only this server's own files
-/// and talk only to this server (`connect-src 'self'`: a `?server=` parameter cannot point
-/// the page served here at another server, whose notices would show in its UI); nothing sniffs
-/// content types, frames the pages or learns where a visitor came from.
-fn secure(headers: &mut hyper::HeaderMap) {
-    const POLICY: [(&str, &str); 4] = [
-        (
-            "content-security-policy",
-            "default-src 'self'; connect-src 'self'; img-src 'self' data:; \
-             object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
-        ),
+/// The content security policy up to `connect-src 'self'`, where cluster mode adds the
+/// nodes' origins.
+macro_rules! csp_head {
+    () => {
+        "default-src 'self'; connect-src 'self'"
+    };
+}
+
+/// The rest of the content security policy: pages load only this server's own files,
+/// nothing frames them or posts them elsewhere.
+macro_rules! csp_tail {
+    () => {
+        "; img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; \
+         frame-ancestors 'none'"
+    };
+}
+
+/// The policy headers every response carries, `policy` the CSP ([`csp`]). Pages talk only to this server
+/// (`connect-src 'self'`) or, in cluster mode, also to the cluster's live nodes (their
+/// WebSocket origins, as the directory last listed them: a redirect to another node's
+/// origin must be followed). So a `?server=` parameter can point the page served here at
+/// this cluster's nodes only, never at an arbitrary server whose notices would show in
+/// its UI. Nothing sniffs content types, frames the pages or learns where a visitor came
+/// from.
+fn secure(headers: &mut hyper::HeaderMap, policy: HeaderValue) {
+    const POLICY: [(&str, &str); 3] = [
         ("x-content-type-options", "nosniff"),
         ("x-frame-options", "DENY"),
         ("referrer-policy", "no-referrer"),
@@ -130,6 +146,29 @@ fn secure(headers: &mut hyper::HeaderMap) {
             HeaderValue::from_static(value),
         );
     }
+    headers.insert(header::CONTENT_SECURITY_POLICY, policy);
+}
+
+/// The `Content-Security-Policy` value: `connect-src 'self'` on a single node; plus every
+/// live node's origin in cluster mode (a cached list: no Redis call per request). The
+/// origins were checked to be plain `ws:`/`wss:` origins (`ws_origin`); one that still
+/// would not make a header value is left out.
+fn csp(shared: &Shared) -> HeaderValue {
+    const SINGLE: &str = concat!(csp_head!(), csp_tail!());
+    let Some(cluster) = shared.cluster() else {
+        return HeaderValue::from_static(SINGLE);
+    };
+    let origins = cluster.node_origins();
+    let mut value = String::with_capacity(SINGLE.len() + origins.len() * 32);
+    value.push_str(csp_head!());
+    for origin in origins.iter() {
+        if HeaderValue::from_str(origin).is_ok() && !origin.contains([';', ',', ' ', '\'']) {
+            value.push(' ');
+            value.push_str(origin);
+        }
+    }
+    value.push_str(csp_tail!());
+    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static(SINGLE))
 }
 
 /// The client's address: the peer's, or, when the peer is a trusted proxy, the last
