@@ -32,10 +32,9 @@
 # Every process started here is stopped by its PID on exit (TERM, then KILL), every run
 # is bounded by `timeout`. Each run's table goes to stdout, its JSON and the logs to $OUT,
 # and a summary of the figures at the end. In the cluster run the report's "server ticks"
-# lines are node 1's alone (the bots read the /metrics of the URL they connect to). With
-# GAME=shooter, lobbies made on another node after a redirect get the game's default
-# rules (join options do not travel with a redirect): a run longer than a few minutes may
-# see matches end there. A figure is worth keeping only when the report
+# lines are node 1's alone (the bots read the /metrics of the URL they connect to). Join
+# options travel with a redirect (in the directory, beside the reservation), so shooter
+# lobbies made on another node get the bots' rules too. A figure is worth keeping only when the report
 # carries no warning (other load, saturated bots); the report's "other load" includes
 # Redis, whose own CPU is printed in the summary.
 set -euo pipefail
