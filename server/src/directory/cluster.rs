@@ -91,6 +91,17 @@ pub(crate) enum Routed {
         /// The directory's hold on the ticket.
         held: Option<Held>,
     },
+    /// Quick-join: open the pending lobby the directory made for this node (its seats
+    /// already counted there) with this id and seats, or enter it if a concurrent
+    /// redemption already opened it.
+    Open {
+        /// The lobby's id on this node (cluster id).
+        id: u32,
+        /// Its seats.
+        seats: u16,
+        /// The directory's hold on the player's seat in it.
+        held: Held,
+    },
     /// To another node: connect to `url` and present `reservation` (`JoinReserved`).
     Redirect {
         /// The node's public WebSocket URL.
@@ -118,6 +129,7 @@ impl Routed {
             Routed::Local { held, .. } | Routed::Create { held } => {
                 held.as_ref().map(Held::options)
             }
+            Routed::Open { held, .. } => Some(held.options()),
             _ => None,
         }
     }
@@ -214,6 +226,7 @@ pub(crate) fn directory_config(
     c.lease = config.cluster_lease;
     c.renew_interval = config.cluster_lease / 3;
     c.reservation_ttl = config.reservation_ttl;
+    c.quick_lobby_size = config.quick_lobby_size;
     // A Redis call may take a third of the lease: a slow Redis fails calls before the
     // lease is at risk.
     c.op_timeout = (config.cluster_lease / 3).min(Duration::from_secs(1));
@@ -344,6 +357,13 @@ impl Cluster {
             Want::Quick | Want::Reserved(_) => self.dir.quick_join(options).await,
         };
         result.map_err(|e| self.refusal(&e))
+    }
+
+    /// The player of a held seat took it here: the next renewal counts the player and
+    /// drops the hold, so the seat is not counted twice until the hold ends. Call it
+    /// after the lobby claimed the seat (a successful join).
+    pub(crate) fn seated(&self, held: &Held) {
+        self.dir.seated(&held.0);
     }
 
     /// Gives a held seat back at once: its player was not seated (the game refused the
@@ -540,9 +560,15 @@ impl Cluster {
     ) -> Routed {
         match lobby {
             None => Routed::Create { held },
-            Some(local) => match registry.get_local(local) {
-                Some(handle) => Routed::Local { handle, held },
-                None => {
+            Some(local) => match (registry.get_local(local), held) {
+                (Some(handle), held) => Routed::Local { handle, held },
+                // A pending lobby of quick-join: this node opens it now.
+                (None, Some(held)) if held.0.open.is_some() => Routed::Open {
+                    id: ticksync_cluster::cluster_id(registry.slot(), local),
+                    seats: held.0.open.unwrap_or_default(),
+                    held,
+                },
+                (None, held) => {
                     // Closed since: nobody takes the seat.
                     if let Some(held) = held {
                         self.release(held).await;
@@ -703,7 +729,10 @@ mod tests {
             let id = self.registry.next_id();
             let (handle, _commands) =
                 LobbyHandle::new(id, name.to_owned(), max, code.map(str::to_owned));
-            self.registry.insert(Arc::clone(&handle));
+            assert!(
+                self.registry.insert_new(Arc::clone(&handle)).is_ok(),
+                "a fresh id"
+            );
             self.cluster.dir.renew_now().await.expect("published");
             handle
         }

@@ -966,7 +966,8 @@ where
             if let Routed::Local {
                 held: Some(held), ..
             }
-            | Routed::Create { held: Some(held) } = routed
+            | Routed::Create { held: Some(held) }
+            | Routed::Open { held, .. } = routed
             {
                 cluster.release(held).await;
             }
@@ -989,22 +990,45 @@ where
         match routed {
             Routed::Local { handle, held } => {
                 let outcome = self.admit(handle, options).await?;
-                if outcome.is_err() {
-                    if let Some(held) = held {
+                if let Some(held) = held {
+                    if outcome.is_err() {
                         // Before the answer: a client that retries at once finds the seat.
                         cluster.release(held).await;
+                    } else {
+                        cluster.seated(&held);
                     }
                 }
                 self.answer_join(outcome).await
             }
             Routed::Create { held } => {
                 self.create_quick(options).await?;
-                if self.lobby.is_none() {
-                    if let Some(held) = held {
+                if let Some(held) = held {
+                    if self.lobby.is_none() {
                         cluster.release(held).await;
+                    } else {
+                        cluster.seated(&held);
                     }
                 }
                 Ok(())
+            }
+            Routed::Open { id, seats, held } => {
+                let name = self.quick_lobby_name();
+                let outcome = match self
+                    .shared
+                    .open_pending_lobby(id, name, seats, options.clone())
+                {
+                    Ok(handle) => self.admit(handle, options).await?,
+                    Err(refused) => {
+                        cluster.release(held).await;
+                        return self.send_create_refused(refused).await;
+                    }
+                };
+                if outcome.is_err() {
+                    cluster.release(held).await;
+                } else {
+                    cluster.seated(&held);
+                }
+                self.answer_join(outcome).await
             }
             Routed::Redirect { url, reservation } => {
                 self.send_message(&ServerMessage::Redirect { url, reservation })
@@ -1047,11 +1071,7 @@ where
     /// Creates a lobby for a quick-join and enters it.
     async fn create_quick(&mut self, options: GameOptions) -> Result<(), End> {
         let size = self.shared.config.quick_lobby_size;
-        let name = format!(
-            "{} {}",
-            self.shared.game.schema().game,
-            self.shared.registry.len() + 1
-        );
+        let name = self.quick_lobby_name();
         match self
             .shared
             .create_lobby(name, size, false, options.clone(), self.addr, true)
@@ -1059,6 +1079,15 @@ where
             Ok(handle) => self.enter(handle, options).await,
             Err(refused) => self.send_create_refused(refused).await,
         }
+    }
+
+    /// The name of a lobby QuickJoin opens.
+    fn quick_lobby_name(&self) -> String {
+        format!(
+            "{} {}",
+            self.shared.game.schema().game,
+            self.shared.registry.len() + 1
+        )
     }
 
     /// Joins `handle`, telling the client if it cannot.
