@@ -945,28 +945,37 @@ mod tests {
         let mut redis = Redis::start();
         let a = node(&redis, "a").await;
         let b = node(&redis, "b").await;
-        // No lobby anywhere: a new one, on the node with the least load.
+        // No lobby anywhere: a seat in a new pending lobby, on the node with the least
+        // load: opened here, or a redirect to b, which opens it.
         let first = a.cluster.route(&a.registry, Want::Quick, &none()).await;
         assert!(
-            matches!(first, Routed::Create { .. } | Routed::Redirect { .. }),
+            matches!(first, Routed::Open { seats: 8, .. } | Routed::Redirect { .. }),
             "{first:?}"
         );
         let on_b = b.lobby("on b", 3, None).await;
         let _small = a.lobby("on a", 3, None).await;
-        // Both have room: the first with room by fill, then id; every seat once.
-        let mut seats = 0;
-        for _ in 0..6 {
+        // 3 + 3 + 7 seats left in three lobbies: every quick-join takes one of them (the
+        // fullest first, ties by id, the pending one too), none opens another.
+        for _ in 0..13 {
             match a.cluster.route(&a.registry, Want::Quick, &none()).await {
-                Routed::Local { .. } | Routed::Redirect { .. } => seats += 1,
-                Routed::Create { .. } => break,
+                Routed::Local { .. } | Routed::Redirect { .. } | Routed::Open { .. } => {}
                 other => panic!("{other:?}"),
             }
         }
-        assert_eq!(seats, 6, "six seats in two lobbies of three");
+        let listed = a.cluster.dir.list_public(100).await.expect("listing");
+        assert_eq!(listed.len(), 3, "{listed:?}");
+        assert!(
+            listed
+                .iter()
+                .all(|l| u32::from(l.players) + l.reserved == u32::from(l.max_players)),
+            "every seat taken once: {listed:?}"
+        );
+        // All full: the next opens a new pending lobby.
         assert!(matches!(
             a.cluster.route(&a.registry, Want::Quick, &none()).await,
-            Routed::Create { .. } | Routed::Redirect { .. }
+            Routed::Open { .. } | Routed::Redirect { .. }
         ));
+        assert_eq!(a.cluster.dir.list_public(100).await.expect("listing").len(), 4);
 
         redis.kill();
         // Without Redis: this node's lobbies still take players; others are unreachable.
