@@ -54,8 +54,8 @@ pub mod token;
 pub use config::{DirectoryConfig, random_node_id, validate_node_id};
 pub use directory::{
     CleanupReport, Directory, JoinOptions, ListedLobby, LobbyEntry, LobbyKey, LobbySource,
-    MAX_LOCAL_LOBBY_ID, MAX_PAGE, MAX_SLOTS, NodeInfo, PENDING_LOBBY_BASE, Redeemed, Renewal, Reservation, SLOT_SPAN,
-    cluster_id, split_cluster_id,
+    MAX_LOCAL_LOBBY_ID, MAX_PAGE, MAX_SLOTS, NodeInfo, PENDING_LOBBY_BASE, Redeemed, Renewal,
+    Reservation, SLOT_SPAN, cluster_id, split_cluster_id,
 };
 pub use error::{Error, ReservationError};
 pub use metrics::{DirectoryMetrics, MetricsSnapshot};

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use support::{Node, RedisServer, config, eventually, lobby, private_lobby};
 use ticksync_cluster::{
-    Directory, DirectoryConfig, Error, ListedLobby, LobbyKey, PENDING_LOBBY_BASE,
-    ReservationError, cluster_id,
+    Directory, DirectoryConfig, Error, ListedLobby, LobbyKey, PENDING_LOBBY_BASE, ReservationError,
+    cluster_id,
 };
 use tokio::task::JoinSet;
 
@@ -378,11 +378,7 @@ async fn join_options_travel_with_the_reservation_and_a_released_seat_returns_at
     let redeemed = redeemer.dir.redeem(&ticket.token).await.expect("redeem");
     assert_eq!(
         (redeemed.lobby, redeemed.open, redeemed.options.clone()),
-        (
-            Some(FIRST_PENDING),
-            Some(8),
-            pairs(&[("map", "dunes")])
-        )
+        (Some(FIRST_PENDING), Some(8), pairs(&[("map", "dunes")]))
     );
     assert!(redeemer.dir.release(&redeemed).await.expect("release"));
 }
@@ -621,7 +617,11 @@ async fn draining_removes_a_nodes_lobbies() {
     let list = c.dir.list_public(100).await.expect("list");
     assert_eq!(
         keys(&list),
-        [("c".into(), 1), ("a".into(), 1), ("a".into(), FIRST_PENDING)]
+        [
+            ("c".into(), 1),
+            ("a".into(), 1),
+            ("a".into(), FIRST_PENDING)
+        ]
     );
     // A player already on its way is still let in (the server decides what to do).
     assert_eq!(
@@ -765,7 +765,10 @@ async fn a_pending_lobby_never_opened_expires_and_its_seats_fail_cleanly() {
     // had died before the players came). Both quick-joins take a seat in it.
     let first = b.dir.quick_join(&[]).await.expect("a seat");
     let second = a.dir.quick_join(&[]).await.expect("a seat");
-    assert_eq!((first.node.as_str(), first.lobby), ("a", Some(FIRST_PENDING)));
+    assert_eq!(
+        (first.node.as_str(), first.lobby),
+        ("a", Some(FIRST_PENDING))
+    );
     assert_eq!(second.lobby, first.lobby);
     eventually(LIMIT, "the pending lobby expires", || async {
         let list = a.dir.list_public(100).await.ok()?;
@@ -816,7 +819,10 @@ async fn a_seated_player_s_hold_goes_with_the_renewal_that_counts_it() {
         .reserve(&key("a", 1), &[])
         .await
         .expect("the second seat is free");
-    assert!(!a.dir.release(&redeemed).await.expect("release"), "no hold left");
+    assert!(
+        !a.dir.release(&redeemed).await.expect("release"),
+        "no hold left"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -949,7 +949,10 @@ mod tests {
         // load: opened here, or a redirect to b, which opens it.
         let first = a.cluster.route(&a.registry, Want::Quick, &none()).await;
         assert!(
-            matches!(first, Routed::Open { seats: 8, .. } | Routed::Redirect { .. }),
+            matches!(
+                first,
+                Routed::Open { seats: 8, .. } | Routed::Redirect { .. }
+            ),
             "{first:?}"
         );
         let on_b = b.lobby("on b", 3, None).await;
@@ -975,7 +978,10 @@ mod tests {
             a.cluster.route(&a.registry, Want::Quick, &none()).await,
             Routed::Open { .. } | Routed::Redirect { .. }
         ));
-        assert_eq!(a.cluster.dir.list_public(100).await.expect("listing").len(), 4);
+        assert_eq!(
+            a.cluster.dir.list_public(100).await.expect("listing").len(),
+            4
+        );
 
         redis.kill();
         // Without Redis: this node's lobbies still take players; others are unreachable.
