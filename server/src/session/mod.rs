@@ -49,7 +49,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tracing::{Instrument, debug, field, info, info_span};
 
 use crate::auth::check_join_token;
-use crate::directory::cluster::{Cluster, Refusal as ClusterRefusal, Routed, Want};
+use crate::directory::cluster::{Cluster, Held, Refusal as ClusterRefusal, Routed, Want};
 use crate::directory::players::PlayerRecord;
 use crate::input::RateLimits;
 use crate::lobby::{Claim, InputOutcome, JoinRefused, JoinRequest, LobbyHandle, SeatBox, Seated};
@@ -989,14 +989,12 @@ where
     ) -> Result<(), End> {
         match routed {
             Routed::Local { handle, held } => {
-                let outcome = self.admit(handle, options).await?;
-                if let Some(held) = held {
-                    if outcome.is_err() {
-                        // Before the answer: a client that retries at once finds the seat.
-                        cluster.release(held).await;
-                    } else {
-                        cluster.seated(&held);
-                    }
+                let outcome = self
+                    .admit(handle, options, held.as_ref().map(|h| (cluster, h)))
+                    .await?;
+                if let (Err(_), Some(held)) = (&outcome, held) {
+                    // Before the answer: a client that retries at once finds the seat.
+                    cluster.release(held).await;
                 }
                 self.answer_join(outcome).await
             }
@@ -1017,7 +1015,7 @@ where
                     .shared
                     .open_pending_lobby(id, name, seats, options.clone())
                 {
-                    Ok(handle) => self.admit(handle, options).await?,
+                    Ok(handle) => self.admit(handle, options, Some((cluster, &held))).await?,
                     Err(refused) => {
                         cluster.release(held).await;
                         return self.send_create_refused(refused).await;
@@ -1025,8 +1023,6 @@ where
                 };
                 if outcome.is_err() {
                     cluster.release(held).await;
-                } else {
-                    cluster.seated(&held);
                 }
                 self.answer_join(outcome).await
             }
@@ -1092,18 +1088,27 @@ where
 
     /// Joins `handle`, telling the client if it cannot.
     async fn enter(&mut self, handle: Arc<LobbyHandle>, options: GameOptions) -> Result<(), End> {
-        let outcome = self.admit(handle, options).await?;
+        let outcome = self.admit(handle, options, None).await?;
         self.answer_join(outcome).await
     }
 
-    /// Claims a seat in `handle` and takes it; says nothing to the client.
+    /// Claims a seat in `handle` and takes it; says nothing to the client. Cluster mode,
+    /// `held`: the directory's hold on the seat, noted as counted once the claim is in
+    /// the lobby's count (the next renewal publishes the claim and drops the hold
+    /// together, so the seat is counted neither twice nor not at all).
     async fn admit(
         &mut self,
         handle: Arc<LobbyHandle>,
         options: GameOptions,
+        held: Option<(&Cluster, &Held)>,
     ) -> Result<Result<(), JoinRefused>, End> {
         match handle.claim() {
-            Some(claim) => self.try_enter(claim, options).await,
+            Some(claim) => {
+                if let Some((cluster, held)) = held {
+                    cluster.seated(held);
+                }
+                self.try_enter(claim, options).await
+            }
             None if handle.is_closed() => Ok(Err(JoinRefused::Closed)),
             None => Ok(Err(JoinRefused::Full)),
         }
