@@ -137,14 +137,16 @@ pub struct NodeInfo {
     pub slot: u32,
 }
 
-/// A seat (or, from quick-join, a ticket to create a lobby) held for one player.
+/// A seat held for one player (or a create ticket, which only nodes of the previous
+/// version make: quick-join now opens a pending lobby instead).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reservation {
     /// The node that redeems it.
     pub node: String,
     /// Where the player connects (that node's public url).
     pub url: String,
-    /// The lobby's local id on `node`; `None`: `node` is to create a lobby (quick-join).
+    /// The lobby's local id on `node`; `None`: a create ticket (`node` is to create a
+    /// lobby), made by a node of the previous version during a rolling upgrade.
     pub lobby: Option<u32>,
     /// The lobby's cluster id (0 when `lobby` is `None`).
     pub cluster_id: u32,
@@ -162,7 +164,8 @@ pub type JoinOptions = [(String, String)];
 /// A redeemed reservation: the player may take its seat.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Redeemed {
-    /// The local lobby to seat the player in; `None`: create one (a create ticket).
+    /// The local lobby to seat the player in; `None`: create one (a create ticket of a
+    /// node of the previous version).
     pub lobby: Option<u32>,
     /// `Some(seats)`: the lobby is a pending one that quick-join opened in the
     /// directory; this node opens it now, with id `lobby` and this many seats (unless a

@@ -85,8 +85,9 @@ pub(crate) enum Routed {
         /// The directory's hold on the seat.
         held: Option<Held>,
     },
-    /// Quick-join: create a lobby on this node (no lobby anywhere had room); `held`: the
-    /// directory's create ticket, if one was redeemed.
+    /// Quick-join: create a lobby on this node: the directory knows no node to open one
+    /// on (this node is not in it yet), or a node of the previous version made a create
+    /// ticket for this one (a rolling upgrade); `held`: that ticket, if one was redeemed.
     Create {
         /// The directory's hold on the ticket.
         held: Option<Held>,
