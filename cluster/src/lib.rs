@@ -24,7 +24,7 @@
 //! | `P:slot:<n>`             | string | the node holding slot `n` (1..=1023), `PX` lease                      |
 //! | `P:lobbies`              | zset   | `<node>/<local id>` scored by lease expiry: the source of liveness   |
 //! | `P:lobby:<node>/<id>`    | hash   | node, lobby, gid, name, players, max, private, code, draining (no TTL: liveness is `P:lobbies`; clean-up removes it); a *pending* lobby (made by quick-join, not yet opened by its node) has `pending = 1` and no `draining`, until the node's first renewal that includes it |
-//! | `P:pendid:<node>`        | string | counter of the pending lobby ids quick-join allocated for the node (local ids from `PENDING_LOBBY_BASE` up) |
+//! | `P:pendid:<node>`        | string | counter of the pending lobby ids quick-join allocated for the node (local ids from `PENDING_LOBBY_BASE` up), `PX` one day |
 //! | `P:public`               | zset   | public lobbies of non-draining nodes, scored `players·2³² + (2³²−1−gid)` (fullest first, then lowest id) |
 //! | `P:code:<code>`          | string | the lobby key of a private lobby's code, `PX` lease                   |
 //! | `P:nodelobbies:<node>`   | set    | the lobby keys the node last published (to drop closed ones at once)  |

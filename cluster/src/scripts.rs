@@ -45,6 +45,13 @@ local function node_record(node)
   if not j then return nil end
   return cjson.decode(j)
 end
+-- A pending lobby is shown only while its node is live and not draining (the node's
+-- renewals do not mark it: it is not one of the node's lobbies yet).
+local function pending_shown(l)
+  if not l.pending then return true end
+  local n = node_record(l.node)
+  return n ~= nil and not n.draining
+end
 local function drop_code(key)
   local code = redis.call('HGET', P .. 'lobby:' .. key, 'code')
   if code and code ~= '' and redis.call('GET', P .. 'code:' .. code) == key then
@@ -263,7 +270,7 @@ while #out < limit and start < cap do
     if #out >= limit then break end
     if is_live(key, now) then
       local l = lobby_info(key)
-      if l and not l.private and not l.draining then
+      if l and not l.private and not l.draining and pending_shown(l) then
         l.reserved = reserved(key, now)
         out[#out + 1] = l
       end
@@ -283,7 +290,7 @@ local now = now_ms()
 local key = resolve(ARGV[2], ARGV[3])
 if not key or not is_live(key, now) then return 'null' end
 local l = lobby_info(key)
-if not l or l.draining then return 'null' end
+if not l or l.draining or not pending_shown(l) then return 'null' end
 l.reserved = reserved(key, now)
 return cjson.encode(l)
 "#;
@@ -353,6 +360,8 @@ if not best then return cjson.encode({ err = 'NO_NODE' }) end
 local id = nil
 for _ = 1, 8 do
   local c = redis.call('INCR', P .. 'pendid:' .. best.node)
+  -- Only a counter: after a day unused it starts again (EXISTS guards the ids in use).
+  redis.call('PEXPIRE', P .. 'pendid:' .. best.node, 86400000)
   local candidate = PENDING_BASE + (c % (PENDING_BASE - 1))
   if redis.call('EXISTS', P .. 'lobby:' .. best.node .. '/' .. candidate) == 0 then
     id = candidate

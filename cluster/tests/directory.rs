@@ -836,3 +836,32 @@ async fn unreachable_redis_at_start_is_a_clear_error() {
         .expect_err("no Redis");
     assert!(err.is_unavailable(), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draining_node_s_pending_lobby_leaves_the_listings_at_once() {
+    let redis = RedisServer::start();
+    let a = Node::start(config(&redis, "a"), vec![lobby(1, 3, 3)]).await;
+    let b = Node::start(config(&redis, "b"), vec![]).await;
+    let r = a.dir.quick_join(&[]).await.expect("a seat");
+    assert_eq!((r.node.as_str(), r.lobby), ("b", Some(FIRST_PENDING)));
+    let list = a.dir.list_public(100).await.expect("list");
+    assert_eq!(keys(&list), [("a".into(), 1), ("b".into(), FIRST_PENDING)]);
+
+    b.dir.drain().await.expect("drain");
+    let list = a.dir.list_public(100).await.expect("list");
+    assert_eq!(keys(&list), [("a".into(), 1)], "b's pending lobby too");
+    assert_eq!(
+        a.dir
+            .lookup_key(&key("b", FIRST_PENDING))
+            .await
+            .expect("lookup"),
+        None
+    );
+    assert!(matches!(
+        a.dir.reserve(&key("b", FIRST_PENDING), &[]).await,
+        Err(Error::Draining)
+    ));
+    // The next quick-join opens one on a, the only node not draining.
+    let next = a.dir.quick_join(&[]).await.expect("a seat");
+    assert_eq!((next.node.as_str(), next.lobby), ("a", Some(FIRST_PENDING)));
+}
