@@ -9,6 +9,13 @@
 //!   another node never finds its reserved seat taken by a local join. A reservation for
 //!   a lobby here is redeemed at once and the player seated; one for another node is
 //!   answered with a redirect (the other node's URL and the signed reservation).
+//! - Quick-join with no room anywhere gets a seat in a *pending* lobby that the directory
+//!   made on the least-loaded node (listed at once, so the quick-joins right behind it
+//!   fill it rather than each opening one); the first redemption on that node opens the
+//!   lobby with the directory's id and seats ([`Routed::Open`]), later ones enter it.
+//! - A redeemed seat stays held in Redis until the player is in the lobby's count: the
+//!   session tells [`Cluster::seated`] once the lobby claimed the seat, and the next
+//!   renewal writes the count and drops the hold in one script.
 //! - Join options travel with the reservation, in Redis (`ticksync_cluster`'s
 //!   `P:rsvopt:<id>`), never through the client: the node that reserves writes the
 //!   options of the request (`JoinLobby`, `QuickJoin`, `POST /api/matchmake`), the
