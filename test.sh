@@ -26,10 +26,12 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "== cargo test"
-cargo build --quiet -p ticksync-server --bin ticksync-server
+# The browser tests run the server binary and the coins example (an outside crate's game).
+cargo build --quiet -p ticksync-server --bin ticksync-server --example coins
 cargo test --workspace --quiet
 echo "== demo client and monitor tests (node, headless chromium)"
 export TICKSYNC_SERVER_BIN="$PWD/target/debug/ticksync-server"
+export TICKSYNC_COINS_BIN="$PWD/target/debug/examples/coins"
 (cd demo-client && npm test)
 node --test monitor/test/
 echo "== all tests passed"

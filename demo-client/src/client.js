@@ -15,7 +15,7 @@
 import { ClientFrameTag, CloseCode, ErrorCode, LeftReason, PROTOCOL_VERSION, nameOf } from './codec.js';
 import { TickClock } from './clock.js';
 import { LinkConditioner } from './conditioner.js';
-import { Connection } from './connection.js';
+import { Connection, resolveRedirectUrl } from './connection.js';
 import { buildInput } from './game.js';
 import { SnapshotBuffer, fieldMixer } from './interpolation.js';
 import { Predictor, Smoother, tickSeconds } from './prediction.js';
@@ -55,6 +55,11 @@ const LOBBY_REFRESH_MS = 2000;
 const LOBBY_OP_TIMEOUT_MS = 8000;
 /** After a resume, how long to wait for the lobby's Joined before assuming the seat is gone. */
 const RESUME_JOIN_WAIT_MS = 4000;
+/**
+ * Redirects followed in a row without landing in a lobby (cluster mode): two nodes that
+ * disagree about where a lobby or a session lives must not bounce a client forever.
+ */
+export const MAX_REDIRECTS = 3;
 /** Phase nudging of the input timer: at most this share of a tick per input. */
 const MAX_PHASE_NUDGE = 0.1;
 /** An Error this close before the connection ends is the reason it ended. */
@@ -88,7 +93,11 @@ const NO_CONTROLS = Object.freeze({
  * A ticksync client.
  *
  * options: {
- *   url,                        the WebSocket URL (see connection.js serverUrl)
+ *   url,                        the WebSocket URL (see connection.js serverUrl): the home
+ *                               node; a Redirect (cluster mode) moves the client to another
+ *                               node's URL until an error sends it home
+ *   pageOrigin,                 what a relative Redirect URL is resolved against (default:
+ *                               the page's origin, else the home URL)
  *   name,                       the display name sent in Hello
  *   controls,                   {sample(), direction(), button(name)}: input.js Controls (the
  *                               direction to send once per tick, the one held now, and the
@@ -115,6 +124,15 @@ export class GameClient {
     this.random = options.random ?? Math.random;
     this.session = new Session();
     this.connection = null;
+    /** The URL connected to now: options.url (home), or the node a Redirect sent us to. */
+    this.url = options.url;
+    /**
+     * A Redirect being followed: {url, reservation} from the Redirect until the
+     * Joined (or the error) that answers its JoinReserved on the new node.
+     */
+    this.redirecting = null;
+    /** Redirects followed in a row without landing in a lobby (at most MAX_REDIRECTS). */
+    this.redirectHops = 0;
     this.state = ConnState.Idle;
     /** How the last connection ended: {code, reason, wasClean, codeText, text, error}. */
     this.closeInfo = null;
@@ -207,6 +225,9 @@ export class GameClient {
     this.closeQuietly();
     this.session.reset();
     this.lostLobby = null;
+    this.redirecting = null;
+    this.redirectHops = 0;
+    this.url = this.options.url;
     this.versionMismatch = false;
     this.open(false);
   }
@@ -223,6 +244,9 @@ export class GameClient {
     this.closeQuietly();
     this.session.reset();
     this.lostLobby = null;
+    this.redirecting = null;
+    this.redirectHops = 0;
+    this.url = this.options.url;
     this.setState(ConnState.Idle);
   }
 
@@ -262,7 +286,7 @@ export class GameClient {
           })
         : null;
     const connection = new Connection(
-      this.options.url,
+      this.url,
       {
         onOpen: () => this.opened(connection),
         onMessage: (m) => {
@@ -298,6 +322,14 @@ export class GameClient {
   closed(connection, info) {
     if (connection !== this.connection) return; // an old connection, replaced on purpose
     this.connection = null;
+    if (this.redirecting) {
+      // The node a Redirect named is unreachable, refused us, or dropped us before the
+      // JoinReserved was answered: the reservation cannot be trusted to still stand.
+      const error = this.lastConnectionError;
+      const why = error ? error.message : `${info.code} ${closeCodeText(info.code)}`;
+      this.returnHome(`Could not reach the lobby's server (${why}); back to the lobby list.`);
+      return;
+    }
     this.stopTimers();
     this.session.phase = Phase.Closed;
     const last = this.lastConnectionError;
@@ -382,6 +414,9 @@ export class GameClient {
       case 'Pong':
         this.onPong(m, now);
         break;
+      case 'Redirect':
+        this.onRedirect(m);
+        return; // onRedirect has said what changed
       case 'Error':
         this.onError(m);
         break;
@@ -411,6 +446,17 @@ export class GameClient {
     this.startPings();
     const lost = this.lostLobby;
     this.lostLobby = null;
+    if (this.redirecting) {
+      // A new player on the lobby's node: redeem the seat reserved for us.
+      this.afterWelcome = null;
+      this.session.clearLobby();
+      this.session.phase = Phase.Lobbyless;
+      const { reservation } = this.redirecting;
+      if (!this.request('redirect', { type: 'JoinReserved', reservation })) {
+        this.returnHome("Could not reach the lobby's server; back to the lobby list.");
+      }
+      return;
+    }
     if (this.resuming && !this.resumeFailed) {
       // Same player: if it was in a lobby, the server sends a fresh Joined for it.
       if (lost && this.session.lobby) {
@@ -445,6 +491,9 @@ export class GameClient {
 
   onJoined(m, now) {
     this.pendingOp = null;
+    // Landed: a drop from now on resumes here, on this node, with its token.
+    this.redirecting = null;
+    this.redirectHops = 0;
     this.cancelTimer('resume-join');
     this.cancelTimer('list');
     this.resetNetcode(this.tickRate, this.session.game);
@@ -474,6 +523,13 @@ export class GameClient {
       case ErrorCode.InvalidArgument:
       case ErrorCode.ServerFull:
       case ErrorCode.JoinRefused:
+      case ErrorCode.ClusterUnavailable:
+      case ErrorCode.ReservationFailed:
+        if (this.pendingOp?.kind === 'redirect') {
+          // The lobby's node refused the reserved seat: the player goes back where it came from.
+          this.returnHome(`Could not join the lobby on its server: ${m.message}. Back to the lobby list.`);
+          return;
+        }
         if (this.pendingOp) {
           const rejoin = this.pendingOp.kind === 'rejoin';
           this.pendingOp = null;
@@ -490,6 +546,89 @@ export class GameClient {
         break;
     }
     this.emit('error', `${known ?? `Error ${m.code}`}: ${m.message}`);
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Redirects (cluster mode). A join for a lobby on another node is answered `Redirect {url,
+  // reservation}`: close this connection normally, connect to `url` as a new player there,
+  // Hello, then `JoinReserved {reservation}`; the Joined lands in the lobby as a direct join
+  // would, and from then on the client lives on that node (a drop resumes there, with that
+  // node's session token). An empty reservation answers a resume sent to the wrong node:
+  // resume at `url` with the same token. Any failure on the way goes back to the home node.
+
+  onRedirect(m) {
+    if (m.reservation === '' && this.resuming && this.session.phase === Phase.Handshaking) {
+      this.followRedirect(m, true); // our resume token belongs to another node
+    } else if (m.reservation !== '' && this.pendingOp) {
+      this.followRedirect(m, false); // a join (or, misconfigured, a JoinReserved) sent on
+    } else {
+      this.emit('error', 'The server sent a redirect nobody asked for; ignored.');
+      this.changed();
+    }
+  }
+
+  followRedirect(m, resume) {
+    const url = resolveRedirectUrl(m.url, this.pageOrigin(), this.url);
+    if (url === null) {
+      this.giveUpRedirect(`The server sent the client to an address it cannot use (${JSON.stringify(m.url)}).`);
+      return;
+    }
+    if (this.redirectHops >= MAX_REDIRECTS) {
+      this.giveUpRedirect(`Too many redirects in a row (${this.redirectHops}); the servers disagree about where the lobby is.`);
+      return;
+    }
+    this.redirectHops++;
+    this.closeQuietly(); // a normal close: this node frees the player at once
+    this.url = url;
+    if (resume) {
+      // Same session, on the node that holds it.
+      this.redirecting = null;
+    } else {
+      this.redirecting = { url, reservation: m.reservation };
+      this.session.reset(); // a new player on the lobby's node
+      this.lostLobby = null;
+      this.leaveOnResume = false;
+      this.afterWelcome = null;
+      this.emit('info', 'The lobby is on another server; connecting…');
+    }
+    try {
+      this.open(resume);
+    } catch (e) {
+      // The WebSocket constructor refused the URL (a page policy, a malformed address).
+      this.returnHome(`Could not connect to the lobby's server (${e.message}); back to the lobby list.`);
+    }
+  }
+
+  /** A redirect that cannot be followed: say why and stay on, or go back to, the home node. */
+  giveUpRedirect(text) {
+    if (this.url === this.options.url && this.connected && !this.redirecting) {
+      this.pendingOp = null;
+      this.cancelTimer('lobby-op');
+      this.emit('error', `${text} Back to the lobby list.`);
+      this.listLobbiesSoon(true);
+      this.changed();
+      return;
+    }
+    this.returnHome(`${text} Back to the lobby list.`);
+  }
+
+  /** Goes back to the home node as a new player, in its lobby list, after saying why. */
+  returnHome(text) {
+    this.emit('error', text);
+    this.closeQuietly();
+    this.redirecting = null;
+    this.redirectHops = 0;
+    this.session.reset();
+    this.lostLobby = null;
+    this.leaveOnResume = false;
+    this.afterWelcome = null;
+    this.url = this.options.url;
+    this.open(false);
+  }
+
+  /** The origin a relative redirect URL is resolved against: the page's, if there is a page. */
+  pageOrigin() {
+    return this.options.pageOrigin ?? globalThis.location?.origin ?? null;
   }
 
   // ---------------------------------------------------------------------------------------
@@ -557,7 +696,8 @@ export class GameClient {
    * the name from Hello) or the connection is down, after the next Welcome.
    */
   lobbyRequest(kind, message) {
-    if (this.pendingOp || this.session.lobby) return false;
+    if (this.pendingOp || this.session.lobby || this.redirecting) return false;
+    this.redirectHops = 0; // the player's own request: a fresh count of redirects
     const run = () => this.request(kind, message);
     if (this.online && this.welcomedName === this.options.name) return run();
     if (this.online) {
@@ -579,6 +719,10 @@ export class GameClient {
     this.setTimer_('lobby-op', LOBBY_OP_TIMEOUT_MS, () => {
       if (this.pendingOp?.kind === kind) {
         this.pendingOp = null;
+        if (kind === 'redirect') {
+          this.returnHome("The lobby's server did not answer; back to the lobby list.");
+          return;
+        }
         this.emit('error', 'The server did not answer; try again.');
         this.changed();
       }

@@ -27,6 +27,26 @@ export function serverUrl(loc = globalThis.location) {
 }
 
 /**
+ * Where a `Redirect` (cluster mode) sends the client: its `url` as an absolute `ws:` or
+ * `wss:` URL, or null for anything else (another scheme, not a URL at all). A relative
+ * `url` (`/b/ws`, nodes behind one reverse proxy) is resolved against the page's origin
+ * (`http:` becomes `ws:`, `https:` `wss:`), or against `current` (the URL connected to now)
+ * where there is no page.
+ */
+export function resolveRedirectUrl(url, pageOrigin, current) {
+  let base = current;
+  if (pageOrigin && /^https?:\/\//.test(pageOrigin)) base = pageOrigin.replace(/^http/, 'ws');
+  let resolved;
+  try {
+    resolved = new URL(url, base);
+  } catch {
+    return null;
+  }
+  if (resolved.protocol !== 'ws:' && resolved.protocol !== 'wss:') return null;
+  return resolved.href;
+}
+
+/**
  * A connection to a ticksync server.
  *
  * handlers: {

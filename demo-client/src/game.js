@@ -19,8 +19,14 @@
 //   score                     the field of the controlled kind that is the player's score
 //   controls                  {inputField: 'move' | 'aim' | 'primary' | 'secondary'}
 //                             (default: by type, see defaultControls)
-//   describeEvent(event, names)  a line for the event feed, or null
+//   describeEvent(event, names)  a line for the event feed, or null (default: the
+//                             event's name and fields, player fields by name)
+//   actions                   [{message, label, key}]: buttons (and digit keys) that send
+//                             a game message without fields (default: one per such
+//                             message type, keys 1 to 9 in schema order)
 //   style(entity)             {colour, ring, badge, label} drawing hints, optional
+//                             (default colour: the controlling player's, else the
+//                             `owner` field's, else the entity kind's)
 
 import { clampDirection } from './prediction.js';
 
@@ -101,14 +107,30 @@ export function resolveGame(module, codec) {
     controls,
     aims: Object.values(controls).includes('aim'),
     world,
-    describeEvent: m.describeEvent ?? defaultDescribe,
+    describeEvent: m.describeEvent ?? ((event, nameOf) => describeGeneric(codec, event, nameOf)),
+    actions: m.actions ?? defaultActions(codec),
     style: m.style ?? (() => ({})),
   };
 }
 
-function defaultDescribe(event) {
-  const parts = Object.entries(event.values).map(([k, v]) => `${k} ${typeof v === 'object' ? JSON.stringify(v) : v}`);
+/** "Collected: by ann": the event's name, then each field (a player field by its name). */
+export function describeGeneric(codec, event, nameOf = (seat) => `#${seat}`) {
+  const row = codec.events?.find((t) => t.name === event.type);
+  const typeOf = new Map((row?.fields ?? []).map((f) => [f.name, f.type]));
+  const parts = Object.entries(event.values).map(([k, v]) => {
+    if (typeOf.get(k) === 'Player') return `${k} ${nameOf(v)}`;
+    if (v && typeof v === 'object') return `${k} ${JSON.stringify(v)}`;
+    return `${k} ${v}`;
+  });
   return `${event.type}${parts.length ? `: ${parts.join(', ')}` : ''}`;
+}
+
+/** A button per message type without fields ("Drop"), with the keys 1 to 9 in order. */
+export function defaultActions(codec) {
+  return (codec.messages ?? [])
+    .filter((t) => t.fields.length === 0)
+    .slice(0, 9)
+    .map((t, i) => ({ message: t.name, label: t.name.replace(/_/g, ' '), key: `Digit${i + 1}` }));
 }
 
 /**
@@ -133,4 +155,34 @@ export function buildInput(inputRow, mapping, controls, { held = false, aim = nu
     }
   }
   return out;
+}
+
+/** `key=value` pairs, comma separated (a form field), as the protocol's [[key, value]]. */
+export function parseOptions(raw) {
+  return String(raw ?? '')
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)
+    .map((p) => {
+      const at = p.indexOf('=');
+      return at < 0 ? [p, ''] : [p.slice(0, at).trim(), p.slice(at + 1).trim()];
+    });
+}
+
+/** The HTTP URL of the server's `/api/game` (which game it runs), from its WebSocket URL. */
+export function gameInfoUrl(wsUrl) {
+  const u = new URL(wsUrl);
+  u.protocol = u.protocol === 'wss:' ? 'https:' : 'http:';
+  u.pathname = '/api/game';
+  u.search = '';
+  return u.toString();
+}
+
+/**
+ * What the lobby screen calls the server's game before joining: the game module's title
+ * when the client has one, else the server's (`/api/game`), else null.
+ */
+export function serverGameTitle(info, module) {
+  if (!info || typeof info.game !== 'string') return null;
+  return module?.title ?? (typeof info.title === 'string' && info.title ? info.title : info.game);
 }

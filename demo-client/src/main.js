@@ -173,6 +173,10 @@ const debug = Object.freeze({
   get seat() {
     return client.session.seat;
   },
+  /** What GET /api/game said before joining ({game, title, schema_hash, ...}) or null. */
+  get serverGame() {
+    return ui.serverGame ? structuredClone(ui.serverGame) : null;
+  },
   /** The lobby's game: {name, title, known (has a module), predicts, aims} or null. */
   get game() {
     const g = client.game;

@@ -14,6 +14,12 @@ const TOP = 60; // room for the top bar
 const BOTTOM = 30; // room for the hint line
 const GRID = 100; // world units between grid lines
 
+/** A colour per entity kind (kind 0 first): coins, bullets, pickups told apart at a glance. */
+export function kindColour(kind) {
+  const hues = [48, 190, 130, 280, 20, 330, 90, 230];
+  return `hsl(${hues[kind % hues.length]}, 75%, 58%)`;
+}
+
 /** A stable colour per entity id. */
 export function colourOf(id) {
   // Golden-ratio steps over the hues from orange to pink: red stays the colour of "it".
@@ -134,7 +140,13 @@ export class Renderer {
       }
       ctx.beginPath();
       ctx.arc(x, y, er, 0, Math.PI * 2);
-      ctx.fillStyle = style.colour ?? (player ? colourOf(e.controlledBy) : colourOf(e.values.owner ?? e.id));
+      let fill = style.colour;
+      if (!fill) {
+        if (player) fill = colourOf(e.controlledBy);
+        else if (typeof e.values.owner === 'number' && e.values.owner > 0) fill = colourOf(e.values.owner);
+        else fill = kindColour(e.kind ?? 0);
+      }
+      ctx.fillStyle = fill;
       ctx.fill();
       if (style.ring) {
         ctx.lineWidth = 3;

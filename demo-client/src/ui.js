@@ -4,6 +4,8 @@
 
 import { MAX_LOBBY_NAME_BYTES, MAX_PLAYER_NAME_BYTES, PROTOCOL_VERSION } from './codec.js';
 import { ConnState } from './client.js';
+import { gameInfoUrl, parseOptions, serverGameTitle } from './game.js';
+import { gameModule } from './games/index.js';
 import { colourOf } from './render.js';
 
 const $ = (id) => document.getElementById(id);
@@ -47,6 +49,10 @@ export class Ui {
     this.els = {
       name: $('name'),
       nameForm: $('name-form'),
+      lobbyHeading: $('lobby-heading'),
+      serverGame: $('server-game'),
+      joinOptions: $('join-options'),
+      actions: $('actions'),
       quickPlay: $('quick-play'),
       lobbyList: $('lobby-list'),
       lobbyEmpty: $('lobby-empty'),
@@ -94,7 +100,28 @@ export class Ui {
     this.lastResults = null;
     this.resultsDismissed = null;
     this.statRows = new Map();
+    /** What `/api/game` said about the server's game ({game, title, ...}), or null. */
+    this.serverGame = null;
+    this.lastActions = '';
     this.wire();
+    this.fetchServerGame();
+  }
+
+  /** Asks the server which game it runs, to name it on the lobby screen before joining. */
+  async fetchServerGame() {
+    try {
+      const response = await fetch(gameInfoUrl(this.url), { cache: 'no-store' });
+      if (!response.ok) return;
+      this.serverGame = await response.json();
+      this.renderGame();
+    } catch {
+      // Another server (?server=) or an older one: the lobby screen stays generic.
+    }
+  }
+
+  /** The join options of the lobby screen, sent with every join. */
+  joinOptions() {
+    return parseOptions(this.els.joinOptions?.value);
   }
 
   wire() {
@@ -113,7 +140,7 @@ export class Ui {
     els.nameForm.addEventListener('submit', (e) => {
       e.preventDefault();
       commitName();
-      client.quickJoin();
+      client.quickJoin(this.joinOptions());
     });
     els.createForm.addEventListener('submit', (e) => {
       e.preventDefault();
@@ -131,13 +158,13 @@ export class Ui {
         return;
       }
       commitName();
-      client.joinCode(code);
+      client.joinCode(code, this.joinOptions());
     });
     els.lobbyList.addEventListener('click', (e) => {
       const row = e.target.closest('li[data-lobby-id]');
       if (!row || row.dataset.full === 'true') return;
       commitName();
-      client.joinLobby(Number(row.dataset.lobbyId));
+      client.joinLobby(Number(row.dataset.lobbyId), this.joinOptions());
     });
     els.leave.addEventListener('click', () => {
       client.leaveLobby();
@@ -152,6 +179,12 @@ export class Ui {
       this.resultsDismissed = this.client.session.matchEnded;
       els.results.hidden = true;
     });
+    els.actions.addEventListener('click', (e) => {
+      const button = e.target.closest('button[data-message]');
+      if (!button) return;
+      client.sendGameMessage(button.dataset.message);
+      button.blur();
+    });
     els.connRetry.addEventListener('click', () => client.reconnectNow());
     els.connReload.addEventListener('click', () => location.reload());
     window.addEventListener('keydown', (e) => {
@@ -159,21 +192,20 @@ export class Ui {
       if ((e.code === 'KeyN' || e.code === 'Backquote') && !e.ctrlKey && !e.metaKey && !e.altKey) {
         this.toggleStats();
         e.preventDefault();
+        return;
+      }
+      // The game's actions: a digit key sends its message.
+      const action = client.inLobby && !e.repeat ? client.session.game?.actions.find((a) => a.key === e.code) : null;
+      if (action && !e.ctrlKey && !e.metaKey && !e.altKey) {
+        client.sendGameMessage(action.message);
+        e.preventDefault();
       }
     });
   }
 
   /** The game options of the create form (`key=value` pairs, comma separated) as [[key, value]]. */
   gameOptions() {
-    const raw = this.els.createOptions?.value ?? '';
-    return raw
-      .split(',')
-      .map((p) => p.trim())
-      .filter(Boolean)
-      .map((p) => {
-        const at = p.indexOf('=');
-        return at < 0 ? [p, ''] : [p.slice(0, at).trim(), p.slice(at + 1).trim()];
-      });
+    return parseOptions(this.els.createOptions?.value);
   }
 
   toggleStats(on = !this.statsVisible) {
@@ -246,9 +278,35 @@ export class Ui {
     const { els, client } = this;
     const session = client.session;
     const game = session.game;
-    const title = game ? `ticksync ${game.title}` : 'ticksync';
+    // Before joining, the server's game (GET /api/game) names the page.
+    const before = serverGameTitle(this.serverGame, gameModule(this.serverGame?.game));
+    // A game without a module is titled as the server titles it.
+    const inGameTitle = game && !game.known && before && this.serverGame.game === game.name ? before : game?.title;
+    const named = inGameTitle ?? before;
+    const title = named ? `ticksync ${named}` : 'ticksync';
     if (document.title !== title) document.title = title;
-    setText(els.gameTitle, game ? game.title : '');
+    setText(els.gameTitle, inGameTitle ?? '');
+    if (before) {
+      const heading = `${before} `;
+      if (els.lobbyHeading.firstChild?.textContent !== heading) {
+        els.lobbyHeading.replaceChildren(heading, el('span', { class: 'muted', textContent: '— on ticksync' }));
+      }
+      const blurb = gameModule(this.serverGame.game)?.blurb;
+      setText(els.serverGame, blurb ? `This server plays ${before}: ${blurb}` : `This server plays ${before}.`);
+      els.serverGame.hidden = false;
+      document.body.dataset.serverGame = this.serverGame.game;
+    }
+    const actions = game?.actions ?? [];
+    const actionKey = client.inLobby ? actions.map((a) => `${a.message}:${a.key}`).join('|') : '';
+    if (actionKey !== this.lastActions) {
+      this.lastActions = actionKey;
+      els.actions.replaceChildren(
+        ...(client.inLobby ? actions : []).map((a) =>
+          el('button', { type: 'button', class: 'small', textContent: `${a.key.replace('Digit', '')} ${a.label}`, dataset: { message: a.message } }),
+        ),
+      );
+    }
+    els.actions.hidden = !client.inLobby || actions.length === 0;
     setText(els.hint, game ? game.hint : 'Move with WASD or the arrows');
     document.body.dataset.game = game?.name ?? '';
     const parts = [];

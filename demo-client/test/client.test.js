@@ -232,7 +232,8 @@ describe('GameClient: the lobby flow', () => {
     const c = h.client.session.codec;
     h.ws.deliver({ type: 'Event', bytes: encodeEvent(c, ServerFrameTag.Event, 120, 'Tagged', { by: 1 }) });
     assert.deepEqual(h.client.session.events.map((e) => [e.tick, e.type, e.values.by]), [[120, 'Tagged', 1]]);
-    assert.deepEqual(h.events.at(-1), { kind: 'game', text: 'Tagged: by 1' });
+    // A player field is named (the generic description of a game without a module).
+    assert.deepEqual(h.events.at(-1), { kind: 'game', text: 'Tagged: by bo' });
     h.ws.deliver({ type: 'MatchEnded', summary: 'time is up', results: [{ seat: 1, name: 'bo', score: 3, place: 1 }] });
     assert.deepEqual(h.events.at(-1), { kind: 'match', text: 'time is up — bo wins' });
     h.ws.deliver({ type: 'Left', reason: 4 });

@@ -26,13 +26,16 @@ export const WAIT = { timeout: 8000 };
 
 export const skip = process.env.TICKSYNC_SKIP_BROWSER === '1' ? 'TICKSYNC_SKIP_BROWSER=1' : false;
 
-/** Starts the server on a fresh loopback port; resolves once it printed its address. */
-export function startServer(args = []) {
+/**
+ * Starts the server (or `bin`, a server built on it such as the coins example) on a fresh
+ * loopback port; resolves once it printed its address.
+ */
+export function startServer(args = [], bin = SERVER_BIN) {
   const bind = '127.0.0.1:0';
-  if (!existsSync(SERVER_BIN)) {
-    throw new Error(`no server binary at ${SERVER_BIN}: run \`cargo build -p ticksync-server\` (or set TICKSYNC_SERVER_BIN)`);
+  if (!existsSync(bin)) {
+    throw new Error(`no server binary at ${bin}: run \`cargo build -p ticksync-server\` (or set TICKSYNC_SERVER_BIN)`);
   }
-  const child = spawn(SERVER_BIN, ['--bind', bind, ...args], {
+  const child = spawn(bin, ['--bind', bind, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' },
   });

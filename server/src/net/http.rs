@@ -1,6 +1,7 @@
 //! HTTP on the same port as the game: the demo client's files, `/ws` (the WebSocket
-//! upgrade), `/api/lobbies` (in cluster mode: every node's), `/api/matchmake` (cluster
-//! mode, see `admin`), `/healthz` (alive) and `/readyz` (accepting players).
+//! upgrade), `/api/game` (which game this server runs, for a page before it joins),
+//! `/api/lobbies` (in cluster mode: every node's), `/api/matchmake` (cluster mode, see
+//! `admin`), `/healthz` (alive) and `/readyz` (accepting players).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -75,12 +76,51 @@ pub(crate) async fn handle(
             let body = serde_json::to_vec(&*list).unwrap_or_default();
             with_type(Response::new(Full::from(body)), "application/json")
         }
+        (&Method::GET, "/api/game") => {
+            let body = serde_json::to_vec(&game_info(&shared)).unwrap_or_default();
+            with_type(Response::new(Full::from(body)), "application/json")
+        }
         (&Method::POST, "/api/matchmake") => admin::matchmake(req, client, shared).await,
         (&Method::GET | &Method::HEAD, path) => static_file(path),
         _ => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
     };
     secure(response.headers_mut());
     Ok(response)
+}
+
+/// `GET /api/game`: the game every lobby of this server plays, known before joining (the
+/// schema itself arrives with `Joined`): its schema name, a title for people (the name
+/// with `_` as spaces and each word capitalised), the schema's hash (16 hex digits, as a
+/// client caching schemas keys them), the tick rate, and the names of its entity kinds,
+/// message types and event types.
+fn game_info(shared: &Shared) -> serde_json::Value {
+    let schema = shared.game.schema();
+    let names = |types: &[ticksync_protocol::schema::TypeDef]| {
+        types.iter().map(|t| t.name.clone()).collect::<Vec<_>>()
+    };
+    serde_json::json!({
+        "game": schema.game,
+        "title": title_of(&schema.game),
+        "schema_hash": format!("{:016x}", schema.hash()),
+        "tick_rate": shared.config.tick_rate,
+        "entities": names(&schema.entities),
+        "messages": names(&schema.messages),
+        "events": names(&schema.events),
+    })
+}
+
+/// `king_of_hill` → `King Of Hill`.
+fn title_of(name: &str) -> String {
+    name.split('_')
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let mut chars = w.chars();
+            chars.next().map_or_else(String::new, |first| {
+                first.to_uppercase().chain(chars).collect::<String>()
+            })
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The policy headers every response carries: pages load only this server's own files
@@ -476,6 +516,37 @@ mod tests {
             "public lobbies only, with these four fields"
         );
         server.stop().await;
+    }
+
+    #[tokio::test]
+    async fn api_game_names_the_game_before_anyone_joins() {
+        let server = Server::start(Config::default()).await;
+        let (status, head, body) = server.get("/api/game").await;
+        assert_eq!(status, 200);
+        assert!(head.contains("content-type: application/json"), "{head}");
+        let info: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+        let schema = server.shared.game.schema();
+        assert_eq!(
+            info,
+            serde_json::json!({
+                "game": "arena",
+                "title": "Arena",
+                "schema_hash": format!("{:016x}", schema.hash()),
+                "tick_rate": 30,
+                "entities": ["Player"],
+                "messages": [],
+                "events": [],
+            })
+        );
+        assert_eq!(server.request("POST /api/game HTTP/1.1").await.0, 405);
+        server.stop().await;
+    }
+
+    #[test]
+    fn titles_capitalise_each_word_of_the_name() {
+        assert_eq!(title_of("shooter"), "Shooter");
+        assert_eq!(title_of("king_of__the_hill"), "King Of The Hill");
+        assert_eq!(title_of(""), "");
     }
 
     const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
