@@ -31,6 +31,9 @@ pub struct DirectoryConfig {
     pub cleanup_every: u32,
     /// Most entries a listing or quick-join looks at (bounds the script's run time).
     pub scan_limit: usize,
+    /// Seats of a lobby that quick-join opens (as a pending lobby, on the least-loaded
+    /// node) when no public lobby has room.
+    pub quick_lobby_size: u16,
 }
 
 impl DirectoryConfig {
@@ -52,6 +55,7 @@ impl DirectoryConfig {
             op_timeout: Duration::from_secs(1),
             cleanup_every: 5,
             scan_limit: 2_000,
+            quick_lobby_size: 8,
         }
     }
 
@@ -79,6 +83,9 @@ impl DirectoryConfig {
             return Err(Error::Config(
                 "the operation timeout must be shorter than the lease".into(),
             ));
+        }
+        if self.quick_lobby_size == 0 {
+            return Err(Error::Config("quick_lobby_size must be at least 1".into()));
         }
         if self.cleanup_every == 0 || self.scan_limit == 0 {
             return Err(Error::Config(

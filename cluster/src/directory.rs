@@ -2,7 +2,7 @@
 //! reservations and their redemption, quick-join, draining.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -24,6 +24,16 @@ use crate::token::{RESERVATION_ID_LEN, ReservationToken, hex};
 pub const SLOT_SPAN: u32 = 1 << 22;
 /// The largest local lobby id a node may publish (ids must be 1..=this).
 pub const MAX_LOCAL_LOBBY_ID: u32 = SLOT_SPAN - 1;
+/// Local lobby ids from this one up are allocated by the directory, for the pending
+/// lobbies quick-join opens (see [`Directory::quick_join`]); a node gives its own lobbies
+/// ids below it.
+pub const PENDING_LOBBY_BASE: u32 = 1 << 21;
+/// Counted holds one renewal hands back at most (more wait for the next one).
+const MAX_COUNTED_PER_RENEWAL: usize = 5_000;
+/// Counted holds kept for renewals at most; beyond, a hold simply ends with its lease.
+const MAX_COUNTED: usize = 65_536;
+/// A pending lobby's name until its node publishes it with its own.
+const PENDING_NAME: &str = "new lobby";
 /// Node slots (1..=this); slot 0 is never given out, so single-node ids stay as they are.
 pub const MAX_SLOTS: u32 = 1023;
 /// Most lobbies one listing returns.
@@ -127,14 +137,16 @@ pub struct NodeInfo {
     pub slot: u32,
 }
 
-/// A seat (or, from quick-join, a ticket to create a lobby) held for one player.
+/// A seat held for one player (or a create ticket, which only nodes of the previous
+/// version make: quick-join now opens a pending lobby instead).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reservation {
     /// The node that redeems it.
     pub node: String,
     /// Where the player connects (that node's public url).
     pub url: String,
-    /// The lobby's local id on `node`; `None`: `node` is to create a lobby (quick-join).
+    /// The lobby's local id on `node`; `None`: a create ticket (`node` is to create a
+    /// lobby), made by a node of the previous version during a rolling upgrade.
     pub lobby: Option<u32>,
     /// The lobby's cluster id (0 when `lobby` is `None`).
     pub cluster_id: u32,
@@ -152,8 +164,13 @@ pub type JoinOptions = [(String, String)];
 /// A redeemed reservation: the player may take its seat.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Redeemed {
-    /// The local lobby to seat the player in; `None`: create one (quick-join).
+    /// The local lobby to seat the player in; `None`: create one (a create ticket of a
+    /// node of the previous version).
     pub lobby: Option<u32>,
+    /// `Some(seats)`: the lobby is a pending one that quick-join opened in the
+    /// directory; this node opens it now, with id `lobby` and this many seats (unless a
+    /// concurrent redemption already did).
+    pub open: Option<u16>,
     /// The join options the reservation was made with (empty: none), read from Redis:
     /// the player never sent them to this node, so it cannot have changed them.
     pub options: Vec<(String, String)>,
@@ -202,6 +219,9 @@ struct Inner {
     secrets: RwLock<Vec<Vec<u8>>>,
     /// Offered to Redis as the cluster secret if it has none (first node, or a fresh Redis).
     secret_offer: String,
+    /// Redeemed seats whose players are now seated here ([`Directory::seated`]): the
+    /// next renewal counts them as players and drops their holds in the same script.
+    counted: std::sync::Mutex<Vec<(String, String)>>,
     /// Serialises renewals (so an older snapshot never lands after a newer one); holds
     /// the instant of the last successful renewal.
     renewing: tokio::sync::Mutex<Option<Instant>>,
@@ -280,6 +300,8 @@ struct RedeemReply {
     err: Option<String>,
     #[serde(default)]
     options: String,
+    #[serde(default)]
+    pending: Option<u16>,
 }
 
 impl Directory {
@@ -319,6 +341,7 @@ impl Directory {
                 gone: AtomicBool::new(false),
                 slot: AtomicU32::new(0),
                 secrets: RwLock::new(Vec::new()),
+                counted: std::sync::Mutex::new(Vec::new()),
                 secret_offer: hex(&offer),
                 renewing: tokio::sync::Mutex::new(None),
                 started_ms,
@@ -372,6 +395,17 @@ impl Directory {
         }
         let cfg = &self.inner.config;
         let draining = self.is_draining();
+        // Taken before the lobbies: every hold here was seated before it was noted, so
+        // the counts read next include its player.
+        let counted: Vec<(String, String)> = {
+            let mut c = self
+                .inner
+                .counted
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let n = c.len().min(MAX_COUNTED_PER_RENEWAL);
+            c.drain(..n).collect()
+        };
         let lobbies: Vec<LobbyEntry> = self
             .inner
             .source
@@ -414,11 +448,18 @@ impl Directory {
                 .arg(if l.private { "1" } else { "0" })
                 .arg(l.code.as_deref().unwrap_or(""));
         }
+        inv.arg(counted.len());
+        for (key, id) in &counted {
+            inv.arg(key).arg(id);
+        }
         let m = &self.inner.metrics;
         let reply: RenewReply = match self.eval(&inv).await {
             Ok(r) => r,
             Err(e) => {
                 DirectoryMetrics::add(&m.renewal_failures, 1);
+                // Not dropped: the next renewal counts these players too. (Were they gone
+                // meanwhile, their seats are free in the counts, and dropping is right.)
+                self.note_counted(counted);
                 return Err(e);
             }
         };
@@ -535,10 +576,14 @@ impl Directory {
     }
 
     /// Quick-join across the cluster: a seat in the fullest public live lobby with room
-    /// (counting live reservations), or else a ticket for the least-loaded live node that
-    /// is not draining to create a lobby (`lobby: None`). One script: two concurrent
-    /// quick-joins can never both take the last seat. `options` travel with the
-    /// reservation (for a create ticket, they are the new lobby's creation options too).
+    /// (counting live reservations), or else a seat in a new *pending* lobby of
+    /// `quick_lobby_size` seats on the least-loaded live node that is not draining. One
+    /// script: two concurrent quick-joins can never both take the last seat, and the new
+    /// lobby is listed at once, so the quick-joins right behind fill it instead of each
+    /// opening one. Its node opens it when the first seat is redeemed there
+    /// ([`Redeemed::open`]); never opened, it expires with its last reservation.
+    /// `options` travel with the reservation (and are a pending lobby's creation
+    /// options).
     pub async fn quick_join(&self, options: &JoinOptions) -> Result<Reservation, Error> {
         let id = new_reservation_id()?;
         let cfg = &self.inner.config;
@@ -548,7 +593,9 @@ impl Directory {
             .arg(millis(cfg.reservation_ttl))
             .arg(millis(cfg.lease))
             .arg(cfg.scan_limit)
-            .arg(options_json(options)?);
+            .arg(options_json(options)?)
+            .arg(cfg.quick_lobby_size)
+            .arg(PENDING_NAME);
         let reply: SeatReply = self.eval(&inv).await?;
         self.seat(id, reply)
     }
@@ -633,6 +680,7 @@ impl Directory {
                 };
                 Ok(Redeemed {
                     lobby: (token.lobby != 0).then_some(token.lobby),
+                    open: reply.pending,
                     options,
                     key: key.redis_key(),
                     id,
@@ -643,6 +691,24 @@ impl Directory {
             Some("MISMATCH") => Err(ReservationError::Mismatch.into()),
             Some(other) => Err(Error::Protocol(format!("redeem refused with {other:?}"))),
         }
+    }
+
+    /// The player of a [`redeem`](Self::redeem)ed reservation took its seat here (the
+    /// lobby's count, which this node publishes, includes it now): the next renewal drops
+    /// the hold as it writes that count, so the seat is counted once, not twice until
+    /// the hold ends. Call it only after the player's seat is claimed in the lobby.
+    pub fn seated(&self, redeemed: &Redeemed) {
+        self.note_counted(vec![(redeemed.key.clone(), redeemed.id.clone())]);
+    }
+
+    fn note_counted(&self, holds: Vec<(String, String)>) {
+        let mut c = self
+            .inner
+            .counted
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let room = MAX_COUNTED.saturating_sub(c.len());
+        c.extend(holds.into_iter().take(room));
     }
 
     /// Gives back the seat a [`redeem`](Self::redeem)ed reservation holds, at once: its

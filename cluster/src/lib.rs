@@ -23,12 +23,13 @@
 //! | `P:nodes`                | zset   | node ids scored by lease expiry (ms, Redis time)                      |
 //! | `P:slot:<n>`             | string | the node holding slot `n` (1..=1023), `PX` lease                      |
 //! | `P:lobbies`              | zset   | `<node>/<local id>` scored by lease expiry: the source of liveness   |
-//! | `P:lobby:<node>/<id>`    | hash   | node, lobby, gid, name, players, max, private, code, draining (no TTL: liveness is `P:lobbies`; clean-up removes it) |
+//! | `P:lobby:<node>/<id>`    | hash   | node, lobby, gid, name, players, max, private, code, draining (no TTL: liveness is `P:lobbies`; clean-up removes it); a *pending* lobby (made by quick-join, not yet opened by its node) has `pending = 1` and no `draining`, until the node's first renewal that includes it |
+//! | `P:pendid:<node>`        | string | counter of the pending lobby ids quick-join allocated for the node (local ids from `PENDING_LOBBY_BASE` up), `PX` one day |
 //! | `P:public`               | zset   | public lobbies of non-draining nodes, scored `players·2³² + (2³²−1−gid)` (fullest first, then lowest id) |
 //! | `P:code:<code>`          | string | the lobby key of a private lobby's code, `PX` lease                   |
 //! | `P:nodelobbies:<node>`   | set    | the lobby keys the node last published (to drop closed ones at once)  |
 //! | `P:resv:<node>/<id>`     | zset   | reservation ids holding seats, scored by expiry; `u:<id>` once redeemed |
-//! | `P:pending:<node>`       | zset   | `<key>\|<id>` of the node's reservations, holds (`u:`) and create tickets (`<node>/0`), by expiry: quick-join's load, and how renewals find expired ones |
+//! | `P:pending:<node>`       | zset   | `<key>\|<id>` of the node's reservations and holds (`u:`; `<node>/0`: a create ticket of an older node), by expiry: quick-join's load, and how renewals find expired ones |
 //! | `P:rsv:<id>`             | string | a reservation's lobby key (`<node>/0`: create ticket), then `U` once used; `PX` ttl |
 //! | `P:rsvopt:<id>`          | string | the reservation's join options, JSON `[["key","value"],...]` (absent: none); `PX` ttl; read and deleted when redeemed |
 //! | `P:secret`               | string | the cluster's HMAC key, created once with the first node's random offer |
@@ -54,8 +55,8 @@ pub mod token;
 pub use config::{DirectoryConfig, random_node_id, validate_node_id};
 pub use directory::{
     CleanupReport, Directory, JoinOptions, ListedLobby, LobbyEntry, LobbyKey, LobbySource,
-    MAX_LOCAL_LOBBY_ID, MAX_PAGE, MAX_SLOTS, NodeInfo, Redeemed, Renewal, Reservation, SLOT_SPAN,
-    cluster_id, split_cluster_id,
+    MAX_LOCAL_LOBBY_ID, MAX_PAGE, MAX_SLOTS, NodeInfo, PENDING_LOBBY_BASE, Redeemed, Renewal,
+    Reservation, SLOT_SPAN, cluster_id, split_cluster_id,
 };
 pub use error::{Error, ReservationError};
 pub use metrics::{DirectoryMetrics, MetricsSnapshot};

@@ -20,6 +20,7 @@ use redis::Script;
 const PRELUDE: &str = r#"
 local P = ARGV[1]
 local SLOT_SPAN = 4194304
+local PENDING_BASE = 2097152
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -30,11 +31,11 @@ local function is_live(key, now)
 end
 local function lobby_info(key)
   local h = redis.call('HMGET', P .. 'lobby:' .. key,
-    'node', 'lobby', 'gid', 'name', 'players', 'max', 'private', 'draining')
+    'node', 'lobby', 'gid', 'name', 'players', 'max', 'private', 'draining', 'pending')
   if not h[1] then return nil end
   return { node = h[1], lobby = tonumber(h[2]), gid = tonumber(h[3]), name = h[4],
     players = tonumber(h[5]), max = tonumber(h[6]), private = (h[7] == '1'),
-    draining = (h[8] == '1') }
+    draining = (h[8] == '1'), pending = (h[9] == '1') }
 end
 local function reserved(key, now)
   return redis.call('ZCOUNT', P .. 'resv:' .. key, '(' .. now, '+inf')
@@ -43,6 +44,13 @@ local function node_record(node)
   local j = redis.call('GET', P .. 'node:' .. node)
   if not j then return nil end
   return cjson.decode(j)
+end
+-- A pending lobby is shown only while its node is live and not draining (the node's
+-- renewals do not mark it: it is not one of the node's lobbies yet).
+local function pending_shown(l)
+  if not l.pending then return true end
+  local n = node_record(l.node)
+  return n ~= nil and not n.draining
 end
 local function drop_code(key)
   local code = redis.call('HGET', P .. 'lobby:' .. key, 'code')
@@ -96,6 +104,8 @@ local function try_reserve(key, now, rid, ttl, lease, options)
   if not n then return nil, 'NOT_FOUND' end
   if n.draining then return nil, 'DRAINING' end
   if l.players + reserved(key, now) >= l.max then return nil, 'FULL' end
+  -- A pending lobby lives as long as the reservations in it.
+  if l.pending then redis.call('ZADD', P .. 'lobbies', 'GT', now + ttl, key) end
   local r = P .. 'resv:' .. key
   redis.call('ZADD', r, now + ttl, rid)
   redis.call('PEXPIRE', r, ttl + lease)
@@ -112,7 +122,8 @@ end
 /// ARGV: prefix, node id, lease ms, slot hint (0: none), node record JSON, a fresh secret
 /// (used only if Redis has none), draining ('0'/'1'), number of slots, number of lobbies,
 /// then six per lobby: local id, name, players, max, private ('0'/'1'), code
-/// ('' for none).
+/// ('' for none); then the number of counted holds and two per hold: lobby key,
+/// reservation id (redeemed seats whose players the counts include: their holds go).
 /// Answers `{slot, now, expired, secret}`.
 ///
 /// Cost is what keeps Redis responsive: a lobby whose hash already holds its static
@@ -174,6 +185,8 @@ for i = 0, count - 1 do
   if redis.call('HSET', h, 'players', players, 'gid', gid, 'draining', ARGV[7]) > 0 then
     redis.call('HSET', h, 'node', node, 'lobby', id, 'name', ARGV[o + 1], 'max', ARGV[o + 3],
       'private', private, 'code', code)
+    -- A pending lobby (made by quick-join) is this node's own from now on.
+    redis.call('HDEL', h, 'pending')
   end
   live_args[#live_args + 1] = exp
   live_args[#live_args + 1] = key
@@ -197,6 +210,16 @@ end
 flush('lobbies', live_args, 'ZADD')
 flush('public', public_args, 'ZADD')
 flush('public', unlisted, 'ZREM')
+
+-- Holds of redeemed seats whose players the counts above include: the seat is counted
+-- once, as a player, from now on.
+local holds = 10 + count * 6
+for i = 1, tonumber(ARGV[holds]) do
+  local key = ARGV[holds + 2 * i - 1]
+  local rid = ARGV[holds + 2 * i]
+  redis.call('ZREM', P .. 'resv:' .. key, 'u:' .. rid)
+  redis.call('ZREM', P .. 'pending:' .. node, 'u:' .. key .. '|' .. rid)
+end
 
 -- Reservations that ran out: counted (seats, not holds or create tickets) and dropped
 -- from their lobby's set.
@@ -247,7 +270,7 @@ while #out < limit and start < cap do
     if #out >= limit then break end
     if is_live(key, now) then
       local l = lobby_info(key)
-      if l and not l.private and not l.draining then
+      if l and not l.private and not l.draining and pending_shown(l) then
         l.reserved = reserved(key, now)
         out[#out + 1] = l
       end
@@ -267,7 +290,7 @@ local now = now_ms()
 local key = resolve(ARGV[2], ARGV[3])
 if not key or not is_live(key, now) then return 'null' end
 local l = lobby_info(key)
-if not l or l.draining then return 'null' end
+if not l or l.draining or not pending_shown(l) then return 'null' end
 l.reserved = reserved(key, now)
 return cjson.encode(l)
 "#;
@@ -286,18 +309,30 @@ if not res then return cjson.encode({ err = err }) end
 return cjson.encode(res)
 "#;
 
-/// Quick-join: a seat in the fullest public live lobby with room, or else a ticket to
-/// create a lobby on the least-loaded live node that is not draining.
+/// Quick-join: a seat in the fullest public live lobby with room, or else a seat in a new
+/// *pending* lobby on the least-loaded live node that is not draining.
+///
+/// A pending lobby is listed at once, like any lobby, so the next quick-join (from any
+/// node) takes a seat in it rather than making one more: its id is allocated here
+/// (local ids from `PENDING_BASE` up are the directory's, below are the nodes' own), its
+/// hash carries `pending = 1` and no `draining` field (so the owner's first renewal that
+/// includes it does the full write, which drops the flag), and its lease in `P:lobbies`
+/// is the latest expiry of the reservations in it. It is not in `P:nodelobbies`, so the
+/// owner's renewals leave it alone until the owner opens it (on the first redemption) and
+/// publishes it; never opened (the node died), it expires with its last reservation.
 ///
 /// ARGV: prefix, reservation id, ttl ms, lease ms, most entries to scan, join options
-/// (JSON, '' for none: also the creation options of a lobby made for a create ticket).
-/// Answers `{kind = 'join' | 'create', ...}` or `{err = 'NO_NODE'}`.
+/// (JSON, '' for none: also the creation options of a pending lobby made here), seats of
+/// a new lobby, its name until its node publishes it.
+/// Answers `{kind = 'join', ...}` or `{err = 'NO_NODE'}`.
 const QUICK: &str = r#"
 local rid = ARGV[2]
 local ttl = tonumber(ARGV[3])
 local lease = tonumber(ARGV[4])
 local cap = tonumber(ARGV[5])
 local options = ARGV[6]
+local size = tonumber(ARGV[7])
+local name = ARGV[8]
 local now = now_ms()
 local start = 0
 while start < cap do
@@ -312,28 +347,45 @@ end
 local best = nil
 for _, node in ipairs(redis.call('ZRANGEBYSCORE', P .. 'nodes', '(' .. now, '+inf')) do
   local n = node_record(node)
-  if n and not n.draining then
-    -- Players it reported, plus seats reserved or held on it and its create tickets:
-    -- concurrent creates spread over the nodes instead of all landing on one.
+  if n and n.slot and not n.draining then
+    -- Players it reported, plus seats reserved or held on it: concurrent creates spread
+    -- over the nodes instead of all landing on one.
     local load = n.load + redis.call('ZCOUNT', P .. 'pending:' .. node, '(' .. now, '+inf')
     if not best or load < best.load or (load == best.load and node < best.node) then
-      best = { node = node, load = load, url = n.public_url }
+      best = { node = node, load = load, slot = n.slot }
     end
   end
 end
 if not best then return cjson.encode({ err = 'NO_NODE' }) end
-redis.call('SET', P .. 'rsv:' .. rid, best.node .. '/0', 'PX', ttl)
-keep_options(rid, options, ttl)
-add_pending(best.node, best.node .. '/0|' .. rid, now + ttl, ttl + lease)
-return cjson.encode({ kind = 'create', node = best.node, lobby = 0, gid = 0,
-  url = best.url, expires = now + ttl })
+local id = nil
+for _ = 1, 8 do
+  local c = redis.call('INCR', P .. 'pendid:' .. best.node)
+  -- Only a counter: after a day unused it starts again (EXISTS guards the ids in use).
+  redis.call('PEXPIRE', P .. 'pendid:' .. best.node, 86400000)
+  local candidate = PENDING_BASE + (c % (PENDING_BASE - 1))
+  if redis.call('EXISTS', P .. 'lobby:' .. best.node .. '/' .. candidate) == 0 then
+    id = candidate
+    break
+  end
+end
+if not id then return cjson.encode({ err = 'NO_NODE' }) end
+local key = best.node .. '/' .. id
+local gid = best.slot * SLOT_SPAN + id
+redis.call('HSET', P .. 'lobby:' .. key, 'node', best.node, 'lobby', id, 'gid', gid,
+  'name', name, 'players', 0, 'max', size, 'private', '0', 'code', '', 'pending', '1')
+redis.call('ZADD', P .. 'lobbies', now + ttl, key)
+redis.call('ZADD', P .. 'public', 4294967295 - gid, key)
+local res, err = try_reserve(key, now, rid, ttl, lease, options)
+if not res then return cjson.encode({ err = err }) end
+return cjson.encode(res)
 "#;
 
 /// Redeems a reservation once. Its seat stays held (as `u:<id>`) for `hold` ms from now,
 /// until the owning node's next renewal reports the player in its true count.
 ///
 /// ARGV: prefix, reservation id, expected key (`node/lobby`), hold ms.
-/// Answers `{ok, options}` (the join options kept with it, '' for none; read once) or
+/// Answers `{ok, options, pending}` (the join options kept with it, '' for none, read
+/// once; `pending`: the seats of the pending lobby the node is to open, else absent) or
 /// `{err}`: GONE (expired or unknown), USED or MISMATCH.
 const REDEEM: &str = r#"
 local rid = ARGV[2]
@@ -344,6 +396,15 @@ local v = redis.call('GET', P .. 'rsv:' .. rid)
 if not v then return cjson.encode({ err = 'GONE' }) end
 if v == 'U' then return cjson.encode({ err = 'USED' }) end
 if v ~= key then return cjson.encode({ err = 'MISMATCH' }) end
+-- A pending lobby: the node opens it now (with these seats), so it must still be live,
+-- and stays listed until the node's renewal publishes it.
+local pending = nil
+local l = lobby_info(key)
+if l and l.pending then
+  if not is_live(key, now) then return cjson.encode({ err = 'GONE' }) end
+  redis.call('ZADD', P .. 'lobbies', 'GT', now + hold, key)
+  pending = l.max
+end
 redis.call('SET', P .. 'rsv:' .. rid, 'U', 'KEEPTTL')
 -- Held for `hold` from now whatever the reservation's own expiry: until the owner's next
 -- renewal counts the player, this is the only thing keeping the seat taken.
@@ -359,7 +420,7 @@ end
 local okey = P .. 'rsvopt:' .. rid
 local options = redis.call('GET', okey) or ''
 redis.call('DEL', okey)
-return cjson.encode({ ok = true, options = options })
+return cjson.encode({ ok = true, options = options, pending = pending })
 "#;
 
 /// Gives back the seat (or, for a create ticket, the load) a redeemed reservation holds:

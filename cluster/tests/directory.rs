@@ -8,11 +8,19 @@ use std::time::{Duration, Instant};
 
 use support::{Node, RedisServer, config, eventually, lobby, private_lobby};
 use ticksync_cluster::{
-    Directory, DirectoryConfig, Error, ListedLobby, LobbyKey, ReservationError, cluster_id,
+    Directory, DirectoryConfig, Error, ListedLobby, LobbyKey, PENDING_LOBBY_BASE, ReservationError,
+    cluster_id,
 };
 use tokio::task::JoinSet;
 
 const LIMIT: Duration = Duration::from_secs(5);
+/// The first pending lobby quick-join opens on a node.
+const FIRST_PENDING: u32 = PENDING_LOBBY_BASE + 1;
+
+/// Whether a quick-join's seat is in a pending lobby (one it or another opened).
+fn in_pending(lobby: Option<u32>) -> bool {
+    lobby.is_some_and(|l| l >= PENDING_LOBBY_BASE)
+}
 
 fn key(node: &str, lobby: u32) -> LobbyKey {
     LobbyKey {
@@ -353,7 +361,7 @@ async fn join_options_travel_with_the_reservation_and_a_released_seat_returns_at
         Err(Error::LobbyFull)
     ));
 
-    // A quick-join create ticket carries them too (the new lobby's creation options).
+    // A seat in a new pending lobby carries them too (its creation options).
     let c = Node::start(config(&redis, "c"), vec![]).await;
     a.set_lobbies(vec![lobby(1, 2, 2), private_lobby(2, 0, 4, "ABCDE-FGHJK")])
         .await;
@@ -362,15 +370,15 @@ async fn join_options_travel_with_the_reservation_and_a_released_seat_returns_at
         .quick_join(&pairs(&[("map", "dunes")]))
         .await
         .expect("a ticket");
-    assert_eq!(ticket.lobby, None);
+    assert_eq!(ticket.lobby, Some(FIRST_PENDING));
     let redeemer = [&a, &b, &c]
         .into_iter()
         .find(|n| n.dir.node_id() == ticket.node)
         .expect("a node");
     let redeemed = redeemer.dir.redeem(&ticket.token).await.expect("redeem");
     assert_eq!(
-        (redeemed.lobby, redeemed.options.clone()),
-        (None, pairs(&[("map", "dunes")]))
+        (redeemed.lobby, redeemed.open, redeemed.options.clone()),
+        (Some(FIRST_PENDING), Some(8), pairs(&[("map", "dunes")]))
     );
     assert!(redeemer.dir.release(&redeemed).await.expect("release"));
 }
@@ -461,7 +469,7 @@ async fn a_killed_node_vanishes_within_its_lease() {
     loop {
         let r = c.dir.quick_join(&[]).await.expect("quick-join");
         picked.push((r.node.clone(), r.lobby));
-        if r.lobby.is_none() {
+        if in_pending(r.lobby) {
             break;
         }
         assert!(picked.len() < 10);
@@ -473,7 +481,7 @@ async fn a_killed_node_vanishes_within_its_lease() {
             ("c".into(), Some(1)),
             ("c".into(), Some(1)),
             // Loads with the seats just reserved: a 5 + 1, c 4 + 2; the tie goes by id.
-            ("a".into(), None)
+            ("a".into(), Some(FIRST_PENDING))
         ]
     );
 }
@@ -591,7 +599,7 @@ async fn draining_removes_a_nodes_lobbies() {
         let r = a.dir.quick_join(&[]).await.expect("quick-join");
         assert_ne!(r.node, "b");
         seen.push((r.node.clone(), r.lobby));
-        if r.lobby.is_none() {
+        if in_pending(r.lobby) {
             break;
         }
     }
@@ -601,12 +609,20 @@ async fn draining_removes_a_nodes_lobbies() {
             ("c".into(), Some(1)),
             ("a".into(), Some(1)),
             ("a".into(), Some(1)),
-            ("a".into(), None)
+            ("a".into(), Some(FIRST_PENDING))
         ]
     );
-    // The renewal task keeps it marked draining.
+    // The renewal task keeps it marked draining (listed: c/1, a/1 and a's pending one).
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(c.dir.list_public(100).await.expect("list").len(), 2);
+    let list = c.dir.list_public(100).await.expect("list");
+    assert_eq!(
+        keys(&list),
+        [
+            ("c".into(), 1),
+            ("a".into(), 1),
+            ("a".into(), FIRST_PENDING)
+        ]
+    );
     // A player already on its way is still let in (the server decides what to do).
     assert_eq!(
         b.dir.redeem(&pending.token).await.expect("redeem").lobby,
@@ -662,9 +678,11 @@ async fn quick_join_picks_the_fullest_then_the_least_loaded_node() {
             ("a".into(), Some(1)),
             ("a".into(), Some(1)),
             ("c".into(), Some(2)),
-            // Every public lobby full: create on the least-loaded node (c: 3 players).
-            ("c".into(), None),
-            ("c".into(), None),
+            // Every public lobby full: a pending lobby on the least-loaded node (c: 3
+            // players and a seat), listed at once, so the next quick-join takes a seat
+            // in it instead of opening another.
+            ("c".into(), Some(FIRST_PENDING)),
+            ("c".into(), Some(FIRST_PENDING)),
         ]
     );
     let ticket = c.dir.quick_join(&[]).await.expect("quick-join");
@@ -672,10 +690,18 @@ async fn quick_join_picks_the_fullest_then_the_least_loaded_node() {
         (ticket.node.as_str(), ticket.url.as_str()),
         ("c", "ws://c.test/ws")
     );
-    assert_eq!(ticket.cluster_id, 0);
+    assert_eq!(ticket.cluster_id, cluster_id(c.dir.slot(), FIRST_PENDING));
+    let listed = a.dir.list_public(100).await.expect("list");
+    let new = listed
+        .iter()
+        .find(|l| l.key == key("c", FIRST_PENDING))
+        .expect("the pending lobby is listed");
+    assert_eq!((new.players, new.reserved, new.max_players), (0, 3, 8));
+    let redeemed = c.dir.redeem(&ticket.token).await.expect("redeem");
     assert_eq!(
-        c.dir.redeem(&ticket.token).await.expect("redeem").lobby,
-        None
+        (redeemed.lobby, redeemed.open),
+        (Some(FIRST_PENDING), Some(8)),
+        "c is to open it, with its seats"
     );
     assert!(matches!(
         c.dir.redeem(&ticket.token).await,
@@ -701,21 +727,102 @@ async fn thirty_concurrent_quick_joins_through_three_nodes_never_overfill() {
         *seats.entry((r.node, r.lobby)).or_default() += 1;
     }
     // 16 free seats, filled fullest first. Then every node's load (players + seats held)
-    // is 10, and the other 14 creates spread over the three nodes.
+    // is 10: the tie opens a pending lobby of 8 on a, which the next 7 fill (whichever
+    // node they came through); then b, least loaded, opens one for the last 6.
     assert_eq!(
         seats,
         BTreeMap::from([
-            (("a".into(), None), 5),
-            (("b".into(), None), 5),
-            (("c".into(), None), 4),
             (("a".into(), Some(1)), 10),
+            (("a".into(), Some(FIRST_PENDING)), 8),
             (("b".into(), Some(1)), 5),
+            (("b".into(), Some(FIRST_PENDING)), 6),
             (("c".into(), Some(1)), 1),
         ])
     );
-    for l in a.dir.list_public(100).await.expect("list") {
-        assert_eq!(u32::from(l.players) + l.reserved, u32::from(l.max_players));
+    // Listed once each, pending ones too; none over its cap; every seat counted once.
+    let list = a.dir.list_public(100).await.expect("list");
+    assert_eq!(list.len(), 5, "{list:?}");
+    let mut taken = 0;
+    for l in &list {
+        let used = u32::from(l.players) + l.reserved;
+        assert!(used <= u32::from(l.max_players), "{l:?}");
+        taken += used;
     }
+    assert_eq!(taken, 14 + 30);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_lobby_never_opened_expires_and_its_seats_fail_cleanly() {
+    let redis = RedisServer::start();
+    let mut cfg = config(&redis, "a");
+    cfg.reservation_ttl = Duration::from_millis(400);
+    cfg.quick_lobby_size = 4;
+    let a = Node::start(cfg, vec![]).await;
+    let mut cfg = config(&redis, "b");
+    cfg.reservation_ttl = Duration::from_millis(400);
+    let b = Node::start(cfg, vec![lobby(1, 5, 5)]).await;
+    // b is full; a, with no players, gets the pending lobby, and never opens it (as if it
+    // had died before the players came). Both quick-joins take a seat in it.
+    let first = b.dir.quick_join(&[]).await.expect("a seat");
+    let second = a.dir.quick_join(&[]).await.expect("a seat");
+    assert_eq!(
+        (first.node.as_str(), first.lobby),
+        ("a", Some(FIRST_PENDING))
+    );
+    assert_eq!(second.lobby, first.lobby);
+    eventually(LIMIT, "the pending lobby expires", || async {
+        let list = a.dir.list_public(100).await.ok()?;
+        list.iter()
+            .all(|l| l.key != key("a", FIRST_PENDING))
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        a.dir
+            .lookup_key(&key("a", FIRST_PENDING))
+            .await
+            .expect("lookup"),
+        None
+    );
+    assert!(matches!(
+        a.dir.redeem(&first.token).await,
+        Err(Error::Reservation(ReservationError::Expired))
+    ));
+    assert!(matches!(
+        a.dir.reserve(&key("a", FIRST_PENDING), &[]).await,
+        Err(Error::LobbyNotFound)
+    ));
+    // The next quick-join opens a fresh one.
+    let next = a.dir.quick_join(&[]).await.expect("a seat");
+    assert_eq!(next.lobby, Some(FIRST_PENDING + 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seated_player_s_hold_goes_with_the_renewal_that_counts_it() {
+    let redis = RedisServer::start();
+    let a = Node::start(config(&redis, "a"), vec![lobby(1, 0, 2)]).await;
+    let r = a.dir.reserve(&key("a", 1), &[]).await.expect("a seat");
+    let redeemed = a.dir.redeem(&r.token).await.expect("redeem");
+    // Seated: the node counts the player, and says so.
+    a.set_lobbies(vec![lobby(1, 1, 2)]).await;
+    let l = a.dir.lookup_key(&key("a", 1)).await.expect("lookup");
+    assert_eq!(
+        l.map(|l| (l.players, l.reserved)),
+        Some((1, 1)),
+        "counted and held: one seat looks taken twice until the node says it seated the player"
+    );
+    a.dir.seated(&redeemed);
+    a.dir.renew_now().await.expect("renew");
+    let l = a.dir.lookup_key(&key("a", 1)).await.expect("lookup");
+    assert_eq!(l.map(|l| (l.players, l.reserved)), Some((1, 0)));
+    a.dir
+        .reserve(&key("a", 1), &[])
+        .await
+        .expect("the second seat is free");
+    assert!(
+        !a.dir.release(&redeemed).await.expect("release"),
+        "no hold left"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -728,4 +835,33 @@ async fn unreachable_redis_at_start_is_a_clear_error() {
         .await
         .expect_err("no Redis");
     assert!(err.is_unavailable(), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draining_node_s_pending_lobby_leaves_the_listings_at_once() {
+    let redis = RedisServer::start();
+    let a = Node::start(config(&redis, "a"), vec![lobby(1, 3, 3)]).await;
+    let b = Node::start(config(&redis, "b"), vec![]).await;
+    let r = a.dir.quick_join(&[]).await.expect("a seat");
+    assert_eq!((r.node.as_str(), r.lobby), ("b", Some(FIRST_PENDING)));
+    let list = a.dir.list_public(100).await.expect("list");
+    assert_eq!(keys(&list), [("a".into(), 1), ("b".into(), FIRST_PENDING)]);
+
+    b.dir.drain().await.expect("drain");
+    let list = a.dir.list_public(100).await.expect("list");
+    assert_eq!(keys(&list), [("a".into(), 1)], "b's pending lobby too");
+    assert_eq!(
+        a.dir
+            .lookup_key(&key("b", FIRST_PENDING))
+            .await
+            .expect("lookup"),
+        None
+    );
+    assert!(matches!(
+        a.dir.reserve(&key("b", FIRST_PENDING), &[]).await,
+        Err(Error::Draining)
+    ));
+    // The next quick-join opens one on a, the only node not draining.
+    let next = a.dir.quick_join(&[]).await.expect("a seat");
+    assert_eq!((next.node.as_str(), next.lobby), ("a", Some(FIRST_PENDING)));
 }

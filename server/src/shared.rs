@@ -18,7 +18,7 @@ use crate::directory::registry::{self, Registry};
 use crate::game::{GameFactory, GameOptions, LobbySpec};
 use crate::lobby::{Lobby, LobbyEnv, LobbyHandle};
 use crate::net::admission::{self, ConnCounts, ConnSlot};
-use crate::net::quota::{Guesses, LobbyQuota, QuotaRefusal};
+use crate::net::quota::{Guesses, LobbyQuota, OpenLobby, QuotaRefusal};
 use crate::stats::Stats;
 
 /// What every task of the server shares.
@@ -155,8 +155,45 @@ impl Shared {
             private,
             options,
         };
+        self.start_lobby(spec, code, None, open)
+    }
+
+    /// Cluster mode: opens the pending lobby `id` that quick-join made in the directory
+    /// (its seats already reserved there), or answers the one a concurrent redemption
+    /// opened. Counts against `--max-lobbies` like a QuickJoin lobby, not any quota.
+    pub(crate) fn open_pending_lobby(
+        self: &Arc<Self>,
+        id: u32,
+        name: String,
+        max_players: u16,
+        options: GameOptions,
+    ) -> Result<Arc<LobbyHandle>, CreateRefused> {
+        if let Some(open) = self.registry.get(id) {
+            return Ok(open);
+        }
+        if self.registry.len() >= self.config.max_lobbies {
+            return Err(CreateRefused::ServerFull);
+        }
+        let spec = LobbySpec {
+            name,
+            max_players,
+            private: false,
+            options,
+        };
+        self.start_lobby(spec, None, Some(id), None)
+    }
+
+    /// Makes the lobby's game and starts its tick task; `id`: the id it must have (if a
+    /// lobby with it opened meanwhile, that one is answered and nothing is started).
+    fn start_lobby(
+        self: &Arc<Self>,
+        spec: LobbySpec,
+        code: Option<String>,
+        id: Option<u32>,
+        open: Option<OpenLobby>,
+    ) -> Result<Arc<LobbyHandle>, CreateRefused> {
         let game = self.game.create(&spec).map_err(CreateRefused::Game)?;
-        let id = self.registry.next_id();
+        let id = id.unwrap_or_else(|| self.registry.next_id());
         let env = LobbyEnv {
             tick_period: self.config.tick_period(),
             empty_grace: self.config.empty_lobby_grace,
@@ -166,7 +203,9 @@ impl Shared {
         };
         let lobby = Lobby::new(id, spec, code, game, env);
         let handle = lobby.handle();
-        self.registry.insert(Arc::clone(&handle));
+        if let Err(existing) = self.registry.insert_new(Arc::clone(&handle)) {
+            return Ok(existing);
+        }
         if let Some(cluster) = self.cluster() {
             cluster.lobby_changed();
         }

@@ -613,6 +613,71 @@ async fn thirty_quick_joins_through_three_nodes_never_overfill() {
 }
 
 #[tokio::test]
+async fn forty_quick_joins_at_once_through_three_nodes_fill_four_lobbies() {
+    let redis = RedisServer::start();
+    let mut nodes = Vec::new();
+    for id in ["a", "b", "c"] {
+        let config = ticksync_server::Config {
+            quick_lobby_size: 10,
+            ..node_config(&redis, id)
+        };
+        nodes.push(ticksync_tests::spawn_server(config).await);
+    }
+    let urls: Vec<String> = nodes.iter().map(|n| n.ws_url()).collect();
+    // All at once: no lobby exists, and none is published by a node before the rush is
+    // over; the pending lobbies in the directory are what the later joins find.
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(40));
+    let mut joins = tokio::task::JoinSet::new();
+    for i in 0..40 {
+        let url = urls[i % 3].clone();
+        let start = std::sync::Arc::clone(&start);
+        joins.spawn(async move {
+            let mut client = Client::connect(&url).await.expect("connect");
+            client.hello(&format!("q{i}")).await.expect("welcome");
+            start.wait().await;
+            let joined = client
+                .join(&ClientMessage::QuickJoin {
+                    options: GameOptions::none(),
+                })
+                .await
+                .expect("quick-joined");
+            (client, joined.lobby_id)
+        });
+    }
+    let mut seated: BTreeMap<u32, u32> = BTreeMap::new();
+    let mut clients = Vec::new();
+    while let Some(done) = joins.join_next().await {
+        let (client, lobby) = done.expect("no panic");
+        *seated.entry(lobby).or_default() += 1;
+        clients.push(client);
+    }
+    assert_eq!(seated.values().sum::<u32>(), 40);
+    assert!(seated.values().all(|&n| n <= 10), "overfilled: {seated:?}");
+    assert_eq!(seated.len(), 4, "40 players in lobbies of 10: {seated:?}");
+    // The lobbies are spread over the nodes (the least-loaded one opens the next).
+    let homes: BTreeSet<u32> = seated.keys().map(|id| id >> 22).collect();
+    assert_eq!(homes.len(), 3, "{seated:?}");
+    for node in &nodes {
+        eventually(Duration::from_secs(3), "listings show every player", || {
+            let seated = seated.clone();
+            async move {
+                let list = raw_listing(node.addr).await;
+                let ids: BTreeSet<u32> = list.iter().map(|l| l.0).collect();
+                assert_eq!(ids.len(), list.len(), "a lobby listed twice: {list:?}");
+                assert!(list.iter().all(|l| l.1 <= l.2), "over a cap: {list:?}");
+                let listed: BTreeMap<u32, u32> = list.iter().map(|l| (l.0, l.1)).collect();
+                (listed == seated).then_some(())
+            }
+        })
+        .await;
+    }
+    drop(clients);
+    for node in nodes {
+        node.stop().await;
+    }
+}
+
+#[tokio::test]
 async fn a_resume_token_shown_to_the_wrong_node_resumes_where_the_player_is() {
     let redis = RedisServer::start();
     let a = spawn_node(&redis, "a").await;

@@ -9,6 +9,13 @@
 //!   another node never finds its reserved seat taken by a local join. A reservation for
 //!   a lobby here is redeemed at once and the player seated; one for another node is
 //!   answered with a redirect (the other node's URL and the signed reservation).
+//! - Quick-join with no room anywhere gets a seat in a *pending* lobby that the directory
+//!   made on the least-loaded node (listed at once, so the quick-joins right behind it
+//!   fill it rather than each opening one); the first redemption on that node opens the
+//!   lobby with the directory's id and seats ([`Routed::Open`]), later ones enter it.
+//! - A redeemed seat stays held in Redis until the player is in the lobby's count: the
+//!   session tells [`Cluster::seated`] once the lobby claimed the seat, and the next
+//!   renewal writes the count and drops the hold in one script.
 //! - Join options travel with the reservation, in Redis (`ticksync_cluster`'s
 //!   `P:rsvopt:<id>`), never through the client: the node that reserves writes the
 //!   options of the request (`JoinLobby`, `QuickJoin`, `POST /api/matchmake`), the
@@ -85,11 +92,23 @@ pub(crate) enum Routed {
         /// The directory's hold on the seat.
         held: Option<Held>,
     },
-    /// Quick-join: create a lobby on this node (no lobby anywhere had room); `held`: the
-    /// directory's create ticket, if one was redeemed.
+    /// Quick-join: create a lobby on this node: the directory knows no node to open one
+    /// on (this node is not in it yet), or a node of the previous version made a create
+    /// ticket for this one (a rolling upgrade); `held`: that ticket, if one was redeemed.
     Create {
         /// The directory's hold on the ticket.
         held: Option<Held>,
+    },
+    /// Quick-join: open the pending lobby the directory made for this node (its seats
+    /// already counted there) with this id and seats, or enter it if a concurrent
+    /// redemption already opened it.
+    Open {
+        /// The lobby's id on this node (cluster id).
+        id: u32,
+        /// Its seats.
+        seats: u16,
+        /// The directory's hold on the player's seat in it.
+        held: Held,
     },
     /// To another node: connect to `url` and present `reservation` (`JoinReserved`).
     Redirect {
@@ -118,6 +137,7 @@ impl Routed {
             Routed::Local { held, .. } | Routed::Create { held } => {
                 held.as_ref().map(Held::options)
             }
+            Routed::Open { held, .. } => Some(held.options()),
             _ => None,
         }
     }
@@ -219,6 +239,7 @@ pub(crate) fn directory_config(
     c.lease = config.cluster_lease;
     c.renew_interval = config.cluster_lease / 3;
     c.reservation_ttl = config.reservation_ttl;
+    c.quick_lobby_size = config.quick_lobby_size;
     // A Redis call may take a third of the lease: a slow Redis fails calls before the
     // lease is at risk.
     c.op_timeout = (config.cluster_lease / 3).min(Duration::from_secs(1));
@@ -384,6 +405,13 @@ impl Cluster {
             Want::Quick | Want::Reserved(_) => self.dir.quick_join(options).await,
         };
         result.map_err(|e| self.refusal(&e))
+    }
+
+    /// The player of a held seat took it here: the next renewal counts the player and
+    /// drops the hold, so the seat is not counted twice until the hold ends. Call it
+    /// after the lobby claimed the seat (a successful join).
+    pub(crate) fn seated(&self, held: &Held) {
+        self.dir.seated(&held.0);
     }
 
     /// Gives a held seat back at once: its player was not seated (the game refused the
@@ -580,9 +608,15 @@ impl Cluster {
     ) -> Routed {
         match lobby {
             None => Routed::Create { held },
-            Some(local) => match registry.get_local(local) {
-                Some(handle) => Routed::Local { handle, held },
-                None => {
+            Some(local) => match (registry.get_local(local), held) {
+                (Some(handle), held) => Routed::Local { handle, held },
+                // A pending lobby of quick-join: this node opens it now.
+                (None, Some(held)) if held.0.open.is_some() => Routed::Open {
+                    id: ticksync_cluster::cluster_id(registry.slot(), local),
+                    seats: held.0.open.unwrap_or_default(),
+                    held,
+                },
+                (None, held) => {
                     // Closed since: nobody takes the seat.
                     if let Some(held) = held {
                         self.release(held).await;
@@ -831,7 +865,10 @@ mod tests {
             let id = self.registry.next_id();
             let (handle, _commands) =
                 LobbyHandle::new(id, name.to_owned(), max, code.map(str::to_owned));
-            self.registry.insert(Arc::clone(&handle));
+            assert!(
+                self.registry.insert_new(Arc::clone(&handle)).is_ok(),
+                "a fresh id"
+            );
             self.cluster.dir.renew_now().await.expect("published");
             handle
         }
@@ -1044,28 +1081,43 @@ mod tests {
         let mut redis = Redis::start();
         let a = node(&redis, "a").await;
         let b = node(&redis, "b").await;
-        // No lobby anywhere: a new one, on the node with the least load.
+        // No lobby anywhere: a seat in a new pending lobby, on the node with the least
+        // load: opened here, or a redirect to b, which opens it.
         let first = a.cluster.route(&a.registry, Want::Quick, &none()).await;
         assert!(
-            matches!(first, Routed::Create { .. } | Routed::Redirect { .. }),
+            matches!(
+                first,
+                Routed::Open { seats: 8, .. } | Routed::Redirect { .. }
+            ),
             "{first:?}"
         );
         let on_b = b.lobby("on b", 3, None).await;
         let _small = a.lobby("on a", 3, None).await;
-        // Both have room: the first with room by fill, then id; every seat once.
-        let mut seats = 0;
-        for _ in 0..6 {
+        // 3 + 3 + 7 seats left in three lobbies: every quick-join takes one of them (the
+        // fullest first, ties by id, the pending one too), none opens another.
+        for _ in 0..13 {
             match a.cluster.route(&a.registry, Want::Quick, &none()).await {
-                Routed::Local { .. } | Routed::Redirect { .. } => seats += 1,
-                Routed::Create { .. } => break,
+                Routed::Local { .. } | Routed::Redirect { .. } | Routed::Open { .. } => {}
                 other => panic!("{other:?}"),
             }
         }
-        assert_eq!(seats, 6, "six seats in two lobbies of three");
+        let listed = a.cluster.dir.list_public(100).await.expect("listing");
+        assert_eq!(listed.len(), 3, "{listed:?}");
+        assert!(
+            listed
+                .iter()
+                .all(|l| u32::from(l.players) + l.reserved == u32::from(l.max_players)),
+            "every seat taken once: {listed:?}"
+        );
+        // All full: the next opens a new pending lobby.
         assert!(matches!(
             a.cluster.route(&a.registry, Want::Quick, &none()).await,
-            Routed::Create { .. } | Routed::Redirect { .. }
+            Routed::Open { .. } | Routed::Redirect { .. }
         ));
+        assert_eq!(
+            a.cluster.dir.list_public(100).await.expect("listing").len(),
+            4
+        );
 
         redis.kill();
         // Without Redis: this node's lobbies still take players; others are unreachable.

@@ -13,7 +13,7 @@ use ticksync_protocol::limits::MAX_LISTED_LOBBIES;
 
 use tokio::time::Instant;
 
-use ticksync_cluster::MAX_LOCAL_LOBBY_ID;
+use ticksync_cluster::{MAX_LOCAL_LOBBY_ID, PENDING_LOBBY_BASE};
 
 use crate::lobby::{Claim, LobbyHandle};
 
@@ -41,8 +41,9 @@ pub(crate) struct Registry {
 
 impl Registry {
     /// A fresh lobby id (never 0). In cluster mode: the node's slot in the high bits and
-    /// a local part from 1 to [`MAX_LOCAL_LOBBY_ID`], skipping one still in use after a
-    /// wrap.
+    /// a local part from 1 to below [`PENDING_LOBBY_BASE`] (the ids above are the
+    /// directory's, for the pending lobbies of quick-join), skipping one still in use
+    /// after a wrap.
     pub(crate) fn next_id(&self) -> u32 {
         loop {
             let n = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -50,7 +51,7 @@ impl Registry {
             if base == 0 {
                 return n.wrapping_add(1);
             }
-            let local = n % MAX_LOCAL_LOBBY_ID + 1;
+            let local = n % (PENDING_LOBBY_BASE - 1) + 1;
             if self.get_local(local).is_none() {
                 return base | local;
             }
@@ -87,13 +88,19 @@ impl Registry {
         self.lobbies.len()
     }
 
-    /// Adds a lobby.
-    pub(crate) fn insert(&self, handle: Arc<LobbyHandle>) {
+    /// Adds a lobby unless one with its id is open; answers that one then.
+    pub(crate) fn insert_new(&self, handle: Arc<LobbyHandle>) -> Result<(), Arc<LobbyHandle>> {
+        match self.lobbies.entry(handle.id()) {
+            dashmap::mapref::entry::Entry::Occupied(e) => return Err(Arc::clone(e.get())),
+            dashmap::mapref::entry::Entry::Vacant(e) => {
+                e.insert(Arc::clone(&handle));
+            }
+        }
         if let Some(code) = handle.code() {
             self.codes.insert(code.to_owned(), handle.id());
         }
-        self.lobbies.insert(handle.id(), handle);
         self.listing_stale.store(true, Ordering::Release);
+        Ok(())
     }
 
     /// Removes a lobby (its tick task does, when it closes).
@@ -193,8 +200,12 @@ mod tests {
         assert_eq!(ticksync_cluster::split_cluster_id(id), (5, 2));
         registry
             .next_id
-            .store(MAX_LOCAL_LOBBY_ID - 1, Ordering::Relaxed);
-        assert_eq!(registry.next_id() & MAX_LOCAL_LOBBY_ID, MAX_LOCAL_LOBBY_ID);
+            .store(PENDING_LOBBY_BASE - 2, Ordering::Relaxed);
+        assert_eq!(
+            registry.next_id() & MAX_LOCAL_LOBBY_ID,
+            PENDING_LOBBY_BASE - 1,
+            "the directory's ids (pending lobbies) are never taken"
+        );
         assert_eq!(
             registry.next_id() & MAX_LOCAL_LOBBY_ID,
             1,

@@ -49,7 +49,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tracing::{Instrument, debug, field, info, info_span};
 
 use crate::auth::check_join_token;
-use crate::directory::cluster::{Cluster, Refusal as ClusterRefusal, Routed, Want};
+use crate::directory::cluster::{Cluster, Held, Refusal as ClusterRefusal, Routed, Want};
 use crate::directory::players::PlayerRecord;
 use crate::input::RateLimits;
 use crate::lobby::{Claim, InputOutcome, JoinRefused, JoinRequest, LobbyHandle, SeatBox, Seated};
@@ -966,7 +966,8 @@ where
             if let Routed::Local {
                 held: Some(held), ..
             }
-            | Routed::Create { held: Some(held) } = routed
+            | Routed::Create { held: Some(held) }
+            | Routed::Open { held, .. } = routed
             {
                 cluster.release(held).await;
             }
@@ -988,23 +989,42 @@ where
     ) -> Result<(), End> {
         match routed {
             Routed::Local { handle, held } => {
-                let outcome = self.admit(handle, options).await?;
-                if outcome.is_err() {
-                    if let Some(held) = held {
-                        // Before the answer: a client that retries at once finds the seat.
-                        cluster.release(held).await;
-                    }
+                let outcome = self
+                    .admit(handle, options, held.as_ref().map(|h| (cluster, h)))
+                    .await?;
+                if let (Err(_), Some(held)) = (&outcome, held) {
+                    // Before the answer: a client that retries at once finds the seat.
+                    cluster.release(held).await;
                 }
                 self.answer_join(outcome).await
             }
             Routed::Create { held } => {
                 self.create_quick(options).await?;
-                if self.lobby.is_none() {
-                    if let Some(held) = held {
+                if let Some(held) = held {
+                    if self.lobby.is_none() {
                         cluster.release(held).await;
+                    } else {
+                        cluster.seated(&held);
                     }
                 }
                 Ok(())
+            }
+            Routed::Open { id, seats, held } => {
+                let name = self.quick_lobby_name();
+                let outcome = match self
+                    .shared
+                    .open_pending_lobby(id, name, seats, options.clone())
+                {
+                    Ok(handle) => self.admit(handle, options, Some((cluster, &held))).await?,
+                    Err(refused) => {
+                        cluster.release(held).await;
+                        return self.send_create_refused(refused).await;
+                    }
+                };
+                if outcome.is_err() {
+                    cluster.release(held).await;
+                }
+                self.answer_join(outcome).await
             }
             Routed::Redirect { url, reservation } => {
                 self.send_message(&ServerMessage::Redirect { url, reservation })
@@ -1047,11 +1067,7 @@ where
     /// Creates a lobby for a quick-join and enters it.
     async fn create_quick(&mut self, options: GameOptions) -> Result<(), End> {
         let size = self.shared.config.quick_lobby_size;
-        let name = format!(
-            "{} {}",
-            self.shared.game.schema().game,
-            self.shared.registry.len() + 1
-        );
+        let name = self.quick_lobby_name();
         match self
             .shared
             .create_lobby(name, size, false, options.clone(), self.addr, true)
@@ -1061,20 +1077,38 @@ where
         }
     }
 
+    /// The name of a lobby QuickJoin opens.
+    fn quick_lobby_name(&self) -> String {
+        format!(
+            "{} {}",
+            self.shared.game.schema().game,
+            self.shared.registry.len() + 1
+        )
+    }
+
     /// Joins `handle`, telling the client if it cannot.
     async fn enter(&mut self, handle: Arc<LobbyHandle>, options: GameOptions) -> Result<(), End> {
-        let outcome = self.admit(handle, options).await?;
+        let outcome = self.admit(handle, options, None).await?;
         self.answer_join(outcome).await
     }
 
-    /// Claims a seat in `handle` and takes it; says nothing to the client.
+    /// Claims a seat in `handle` and takes it; says nothing to the client. Cluster mode,
+    /// `held`: the directory's hold on the seat, noted as counted once the claim is in
+    /// the lobby's count (the next renewal publishes the claim and drops the hold
+    /// together, so the seat is counted neither twice nor not at all).
     async fn admit(
         &mut self,
         handle: Arc<LobbyHandle>,
         options: GameOptions,
+        held: Option<(&Cluster, &Held)>,
     ) -> Result<Result<(), JoinRefused>, End> {
         match handle.claim() {
-            Some(claim) => self.try_enter(claim, options).await,
+            Some(claim) => {
+                if let Some((cluster, held)) = held {
+                    cluster.seated(held);
+                }
+                self.try_enter(claim, options).await
+            }
             None if handle.is_closed() => Ok(Err(JoinRefused::Closed)),
             None => Ok(Err(JoinRefused::Full)),
         }
