@@ -169,12 +169,20 @@ export function parseOptions(raw) {
     });
 }
 
-/** The HTTP URL of the server's `/api/game` (which game it runs), from its WebSocket URL. */
-export function gameInfoUrl(wsUrl) {
+/**
+ * The HTTP URL of the server's `/api/game` (which game it runs), from its WebSocket URL.
+ * A server on another origin than the page (`?server=` naming another node of the
+ * cluster) is asked at the page's own origin instead: the page may fetch only from its
+ * own origin (its CSP lets it open WebSockets to the cluster's nodes, nothing more), and
+ * the nodes of one cluster run one game.
+ */
+export function gameInfoUrl(wsUrl, pageOrigin = null) {
   const u = new URL(wsUrl);
   u.protocol = u.protocol === 'wss:' ? 'https:' : 'http:';
   u.pathname = '/api/game';
   u.search = '';
+  u.hash = '';
+  if (pageOrigin && u.origin !== pageOrigin) return new URL('/api/game', pageOrigin).toString();
   return u.toString();
 }
 

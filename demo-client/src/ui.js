@@ -110,12 +110,12 @@ export class Ui {
   /** Asks the server which game it runs, to name it on the lobby screen before joining. */
   async fetchServerGame() {
     try {
-      const response = await fetch(gameInfoUrl(this.url), { cache: 'no-store' });
+      const response = await fetch(gameInfoUrl(this.url, location.origin), { cache: 'no-store' });
       if (!response.ok) return;
       this.serverGame = await response.json();
       this.renderGame();
     } catch {
-      // Another server (?server=) or an older one: the lobby screen stays generic.
+      // An older server without /api/game: the lobby screen stays generic.
     }
   }
 

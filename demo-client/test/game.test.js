@@ -48,6 +48,9 @@ test('join options parse from key=value pairs', () => {
 test('the server is asked which game it runs at /api/game of its own host', () => {
   assert.equal(gameInfoUrl('ws://127.0.0.1:8080/ws?token=abc'), 'http://127.0.0.1:8080/api/game');
   assert.equal(gameInfoUrl('wss://play.example/ws'), 'https://play.example/api/game');
+  assert.equal(gameInfoUrl('ws://127.0.0.1:8080/ws', 'http://127.0.0.1:8080'), 'http://127.0.0.1:8080/api/game');
+  // Another node (?server=): asked at the page's own origin, the only one it may fetch.
+  assert.equal(gameInfoUrl('ws://127.0.0.1:9090/ws', 'http://127.0.0.1:8080'), 'http://127.0.0.1:8080/api/game');
 });
 
 test("the lobby screen's title: the module's, else the server's, else the name", () => {
