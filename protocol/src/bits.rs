@@ -20,7 +20,8 @@ pub struct BitWriter<'a> {
     out: &'a mut Vec<u8>,
     /// Bits not yet flushed to `out`, the oldest at bit 0.
     acc: u64,
-    /// How many bits of `acc` are in use (always below 32 between calls).
+    /// How many bits of `acc` are in use (always below 64 between calls: it is flushed
+    /// 8 bytes at a time).
     fill: u32,
     /// Where this stream started in `out`.
     start: usize,
@@ -48,12 +49,15 @@ impl<'a> BitWriter<'a> {
         }
         let masked = u64::from(value) & ((1u64 << bits) - 1);
         self.acc |= masked << self.fill;
-        self.fill += bits;
-        if self.fill >= 32 {
-            let low = (self.acc & 0xffff_ffff) as u32;
-            self.out.extend_from_slice(&low.to_le_bytes());
-            self.acc >>= 32;
-            self.fill -= 32;
+        let fill = self.fill + bits;
+        if fill >= 64 {
+            self.out.extend_from_slice(&self.acc.to_le_bytes());
+            // The value's bits that did not fit (`fill` was at least 32 here, as `bits`
+            // is at most 32, so the shift is 1..=32).
+            self.acc = masked >> (64 - self.fill);
+            self.fill = fill - 64;
+        } else {
+            self.fill = fill;
         }
     }
 
@@ -64,7 +68,17 @@ impl<'a> BitWriter<'a> {
     }
 
     /// Writes a var4 integer.
+    #[inline]
     pub fn var(&mut self, mut value: u32) {
+        // Counts, gaps and small scores: one or two groups, written at once.
+        if value < 8 {
+            self.write(value, VAR_GROUP_BITS);
+            return;
+        }
+        if value < 64 {
+            self.write((value & 7) | 8 | ((value >> 3) << 4), 2 * VAR_GROUP_BITS);
+            return;
+        }
         loop {
             let group = value & 7;
             value >>= 3;

@@ -153,6 +153,31 @@ impl FieldCodec {
     }
 }
 
+/// How one word of a row goes on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OpKind {
+    /// Its low `bits` bits.
+    Fixed,
+    /// var4, clamped to `max`.
+    Var { max: u32 },
+    /// A string: its length in `len_bits` bits, then its bytes (two words).
+    Str { len_bits: u32 },
+}
+
+/// One step of writing a row, compiled from its fields so that the encoder's inner
+/// loop touches a few bytes per word instead of a whole [`FieldCodec`] (a `Vec2` is two
+/// steps; both carry its field's bit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct WireOp {
+    /// The field's bit in a field mask.
+    field: u32,
+    /// The word written (a string's first word).
+    word: u32,
+    /// Bits of a fixed-width word.
+    bits: u32,
+    kind: OpKind,
+}
+
 /// A row's layout: its fields' quantization and word offsets.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RowCodec {
@@ -168,6 +193,8 @@ pub struct RowCodec {
     has_text: bool,
     /// Bit i set: field i is `owner_only`.
     owner_mask: u32,
+    /// The fields as wire steps, in field order.
+    wire: Vec<WireOp>,
 }
 
 impl RowCodec {
@@ -190,6 +217,24 @@ impl RowCodec {
             }
             fields.push(fc);
         }
+        let mut wire = Vec::with_capacity(word);
+        for (i, f) in fields.iter().enumerate() {
+            let op = |word: usize, bits: u32, kind: OpKind| WireOp {
+                field: 1 << i,
+                word: word as u32,
+                bits,
+                kind,
+            };
+            match f.quant {
+                Quant::VarUint { max } => wire.push(op(f.word, 0, OpKind::Var { max })),
+                Quant::Str { len_bits, .. } => wire.push(op(f.word, 0, OpKind::Str { len_bits })),
+                Quant::Vec2(..) => {
+                    wire.push(op(f.word, f.bits[0], OpKind::Fixed));
+                    wire.push(op(f.word + 1, f.bits[1], OpKind::Fixed));
+                }
+                _ => wire.push(op(f.word, f.bits[0], OpKind::Fixed)),
+            }
+        }
         Self {
             name: name.into(),
             declared: declared.to_vec(),
@@ -197,6 +242,7 @@ impl RowCodec {
             fields,
             words: word,
             owner_mask,
+            wire,
         }
     }
 
@@ -220,52 +266,52 @@ impl RowCodec {
         mask_of(self.fields.len())
     }
 
-    /// Whether field `i` differs between two rows (words, and string contents).
-    #[inline]
-    fn field_differs(&self, i: usize, a: &[u32], at: &str, b: &[u32], bt: &str) -> bool {
-        let f = &self.fields[i];
-        match f.quant {
-            Quant::Str { .. } => str_at(a, at, f.word) != str_at(b, bt, f.word),
-            Quant::Vec2(..) => a[f.word] != b[f.word] || a[f.word + 1] != b[f.word + 1],
-            _ => a[f.word] != b[f.word],
-        }
-    }
-
-    /// Mask of the fields in `include` that differ.
+    /// Mask of the fields in `include` that differ (words, and string contents).
     #[inline]
     fn diff(&self, include: u32, a: &[u32], at: &str, b: &[u32], bt: &str) -> u32 {
-        if !self.has_text && include == self.all_mask() && a == b {
-            return 0;
+        if !self.has_text {
+            if a == b {
+                return 0;
+            }
+            // Word by word: a `Vec2`'s two words set the same bit.
+            let mut mask = 0;
+            for op in &self.wire {
+                if a[op.word as usize] != b[op.word as usize] {
+                    mask |= op.field;
+                }
+            }
+            return mask & include;
         }
         let mut mask = 0;
-        for i in 0..self.fields.len() {
-            if include & (1 << i) != 0 && self.field_differs(i, a, at, b, bt) {
-                mask |= 1 << i;
+        for op in &self.wire {
+            let w = op.word as usize;
+            let differs = match op.kind {
+                OpKind::Str { .. } => str_at(a, at, w) != str_at(b, bt, w),
+                _ => a[w] != b[w],
+            };
+            if differs {
+                mask |= op.field;
             }
         }
-        mask
+        mask & include
     }
 
     /// Writes the fields in `mask` of a row to the wire.
     #[inline]
     fn write_wire(&self, mask: u32, words: &[u32], text: &str, w: &mut BitWriter<'_>) {
-        for (i, f) in self.fields.iter().enumerate() {
-            if mask & (1 << i) == 0 {
+        for op in &self.wire {
+            if mask & op.field == 0 {
                 continue;
             }
-            match f.quant {
-                Quant::VarUint { max } => w.var(words[f.word].min(max)),
-                Quant::Str { len_bits, .. } => {
-                    let s = str_at(words, text, f.word).as_bytes();
+            let v = words[op.word as usize];
+            match op.kind {
+                OpKind::Fixed => w.write(v, op.bits),
+                OpKind::Var { max } => w.var(v.min(max)),
+                OpKind::Str { len_bits } => {
+                    let s = str_at(words, text, op.word as usize).as_bytes();
                     w.write(s.len() as u32, len_bits);
                     for &b in s {
                         w.write(u32::from(b), 8);
-                    }
-                }
-                _ => {
-                    w.write(words[f.word], f.bits[0]);
-                    if matches!(f.quant, Quant::Vec2(..)) {
-                        w.write(words[f.word + 1], f.bits[1]);
                     }
                 }
             }

@@ -358,6 +358,8 @@ impl State {
 struct Member {
     /// Index into the state's entities.
     at: u32,
+    /// Its row's first word in the state's words.
+    start: u32,
     id: u32,
     kind: u16,
     controlled_by: PlayerRef,
@@ -405,7 +407,9 @@ fn membership(codec: &Codec, e: &EntityRecord, view: View) -> Option<(bool, u32)
 #[derive(Debug, Clone, Copy)]
 struct Change {
     kept: u32,
-    to: u32,
+    /// Its row's first word in the new state's words.
+    start: u32,
+    kind: u16,
     mask: u32,
     include: u32,
 }
@@ -497,6 +501,7 @@ impl Encoder {
             if let Some((partial, include)) = membership(codec, e, view) {
                 out.push(Member {
                     at: i as u32,
+                    start: e.start,
                     id: e.id,
                     kind: e.kind,
                     controlled_by: e.controlled_by,
@@ -571,19 +576,18 @@ impl Encoder {
                     {
                         if let (Some(f), Some(krow)) = (from, codec.kinds.get(usize::from(b.kind)))
                         {
-                            let ea = &f.entities[a.at as usize];
-                            let eb = &to.entities[b.at as usize];
                             let mask = krow.diff(
                                 b.include,
-                                f.entity_words(codec, ea),
+                                row_words(&f.words, a.start, krow),
                                 &f.text,
-                                to.entity_words(codec, eb),
+                                row_words(&to.words, b.start, krow),
                                 &to.text,
                             );
                             if mask != 0 {
                                 self.changed.push(Change {
                                     kept,
-                                    to: b.at,
+                                    start: b.start,
+                                    kind: b.kind,
                                     mask,
                                     include: b.include,
                                 });
@@ -655,12 +659,11 @@ impl Encoder {
             w.write(0, rest);
         }
         for c in &self.changed {
-            let e = &to.entities[c.to as usize];
-            let Some(krow) = codec.kinds.get(usize::from(e.kind)) else {
+            let Some(krow) = codec.kinds.get(usize::from(c.kind)) else {
                 continue;
             };
             write_mask(w, c.mask, c.include, krow.fields.len());
-            krow.write_wire(c.mask, to.entity_words(codec, e), &to.text, w);
+            krow.write_wire(c.mask, row_words(&to.words, c.start, krow), &to.text, w);
         }
 
         // Created: ids as gaps, kind, controller, (own part: the partial bit), fields.
@@ -668,7 +671,6 @@ impl Encoder {
         let mut next = 0u32;
         for &c in &self.created {
             let m = self.to[c as usize];
-            let e = &to.entities[m.at as usize];
             w.var(m.id - next);
             next = m.id.wrapping_add(1);
             w.write(u32::from(m.kind), codec.kind_bits);
@@ -677,10 +679,16 @@ impl Encoder {
                 w.bit(m.partial);
             }
             if let Some(krow) = codec.kinds.get(usize::from(m.kind)) {
-                krow.write_wire(m.include, to.entity_words(codec, e), &to.text, w);
+                krow.write_wire(m.include, row_words(&to.words, m.start, krow), &to.text, w);
             }
         }
     }
+}
+
+/// The row of kind `row` starting at word `start`.
+#[inline]
+fn row_words<'w>(words: &'w [u32], start: u32, row: &RowCodec) -> &'w [u32] {
+    &words[start as usize..start as usize + row.words]
 }
 
 /// Writes a changed-field mask: one bit per carried field, in field order.
