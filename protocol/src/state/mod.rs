@@ -270,10 +270,8 @@ impl RowCodec {
     #[inline]
     fn diff(&self, include: u32, a: &[u32], at: &str, b: &[u32], bt: &str) -> u32 {
         if !self.has_text {
-            if a == b {
-                return 0;
-            }
-            // Word by word: a `Vec2`'s two words set the same bit.
+            // Word by word (a few words: cheaper than a `memcmp` call first); a `Vec2`'s
+            // two words set the same bit.
             let mut mask = 0;
             for op in &self.wire {
                 if a[op.word as usize] != b[op.word as usize] {
@@ -668,12 +666,17 @@ impl<'a> RowWriter<'a> {
         }
     }
 
-    fn field(&mut self) -> Option<FieldCodec> {
-        let f = self.row.fields.get(self.next).copied();
+    /// The next field (borrowed from the row: a copy of its codec costs more than the
+    /// field's whole quantization).
+    #[inline]
+    fn field(&mut self) -> Option<&'a FieldCodec> {
+        let row: &'a RowCodec = self.row;
+        let f = row.fields.get(self.next);
         self.next += 1;
         f
     }
 
+    #[inline]
     fn put(&mut self, f: &FieldCodec, k: usize, v: u32) {
         if let Some(w) = self.words.get_mut(f.word + k) {
             *w = v;
@@ -681,13 +684,15 @@ impl<'a> RowWriter<'a> {
     }
 
     /// A `Bool` field.
+    #[inline]
     pub fn bool(&mut self, v: bool) {
         if let Some(f) = self.field() {
-            self.put(&f, 0, u32::from(v && f.quant == Quant::Bool));
+            self.put(f, 0, u32::from(v && f.quant == Quant::Bool));
         }
     }
 
     /// An `Int` or `VarUint` field (clamped to its range).
+    #[inline]
     pub fn int(&mut self, v: i64) {
         if let Some(f) = self.field() {
             let word = match f.quant {
@@ -697,11 +702,12 @@ impl<'a> RowWriter<'a> {
                 Quant::VarUint { max } => v.clamp(0, i64::from(max)) as u32,
                 _ => 0,
             };
-            self.put(&f, 0, word);
+            self.put(f, 0, word);
         }
     }
 
     /// An `F32` or `Angle` field.
+    #[inline]
     pub fn f32(&mut self, v: f32) {
         if let Some(f) = self.field() {
             let word = match f.quant {
@@ -709,28 +715,30 @@ impl<'a> RowWriter<'a> {
                 Quant::Angle { bits } => quantize_angle(v, bits),
                 _ => 0,
             };
-            self.put(&f, 0, word);
+            self.put(f, 0, word);
         }
     }
 
     /// A `Vec2` field.
+    #[inline]
     pub fn vec2(&mut self, v: [f32; 2]) {
         if let Some(f) = self.field() {
             if let Quant::Vec2(x, y) = f.quant {
-                self.put(&f, 0, x.quantize(v[0]));
-                self.put(&f, 1, y.quantize(v[1]));
+                self.put(f, 0, x.quantize(v[0]));
+                self.put(f, 1, y.quantize(v[1]));
             }
         }
     }
 
     /// An `Enum` field, by variant index (clamped to the last variant).
+    #[inline]
     pub fn enum_index(&mut self, v: u32) {
         if let Some(f) = self.field() {
             let word = match f.quant {
                 Quant::Enum { last } => v.min(last),
                 _ => 0,
             };
-            self.put(&f, 0, word);
+            self.put(f, 0, word);
         }
     }
 
@@ -744,24 +752,26 @@ impl<'a> RowWriter<'a> {
                 }
                 let start = self.text.len();
                 self.text.push_str(&v[..end]);
-                self.put(&f, 0, start as u32);
-                self.put(&f, 1, end as u32);
+                self.put(f, 0, start as u32);
+                self.put(f, 1, end as u32);
             }
         }
     }
 
     /// A `Player` field (a seat above the cap is written as none).
+    #[inline]
     pub fn player(&mut self, v: PlayerRef) {
         if let Some(f) = self.field() {
             let word = match f.quant {
                 Quant::Player { cap } if u32::from(v.0) <= cap => u32::from(v.0),
                 _ => 0,
             };
-            self.put(&f, 0, word);
+            self.put(f, 0, word);
         }
     }
 
     /// A `Button` field.
+    #[inline]
     pub fn button(&mut self, v: Button) {
         if let Some(f) = self.field() {
             let word = if f.quant == Quant::Button {
@@ -769,7 +779,7 @@ impl<'a> RowWriter<'a> {
             } else {
                 0
             };
-            self.put(&f, 0, word);
+            self.put(f, 0, word);
         }
     }
 

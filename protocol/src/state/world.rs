@@ -203,6 +203,7 @@ impl State {
         Ok(())
     }
 
+    #[inline]
     fn push_row(
         &mut self,
         row: &RowCodec,
@@ -356,8 +357,6 @@ impl State {
 /// How an entity is carried in one view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Member {
-    /// Index into the state's entities.
-    at: u32,
     /// Its row's first word in the state's words.
     start: u32,
     id: u32,
@@ -497,29 +496,43 @@ impl Encoder {
 
     fn members(codec: &Codec, state: &State, view: View, out: &mut Vec<Member>) {
         out.clear();
-        let mut add = |i: usize, e: &EntityRecord| {
-            if let Some((partial, include)) = membership(codec, e, view) {
-                out.push(Member {
-                    at: i as u32,
-                    start: e.start,
-                    id: e.id,
-                    kind: e.kind,
-                    controlled_by: e.controlled_by,
-                    partial,
-                    include,
-                });
-            }
-        };
         match view {
-            View::Shared => state
-                .entities
-                .iter()
-                .enumerate()
-                .for_each(|(i, e)| add(i, e)),
-            View::Player(_) => state
-                .personal
-                .iter()
-                .for_each(|&i| add(i as usize, &state.entities[i as usize])),
+            View::Shared => {
+                // Every entity visible to everyone, its shared fields: no per-entity
+                // view logic.
+                out.reserve(state.entities.len());
+                for e in &state.entities {
+                    if !matches!(e.visibility, Visibility::Everyone) {
+                        continue;
+                    }
+                    let Some(row) = codec.kinds.get(usize::from(e.kind)) else {
+                        continue;
+                    };
+                    out.push(Member {
+                        start: e.start,
+                        id: e.id,
+                        kind: e.kind,
+                        controlled_by: e.controlled_by,
+                        partial: false,
+                        include: row.all_mask() & !row.owner_mask,
+                    });
+                }
+            }
+            View::Player(_) => {
+                for &i in &state.personal {
+                    let e = &state.entities[i as usize];
+                    if let Some((partial, include)) = membership(codec, e, view) {
+                        out.push(Member {
+                            start: e.start,
+                            id: e.id,
+                            kind: e.kind,
+                            controlled_by: e.controlled_by,
+                            partial,
+                            include,
+                        });
+                    }
+                }
+            }
         }
     }
 
