@@ -29,7 +29,7 @@ pub use world::{
     Visibility, snapshot_ack, write_snapshot,
 };
 
-use crate::bits::{BitReader, BitWriter, EndOfStream, bits_for, var_bits};
+use crate::bits::{BitReader, BitWriter, EndOfStream, bits_for, var_bits, var_code};
 use crate::schema::{
     AxisQuant, BUTTON_COUNTER_BITS, Field, FieldAttrs, FieldType, FieldValue, Fields, Schema,
     SchemaError,
@@ -178,6 +178,51 @@ struct WireOp {
     kind: OpKind,
 }
 
+/// Bits on their way to a [`BitWriter`], kept in registers: the writer's own state
+/// lives in memory, and one load and store of it per field was most of the cost of
+/// writing a row.
+#[derive(Debug, Default)]
+pub(crate) struct Gather {
+    acc: u64,
+    /// Bits of `acc` in use, at most 64.
+    n: u32,
+}
+
+impl Gather {
+    /// Appends the low `bits` bits of `v` (`bits` at most 32).
+    #[inline]
+    fn put(&mut self, w: &mut BitWriter<'_>, v: u32, bits: u32) {
+        if bits == 0 {
+            return;
+        }
+        if self.n + bits > 64 {
+            self.flush(w);
+        }
+        self.acc |= (u64::from(v) & ((1u64 << bits) - 1)) << self.n;
+        self.n += bits;
+    }
+
+    /// Appends a var4 integer.
+    #[inline]
+    fn var(&mut self, w: &mut BitWriter<'_>, v: u32) {
+        match var_code(v) {
+            Some((code, bits)) => self.put(w, code, bits),
+            None => {
+                self.flush(w);
+                w.var(v);
+            }
+        }
+    }
+
+    /// Hands the gathered bits to the writer (before anything is written to it
+    /// directly).
+    #[inline]
+    fn flush(&mut self, w: &mut BitWriter<'_>) {
+        w.write_long(self.acc, self.n);
+        (self.acc, self.n) = (0, 0);
+    }
+}
+
 /// A row's layout: its fields' quantization and word offsets.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RowCodec {
@@ -297,15 +342,32 @@ impl RowCodec {
     /// Writes the fields in `mask` of a row to the wire.
     #[inline]
     fn write_wire(&self, mask: u32, words: &[u32], text: &str, w: &mut BitWriter<'_>) {
+        let mut g = Gather::default();
+        self.gather_wire(&mut g, mask, words, text, w);
+        g.flush(w);
+    }
+
+    /// Writes the fields in `mask` of a row through `g`: fixed-width words and short
+    /// var4 values stay in its register word, the rest goes to the writer after it.
+    #[inline]
+    fn gather_wire(
+        &self,
+        g: &mut Gather,
+        mask: u32,
+        words: &[u32],
+        text: &str,
+        w: &mut BitWriter<'_>,
+    ) {
         for op in &self.wire {
             if mask & op.field == 0 {
                 continue;
             }
             let v = words[op.word as usize];
             match op.kind {
-                OpKind::Fixed => w.write(v, op.bits),
-                OpKind::Var { max } => w.var(v.min(max)),
+                OpKind::Fixed => g.put(w, v, op.bits),
+                OpKind::Var { max } => g.var(w, v.min(max)),
                 OpKind::Str { len_bits } => {
+                    g.flush(w);
                     let s = str_at(words, text, op.word as usize).as_bytes();
                     w.write(s.len() as u32, len_bits);
                     for &b in s {

@@ -1,6 +1,6 @@
 //! A world at one tick ([`State`]) and the snapshot encoder ([`Encoder`]).
 
-use super::{Codec, Kind, PlayerRef, RowCodec, RowWriter, Value};
+use super::{Codec, Gather, Kind, PlayerRef, RowCodec, RowWriter, Value};
 use crate::bits::BitWriter;
 use crate::schema::{Fields, Messages};
 
@@ -671,30 +671,34 @@ impl Encoder {
             }
             w.write(0, rest);
         }
+        let mut g = Gather::default();
         for c in &self.changed {
             let Some(krow) = codec.kinds.get(usize::from(c.kind)) else {
                 continue;
             };
-            write_mask(w, c.mask, c.include, krow.fields.len());
-            krow.write_wire(c.mask, row_words(&to.words, c.start, krow), &to.text, w);
+            write_mask(&mut g, w, c.mask, c.include, krow.fields.len());
+            let words = row_words(&to.words, c.start, krow);
+            krow.gather_wire(&mut g, c.mask, words, &to.text, w);
         }
 
         // Created: ids as gaps, kind, controller, (own part: the partial bit), fields.
-        w.var(self.created.len() as u32);
+        g.var(w, self.created.len() as u32);
         let mut next = 0u32;
         for &c in &self.created {
             let m = self.to[c as usize];
-            w.var(m.id - next);
+            g.var(w, m.id - next);
             next = m.id.wrapping_add(1);
-            w.write(u32::from(m.kind), codec.kind_bits);
-            w.write(u32::from(m.controlled_by.0), codec.player_bits);
+            g.put(w, u32::from(m.kind), codec.kind_bits);
+            g.put(w, u32::from(m.controlled_by.0), codec.player_bits);
             if matches!(view, View::Player(_)) {
-                w.bit(m.partial);
+                g.put(w, u32::from(m.partial), 1);
             }
             if let Some(krow) = codec.kinds.get(usize::from(m.kind)) {
-                krow.write_wire(m.include, row_words(&to.words, m.start, krow), &to.text, w);
+                let words = row_words(&to.words, m.start, krow);
+                krow.gather_wire(&mut g, m.include, words, &to.text, w);
             }
         }
+        g.flush(w);
     }
 }
 
@@ -705,14 +709,16 @@ fn row_words<'w>(words: &'w [u32], start: u32, row: &RowCodec) -> &'w [u32] {
 }
 
 /// Writes a changed-field mask: one bit per carried field, in field order.
-fn write_mask(w: &mut BitWriter<'_>, mask: u32, include: u32, fields: usize) {
+#[inline]
+fn write_mask(g: &mut Gather, w: &mut BitWriter<'_>, mask: u32, include: u32, fields: usize) {
     if include == super::mask_of(fields) {
-        w.write(mask, fields as u32);
+        // At most 32 fields (`schema::MAX_FIELDS`).
+        g.put(w, mask, fields as u32);
         return;
     }
     for i in 0..fields {
         if include & (1 << i) != 0 {
-            w.bit(mask & (1 << i) != 0);
+            g.put(w, u32::from(mask & (1 << i) != 0), 1);
         }
     }
 }
