@@ -44,20 +44,31 @@ impl<'a> BitWriter<'a> {
     #[inline]
     pub fn write(&mut self, value: u32, bits: u32) {
         debug_assert!(bits <= 32);
+        self.write_long(u64::from(value), bits);
+    }
+
+    /// Writes the low `bits` bits of `value` (`bits` at most 64; higher bits of `value`
+    /// are ignored): a row's fixed-width fields gathered into one word at once.
+    #[inline]
+    pub fn write_long(&mut self, value: u64, bits: u32) {
+        debug_assert!(bits <= 64);
         if bits == 0 {
             return;
         }
-        let masked = u64::from(value) & ((1u64 << bits) - 1);
-        self.acc |= masked << self.fill;
-        let fill = self.fill + bits;
-        if fill >= 64 {
-            self.out.extend_from_slice(&self.acc.to_le_bytes());
-            // The value's bits that did not fit (`fill` was at least 32 here, as `bits`
-            // is at most 32, so the shift is 1..=32).
-            self.acc = masked >> (64 - self.fill);
-            self.fill = fill - 64;
+        let masked = if bits >= 64 {
+            value
         } else {
-            self.fill = fill;
+            value & ((1u64 << bits) - 1)
+        };
+        let fill = self.fill;
+        self.acc |= masked << fill;
+        if fill + bits >= 64 {
+            self.out.extend_from_slice(&self.acc.to_le_bytes());
+            // The value's bits that did not fit (none if the word was empty).
+            self.acc = if fill == 0 { 0 } else { masked >> (64 - fill) };
+            self.fill = fill + bits - 64;
+        } else {
+            self.fill = fill + bits;
         }
     }
 
@@ -65,19 +76,6 @@ impl<'a> BitWriter<'a> {
     #[inline]
     pub fn bit(&mut self, value: bool) {
         self.write(u32::from(value), 1);
-    }
-
-    /// Writes the low `bits` bits of `value` (`bits` at most 64): a row's fixed-width
-    /// fields gathered into one word, written in at most two steps.
-    #[inline]
-    pub fn write_long(&mut self, value: u64, bits: u32) {
-        debug_assert!(bits <= 64);
-        if bits > 32 {
-            self.write(value as u32, 32);
-            self.write((value >> 32) as u32, bits - 32);
-        } else {
-            self.write(value as u32, bits);
-        }
     }
 
     /// Writes a var4 integer.

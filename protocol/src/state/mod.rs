@@ -342,22 +342,22 @@ impl RowCodec {
     /// Writes the fields in `mask` of a row to the wire.
     #[inline]
     fn write_wire(&self, mask: u32, words: &[u32], text: &str, w: &mut BitWriter<'_>) {
-        let mut g = Gather::default();
-        self.gather_wire(&mut g, mask, words, text, w);
+        let mut g = self.gather_wire(Gather::default(), mask, words, text, w);
         g.flush(w);
     }
 
     /// Writes the fields in `mask` of a row through `g`: fixed-width words and short
     /// var4 values stay in its register word, the rest goes to the writer after it.
+    /// Takes and returns `g` by value, so that it stays in registers in the loop.
     #[inline]
     fn gather_wire(
         &self,
-        g: &mut Gather,
+        mut g: Gather,
         mask: u32,
         words: &[u32],
         text: &str,
         w: &mut BitWriter<'_>,
-    ) {
+    ) -> Gather {
         for op in &self.wire {
             if mask & op.field == 0 {
                 continue;
@@ -376,6 +376,7 @@ impl RowCodec {
                 }
             }
         }
+        g
     }
 
     /// Reads the fields in `mask` into `words` (a row of this layout; string words point

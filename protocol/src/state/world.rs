@@ -578,6 +578,11 @@ impl Encoder {
         self.changed.clear();
         self.created.clear();
         let (mut i, mut j, mut kept) = (0usize, 0usize, 0u32);
+        if self.from.is_empty() {
+            // A full snapshot (or an empty baseline): everything is created.
+            self.created.extend(0..self.to.len() as u32);
+            j = self.to.len();
+        }
         while i < self.from.len() || j < self.to.len() {
             let a = self.from.get(i);
             let b = self.to.get(j);
@@ -678,7 +683,7 @@ impl Encoder {
             };
             write_mask(&mut g, w, c.mask, c.include, krow.fields.len());
             let words = row_words(&to.words, c.start, krow);
-            krow.gather_wire(&mut g, c.mask, words, &to.text, w);
+            g = krow.gather_wire(g, c.mask, words, &to.text, w);
         }
 
         // Created: ids as gaps, kind, controller, (own part: the partial bit), fields.
@@ -695,7 +700,7 @@ impl Encoder {
             }
             if let Some(krow) = codec.kinds.get(usize::from(m.kind)) {
                 let words = row_words(&to.words, m.start, krow);
-                krow.gather_wire(&mut g, m.include, words, &to.text, w);
+                g = krow.gather_wire(g, m.include, words, &to.text, w);
             }
         }
         g.flush(w);
