@@ -322,4 +322,91 @@ mod tests {
         assert_eq!(bits_for(255), 8);
         assert_eq!(bits_for(256), 9);
     }
+
+    /// The bytes of a stream built bit by bit without a `BitWriter` (LSB first, zero
+    /// padded): the reference `write_long` and `var` must match.
+    fn bit_by_bit(ops: &[(u64, u32)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut pos = 0usize;
+        for &(v, bits) in ops {
+            for i in 0..bits {
+                if pos % 8 == 0 {
+                    out.push(0);
+                }
+                if (v >> i) & 1 == 1 {
+                    out[pos / 8] |= 1 << (pos % 8);
+                }
+                pos += 1;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn long_writes_match_single_bits_at_every_offset() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for offset in 0..64 {
+            let mut ops = vec![(u64::MAX, offset)];
+            for _ in 0..40 {
+                let bits = (next() % 65) as u32;
+                ops.push((next(), bits));
+            }
+            ops.push((u64::MAX, 64));
+            let mut out = Vec::new();
+            let mut w = BitWriter::new(&mut out);
+            for &(v, bits) in &ops {
+                if bits <= 32 && v & 1 == 0 {
+                    w.write(v as u32, bits);
+                } else {
+                    w.write_long(v, bits);
+                }
+            }
+            let len = w.finish();
+            assert_eq!(len, out.len());
+            assert_eq!(out, bit_by_bit(&ops), "offset {offset}");
+        }
+    }
+
+    #[test]
+    fn var_code_is_the_group_by_group_encoding() {
+        let mut values: Vec<u32> = (0..600).collect();
+        for shift in 3..32 {
+            let edge = 1u32 << shift;
+            values.extend([edge - 1, edge, edge + 1]);
+        }
+        values.push(u32::MAX);
+        for v in values {
+            let (mut rest, mut ops) = (v, Vec::new());
+            loop {
+                let more = rest >> 3 != 0;
+                ops.push((
+                    u64::from((rest & 7) | (u32::from(more) << 3)),
+                    VAR_GROUP_BITS,
+                ));
+                rest >>= 3;
+                if !more {
+                    break;
+                }
+            }
+            let mut out = Vec::new();
+            let mut w = BitWriter::new(&mut out);
+            w.var(v);
+            w.finish();
+            assert_eq!(out, bit_by_bit(&ops), "{v}");
+            match var_code(v) {
+                Some((code, bits)) => {
+                    assert!(v < 1 << 24, "{v}");
+                    assert_eq!(bits, var_bits(v), "{v}");
+                    assert_eq!(bit_by_bit(&[(u64::from(code), bits)]), out, "{v}");
+                }
+                None => assert!(v >= 1 << 24, "{v}"),
+            }
+        }
+    }
 }
