@@ -29,7 +29,9 @@ pub use world::{
     Visibility, snapshot_ack, write_snapshot,
 };
 
-use crate::bits::{BitReader, BitWriter, EndOfStream, bits_for, var_bits, var_code};
+use crate::bits::{
+    BitReader, BitWriter, EndOfStream, VAR_GROUP_BITS, bits_for, var_bits, var_code,
+};
 use crate::schema::{
     AxisQuant, BUTTON_COUNTER_BITS, Field, FieldAttrs, FieldType, FieldValue, Fields, Schema,
     SchemaError,
@@ -181,7 +183,7 @@ struct WireOp {
 /// Bits on their way to a [`BitWriter`], kept in registers: the writer's own state
 /// lives in memory, and one load and store of it per field was most of the cost of
 /// writing a row.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Gather {
     acc: u64,
     /// Bits of `acc` in use, at most 64.
@@ -190,7 +192,7 @@ pub(crate) struct Gather {
 
 impl Gather {
     /// Appends the low `bits` bits of `v` (`bits` at most 32).
-    #[inline]
+    #[inline(always)]
     fn put(&mut self, w: &mut BitWriter<'_>, v: u32, bits: u32) {
         if bits == 0 {
             return;
@@ -202,9 +204,21 @@ impl Gather {
         self.n += bits;
     }
 
-    /// Appends a var4 integer.
-    #[inline]
+    /// Appends a var4 integer. Always inlined, the rare long values out of line: a call
+    /// taking `&mut self` would keep the word in memory in every caller.
+    #[inline(always)]
     fn var(&mut self, w: &mut BitWriter<'_>, v: u32) {
+        if v < 8 {
+            self.put(w, v, VAR_GROUP_BITS);
+        } else if v < 64 {
+            self.put(w, (v & 7) | 8 | ((v >> 3) << 4), 2 * VAR_GROUP_BITS);
+        } else {
+            *self = self.var_long(w, v);
+        }
+    }
+
+    #[inline(never)]
+    fn var_long(mut self, w: &mut BitWriter<'_>, v: u32) -> Self {
         match var_code(v) {
             Some((code, bits)) => self.put(w, code, bits),
             None => {
@@ -212,6 +226,7 @@ impl Gather {
                 w.var(v);
             }
         }
+        self
     }
 
     /// Hands the gathered bits to the writer (before anything is written to it
@@ -280,10 +295,13 @@ impl RowCodec {
                 _ => wire.push(op(f.word, f.bits[0], OpKind::Fixed)),
             }
         }
+        let has_text = fields.iter().any(|f| matches!(f.quant, Quant::Str { .. }));
+        // `diff` and `gather_wire` rely on it for rows without strings.
+        debug_assert!(has_text || wire.iter().enumerate().all(|(k, op)| op.word as usize == k));
         Self {
             name: name.into(),
             declared: declared.to_vec(),
-            has_text: fields.iter().any(|f| matches!(f.quant, Quant::Str { .. })),
+            has_text,
             fields,
             words: word,
             owner_mask,
@@ -315,13 +333,12 @@ impl RowCodec {
     #[inline]
     fn diff(&self, include: u32, a: &[u32], at: &str, b: &[u32], bt: &str) -> u32 {
         if !self.has_text {
-            // Word by word (a few words: cheaper than a `memcmp` call first); a `Vec2`'s
-            // two words set the same bit.
+            // Without strings, step k writes word k: word by word, no indexing (a few
+            // words: cheaper than a `memcmp` call first); a `Vec2`'s two words set the
+            // same bit.
             let mut mask = 0;
-            for op in &self.wire {
-                if a[op.word as usize] != b[op.word as usize] {
-                    mask |= op.field;
-                }
+            for ((x, y), op) in a.iter().zip(b).zip(&self.wire) {
+                mask |= op.field & u32::from(x != y).wrapping_neg();
             }
             return mask & include;
         }
@@ -358,6 +375,20 @@ impl RowCodec {
         text: &str,
         w: &mut BitWriter<'_>,
     ) -> Gather {
+        if !self.has_text {
+            // Without strings, step k writes word k.
+            for (op, &v) in self.wire.iter().zip(words) {
+                if mask & op.field == 0 {
+                    continue;
+                }
+                match op.kind {
+                    OpKind::Fixed => g.put(w, v, op.bits),
+                    OpKind::Var { max } => g.var(w, v.min(max)),
+                    OpKind::Str { .. } => {}
+                }
+            }
+            return g;
+        }
         for op in &self.wire {
             if mask & op.field == 0 {
                 continue;
