@@ -330,7 +330,7 @@ impl RowCodec {
     }
 
     /// Mask of the fields in `include` that differ (words, and string contents).
-    #[inline]
+    #[inline(always)]
     fn diff(&self, include: u32, a: &[u32], at: &str, b: &[u32], bt: &str) -> u32 {
         if !self.has_text {
             // Without strings, step k writes word k: word by word, no indexing (a few
@@ -365,8 +365,9 @@ impl RowCodec {
 
     /// Writes the fields in `mask` of a row through `g`: fixed-width words and short
     /// var4 values stay in its register word, the rest goes to the writer after it.
-    /// Takes and returns `g` by value, so that it stays in registers in the loop.
-    #[inline]
+    /// Takes and returns `g` by value, so that it stays in registers in the loop; always
+    /// inlined into the encoder's entity loops (a call cost as much as a short row).
+    #[inline(always)]
     fn gather_wire(
         &self,
         mut g: Gather,
