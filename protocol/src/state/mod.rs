@@ -253,6 +253,8 @@ pub struct RowCodec {
     has_text: bool,
     /// Bit i set: field i is `owner_only`.
     owner_mask: u32,
+    /// The fields everyone sees (all but the `owner_only` ones).
+    shared_mask: u32,
     /// The fields as wire steps, in field order.
     wire: Vec<WireOp>,
 }
@@ -305,6 +307,7 @@ impl RowCodec {
             fields,
             words: word,
             owner_mask,
+            shared_mask: mask_of(declared.len()) & !owner_mask,
             wire,
         }
     }

@@ -373,7 +373,7 @@ struct Member {
 pub(crate) fn included(row: &RowCodec, view: View, controlled_by: PlayerRef, partial: bool) -> u32 {
     let all = row.all_mask();
     match view {
-        View::Shared => all & !row.owner_mask,
+        View::Shared => row.shared_mask,
         View::Player(_) if partial => row.owner_mask,
         View::Player(p) if controlled_by == p => all,
         View::Player(_) => all & !row.owner_mask,
@@ -500,23 +500,20 @@ impl Encoder {
             View::Shared => {
                 // Every entity visible to everyone, its shared fields: no per-entity
                 // view logic.
-                out.reserve(state.entities.len());
-                for e in &state.entities {
+                out.extend(state.entities.iter().filter_map(|e| {
                     if !matches!(e.visibility, Visibility::Everyone) {
-                        continue;
+                        return None;
                     }
-                    let Some(row) = codec.kinds.get(usize::from(e.kind)) else {
-                        continue;
-                    };
-                    out.push(Member {
+                    let row = codec.kinds.get(usize::from(e.kind))?;
+                    Some(Member {
                         start: e.start,
                         id: e.id,
                         kind: e.kind,
                         controlled_by: e.controlled_by,
                         partial: false,
-                        include: row.all_mask() & !row.owner_mask,
-                    });
-                }
+                        include: row.shared_mask,
+                    })
+                }));
             }
             View::Player(_) => {
                 for &i in &state.personal {
