@@ -228,6 +228,18 @@ fn state(c: &mut Criterion) {
     let (mut q0, mut q1) = (Vec::new(), Vec::new());
     protocol1(&p0, &mut q0);
     protocol1(&p1, &mut q1);
+    let sizes = {
+        let (mut gf, mut gd, mut pf, mut pd) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        enc.encode_shared(&arena, None, &s1, &mut gf);
+        enc.encode_shared(&arena, Some(&s0), &s1, &mut gd);
+        encode_snapshot_body(108_001, 0, &q1, &mut pf);
+        encode_delta_body(108_001, 108_000, &q0, &q1, &mut pd);
+        [gf.len(), gd.len(), pf.len(), pd.len()]
+    };
+    println!(
+        "arena, 10 players: shared body full {} B, delta {} B (protocol 1, no score: {} B, {} B)",
+        sizes[0], sizes[1], sizes[2], sizes[3]
+    );
     group.bench_function("arena10_full", |bench| {
         bench.iter(|| {
             out.clear();
