@@ -8,9 +8,11 @@
 //!   new);
 //! - `state/shooter_apply_full/200`, `state/shooter_apply_delta/200`: a client applying
 //!   those snapshots;
-//! - `state/arena10_*`: arena's 10 moving players by the generic path beside protocol 1's
-//!   hand-written `codec::encode_snapshot_body` / `encode_delta_body` (`*_p1`), encode
-//!   only and with the per-tick quantization (`*_build`).
+//! - `state/arena10_*`: the built-in arena's 10 moving players (its real schema and
+//!   entity enum, `ArenaEntity` with the VarUint score) by the generic path beside
+//!   protocol 1's hand-written `codec::encode_snapshot_body` / `encode_delta_body`
+//!   (`*_p1`, which carries no score), encode only (`arena10_full`, `arena10_delta`)
+//!   and with the per-tick quantization (`arena10_build_full`, `arena10_build_delta`).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -21,6 +23,8 @@ use ticksync_protocol::codec::{encode_delta_body, encode_snapshot_body};
 use ticksync_protocol::schema::Schema;
 use ticksync_protocol::state::{ClientState, Codec, Encoder, PlayerRef, State, Visibility};
 use ticksync_protocol::{EntityState, State as DeriveState};
+use ticksync_server::game::schema_of;
+use ticksync_server::games::arena::{Arena, ArenaEntity};
 
 #[derive(DeriveState, Clone, Copy)]
 #[state(name = "ship")]
@@ -100,48 +104,48 @@ fn shooter_state(codec: &Codec, s: &mut State, t: u32) {
     s.finish(codec).expect("finish");
 }
 
-#[derive(DeriveState, Clone, Copy)]
-#[state(name = "player")]
-struct ArenaPlayer {
-    #[state(range = 0.0..=1000.0, precision = 0.0153)]
-    pos: Vec2,
-    #[state(range = -200.0..=200.0, precision = 1.575)]
-    vel: Vec2,
-    it: bool,
-}
-
-fn arena_players(t: f32) -> Vec<ArenaPlayer> {
-    (0..10)
+/// Arena's 10 players at tick offset `t`, as the built-in game's `Arena::write` hands
+/// them to its writer (its real entity enum, with the VarUint score).
+fn arena_players(t: f32) -> Vec<ArenaEntity> {
+    (0..10u16)
         .map(|i| {
-            let a = i as f32;
-            ArenaPlayer {
+            let a = f32::from(i);
+            ArenaEntity::Player {
                 pos: Vec2::new(100.0 + a * 80.0 + t * 6.6, 500.0 - a * 30.0 + t * 3.3),
                 vel: Vec2::new(198.0, 99.0),
                 it: i == 0,
+                // Scores change rarely (a tag): the same both ticks, some past 7 (8-bit
+                // var4 groups).
+                score: i * 3,
             }
         })
         .collect()
 }
 
-fn arena_state(codec: &Codec, s: &mut State, tick: u32, players: &[ArenaPlayer]) {
-    let kind = codec.kind::<ArenaPlayer>().expect("kind");
+fn arena_state(codec: &Codec, s: &mut State, tick: u32, players: &[ArenaEntity]) {
     s.begin(codec, tick);
     for (i, p) in players.iter().enumerate() {
         let seat = PlayerRef(i as u16 + 1);
-        s.push_entity(codec, kind, i as u32 + 1, seat, Visibility::Everyone, p);
+        s.push_entity_of(codec, i as u32 + 1, seat, Visibility::Everyone, p)
+            .expect("arena's kind");
     }
     s.finish(codec).expect("finish");
 }
 
-fn protocol1(players: &[ArenaPlayer], out: &mut Vec<EntityState>) {
+/// Protocol 1's per-tick work: quantize every player into its fixed `EntityState` (which
+/// has no score: protocol 1 never sent one).
+fn protocol1(players: &[ArenaEntity], out: &mut Vec<EntityState>) {
     out.clear();
-    out.extend(players.iter().enumerate().map(|(i, p)| EntityState {
-        id: i as u8,
-        flags: u8::from(p.it),
-        x: position_q(p.pos.x),
-        y: position_q(p.pos.y),
-        vx: velocity_q(p.vel.x),
-        vy: velocity_q(p.vel.y),
+    out.extend(players.iter().enumerate().map(|(i, p)| {
+        let ArenaEntity::Player { pos, vel, it, .. } = p;
+        EntityState {
+            id: i as u8,
+            flags: u8::from(*it),
+            x: position_q(pos.x),
+            y: position_q(pos.y),
+            vx: velocity_q(vel.x),
+            vy: velocity_q(vel.y),
+        }
     }));
 }
 
@@ -214,13 +218,8 @@ fn state(c: &mut Criterion) {
     });
 
     // Arena: the generic path against protocol 1's hand-written encoder.
-    let arena = {
-        let schema = Schema::builder("arena")
-            .entity::<ArenaPlayer>()
-            .build()
-            .expect("valid");
-        Codec::new(schema, 16).expect("codec")
-    };
+    // The built-in game's own schema, with the server's default lobby cap (64 seats).
+    let arena = Codec::new(schema_of::<Arena>().expect("arena's schema"), 64).expect("codec");
     let (p0, p1) = (arena_players(0.0), arena_players(1.0));
     let mut s0 = State::new(&arena);
     arena_state(&arena, &mut s0, 108_000, &p0);
@@ -229,6 +228,18 @@ fn state(c: &mut Criterion) {
     let (mut q0, mut q1) = (Vec::new(), Vec::new());
     protocol1(&p0, &mut q0);
     protocol1(&p1, &mut q1);
+    let sizes = {
+        let (mut gf, mut gd, mut pf, mut pd) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        enc.encode_shared(&arena, None, &s1, &mut gf);
+        enc.encode_shared(&arena, Some(&s0), &s1, &mut gd);
+        encode_snapshot_body(108_001, 0, &q1, &mut pf);
+        encode_delta_body(108_001, 108_000, &q0, &q1, &mut pd);
+        [gf.len(), gd.len(), pf.len(), pd.len()]
+    };
+    println!(
+        "arena, 10 players: shared body full {} B, delta {} B (protocol 1, no score: {} B, {} B)",
+        sizes[0], sizes[1], sizes[2], sizes[3]
+    );
     group.bench_function("arena10_full", |bench| {
         bench.iter(|| {
             out.clear();
@@ -261,6 +272,22 @@ fn state(c: &mut Criterion) {
         });
     });
     let mut scratch = State::new(&arena);
+    group.bench_function("arena10_build_full", |bench| {
+        bench.iter(|| {
+            arena_state(&arena, &mut scratch, 108_001, black_box(&p1));
+            out.clear();
+            black_box(enc.encode_shared(&arena, None, &scratch, &mut out))
+        });
+    });
+    let mut q = Vec::new();
+    group.bench_function("arena10_build_full_p1", |bench| {
+        bench.iter(|| {
+            protocol1(black_box(&p1), &mut q);
+            out.clear();
+            encode_snapshot_body(108_001, 0, &q, &mut out);
+            black_box(out.len())
+        });
+    });
     group.bench_function("arena10_build_delta", |bench| {
         bench.iter(|| {
             arena_state(&arena, &mut scratch, 108_001, black_box(&p1));
@@ -268,7 +295,6 @@ fn state(c: &mut Criterion) {
             black_box(enc.encode_shared(&arena, Some(&s0), &scratch, &mut out))
         });
     });
-    let mut q = Vec::new();
     group.bench_function("arena10_build_delta_p1", |bench| {
         bench.iter(|| {
             protocol1(black_box(&p1), &mut q);

@@ -20,7 +20,8 @@ pub struct BitWriter<'a> {
     out: &'a mut Vec<u8>,
     /// Bits not yet flushed to `out`, the oldest at bit 0.
     acc: u64,
-    /// How many bits of `acc` are in use (always below 32 between calls).
+    /// How many bits of `acc` are in use (always below 64 between calls: it is flushed
+    /// 8 bytes at a time).
     fill: u32,
     /// Where this stream started in `out`.
     start: usize,
@@ -43,17 +44,31 @@ impl<'a> BitWriter<'a> {
     #[inline]
     pub fn write(&mut self, value: u32, bits: u32) {
         debug_assert!(bits <= 32);
+        self.write_long(u64::from(value), bits);
+    }
+
+    /// Writes the low `bits` bits of `value` (`bits` at most 64; higher bits of `value`
+    /// are ignored): a row's fixed-width fields gathered into one word at once.
+    #[inline]
+    pub fn write_long(&mut self, value: u64, bits: u32) {
+        debug_assert!(bits <= 64);
         if bits == 0 {
             return;
         }
-        let masked = u64::from(value) & ((1u64 << bits) - 1);
-        self.acc |= masked << self.fill;
-        self.fill += bits;
-        if self.fill >= 32 {
-            let low = (self.acc & 0xffff_ffff) as u32;
-            self.out.extend_from_slice(&low.to_le_bytes());
-            self.acc >>= 32;
-            self.fill -= 32;
+        let masked = if bits >= 64 {
+            value
+        } else {
+            value & ((1u64 << bits) - 1)
+        };
+        let fill = self.fill;
+        self.acc |= masked << fill;
+        if fill + bits >= 64 {
+            self.out.extend_from_slice(&self.acc.to_le_bytes());
+            // The value's bits that did not fit (none if the word was empty).
+            self.acc = if fill == 0 { 0 } else { masked >> (64 - fill) };
+            self.fill = fill + bits - 64;
+        } else {
+            self.fill = fill + bits;
         }
     }
 
@@ -64,7 +79,17 @@ impl<'a> BitWriter<'a> {
     }
 
     /// Writes a var4 integer.
-    pub fn var(&mut self, mut value: u32) {
+    #[inline]
+    pub fn var(&mut self, value: u32) {
+        match var_code(value) {
+            Some((code, bits)) => self.write(code, bits),
+            None => self.var_long(value),
+        }
+    }
+
+    /// A var4 integer of more than 8 groups, group by group.
+    #[cold]
+    fn var_long(&mut self, mut value: u32) {
         loop {
             let group = value & 7;
             value >>= 3;
@@ -90,6 +115,33 @@ impl<'a> BitWriter<'a> {
             self.fill = self.fill.saturating_sub(8);
         }
         self.out.len() - self.start
+    }
+}
+
+/// The var4 encoding of `value` as one value of at most 32 bits and its length, for
+/// values of at most 8 groups (below 2^24); None for larger ones.
+#[inline]
+pub fn var_code(value: u32) -> Option<(u32, u32)> {
+    // Counts, gaps and small scores: one or two groups.
+    if value < 8 {
+        return Some((value, VAR_GROUP_BITS));
+    }
+    if value < 64 {
+        return Some(((value & 7) | 8 | ((value >> 3) << 4), 2 * VAR_GROUP_BITS));
+    }
+    if value >= 1 << 24 {
+        return None;
+    }
+    let (mut rest, mut code, mut bits) = (value, 0u32, 0u32);
+    loop {
+        let group = rest & 7;
+        rest >>= 3;
+        let more = rest != 0;
+        code |= (group | (u32::from(more) << 3)) << bits;
+        bits += VAR_GROUP_BITS;
+        if !more {
+            return Some((code, bits));
+        }
     }
 }
 
@@ -269,5 +321,92 @@ mod tests {
         assert_eq!(bits_for(1), 1);
         assert_eq!(bits_for(255), 8);
         assert_eq!(bits_for(256), 9);
+    }
+
+    /// The bytes of a stream built bit by bit without a `BitWriter` (LSB first, zero
+    /// padded): the reference `write_long` and `var` must match.
+    fn bit_by_bit(ops: &[(u64, u32)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut pos = 0usize;
+        for &(v, bits) in ops {
+            for i in 0..bits {
+                if pos % 8 == 0 {
+                    out.push(0);
+                }
+                if (v >> i) & 1 == 1 {
+                    out[pos / 8] |= 1 << (pos % 8);
+                }
+                pos += 1;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn long_writes_match_single_bits_at_every_offset() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for offset in 0..64 {
+            let mut ops = vec![(u64::MAX, offset)];
+            for _ in 0..40 {
+                let bits = (next() % 65) as u32;
+                ops.push((next(), bits));
+            }
+            ops.push((u64::MAX, 64));
+            let mut out = Vec::new();
+            let mut w = BitWriter::new(&mut out);
+            for &(v, bits) in &ops {
+                if bits <= 32 && v & 1 == 0 {
+                    w.write(v as u32, bits);
+                } else {
+                    w.write_long(v, bits);
+                }
+            }
+            let len = w.finish();
+            assert_eq!(len, out.len());
+            assert_eq!(out, bit_by_bit(&ops), "offset {offset}");
+        }
+    }
+
+    #[test]
+    fn var_code_is_the_group_by_group_encoding() {
+        let mut values: Vec<u32> = (0..600).collect();
+        for shift in 3..32 {
+            let edge = 1u32 << shift;
+            values.extend([edge - 1, edge, edge + 1]);
+        }
+        values.push(u32::MAX);
+        for v in values {
+            let (mut rest, mut ops) = (v, Vec::new());
+            loop {
+                let more = rest >> 3 != 0;
+                ops.push((
+                    u64::from((rest & 7) | (u32::from(more) << 3)),
+                    VAR_GROUP_BITS,
+                ));
+                rest >>= 3;
+                if !more {
+                    break;
+                }
+            }
+            let mut out = Vec::new();
+            let mut w = BitWriter::new(&mut out);
+            w.var(v);
+            w.finish();
+            assert_eq!(out, bit_by_bit(&ops), "{v}");
+            match var_code(v) {
+                Some((code, bits)) => {
+                    assert!(v < 1 << 24, "{v}");
+                    assert_eq!(bits, var_bits(v), "{v}");
+                    assert_eq!(bit_by_bit(&[(u64::from(code), bits)]), out, "{v}");
+                }
+                None => assert!(v >= 1 << 24, "{v}"),
+            }
+        }
     }
 }

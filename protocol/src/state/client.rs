@@ -315,8 +315,10 @@ impl ClientState {
         }
         self.ops = ops;
 
-        // Classify what happened to every touched entity.
-        self.touched.sort_unstable();
+        // Classify what happened to every touched entity. `seq` grows with every push,
+        // so a stable sort by id is the order by (id, seq): each id's first touch first.
+        // The list is a few ascending runs, which a stable sort merges in one pass.
+        self.touched.sort_by_key(|t| t.0);
         let mut k = 0;
         while k < self.touched.len() {
             let (id, _, existed) = self.touched[k];

@@ -29,7 +29,9 @@ pub use world::{
     Visibility, snapshot_ack, write_snapshot,
 };
 
-use crate::bits::{BitReader, BitWriter, EndOfStream, bits_for, var_bits};
+use crate::bits::{
+    BitReader, BitWriter, EndOfStream, VAR_GROUP_BITS, bits_for, var_bits, var_code,
+};
 use crate::schema::{
     AxisQuant, BUTTON_COUNTER_BITS, Field, FieldAttrs, FieldType, FieldValue, Fields, Schema,
     SchemaError,
@@ -153,6 +155,89 @@ impl FieldCodec {
     }
 }
 
+/// How one word of a row goes on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OpKind {
+    /// Its low `bits` bits.
+    Fixed,
+    /// var4, clamped to `max`.
+    Var { max: u32 },
+    /// A string: its length in `len_bits` bits, then its bytes (two words).
+    Str { len_bits: u32 },
+}
+
+/// One step of writing a row, compiled from its fields so that the encoder's inner
+/// loop touches a few bytes per word instead of a whole [`FieldCodec`] (a `Vec2` is two
+/// steps; both carry its field's bit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct WireOp {
+    /// The field's bit in a field mask.
+    field: u32,
+    /// The word written (a string's first word).
+    word: u32,
+    /// Bits of a fixed-width word.
+    bits: u32,
+    kind: OpKind,
+}
+
+/// Bits on their way to a [`BitWriter`], kept in registers: the writer's own state
+/// lives in memory, and one load and store of it per field was most of the cost of
+/// writing a row.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Gather {
+    acc: u64,
+    /// Bits of `acc` in use, at most 64.
+    n: u32,
+}
+
+impl Gather {
+    /// Appends the low `bits` bits of `v` (`bits` at most 32).
+    #[inline(always)]
+    fn put(&mut self, w: &mut BitWriter<'_>, v: u32, bits: u32) {
+        if bits == 0 {
+            return;
+        }
+        if self.n + bits > 64 {
+            self.flush(w);
+        }
+        self.acc |= (u64::from(v) & ((1u64 << bits) - 1)) << self.n;
+        self.n += bits;
+    }
+
+    /// Appends a var4 integer. Always inlined, the rare long values out of line: a call
+    /// taking `&mut self` would keep the word in memory in every caller.
+    #[inline(always)]
+    fn var(&mut self, w: &mut BitWriter<'_>, v: u32) {
+        if v < 8 {
+            self.put(w, v, VAR_GROUP_BITS);
+        } else if v < 64 {
+            self.put(w, (v & 7) | 8 | ((v >> 3) << 4), 2 * VAR_GROUP_BITS);
+        } else {
+            *self = self.var_long(w, v);
+        }
+    }
+
+    #[inline(never)]
+    fn var_long(mut self, w: &mut BitWriter<'_>, v: u32) -> Self {
+        match var_code(v) {
+            Some((code, bits)) => self.put(w, code, bits),
+            None => {
+                self.flush(w);
+                w.var(v);
+            }
+        }
+        self
+    }
+
+    /// Hands the gathered bits to the writer (before anything is written to it
+    /// directly).
+    #[inline]
+    fn flush(&mut self, w: &mut BitWriter<'_>) {
+        w.write_long(self.acc, self.n);
+        (self.acc, self.n) = (0, 0);
+    }
+}
+
 /// A row's layout: its fields' quantization and word offsets.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RowCodec {
@@ -168,6 +253,10 @@ pub struct RowCodec {
     has_text: bool,
     /// Bit i set: field i is `owner_only`.
     owner_mask: u32,
+    /// The fields everyone sees (all but the `owner_only` ones).
+    shared_mask: u32,
+    /// The fields as wire steps, in field order.
+    wire: Vec<WireOp>,
 }
 
 impl RowCodec {
@@ -190,13 +279,36 @@ impl RowCodec {
             }
             fields.push(fc);
         }
+        let mut wire = Vec::with_capacity(word);
+        for (i, f) in fields.iter().enumerate() {
+            let op = |word: usize, bits: u32, kind: OpKind| WireOp {
+                field: 1 << i,
+                word: word as u32,
+                bits,
+                kind,
+            };
+            match f.quant {
+                Quant::VarUint { max } => wire.push(op(f.word, 0, OpKind::Var { max })),
+                Quant::Str { len_bits, .. } => wire.push(op(f.word, 0, OpKind::Str { len_bits })),
+                Quant::Vec2(..) => {
+                    wire.push(op(f.word, f.bits[0], OpKind::Fixed));
+                    wire.push(op(f.word + 1, f.bits[1], OpKind::Fixed));
+                }
+                _ => wire.push(op(f.word, f.bits[0], OpKind::Fixed)),
+            }
+        }
+        let has_text = fields.iter().any(|f| matches!(f.quant, Quant::Str { .. }));
+        // `diff` and `gather_wire` rely on it for rows without strings.
+        debug_assert!(has_text || wire.iter().enumerate().all(|(k, op)| op.word as usize == k));
         Self {
             name: name.into(),
             declared: declared.to_vec(),
-            has_text: fields.iter().any(|f| matches!(f.quant, Quant::Str { .. })),
+            has_text,
             fields,
             words: word,
             owner_mask,
+            shared_mask: mask_of(declared.len()) & !owner_mask,
+            wire,
         }
     }
 
@@ -220,56 +332,86 @@ impl RowCodec {
         mask_of(self.fields.len())
     }
 
-    /// Whether field `i` differs between two rows (words, and string contents).
-    #[inline]
-    fn field_differs(&self, i: usize, a: &[u32], at: &str, b: &[u32], bt: &str) -> bool {
-        let f = &self.fields[i];
-        match f.quant {
-            Quant::Str { .. } => str_at(a, at, f.word) != str_at(b, bt, f.word),
-            Quant::Vec2(..) => a[f.word] != b[f.word] || a[f.word + 1] != b[f.word + 1],
-            _ => a[f.word] != b[f.word],
-        }
-    }
-
-    /// Mask of the fields in `include` that differ.
-    #[inline]
+    /// Mask of the fields in `include` that differ (words, and string contents).
+    #[inline(always)]
     fn diff(&self, include: u32, a: &[u32], at: &str, b: &[u32], bt: &str) -> u32 {
-        if !self.has_text && include == self.all_mask() && a == b {
-            return 0;
+        if !self.has_text {
+            // Without strings, step k writes word k: word by word, no indexing (a few
+            // words: cheaper than a `memcmp` call first); a `Vec2`'s two words set the
+            // same bit.
+            let mut mask = 0;
+            for ((x, y), op) in a.iter().zip(b).zip(&self.wire) {
+                mask |= op.field & u32::from(x != y).wrapping_neg();
+            }
+            return mask & include;
         }
         let mut mask = 0;
-        for i in 0..self.fields.len() {
-            if include & (1 << i) != 0 && self.field_differs(i, a, at, b, bt) {
-                mask |= 1 << i;
+        for op in &self.wire {
+            let w = op.word as usize;
+            let differs = match op.kind {
+                OpKind::Str { .. } => str_at(a, at, w) != str_at(b, bt, w),
+                _ => a[w] != b[w],
+            };
+            if differs {
+                mask |= op.field;
             }
         }
-        mask
+        mask & include
     }
 
     /// Writes the fields in `mask` of a row to the wire.
     #[inline]
     fn write_wire(&self, mask: u32, words: &[u32], text: &str, w: &mut BitWriter<'_>) {
-        for (i, f) in self.fields.iter().enumerate() {
-            if mask & (1 << i) == 0 {
+        let mut g = self.gather_wire(Gather::default(), mask, words, text, w);
+        g.flush(w);
+    }
+
+    /// Writes the fields in `mask` of a row through `g`: fixed-width words and short
+    /// var4 values stay in its register word, the rest goes to the writer after it.
+    /// Takes and returns `g` by value, so that it stays in registers in the loop; always
+    /// inlined into the encoder's entity loops (a call cost as much as a short row).
+    #[inline(always)]
+    fn gather_wire(
+        &self,
+        mut g: Gather,
+        mask: u32,
+        words: &[u32],
+        text: &str,
+        w: &mut BitWriter<'_>,
+    ) -> Gather {
+        if !self.has_text {
+            // Without strings, step k writes word k.
+            for (op, &v) in self.wire.iter().zip(words) {
+                if mask & op.field == 0 {
+                    continue;
+                }
+                match op.kind {
+                    OpKind::Fixed => g.put(w, v, op.bits),
+                    OpKind::Var { max } => g.var(w, v.min(max)),
+                    OpKind::Str { .. } => {}
+                }
+            }
+            return g;
+        }
+        for op in &self.wire {
+            if mask & op.field == 0 {
                 continue;
             }
-            match f.quant {
-                Quant::VarUint { max } => w.var(words[f.word].min(max)),
-                Quant::Str { len_bits, .. } => {
-                    let s = str_at(words, text, f.word).as_bytes();
+            let v = words[op.word as usize];
+            match op.kind {
+                OpKind::Fixed => g.put(w, v, op.bits),
+                OpKind::Var { max } => g.var(w, v.min(max)),
+                OpKind::Str { len_bits } => {
+                    g.flush(w);
+                    let s = str_at(words, text, op.word as usize).as_bytes();
                     w.write(s.len() as u32, len_bits);
                     for &b in s {
                         w.write(u32::from(b), 8);
                     }
                 }
-                _ => {
-                    w.write(words[f.word], f.bits[0]);
-                    if matches!(f.quant, Quant::Vec2(..)) {
-                        w.write(words[f.word + 1], f.bits[1]);
-                    }
-                }
             }
         }
+        g
     }
 
     /// Reads the fields in `mask` into `words` (a row of this layout; string words point
@@ -622,12 +764,17 @@ impl<'a> RowWriter<'a> {
         }
     }
 
-    fn field(&mut self) -> Option<FieldCodec> {
-        let f = self.row.fields.get(self.next).copied();
+    /// The next field (borrowed from the row: a copy of its codec costs more than the
+    /// field's whole quantization).
+    #[inline]
+    fn field(&mut self) -> Option<&'a FieldCodec> {
+        let row: &'a RowCodec = self.row;
+        let f = row.fields.get(self.next);
         self.next += 1;
         f
     }
 
+    #[inline]
     fn put(&mut self, f: &FieldCodec, k: usize, v: u32) {
         if let Some(w) = self.words.get_mut(f.word + k) {
             *w = v;
@@ -635,13 +782,15 @@ impl<'a> RowWriter<'a> {
     }
 
     /// A `Bool` field.
+    #[inline]
     pub fn bool(&mut self, v: bool) {
         if let Some(f) = self.field() {
-            self.put(&f, 0, u32::from(v && f.quant == Quant::Bool));
+            self.put(f, 0, u32::from(v && f.quant == Quant::Bool));
         }
     }
 
     /// An `Int` or `VarUint` field (clamped to its range).
+    #[inline]
     pub fn int(&mut self, v: i64) {
         if let Some(f) = self.field() {
             let word = match f.quant {
@@ -651,11 +800,12 @@ impl<'a> RowWriter<'a> {
                 Quant::VarUint { max } => v.clamp(0, i64::from(max)) as u32,
                 _ => 0,
             };
-            self.put(&f, 0, word);
+            self.put(f, 0, word);
         }
     }
 
     /// An `F32` or `Angle` field.
+    #[inline]
     pub fn f32(&mut self, v: f32) {
         if let Some(f) = self.field() {
             let word = match f.quant {
@@ -663,28 +813,30 @@ impl<'a> RowWriter<'a> {
                 Quant::Angle { bits } => quantize_angle(v, bits),
                 _ => 0,
             };
-            self.put(&f, 0, word);
+            self.put(f, 0, word);
         }
     }
 
     /// A `Vec2` field.
+    #[inline]
     pub fn vec2(&mut self, v: [f32; 2]) {
         if let Some(f) = self.field() {
             if let Quant::Vec2(x, y) = f.quant {
-                self.put(&f, 0, x.quantize(v[0]));
-                self.put(&f, 1, y.quantize(v[1]));
+                self.put(f, 0, x.quantize(v[0]));
+                self.put(f, 1, y.quantize(v[1]));
             }
         }
     }
 
     /// An `Enum` field, by variant index (clamped to the last variant).
+    #[inline]
     pub fn enum_index(&mut self, v: u32) {
         if let Some(f) = self.field() {
             let word = match f.quant {
                 Quant::Enum { last } => v.min(last),
                 _ => 0,
             };
-            self.put(&f, 0, word);
+            self.put(f, 0, word);
         }
     }
 
@@ -698,24 +850,26 @@ impl<'a> RowWriter<'a> {
                 }
                 let start = self.text.len();
                 self.text.push_str(&v[..end]);
-                self.put(&f, 0, start as u32);
-                self.put(&f, 1, end as u32);
+                self.put(f, 0, start as u32);
+                self.put(f, 1, end as u32);
             }
         }
     }
 
     /// A `Player` field (a seat above the cap is written as none).
+    #[inline]
     pub fn player(&mut self, v: PlayerRef) {
         if let Some(f) = self.field() {
             let word = match f.quant {
                 Quant::Player { cap } if u32::from(v.0) <= cap => u32::from(v.0),
                 _ => 0,
             };
-            self.put(&f, 0, word);
+            self.put(f, 0, word);
         }
     }
 
     /// A `Button` field.
+    #[inline]
     pub fn button(&mut self, v: Button) {
         if let Some(f) = self.field() {
             let word = if f.quant == Quant::Button {
@@ -723,7 +877,7 @@ impl<'a> RowWriter<'a> {
             } else {
                 0
             };
-            self.put(&f, 0, word);
+            self.put(f, 0, word);
         }
     }
 

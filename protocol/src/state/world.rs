@@ -1,6 +1,6 @@
 //! A world at one tick ([`State`]) and the snapshot encoder ([`Encoder`]).
 
-use super::{Codec, Kind, PlayerRef, RowCodec, RowWriter, Value};
+use super::{Codec, Gather, Kind, PlayerRef, RowCodec, RowWriter, Value};
 use crate::bits::BitWriter;
 use crate::schema::{Fields, Messages};
 
@@ -203,6 +203,7 @@ impl State {
         Ok(())
     }
 
+    #[inline]
     fn push_row(
         &mut self,
         row: &RowCodec,
@@ -356,8 +357,8 @@ impl State {
 /// How an entity is carried in one view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Member {
-    /// Index into the state's entities.
-    at: u32,
+    /// Its row's first word in the state's words.
+    start: u32,
     id: u32,
     kind: u16,
     controlled_by: PlayerRef,
@@ -372,7 +373,7 @@ struct Member {
 pub(crate) fn included(row: &RowCodec, view: View, controlled_by: PlayerRef, partial: bool) -> u32 {
     let all = row.all_mask();
     match view {
-        View::Shared => all & !row.owner_mask,
+        View::Shared => row.shared_mask,
         View::Player(_) if partial => row.owner_mask,
         View::Player(p) if controlled_by == p => all,
         View::Player(_) => all & !row.owner_mask,
@@ -405,7 +406,9 @@ fn membership(codec: &Codec, e: &EntityRecord, view: View) -> Option<(bool, u32)
 #[derive(Debug, Clone, Copy)]
 struct Change {
     kept: u32,
-    to: u32,
+    /// Its row's first word in the new state's words.
+    start: u32,
+    kind: u16,
     mask: u32,
     include: u32,
 }
@@ -493,28 +496,40 @@ impl Encoder {
 
     fn members(codec: &Codec, state: &State, view: View, out: &mut Vec<Member>) {
         out.clear();
-        let mut add = |i: usize, e: &EntityRecord| {
-            if let Some((partial, include)) = membership(codec, e, view) {
-                out.push(Member {
-                    at: i as u32,
-                    id: e.id,
-                    kind: e.kind,
-                    controlled_by: e.controlled_by,
-                    partial,
-                    include,
-                });
-            }
-        };
         match view {
-            View::Shared => state
-                .entities
-                .iter()
-                .enumerate()
-                .for_each(|(i, e)| add(i, e)),
-            View::Player(_) => state
-                .personal
-                .iter()
-                .for_each(|&i| add(i as usize, &state.entities[i as usize])),
+            View::Shared => {
+                // Every entity visible to everyone, its shared fields: no per-entity
+                // view logic.
+                out.extend(state.entities.iter().filter_map(|e| {
+                    if !matches!(e.visibility, Visibility::Everyone) {
+                        return None;
+                    }
+                    let row = codec.kinds.get(usize::from(e.kind))?;
+                    Some(Member {
+                        start: e.start,
+                        id: e.id,
+                        kind: e.kind,
+                        controlled_by: e.controlled_by,
+                        partial: false,
+                        include: row.shared_mask,
+                    })
+                }));
+            }
+            View::Player(_) => {
+                for &i in &state.personal {
+                    let e = &state.entities[i as usize];
+                    if let Some((partial, include)) = membership(codec, e, view) {
+                        out.push(Member {
+                            start: e.start,
+                            id: e.id,
+                            kind: e.kind,
+                            controlled_by: e.controlled_by,
+                            partial,
+                            include,
+                        });
+                    }
+                }
+            }
         }
     }
 
@@ -560,6 +575,11 @@ impl Encoder {
         self.changed.clear();
         self.created.clear();
         let (mut i, mut j, mut kept) = (0usize, 0usize, 0u32);
+        if self.from.is_empty() {
+            // A full snapshot (or an empty baseline): everything is created.
+            self.created.extend(0..self.to.len() as u32);
+            j = self.to.len();
+        }
         while i < self.from.len() || j < self.to.len() {
             let a = self.from.get(i);
             let b = self.to.get(j);
@@ -571,19 +591,18 @@ impl Encoder {
                     {
                         if let (Some(f), Some(krow)) = (from, codec.kinds.get(usize::from(b.kind)))
                         {
-                            let ea = &f.entities[a.at as usize];
-                            let eb = &to.entities[b.at as usize];
                             let mask = krow.diff(
                                 b.include,
-                                f.entity_words(codec, ea),
+                                row_words(&f.words, a.start, krow),
                                 &f.text,
-                                to.entity_words(codec, eb),
+                                row_words(&to.words, b.start, krow),
                                 &to.text,
                             );
                             if mask != 0 {
                                 self.changed.push(Change {
                                     kept,
-                                    to: b.at,
+                                    start: b.start,
+                                    kind: b.kind,
                                     mask,
                                     include: b.include,
                                 });
@@ -654,44 +673,54 @@ impl Encoder {
             }
             w.write(0, rest);
         }
+        let mut g = Gather::default();
         for c in &self.changed {
-            let e = &to.entities[c.to as usize];
-            let Some(krow) = codec.kinds.get(usize::from(e.kind)) else {
+            let Some(krow) = codec.kinds.get(usize::from(c.kind)) else {
                 continue;
             };
-            write_mask(w, c.mask, c.include, krow.fields.len());
-            krow.write_wire(c.mask, to.entity_words(codec, e), &to.text, w);
+            write_mask(&mut g, w, c.mask, c.include, krow.fields.len());
+            let words = row_words(&to.words, c.start, krow);
+            g = krow.gather_wire(g, c.mask, words, &to.text, w);
         }
 
         // Created: ids as gaps, kind, controller, (own part: the partial bit), fields.
-        w.var(self.created.len() as u32);
+        g.var(w, self.created.len() as u32);
         let mut next = 0u32;
         for &c in &self.created {
             let m = self.to[c as usize];
-            let e = &to.entities[m.at as usize];
-            w.var(m.id - next);
+            g.var(w, m.id - next);
             next = m.id.wrapping_add(1);
-            w.write(u32::from(m.kind), codec.kind_bits);
-            w.write(u32::from(m.controlled_by.0), codec.player_bits);
+            g.put(w, u32::from(m.kind), codec.kind_bits);
+            g.put(w, u32::from(m.controlled_by.0), codec.player_bits);
             if matches!(view, View::Player(_)) {
-                w.bit(m.partial);
+                g.put(w, u32::from(m.partial), 1);
             }
             if let Some(krow) = codec.kinds.get(usize::from(m.kind)) {
-                krow.write_wire(m.include, to.entity_words(codec, e), &to.text, w);
+                let words = row_words(&to.words, m.start, krow);
+                g = krow.gather_wire(g, m.include, words, &to.text, w);
             }
         }
+        g.flush(w);
     }
 }
 
+/// The row of kind `row` starting at word `start`.
+#[inline]
+fn row_words<'w>(words: &'w [u32], start: u32, row: &RowCodec) -> &'w [u32] {
+    &words[start as usize..start as usize + row.words]
+}
+
 /// Writes a changed-field mask: one bit per carried field, in field order.
-fn write_mask(w: &mut BitWriter<'_>, mask: u32, include: u32, fields: usize) {
+#[inline]
+fn write_mask(g: &mut Gather, w: &mut BitWriter<'_>, mask: u32, include: u32, fields: usize) {
     if include == super::mask_of(fields) {
-        w.write(mask, fields as u32);
+        // At most 32 fields (`schema::MAX_FIELDS`).
+        g.put(w, mask, fields as u32);
         return;
     }
     for i in 0..fields {
         if include & (1 << i) != 0 {
-            w.bit(mask & (1 << i) != 0);
+            g.put(w, u32::from(mask & (1 << i) != 0), 1);
         }
     }
 }
