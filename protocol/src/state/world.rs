@@ -466,6 +466,14 @@ impl Encoder {
         out: &mut Vec<u8>,
     ) -> usize {
         let from = baseline(from, to);
+        // No private row and no entity any player's own part carries (arena, hill): the
+        // section is all zero bits, cut to nothing. Skip building it for every player.
+        if codec.private.fields.is_empty()
+            && to.personal.is_empty()
+            && from.is_none_or(|f| f.personal.is_empty())
+        {
+            return 0;
+        }
         let start = out.len();
         let mut w = BitWriter::new(out);
         self.section(codec, from, to, View::Player(seat), &mut w);
