@@ -139,7 +139,7 @@ pub struct Config {
     #[arg(long, env = "TICKSYNC_JOIN_TOKEN_MAX_LIFETIME", default_value = "10m", value_parser = parse_duration)]
     pub join_token_max_lifetime: Duration,
 
-    /// How long a drain (SIGTERM, or `POST /admin/api/drain`) lets players finish: the
+    /// How long a drain (SIGTERM or SIGINT, or `POST /admin/api/drain`) lets players finish: the
     /// node takes no new players and its lobbies leave the cluster's listings at once,
     /// lobbies keep playing until they are empty or this runs out, then everyone still
     /// connected is told `ShuttingDown` (close 1001). 0: close at once.

@@ -100,9 +100,10 @@ pub async fn run(
     run_with_game(listener, config, arena, shutdown).await
 }
 
-/// Runs the server with the given game until `shutdown` resolves: stops accepting,
-/// tells every client, lets lobbies finish their tick, and returns within
-/// `--shutdown-timeout`.
+/// Runs the server with the given game until `shutdown` resolves (or
+/// `POST /admin/api/drain` asks): drains first (no new players; lobbies play on for up to
+/// `--drain-timeout`), then stops accepting, tells every client, lets lobbies finish
+/// their tick, and waits at most `--shutdown-timeout` for sessions and lobbies to end.
 pub async fn run_with_game(
     listener: TcpListener,
     config: Config,

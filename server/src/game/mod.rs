@@ -63,11 +63,14 @@ impl EntityId {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LeaveReason {
     /// The player left on purpose (`LeaveLobby`, or closed its connection with a
-    /// goodbye).
+    /// goodbye), or the server closed its connection (an operator's kick, a bad message,
+    /// a flood).
     Left,
-    /// The player's connection dropped and it did not come back within the resume grace.
+    /// The player's connection dropped (or timed out writing or idling) and it did not
+    /// come back within the resume grace.
     Dropped,
-    /// The server removed the player (too slow to follow the lobby, an operator's kick).
+    /// The lobby removed the player: too far behind to follow it (its events' queue
+    /// overflowed).
     Kicked,
 }
 
@@ -215,7 +218,8 @@ pub trait Game: Send + 'static {
     }
 
     /// A player sent a message (validated against the schema, within the size and rate
-    /// limits). Called before the tick's step, in arrival order. The default ignores it.
+    /// limits). Called before the tick's step: players in seat order, each player's messages
+    /// in the order they arrived. The default ignores it.
     fn on_message(
         &mut self,
         ctx: &mut Ctx<'_, Self::Event>,

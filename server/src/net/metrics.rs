@@ -107,7 +107,7 @@ fn plain_counter(
 }
 
 /// Cluster mode's figures (none on a single node): the directory's counters, and the
-/// node id as the one label of `cluster_node_info`.
+/// node's id and slot as the labels (`node`, `slot`) of `cluster_node_info`.
 fn cluster(e: &mut DescriptorEncoder, shared: &Shared) -> Result<(), std::fmt::Error> {
     let Some(cluster) = shared.cluster() else {
         return Ok(());
