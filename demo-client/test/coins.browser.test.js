@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 
 import { chromium } from 'playwright-core';
 
-import { ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, WAIT, checkEmbedded, exited, skip, startServer, state, until } from './support/browser.js';
+import { ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, WAIT, checkEmbedded, killServer, openPlayer, skip, startServer, state, until } from './support/browser.js';
 
 const COINS_BIN =
   process.env.TICKSYNC_COINS_BIN ?? path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../target/debug/examples/coins');
@@ -27,19 +27,7 @@ describe('the coins example in headless Chromium', { skip, timeout: 90_000 }, ()
   let browser;
   const pageErrors = [];
 
-  async function openPage(name) {
-    const context = await browser.newContext({ viewport: { width: 1000, height: 800 }, deviceScaleFactor: 1, bypassCSP: true });
-    const page = await context.newPage();
-    page.setDefaultTimeout(WAIT.timeout);
-    page.on('pageerror', (e) => pageErrors.push(`${name}: ${e.message}`));
-    page.on('console', (m) => {
-      if (m.type() === 'error') pageErrors.push(`${name} console: ${m.text()}`);
-    });
-    await page.goto(server.base);
-    await until(page, "t.state === 'online'");
-    await page.fill('#name', name);
-    return page;
-  }
+  const openPage = (name) => openPlayer(browser, server.base, name, pageErrors);
 
   before(async () => {
     server = await startServer([], COINS_BIN);
@@ -49,10 +37,7 @@ describe('the coins example in headless Chromium', { skip, timeout: 90_000 }, ()
 
   after(async () => {
     await browser?.close().catch(() => {});
-    if (server && server.child.exitCode === null && server.child.signalCode === null) {
-      server.child.kill('SIGKILL');
-      await exited(server.child).catch(() => {});
-    }
+    await killServer(server);
   });
 
   test('an author\'s game plays without a client module: refused and seated joins, a coin collected, a drop', async () => {

@@ -15,26 +15,14 @@ import path from 'node:path';
 
 import { chromium } from 'playwright-core';
 
-import { ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, WAIT, checkEmbedded, exited, skip, startServer, state, until } from './support/browser.js';
+import { ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, WAIT, checkEmbedded, killServer, openPlayer, skip, startServer, state, until } from './support/browser.js';
 
 describe('the shooter in headless Chromium', { skip, timeout: 90_000 }, () => {
   let server;
   let browser;
   const pageErrors = [];
 
-  async function openPage(name) {
-    const context = await browser.newContext({ viewport: { width: 1000, height: 800 }, deviceScaleFactor: 1, bypassCSP: true });
-    const page = await context.newPage();
-    page.setDefaultTimeout(WAIT.timeout);
-    page.on('pageerror', (e) => pageErrors.push(`${name}: ${e.message}`));
-    page.on('console', (m) => {
-      if (m.type() === 'error') pageErrors.push(`${name} console: ${m.text()}`);
-    });
-    await page.goto(server.base);
-    await until(page, "t.state === 'online'");
-    await page.fill('#name', name);
-    return page;
-  }
+  const openPage = (name) => openPlayer(browser, server.base, name, pageErrors);
 
   before(async () => {
     server = await startServer(['--game', 'shooter']);
@@ -44,10 +32,7 @@ describe('the shooter in headless Chromium', { skip, timeout: 90_000 }, () => {
 
   after(async () => {
     await browser?.close().catch(() => {});
-    if (server && server.child.exitCode === null && server.child.signalCode === null) {
-      server.child.kill('SIGKILL');
-      await exited(server.child).catch(() => {});
-    }
+    await killServer(server);
   });
 
   test('A aims at B and fires: B loses health, and both pages show the kill', async () => {

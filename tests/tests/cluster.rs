@@ -715,8 +715,7 @@ async fn a_resume_token_shown_to_the_wrong_node_resumes_where_the_player_is() {
 mod teams {
     use ticksync_protocol::Messages;
     use ticksync_server::game::{
-        Ctx, Game, GameFactory, GameOptions, LeaveReason, NoMessages, PlayerInput, PlayerRef,
-        Writer, factory,
+        Ctx, Game, GameFactory, GameOptions, NoMessages, PlayerInput, PlayerRef, Writer, factory,
     };
 
     #[derive(Messages, Debug, Clone, PartialEq)]
@@ -763,8 +762,6 @@ mod teams {
             );
             Ok(())
         }
-
-        fn on_leave(&mut self, _: &mut Ctx<'_, Event>, _: PlayerRef, _: LeaveReason) {}
 
         fn step(&mut self, _: &mut Ctx<'_, Event>, _: &[PlayerInput<()>], _: u32, _: f32) {}
 

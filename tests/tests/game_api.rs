@@ -481,16 +481,6 @@ where
     type Message = NoMessages;
     type Event = NoMessages;
 
-    fn on_join(
-        &mut self,
-        _: &mut Ctx<'_, NoMessages>,
-        _: PlayerRef,
-        _: &str,
-        _: &GameOptions,
-    ) -> Result<(), String> {
-        Ok(())
-    }
-    fn on_leave(&mut self, _: &mut Ctx<'_, NoMessages>, _: PlayerRef, _: LeaveReason) {}
     fn step(&mut self, _: &mut Ctx<'_, NoMessages>, _: &[PlayerInput<I>], _: u32, _: f32) {}
     fn write(&self, _: &mut Writer<'_, Self>) {}
 }

@@ -7,9 +7,7 @@
 use std::path::PathBuf;
 
 use ticksync_protocol::Messages;
-use ticksync_server::game::{
-    Ctx, Game, GameOptions, LeaveReason, NoMessages, PlayerInput, PlayerRef, Writer, factory,
-};
+use ticksync_server::game::{Ctx, Game, NoMessages, PlayerInput, Writer, factory};
 
 fn read(path: &str) -> String {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -88,16 +86,6 @@ impl Game for Mistaken {
     type Input = ();
     type Message = NoMessages;
     type Event = NoMessages;
-    fn on_join(
-        &mut self,
-        _: &mut Ctx<'_, NoMessages>,
-        _: PlayerRef,
-        _: &str,
-        _: &GameOptions,
-    ) -> Result<(), String> {
-        Ok(())
-    }
-    fn on_leave(&mut self, _: &mut Ctx<'_, NoMessages>, _: PlayerRef, _: LeaveReason) {}
     fn step(&mut self, _: &mut Ctx<'_, NoMessages>, _: &[PlayerInput<()>], _: u32, _: f32) {}
     fn write(&self, _: &mut Writer<'_, Self>) {}
 }

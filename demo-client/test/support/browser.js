@@ -105,3 +105,29 @@ export const state = (page, expr) => page.evaluate(`(() => { const t = window.__
 export const until = (page, expr, timeout = WAIT.timeout) =>
   page.waitForFunction(`(() => { const t = window.__ticksync; return t && (${expr}); })()`, null, { timeout, polling: 20 });
 
+
+/**
+ * A page of its own (a fresh context: 1000×800, CSS pixels, the page's CSP bypassed) at
+ * `url`, online, with `name` typed in; its page errors and console errors go to `errors`.
+ */
+export async function openPlayer(browser, url, name, errors) {
+  const context = await browser.newContext({ viewport: { width: 1000, height: 800 }, deviceScaleFactor: 1, bypassCSP: true });
+  const page = await context.newPage();
+  page.setDefaultTimeout(WAIT.timeout);
+  page.on('pageerror', (e) => errors.push(`${name}: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(`${name} console: ${m.text()}`);
+  });
+  await page.goto(url);
+  await until(page, "t.state === 'online'");
+  await page.fill('#name', name);
+  return page;
+}
+
+/** Kills a server `startServer` started, if it still runs, and waits for it. */
+export async function killServer(server) {
+  if (server && server.child.exitCode === null && server.child.signalCode === null) {
+    server.child.kill('SIGKILL');
+    await exited(server.child).catch(() => {});
+  }
+}

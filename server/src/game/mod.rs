@@ -198,18 +198,24 @@ pub trait Game: Send + 'static {
     /// A player asks to join with its display name and join options (from `JoinLobby`
     /// or `QuickJoin`). Return `Err(reason)` to refuse: the client receives an
     /// `Error { code: JoinRefused, message: reason }` and takes no seat. On `Ok`, set the
-    /// player up (spawn its entity with [`Ctx::spawn`]).
+    /// player up (spawn its entity with [`Ctx::spawn`]). The default accepts everyone
+    /// and sets nothing up.
     fn on_join(
         &mut self,
         ctx: &mut Ctx<'_, Self::Event>,
         player: PlayerRef,
         name: &str,
         options: &GameOptions,
-    ) -> Result<(), String>;
+    ) -> Result<(), String> {
+        let _ = (ctx, player, name, options);
+        Ok(())
+    }
 
     /// A player is gone for good ([`LeaveReason`]): remove what is theirs. Its seat may
-    /// be given to another player afterwards.
-    fn on_leave(&mut self, ctx: &mut Ctx<'_, Self::Event>, player: PlayerRef, reason: LeaveReason);
+    /// be given to another player afterwards. The default does nothing.
+    fn on_leave(&mut self, ctx: &mut Ctx<'_, Self::Event>, player: PlayerRef, reason: LeaveReason) {
+        let _ = (ctx, player, reason);
+    }
 
     /// A player whose connection dropped came back within the resume grace: same seat,
     /// same entities. The default does nothing (the player was idle meanwhile).
@@ -1054,16 +1060,6 @@ mod tests {
         type Input = Input;
         type Message = NoMessages;
         type Event = NoMessages;
-        fn on_join(
-            &mut self,
-            _: &mut Ctx<'_, NoMessages>,
-            _: PlayerRef,
-            _: &str,
-            _: &GameOptions,
-        ) -> Result<(), String> {
-            Ok(())
-        }
-        fn on_leave(&mut self, _: &mut Ctx<'_, NoMessages>, _: PlayerRef, _: LeaveReason) {}
         fn step(&mut self, _: &mut Ctx<'_, NoMessages>, _: &[PlayerInput<Input>], _: u32, _: f32) {}
         fn write(&self, _: &mut Writer<'_, Self>) {}
     }
