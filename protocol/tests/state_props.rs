@@ -228,6 +228,30 @@ fn check(codec: &Codec, s: &State, client: &ClientState, seat: u16) -> Result<()
     Ok(())
 }
 
+/// The angle quantization as documented (`PROTOCOL.md`), with libm's floor and round.
+fn angle_reference(v: f32, bits: u32) -> u32 {
+    if !v.is_finite() {
+        return 0;
+    }
+    let turns = f64::from(v) / std::f64::consts::TAU;
+    let frac = turns - turns.floor();
+    ((frac * (1u64 << bits) as f64).round() as u64 % (1u64 << bits)) as u32
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 20_000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn angles_quantize_as_documented(v in any::<f32>(), bits in 1u32..=32) {
+        prop_assert_eq!(ticksync_protocol::state::quantize_angle(v, bits), angle_reference(v, bits));
+    }
+
+    #[test]
+    fn small_angles_quantize_as_documented(v in -100.0f32..100.0, bits in 1u32..=32) {
+        prop_assert_eq!(ticksync_protocol::state::quantize_angle(v, bits), angle_reference(v, bits));
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
 

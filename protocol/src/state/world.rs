@@ -101,6 +101,8 @@ pub struct State {
     /// Indices (into `entities`) of those some player's own part may carry: not visible
     /// to everyone, or controlled with `owner_only` fields.
     personal: Vec<u32>,
+    /// How many entities everyone sees (the shared body's), counted by `finish`.
+    shared: u32,
     /// Entity rows, back to back.
     words: Vec<u32>,
     /// String bytes of every row.
@@ -122,6 +124,7 @@ impl Clone for State {
         self.max_players = o.max_players;
         self.entities.clone_from(&o.entities);
         self.personal.clone_from(&o.personal);
+        self.shared = o.shared;
         self.words.clone_from(&o.words);
         self.text.clone_from(&o.text);
     }
@@ -147,6 +150,7 @@ impl State {
             .resize(usize::from(codec.max_players) * self.private_words, 0);
         self.entities.clear();
         self.personal.clear();
+        self.shared = 0;
         self.words.clear();
         self.text.clear();
     }
@@ -300,12 +304,14 @@ impl State {
             return Err(StateError::DuplicateId(w[0].id));
         }
         self.personal.clear();
+        self.shared = 0;
         for (i, e) in self.entities.iter().enumerate() {
-            let owner_fields = codec
-                .kinds
-                .get(usize::from(e.kind))
-                .is_some_and(|k| k.owner_mask != 0);
-            if e.visibility != Visibility::Everyone || (e.controlled_by.is_some() && owner_fields) {
+            let Some(kind) = codec.kinds.get(usize::from(e.kind)) else {
+                continue;
+            };
+            let everyone = e.visibility == Visibility::Everyone;
+            self.shared += u32::from(everyone);
+            if !everyone || (e.controlled_by.is_some() && kind.owner_mask != 0) {
                 self.personal.push(i as u32);
             }
         }
@@ -450,7 +456,10 @@ impl Encoder {
         let mut w = BitWriter::new(out);
         w.write(to.tick, 32);
         w.var(from.map_or(0, |f| to.tick - f.tick));
-        self.section(codec, from, to, View::Shared, &mut w);
+        match from {
+            Some(_) => self.section(codec, from, to, View::Shared, &mut w),
+            None => full_shared(codec, to, &mut w),
+        }
         w.finish()
     }
 
@@ -698,18 +707,77 @@ impl Encoder {
             let m = self.to[c as usize];
             g.var(w, m.id - next);
             next = m.id.wrapping_add(1);
+            let Some(krow) = codec.kinds.get(usize::from(m.kind)) else {
+                continue;
+            };
+            let words = row_words(&to.words, m.start, krow);
+            if view == View::Shared {
+                g = krow.write_created_shared(
+                    g,
+                    head(codec, m.kind, m.controlled_by),
+                    codec.kind_bits + codec.player_bits,
+                    words,
+                    &to.text,
+                    w,
+                );
+                continue;
+            }
             g.put(w, u32::from(m.kind), codec.kind_bits);
             g.put(w, u32::from(m.controlled_by.0), codec.player_bits);
-            if matches!(view, View::Player(_)) {
-                g.put(w, u32::from(m.partial), 1);
-            }
-            if let Some(krow) = codec.kinds.get(usize::from(m.kind)) {
-                let words = row_words(&to.words, m.start, krow);
-                g = krow.gather_wire(g, m.include, words, &to.text, w);
-            }
+            g.put(w, u32::from(m.partial), 1);
+            g = krow.gather_wire(g, m.include, words, &to.text, w);
         }
         g.flush(w);
     }
+}
+
+/// A created entity's kind and controller, as the low bits of a packing chunk.
+#[inline(always)]
+fn head(codec: &Codec, kind: u16, controlled_by: PlayerRef) -> u64 {
+    // Each cut to its width, as `Gather::put` does.
+    let low = |v: u16, bits: u32| u64::from(v) & ((1u64 << bits) - 1);
+    low(kind, codec.kind_bits) | (low(controlled_by.0, codec.player_bits) << codec.kind_bits)
+}
+
+/// The shared section of a full snapshot: what [`Encoder::section`] writes for
+/// [`View::Shared`] without a baseline (the lobby row; nothing removed; an empty
+/// changed bitmap; every entity everyone sees, created), straight from the state's
+/// entity list, without the merge's lists. The lobby sends one every tick someone joins
+/// or skips, and the unit test below holds it to the general path's bytes.
+fn full_shared(codec: &Codec, to: &State, w: &mut BitWriter<'_>) {
+    let row = &codec.lobby;
+    if to.lobby.len() == row.words {
+        row.write_wire(row.all_mask(), &to.lobby, &to.text, w);
+    } else {
+        row.write_wire(row.all_mask(), &vec![0; row.words], "", w);
+    }
+    let mut g = Gather::default();
+    // Removed: a count of 0; changed: the bitmap form (flag 0) over no kept entities.
+    g.var(w, 0);
+    g.put(w, 0, 1);
+    g.var(w, to.shared);
+    let head_bits = codec.kind_bits + codec.player_bits;
+    let mut next = 0u32;
+    for e in &to.entities {
+        if e.visibility != Visibility::Everyone {
+            continue;
+        }
+        let Some(krow) = codec.kinds.get(usize::from(e.kind)) else {
+            continue;
+        };
+        g.var(w, e.id - next);
+        next = e.id.wrapping_add(1);
+        let words = row_words(&to.words, e.start, krow);
+        g = krow.write_created_shared(
+            g,
+            head(codec, e.kind, e.controlled_by),
+            head_bits,
+            words,
+            &to.text,
+            w,
+        );
+    }
+    g.flush(w);
 }
 
 /// The row of kind `row` starting at word `start`.
@@ -760,5 +828,169 @@ pub fn snapshot_ack(message: &[u8]) -> Option<u32> {
     match message {
         [SNAPSHOT_TAG, a, b, c, d, ..] => Some(u32::from_le_bytes([*a, *b, *c, *d])),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{Field, FieldType, Schema};
+
+    fn codec() -> Codec {
+        let f = Field::new;
+        let owner = |name: &str, ty| Field {
+            owner_only: true,
+            ..Field::new(name, ty)
+        };
+        let vec2 = FieldType::Vec2 {
+            min_x: 0.0,
+            max_x: 2000.0,
+            min_y: -10.0,
+            max_y: 10.0,
+            precision: 0.05,
+        };
+        let schema = Schema::builder("pack")
+            .entity_fields(
+                "wide",
+                vec![
+                    f("pos", vec2.clone()),
+                    f("vel", vec2),
+                    f("score", FieldType::VarUint { max: 100_000 }),
+                    f(
+                        "big",
+                        FieldType::Int {
+                            min: 0,
+                            max: i64::from(u32::MAX),
+                        },
+                    ),
+                    owner("ammo", FieldType::Int { min: 0, max: 50 }),
+                    f("a", FieldType::Angle { bits: 32 }),
+                    f(
+                        "one",
+                        FieldType::Enum {
+                            variants: vec!["only".into()],
+                        },
+                    ),
+                    f("kills", FieldType::VarUint { max: 9 }),
+                ],
+            )
+            .entity_fields(
+                "var_first",
+                vec![
+                    f("n", FieldType::VarUint { max: 1000 }),
+                    f("b", FieldType::Bool),
+                ],
+            )
+            .entity_fields("empty", vec![])
+            .entity_fields(
+                "named",
+                vec![
+                    f("name", FieldType::Str { max_len: 12 }),
+                    f("p", FieldType::Player),
+                ],
+            )
+            .lobby_fields(vec![f("round", FieldType::VarUint { max: 500 })])
+            .build()
+            .expect("valid");
+        Codec::new(schema, 5).expect("codec")
+    }
+
+    #[test]
+    fn the_full_path_writes_the_general_paths_bytes() {
+        let codec = codec();
+        let mut enc = Encoder::new();
+        let mut seed = 7u32;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            seed
+        };
+        for round in 0..300u32 {
+            let mut s = State::new(&codec);
+            s.begin(&codec, 100 + round);
+            s.set_lobby_values(&codec, &[Value::Int(i64::from(next() % 600))]);
+            let mut id = next() % 20;
+            for _ in 0..(next() % 40) {
+                id += 1 + next() % if round % 2 == 0 { 2 } else { 300 };
+                let visibility = match next() % 6 {
+                    0 => Visibility::Only(PlayerRef((next() % 7) as u16)),
+                    1 => Visibility::Nobody,
+                    _ => Visibility::Everyone,
+                };
+                // Seats above the cap of 5 too: cut to the width on the wire.
+                let by = PlayerRef((next() % 40) as u16);
+                let x = (next() % 3000) as f32 - 500.0;
+                let (kind, values) = match next() % 4 {
+                    0 => (
+                        0,
+                        vec![
+                            Value::Vec2([x, (next() % 30) as f32 - 15.0]),
+                            Value::Vec2([x * 0.5, 1.0]),
+                            Value::Int(i64::from(next() % 200_000)),
+                            Value::Int(i64::from(next())),
+                            Value::Int(i64::from(next() % 60)),
+                            Value::Angle(x),
+                            Value::Enum(0),
+                            Value::Int(i64::from(next() % 12)),
+                        ],
+                    ),
+                    1 => (
+                        1,
+                        vec![
+                            Value::Int(i64::from(next() % 2000)),
+                            Value::Bool(next() % 2 == 0),
+                        ],
+                    ),
+                    2 => (2, vec![]),
+                    _ => (
+                        3,
+                        vec![
+                            Value::Str("ab\u{e9}cdefghijklmn".into()),
+                            Value::Player((next() % 9) as u16),
+                        ],
+                    ),
+                };
+                s.push_entity_values(&codec, kind, id, by, visibility, &values)
+                    .expect("kind");
+            }
+            s.finish(&codec).expect("finish");
+            let mut fast = Vec::new();
+            enc.encode_shared(&codec, None, &s, &mut fast);
+            let mut general = Vec::new();
+            let mut w = BitWriter::new(&mut general);
+            w.write(s.tick(), 32);
+            w.var(0);
+            enc.section(&codec, None, &s, View::Shared, &mut w);
+            w.finish();
+            assert_eq!(fast, general, "round {round}");
+            // The packing steps against field-by-field appends, entity by entity.
+            for e in s.entities() {
+                let krow = &codec.kinds[usize::from(e.kind)];
+                let words = row_words(&s.words, e.start, krow);
+                let (mut packed, mut plain) = (Vec::new(), Vec::new());
+                let mut w = BitWriter::new(&mut packed);
+                let head_bits = codec.kind_bits + codec.player_bits;
+                let by = e.controlled_by;
+                let g = krow.write_created_shared(
+                    Gather::default(),
+                    head(&codec, e.kind, by),
+                    head_bits,
+                    words,
+                    &s.text,
+                    &mut w,
+                );
+                g.clone().flush(&mut w);
+                let bits = w.bits_written();
+                w.finish();
+                let mut w = BitWriter::new(&mut plain);
+                w.write(u32::from(e.kind), codec.kind_bits);
+                w.write(u32::from(by.0), codec.player_bits);
+                krow.write_wire(krow.shared_mask, words, &s.text, &mut w);
+                assert_eq!(bits, w.bits_written(), "round {round}, {e:?}");
+                w.finish();
+                assert_eq!(packed, plain, "round {round}, {e:?}");
+            }
+        }
     }
 }

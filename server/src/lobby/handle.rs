@@ -583,7 +583,7 @@ mod tests {
             seq,
             client_tick: seq,
             row: ticksync_protocol::state::Row {
-                words: vec![x],
+                words: [x].into_iter().collect(),
                 text: String::new(),
             },
             clamped: 0,
