@@ -207,10 +207,15 @@ impl<'a> BitReader<'a> {
         // the whole range: at most 7 bits of offset plus 32 bits.
         let first = (self.pos / 8).min(self.bytes.len());
         let avail = &self.bytes[first..];
-        let n = avail.len().min(8);
-        let mut buf = [0u8; 8];
-        buf[..n].copy_from_slice(&avail[..n]);
-        let acc = u64::from_le_bytes(buf);
+        let acc = match avail.first_chunk::<8>() {
+            // Away from the end: one load, no copy of a variable length.
+            Some(eight) => u64::from_le_bytes(*eight),
+            None => {
+                let mut buf = [0u8; 8];
+                buf[..avail.len()].copy_from_slice(avail);
+                u64::from_le_bytes(buf)
+            }
+        };
         let value = (acc >> (self.pos % 8)) & ((1u64 << bits) - 1);
         self.pos = end;
         Ok(value as u32)
