@@ -380,6 +380,8 @@ impl Fanout {
             frame: broadcast::TickFrame {
                 tick: 1,
                 full,
+                // Every tick of the benchmark sends this one state in full.
+                full_ready: true,
                 delta: Vec::new(),
                 acks: (0..links.len()).map(|i| 1000 + i as u32).collect(),
             },
@@ -413,7 +415,7 @@ impl Fanout {
             own: &mut self.own,
         };
         let done = broadcast::deliver(
-            &self.frame,
+            &mut self.frame,
             &mut parts,
             links,
             &mut self.scratch,

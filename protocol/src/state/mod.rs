@@ -413,6 +413,27 @@ impl RowCodec {
         }
     }
 
+    /// Bits the fields in `mask` of a row take on the wire (what
+    /// [`RowCodec::gather_wire`] writes), without writing them.
+    #[inline]
+    fn wire_bits(&self, mask: u32, words: &[u32], text: &str) -> usize {
+        let mut bits = 0;
+        for op in &self.wire {
+            if mask & op.field == 0 {
+                continue;
+            }
+            let v = words.get(op.word as usize).copied().unwrap_or(0);
+            bits += match op.kind {
+                OpKind::Fixed => op.bits,
+                OpKind::Var { max } => var_bits(v.min(max)),
+                OpKind::Str { len_bits } => {
+                    len_bits + 8 * str_at(words, text, op.word as usize).len() as u32
+                }
+            } as usize;
+        }
+        bits
+    }
+
     /// Writes a created entity's kind and controller (`head`, `head_bits` bits) and its
     /// shared fields through `g`: the bytes of a `kind`, `controller` and
     /// [`RowCodec::gather_wire`] of `shared_mask`, by the packing steps when the kind has

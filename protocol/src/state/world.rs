@@ -463,6 +463,37 @@ impl Encoder {
         w.finish()
     }
 
+    /// The length in bytes of the shared body of a full snapshot of `to` (what
+    /// `encode_shared(codec, None, to, ..)` appends), counted without writing it: a
+    /// lobby that needs no full snapshot this tick still compares its delta with it.
+    pub fn full_shared_len(&self, codec: &Codec, to: &State) -> usize {
+        use crate::bits::var_bits;
+        let row = &codec.lobby;
+        let mut bits = 32 + var_bits(0) as usize;
+        bits += if to.lobby.len() == row.words {
+            row.wire_bits(row.all_mask(), &to.lobby, &to.text)
+        } else {
+            row.wire_bits(row.all_mask(), &vec![0; row.words], "")
+        };
+        // Nothing removed, the empty changed bitmap's flag, the created count.
+        bits += var_bits(0) as usize + 1 + var_bits(to.shared) as usize;
+        let head_bits = (codec.kind_bits + codec.player_bits) as usize;
+        let mut next = 0u32;
+        for e in &to.entities {
+            if e.visibility != Visibility::Everyone {
+                continue;
+            }
+            let Some(krow) = codec.kinds.get(usize::from(e.kind)) else {
+                continue;
+            };
+            bits += var_bits(e.id - next) as usize + head_bits;
+            next = e.id.wrapping_add(1);
+            let words = row_words(&to.words, e.start, krow);
+            bits += krow.wire_bits(krow.shared_mask, words, &to.text);
+        }
+        bits.div_ceil(8)
+    }
+
     /// Appends `seat`'s own part of the snapshot of `to`, against the same baseline as
     /// the shared body it goes with, trailing zero bytes trimmed (often nothing at all).
     /// Returns its length in bytes.
@@ -964,6 +995,7 @@ mod tests {
             enc.section(&codec, None, &s, View::Shared, &mut w);
             w.finish();
             assert_eq!(fast, general, "round {round}");
+            assert_eq!(enc.full_shared_len(&codec, &s), fast.len(), "round {round}");
             // The packing steps against field-by-field appends, entity by entity.
             for e in s.entities() {
                 let krow = &codec.kinds[usize::from(e.kind)];

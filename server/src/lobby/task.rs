@@ -615,14 +615,14 @@ impl Lobby {
         let codec = Arc::clone(self.sim.codec());
         let frame = &mut self.frame;
         frame.tick = self.tick;
-        frame.full.clear();
-        self.encoder
-            .encode_shared(&codec, None, &self.state, &mut frame.full);
+        // The full part waits for a player who needs it (`TickFrame::write_message`).
+        frame.full_ready = false;
         frame.delta.clear();
         if self.has_previous && self.previous.tick().wrapping_add(1) == self.tick {
             self.encoder
                 .encode_shared(&codec, Some(&self.previous), &self.state, &mut frame.delta);
-            if frame.delta.len() >= frame.full.len() {
+            // A delta only when smaller than the full part: counted, not written.
+            if frame.delta.len() >= self.encoder.full_shared_len(&codec, &self.state) {
                 frame.delta.clear();
             }
         }
@@ -691,7 +691,7 @@ impl Lobby {
             .enumerate()
             .filter_map(|(i, seat)| Some((seat_of(i), seat.as_ref()?.link()?)));
         let done = deliver(
-            &self.frame,
+            &mut self.frame,
             &mut parts,
             links,
             &mut self.scratch,

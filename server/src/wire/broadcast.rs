@@ -2,8 +2,9 @@
 //! it.
 //!
 //! The lobby encodes the shared part of the snapshot (the lobby state and the entities
-//! everyone sees) once per tick, twice over: in full ([`TickFrame::full`]) and as
-//! changes from the previous tick ([`TickFrame::delta`]). For each player it then encodes
+//! everyone sees) at most once per tick in each form: as changes from the previous tick
+//! ([`TickFrame::delta`]), and in full ([`TickFrame::full`]) only on a tick some player
+//! needs it (on the first such player's turn), which in steady play is none. For each player it then encodes
 //! the player's own small part (its private state, the entities only it or a few see,
 //! the `owner_only` fields of what it controls; usually nothing or a few bytes) against
 //! the same baseline, and writes the WebSocket frame header, the snapshot head (tag,
@@ -27,8 +28,10 @@ use crate::wire::outbox::{Delivery, Link};
 pub(crate) struct TickFrame {
     /// The tick the state is the result of.
     pub(crate) tick: u32,
-    /// The shared part in full.
+    /// The shared part in full, once encoded (see `full_ready`).
     pub(crate) full: Vec<u8>,
+    /// Whether `full` holds this tick's full shared part (encoded on first need).
+    pub(crate) full_ready: bool,
     /// The shared part as changes from the previous tick's state, when there is one
     /// and it is smaller (else empty).
     pub(crate) delta: Vec<u8>,
@@ -68,7 +71,7 @@ impl TickFrame {
     /// handed, None for a full one) is the tick before this frame's and a delta was
     /// encoded, else the full snapshot.
     pub(crate) fn write_message(
-        &self,
+        &mut self,
         parts: &mut Parts<'_>,
         seat: PlayerRef,
         previous: Option<u32>,
@@ -83,6 +86,13 @@ impl TickFrame {
             && parts.from.is_some()
             && previous.is_some()
             && previous == self.tick.checked_sub(1);
+        if !delta && !self.full_ready {
+            self.full.clear();
+            parts
+                .encoder
+                .encode_shared(parts.codec, None, parts.to, &mut self.full);
+            self.full_ready = true;
+        }
         let (from, body) = if delta {
             (parts.from, &self.delta)
         } else {
@@ -114,7 +124,7 @@ pub(crate) struct Delivered {
 /// Writes `frame` to each player's connection, building each player's message in
 /// `scratch`; the players whose connection is gone are added to `gone`.
 pub(crate) fn deliver<'a>(
-    frame: &TickFrame,
+    frame: &mut TickFrame,
     parts: &mut Parts<'_>,
     links: impl IntoIterator<Item = (PlayerRef, &'a Link)>,
     scratch: &mut Vec<u8>,
@@ -202,13 +212,17 @@ mod tests {
             acks: vec![7, 300],
             ..TickFrame::default()
         };
-        enc.encode_shared(codec, None, to, &mut f.full);
         enc.encode_shared(codec, Some(from), to, &mut f.delta);
         f
     }
 
     /// The message's payload, checking its frame header on the way.
-    fn payload(f: &TickFrame, parts: &mut Parts<'_>, seat: u16, previous: Option<u32>) -> Vec<u8> {
+    fn payload(
+        f: &mut TickFrame,
+        parts: &mut Parts<'_>,
+        seat: u16,
+        previous: Option<u32>,
+    ) -> Vec<u8> {
         let mut out = Vec::new();
         f.write_message(parts, PlayerRef(seat), previous, &mut out);
         assert_eq!(out[0], 0x82, "a final binary frame");
@@ -221,7 +235,7 @@ mod tests {
         let codec = codec();
         let (a, b) = (state(&codec, 41, 10), state(&codec, 42, 20));
         let mut enc = Encoder::new();
-        let f = frame(&codec, &mut enc, &a, &b);
+        let mut f = frame(&codec, &mut enc, &a, &b);
         let mut own = Vec::new();
         let mut enc2 = Encoder::new();
         let mut parts = Parts {
@@ -237,9 +251,13 @@ mod tests {
             let mut old = Vec::new();
             Encoder::new().encode_snapshot(&codec, None, &a, PlayerRef(seat), 1, &mut old);
             client.apply(&old).expect("baseline");
-            let full = payload(&f, &mut parts, seat, None);
-            let delta = payload(&f, &mut parts, seat, Some(41));
-            let skipped = payload(&f, &mut parts, seat, Some(40));
+            let full = payload(&mut f, &mut parts, seat, None);
+            assert!(f.full_ready, "the full part is encoded on the first need");
+            let mut want = Vec::new();
+            Encoder::new().encode_shared(&codec, None, &b, &mut want);
+            assert_eq!(f.full, want);
+            let delta = payload(&mut f, &mut parts, seat, Some(41));
+            let skipped = payload(&mut f, &mut parts, seat, Some(40));
             assert_ne!(delta, full);
             assert_eq!(skipped, full, "a skipped tick gets the full snapshot");
             let applied = client.apply(&delta).expect("the delta applies to tick 41");
