@@ -3,8 +3,8 @@
 //! It takes what its handle (`handle.rs`) collected at the start of each tick: joins from
 //! the bounded queue, every seat's newest input, game messages and leave flag from the
 //! seat's mailbox, an operator's close. Every tick it steps the game (a `Box<dyn Sim>`,
-//! see `game/`), has it write the tick's `State`, encodes what everyone sees once (in
-//! full and as a delta, see `wire/broadcast.rs`) and writes each player's snapshot (its
+//! see `game/`), has it write the tick's `State`, encodes what everyone sees once (as a
+//! delta, and in full only when a player needs it, see `wire/broadcast.rs`) and writes each player's snapshot (its
 //! own small part, then the shared bytes) to the player's socket itself, through the
 //! connection's outbox (`wire/outbox.rs`): no session wakes up for it. Must-arrive
 //! messages (the game's events, players joining and leaving, the match's end) take the
