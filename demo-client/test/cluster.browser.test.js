@@ -24,7 +24,7 @@ import net from 'node:net';
 
 import { chromium } from 'playwright-core';
 
-import { CHROMIUM, CHROMIUM_ARGS, WAIT, checkEmbedded, exited, skip, startServer, state, until } from './support/browser.js';
+import { CHROMIUM, CHROMIUM_ARGS, WAIT, checkEmbedded, exited, openPlayer, skip, startServer, state, until } from './support/browser.js';
 
 const REDIS = process.env.REDIS_SERVER_BIN ?? 'redis-server';
 const haveRedis = spawnSync(REDIS, ['--version'], { stdio: 'ignore' }).status === 0;
@@ -172,23 +172,10 @@ describe(SUITE, { skip: skipCluster, timeout: 90_000 }, () => {
   const ports = { a: 0, b: 0, c: 0 };
   let nodeC;
 
-  async function openPage(query, name) {
-    // The page's own Content-Security-Policy applies (it lists the nodes' origin: the front).
-    const context = await browser.newContext({ viewport: { width: 1100, height: 800 }, deviceScaleFactor: 1 });
-    const page = await context.newPage();
-    page.setDefaultTimeout(WAIT.timeout);
-    page.on('pageerror', (e) => pageErrors.push(`${name}: ${e.message}`));
-    page.on('console', (m) => {
-      // Chromium logs each connection that fails (B refused, the cut): expected here.
-      if (m.type() === 'error' && !/WebSocket connection to .* failed/.test(m.text())) {
-        pageErrors.push(`${name} console: ${m.text()}`);
-      }
-    });
-    await page.goto(front.base + query);
-    await page.locator('#status[data-state="online"]').waitFor(WAIT);
-    await page.fill('#name', name);
-    return page;
-  }
+  // The page's own Content-Security-Policy applies (it lists the nodes' origin: the front).
+  // Chromium logs each connection that fails (B refused, the cut): expected here.
+  const openPage = (query, name) =>
+    openPlayer(browser, front.base + query, name, pageErrors, { width: 1100, csp: true, expected: /WebSocket connection to .* failed/ });
 
   before(async () => {
     redis = await startRedis();

@@ -20,7 +20,7 @@ import path from 'node:path';
 
 import { chromium } from 'playwright-core';
 
-import { ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, WAIT, checkEmbedded, exited, skip, startServer, state, until } from './support/browser.js';
+import { ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, WAIT, checkEmbedded, exited, openPlayer, skip, startServer, state, until } from './support/browser.js';
 
 /**
  * A TCP proxy to the server's port as `target()` tells it when a connection arrives (so
@@ -71,22 +71,9 @@ describe('in headless Chromium, against the real server', { skip, timeout: 60_00
   let b;
   const pageErrors = [];
 
-  async function openPage(query, name) {
-    const context = await browser.newContext({ viewport: { width: 1100, height: 800 }, deviceScaleFactor: 1, bypassCSP: true });
-    const page = await context.newPage();
-    page.setDefaultTimeout(WAIT.timeout);
-    page.on('pageerror', (e) => pageErrors.push(`${name}: ${e.message}`));
-    page.on('console', (m) => {
-      // While the server is down, Chromium logs each refused connection: expected here.
-      if (m.type() === 'error' && !/WebSocket connection to .* failed/.test(m.text())) {
-        pageErrors.push(`${name} console: ${m.text()}`);
-      }
-    });
-    await page.goto(front.base + query);
-    await until(page, "t.state === 'online'");
-    await page.fill('#name', name);
-    return page;
-  }
+  // While the server is down, Chromium logs each refused connection: expected here.
+  const openPage = (query, name) =>
+    openPlayer(browser, front.base + query, name, pageErrors, { width: 1100, expected: /WebSocket connection to .* failed/ });
 
   before(async () => {
     server = await startServer();

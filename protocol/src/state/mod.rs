@@ -196,6 +196,18 @@ struct Chunk {
     var: Option<(u32, u32)>,
 }
 
+impl Chunk {
+    /// The empty chunk that follows this one.
+    fn next(self) -> Self {
+        Self {
+            first: self.end,
+            end: self.end,
+            bits: 0,
+            var: None,
+        }
+    }
+}
+
 /// One fixed-width word of a [`Chunk`]: OR-ed in at bit `shift`, cut to `mask`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct PackWord {
@@ -380,12 +392,7 @@ impl RowCodec {
                 OpKind::Fixed => {
                     if chunk.bits + op.bits > 64 {
                         self.chunks.push(chunk);
-                        chunk = Chunk {
-                            first: chunk.end,
-                            end: chunk.end,
-                            bits: 0,
-                            var: None,
-                        };
+                        chunk = chunk.next();
                     }
                     self.pack_words.push(PackWord {
                         word: op.word,
@@ -398,12 +405,7 @@ impl RowCodec {
                 OpKind::Var { max } => {
                     chunk.var = Some((op.word, max));
                     self.chunks.push(chunk);
-                    chunk = Chunk {
-                        first: chunk.end,
-                        end: chunk.end,
-                        bits: 0,
-                        var: None,
-                    };
+                    chunk = chunk.next();
                 }
                 OpKind::Str { .. } => {}
             }

@@ -479,16 +479,9 @@ impl Encoder {
         bits += var_bits(0) as usize + 1 + var_bits(to.shared) as usize;
         let head_bits = (codec.kind_bits + codec.player_bits) as usize;
         let mut next = 0u32;
-        for e in &to.entities {
-            if e.visibility != Visibility::Everyone {
-                continue;
-            }
-            let Some(krow) = codec.kinds.get(usize::from(e.kind)) else {
-                continue;
-            };
+        for (e, krow, words) in shared_entities(codec, to) {
             bits += var_bits(e.id - next) as usize + head_bits;
             next = e.id.wrapping_add(1);
-            let words = row_words(&to.words, e.start, krow);
             bits += krow.wire_bits(krow.shared_mask, words, &to.text);
         }
         bits.div_ceil(8)
@@ -762,6 +755,21 @@ impl Encoder {
     }
 }
 
+/// The entities of a full snapshot's shared body, in id order: those everyone sees, with
+/// their kind's layout and row (what `State::finish` counts as `shared`).
+fn shared_entities<'s>(
+    codec: &'s Codec,
+    to: &'s State,
+) -> impl Iterator<Item = (&'s EntityRecord, &'s RowCodec, &'s [u32])> {
+    to.entities.iter().filter_map(move |e| {
+        if e.visibility != Visibility::Everyone {
+            return None;
+        }
+        let krow = codec.kinds.get(usize::from(e.kind))?;
+        Some((e, krow, row_words(&to.words, e.start, krow)))
+    })
+}
+
 /// A created entity's kind and controller, as the low bits of a packing chunk.
 #[inline(always)]
 fn head(codec: &Codec, kind: u16, controlled_by: PlayerRef) -> u64 {
@@ -789,16 +797,9 @@ fn full_shared(codec: &Codec, to: &State, w: &mut BitWriter<'_>) {
     g.var(w, to.shared);
     let head_bits = codec.kind_bits + codec.player_bits;
     let mut next = 0u32;
-    for e in &to.entities {
-        if e.visibility != Visibility::Everyone {
-            continue;
-        }
-        let Some(krow) = codec.kinds.get(usize::from(e.kind)) else {
-            continue;
-        };
+    for (e, krow, words) in shared_entities(codec, to) {
         g.var(w, e.id - next);
         next = e.id.wrapping_add(1);
-        let words = row_words(&to.words, e.start, krow);
         g = krow.write_created_shared(
             g,
             head(codec, e.kind, e.controlled_by),
