@@ -409,7 +409,7 @@ fn membership(codec: &Codec, e: &EntityRecord, view: View) -> Option<(bool, u32)
 }
 
 /// A changed entity: its position in the kept list and what changed.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Change {
     kept: u32,
     /// Its row's first word in the new state's words.
@@ -574,47 +574,15 @@ impl Encoder {
         }
     }
 
-    fn section(
-        &mut self,
-        codec: &Codec,
-        from: Option<&State>,
-        to: &State,
-        view: View,
-        w: &mut BitWriter<'_>,
-    ) {
-        // The lobby row (shared) or the player's private row.
-        let (row, from_top, to_top) = match view {
-            View::Shared => (&codec.lobby, from.map(|f| &f.lobby[..]), &to.lobby[..]),
-            View::Player(p) => (
-                &codec.private,
-                from.map(|f| f.private_words(p)),
-                to.private_words(p),
-            ),
-        };
-        let all = row.all_mask();
-        match (from, from_top) {
-            (Some(f), Some(ft)) if ft.len() == to_top.len() && to_top.len() == row.words => {
-                let mask = row.diff(all, ft, &f.text, to_top, &to.text);
-                w.write(mask, row.fields.len() as u32);
-                row.write_wire(mask, to_top, &to.text, w);
-            }
-            _ if to_top.len() == row.words => row.write_wire(all, to_top, &to.text, w),
-            // A seat without a row (0, or above the cap): zeros.
-            _ => {
-                let zero = vec![0; row.words];
-                row.write_wire(all, &zero, "", w);
-            }
-        }
-
-        // The entities: merge the baseline's list and the new one by id.
+    /// Merges the baseline's members of `view` with the new state's by id into the
+    /// removed, changed and created lists; returns how many entities were kept.
+    fn merge(&mut self, codec: &Codec, from: Option<&State>, to: &State, view: View) -> u32 {
+        self.clear_lists();
         Self::members(codec, to, view, &mut self.to);
         self.from.clear();
         if let Some(f) = from {
             Self::members(codec, f, view, &mut self.from);
         }
-        self.removed.clear();
-        self.changed.clear();
-        self.created.clear();
         let (mut i, mut j, mut kept) = (0usize, 0usize, 0u32);
         if self.from.is_empty() {
             // A full snapshot (or an empty baseline): everything is created.
@@ -668,6 +636,121 @@ impl Encoder {
                 }
             }
         }
+        kept
+    }
+
+    /// [`Encoder::merge`] of the shared view against a baseline, walking the two
+    /// states' entity lists in place (no member lists built): what every tick of steady
+    /// play runs. Leaves the created entities' members alone in `self.to`.
+    fn merge_shared(&mut self, codec: &Codec, from: &State, to: &State) -> u32 {
+        self.clear_lists();
+        let carried = |e: &&EntityRecord| {
+            e.visibility == Visibility::Everyone && usize::from(e.kind) < codec.kinds.len()
+        };
+        let mut olds = from.entities.iter().filter(carried);
+        let mut news = to.entities.iter().filter(carried);
+        let (mut a, mut b) = (olds.next(), news.next());
+        let (mut i, mut kept) = (0u32, 0u32);
+        loop {
+            match (a, b) {
+                (Some(x), Some(y)) if x.id == y.id => {
+                    if x.kind == y.kind && x.controlled_by == y.controlled_by {
+                        let krow = &codec.kinds[usize::from(y.kind)];
+                        let mask = krow.diff(
+                            krow.shared_mask,
+                            row_words(&from.words, x.start, krow),
+                            &from.text,
+                            row_words(&to.words, y.start, krow),
+                            &to.text,
+                        );
+                        if mask != 0 {
+                            self.changed.push(Change {
+                                kept,
+                                start: y.start,
+                                kind: y.kind,
+                                mask,
+                                include: krow.shared_mask,
+                            });
+                        }
+                        kept += 1;
+                    } else {
+                        self.removed.push(i);
+                        self.create_shared(codec, y);
+                    }
+                    i += 1;
+                    (a, b) = (olds.next(), news.next());
+                }
+                (Some(x), y) if y.is_none_or(|y| x.id < y.id) => {
+                    self.removed.push(i);
+                    i += 1;
+                    a = olds.next();
+                }
+                (_, Some(y)) => {
+                    self.create_shared(codec, y);
+                    b = news.next();
+                }
+                _ => return kept,
+            }
+        }
+    }
+
+    fn clear_lists(&mut self) {
+        self.from.clear();
+        self.to.clear();
+        self.removed.clear();
+        self.changed.clear();
+        self.created.clear();
+    }
+
+    fn create_shared(&mut self, codec: &Codec, e: &EntityRecord) {
+        self.created.push(self.to.len() as u32);
+        self.to.push(Member {
+            start: e.start,
+            id: e.id,
+            kind: e.kind,
+            controlled_by: e.controlled_by,
+            partial: false,
+            include: codec.kinds[usize::from(e.kind)].shared_mask,
+        });
+    }
+
+    fn section(
+        &mut self,
+        codec: &Codec,
+        from: Option<&State>,
+        to: &State,
+        view: View,
+        w: &mut BitWriter<'_>,
+    ) {
+        // The lobby row (shared) or the player's private row.
+        let (row, from_top, to_top) = match view {
+            View::Shared => (&codec.lobby, from.map(|f| &f.lobby[..]), &to.lobby[..]),
+            View::Player(p) => (
+                &codec.private,
+                from.map(|f| f.private_words(p)),
+                to.private_words(p),
+            ),
+        };
+        let all = row.all_mask();
+        match (from, from_top) {
+            (Some(f), Some(ft)) if ft.len() == to_top.len() && to_top.len() == row.words => {
+                let mask = row.diff(all, ft, &f.text, to_top, &to.text);
+                w.write(mask, row.fields.len() as u32);
+                row.write_wire(mask, to_top, &to.text, w);
+            }
+            _ if to_top.len() == row.words => row.write_wire(all, to_top, &to.text, w),
+            // A seat without a row (0, or above the cap): zeros.
+            _ => {
+                let zero = vec![0; row.words];
+                row.write_wire(all, &zero, "", w);
+            }
+        }
+
+        // The entities: merge the baseline's list and the new one by id.
+        let kept = match (view, from) {
+            (View::Shared, Some(f)) => self.merge_shared(codec, f, to),
+            _ => self.merge(codec, from, to, view),
+        };
 
         // Removed: positions in the baseline's list, as gaps.
         w.var(self.removed.len() as u32);
@@ -927,66 +1010,154 @@ mod tests {
         Codec::new(schema, 5).expect("codec")
     }
 
-    #[test]
-    fn the_full_path_writes_the_general_paths_bytes() {
-        let codec = codec();
-        let mut enc = Encoder::new();
-        let mut seed = 7u32;
-        let mut next = move || {
+    /// A xorshift generator: the tests' worlds are random but the same every run.
+    fn rng(mut seed: u32) -> impl FnMut() -> u32 {
+        move || {
             seed ^= seed << 13;
             seed ^= seed >> 17;
             seed ^= seed << 5;
             seed
-        };
-        for round in 0..300u32 {
-            let mut s = State::new(&codec);
-            s.begin(&codec, 100 + round);
-            s.set_lobby_values(&codec, &[Value::Int(i64::from(next() % 600))]);
-            let mut id = next() % 20;
-            for _ in 0..(next() % 40) {
-                id += 1 + next() % if round % 2 == 0 { 2 } else { 300 };
-                let visibility = match next() % 6 {
-                    0 => Visibility::Only(PlayerRef((next() % 7) as u16)),
-                    1 => Visibility::Nobody,
-                    _ => Visibility::Everyone,
-                };
-                // Seats above the cap of 5 too: cut to the width on the wire.
-                let by = PlayerRef((next() % 40) as u16);
-                let x = (next() % 3000) as f32 - 500.0;
-                let (kind, values) = match next() % 4 {
-                    0 => (
-                        0,
-                        vec![
-                            Value::Vec2([x, (next() % 30) as f32 - 15.0]),
-                            Value::Vec2([x * 0.5, 1.0]),
-                            Value::Int(i64::from(next() % 200_000)),
-                            Value::Int(i64::from(next())),
-                            Value::Int(i64::from(next() % 60)),
-                            Value::Angle(x),
-                            Value::Enum(0),
-                            Value::Int(i64::from(next() % 12)),
-                        ],
-                    ),
-                    1 => (
-                        1,
-                        vec![
-                            Value::Int(i64::from(next() % 2000)),
-                            Value::Bool(next() % 2 == 0),
-                        ],
-                    ),
-                    2 => (2, vec![]),
-                    _ => (
-                        3,
-                        vec![
-                            Value::Str("ab\u{e9}cdefghijklmn".into()),
-                            Value::Player((next() % 9) as u16),
-                        ],
-                    ),
-                };
-                s.push_entity_values(&codec, kind, id, by, visibility, &values)
-                    .expect("kind");
+        }
+    }
+
+    /// A random world of every kind of `codec()` at tick `100 + round`: dense ids on even
+    /// rounds, sparse on odd ones; hidden entities and seats above the cap.
+    fn random_state(codec: &Codec, round: u32, next: &mut impl FnMut() -> u32) -> State {
+        let mut s = State::new(codec);
+        s.begin(codec, 100 + round);
+        s.set_lobby_values(codec, &[Value::Int(i64::from(next() % 600))]);
+        let mut id = next() % 20;
+        for _ in 0..(next() % 40) {
+            id += 1 + next() % if round % 2 == 0 { 2 } else { 300 };
+            let visibility = match next() % 6 {
+                0 => Visibility::Only(PlayerRef((next() % 7) as u16)),
+                1 => Visibility::Nobody,
+                _ => Visibility::Everyone,
+            };
+            // Seats above the cap of 5 too: cut to the width on the wire.
+            let by = PlayerRef((next() % 40) as u16);
+            let x = (next() % 3000) as f32 - 500.0;
+            let (kind, values) = match next() % 4 {
+                0 => (
+                    0,
+                    vec![
+                        Value::Vec2([x, (next() % 30) as f32 - 15.0]),
+                        Value::Vec2([x * 0.5, 1.0]),
+                        Value::Int(i64::from(next() % 200_000)),
+                        Value::Int(i64::from(next())),
+                        Value::Int(i64::from(next() % 60)),
+                        Value::Angle(x),
+                        Value::Enum(0),
+                        Value::Int(i64::from(next() % 12)),
+                    ],
+                ),
+                1 => (
+                    1,
+                    vec![
+                        Value::Int(i64::from(next() % 2000)),
+                        Value::Bool(next() % 2 == 0),
+                    ],
+                ),
+                2 => (2, vec![]),
+                _ => (
+                    3,
+                    vec![
+                        Value::Str("ab\u{e9}cdefghijklmn".into()),
+                        Value::Player((next() % 9) as u16),
+                    ],
+                ),
+            };
+            s.push_entity_values(codec, kind, id, by, visibility, &values)
+                .expect("kind");
+        }
+        s.finish(codec).expect("finish");
+        s
+    }
+
+    /// `a` a tick or two later: some entities removed, some given a new controller, some
+    /// with a field changed, some new.
+    fn changed_state(codec: &Codec, a: &State, next: &mut impl FnMut() -> u32) -> State {
+        let mut b = State::new(codec);
+        b.begin(codec, a.tick() + 1 + next() % 2);
+        let mut last = 0;
+        for e in a.entities() {
+            last = e.id;
+            let mut values = a.entity_values(codec, e.id).expect("its row");
+            let mut by = e.controlled_by;
+            match next() % 8 {
+                0 => continue,
+                1 => by = PlayerRef(by.0 % 5 + 1),
+                2..=4 => match values.first_mut() {
+                    Some(Value::Vec2([x, _])) => *x = (*x + 40.0) % 2000.0,
+                    Some(Value::Int(n)) => *n = (*n + 1) % 1000,
+                    Some(Value::Str(t)) => t.push('x'),
+                    _ => {}
+                },
+                _ => {}
             }
-            s.finish(&codec).expect("finish");
+            b.push_entity_values(codec, e.kind, e.id, by, e.visibility, &values)
+                .expect("kind");
+        }
+        for k in 0..next() % 4 {
+            b.push_entity_values(
+                codec,
+                1,
+                last + 1 + k,
+                PlayerRef(1),
+                Visibility::Everyone,
+                &[Value::Int(3), Value::Bool(true)],
+            )
+            .expect("kind");
+        }
+        b.finish(codec).expect("finish");
+        b
+    }
+
+    #[test]
+    fn the_shared_delta_merge_is_the_general_merge() {
+        let codec = codec();
+        let mut enc = Encoder::new();
+        let mut next = rng(11);
+        let mut seen = [0usize; 3];
+        for round in 0..400u32 {
+            let a = random_state(&codec, round, &mut next);
+            let b = changed_state(&codec, &a, &mut next);
+            let general = enc.merge(&codec, Some(&a), &b, View::Shared);
+            let expect = (
+                enc.removed.clone(),
+                enc.changed.clone(),
+                enc.created
+                    .iter()
+                    .map(|&c| enc.to[c as usize])
+                    .collect::<Vec<_>>(),
+            );
+            let kept = enc.merge_shared(&codec, &a, &b);
+            let got = (
+                enc.removed.clone(),
+                enc.changed.clone(),
+                enc.created
+                    .iter()
+                    .map(|&c| enc.to[c as usize])
+                    .collect::<Vec<_>>(),
+            );
+            assert_eq!(kept, general, "round {round}");
+            assert_eq!(got, expect, "round {round}");
+            seen[0] += got.0.len();
+            seen[1] += got.1.len();
+            seen[2] += got.2.len();
+        }
+        // Entities were removed, changed and created (again, with a new kind or
+        // controller) in many rounds.
+        assert!(seen.iter().all(|&n| n > 400), "{seen:?}");
+    }
+
+    #[test]
+    fn the_full_path_writes_the_general_paths_bytes() {
+        let codec = codec();
+        let mut enc = Encoder::new();
+        let mut next = rng(7);
+        for round in 0..300u32 {
+            let s = random_state(&codec, round, &mut next);
             let mut fast = Vec::new();
             enc.encode_shared(&codec, None, &s, &mut fast);
             let mut general = Vec::new();
