@@ -305,6 +305,9 @@ pub struct RowCodec {
     shared_mask: u32,
     /// The fields as wire steps, in field order.
     wire: Vec<WireOp>,
+    /// The fewest bits the shared fields take on the wire (var4 values of one group,
+    /// empty strings).
+    min_shared_bits: u32,
     /// An entity kind's head (kind, controller) and shared fields as packed chunks
     /// ([`RowCodec::write_created_shared`]); empty for rows with strings and the rows
     /// that are not entity kinds.
@@ -362,6 +365,15 @@ impl RowCodec {
             words: word,
             owner_mask,
             shared_mask: mask_of(declared.len()) & !owner_mask,
+            min_shared_bits: wire
+                .iter()
+                .filter(|op| op.field & !owner_mask != 0)
+                .map(|op| match op.kind {
+                    OpKind::Fixed => op.bits,
+                    OpKind::Var { .. } => VAR_GROUP_BITS,
+                    OpKind::Str { len_bits } => len_bits,
+                })
+                .sum(),
             wire,
             chunks: Vec::new(),
             pack_words: Vec::new(),

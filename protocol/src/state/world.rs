@@ -1,7 +1,7 @@
 //! A world at one tick ([`State`]) and the snapshot encoder ([`Encoder`]).
 
 use super::{Codec, Gather, Kind, PlayerRef, RowCodec, RowWriter, Value};
-use crate::bits::BitWriter;
+use crate::bits::{BitWriter, VAR_GROUP_BITS};
 use crate::schema::{Fields, Messages};
 
 /// The tag byte of a snapshot (server → client), the first game frame tag
@@ -103,6 +103,8 @@ pub struct State {
     personal: Vec<u32>,
     /// How many entities everyone sees (the shared body's), counted by `finish`.
     shared: u32,
+    /// The fewest bits those entities take in a full snapshot, summed by `finish`.
+    shared_min_bits: usize,
     /// Entity rows, back to back.
     words: Vec<u32>,
     /// String bytes of every row.
@@ -125,6 +127,7 @@ impl Clone for State {
         self.entities.clone_from(&o.entities);
         self.personal.clone_from(&o.personal);
         self.shared = o.shared;
+        self.shared_min_bits = o.shared_min_bits;
         self.words.clone_from(&o.words);
         self.text.clone_from(&o.text);
     }
@@ -151,6 +154,7 @@ impl State {
         self.entities.clear();
         self.personal.clear();
         self.shared = 0;
+        self.shared_min_bits = 0;
         self.words.clear();
         self.text.clear();
     }
@@ -305,17 +309,30 @@ impl State {
         }
         self.personal.clear();
         self.shared = 0;
+        self.shared_min_bits = 0;
+        // An id gap of one var4 group, the kind and controller, the shared fields.
+        let head_bits = (VAR_GROUP_BITS + codec.kind_bits + codec.player_bits) as usize;
         for (i, e) in self.entities.iter().enumerate() {
             let Some(kind) = codec.kinds.get(usize::from(e.kind)) else {
                 continue;
             };
             let everyone = e.visibility == Visibility::Everyone;
             self.shared += u32::from(everyone);
+            if everyone {
+                self.shared_min_bits += head_bits + kind.min_shared_bits as usize;
+            }
             if !everyone || (e.controlled_by.is_some() && kind.owner_mask != 0) {
                 self.personal.push(i as u32);
             }
         }
         Ok(())
+    }
+
+    /// A lower bound of [`Encoder::full_shared_len`] (its entities at their shortest),
+    /// known without a walk over the entities: a delta shorter than this is shorter than
+    /// the full part, and the exact count can be skipped.
+    pub fn full_shared_len_at_least(&self) -> usize {
+        self.shared_min_bits / 8
     }
 
     /// The tick.
@@ -1168,6 +1185,7 @@ mod tests {
             w.finish();
             assert_eq!(fast, general, "round {round}");
             assert_eq!(enc.full_shared_len(&codec, &s), fast.len(), "round {round}");
+            assert!(s.full_shared_len_at_least() <= fast.len(), "round {round}");
             // The packing steps against field-by-field appends, entity by entity.
             for e in s.entities() {
                 let krow = &codec.kinds[usize::from(e.kind)];

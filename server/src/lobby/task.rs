@@ -621,8 +621,12 @@ impl Lobby {
         if self.has_previous && self.previous.tick().wrapping_add(1) == self.tick {
             self.encoder
                 .encode_shared(&codec, Some(&self.previous), &self.state, &mut frame.delta);
-            // A delta only when smaller than the full part: counted, not written.
-            if frame.delta.len() >= self.encoder.full_shared_len(&codec, &self.state) {
+            // A delta only when smaller than the full part: counted, not written, and
+            // only when the delta is not below the full part's least length.
+            let len = frame.delta.len();
+            if len >= self.state.full_shared_len_at_least()
+                && len >= self.encoder.full_shared_len(&codec, &self.state)
+            {
                 frame.delta.clear();
             }
         }
