@@ -177,6 +177,10 @@ struct WireOp {
     word: u32,
     /// Bits of a fixed-width word.
     bits: u32,
+    /// A fixed-width word's largest valid value, and what a decoded larger one becomes:
+    /// `max`, or 0 for a player reference (above the cap means nobody).
+    max: u32,
+    over: u32,
     kind: OpKind,
 }
 
@@ -338,20 +342,26 @@ impl RowCodec {
         }
         let mut wire = Vec::with_capacity(word);
         for (i, f) in fields.iter().enumerate() {
-            let op = |word: usize, bits: u32, kind: OpKind| WireOp {
+            let op = |k: usize, kind: OpKind| WireOp {
                 field: 1 << i,
-                word: word as u32,
-                bits,
+                word: (f.word + k) as u32,
+                bits: f.bits[k],
+                max: f.max[k],
+                over: if matches!(f.quant, Quant::Player { .. }) {
+                    0
+                } else {
+                    f.max[k]
+                },
                 kind,
             };
             match f.quant {
-                Quant::VarUint { max } => wire.push(op(f.word, 0, OpKind::Var { max })),
-                Quant::Str { len_bits, .. } => wire.push(op(f.word, 0, OpKind::Str { len_bits })),
+                Quant::VarUint { max } => wire.push(op(0, OpKind::Var { max })),
+                Quant::Str { len_bits, .. } => wire.push(op(0, OpKind::Str { len_bits })),
                 Quant::Vec2(..) => {
-                    wire.push(op(f.word, f.bits[0], OpKind::Fixed));
-                    wire.push(op(f.word + 1, f.bits[1], OpKind::Fixed));
+                    wire.push(op(0, OpKind::Fixed));
+                    wire.push(op(1, OpKind::Fixed));
                 }
-                _ => wire.push(op(f.word, f.bits[0], OpKind::Fixed)),
+                _ => wire.push(op(0, OpKind::Fixed)),
             }
         }
         let has_text = fields.iter().any(|f| matches!(f.quant, Quant::Str { .. }));
@@ -596,6 +606,38 @@ impl RowCodec {
     /// into `text`, appended to). Out-of-range words are clamped (a player reference
     /// above the cap becomes 0); returns how many were.
     fn read_wire(
+        &self,
+        mask: u32,
+        r: &mut BitReader<'_>,
+        words: &mut [u32],
+        text: &mut String,
+    ) -> Result<u32, WireError> {
+        let mut clamped = 0;
+        if !self.has_text {
+            // Without strings, step k is word k: the compiled steps, as the writer.
+            for (op, word) in self.wire.iter().zip(words.iter_mut()) {
+                if mask & op.field == 0 {
+                    continue;
+                }
+                let (v, max, over) = match op.kind {
+                    OpKind::Var { max } => (r.var()?, max, max),
+                    _ => (r.read(op.bits)?, op.max, op.over),
+                };
+                *word = if v <= max {
+                    v
+                } else {
+                    clamped += 1;
+                    over
+                };
+            }
+            return Ok(clamped);
+        }
+        self.read_by_field(mask, r, words, text)
+    }
+
+    /// [`RowCodec::read_wire`] field by field: rows with strings (and the reference the
+    /// compiled steps are tested against).
+    fn read_by_field(
         &self,
         mask: u32,
         r: &mut BitReader<'_>,
@@ -1271,9 +1313,11 @@ macro_rules! int_field {
             fn field_type(attrs: &FieldAttrs) -> Result<FieldType, String> {
                 int_type(attrs, i64::from(<$t>::MIN), i64::from(<$t>::MAX))
             }
+            #[inline]
             fn write(&self, w: &mut RowWriter<'_>) {
                 w.int(i64::from(*self));
             }
+            #[inline]
             fn read(r: &mut RowReader<'_>) -> Self {
                 let v = r.int();
                 <$t>::try_from(v).unwrap_or(if v < 0 { <$t>::MIN } else { <$t>::MAX })
@@ -1291,9 +1335,11 @@ impl FieldValue for bool {
         }
         Ok(FieldType::Bool)
     }
+    #[inline]
     fn write(&self, w: &mut RowWriter<'_>) {
         w.bool(*self);
     }
+    #[inline]
     fn read(r: &mut RowReader<'_>) -> Self {
         r.bool()
     }
@@ -1330,9 +1376,11 @@ impl FieldValue for f32 {
             ),
         }
     }
+    #[inline]
     fn write(&self, w: &mut RowWriter<'_>) {
         w.f32(*self);
     }
+    #[inline]
     fn read(r: &mut RowReader<'_>) -> Self {
         r.f32()
     }
@@ -1354,9 +1402,11 @@ impl FieldValue for glam::Vec2 {
             _ => Err("a Vec2 needs `range = MIN..=MAX` (or `x = ..` and `y = ..`) and `precision = STEP`".into()),
         }
     }
+    #[inline]
     fn write(&self, w: &mut RowWriter<'_>) {
         w.vec2([self.x, self.y]);
     }
+    #[inline]
     fn read(r: &mut RowReader<'_>) -> Self {
         let [x, y] = r.vec2();
         glam::Vec2::new(x, y)
@@ -1371,9 +1421,11 @@ impl FieldValue for String {
             None => Err("a String needs `max_len = N` (bytes)".into()),
         }
     }
+    #[inline]
     fn write(&self, w: &mut RowWriter<'_>) {
         w.str(self);
     }
+    #[inline]
     fn read(r: &mut RowReader<'_>) -> Self {
         r.str().to_owned()
     }
@@ -1386,9 +1438,11 @@ impl FieldValue for PlayerRef {
         }
         Ok(FieldType::Player)
     }
+    #[inline]
     fn write(&self, w: &mut RowWriter<'_>) {
         w.player(*self);
     }
+    #[inline]
     fn read(r: &mut RowReader<'_>) -> Self {
         r.player()
     }
@@ -1401,9 +1455,11 @@ impl FieldValue for Button {
         }
         Ok(FieldType::Button)
     }
+    #[inline]
     fn write(&self, w: &mut RowWriter<'_>) {
         w.button(*self);
     }
+    #[inline]
     fn read(r: &mut RowReader<'_>) -> Self {
         r.button()
     }

@@ -1022,6 +1022,22 @@ mod tests {
                 ],
             )
             .lobby_fields(vec![f("round", FieldType::VarUint { max: 500 })])
+            .input_fields(vec![
+                f("who", FieldType::Player),
+                f("aim", FieldType::Angle { bits: 10 }),
+                f("n", FieldType::VarUint { max: 9 }),
+                f(
+                    "move",
+                    FieldType::Vec2 {
+                        min_x: -1.0,
+                        max_x: 1.0,
+                        min_y: -1.0,
+                        max_y: 1.0,
+                        precision: 0.3,
+                    },
+                ),
+                f("level", FieldType::Int { min: -3, max: 9 }),
+            ])
             .build()
             .expect("valid");
         Codec::new(schema, 5).expect("codec")
@@ -1128,6 +1144,35 @@ mod tests {
         }
         b.finish(codec).expect("finish");
         b
+    }
+
+    #[test]
+    fn compiled_reads_are_field_by_field_reads() {
+        use crate::bits::BitReader;
+        let codec = codec();
+        let mut next = rng(5);
+        let rows = codec.kinds.iter().chain([&codec.lobby, &codec.input]);
+        let rows: Vec<&RowCodec> = rows.filter(|r| !r.has_text).collect();
+        assert!(rows.len() >= 4);
+        for round in 0..3000u32 {
+            let row = rows[round as usize % rows.len()];
+            // Random bits: words above their range (clamped, a seat above the cap to 0),
+            // var4 values past their largest, streams that end early.
+            let len = (next() % 24) as usize;
+            let bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            let mask = next() | if round % 3 == 0 { u32::MAX } else { 0 };
+            let (mut a, mut b) = (vec![7; row.words], vec![7; row.words]);
+            let (mut ta, mut tb) = (String::new(), String::new());
+            let mut ra = BitReader::new(&bytes);
+            let mut rb = BitReader::new(&bytes);
+            let fast = row.read_wire(mask, &mut ra, &mut a, &mut ta);
+            let slow = row.read_by_field(mask, &mut rb, &mut b, &mut tb);
+            assert_eq!(fast, slow, "round {round}");
+            if fast.is_ok() {
+                assert_eq!(a, b, "round {round}");
+                assert_eq!(ra.at_padded_end(), rb.at_padded_end(), "round {round}");
+            }
+        }
     }
 
     #[test]
