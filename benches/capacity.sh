@@ -22,7 +22,8 @@
 # an older protocol needs its own, e.g. /work/wt-base/target/release/ticksync-bots),
 # GAME (arena, hill or shooter: this build's server runs `--game $GAME` and its bots get
 # `--game $GAME`, shooter bots aiming and firing; the baseline and bare runs get no
-# --game, so they play their own default, arena).
+# --game, so they play their own default, arena). ORDER (this-first, the default, or
+# alternate: with BASELINE_BIN, every other count runs the baseline first).
 #
 #   GAME=shooter COUNTS=500 CAPACITY=0 BARE=0 benches/capacity.sh   # 50 lobbies of 10
 #   COUNTS=1000 CAPACITY=0 BARE=0 BASELINE_BIN=/work/wt-base/target/release/ticksync-server \
@@ -50,6 +51,7 @@ BOTS_CPU=${BOTS_CPU:-1}
 OUT=${OUT:-target/capacity/$(date -u +%Y%m%d-%H%M%S)}
 GAME=${GAME:-}
 BIN=${BIN:-target/release}
+ORDER=${ORDER:-this-first}
 BASELINE_BOTS=${BASELINE_BOTS:-$BIN/ticksync-bots}
 mkdir -p "$OUT"
 # This build's server and bots get the game; the baseline and the bare stack do not.
@@ -138,7 +140,8 @@ other_load() {
   awk -F': ' '/"other_cpu_cores"/ { gsub(/,/, "", $2); printf "%d", $2 * 100 }' "$1"
 }
 
-for n in $COUNTS; do
+run_this() {
+  local n=$1
   # A run that other processes disturbed (over 0.1 core) is run again, ATTEMPTS times at most.
   for attempt in $(seq "$ATTEMPTS"); do
     echo "== $n bots, lobbies of 10${GAME:+, $GAME}, window ${DURATION} s after ${WARMUP} s of warm-up (attempt $attempt)"
@@ -154,6 +157,10 @@ for n in $COUNTS; do
     [ "$(other_load "$OUT/bots-$n.json")" -le 10 ] && break
     echo "(other processes were busy during the window: running $n again)"
   done
+}
+
+run_baseline() {
+  local n=$1
   if [ -n "${BASELINE_BIN:-}" ]; then
     echo "== $n bots ($BASELINE_BOTS) against the baseline build ($BASELINE_BIN)"
     wait_quiet
@@ -164,6 +171,20 @@ for n in $COUNTS; do
       --json-out "$OUT/baseline-$n.json" $BOTS_FLAGS || echo "(exit $?)"
     stop_server
   fi
+}
+
+pair=0
+for n in $COUNTS; do
+  # ORDER=alternate: every other pair runs the baseline first, so that a drift of the
+  # machine within a pair does not always favour the same build.
+  if [ "$ORDER" = alternate ] && [ $((pair % 2)) = 1 ]; then
+    run_baseline "$n"
+    run_this "$n"
+  else
+    run_this "$n"
+    run_baseline "$n"
+  fi
+  pair=$((pair + 1))
   if [ "$BARE" = 1 ]; then
     echo "== $n bots against ticksync-bare (the stack alone, no game)"
     wait_quiet
