@@ -383,6 +383,8 @@ impl Fanout {
                 // Every tick of the benchmark sends this one state in full.
                 full_ready: true,
                 delta: Vec::new(),
+                // No baseline (`Parts::from` is None): nothing to decide.
+                delta_ready: true,
                 acks: (0..links.len()).map(|i| 1000 + i as u32).collect(),
             },
             codec,

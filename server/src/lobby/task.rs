@@ -4,8 +4,9 @@
 //! the bounded queue, every seat's newest input, game messages and leave flag from the
 //! seat's mailbox, an operator's close. Every tick it steps the game (a `Box<dyn Sim>`,
 //! see `game/`), has it write the tick's `State`, encodes what everyone sees once (as a
-//! delta, and in full only when a player needs it, see `wire/broadcast.rs`) and writes each player's snapshot (its
-//! own small part, then the shared bytes) to the player's socket itself, through the
+//! delta and in full, each only when a player needs it, see `wire/broadcast.rs`) and
+//! writes each player's snapshot (its own small part, then the shared bytes) to the
+//! player's socket itself, through the
 //! connection's outbox (`wire/outbox.rs`): no session wakes up for it. Must-arrive
 //! messages (the game's events, players joining and leaving, the match's end) take the
 //! same way, in order with the snapshots: a tick's events before its snapshot, its
@@ -610,26 +611,12 @@ impl Lobby {
         }
     }
 
-    /// Encodes this tick's shared parts into `frame`, once for everyone.
+    /// Starts this tick's frame: its shared parts are encoded once for everyone, each on
+    /// the first player who needs it.
     fn encode(&mut self) {
-        let codec = Arc::clone(self.sim.codec());
         let frame = &mut self.frame;
-        frame.tick = self.tick;
-        // The full part waits for a player who needs it (`TickFrame::write_message`).
-        frame.full_ready = false;
-        frame.delta.clear();
-        if self.has_previous && self.previous.tick().wrapping_add(1) == self.tick {
-            self.encoder
-                .encode_shared(&codec, Some(&self.previous), &self.state, &mut frame.delta);
-            // A delta only when smaller than the full part: counted, not written, and
-            // only when the delta is not below the full part's least length.
-            let len = frame.delta.len();
-            if len >= self.state.full_shared_len_at_least()
-                && len >= self.encoder.full_shared_len(&codec, &self.state)
-            {
-                frame.delta.clear();
-            }
-        }
+        // Both shared parts wait for a player who needs them (`TickFrame::write_message`).
+        frame.begin(self.tick);
         frame.acks.clear();
         frame.acks.extend(
             self.seats
@@ -681,7 +668,8 @@ impl Lobby {
     /// Writes each player's snapshot to its connection.
     fn deliver(&mut self) {
         let codec = Arc::clone(self.sim.codec());
-        let from = (self.has_previous && !self.frame.delta.is_empty()).then_some(&self.previous);
+        let from = (self.has_previous && self.previous.tick().wrapping_add(1) == self.tick)
+            .then_some(&self.previous);
         let mut parts = Parts {
             codec: &codec,
             from,

@@ -32,9 +32,13 @@ pub(crate) struct TickFrame {
     pub(crate) full: Vec<u8>,
     /// Whether `full` holds this tick's full shared part (encoded on first need).
     pub(crate) full_ready: bool,
-    /// The shared part as changes from the previous tick's state, when there is one
-    /// and it is smaller (else empty).
+    /// The shared part as changes from the previous tick's state (`Parts::from`), when
+    /// it is smaller than the full part (else empty); see `delta_ready`.
     pub(crate) delta: Vec<u8>,
+    /// Whether `delta` is decided for this tick: encoded on the first player whose
+    /// baseline is the previous tick, so a lobby whose players all take full snapshots
+    /// never encodes one.
+    pub(crate) delta_ready: bool,
     /// The last input sequence applied, indexed by seat - 1.
     pub(crate) acks: Vec<u32>,
 }
@@ -45,7 +49,7 @@ pub(crate) struct TickFrame {
 pub(crate) struct Parts<'a> {
     /// The lobby's compiled schema.
     pub(crate) codec: &'a Codec,
-    /// The previous tick's state, if the delta is against it.
+    /// The previous tick's state, the deltas' baseline (None when there is none).
     pub(crate) from: Option<&'a State>,
     /// This tick's state.
     pub(crate) to: &'a State,
@@ -66,6 +70,40 @@ fn varint_len(mut n: usize) -> usize {
 }
 
 impl TickFrame {
+    /// Starts the frame of `tick`: nothing encoded yet (each part on its first need).
+    pub(crate) fn begin(&mut self, tick: u32) {
+        self.tick = tick;
+        self.full_ready = false;
+        self.delta_ready = false;
+        self.delta.clear();
+    }
+
+    /// Encodes the delta from `parts.from`, kept only when smaller than the full part
+    /// (compared with the full part's least length first, then with its length, counted
+    /// unless already encoded).
+    fn encode_delta(&mut self, parts: &mut Parts<'_>) {
+        self.delta_ready = true;
+        self.delta.clear();
+        let Some(from) = parts.from else {
+            return;
+        };
+        parts
+            .encoder
+            .encode_shared(parts.codec, Some(from), parts.to, &mut self.delta);
+        let len = self.delta.len();
+        if len < parts.to.full_shared_len_at_least() {
+            return;
+        }
+        let full = if self.full_ready {
+            self.full.len()
+        } else {
+            parts.encoder.full_shared_len(parts.codec, parts.to)
+        };
+        if len >= full {
+            self.delta.clear();
+        }
+    }
+
     /// Appends the snapshot message for `seat`'s player to `out`, as one WebSocket binary
     /// frame: a delta if `previous` (the tick of the last snapshot this connection was
     /// handed, None for a full one) is the tick before this frame's and a delta was
@@ -82,10 +120,12 @@ impl TickFrame {
             .and_then(|i| self.acks.get(i))
             .copied()
             .unwrap_or(0);
-        let delta = !self.delta.is_empty()
-            && parts.from.is_some()
-            && previous.is_some()
-            && previous == self.tick.checked_sub(1);
+        let wants_delta =
+            parts.from.is_some() && previous.is_some() && previous == self.tick.checked_sub(1);
+        if wants_delta && !self.delta_ready {
+            self.encode_delta(parts);
+        }
+        let delta = wants_delta && !self.delta.is_empty();
         if !delta && !self.full_ready {
             self.full.clear();
             parts
@@ -213,6 +253,7 @@ mod tests {
             ..TickFrame::default()
         };
         enc.encode_shared(codec, Some(from), to, &mut f.delta);
+        f.delta_ready = true;
         f
     }
 
@@ -269,5 +310,40 @@ mod tests {
             let mut fresh = ClientState::new(Arc::clone(&shared), PlayerRef(seat));
             assert!(fresh.apply(&full).expect("full").full);
         }
+    }
+
+    #[test]
+    fn each_shared_part_is_encoded_only_when_a_player_needs_it() {
+        let codec = codec();
+        let (a, b) = (state(&codec, 41, 10), state(&codec, 42, 20));
+        let mut f = TickFrame {
+            acks: vec![7, 300],
+            ..TickFrame::default()
+        };
+        f.begin(42);
+        let (mut own, mut enc) = (Vec::new(), Encoder::new());
+        let mut parts = Parts {
+            codec: &codec,
+            from: Some(&a),
+            to: &b,
+            encoder: &mut enc,
+            own: &mut own,
+        };
+        // Players on full snapshots: no delta is encoded.
+        let full = payload(&mut f, &mut parts, 1, None);
+        payload(&mut f, &mut parts, 2, Some(40));
+        assert!(f.full_ready);
+        assert!(!f.delta_ready && f.delta.is_empty());
+        // The first player on the previous tick has it decided: this one entity's delta
+        // is no smaller than the full part, so it is dropped and the player gets the
+        // full snapshot.
+        let mut want = Vec::new();
+        Encoder::new().encode_shared(&codec, Some(&a), &b, &mut want);
+        assert!(want.len() >= f.full.len());
+        assert_eq!(payload(&mut f, &mut parts, 1, Some(41)), full);
+        assert!(f.delta_ready && f.delta.is_empty());
+        // The next tick starts with neither.
+        f.begin(43);
+        assert!(!f.full_ready && !f.delta_ready && f.delta.is_empty());
     }
 }
