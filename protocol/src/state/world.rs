@@ -617,22 +617,13 @@ impl Encoder {
                     {
                         if let (Some(f), Some(krow)) = (from, codec.kinds.get(usize::from(b.kind)))
                         {
-                            let mask = krow.diff(
+                            self.diff_kept(
+                                krow,
+                                (f, a.start),
+                                (to, b.start, b.kind),
                                 b.include,
-                                row_words(&f.words, a.start, krow),
-                                &f.text,
-                                row_words(&to.words, b.start, krow),
-                                &to.text,
+                                kept,
                             );
-                            if mask != 0 {
-                                self.changed.push(Change {
-                                    kept,
-                                    start: b.start,
-                                    kind: b.kind,
-                                    mask,
-                                    include: b.include,
-                                });
-                            }
                         }
                         kept += 1;
                     } else {
@@ -673,22 +664,13 @@ impl Encoder {
                 (Some(x), Some(y)) if x.id == y.id => {
                     if x.kind == y.kind && x.controlled_by == y.controlled_by {
                         let krow = &codec.kinds[usize::from(y.kind)];
-                        let mask = krow.diff(
+                        self.diff_kept(
+                            krow,
+                            (from, x.start),
+                            (to, y.start, y.kind),
                             krow.shared_mask,
-                            row_words(&from.words, x.start, krow),
-                            &from.text,
-                            row_words(&to.words, y.start, krow),
-                            &to.text,
+                            kept,
                         );
-                        if mask != 0 {
-                            self.changed.push(Change {
-                                kept,
-                                start: y.start,
-                                kind: y.kind,
-                                mask,
-                                include: krow.shared_mask,
-                            });
-                        }
                         kept += 1;
                     } else {
                         self.removed.push(i);
@@ -708,6 +690,36 @@ impl Encoder {
                 }
                 _ => return kept,
             }
+        }
+    }
+
+    /// Compares a kept entity's row in the baseline (`a`: the state and the row's first
+    /// word) and the new state (`b`: the same and the entity's kind) over the fields in
+    /// `include`; a change goes in the changed list at position `kept`.
+    #[inline(always)]
+    fn diff_kept(
+        &mut self,
+        krow: &RowCodec,
+        (from, a): (&State, u32),
+        (to, b, kind): (&State, u32, u16),
+        include: u32,
+        kept: u32,
+    ) {
+        let mask = krow.diff(
+            include,
+            row_words(&from.words, a, krow),
+            &from.text,
+            row_words(&to.words, b, krow),
+            &to.text,
+        );
+        if mask != 0 {
+            self.changed.push(Change {
+                kept,
+                start: b,
+                kind,
+                mask,
+                include,
+            });
         }
     }
 
