@@ -813,6 +813,39 @@ async fn visitor(url: &str, name: &str) -> Client {
     client
 }
 
+/// `owner` creates a public lobby `name` of `max` seats with the creation option `map`;
+/// returns its id once the node at `elsewhere` lists it too.
+async fn create_listed(
+    owner: &mut Client,
+    name: &str,
+    max: u16,
+    map: &str,
+    elsewhere: std::net::SocketAddr,
+) -> u32 {
+    let id = owner
+        .join(&ClientMessage::CreateLobby {
+            name: name.into(),
+            max_players: max,
+            private: false,
+            options: options(&[("map", map)]),
+        })
+        .await
+        .expect("created")
+        .lobby_id;
+    eventually(
+        Duration::from_secs(2),
+        &format!("{name} listed elsewhere"),
+        || async {
+            listing(elsewhere)
+                .await
+                .contains_key(&u64::from(id))
+                .then_some(())
+        },
+    )
+    .await;
+    id
+}
+
 /// The error code and message of a refused join.
 fn refusal(
     result: Result<ticksync_protocol::Joined, ticksync_client::ClientError>,
@@ -830,24 +863,8 @@ async fn join_options_follow_a_redirect_and_a_refused_join_gives_its_seat_back()
     let b = teams_node(&redis, "b").await;
     // A lobby of three on b, made with the creation option map=dunes.
     let mut owner = visitor(&b.ws_url(), "owner").await;
-    let trio = owner
-        .join(&ClientMessage::CreateLobby {
-            name: "trio".into(),
-            max_players: 3,
-            private: false,
-            options: options(&[("map", "dunes")]),
-        })
-        .await
-        .expect("created")
-        .lobby_id;
+    let trio = create_listed(&mut owner, "trio", 3, "dunes", a.addr).await;
     assert_eq!(seen(&mut owner).await, ("none".into(), "dunes".into()));
-    eventually(Duration::from_secs(2), "trio listed on a", || async {
-        listing(a.addr)
-            .await
-            .contains_key(&u64::from(trio))
-            .then_some(())
-    })
-    .await;
 
     // Quick-join through a: sent to b's trio, and b's game sees the options.
     let mut red = visitor(&a.ws_url(), "red").await;
@@ -923,23 +940,7 @@ async fn matchmake_options_reach_the_lobby_s_game_through_the_reservation() {
     let a = teams_node(&redis, "a").await;
     let b = teams_node(&redis, "b").await;
     let mut owner = visitor(&b.ws_url(), "owner").await;
-    let duo = owner
-        .join(&ClientMessage::CreateLobby {
-            name: "duo".into(),
-            max_players: 2,
-            private: false,
-            options: options(&[("map", "reef")]),
-        })
-        .await
-        .expect("created")
-        .lobby_id;
-    eventually(Duration::from_secs(2), "duo listed on a", || async {
-        listing(a.addr)
-            .await
-            .contains_key(&u64::from(duo))
-            .then_some(())
-    })
-    .await;
+    let duo = create_listed(&mut owner, "duo", 2, "reef", a.addr).await;
 
     // Options over the limits or not strings: refused before anything is reserved.
     for bad in [
