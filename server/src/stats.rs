@@ -36,9 +36,10 @@ pub(crate) struct Stats {
     pub(crate) ticks: AtomicU64,
     /// Ticks that took longer than the tick period, or started a period late.
     pub(crate) ticks_overrun: AtomicU64,
-    /// Simulation + encode time of one lobby tick.
+    /// Simulation time of one lobby tick (the game's hooks and its state written).
     pub(crate) tick_time: AtomicHistogram,
-    /// Time to write one lobby tick's snapshots to its players' sockets.
+    /// Time to deliver one lobby tick: its shared parts encoded on first need, every
+    /// player's snapshot written to its socket.
     pub(crate) fanout_time: AtomicHistogram,
     /// How late ticks start against their schedule.
     pub(crate) tick_lateness: AtomicHistogram,

@@ -391,6 +391,31 @@ struct Member {
     include: u32,
 }
 
+impl Member {
+    /// How `e`, of kind `krow`, is carried in the shared body: its shared fields.
+    fn shared(e: &EntityRecord, krow: &RowCodec) -> Self {
+        Self {
+            start: e.start,
+            id: e.id,
+            kind: e.kind,
+            controlled_by: e.controlled_by,
+            partial: false,
+            include: krow.shared_mask,
+        }
+    }
+}
+
+/// The layout of `e`'s kind if `e` goes in the shared body (everyone sees it and its kind
+/// is known), else None: the one rule the full writer, its length counter and the delta
+/// merges share.
+#[inline]
+fn shared_kind<'c>(codec: &'c Codec, e: &EntityRecord) -> Option<&'c RowCodec> {
+    if e.visibility != Visibility::Everyone {
+        return None;
+    }
+    codec.kinds.get(usize::from(e.kind))
+}
+
 /// The fields an entity carries in a view (see `PROTOCOL.md`): the decoder computes
 /// the same from the kind, the controller, the partial bit and its own seat.
 pub(crate) fn included(row: &RowCodec, view: View, controlled_by: PlayerRef, partial: bool) -> u32 {
@@ -558,20 +583,12 @@ impl Encoder {
             View::Shared => {
                 // Every entity visible to everyone, its shared fields: no per-entity
                 // view logic.
-                out.extend(state.entities.iter().filter_map(|e| {
-                    if !matches!(e.visibility, Visibility::Everyone) {
-                        return None;
-                    }
-                    let row = codec.kinds.get(usize::from(e.kind))?;
-                    Some(Member {
-                        start: e.start,
-                        id: e.id,
-                        kind: e.kind,
-                        controlled_by: e.controlled_by,
-                        partial: false,
-                        include: row.shared_mask,
-                    })
-                }));
+                out.extend(
+                    state
+                        .entities
+                        .iter()
+                        .filter_map(|e| Some(Member::shared(e, shared_kind(codec, e)?))),
+                );
             }
             View::Player(_) => {
                 for &i in &state.personal {
@@ -652,9 +669,7 @@ impl Encoder {
     /// play runs. Leaves the created entities' members alone in `self.to`.
     fn merge_shared(&mut self, codec: &Codec, from: &State, to: &State) -> u32 {
         self.clear_lists();
-        let carried = |e: &&EntityRecord| {
-            e.visibility == Visibility::Everyone && usize::from(e.kind) < codec.kinds.len()
-        };
+        let carried = |e: &&EntityRecord| shared_kind(codec, e).is_some();
         let mut olds = from.entities.iter().filter(carried);
         let mut news = to.entities.iter().filter(carried);
         let (mut a, mut b) = (olds.next(), news.next());
@@ -732,15 +747,10 @@ impl Encoder {
     }
 
     fn create_shared(&mut self, codec: &Codec, e: &EntityRecord) {
-        self.created.push(self.to.len() as u32);
-        self.to.push(Member {
-            start: e.start,
-            id: e.id,
-            kind: e.kind,
-            controlled_by: e.controlled_by,
-            partial: false,
-            include: codec.kinds[usize::from(e.kind)].shared_mask,
-        });
+        if let Some(krow) = shared_kind(codec, e) {
+            self.created.push(self.to.len() as u32);
+            self.to.push(Member::shared(e, krow));
+        }
     }
 
     fn section(
@@ -874,10 +884,7 @@ fn shared_entities<'s>(
     to: &'s State,
 ) -> impl Iterator<Item = (&'s EntityRecord, &'s RowCodec, &'s [u32])> {
     to.entities.iter().filter_map(move |e| {
-        if e.visibility != Visibility::Everyone {
-            return None;
-        }
-        let krow = codec.kinds.get(usize::from(e.kind))?;
+        let krow = shared_kind(codec, e)?;
         Some((e, krow, row_words(&to.words, e.start, krow)))
     })
 }

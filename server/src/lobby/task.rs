@@ -217,7 +217,8 @@ impl Lobby {
             let late = started.saturating_duration_since(scheduled);
             let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| self.run_tick()));
             let took = started.elapsed();
-            // Simulation and encoding alone; the rest of the tick is the socket writes.
+            // Simulation alone; the rest of the tick is the delivery (encoding on first
+            // need, socket writes).
             let compute = match &outcome {
                 Ok(Ok(compute)) => (*compute).min(took),
                 _ => took,
@@ -338,7 +339,7 @@ impl Lobby {
             return Err(Closing::Closed(format!("the game failed: {e}")));
         }
         self.sim.take_output(&mut self.output);
-        self.encode();
+        self.begin_frame();
         let compute = started.elapsed();
         // The tick's events go before its snapshot, the match's end after it.
         self.send_events();
@@ -611,11 +612,10 @@ impl Lobby {
         }
     }
 
-    /// Starts this tick's frame: its shared parts are encoded once for everyone, each on
-    /// the first player who needs it.
-    fn encode(&mut self) {
+    /// Starts this tick's frame: its acks now, its shared parts once for everyone while it
+    /// is delivered, each on the first player who needs it (`TickFrame::write_message`).
+    fn begin_frame(&mut self) {
         let frame = &mut self.frame;
-        // Both shared parts wait for a player who needs them (`TickFrame::write_message`).
         frame.begin(self.tick);
         frame.acks.clear();
         frame.acks.extend(

@@ -286,13 +286,13 @@ impl Collector for ServerCollector {
         histogram(
             &mut e,
             "tick_duration_seconds",
-            "Simulation and snapshot encoding time of one lobby tick.",
+            "Simulation time of one lobby tick: the game's hooks and its state written.",
             &s.tick_time,
         )?;
         histogram(
             &mut e,
             "tick_fanout_seconds",
-            "Time to write one lobby tick's snapshots to its players' sockets.",
+            "Time to deliver one lobby tick: its shared snapshot parts encoded (each on the first player who needs it) and every player's snapshot written to its socket.",
             &s.fanout_time,
         )?;
         histogram(

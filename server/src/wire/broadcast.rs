@@ -2,9 +2,11 @@
 //! it.
 //!
 //! The lobby encodes the shared part of the snapshot (the lobby state and the entities
-//! everyone sees) at most once per tick in each form: as changes from the previous tick
-//! ([`TickFrame::delta`]), and in full ([`TickFrame::full`]) only on a tick some player
-//! needs it (on the first such player's turn), which in steady play is none. For each player it then encodes
+//! everyone sees) at most once per tick in each form, each on the turn of the first
+//! player who needs it: as changes from the previous tick ([`TickFrame::delta`], kept
+//! only when smaller than the full part) and in full ([`TickFrame::full`]); in steady
+//! play with deltas the full part is never encoded, with full snapshots only the delta is
+//! never. For each player it then encodes
 //! the player's own small part (its private state, the entities only it or a few see,
 //! the `owner_only` fields of what it controls; usually nothing or a few bytes) against
 //! the same baseline, and writes the WebSocket frame header, the snapshot head (tag,
@@ -78,6 +80,15 @@ impl TickFrame {
         self.delta.clear();
     }
 
+    /// Encodes the full shared part.
+    fn encode_full(&mut self, parts: &mut Parts<'_>) {
+        self.full.clear();
+        parts
+            .encoder
+            .encode_shared(parts.codec, None, parts.to, &mut self.full);
+        self.full_ready = true;
+    }
+
     /// Encodes the delta from `parts.from`, kept only when smaller than the full part
     /// (compared with the full part's least length first, then with its length, counted
     /// unless already encoded).
@@ -127,11 +138,7 @@ impl TickFrame {
         }
         let delta = wants_delta && !self.delta.is_empty();
         if !delta && !self.full_ready {
-            self.full.clear();
-            parts
-                .encoder
-                .encode_shared(parts.codec, None, parts.to, &mut self.full);
-            self.full_ready = true;
+            self.encode_full(parts);
         }
         let (from, body) = if delta {
             (parts.from, &self.delta)
