@@ -263,7 +263,9 @@ describe('in headless Chromium, against the real server', { skip, timeout: 60_00
     await c.goto(`${proxy.base}?name=carol&join=${code}`);
     await until(c, `t.state === 'online' && t.screen === 'game' && t.lobby.code === '${code}'`);
     await until(b, 't.players.length === 3');
+    await until(c, 't.myEntity !== null');
     const before = await state(c, '({ player: t.playerId, entity: t.myEntity, lobby: t.lobby.id })');
+    const joinedTick = await state(c, 't.lobby.joinedTick');
     // B watches the player list every frame while C is away.
     await b.evaluate(() => {
       const t = window.__ticksync;
@@ -290,7 +292,14 @@ describe('in headless Chromium, against the real server', { skip, timeout: 60_00
     await until(c, "t.state === 'reconnecting' || t.state === 'connecting'");
     await until(c, 'window.__closeCode !== undefined');
     assert.equal(await c.evaluate(() => window.__closeCode), 1006);
-    await until(c, "t.state === 'online' && t.screen === 'game' && t.inputSeq > 0 && t.ackSeq > 0");
+    // Back once the resume's own Joined came and a snapshot acknowledged an input sent
+    // after it: between the Welcome and that Joined the page still shows the old
+    // connection's sequence numbers.
+    await until(
+      c,
+      `t.state === 'online' && t.screen === 'game' && t.lobby.joinedTick > ${joinedTick} && ` +
+        't.myEntity !== null && t.inputSeq > 0 && t.ackSeq > 0',
+    );
     const after = await state(c, '({ player: t.playerId, entity: t.myEntity, lobby: t.lobby.id })');
     assert.deepEqual(after, before, 'same player, entity and lobby');
     await c.keyboard.down('KeyW');
@@ -302,8 +311,11 @@ describe('in headless Chromium, against the real server', { skip, timeout: 60_00
       return window.__fewest;
     });
     assert.equal(fewest, 3, 'B never saw carol leave');
-    await context.close();
+    // Carol leaves by the button: closing her page may drop the socket without a close
+    // frame on a loaded machine, and a dropped seat waits out the resume grace (15 s).
+    await c.click('#leave');
     await until(b, 't.players.length === 2');
+    await context.close();
   });
 
   test('a screenshot of the game (test-artifacts/game.png)', async () => {
