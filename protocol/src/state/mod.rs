@@ -184,40 +184,79 @@ struct WireOp {
     kind: OpKind,
 }
 
-/// A run of a created entity's fixed-width words packed into one 64-bit chunk at
-/// precomputed shifts (independent of each other, so the CPU does them side by side),
-/// appended at once, then at most one var4 word: how a full snapshot's entities are
-/// written, compiled per kind, instead of one dependent append per word. A kind's first
-/// chunk starts with the entity's kind and controller.
+/// Most words in one [`Chunk`]: its packer is unrolled for each length up to this.
+const CHUNK_WORDS: usize = 8;
+
+/// A run of a created entity's consecutive fixed-width words packed into one 64-bit
+/// chunk at precomputed shifts (independent of each other, so the CPU does them side by
+/// side), appended at once, then at most one var4 word: how a full snapshot's entities
+/// are written, compiled per kind, instead of one dependent append per word. A kind's
+/// first chunk starts with the entity's kind and controller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Chunk {
-    /// Its words, `RowCodec::pack_words[first..end]`.
+    /// Its words are the row's `first..first + len`; a word it does not carry (an
+    /// `owner_only` or zero-width field's) has mask 0.
     first: u16,
-    end: u16,
+    len: u16,
     /// Bits of the chunk (its head's included), 0 to 64.
     bits: u32,
+    /// Word k goes in at bit `shift[k]`, cut to `mask[k]`.
+    shift: [u32; CHUNK_WORDS],
+    mask: [u32; CHUNK_WORDS],
     /// The var4 word after it, if any: its word and largest value.
     var: Option<(u32, u32)>,
 }
 
 impl Chunk {
-    /// The empty chunk that follows this one.
-    fn next(self) -> Self {
+    /// An empty chunk starting at word `first`, with `bits` of head.
+    fn at(first: u32, bits: u32) -> Self {
         Self {
-            first: self.end,
-            end: self.end,
-            bits: 0,
+            first: first as u16,
+            len: 0,
+            bits,
+            shift: [0; CHUNK_WORDS],
+            mask: [0; CHUNK_WORDS],
             var: None,
         }
     }
-}
 
-/// One fixed-width word of a [`Chunk`]: OR-ed in at bit `shift`, cut to `mask`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct PackWord {
-    word: u32,
-    shift: u32,
-    mask: u32,
+    /// Takes word `word` next (it must be `first + len`): `bits` of it at `mask`.
+    fn push(&mut self, bits: u32, mask: u32) {
+        let k = usize::from(self.len);
+        self.shift[k] = if mask == 0 { 0 } else { self.bits };
+        self.mask[k] = mask;
+        self.len += 1;
+        self.bits += bits;
+    }
+
+    /// Its words of `row`, packed.
+    #[inline(always)]
+    fn pack(&self, row: &[u32]) -> u64 {
+        match self.len {
+            1 => self.pack_n::<1>(row),
+            2 => self.pack_n::<2>(row),
+            3 => self.pack_n::<3>(row),
+            4 => self.pack_n::<4>(row),
+            5 => self.pack_n::<5>(row),
+            6 => self.pack_n::<6>(row),
+            7 => self.pack_n::<7>(row),
+            8 => self.pack_n::<8>(row),
+            _ => 0,
+        }
+    }
+
+    #[inline(always)]
+    fn pack_n<const N: usize>(&self, row: &[u32]) -> u64 {
+        let first = usize::from(self.first);
+        let Some(words) = row.get(first..first + N) else {
+            return 0;
+        };
+        let mut acc = 0;
+        for ((&v, &mask), &shift) in words.iter().zip(&self.mask).zip(&self.shift) {
+            acc |= u64::from(v & mask) << shift;
+        }
+        acc
+    }
 }
 
 /// Bits on their way to a [`BitWriter`], kept in registers: the writer's own state
@@ -316,8 +355,6 @@ pub struct RowCodec {
     /// ([`RowCodec::write_created_shared`]); empty for rows with strings and the rows
     /// that are not entity kinds.
     chunks: Vec<Chunk>,
-    /// The chunks' words.
-    pack_words: Vec<PackWord>,
 }
 
 impl RowCodec {
@@ -386,7 +423,6 @@ impl RowCodec {
                 .sum(),
             wire,
             chunks: Vec::new(),
-            pack_words: Vec::new(),
         }
     }
 
@@ -394,42 +430,33 @@ impl RowCodec {
     /// `head_bits` bits. Rows with strings keep none (they go the general way).
     fn compile_pack(&mut self, head_bits: u32) {
         self.chunks.clear();
-        self.pack_words.clear();
         if self.has_text {
             return;
         }
-        let mut chunk = Chunk {
-            first: 0,
-            end: 0,
-            bits: head_bits,
-            var: None,
-        };
-        for op in self
-            .wire
-            .iter()
-            .filter(|op| op.field & self.shared_mask != 0)
-        {
+        // Without strings, step k is word k.
+        let mut chunk = Chunk::at(0, head_bits);
+        for op in &self.wire {
+            let carried = op.field & self.shared_mask != 0;
             match op.kind {
-                OpKind::Fixed if op.bits == 0 => {}
-                OpKind::Fixed => {
-                    if chunk.bits + op.bits > 64 {
+                OpKind::Fixed if carried && op.bits > 0 => {
+                    if chunk.bits + op.bits > 64 || usize::from(chunk.len) == CHUNK_WORDS {
                         self.chunks.push(chunk);
-                        chunk = chunk.next();
+                        chunk = Chunk::at(op.word, 0);
                     }
-                    self.pack_words.push(PackWord {
-                        word: op.word,
-                        shift: chunk.bits,
-                        mask: (u64::MAX >> (64 - op.bits)) as u32,
-                    });
-                    chunk.end += 1;
-                    chunk.bits += op.bits;
+                    chunk.push(op.bits, (u64::MAX >> (64 - op.bits)) as u32);
                 }
-                OpKind::Var { max } => {
+                OpKind::Var { max } if carried => {
                     chunk.var = Some((op.word, max));
                     self.chunks.push(chunk);
-                    chunk = chunk.next();
+                    chunk = Chunk::at(op.word + 1, 0);
                 }
-                OpKind::Str { .. } => {}
+                // A word not carried: skipped at the chunk's start, masked out within it.
+                _ if chunk.len == 0 => chunk.first += 1,
+                _ if usize::from(chunk.len) < CHUNK_WORDS => chunk.push(0, 0),
+                _ => {
+                    self.chunks.push(chunk);
+                    chunk = Chunk::at(op.word + 1, 0);
+                }
             }
         }
         if chunk.bits > 0 {
@@ -480,14 +507,7 @@ impl RowCodec {
         }
         let mut acc = head;
         for c in &self.chunks {
-            let ops = self
-                .pack_words
-                .get(usize::from(c.first)..usize::from(c.end))
-                .unwrap_or(&[]);
-            for op in ops {
-                let v = words.get(op.word as usize).copied().unwrap_or(0);
-                acc |= u64::from(v & op.mask) << op.shift;
-            }
+            acc |= c.pack(words);
             if c.bits > 0 {
                 g.put_long(w, acc, c.bits);
             }

@@ -1040,6 +1040,16 @@ mod tests {
                     f("p", FieldType::Player),
                 ],
             )
+            // More fixed words than one chunk takes, one of them not shared.
+            .entity_fields(
+                "many",
+                (0..11)
+                    .map(|i| match i {
+                        4 => owner("secret", FieldType::Bool),
+                        _ => Field::new(format!("b{i}"), FieldType::Bool),
+                    })
+                    .collect(),
+            )
             .lobby_fields(vec![f("round", FieldType::VarUint { max: 500 })])
             .input_fields(vec![
                 f("who", FieldType::Player),
@@ -1089,7 +1099,7 @@ mod tests {
             // Seats above the cap of 5 too: cut to the width on the wire.
             let by = PlayerRef((next() % 40) as u16);
             let x = (next() % 3000) as f32 - 500.0;
-            let (kind, values) = match next() % 4 {
+            let (kind, values) = match next() % 5 {
                 0 => (
                     0,
                     vec![
@@ -1111,13 +1121,14 @@ mod tests {
                     ],
                 ),
                 2 => (2, vec![]),
-                _ => (
+                3 => (
                     3,
                     vec![
                         Value::Str("ab\u{e9}cdefghijklmn".into()),
                         Value::Player((next() % 9) as u16),
                     ],
                 ),
+                _ => (4, (0..11).map(|_| Value::Bool(next() % 2 == 0)).collect()),
             };
             s.push_entity_values(codec, kind, id, by, visibility, &values)
                 .expect("kind");
