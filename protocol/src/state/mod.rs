@@ -520,6 +520,15 @@ impl RowCodec {
         g
     }
 
+    /// The kind's only packing chunk, if it has exactly one (of 1 to 8 words).
+    #[inline]
+    fn single_chunk(&self) -> Option<&Chunk> {
+        match self.chunks.as_slice() {
+            [c] if c.len > 0 => Some(c),
+            _ => None,
+        }
+    }
+
     /// The row's name.
     pub fn name(&self) -> &str {
         &self.name

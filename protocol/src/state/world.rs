@@ -1,6 +1,6 @@
 //! A world at one tick ([`State`]) and the snapshot encoder ([`Encoder`]).
 
-use super::{Codec, Gather, Kind, PlayerRef, RowCodec, RowWriter, Value};
+use super::{Chunk, Codec, Gather, Kind, PlayerRef, RowCodec, RowWriter, Value};
 use crate::bits::{BitWriter, VAR_GROUP_BITS};
 use crate::schema::{Fields, Messages};
 
@@ -916,19 +916,87 @@ fn full_shared(codec: &Codec, to: &State, w: &mut BitWriter<'_>) {
     g.var(w, to.shared);
     let head_bits = codec.kind_bits + codec.player_bits;
     let mut next = 0u32;
-    for (e, krow, words) in shared_entities(codec, to) {
+    let mut rest = to.entities.as_slice();
+    while let Some((e, tail)) = rest.split_first() {
+        let Some(krow) = shared_kind(codec, e) else {
+            rest = tail;
+            continue;
+        };
+        // A run of entities of one kind of a single chunk, in a loop of its own.
+        if let Some(c) = krow.single_chunk() {
+            let taken;
+            (g, taken) = match c.len {
+                1 => pack_run::<1>(codec, to, rest, krow, c, g, &mut next, w),
+                2 => pack_run::<2>(codec, to, rest, krow, c, g, &mut next, w),
+                3 => pack_run::<3>(codec, to, rest, krow, c, g, &mut next, w),
+                4 => pack_run::<4>(codec, to, rest, krow, c, g, &mut next, w),
+                5 => pack_run::<5>(codec, to, rest, krow, c, g, &mut next, w),
+                6 => pack_run::<6>(codec, to, rest, krow, c, g, &mut next, w),
+                7 => pack_run::<7>(codec, to, rest, krow, c, g, &mut next, w),
+                8 => pack_run::<8>(codec, to, rest, krow, c, g, &mut next, w),
+                _ => (g, 0),
+            };
+            if taken > 0 {
+                rest = &rest[taken..];
+                continue;
+            }
+        }
         g.var(w, e.id - next);
         next = e.id.wrapping_add(1);
         g = krow.write_created_shared(
             g,
             head(codec, e.kind, e.controlled_by),
             head_bits,
-            words,
+            row_words(&to.words, e.start, krow),
             &to.text,
             w,
         );
+        rest = tail;
     }
     g.flush(w);
+}
+
+/// [`full_shared`]'s entities from the first of `run` on, while they are of its kind
+/// (`krow`, packed by its only chunk `c` of `N` words) and seen by everyone: the
+/// kind's layout loaded once for all of them. Returns how many it wrote.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn pack_run<const N: usize>(
+    codec: &Codec,
+    to: &State,
+    run: &[EntityRecord],
+    krow: &RowCodec,
+    c: &Chunk,
+    mut g: Gather,
+    next: &mut u32,
+    w: &mut BitWriter<'_>,
+) -> (Gather, usize) {
+    let Some(kind) = run.first().map(|e| e.kind) else {
+        return (g, 0);
+    };
+    let kind_head = head(codec, kind, PlayerRef::NONE);
+    let player_mask = (1u64 << codec.player_bits) - 1;
+    let (bits, var, words) = (c.bits, c.var, krow.words());
+    let mut taken = 0;
+    for e in run {
+        if e.kind != kind || e.visibility != Visibility::Everyone {
+            break;
+        }
+        let start = e.start as usize;
+        let Some(row) = to.words.get(start..start + words) else {
+            break;
+        };
+        g.var(w, e.id - *next);
+        *next = e.id.wrapping_add(1);
+        let head = kind_head | ((u64::from(e.controlled_by.0) & player_mask) << codec.kind_bits);
+        g.put_long(w, head | c.pack_n::<N>(row), bits);
+        if let Some((word, max)) = var {
+            let v = row.get(word as usize).copied().unwrap_or(0);
+            g.var(w, v.min(max));
+        }
+        taken += 1;
+    }
+    (g, taken)
 }
 
 /// The row of kind `row` starting at word `start`.
@@ -1040,6 +1108,25 @@ mod tests {
                     f("p", FieldType::Player),
                 ],
             )
+            // One chunk (a hidden word within it) and a var4 word: the run loop's kind.
+            .entity_fields(
+                "single",
+                vec![
+                    f(
+                        "p",
+                        FieldType::Vec2 {
+                            min_x: 0.0,
+                            max_x: 100.0,
+                            min_y: 0.0,
+                            max_y: 100.0,
+                            precision: 0.5,
+                        },
+                    ),
+                    owner("hp", FieldType::Int { min: 0, max: 9 }),
+                    f("on", FieldType::Bool),
+                    f("n", FieldType::VarUint { max: 5000 }),
+                ],
+            )
             // More fixed words than one chunk takes, one of them not shared.
             .entity_fields(
                 "many",
@@ -1099,7 +1186,7 @@ mod tests {
             // Seats above the cap of 5 too: cut to the width on the wire.
             let by = PlayerRef((next() % 40) as u16);
             let x = (next() % 3000) as f32 - 500.0;
-            let (kind, values) = match next() % 5 {
+            let (kind, values) = match next() % 6 {
                 0 => (
                     0,
                     vec![
@@ -1128,7 +1215,16 @@ mod tests {
                         Value::Player((next() % 9) as u16),
                     ],
                 ),
-                _ => (4, (0..11).map(|_| Value::Bool(next() % 2 == 0)).collect()),
+                4 => (
+                    4,
+                    vec![
+                        Value::Vec2([(next() % 120) as f32, (next() % 100) as f32]),
+                        Value::Int(i64::from(next() % 10)),
+                        Value::Bool(next() % 2 == 0),
+                        Value::Int(i64::from(next() % 6000)),
+                    ],
+                ),
+                _ => (5, (0..11).map(|_| Value::Bool(next() % 2 == 0)).collect()),
             };
             s.push_entity_values(codec, kind, id, by, visibility, &values)
                 .expect("kind");
@@ -1246,6 +1342,16 @@ mod tests {
     #[test]
     fn the_full_path_writes_the_general_paths_bytes() {
         let codec = codec();
+        // Both ways through the full writer: runs of a one-chunk kind, and the rest.
+        assert!(codec.kinds[4].single_chunk().is_some());
+        assert!(
+            codec
+                .kinds
+                .iter()
+                .filter(|k| k.single_chunk().is_none())
+                .count()
+                > 3
+        );
         let mut enc = Encoder::new();
         let mut next = rng(7);
         for round in 0..300u32 {
