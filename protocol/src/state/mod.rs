@@ -220,7 +220,8 @@ impl Chunk {
         }
     }
 
-    /// Takes word `word` next (it must be `first + len`): `bits` of it at `mask`.
+    /// Takes the row's next word (`first + len`): `bits` of it, cut to `mask` (0 for a
+    /// word not carried).
     fn push(&mut self, bits: u32, mask: u32) {
         let k = usize::from(self.len);
         self.shift[k] = if mask == 0 { 0 } else { self.bits };
