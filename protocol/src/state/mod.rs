@@ -184,6 +184,25 @@ struct WireOp {
     kind: OpKind,
 }
 
+/// How one field of a row without strings goes on the wire, in one step: what a mask of
+/// changed fields writes field by field, instead of word by word over the whole row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FieldStep {
+    /// Its first word in the row.
+    word: u32,
+    kind: StepKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StepKind {
+    /// The low `bits` bits of its word (0: nothing).
+    Fixed { bits: u32 },
+    /// A `Vec2`: `x` bits of its first word, then `y` bits of its second, as one value.
+    Pair { x: u32, y: u32 },
+    /// var4, clamped to `max`.
+    Var { max: u32 },
+}
+
 /// Most words in one [`Chunk`]: its packer is unrolled for each length up to this.
 const CHUNK_WORDS: usize = 8;
 
@@ -349,6 +368,8 @@ pub struct RowCodec {
     shared_mask: u32,
     /// The fields as wire steps, in field order.
     wire: Vec<WireOp>,
+    /// One step per field, for rows without strings (empty for the others).
+    steps: Vec<FieldStep>,
     /// The fewest bits the shared fields take on the wire (var4 values of one group,
     /// empty strings).
     min_shared_bits: u32,
@@ -403,7 +424,25 @@ impl RowCodec {
             }
         }
         let has_text = fields.iter().any(|f| matches!(f.quant, Quant::Str { .. }));
-        // `diff` and `gather_wire` rely on it for rows without strings.
+        let steps = if has_text {
+            Vec::new()
+        } else {
+            fields
+                .iter()
+                .map(|f| FieldStep {
+                    word: f.word as u32,
+                    kind: match f.quant {
+                        Quant::VarUint { max } => StepKind::Var { max },
+                        Quant::Vec2(..) => StepKind::Pair {
+                            x: f.bits[0],
+                            y: f.bits[1],
+                        },
+                        _ => StepKind::Fixed { bits: f.bits[0] },
+                    },
+                })
+                .collect()
+        };
+        // `diff` and `compile_pack` rely on it for rows without strings.
         debug_assert!(has_text || wire.iter().enumerate().all(|(k, op)| op.word as usize == k));
         Self {
             name: name.into(),
@@ -423,6 +462,7 @@ impl RowCodec {
                 })
                 .sum(),
             wire,
+            steps,
             chunks: Vec::new(),
         }
     }
@@ -597,20 +637,44 @@ impl RowCodec {
         text: &str,
         w: &mut BitWriter<'_>,
     ) -> Gather {
-        if !self.has_text {
-            // Without strings, step k writes word k.
-            for (op, &v) in self.wire.iter().zip(words) {
-                if mask & op.field == 0 {
-                    continue;
-                }
-                match op.kind {
-                    OpKind::Fixed => g.put(w, v, op.bits),
-                    OpKind::Var { max } => g.var(w, v.min(max)),
-                    OpKind::Str { .. } => {}
-                }
-            }
-            return g;
+        if self.has_text {
+            return self.gather_by_op(g, mask, words, text, w);
         }
+        // Field by field over the mask's bits: a delta's few changed fields cost what
+        // they write, not a pass over the row.
+        let mut m = mask & self.all_mask();
+        while m != 0 {
+            let i = m.trailing_zeros() as usize;
+            m &= m - 1;
+            let Some(step) = self.steps.get(i) else {
+                break;
+            };
+            let word = step.word as usize;
+            let v = words.get(word).copied().unwrap_or(0);
+            match step.kind {
+                StepKind::Fixed { bits } => g.put(w, v, bits),
+                StepKind::Pair { x, y } => {
+                    let v1 = words.get(word + 1).copied().unwrap_or(0);
+                    let low = u64::from(v) & ((1u64 << x) - 1);
+                    let high = u64::from(v1) & ((1u64 << y) - 1);
+                    g.put_long(w, low | (high << x), x + y);
+                }
+                StepKind::Var { max } => g.var(w, v.min(max)),
+            }
+        }
+        g
+    }
+
+    /// [`RowCodec::gather_wire`] step by step over the whole row: the way of rows with
+    /// strings, and the reference the field steps are tested against.
+    fn gather_by_op(
+        &self,
+        mut g: Gather,
+        mask: u32,
+        words: &[u32],
+        text: &str,
+        w: &mut BitWriter<'_>,
+    ) -> Gather {
         for op in &self.wire {
             if mask & op.field == 0 {
                 continue;

@@ -1340,6 +1340,40 @@ mod tests {
     }
 
     #[test]
+    fn field_steps_write_what_the_wire_steps_write() {
+        let codec = codec();
+        let mut next = rng(11);
+        for round in 0..200u32 {
+            let s = random_state(&codec, round, &mut next);
+            for e in s.entities() {
+                let krow = &codec.kinds[usize::from(e.kind)];
+                if krow.has_text {
+                    continue;
+                }
+                let words = row_words(&s.words, e.start, krow);
+                for _ in 0..8 {
+                    // Any subset of the fields, after an odd number of bits already gathered.
+                    let mask = next() & krow.all_mask();
+                    let (mut steps, mut ops) = (Vec::new(), Vec::new());
+                    for (out, by_op) in [(&mut steps, false), (&mut ops, true)] {
+                        let mut w = BitWriter::new(out);
+                        let mut g = Gather::default();
+                        g.put(&mut w, 0b101, 3);
+                        g = if by_op {
+                            krow.gather_by_op(g, mask, words, &s.text, &mut w)
+                        } else {
+                            krow.gather_wire(g, mask, words, &s.text, &mut w)
+                        };
+                        g.flush(&mut w);
+                        w.finish();
+                    }
+                    assert_eq!(steps, ops, "round {round}, {e:?}, mask {mask:#x}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn the_full_path_writes_the_general_paths_bytes() {
         let codec = codec();
         // Both ways through the full writer: runs of a one-chunk kind, and the rest.
