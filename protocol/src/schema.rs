@@ -248,7 +248,7 @@ impl AxisQuant {
 
     /// `value` quantized: clamped to the range (NaN counts as 0), then
     /// `round((v - min) / (max - min) × steps)`, in f64.
-    #[inline]
+    #[inline(always)]
     pub fn quantize(&self, value: f32) -> u32 {
         let v = if value.is_nan() { 0.0 } else { value };
         let v = f64::from(v.clamp(self.min, self.max));

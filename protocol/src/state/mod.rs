@@ -1086,7 +1086,7 @@ impl<'a> RowWriter<'a> {
 
     /// The next field (borrowed from the row: a copy of its codec costs more than the
     /// field's whole quantization).
-    #[inline]
+    #[inline(always)]
     fn field(&mut self) -> Option<&'a FieldCodec> {
         let row: &'a RowCodec = self.row;
         let f = row.fields.get(self.next);
@@ -1094,7 +1094,7 @@ impl<'a> RowWriter<'a> {
         f
     }
 
-    #[inline]
+    #[inline(always)]
     fn put(&mut self, f: &FieldCodec, k: usize, v: u32) {
         if let Some(w) = self.words.get_mut(f.word + k) {
             *w = v;
@@ -1102,7 +1102,7 @@ impl<'a> RowWriter<'a> {
     }
 
     /// A `Bool` field.
-    #[inline]
+    #[inline(always)]
     pub fn bool(&mut self, v: bool) {
         if let Some(f) = self.field() {
             self.put(f, 0, u32::from(v && f.quant == Quant::Bool));
@@ -1110,7 +1110,7 @@ impl<'a> RowWriter<'a> {
     }
 
     /// An `Int` or `VarUint` field (clamped to its range).
-    #[inline]
+    #[inline(always)]
     pub fn int(&mut self, v: i64) {
         if let Some(f) = self.field() {
             let word = match f.quant {
@@ -1125,7 +1125,7 @@ impl<'a> RowWriter<'a> {
     }
 
     /// An `F32` or `Angle` field.
-    #[inline]
+    #[inline(always)]
     pub fn f32(&mut self, v: f32) {
         if let Some(f) = self.field() {
             let word = match f.quant {
@@ -1138,7 +1138,7 @@ impl<'a> RowWriter<'a> {
     }
 
     /// A `Vec2` field.
-    #[inline]
+    #[inline(always)]
     pub fn vec2(&mut self, v: [f32; 2]) {
         if let Some(f) = self.field() {
             if let Quant::Vec2(x, y) = f.quant {
@@ -1149,7 +1149,7 @@ impl<'a> RowWriter<'a> {
     }
 
     /// An `Enum` field, by variant index (clamped to the last variant).
-    #[inline]
+    #[inline(always)]
     pub fn enum_index(&mut self, v: u32) {
         if let Some(f) = self.field() {
             let word = match f.quant {
