@@ -249,6 +249,20 @@ impl Chunk {
         self.bits += bits;
     }
 
+    /// Appends the chunk (`packed`: its words, and the head in the first chunk), then its
+    /// var4 word of `row`.
+    #[inline(always)]
+    fn put(&self, mut g: Gather, packed: u64, row: &[u32], w: &mut BitWriter<'_>) -> Gather {
+        if self.bits > 0 {
+            g.put_long(w, packed, self.bits);
+        }
+        if let Some((word, max)) = self.var {
+            let v = row.get(word as usize).copied().unwrap_or(0);
+            g.var(w, v.min(max));
+        }
+        g
+    }
+
     /// Its words of `row`, packed.
     #[inline(always)]
     fn pack(&self, row: &[u32]) -> u64 {
@@ -548,15 +562,8 @@ impl RowCodec {
         }
         let mut acc = head;
         for c in &self.chunks {
-            acc |= c.pack(words);
-            if c.bits > 0 {
-                g.put_long(w, acc, c.bits);
-            }
+            g = c.put(g, acc | c.pack(words), words, w);
             acc = 0;
-            if let Some((word, max)) = c.var {
-                let v = words.get(word as usize).copied().unwrap_or(0);
-                g.var(w, v.min(max));
-            }
         }
         g
     }

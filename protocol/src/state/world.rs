@@ -958,7 +958,7 @@ fn full_shared(codec: &Codec, to: &State, w: &mut BitWriter<'_>) {
 
 /// [`full_shared`]'s entities from the first of `run` on, while they are of its kind
 /// (`krow`, packed by its only chunk `c` of `N` words) and seen by everyone: the
-/// kind's layout loaded once for all of them. Returns how many it wrote.
+/// kind's layout looked up once for all of them. Returns how many it wrote.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn pack_run<const N: usize>(
@@ -974,9 +974,7 @@ fn pack_run<const N: usize>(
     let Some(kind) = run.first().map(|e| e.kind) else {
         return (g, 0);
     };
-    let kind_head = head(codec, kind, PlayerRef::NONE);
-    let player_mask = (1u64 << codec.player_bits) - 1;
-    let (bits, var, words) = (c.bits, c.var, krow.words());
+    let words = krow.words();
     let mut taken = 0;
     for e in run {
         if e.kind != kind || e.visibility != Visibility::Everyone {
@@ -988,12 +986,8 @@ fn pack_run<const N: usize>(
         };
         g.var(w, e.id - *next);
         *next = e.id.wrapping_add(1);
-        let head = kind_head | ((u64::from(e.controlled_by.0) & player_mask) << codec.kind_bits);
-        g.put_long(w, head | c.pack_n::<N>(row), bits);
-        if let Some((word, max)) = var {
-            let v = row.get(word as usize).copied().unwrap_or(0);
-            g.var(w, v.min(max));
-        }
+        let packed = head(codec, kind, e.controlled_by) | c.pack_n::<N>(row);
+        g = c.put(g, packed, row, w);
         taken += 1;
     }
     (g, taken)
