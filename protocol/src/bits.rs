@@ -101,6 +101,17 @@ impl<'a> BitWriter<'a> {
         }
     }
 
+    /// Takes the unfinished word into a [`Gather`]; [`Gather::flush`] gives it back.
+    #[inline(always)]
+    pub(crate) fn gather(&mut self) -> Gather {
+        let g = Gather {
+            acc: self.acc,
+            n: self.fill,
+        };
+        (self.acc, self.fill) = (0, 0);
+        g
+    }
+
     /// Bits written so far.
     pub fn bits_written(&self) -> usize {
         (self.out.len() - self.start) * 8 + self.fill as usize
@@ -115,6 +126,90 @@ impl<'a> BitWriter<'a> {
             self.fill = self.fill.saturating_sub(8);
         }
         self.out.len() - self.start
+    }
+}
+
+/// A [`BitWriter`]'s unfinished word taken into registers ([`BitWriter::gather`]) while
+/// a row or a whole body is appended, and handed back by [`Gather::flush`]: the
+/// writer's own state lives behind a reference, and one load and store of it per field
+/// was most of the cost of writing a row. It appends whole 64-bit words to the buffer
+/// itself, so the writer sees only the last, unfinished one. Between the two, nothing
+/// else writes to the writer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Gather {
+    acc: u64,
+    /// Bits of `acc` in use, below 64.
+    n: u32,
+}
+
+impl Gather {
+    /// Appends the low `bits` bits of `v` (`bits` at most 32; 0 appends nothing).
+    #[inline(always)]
+    pub(crate) fn put(&mut self, w: &mut BitWriter<'_>, v: u32, bits: u32) {
+        self.put_long(w, u64::from(v) & ((1u64 << bits) - 1), bits);
+    }
+
+    /// Appends `v` as `bits` bits, `bits` at most 64 (0 appends nothing); `v` has no
+    /// higher bits set.
+    #[inline(always)]
+    pub(crate) fn put_long(&mut self, w: &mut BitWriter<'_>, v: u64, bits: u32) {
+        debug_assert!(bits == 64 || v >> bits == 0);
+        let low = self.acc | (v << self.n);
+        let total = self.n + bits;
+        if total >= 64 {
+            w.out.extend_from_slice(&low.to_le_bytes());
+            // The bits of `v` past the word: `v >> (64 - n)`, none when `n` is 0 (two
+            // shifts, as one of 64 is not one).
+            self.acc = (v >> 1) >> (63 - self.n);
+            self.n = total - 64;
+        } else {
+            self.acc = low;
+            self.n = total;
+        }
+    }
+
+    /// Appends a var4 integer. Always inlined, the rare long values out of line: a call
+    /// taking `&mut self` would keep the word in memory in every caller.
+    #[inline(always)]
+    pub(crate) fn var(&mut self, w: &mut BitWriter<'_>, v: u32) {
+        if v < 8 {
+            self.put_long(w, u64::from(v), VAR_GROUP_BITS);
+        } else if v < 64 {
+            self.put_long(
+                w,
+                u64::from((v & 7) | 8 | ((v >> 3) << 4)),
+                2 * VAR_GROUP_BITS,
+            );
+        } else {
+            *self = self.var_long(w, v);
+        }
+    }
+
+    #[inline(never)]
+    fn var_long(mut self, w: &mut BitWriter<'_>, v: u32) -> Self {
+        match var_code(v) {
+            Some((code, bits)) => self.put_long(w, u64::from(code), bits),
+            None => {
+                let mut rest = v;
+                loop {
+                    let group = rest & 7;
+                    rest >>= 3;
+                    let more = rest != 0;
+                    self.put(w, group | (u32::from(more) << 3), VAR_GROUP_BITS);
+                    if !more {
+                        break;
+                    }
+                }
+            }
+        }
+        self
+    }
+
+    /// Hands the unfinished word back to the writer.
+    #[inline(always)]
+    pub(crate) fn flush(self, w: &mut BitWriter<'_>) {
+        w.acc = self.acc;
+        w.fill = self.n;
     }
 }
 
@@ -375,6 +470,50 @@ mod tests {
             let len = w.finish();
             assert_eq!(len, out.len());
             assert_eq!(out, bit_by_bit(&ops), "offset {offset}");
+
+            // The same through a gather, handed back and taken again now and then (as
+            // around a direct write), after a first direct write.
+            let mut gathered = Vec::new();
+            let mut w = BitWriter::new(&mut gathered);
+            w.write_long(ops[0].0, ops[0].1);
+            let mut g = w.gather();
+            for (i, &(v, bits)) in ops.iter().enumerate().skip(1) {
+                let v = if bits == 64 {
+                    v
+                } else {
+                    v & ((1u64 << bits) - 1)
+                };
+                if bits <= 32 && v & 1 == 0 {
+                    g.put(&mut w, v as u32, bits);
+                } else {
+                    g.put_long(&mut w, v, bits);
+                }
+                if i % 7 == 0 {
+                    g.flush(&mut w);
+                    g = w.gather();
+                }
+            }
+            g.flush(&mut w);
+            w.finish();
+            assert_eq!(gathered, out, "gathered, offset {offset}");
+        }
+    }
+
+    #[test]
+    fn gathered_var4_is_the_writers_var4() {
+        for v in (0..5000).chain([u32::MAX, 1 << 24, (1 << 24) - 1, 123_456_789]) {
+            let (mut direct, mut gathered) = (Vec::new(), Vec::new());
+            let mut w = BitWriter::new(&mut direct);
+            w.write(1, 3);
+            w.var(v);
+            w.finish();
+            let mut w = BitWriter::new(&mut gathered);
+            w.write(1, 3);
+            let mut g = w.gather();
+            g.var(&mut w, v);
+            g.flush(&mut w);
+            w.finish();
+            assert_eq!(direct, gathered, "{v}");
         }
     }
 

@@ -29,9 +29,7 @@ pub use world::{
     Visibility, snapshot_ack, write_snapshot,
 };
 
-use crate::bits::{
-    BitReader, BitWriter, EndOfStream, VAR_GROUP_BITS, bits_for, var_bits, var_code,
-};
+use crate::bits::{BitReader, BitWriter, EndOfStream, Gather, VAR_GROUP_BITS, bits_for, var_bits};
 use crate::schema::{
     AxisQuant, BUTTON_COUNTER_BITS, Field, FieldAttrs, FieldType, FieldValue, Fields, Schema,
     SchemaError,
@@ -253,9 +251,7 @@ impl Chunk {
     /// var4 word of `row`.
     #[inline(always)]
     fn put(&self, mut g: Gather, packed: u64, row: &[u32], w: &mut BitWriter<'_>) -> Gather {
-        if self.bits > 0 {
-            g.put_long(w, packed, self.bits);
-        }
+        g.put_long(w, packed, self.bits);
         if let Some((word, max)) = self.var {
             let v = row.get(word as usize).copied().unwrap_or(0);
             g.var(w, v.min(max));
@@ -290,76 +286,6 @@ impl Chunk {
             acc |= u64::from(v & mask) << shift;
         }
         acc
-    }
-}
-
-/// Bits on their way to a [`BitWriter`], kept in registers: the writer's own state
-/// lives in memory, and one load and store of it per field was most of the cost of
-/// writing a row.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct Gather {
-    acc: u64,
-    /// Bits of `acc` in use, at most 64.
-    n: u32,
-}
-
-impl Gather {
-    /// Appends the low `bits` bits of `v` (`bits` at most 32).
-    #[inline(always)]
-    fn put(&mut self, w: &mut BitWriter<'_>, v: u32, bits: u32) {
-        if bits == 0 {
-            return;
-        }
-        if self.n + bits > 64 {
-            self.flush(w);
-        }
-        self.acc |= (u64::from(v) & ((1u64 << bits) - 1)) << self.n;
-        self.n += bits;
-    }
-
-    /// Appends the low `bits` bits of `v`, `bits` from 1 to 64 (higher bits of `v` are
-    /// zero).
-    #[inline(always)]
-    fn put_long(&mut self, w: &mut BitWriter<'_>, v: u64, bits: u32) {
-        if self.n + bits > 64 {
-            self.flush(w);
-        }
-        // Here `n + bits <= 64` and `bits >= 1`, so `n < 64`.
-        self.acc |= v << self.n;
-        self.n += bits;
-    }
-
-    /// Appends a var4 integer. Always inlined, the rare long values out of line: a call
-    /// taking `&mut self` would keep the word in memory in every caller.
-    #[inline(always)]
-    fn var(&mut self, w: &mut BitWriter<'_>, v: u32) {
-        if v < 8 {
-            self.put(w, v, VAR_GROUP_BITS);
-        } else if v < 64 {
-            self.put(w, (v & 7) | 8 | ((v >> 3) << 4), 2 * VAR_GROUP_BITS);
-        } else {
-            *self = self.var_long(w, v);
-        }
-    }
-
-    #[inline(never)]
-    fn var_long(mut self, w: &mut BitWriter<'_>, v: u32) -> Self {
-        match var_code(v) {
-            Some((code, bits)) => self.put(w, code, bits),
-            None => {
-                self.flush(w);
-                w.var(v);
-            }
-        }
-        self
-    }
-
-    /// Hands the gathered bits to the writer (before anything is written to it
-    /// directly).
-    #[inline]
-    fn flush(&mut self, w: &mut BitWriter<'_>) {
-        w.write_long(self.acc, self.n);
-        (self.acc, self.n) = (0, 0);
     }
 }
 
@@ -627,8 +553,8 @@ impl RowCodec {
     /// Writes the fields in `mask` of a row to the wire.
     #[inline]
     fn write_wire(&self, mask: u32, words: &[u32], text: &str, w: &mut BitWriter<'_>) {
-        let mut g = self.gather_wire(Gather::default(), mask, words, text, w);
-        g.flush(w);
+        let g = w.gather();
+        self.gather_wire(g, mask, words, text, w).flush(w);
     }
 
     /// Writes the fields in `mask` of a row through `g`: fixed-width words and short
@@ -691,11 +617,10 @@ impl RowCodec {
                 OpKind::Fixed => g.put(w, v, op.bits),
                 OpKind::Var { max } => g.var(w, v.min(max)),
                 OpKind::Str { len_bits } => {
-                    g.flush(w);
                     let s = str_at(words, text, op.word as usize).as_bytes();
-                    w.write(s.len() as u32, len_bits);
+                    g.put(w, s.len() as u32, len_bits);
                     for &b in s {
-                        w.write(u32::from(b), 8);
+                        g.put(w, u32::from(b), 8);
                     }
                 }
             }

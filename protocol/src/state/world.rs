@@ -1,7 +1,7 @@
 //! A world at one tick ([`State`]) and the snapshot encoder ([`Encoder`]).
 
-use super::{Chunk, Codec, Gather, Kind, PlayerRef, RowCodec, RowWriter, Value};
-use crate::bits::{BitWriter, VAR_GROUP_BITS};
+use super::{Chunk, Codec, Kind, PlayerRef, RowCodec, RowWriter, Value};
+use crate::bits::{BitWriter, Gather, VAR_GROUP_BITS};
 use crate::schema::{Fields, Messages};
 
 /// The tag byte of a snapshot (server → client), the first game frame tag
@@ -836,7 +836,7 @@ impl Encoder {
             }
             w.write(0, rest);
         }
-        let mut g = Gather::default();
+        let mut g = w.gather();
         for c in &self.changed {
             let Some(krow) = codec.kinds.get(usize::from(c.kind)) else {
                 continue;
@@ -909,7 +909,7 @@ fn full_shared(codec: &Codec, to: &State, w: &mut BitWriter<'_>) {
     } else {
         row.write_wire(row.all_mask(), &vec![0; row.words], "", w);
     }
-    let mut g = Gather::default();
+    let mut g = w.gather();
     // Removed: a count of 0; changed: the bitmap form (flag 0) over no kept entities.
     g.var(w, 0);
     g.put(w, 0, 1);
@@ -1351,7 +1351,7 @@ mod tests {
                     let (mut steps, mut ops) = (Vec::new(), Vec::new());
                     for (out, by_op) in [(&mut steps, false), (&mut ops, true)] {
                         let mut w = BitWriter::new(out);
-                        let mut g = Gather::default();
+                        let mut g = w.gather();
                         g.put(&mut w, 0b101, 3);
                         g = if by_op {
                             krow.gather_by_op(g, mask, words, &s.text, &mut w)
@@ -1404,14 +1404,14 @@ mod tests {
                 let head_bits = codec.kind_bits + codec.player_bits;
                 let by = e.controlled_by;
                 let g = krow.write_created_shared(
-                    Gather::default(),
+                    w.gather(),
                     head(&codec, e.kind, by),
                     head_bits,
                     words,
                     &s.text,
                     &mut w,
                 );
-                g.clone().flush(&mut w);
+                g.flush(&mut w);
                 let bits = w.bits_written();
                 w.finish();
                 let mut w = BitWriter::new(&mut plain);
