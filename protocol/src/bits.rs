@@ -251,6 +251,17 @@ pub fn bits_for(max: u64) -> u32 {
     64 - max.leading_zeros()
 }
 
+/// `bytes`' last 8 bytes, or all of them zero-padded, as a little-endian word.
+fn tail_of(bytes: &[u8]) -> u64 {
+    if let Some(last) = bytes.last_chunk::<8>() {
+        return u64::from_le_bytes(*last);
+    }
+    bytes
+        .iter()
+        .enumerate()
+        .fold(0, |t, (i, &b)| t | u64::from(b) << (8 * i))
+}
+
 /// A stream ended before a value was complete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the bit stream ended early")]
@@ -265,6 +276,11 @@ pub struct BitReader<'a> {
     pos: usize,
     /// Past the end, read zero bits instead of failing (a trimmed per-player part).
     zero_tail: bool,
+    /// The stream's last 8 bytes (all of it, zero-padded, if shorter), little-endian:
+    /// a read less than 8 bytes from the end takes its bits from here, loaded once
+    /// (a message as short as an input is all tail: a copy per read cost more than the
+    /// decoding).
+    tail: u64,
 }
 
 impl<'a> BitReader<'a> {
@@ -274,6 +290,7 @@ impl<'a> BitReader<'a> {
             bytes,
             pos: 0,
             zero_tail: false,
+            tail: tail_of(bytes),
         }
     }
 
@@ -284,6 +301,7 @@ impl<'a> BitReader<'a> {
             bytes,
             pos: 0,
             zero_tail: true,
+            tail: tail_of(bytes),
         }
     }
 
@@ -305,10 +323,12 @@ impl<'a> BitReader<'a> {
         let acc = match avail.first_chunk::<8>() {
             // Away from the end: one load, no copy of a variable length.
             Some(eight) => u64::from_le_bytes(*eight),
+            // Near it: the tail word from byte `first` on (none left at the very end).
             None => {
-                let mut buf = [0u8; 8];
-                buf[..avail.len()].copy_from_slice(avail);
-                u64::from_le_bytes(buf)
+                let from = self.bytes.len().saturating_sub(8);
+                self.tail
+                    .checked_shr(8 * (first - from) as u32)
+                    .unwrap_or(0)
             }
         };
         let value = (acc >> (self.pos % 8)) & ((1u64 << bits) - 1);
@@ -496,6 +516,47 @@ mod tests {
             g.flush(&mut w);
             w.finish();
             assert_eq!(gathered, out, "gathered, offset {offset}");
+        }
+    }
+
+    #[test]
+    fn reads_near_the_end_are_bit_by_bit_reads() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for len in 0..20usize {
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    seed as u8
+                })
+                .collect();
+            let bit = |i: usize| bytes.get(i / 8).map_or(0, |b| u32::from(b >> (i % 8) & 1));
+            for start in 0..=len * 8 {
+                for bits in 0..=32u32 {
+                    let expected: u32 = (0..bits as usize).map(|k| bit(start + k) << k).sum();
+                    let fits = start + bits as usize <= len * 8;
+                    for zero_tail in [false, true] {
+                        let mut r = if zero_tail {
+                            BitReader::with_zero_tail(&bytes)
+                        } else {
+                            BitReader::new(&bytes)
+                        };
+                        let mut at = start;
+                        while at > 0 {
+                            let step = at.min(32);
+                            r.read(step as u32).expect("within the stream");
+                            at -= step;
+                        }
+                        let got = r.read(bits);
+                        if fits || zero_tail {
+                            assert_eq!(got, Ok(expected), "len {len} at {start}, {bits} bits");
+                        } else {
+                            assert_eq!(got, Err(EndOfStream), "len {len} at {start}");
+                        }
+                    }
+                }
+            }
         }
     }
 

@@ -1509,8 +1509,15 @@ pub struct Row {
 impl Row {
     /// A zero row of `row`'s layout (every field at its minimum, strings empty).
     pub fn zero(row: &RowCodec) -> Self {
+        // A short row from a zeroed inline buffer: `smallvec![0; n]` fills it in a loop
+        // of pushes, a cost every decoded input paid.
+        let words = if row.words <= ROW_INLINE_WORDS {
+            smallvec::SmallVec::from_buf_and_len([0; ROW_INLINE_WORDS], row.words)
+        } else {
+            smallvec::smallvec![0; row.words]
+        };
         Self {
-            words: smallvec::smallvec![0; row.words],
+            words,
             text: String::new(),
         }
     }

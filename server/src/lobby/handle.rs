@@ -312,7 +312,10 @@ impl SeatBox {
     /// `messages`) and whether to leave.
     pub(crate) fn take(&self, messages: &mut Vec<Decoded>) -> Taken {
         let mut state = self.state();
-        messages.extend(state.messages.drain(..));
+        // Most ticks bring no message: no drain to set up and drop.
+        if !state.messages.is_empty() {
+            messages.extend(state.messages.drain(..));
+        }
         Taken {
             input: state.pending.take(),
             leave: state.leave,
