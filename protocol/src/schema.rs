@@ -786,7 +786,19 @@ mod tests {
             xs.push((seed >> 11) as f64 / (1u64 << 53) as f64 * scale);
             xs.push(((seed >> 40) as f64 + 0.5).next_down());
             xs.push((seed >> 40) as f64 + 0.5);
+            let big = (seed >> 12) as f64 + 0.5; // halves up to 2^52
+            xs.extend([big, big.next_down(), big.next_up()]);
         }
+        xs.extend([
+            0.0,
+            0.5,
+            0.5f64.next_down(),
+            1.5,
+            2.5,
+            2f64.powi(51),
+            2f64.powi(51).next_down(),
+        ]);
+        xs.extend([2f64.powi(51) - 0.5, 2f64.powi(52), 2f64.powi(62) + 2048.0]);
         for x in xs {
             assert_eq!(round_non_negative(x), x.round() as u64, "{x:e}");
         }

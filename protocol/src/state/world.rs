@@ -221,7 +221,15 @@ impl State {
         visibility: Visibility,
     ) -> std::ops::Range<usize> {
         let start = self.words.len();
-        self.words.resize(start + row.words, 0);
+        // A short row by a fixed-size append cut back to its length: `resize` by a
+        // length known only at run time is a `memset` call per entity.
+        const SHORT: usize = 8;
+        if row.words <= SHORT {
+            self.words.extend_from_slice(&[0; SHORT]);
+            self.words.truncate(start + row.words);
+        } else {
+            self.words.resize(start + row.words, 0);
+        }
         self.entities.push(EntityRecord {
             id,
             kind,

@@ -361,6 +361,9 @@ pub struct Writer<'a, G: Game + ?Sized> {
     codec: &'a Codec,
     state: &'a mut State,
     live: &'a [u32],
+    /// Where in `live` the next id is looked for first: games write their entities in
+    /// id order, most of them, so the check is one comparison, not a search.
+    next_live: usize,
     /// Entities written that were not alive (a bug in the game); skipped.
     stale: u32,
     _game: PhantomData<fn() -> G>,
@@ -399,10 +402,15 @@ impl<G: Game + ?Sized> Writer<'_, G> {
         visibility: Visibility,
         value: &G::Entity,
     ) {
-        if self.live.binary_search(&id.0).is_err() {
+        let at = match self.live.get(self.next_live) {
+            Some(&next) if next == id.0 => Ok(self.next_live),
+            _ => self.live.binary_search(&id.0),
+        };
+        let Ok(at) = at else {
             self.stale += 1;
             return;
-        }
+        };
+        self.next_live = at + 1;
         let _ = self
             .state
             .push_entity_of(self.codec, id.0, controlled_by, visibility, value);
@@ -749,6 +757,7 @@ impl<G: Game> Sim for GameSim<G> {
             codec: &self.codec,
             state,
             live: &self.fx.live,
+            next_live: 0,
             stale: 0,
             _game: PhantomData,
         };
