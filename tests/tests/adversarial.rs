@@ -181,6 +181,10 @@ async fn a_probe_keeps_playing_through_every_attack() {
     config.hello_timeout = Duration::from_secs(2);
     config.handshake_timeout = Duration::from_secs(2);
     config.write_timeout = Duration::from_secs(2);
+    // The player that stops reading stops sending too: with the default 15 s its idle
+    // timeout raced the write timeout (its buffers take about as long to fill at a few
+    // dozen bytes a snapshot), and only the write timeout is under test here.
+    config.idle_timeout = Duration::from_secs(120);
     config.resume_grace = Duration::from_secs(1);
     config.socket_send_buffer = 4096;
     let tick_rate = f64::from(config.tick_rate);
@@ -359,7 +363,14 @@ async fn a_probe_keeps_playing_through_every_attack() {
     let metrics = http_get(addr, "/metrics").await.2;
     assert!(
         metrics.contains("ticksync_write_timeouts_total 1"),
-        "counted as a write timeout"
+        "counted as a write timeout; the counters: {}",
+        metrics
+            .lines()
+            .filter(|l| l.contains("write_timeouts")
+                || l.contains("closes")
+                || l.contains("overflow"))
+            .collect::<Vec<_>>()
+            .join("; ")
     );
     drop(deaf);
 
