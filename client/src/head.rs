@@ -2,12 +2,12 @@
 //!
 //! A load generator receives one snapshot per player per tick and needs only the
 //! acknowledged input, the tick and whether it is a delta. [`peek_snapshot_head`] reads
-//! the bytes in front: the tag, `ack_seq` (4 bytes LE), the own part's length (LEB128),
+//! the bytes in front: the tag, `ack_seq` and the own part's length (LEB128 varints),
 //! then, after the own part, the shared body's tick (4 bytes LE: 32 bits at a byte
 //! boundary of an LSB-first stream) and the first var4 group of its baseline distance
 //! (0 for a full snapshot).
 
-use ticksync_protocol::state::SNAPSHOT_TAG;
+use ticksync_protocol::state::split_snapshot;
 
 /// The fields in front of a snapshot's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,28 +22,13 @@ pub struct SnapshotHead {
     pub own_bytes: usize,
 }
 
-/// Reads the head of a snapshot message (tag [`SNAPSHOT_TAG`]). Returns `None` when
+/// Reads the head of a snapshot message (tag
+/// [`SNAPSHOT_TAG`](ticksync_protocol::state::SNAPSHOT_TAG)). Returns `None` when
 /// `bytes` is not a well-formed head: another message, a length running past the end,
 /// or a body too short for its tick. Never allocates.
 pub fn peek_snapshot_head(bytes: &[u8]) -> Option<SnapshotHead> {
-    let [SNAPSHOT_TAG, a, b, c, d, rest @ ..] = bytes else {
-        return None;
-    };
-    let ack_seq = u32::from_le_bytes([*a, *b, *c, *d]);
-    let mut own_bytes = 0usize;
-    let mut at = 0;
-    loop {
-        let byte = *rest.get(at)?;
-        own_bytes |= usize::from(byte & 0x7f).checked_shl(7 * at as u32)?;
-        at += 1;
-        if byte & 0x80 == 0 {
-            break;
-        }
-        if at >= 4 {
-            return None;
-        }
-    }
-    let body = rest.get(at + own_bytes..)?;
+    let parts = split_snapshot(bytes)?;
+    let (ack_seq, own_bytes, body) = (parts.ack_seq, parts.own.len(), parts.shared);
     let [t0, t1, t2, t3, first, ..] = body else {
         return None;
     };
@@ -60,7 +45,9 @@ mod tests {
     use std::sync::Arc;
 
     use ticksync_protocol::schema::{Field, FieldType, Schema};
-    use ticksync_protocol::state::{Codec, Encoder, PlayerRef, State, Value, Visibility};
+    use ticksync_protocol::state::{
+        Codec, Encoder, PlayerRef, SNAPSHOT_TAG, State, Value, Visibility,
+    };
 
     use super::*;
 
@@ -131,10 +118,20 @@ mod tests {
         });
         assert_eq!(peek_snapshot_head(&pong), None);
         assert_eq!(peek_snapshot_head(&[]), None);
-        assert_eq!(peek_snapshot_head(&[SNAPSHOT_TAG, 0, 0, 0, 0, 5, 1]), None);
-        assert_eq!(
-            peek_snapshot_head(&[SNAPSHOT_TAG, 0, 0, 0, 0, 0, 1, 2]),
-            None
-        );
+        // An own part past the end; a body too short for its tick.
+        assert_eq!(peek_snapshot_head(&[SNAPSHOT_TAG, 0, 5, 1]), None);
+        assert_eq!(peek_snapshot_head(&[SNAPSHOT_TAG, 0, 0, 1, 2, 3]), None);
+        // An ack of six bytes, and one above u32::MAX.
+        let body = [0, 0, 0, 0, 0];
+        let long = [
+            &[SNAPSHOT_TAG, 0x80, 0x80, 0x80, 0x80, 0x80, 0, 0][..],
+            &body,
+        ]
+        .concat();
+        assert_eq!(peek_snapshot_head(&long), None);
+        let over = [&[SNAPSHOT_TAG, 0xff, 0xff, 0xff, 0xff, 0x1f, 0][..], &body].concat();
+        assert_eq!(peek_snapshot_head(&over), None);
+        let max = [&[SNAPSHOT_TAG, 0xff, 0xff, 0xff, 0xff, 0x0f, 0][..], &body].concat();
+        assert_eq!(peek_snapshot_head(&max).map(|h| h.ack_seq), Some(u32::MAX));
     }
 }

@@ -464,13 +464,53 @@ function readOptions(r) {
   });
 }
 
+/** Appends `value` (a non-negative integer below 2^53) to `out` (an array) as LEB128. */
+export function pushLeb128(value, out) {
+  let v = value;
+  for (;;) {
+    const byte = v % 128;
+    v = Math.floor(v / 128);
+    if (v === 0) {
+      out.push(byte);
+      return out;
+    }
+    out.push(byte | 0x80);
+  }
+}
+
+// A LEB128 varint of at most `max` bytes at `at`: [value, next position], or null.
+function readLeb128(bytes, at, max) {
+  let value = 0;
+  for (let i = 0; i < max && at + i < bytes.length; i++) {
+    const b = bytes[at + i];
+    value += (b & 0x7f) * 2 ** (7 * i);
+    if ((b & 0x80) === 0) return [value, at + i + 1];
+  }
+  return null;
+}
+
+/**
+ * A snapshot message's parts (state/world.rs `split_snapshot`): {ackSeq, own, shared}
+ * (subarrays), or null if it is not one: another tag, a varint too long or above its
+ * type (ack_seq: 5 bytes, a u32; the own part length: 3 bytes), an own part past the end.
+ */
+export function splitSnapshot(bytes) {
+  if (bytes.length < 1 || bytes[0] !== SNAPSHOT_TAG) return null;
+  const ack = readLeb128(bytes, 1, 5);
+  if (!ack || ack[0] > 0xffff_ffff) return null;
+  const own = readLeb128(bytes, ack[1], 3);
+  if (!own || own[0] > bytes.length - own[1]) return null;
+  const end = own[1] + own[0];
+  return { ackSeq: ack[0], own: bytes.subarray(own[1], end), shared: bytes.subarray(end) };
+}
+
 // A game frame: the bytes as they are (their schema-driven decoding is state/'s).
 function frame(b, type) {
   const bytes = b.slice();
   if (type === 'Snapshot') {
-    if (bytes.length < 5) throw new CodecError('Decode', `the message could not be decoded: ${ENDS_EARLY}`, bytes.length);
-    const ack_seq = new DataView(bytes.buffer).getUint32(1, true);
-    return { type, ack_seq, bytes };
+    const parts = splitSnapshot(bytes);
+    if (!parts) throw new CodecError('Decode', `the message could not be decoded: ${ENDS_EARLY}`, bytes.length);
+    return { type, ack_seq: parts.ackSeq, bytes };
   }
   return { type, bytes };
 }

@@ -127,9 +127,9 @@ describe('golden vectors', () => {
 });
 
 describe('game frames', () => {
-  test('frames (tags from 64) pass through as their bytes; the snapshot ack is read at bytes 1..5', () => {
+  test('frames (tags from 64) pass through as their bytes; the snapshot ack is read as a LEB128 varint', () => {
     assert.equal(FIRST_FRAME_TAG, 64);
-    const snap = Uint8Array.of(ServerFrameTag.Snapshot, 0xd2, 0x04, 0, 0, 0, 1, 2, 3);
+    const snap = Uint8Array.of(ServerFrameTag.Snapshot, 0xd2, 0x09, 0, 1, 2, 3);
     const m = decodeServer(snap);
     assert.equal(m.type, 'Snapshot');
     assert.equal(m.ack_seq, 1234);
@@ -143,6 +143,10 @@ describe('game frames', () => {
     assertCodecError(() => encodeClient({ type: 'Input', bytes: Uint8Array.of(ClientFrameTag.GameMessage, 0) }), 'Encode');
     assertCodecError(() => encodeClient({ type: 'Input', bytes: [64] }), 'Encode');
     assertCodecError(() => decodeServer(Uint8Array.of(ServerFrameTag.Snapshot, 1, 2)), 'Decode');
+    // As state/world.rs split_snapshot: an ack of six bytes, one above u32::MAX; the largest.
+    assertCodecError(() => decodeServer(Uint8Array.of(64, 0x80, 0x80, 0x80, 0x80, 0x80, 0, 0)), 'Decode');
+    assertCodecError(() => decodeServer(Uint8Array.of(64, 0xff, 0xff, 0xff, 0xff, 0x1f, 0)), 'Decode');
+    assert.equal(decodeServer(Uint8Array.of(64, 0xff, 0xff, 0xff, 0xff, 0x0f, 0)).ack_seq, 0xffff_ffff);
     assertCodecError(() => decodeServer(Uint8Array.of(99)), 'Decode');
     assertCodecError(() => decodeClient(Uint8Array.of(99)), 'Decode');
   });

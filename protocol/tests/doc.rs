@@ -372,19 +372,15 @@ fn the_every_type_walk_through_matches_the_golden_snapshots() {
         ("delta", "bits, {} bytes"),
     ] {
         let bytes = unhex(state["every_type"][which]["hex"].as_str().expect("hex"));
-        // Short own parts: their LEB128 length is the one byte 5.
-        let own_len = usize::from(bytes[5]);
-        assert!(own_len < 0x80);
-        let own: String = bytes[6..6 + own_len]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let parts = ticksync_protocol::state::split_snapshot(&bytes).expect("a snapshot");
+        let own_len = parts.own.len();
+        let own: String = parts.own.iter().map(|b| format!("{b:02x}")).collect();
         assert!(
             doc.contains(&format!("own part length {own_len}"))
                 && doc.contains(&format!("own part `{own}`")),
             "PROTOCOL.md walks through every_type.{which}'s own part `{own}`"
         );
-        let shared = bytes.len() - 6 - own_len;
+        let shared = parts.shared.len();
         assert!(
             doc.contains(&shared_quote.replace("{}", &shared.to_string())),
             "every_type.{which}'s shared part is {shared} bytes"

@@ -13,7 +13,7 @@ use ticksync_protocol::state::io::{
 };
 use ticksync_protocol::state::{
     Button, ClientState, Codec, Encoder, PlayerRef, State, StateDecodeError, Value, View,
-    Visibility, snapshot_ack, write_snapshot,
+    Visibility, snapshot_ack, snapshot_head_len, split_snapshot, write_snapshot,
 };
 use ticksync_protocol::{EntityState, Messages, State as DeriveState, StateEnum};
 
@@ -999,11 +999,11 @@ fn arena_costs_no_more_than_protocol_1() {
         "delta {} > {old_delta}",
         delta.len()
     );
-    // The figures, pinned: tag 1 + ack 4 + own length 1, then the body. The scores take
-    // 4 bits each in full (a fixed u16 would take 16: 105 B full), and an unchanged score
-    // costs a delta one mask bit.
-    assert_eq!(full.len(), 90);
-    assert_eq!(delta.len(), 58);
+    // The figures, pinned: tag 1 + ack 3 (LEB128) + own length 1, then the body. The
+    // scores take 4 bits each in full (a fixed u16 would take 16: 104 B full), and an
+    // unchanged score costs a delta one mask bit.
+    assert_eq!(full.len(), 89);
+    assert_eq!(delta.len(), 57);
 
     // And the client holds what protocol 1 would have sent, to the step.
     let mut client = ClientState::new(Arc::new(codec.clone()), PlayerRef(3));
@@ -1025,9 +1025,31 @@ fn arena_costs_no_more_than_protocol_1() {
 fn snapshot_layout_puts_ack_and_own_part_first() {
     let mut out = Vec::new();
     write_snapshot(0x0102_0304, &[0xaa; 130], &[0xbb, 0xcc], &mut out);
-    assert_eq!(&out[..5], &[64, 4, 3, 2, 1]);
+    assert_eq!(
+        &out[..5],
+        &[64, 0x84, 0x86, 0x88, 0x08],
+        "the ack as LEB128"
+    );
     assert_eq!(&out[5..7], &[0x82, 0x01], "130 as LEB128");
     assert_eq!(out.len(), 7 + 130 + 2);
+    assert_eq!(snapshot_head_len(0x0102_0304, 130), 7);
     assert_eq!(snapshot_ack(&out), Some(0x0102_0304));
+    let parts = split_snapshot(&out).expect("a snapshot");
+    assert_eq!((parts.own.len(), parts.shared), (130, &[0xbb, 0xcc][..]));
+    // An own part past the end; not a snapshot; the smallest and largest acks.
     assert_eq!(snapshot_ack(&[64, 1]), None);
+    assert_eq!(snapshot_ack(&[64, 1, 1]), None);
+    assert_eq!(snapshot_ack(&[65, 1, 0]), None);
+    for ack in [0, 127, 128, 16_383, 16_384, u32::MAX] {
+        let mut out = Vec::new();
+        write_snapshot(ack, &[], &[1], &mut out);
+        assert_eq!(out.len(), snapshot_head_len(ack, 0) + 1, "{ack}");
+        assert_eq!(snapshot_ack(&out), Some(ack));
+    }
+    // Six bytes of ack, or one above u32::MAX, are refused.
+    assert_eq!(
+        snapshot_ack(&[64, 0x80, 0x80, 0x80, 0x80, 0x80, 0, 0]),
+        None
+    );
+    assert_eq!(snapshot_ack(&[64, 0xff, 0xff, 0xff, 0xff, 0x1f, 0]), None);
 }

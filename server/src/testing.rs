@@ -281,8 +281,8 @@ pub fn check(outcome: &Outcome, deltas_allowed: bool) -> Result<usize, String> {
 }
 
 /// The heads of the snapshots in `outcome`, in order: (tick, ack, delta), read from the
-/// bytes (tag, `ack_seq` LE, the own part's LEB128 length, the own part, then the shared
-/// body's tick LE and the first var4 group of its baseline distance, 0 for a full one).
+/// bytes (split by `split_snapshot`: then the shared body's tick LE and the first var4
+/// group of its baseline distance, 0 for a full one).
 pub fn snapshot_heads(outcome: &Outcome) -> Vec<(u32, u32, bool)> {
     outcome
         .messages
@@ -291,18 +291,8 @@ pub fn snapshot_heads(outcome: &Outcome) -> Vec<(u32, u32, bool)> {
             Received::Frame(bytes)
                 if bytes.first() == Some(&ticksync_protocol::state::SNAPSHOT_TAG) =>
             {
-                let ack = u32::from_le_bytes(bytes.get(1..5)?.try_into().ok()?);
-                let (mut own, mut at, mut shift) = (0usize, 5usize, 0u32);
-                loop {
-                    let b = *bytes.get(at)?;
-                    own |= usize::from(b & 0x7f) << shift;
-                    at += 1;
-                    shift += 7;
-                    if b & 0x80 == 0 {
-                        break;
-                    }
-                }
-                let body = bytes.get(at + own..)?;
+                let parts = ticksync_protocol::state::split_snapshot(bytes)?;
+                let (ack, body) = (parts.ack_seq, parts.shared);
                 let tick = u32::from_le_bytes(body.get(..4)?.try_into().ok()?);
                 Some((tick, ack, body.get(4)? & 0x0f != 0))
             }

@@ -1,7 +1,7 @@
 // The client side of snapshots (protocol/src/state/client.rs `ClientState`): keeps the
 // baseline and applies each snapshot message to it.
 //
-// A snapshot message: the tag, ack_seq (u32 LE), the length of this player's own part
+// A snapshot message: the tag, ack_seq (LEB128), the length of this player's own part
 // (LEB128, at most 3 bytes), the own part (trailing zero bytes trimmed), then the shared
 // body (tick u32, var4 ticks since the baseline, 0 for a full snapshot, then the
 // section). Each section: the top row (the private state in the own part, the lobby
@@ -11,7 +11,7 @@
 // those fields), creations (id gaps, kind, controller, in the own part a partial bit,
 // the fields it carries).
 
-import { MAX_SNAPSHOT_ENTITIES } from '../codec.js';
+import { MAX_SNAPSHOT_ENTITIES, splitSnapshot } from '../codec.js';
 import { BitReader, EndOfStream } from './bits.js';
 import { WireError, hasBit, maskOf } from './codec.js';
 
@@ -50,16 +50,6 @@ function readMask(r, include, fields) {
     if (hasBit(include, i) && r.bit()) mask |= 1 << i;
   }
   return mask >>> 0;
-}
-
-function leb128(bytes, at) {
-  let value = 0;
-  for (let i = 0; i < 3 && at + i < bytes.length; i++) {
-    const b = bytes[at + i];
-    value += (b & 0x7f) * 2 ** (7 * i);
-    if ((b & 0x80) === 0) return [value, at + i + 1];
-  }
-  throw new StateDecodeError('NotASnapshot', 'not a snapshot message');
 }
 
 function wrap(e) {
@@ -121,19 +111,18 @@ export class ClientState {
    * StateDecodeError and then changes nothing.
    */
   apply(bytes) {
-    if (bytes.length < 5 || bytes[0] !== this.snapshotTag) {
+    if (bytes.length < 1 || bytes[0] !== this.snapshotTag) {
       throw new StateDecodeError('NotASnapshot', 'not a snapshot message');
     }
-    const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    const ackSeq = dv.getUint32(1, true);
+    const parts = splitSnapshot(bytes);
+    if (!parts) throw new StateDecodeError('Wire', 'the bytes ended early', { wire: 'Truncated' });
+    const ackSeq = parts.ackSeq;
     let ops;
     let tick;
     let full;
     try {
-      const [ownLen, at] = leb128(bytes, 5);
-      if (ownLen > bytes.length - at) throw new StateDecodeError('Wire', 'the bytes ended early', { wire: 'Truncated' });
-      const ownBytes = bytes.subarray(at, at + ownLen);
-      const body = bytes.subarray(at + ownLen);
+      const ownBytes = parts.own;
+      const body = parts.shared;
       const sharedR = new BitReader(body);
       tick = sharedR.read(32);
       const diff = sharedR.var();

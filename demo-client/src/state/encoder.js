@@ -7,6 +7,7 @@
 // (index or name), controlledBy (seat or 0), visibility, values}]}; visibility is
 // 'everyone' (the default), 'nobody', {only: seat} or {seats: [seat, ...]}.
 
+import { pushLeb128 } from '../codec.js';
 import { BitWriter, varBits } from './bits.js';
 import { maskOf } from './codec.js';
 import { included } from './client-state.js';
@@ -185,22 +186,10 @@ export function encodeSnapshot(codec, tag, from, to, seat, ackSeq) {
   body.var(base ? to.tick - base.tick : 0);
   section(codec, base, to, 0, body);
   const shared = body.finish();
-  const len = [];
-  let n = personal.length;
-  for (;;) {
-    const byte = n & 0x7f;
-    n >>>= 7;
-    if (n === 0) {
-      len.push(byte);
-      break;
-    }
-    len.push(byte | 0x80);
-  }
-  const out = new Uint8Array(5 + len.length + personal.length + shared.length);
-  out[0] = tag;
-  new DataView(out.buffer).setUint32(1, ackSeq >>> 0, true);
-  out.set(len, 5);
-  out.set(personal, 5 + len.length);
-  out.set(shared, 5 + len.length + personal.length);
+  const head = pushLeb128(personal.length, pushLeb128(ackSeq >>> 0, [tag]));
+  const out = new Uint8Array(head.length + personal.length + shared.length);
+  out.set(head, 0);
+  out.set(personal, head.length);
+  out.set(shared, head.length + personal.length);
   return out;
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::world::{MAX_SNAPSHOT_ENTITIES, SNAPSHOT_TAG, View, included};
+use super::world::{MAX_SNAPSHOT_ENTITIES, SNAPSHOT_TAG, View, included, split_snapshot};
 use super::{Codec, PlayerRef, Row, RowCodec, RowReader, Value, WireError, mask_of};
 use crate::bits::{BitReader, EndOfStream};
 use crate::schema::{Fields, Messages};
@@ -240,15 +240,14 @@ impl ClientState {
     /// Applies one snapshot message (tag, ack, own part, shared body). A delta must be
     /// against the tick this state holds; on any error nothing changes.
     pub fn apply(&mut self, message: &[u8]) -> Result<Applied<'_>, StateDecodeError> {
-        let [SNAPSHOT_TAG, a, b, c, d, rest @ ..] = message else {
-            return Err(StateDecodeError::NotASnapshot);
+        let Some(parts) = split_snapshot(message) else {
+            return Err(if message.first() == Some(&SNAPSHOT_TAG) {
+                StateDecodeError::Wire(WireError::Truncated)
+            } else {
+                StateDecodeError::NotASnapshot
+            });
         };
-        let ack_seq = u32::from_le_bytes([*a, *b, *c, *d]);
-        let (own_len, rest) = leb128(rest)?;
-        if own_len > rest.len() {
-            return Err(StateDecodeError::Wire(WireError::Truncated));
-        }
-        let (own_bytes, body) = rest.split_at(own_len);
+        let (ack_seq, own_bytes, body) = (parts.ack_seq, parts.own, parts.shared);
         let mut shared_r = BitReader::new(body);
         let tick = shared_r.read(32)?;
         let diff = shared_r.var()?;
@@ -623,15 +622,4 @@ fn read_mask(r: &mut BitReader<'_>, include: u32, fields: usize) -> Result<u32, 
         }
     }
     Ok(mask)
-}
-
-fn leb128(bytes: &[u8]) -> Result<(usize, &[u8]), StateDecodeError> {
-    let mut value = 0usize;
-    for (i, &b) in bytes.iter().enumerate().take(3) {
-        value |= usize::from(b & 0x7f) << (7 * i);
-        if b & 0x80 == 0 {
-            return Ok((value, &bytes[i + 1..]));
-        }
-    }
-    Err(StateDecodeError::NotASnapshot)
 }

@@ -25,8 +25,8 @@ use serde::Serialize;
 
 pub use client::{Applied, ClientEntity, ClientState, StateDecodeError};
 pub use world::{
-    Encoder, EntityRecord, MAX_SNAPSHOT_ENTITIES, SNAPSHOT_TAG, State, StateError, View,
-    Visibility, snapshot_ack, write_snapshot,
+    Encoder, EntityRecord, MAX_SNAPSHOT_ENTITIES, SNAPSHOT_TAG, SnapshotParts, State, StateError,
+    View, Visibility, snapshot_ack, snapshot_head_len, split_snapshot, write_snapshot,
 };
 
 use crate::bits::{BitReader, BitWriter, EndOfStream, Gather, VAR_GROUP_BITS, bits_for, var_bits};

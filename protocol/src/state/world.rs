@@ -1022,34 +1022,87 @@ fn write_mask(g: &mut Gather, w: &mut BitWriter<'_>, mask: u32, include: u32, fi
     }
 }
 
-/// Appends a snapshot message: the tag, `ack_seq` (4 bytes little-endian, so a bot
-/// reads it at bytes 1..5 without decoding), the length of the player's own part (a
-/// LEB128 varint: 7 bits per byte, low first, high bit = more), that part, and the
-/// shared body.
+/// Appends a snapshot message: the tag, `ack_seq` and the length of the player's own
+/// part (both LEB128 varints: 7 bits per byte, low first, high bit = more), that part,
+/// and the shared body.
 pub fn write_snapshot(ack_seq: u32, personal: &[u8], body: &[u8], out: &mut Vec<u8>) {
-    out.reserve(1 + 4 + 3 + personal.len() + body.len());
+    out.reserve(snapshot_head_len(ack_seq, personal.len()) + personal.len() + body.len());
     out.push(SNAPSHOT_TAG);
-    out.extend_from_slice(&ack_seq.to_le_bytes());
-    let mut len = personal.len();
-    loop {
-        let byte = (len & 0x7f) as u8;
-        len >>= 7;
-        if len == 0 {
-            out.push(byte);
-            break;
-        }
-        out.push(byte | 0x80);
-    }
+    push_leb128(u64::from(ack_seq), out);
+    push_leb128(personal.len() as u64, out);
     out.extend_from_slice(personal);
     out.extend_from_slice(body);
 }
 
+/// The bytes of a snapshot message before its own part: the tag and the two varints.
+pub fn snapshot_head_len(ack_seq: u32, own_len: usize) -> usize {
+    let leb = |v: u64| ((64 - v.leading_zeros()).max(1)).div_ceil(7) as usize;
+    1 + leb(u64::from(ack_seq)) + leb(own_len as u64)
+}
+
+fn push_leb128(mut v: u64, out: &mut Vec<u8>) {
+    loop {
+        let byte = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// Longest LEB128 `ack_seq` (a `u32`) and own part length (below 2^21 bytes).
+const ACK_LEB128_BYTES: usize = 5;
+const OWN_LEN_LEB128_BYTES: usize = 3;
+
+/// A LEB128 varint of at most `max` bytes at the start of `bytes`, and what follows it.
+fn read_leb128(bytes: &[u8], max: usize) -> Option<(u64, &[u8])> {
+    let mut value = 0u64;
+    for (i, &b) in bytes.iter().enumerate().take(max) {
+        value |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Some((value, &bytes[i + 1..]));
+        }
+    }
+    None
+}
+
+/// A snapshot message's parts, split without decoding them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotParts<'m> {
+    /// The newest input sequence the server had applied for this player.
+    pub ack_seq: u32,
+    /// The player's own part (trailing zero bytes cut).
+    pub own: &'m [u8],
+    /// The shared part: the same bytes for every player of the lobby.
+    pub shared: &'m [u8],
+}
+
+/// Splits a snapshot message into its parts; None if it is not one (another tag, a
+/// varint too long or above its type, an own part running past the end).
+pub fn split_snapshot(message: &[u8]) -> Option<SnapshotParts<'_>> {
+    let [SNAPSHOT_TAG, rest @ ..] = message else {
+        return None;
+    };
+    let (ack, rest) = read_leb128(rest, ACK_LEB128_BYTES)?;
+    let ack_seq = u32::try_from(ack).ok()?;
+    let (own_len, rest) = read_leb128(rest, OWN_LEN_LEB128_BYTES)?;
+    let own_len = usize::try_from(own_len).ok()?;
+    if own_len > rest.len() {
+        return None;
+    }
+    let (own, shared) = rest.split_at(own_len);
+    Some(SnapshotParts {
+        ack_seq,
+        own,
+        shared,
+    })
+}
+
 /// The `ack_seq` of a snapshot message, read without decoding the rest.
 pub fn snapshot_ack(message: &[u8]) -> Option<u32> {
-    match message {
-        [SNAPSHOT_TAG, a, b, c, d, ..] => Some(u32::from_le_bytes([*a, *b, *c, *d])),
-        _ => None,
-    }
+    split_snapshot(message).map(|p| p.ack_seq)
 }
 
 #[cfg(test)]

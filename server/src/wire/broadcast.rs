@@ -20,7 +20,9 @@
 //! replaced before it was written (a slow client skipping to the newest), or that asked
 //! for full snapshots (`Options { delta_snapshots: false }`), gets the full snapshot.
 
-use ticksync_protocol::state::{Codec, Encoder, PlayerRef, State, write_snapshot};
+use ticksync_protocol::state::{
+    Codec, Encoder, PlayerRef, State, snapshot_head_len, write_snapshot,
+};
 
 use crate::wire::frame::{payload_len, write_binary_header};
 use crate::wire::outbox::{Delivery, Link};
@@ -59,16 +61,6 @@ pub(crate) struct Parts<'a> {
     pub(crate) encoder: &'a mut Encoder,
     /// Where a player's own part is built.
     pub(crate) own: &'a mut Vec<u8>,
-}
-
-/// LEB128 length of `n`.
-fn varint_len(mut n: usize) -> usize {
-    let mut len = 1;
-    while n >= 0x80 {
-        n >>= 7;
-        len += 1;
-    }
-    len
 }
 
 impl TickFrame {
@@ -150,7 +142,7 @@ impl TickFrame {
             .encoder
             .encode_player(parts.codec, from, parts.to, seat, parts.own);
         let own = parts.own.len();
-        let len = 1 + 4 + varint_len(own) + own + body.len();
+        let len = snapshot_head_len(ack, own) + own + body.len();
         out.reserve(len + 10);
         write_binary_header(len, out);
         write_snapshot(ack, parts.own, body, out);
