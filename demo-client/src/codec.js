@@ -489,15 +489,21 @@ function readLeb128(bytes, at, max) {
   return null;
 }
 
+// A snapshot's ack_seq (LEB128 at byte 1, at most 5 bytes, a u32): [value, next], or null.
+function readAck(bytes) {
+  const ack = readLeb128(bytes, 1, 5);
+  return ack && ack[0] <= 0xffff_ffff ? ack : null;
+}
+
 /**
  * A snapshot message's parts (state/world.rs `split_snapshot`): {ackSeq, own, shared}
  * (subarrays), or null if it is not one: another tag, a varint too long or above its
  * type (ack_seq: 5 bytes, a u32; the own part length: 3 bytes), an own part past the end.
  */
-export function splitSnapshot(bytes) {
-  if (bytes.length < 1 || bytes[0] !== SNAPSHOT_TAG) return null;
-  const ack = readLeb128(bytes, 1, 5);
-  if (!ack || ack[0] > 0xffff_ffff) return null;
+export function splitSnapshot(bytes, tag = SNAPSHOT_TAG) {
+  if (bytes.length < 1 || bytes[0] !== tag) return null;
+  const ack = readAck(bytes);
+  if (!ack) return null;
   const own = readLeb128(bytes, ack[1], 3);
   if (!own || own[0] > bytes.length - own[1]) return null;
   const end = own[1] + own[0];
@@ -508,9 +514,11 @@ export function splitSnapshot(bytes) {
 function frame(b, type) {
   const bytes = b.slice();
   if (type === 'Snapshot') {
-    const parts = splitSnapshot(bytes);
-    if (!parts) throw new CodecError('Decode', `the message could not be decoded: ${ENDS_EARLY}`, bytes.length);
-    return { type, ack_seq: parts.ackSeq, bytes };
+    // Only the ack: the rest is ClientState's to judge (an undecodable snapshot is
+    // reported there, and the connection stays).
+    const ack = readAck(bytes);
+    if (!ack) throw new CodecError('Decode', `the message could not be decoded: ${ENDS_EARLY}`, bytes.length);
+    return { type, ack_seq: ack[0], bytes };
   }
   return { type, bytes };
 }

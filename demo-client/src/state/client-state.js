@@ -114,7 +114,7 @@ export class ClientState {
     if (bytes.length < 1 || bytes[0] !== this.snapshotTag) {
       throw new StateDecodeError('NotASnapshot', 'not a snapshot message');
     }
-    const parts = splitSnapshot(bytes);
+    const parts = splitSnapshot(bytes, this.snapshotTag);
     if (!parts) throw new StateDecodeError('Wire', 'the bytes ended early', { wire: 'Truncated' });
     const ackSeq = parts.ackSeq;
     let ops;

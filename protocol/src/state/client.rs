@@ -12,7 +12,9 @@ use crate::schema::{Fields, Messages};
 /// Why a snapshot could not be applied. The state is unchanged when this is returned.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StateDecodeError {
-    /// Not a snapshot message (wrong tag, or shorter than its head).
+    /// Not a snapshot message (another tag, or no bytes). A snapshot whose head does not
+    /// split (a varint too long or above its type, an own part past the end) is
+    /// `Wire(Truncated)`.
     #[error("not a snapshot message")]
     NotASnapshot,
     /// A value did not decode.
