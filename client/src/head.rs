@@ -28,15 +28,12 @@ pub struct SnapshotHead {
 /// or a body too short for its tick. Never allocates.
 pub fn peek_snapshot_head(bytes: &[u8]) -> Option<SnapshotHead> {
     let parts = split_snapshot(bytes)?;
-    let (ack_seq, own_bytes, body) = (parts.ack_seq, parts.own.len(), parts.shared);
-    let [t0, t1, t2, t3, first, ..] = body else {
-        return None;
-    };
+    let (tick, delta) = parts.tick_and_delta()?;
     Some(SnapshotHead {
-        ack_seq,
-        tick: u32::from_le_bytes([*t0, *t1, *t2, *t3]),
-        delta: first & 0x0f != 0,
-        own_bytes,
+        ack_seq: parts.ack_seq,
+        tick,
+        delta,
+        own_bytes: parts.own.len(),
     })
 }
 

@@ -87,18 +87,11 @@ impl<'a> BitWriter<'a> {
         }
     }
 
-    /// A var4 integer of more than 8 groups, group by group.
+    /// A var4 integer of more than 8 groups.
     #[cold]
-    fn var_long(&mut self, mut value: u32) {
-        loop {
-            let group = value & 7;
-            value >>= 3;
-            let more = value != 0;
-            self.write(group | (u32::from(more) << 3), VAR_GROUP_BITS);
-            if !more {
-                return;
-            }
-        }
+    fn var_long(&mut self, value: u32) {
+        let (code, bits) = var_code_long(value);
+        self.write_long(code, bits);
     }
 
     /// Takes the unfinished word into a [`Gather`]; [`Gather::flush`] gives it back.
@@ -187,21 +180,8 @@ impl Gather {
 
     #[inline(never)]
     fn var_long(mut self, w: &mut BitWriter<'_>, v: u32) -> Self {
-        match var_code(v) {
-            Some((code, bits)) => self.put_long(w, u64::from(code), bits),
-            None => {
-                let mut rest = v;
-                loop {
-                    let group = rest & 7;
-                    rest >>= 3;
-                    let more = rest != 0;
-                    self.put(w, group | (u32::from(more) << 3), VAR_GROUP_BITS);
-                    if !more {
-                        break;
-                    }
-                }
-            }
-        }
+        let (code, bits) = var_code_long(v);
+        self.put_long(w, code, bits);
         self
     }
 
@@ -227,15 +207,22 @@ pub fn var_code(value: u32) -> Option<(u32, u32)> {
     if value >= 1 << 24 {
         return None;
     }
-    let (mut rest, mut code, mut bits) = (value, 0u32, 0u32);
+    let (code, bits) = var_code_long(value);
+    // At most 8 groups: 32 bits.
+    Some((code as u32, bits))
+}
+
+/// The var4 encoding of any `value` and its length: at most 11 groups, 44 bits.
+fn var_code_long(value: u32) -> (u64, u32) {
+    let (mut rest, mut code, mut bits) = (value, 0u64, 0u32);
     loop {
         let group = rest & 7;
         rest >>= 3;
         let more = rest != 0;
-        code |= (group | (u32::from(more) << 3)) << bits;
+        code |= u64::from(group | (u32::from(more) << 3)) << bits;
         bits += VAR_GROUP_BITS;
         if !more {
-            return Some((code, bits));
+            return (code, bits);
         }
     }
 }

@@ -281,20 +281,16 @@ pub fn check(outcome: &Outcome, deltas_allowed: bool) -> Result<usize, String> {
 }
 
 /// The heads of the snapshots in `outcome`, in order: (tick, ack, delta), read from the
-/// bytes (split by `split_snapshot`: then the shared body's tick LE and the first var4
-/// group of its baseline distance, 0 for a full one).
+/// bytes by `split_snapshot` and `SnapshotParts::tick_and_delta`, without decoding.
 pub fn snapshot_heads(outcome: &Outcome) -> Vec<(u32, u32, bool)> {
     outcome
         .messages
         .iter()
         .filter_map(|m| match m {
-            Received::Frame(bytes)
-                if bytes.first() == Some(&ticksync_protocol::state::SNAPSHOT_TAG) =>
-            {
+            Received::Frame(bytes) => {
                 let parts = ticksync_protocol::state::split_snapshot(bytes)?;
-                let (ack, body) = (parts.ack_seq, parts.shared);
-                let tick = u32::from_le_bytes(body.get(..4)?.try_into().ok()?);
-                Some((tick, ack, body.get(4)? & 0x0f != 0))
+                let (tick, delta) = parts.tick_and_delta()?;
+                Some((tick, parts.ack_seq, delta))
             }
             _ => None,
         })

@@ -1079,6 +1079,19 @@ pub struct SnapshotParts<'m> {
     pub shared: &'m [u8],
 }
 
+impl SnapshotParts<'_> {
+    /// The shared part's tick and whether the snapshot is a delta, from its first 5
+    /// bytes (32 bits of tick at a byte boundary, then the first var4 group of the
+    /// baseline distance, 0 for a full snapshot), without decoding it; None if the part
+    /// is shorter.
+    pub fn tick_and_delta(&self) -> Option<(u32, bool)> {
+        let [t0, t1, t2, t3, first, ..] = self.shared else {
+            return None;
+        };
+        Some((u32::from_le_bytes([*t0, *t1, *t2, *t3]), first & 0x0f != 0))
+    }
+}
+
 /// Splits a snapshot message into its parts; None if it is not one (another tag, a
 /// varint too long or above its type, an own part running past the end).
 pub fn split_snapshot(message: &[u8]) -> Option<SnapshotParts<'_>> {
